@@ -1,0 +1,112 @@
+"""Command line of the data layer: ``python -m datasets {validate,ingest,synth}``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from datasets.annotations import READERS
+from datasets.errors import StoreError
+from datasets.layout import MANIFEST_FILE
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from datasets.validate import validate_store
+
+    problems = validate_store(args.store, show_progress=not args.quiet)
+    if problems:
+        print(f"{args.store}: {len(problems)} problem(s)")
+        for problem in problems:
+            print(f"  - {problem}")
+        return 1
+    from datasets.store import FeatureStore
+
+    store = FeatureStore.open(args.store)
+    m = store.manifest
+    splits = ", ".join(f"{s} {spec.num_videos}" for s, spec in m.splits.items())
+    streams = ", ".join(f"{s} {spec.dim}-d ({spec.backbone}@{spec.resolution}, {spec.gmacs_per_frame:.3f} GMACs/frame)"
+                        for s, spec in m.streams.items())
+    print(f"{args.store}: OK: {m.num_videos} videos ({splits}), {m.num_frames} frames, "
+          f"{m.num_classes} classes, streams: {streams}")
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from datasets.ingest import ingest, parse_backbone, report_path
+
+    backbones = {}
+    if args.coarse_backbone:
+        backbones["coarse"] = parse_backbone(args.coarse_backbone)
+    if args.fine_backbone:
+        backbones["fine"] = parse_backbone(args.fine_backbone)
+    report = ingest(
+        args.annotations, args.format, args.coarse, args.fine, args.out, fps=args.fps, name=args.name,
+        allow_missing=args.allow_missing, overwrite=args.overwrite, backbones=backbones,
+        show_progress=not args.quiet,
+    )
+    print(report.summary())
+    print(f"wrote {args.out} (report: {report_path(Path(args.out))})")
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from datasets.synthetic import PAPER_BYTES_PER_VIDEO, preset, synthesize
+
+    cfg = preset(args.preset, num_videos=args.num_videos)
+    if args.preset == "paper":
+        print(f"paper preset: {cfg.num_videos} videos, about {cfg.num_videos * PAPER_BYTES_PER_VIDEO / 1e9:.1f} GB")
+    out = synthesize(cfg, args.out, seed=args.seed, name=args.name or args.preset, preset_name=args.preset,
+                     overwrite=args.overwrite, show_progress=not args.quiet)
+    print(f"wrote {out} (preset {args.preset}, seed {args.seed}); check it with: python -m datasets validate {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m datasets", description=__doc__)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check a feature store and list every problem")
+    p.add_argument("store", type=Path, help=f"store directory (holding {MANIFEST_FILE})")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("ingest", help="build a store from <video_id>.npy files and an annotation file")
+    p.add_argument("--annotations", required=True, type=Path, help="annotation file")
+    p.add_argument("--format", required=True, choices=sorted(READERS), help="annotation format")
+    p.add_argument("--coarse", required=True, type=Path, help="directory of coarse <video_id>.npy (T, D)")
+    p.add_argument("--fine", required=True, type=Path, help="directory of fine <video_id>.npy (T, D)")
+    p.add_argument("--out", required=True, type=Path, help="store directory to create")
+    p.add_argument("--fps", type=float, default=1.0, help="frames per second of the features (default 1)")
+    p.add_argument("--name", help="dataset name in the manifest (default: the output directory name)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="leave out problem videos (listed in the report) instead of failing")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing store at --out")
+    p.add_argument("--coarse-backbone", help="NAME@RES that produced the coarse features (default mobilenet_v2@112)")
+    p.add_argument("--fine-backbone", help="NAME@RES that produced the fine features (default resnet101@224)")
+    p.set_defaults(func=_cmd_ingest)
+
+    p = sub.add_parser("synth", help="generate a synthetic store (tiny: tests, default: main job, paper: GPU)")
+    p.add_argument("--preset", default="default", choices=["tiny", "default", "paper"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--num-videos", type=int, help="override the preset's number of videos")
+    p.add_argument("--name", help="dataset name (default: the preset name)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing store at --out")
+    p.set_defaults(func=_cmd_synth)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (StoreError, FileExistsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Choosing the device and deciding whether a split fits on it.
+
+``resolve_device("auto")`` is CUDA when available, else CPU; ``--device`` overrides.
+
+Residency rule (documented in docs/feature-store.md): a split's frame arrays need
+``frames x sum(dims) x 2`` bytes. On CUDA the bank keeps the split on the GPU when that is
+at most ``RESIDENT_FRACTION`` of the GPU memory free at load time (the rest is left to
+models, activations and the other split); otherwise it keeps the split in pinned host
+memory and streams each batch's videos to the GPU with asynchronous copies that overlap
+the previous batch's compute. On CPU the split is always held in host memory. An explicit
+``memory_budget_bytes`` replaces the automatic budget (tests use it to force streaming).
+"""
+
+from __future__ import annotations
+
+import torch
+
+RESIDENT_FRACTION = 0.5
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """Turn "auto" / "cpu" / "cuda" / "cuda:1" into a usable ``torch.device``."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"--device {device} was asked for, but this PyTorch build sees no CUDA GPU "
+            f"(torch {torch.__version__}); use --device cpu or --device auto"
+        )
+    return dev
+
+
+def device_budget_bytes(device: torch.device) -> int | None:
+    """Bytes of split data the bank may keep on ``device``; None means no limit (CPU)."""
+    if device.type != "cuda":
+        return None
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(free * RESIDENT_FRACTION)
+
+
+def host_available_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (None where that does not exist)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
