@@ -5,8 +5,9 @@ which does one ``index_select`` on the stream's packed frame array for the whole
 (no Python loop over videos) and one ``index_add_`` on the meter. Reads return float32 by
 default (``dtype`` changes that, e.g. ``torch.bfloat16`` under autocast); storage stays
 float16. Positions that are not read (masked out, or not selected by ``where``/``rows``)
-come back as exact zeros: they are overwritten with ``torch.where``, so even NaN in an
-unread frame cannot leak into the result.
+come back as exact zeros: every source array ends with one all-zero row, and unread slots
+gather that row instead of a frame, so zeroing costs no extra pass over (B, T, D) and even
+NaN in an unread frame cannot leak into the result.
 
 Three ways to read, from dense to sparse:
 
@@ -39,7 +40,7 @@ class MeteredFeatures:
         video_ids: list[str] | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        self._sources = sources  # stream -> (rows, D) float16 holding these videos' frames
+        self._sources = sources  # stream -> (rows + 1, D) float16: these videos' frames, then a zero row
         self._source_start = source_start  # (B,) first row of each video in the source
         self._bank_start = bank_start  # (B,) first row of each video in the bank (for the meter)
         self._lengths = lengths  # (B,)
@@ -95,12 +96,13 @@ class MeteredFeatures:
             positions = positions[:, None]
             valid = None if valid is None else valid[:, None]
         self._check_positions(positions, lengths[:, None], valid, rows)
+        rows_in_source = source_start[:, None] + positions
         if valid is not None:
-            positions = torch.where(valid, positions, 0)  # unread slots point at frame 0, unmetered
-        out = source.index_select(0, (source_start[:, None] + positions).reshape(-1))
+            zero_row = source.shape[0] - 1
+            rows_in_source = torch.where(valid, rows_in_source, zero_row)
+            positions = torch.where(valid, positions, 0)  # in bounds for the meter, with weight 0
+        out = source.index_select(0, rows_in_source.reshape(-1))
         out = out.view(*positions.shape, source.shape[1]).to(self.dtype)
-        if valid is not None:
-            out = torch.where(valid[..., None], out, out.new_zeros(()))
         if self._meter is not None:
             self._meter.record(stream, bank_start[:, None] + positions, valid)
         return out[:, 0] if squeeze else out

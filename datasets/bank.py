@@ -23,7 +23,7 @@ import torch
 
 from datasets.access import MeteredFeatures
 from datasets.checks import frame_problems
-from datasets.device import device_budget_bytes, host_available_bytes, resolve_device
+from datasets.device import device_budget_bytes, host_available_bytes, resolve_device, tune_host_allocator
 from datasets.errors import StoreError, StoreValidationError
 from datasets.meter import ReadMeter
 from datasets.progress import progress_bar
@@ -119,6 +119,8 @@ class FeatureBank:
         else:
             self.features = {}
             self._host = host
+        if self.device.type == "cpu":
+            tune_host_allocator()  # batches are host tensors: see its docstring
         self.labels = torch.from_numpy(header.labels[self._store_rows].astype(np.float32)).to(self.device)
         self.lengths = torch.from_numpy(self.lengths_host).to(self.device)
         self.offsets = torch.from_numpy(self.offsets_host).to(self.device)
@@ -132,8 +134,10 @@ class FeatureBank:
         with progress_bar(total=total * len(self.streams), desc=f"load {self.split}", unit="frame",
                           enable=show_progress) as bar:
             for stream in self.streams:
-                buffer = torch.empty((total, dims[stream]), dtype=torch.float16, pin_memory=pin)
-                self.store.read_frames(stream, self._store_rows, buffer.numpy(), progress=bar.update)
+                # One extra all-zero row at the end: unread slots of a batch gather it.
+                buffer = torch.empty((total + 1, dims[stream]), dtype=torch.float16, pin_memory=pin)
+                buffer[total] = 0
+                self.store.read_frames(stream, self._store_rows, buffer[:total].numpy(), progress=bar.update)
                 host[stream] = buffer
         return host
 
@@ -249,7 +253,8 @@ class FeatureBank:
         assert self._host is not None
         cuda = self.device.type == "cuda"
         copy_stream = torch.cuda.Stream(self.device) if cuda else None
-        most = max((int(self.lengths_host[c].sum()) for c in chunks), default=0)
+        most = max((int(self.lengths_host[c].sum()) for c in chunks), default=0) + 1  # + zero row
+        zero_row = self.num_frames  # index of the host arrays' trailing zero row
         staging = [
             {s: torch.empty((most, t.shape[1]), dtype=t.dtype, pin_memory=True) for s, t in self._host.items()}
             for _ in range(2)
@@ -260,7 +265,7 @@ class FeatureBank:
             rows = chunks[k]
             lengths = self.lengths_host[rows]
             frame_rows = _ranges(self.offsets_host[rows], lengths)
-            index = torch.from_numpy(frame_rows)
+            index = torch.from_numpy(np.append(frame_rows, zero_row))  # the batch keeps a zero row too
             start = torch.from_numpy(np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64))
             if not cuda:
                 sources = {s: t.index_select(0, index) for s, t in self._host.items()}
@@ -271,7 +276,7 @@ class FeatureBank:
             sources = {}
             main = torch.cuda.current_stream(self.device)
             for s, t in self._host.items():
-                buf = staging[slot][s][: len(frame_rows)]
+                buf = staging[slot][s][: len(index)]
                 torch.index_select(t, 0, index, out=buf)
                 dev = torch.empty(buf.shape, dtype=buf.dtype, device=self.device)  # allocated on main
                 copy_stream.wait_stream(main)

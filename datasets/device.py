@@ -13,6 +13,9 @@ the previous batch's compute. On CPU the split is always held in host memory. An
 
 from __future__ import annotations
 
+import ctypes
+import os
+
 import torch
 
 RESIDENT_FRACTION = 0.5
@@ -49,3 +52,33 @@ def host_available_bytes() -> int | None:
     except OSError:
         return None
     return None
+
+
+_ALLOCATOR_TUNED = False
+
+
+def tune_host_allocator() -> bool:
+    """Let glibc reuse freed large blocks instead of handing them back to the OS.
+
+    Every CPU batch allocates fresh (B, T, D) float32 tensors of a few to a few hundred
+    MB. glibc serves blocks that size with mmap and unmaps them on free, so each batch
+    page-faults its output in afresh: measured here, that was most of a CPU epoch's time
+    (tests/perf/test_loader_speed.py). Raising M_MMAP_THRESHOLD and M_TRIM_THRESHOLD
+    keeps such blocks in the heap for reuse, the effect PyTorch's CPU tuning guide gets
+    by preloading jemalloc or tcmalloc. It is process-wide and only changes when memory
+    goes back to the OS (the resident size stays at its peak). Set
+    ``LITEEVAL_MALLOC_TUNING=0`` to opt out. Returns whether the setting was applied.
+    """
+    global _ALLOCATOR_TUNED
+    if _ALLOCATOR_TUNED:
+        return True
+    if os.environ.get("LITEEVAL_MALLOC_TUNING", "1") in ("0", "false", "no"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False  # not glibc (macOS, musl): nothing to tune
+    m_trim_threshold, m_mmap_threshold, most = -1, -3, ctypes.c_int(2**31 - 1)
+    _ALLOCATOR_TUNED = bool(mallopt(m_mmap_threshold, most)) and bool(mallopt(m_trim_threshold, most))
+    return _ALLOCATOR_TUNED

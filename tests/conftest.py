@@ -1,0 +1,29 @@
+"""Shared fixtures: a tiny synthetic store built once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("LITEEVAL_PROGRESS", "0")  # no progress bars in test logs
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `tiny` preset, seed 0. Read-only: copy it before planting defects."""
+    from datasets.synthetic import preset, synthesize
+
+    out = tmp_path_factory.mktemp("stores") / "tiny"
+    return synthesize(preset("tiny"), out, seed=0, name="tiny", preset_name="tiny", show_progress=False)
+
+
+@pytest.fixture
+def hand_store(tmp_path: Path) -> Path:
+    """A 5-video hand-made store with known frame values (tests/helpers.py)."""
+    from tests.helpers import write_store
+
+    path = tmp_path / "hand"
+    write_store(path)
+    return path

@@ -1,0 +1,80 @@
+"""Small hand-made stores for tests, with known contents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from datasets import layout
+from datasets.manifest import StreamSpec
+from datasets.writer import StoreWriter
+
+DIMS = {"coarse": 4, "fine": 6}
+
+
+def stream_specs(dims: dict[str, int] = DIMS) -> dict[str, StreamSpec]:
+    # Costs are typed in here on purpose: these stores test the format, not the cost model.
+    return {
+        s: StreamSpec(backbone="test", resolution=1, dim=d, gmacs_per_frame=1.0 if s == "fine" else 0.1)
+        for s, d in dims.items()
+    }
+
+
+def frame_values(lengths: list[int], dims: dict[str, int] = DIMS) -> dict[str, np.ndarray]:
+    """Features that encode where they come from, exactly in float16.
+
+    Column 0 is ``100 * video + frame``, column 1 the stream's index, the rest column
+    numbers; ``decode`` recovers (video, frame) from a read.
+    """
+    out = {}
+    for k, (stream, dim) in enumerate(dims.items()):
+        rows = []
+        for v, length in enumerate(lengths):
+            block = np.tile(np.arange(dim, dtype=np.float64), (length, 1))
+            block[:, 0] = 100 * v + np.arange(length)
+            block[:, 1] = k
+            rows.append(block)
+        out[stream] = np.concatenate(rows).astype(np.float16)
+    return out
+
+
+def decode(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(video, frame) encoded in column 0 of features from ``frame_values``."""
+    code = np.asarray(features)[..., 0].astype(np.int64)
+    return code // 100, code % 100
+
+
+def write_store(
+    path: Path,
+    lengths: list[int] = (3, 5, 2, 4, 6),
+    splits: list[str] | None = None,
+    labels: list[list[int]] | None = None,
+    classes: list[str] = ("a", "b", "c"),
+    dims: dict[str, int] = DIMS,
+    multi_label: bool = False,
+) -> dict[str, np.ndarray]:
+    """Write a valid store at ``path``; return its frame arrays."""
+    lengths = list(lengths)
+    n = len(lengths)
+    splits = splits or (["train"] * (n - 2) + ["test"] * 2)
+    if labels is None:
+        labels = [[1 if c == v % len(classes) else 0 for c in range(len(classes))] for v in range(n)]
+    values = frame_values(lengths, dims)
+    with StoreWriter(
+        path, name="hand", classes=list(classes), multi_label=multi_label, fps=1.0, streams=stream_specs(dims),
+        video_ids=[f"v{i}" for i in range(n)], splits=splits, labels=np.asarray(labels, dtype=np.uint8),
+        lengths=lengths,
+    ) as writer:
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        for i in range(n):
+            writer.write_video(i, {s: a[offsets[i] : offsets[i + 1]] for s, a in values.items()})
+    return values
+
+
+def replace_dataset(path: Path, name: str, data: np.ndarray, **kwargs) -> None:
+    """Overwrite dataset ``name`` of ``path/features.h5`` (to plant a defect)."""
+    with h5py.File(path / layout.FEATURES_FILE, "r+") as h5:
+        del h5[name]
+        h5.create_dataset(name, data=data, **kwargs)

@@ -1,0 +1,170 @@
+"""Ingest from per-video .npy files and a CSV annotation file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datasets.annotations import AnnotationError
+from datasets.errors import IngestError
+from datasets.ingest import ingest, report_path
+from datasets.store import FeatureStore
+from datasets.validate import validate_store
+
+REPO = Path(__file__).resolve().parents[1]
+ROWS = [
+    ("clip_a", "train", "dog"),
+    ("clip_b", "train", "cat|dog"),
+    ("clip_c", "train", "cat"),
+    ("clip_d", "test", ""),
+    ("clip_e", "test", ""),
+]
+LENGTHS = {"clip_a": 4, "clip_b": 2, "clip_c": 3, "clip_d": 5, "clip_e": 1}
+
+
+def make_inputs(root: Path, rows=ROWS, lengths=LENGTHS, skip=(), extra=(), mismatch=()):
+    coarse, fine = root / "coarse", root / "fine"
+    coarse.mkdir(parents=True)
+    fine.mkdir()
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for vid, n in list(lengths.items()) + [(e, 3) for e in extra]:
+        arrays[vid] = (rng.standard_normal((n, 8)).astype(np.float32), rng.standard_normal((n, 12)).astype(np.float32))
+        if ("coarse", vid) not in skip:
+            np.save(coarse / f"{vid}.npy", arrays[vid][0])
+        if ("fine", vid) not in skip:
+            n_fine = n + 1 if vid in mismatch else n
+            np.save(fine / f"{vid}.npy", rng.standard_normal((n_fine, 12)).astype(np.float32)
+                    if vid in mismatch else arrays[vid][1])
+    csv = root / "annotations.csv"
+    csv.write_text("video_id,split,labels\n" + "".join(f"{v},{s},{l}\n" for v, s, l in rows))
+    return csv, coarse, fine, arrays
+
+
+def test_ingest_round_trip(tmp_path):
+    csv, coarse, fine, arrays = make_inputs(tmp_path)
+    report = ingest(csv, "csv", coarse, fine, tmp_path / "store", fps=2.0, show_progress=False)
+    assert report.kept == 5 and report.problem_count == 0
+    assert validate_store(tmp_path / "store", show_progress=False) == []
+    store = FeatureStore.open(tmp_path / "store")
+    m = store.manifest
+    assert m.classes == ("cat", "dog")  # sorted set of names
+    assert m.multi_label and m.fps == 2.0
+    assert m.splits["train"].labelled and not m.splits["test"].labelled
+    assert m.streams["coarse"].dim == 8 and m.streams["fine"].dim == 12
+    assert m.streams["fine"].backbone == "resnet101"
+    assert store.header.video_ids.tolist() == ["clip_a", "clip_b", "clip_c", "clip_d", "clip_e"]
+    assert store.header.labels.tolist() == [[0, 1], [1, 1], [1, 0], [0, 0], [0, 0]]
+    rows = np.arange(5)
+    out = np.empty((m.num_frames, 12), np.float16)
+    store.read_frames("fine", rows, out)
+    expected = np.concatenate([arrays[v][1] for v in store.header.video_ids]).astype(np.float16)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_splits_are_stored_contiguously(tmp_path):
+    rows = [("x1", "test", ""), ("x2", "train", "a"), ("x3", "test", ""), ("x4", "train", "b")]
+    csv, coarse, fine, _ = make_inputs(tmp_path, rows=rows, lengths={"x1": 2, "x2": 3, "x3": 1, "x4": 2})
+    ingest(csv, "csv", coarse, fine, tmp_path / "store", show_progress=False)
+    store = FeatureStore.open(tmp_path / "store")
+    assert store.header.splits.tolist() == ["train", "train", "test", "test"]
+    assert store.header.video_ids.tolist() == ["x2", "x4", "x1", "x3"]  # annotation order within a split
+    assert len(store.frame_runs(store.split_rows("test"))) == 1
+
+
+def test_problems_are_reported_and_fail_the_ingest(tmp_path):
+    rows = ROWS + [("clip_f", "train", "")]
+    lengths = {**LENGTHS, "clip_f": 2}
+    csv, coarse, fine, _ = make_inputs(
+        tmp_path, rows=rows, lengths=lengths, skip={("fine", "clip_a"), ("coarse", "clip_c")},
+        extra=("stray",), mismatch=("clip_d",),
+    )
+    with pytest.raises(IngestError) as err:
+        ingest(csv, "csv", coarse, fine, tmp_path / "store", show_progress=False)
+    text = str(err.value)
+    assert "wrote no store" in text and "--allow-missing" in text
+    assert not (tmp_path / "store").exists()
+    report = json.loads(report_path(tmp_path / "store").read_text())
+    assert report["counts"] == {
+        "missing_coarse": 1, "missing_fine": 1, "not_listed": 1, "frame_mismatch": 1, "unreadable": 0,
+        "bad_shape": 0, "unlabelled_in_labelled_split": 1,
+    }
+    ids = {c: [p["video_id"] for p in items] for c, items in report["problems"].items()}
+    assert ids["missing_fine"] == ["clip_a"] and ids["missing_coarse"] == ["clip_c"]
+    assert ids["not_listed"] == ["stray"] and ids["frame_mismatch"] == ["clip_d"]
+    assert ids["unlabelled_in_labelled_split"] == ["clip_f"]
+
+
+def test_allow_missing_leaves_problem_videos_out_and_says_so(tmp_path):
+    csv, coarse, fine, _ = make_inputs(tmp_path, skip={("fine", "clip_a")}, extra=("stray",), mismatch=("clip_d",))
+    report = ingest(csv, "csv", coarse, fine, tmp_path / "store", allow_missing=True, show_progress=False)
+    store = FeatureStore.open(tmp_path / "store")
+    assert store.header.video_ids.tolist() == ["clip_b", "clip_c", "clip_e"]
+    assert report.kept == 3 and report.problem_count == 3
+    assert store.manifest.provenance["left_out"] == 2  # listed videos left out (the stray was never listed)
+    saved = json.loads(report_path(tmp_path / "store").read_text())
+    assert saved["kept"] == 3 and saved["allow_missing"] is True
+
+
+def test_bad_files_are_reported(tmp_path):
+    csv, coarse, fine, _ = make_inputs(tmp_path)
+    (coarse / "clip_b.npy").write_bytes(b"not a numpy file")
+    np.save(fine / "clip_c.npy", np.zeros((3, 5), np.float32))  # wrong feature dimension
+    np.save(coarse / "clip_e.npy", np.zeros((0, 8), np.float32))  # zero frames
+    with pytest.raises(IngestError):
+        ingest(csv, "csv", coarse, fine, tmp_path / "store", show_progress=False)
+    report = json.loads(report_path(tmp_path / "store").read_text())
+    assert [p["video_id"] for p in report["problems"]["unreadable"]] == ["clip_b"]
+    assert sorted(p["video_id"] for p in report["problems"]["bad_shape"]) == ["clip_c", "clip_e"]
+
+
+def test_nan_features_stop_the_ingest(tmp_path):
+    csv, coarse, fine, arrays = make_inputs(tmp_path)
+    bad = arrays["clip_c"][1].copy()
+    bad[1, 1] = np.nan
+    np.save(fine / "clip_c.npy", bad)
+    with pytest.raises(IngestError, match="clip_c"):
+        ingest(csv, "csv", coarse, fine, tmp_path / "store", show_progress=False)
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("id,split,labels\nx,train,a\n", "header"),
+        ("video_id,split,labels\nx,train,a\nx,test,\n", r"'x' \(train and test\)"),
+        ("video_id,split,labels\nx,train,a\nx,train,a\n", "twice in train"),
+        ("video_id,split,labels\nx,,a\n", ":2: video_id and split must not be empty"),
+        ("video_id,split,labels\nx,train,a||b\n", "empty class name"),
+        ("video_id,split,labels\nx,train\n", "expected 3 columns"),
+    ],
+)
+def test_bad_csv_is_a_clear_error(tmp_path, text, match):
+    csv, coarse, fine, _ = make_inputs(tmp_path)
+    csv.write_text(text)
+    with pytest.raises(AnnotationError, match=match):
+        ingest(csv, "csv", coarse, fine, tmp_path / "store", show_progress=False)
+
+
+def test_refuses_to_overwrite(tmp_path):
+    csv, coarse, fine, _ = make_inputs(tmp_path)
+    ingest(csv, "csv", coarse, fine, tmp_path / "store", show_progress=False)
+    with pytest.raises(IngestError, match="refusing to overwrite"):
+        ingest(csv, "csv", coarse, fine, tmp_path / "store", show_progress=False)
+    ingest(csv, "csv", coarse, fine, tmp_path / "store", overwrite=True, show_progress=False)
+
+
+def test_cli(tmp_path):
+    csv, coarse, fine, _ = make_inputs(tmp_path, skip={("fine", "clip_a")})
+    base = [sys.executable, "-m", "datasets", "-q", "ingest", "--annotations", str(csv), "--format", "csv",
+            "--coarse", str(coarse), "--fine", str(fine), "--out", str(tmp_path / "store")]
+    failed = subprocess.run(base, cwd=REPO, capture_output=True, text=True)
+    assert failed.returncode == 2 and "missing_fine: 1" in failed.stderr and "'clip_a'" in failed.stderr
+    done = subprocess.run(base + ["--allow-missing"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "4 kept" in done.stdout
