@@ -52,9 +52,12 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from datasets.synthetic import PAPER_BYTES_PER_VIDEO, preset, synthesize
+    from datasets.synthetic import PAPER_BYTES_PER_VIDEO, matching_store, preset, synthesize
 
     cfg = preset(args.preset, num_videos=args.num_videos)
+    if args.out.exists() and not args.overwrite and matching_store(args.out, cfg, args.seed):
+        print(f"{args.out}: up to date (preset {args.preset}, seed {args.seed}); nothing to do")
+        return 0
     if args.preset == "paper":
         print(f"paper preset: {cfg.num_videos} videos, about {cfg.num_videos * PAPER_BYTES_PER_VIDEO / 1e9:.1f} GB")
     out = synthesize(cfg, args.out, seed=args.seed, name=args.name or args.preset, preset_name=args.preset,

@@ -23,6 +23,7 @@ output does not depend on anything but the config and the seed.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -227,6 +228,24 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return out.stdout.strip() or None
+
+
+def matching_store(out: Path | str, cfg: SynthConfig, seed: int) -> bool:
+    """Is there already a valid store at ``out`` generated with exactly ``cfg`` and ``seed``?"""
+    from datasets.errors import StoreError
+    from datasets.store import FeatureStore
+
+    try:
+        provenance = FeatureStore.open(out).manifest.provenance
+    except (StoreError, OSError):
+        return False
+    params = json.loads(json.dumps(asdict(cfg)))  # tuples -> lists, as stored in JSON
+    return (
+        provenance.get("kind") == "synthetic"
+        and provenance.get("generator_version") == GENERATOR_VERSION
+        and provenance.get("seed") == seed
+        and provenance.get("params") == params
+    )
 
 
 def synthesize(

@@ -121,3 +121,20 @@ def test_neighbouring_frames_are_correlated(probe_store):
     shuffled = np.random.default_rng(0).permutation(len(b))
     random = (a * b[shuffled]).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b[shuffled], axis=1))
     assert neighbour.mean() > random.mean() + 0.2
+
+
+def test_cli_reuses_an_identical_store_and_refuses_a_different_one(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "datasets", "-q", "synth", "--preset", "tiny", "--out", str(tmp_path / "s")]
+    first = subprocess.run(cmd + ["--seed", "4"], cwd=repo, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    stamp = (tmp_path / "s" / layout.FEATURES_FILE).stat().st_mtime_ns
+    again = subprocess.run(cmd + ["--seed", "4"], cwd=repo, capture_output=True, text=True)
+    assert again.returncode == 0 and "up to date" in again.stdout
+    assert (tmp_path / "s" / layout.FEATURES_FILE).stat().st_mtime_ns == stamp  # not regenerated
+    other = subprocess.run(cmd + ["--seed", "5"], cwd=repo, capture_output=True, text=True)
+    assert other.returncode == 2 and "--overwrite" in other.stderr

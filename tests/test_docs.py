@@ -1,0 +1,29 @@
+"""The documentation's runnable examples run and produce valid stores."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from datasets.validate import validate_store
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_hand_written_store_example_is_valid(tmp_path):
+    out = tmp_path / "by-hand"
+    subprocess.run([sys.executable, "docs/examples/write_store_by_hand.py", str(out)], cwd=REPO, check=True)
+    assert validate_store(out, show_progress=False) == []
+
+
+def test_per_frame_costs_in_the_example_match_the_counted_ones():
+    """The example types costs in (users may); they must be what ptflops counts."""
+    import re
+
+    from datasets.backbones import count_gmacs_per_frame
+
+    text = (REPO / "docs/examples/write_store_by_hand.py").read_text()
+    typed = dict(re.findall(r'"backbone": "(\w+)".*?"gmacs_per_frame": ([\d.]+)', text, re.S))
+    assert abs(float(typed["mobilenet_v2"]) - count_gmacs_per_frame("mobilenet_v2", 112)) < 1e-3
+    assert abs(float(typed["resnet101"]) - count_gmacs_per_frame("resnet101", 224)) < 1e-3
