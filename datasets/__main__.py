@@ -25,7 +25,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     store = FeatureStore.open(args.store)
     m = store.manifest
-    splits = ", ".join(f"{s} {spec.num_videos}" for s, spec in m.splits.items())
+    in_store_order = dict.fromkeys(store.header.splits.tolist())
+    splits = ", ".join(f"{s} {m.splits[s].num_videos}" for s in in_store_order)
     streams = ", ".join(f"{s} {spec.dim}-d ({spec.backbone}@{spec.resolution}, {spec.gmacs_per_frame:.3f} GMACs/frame)"
                         for s, spec in m.streams.items())
     print(f"{args.store}: OK: {m.num_videos} videos ({splits}), {m.num_frames} frames, "

@@ -51,7 +51,8 @@ def open_h5(path: Path) -> Iterator[h5py.File]:
         handle.close()
 
 
-def _read_header(h5: h5py.File, file: str) -> tuple[Header | None, list[Problem]]:
+def read_header(h5: h5py.File, file: str) -> tuple[Header | None, list[Problem]]:
+    """The per-video arrays and frame-array shapes of an open features.h5, or the problems."""
     problems: list[Problem] = []
     for name in (layout.VIDEO_IDS, layout.SPLITS, layout.LABELS, layout.OFFSETS):
         if name not in h5 or not isinstance(h5[name], h5py.Dataset):
@@ -102,7 +103,7 @@ class FeatureStore:
             raise StoreValidationError(path, problems)
         h5_path = path / layout.FEATURES_FILE
         with open_h5(h5_path) as h5:
-            header, problems = _read_header(h5, str(h5_path))
+            header, problems = read_header(h5, str(h5_path))
         if header is None:
             raise StoreValidationError(path, problems)
         problems = header_problems(manifest, header, str(h5_path))
@@ -129,13 +130,12 @@ class FeatureStore:
     def frame_runs(self, rows: np.ndarray) -> list[tuple[int, int]]:
         """Contiguous frame-row ranges covering ``rows`` (ascending), merged where adjacent."""
         starts, stops = self.header.offsets[rows], self.header.offsets[rows + 1]
-        runs: list[tuple[int, int]] = []
-        for a, b in zip(starts.tolist(), stops.tolist()):
-            if runs and runs[-1][1] == a:
-                runs[-1] = (runs[-1][0], b)
-            else:
-                runs.append((a, b))
-        return runs
+        if len(rows) == 0:
+            return []
+        breaks = np.flatnonzero(starts[1:] != stops[:-1]) + 1  # where a run ends
+        firsts = np.concatenate([[0], breaks])
+        lasts = np.concatenate([breaks - 1, [len(rows) - 1]])
+        return list(zip(starts[firsts].tolist(), stops[lasts].tolist()))
 
     def read_frames(
         self,

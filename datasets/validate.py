@@ -15,7 +15,7 @@ from datasets import layout
 from datasets.checks import REBUILD, frame_problems, header_problems
 from datasets.errors import Problem, StoreError
 from datasets.manifest import load_manifest
-from datasets.store import _read_header, open_h5
+from datasets.store import read_header, open_h5
 from datasets.progress import progress_bar
 
 SCAN_BLOCK_BYTES = 64 * 1024 * 1024
@@ -48,7 +48,7 @@ def validate_store(path: Path | str, *, show_progress: bool = True) -> list[Prob
     h5_path = path / layout.FEATURES_FILE
     try:
         with open_h5(h5_path) as h5:
-            header, header_read = _read_header(h5, str(h5_path))
+            header, header_read = read_header(h5, str(h5_path))
             problems += header_read
             if manifest is None or header is None:
                 return problems

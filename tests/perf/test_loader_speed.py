@@ -32,7 +32,7 @@ from datasets.store import FeatureStore
 
 pytestmark = pytest.mark.perf
 BATCH = 64
-ROUNDS = 3
+ROUNDS = 5
 STREAMS = ("coarse", "fine")
 SAMPLERS = {"uniform25": UniformFrames(25), "all_frames": AllFrames()}
 
