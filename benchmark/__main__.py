@@ -1,0 +1,77 @@
+"""Command line of the harness: ``python -m benchmark {run,methods}``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from benchmark.config import RunConfig
+from datasets.errors import StoreError
+
+
+def _cmd_methods(args: argparse.Namespace) -> int:
+    from benchmark.tables import order_methods
+    from methods.registry import available_methods
+
+    known = available_methods()
+    width = max(len(n) for n in known)
+    for name in order_methods(list(known)):
+        cls = known[name]
+        mode = "online " if cls.online else "offline"
+        print(f"{name:<{width}}  {mode}  streams={','.join(cls.streams):<12} {cls.summary}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.runner import run
+
+    cfg = RunConfig(
+        dataset=args.dataset, data_seed=args.data_seed, methods=args.methods, seeds=args.seeds, device=args.device,
+        epochs=args.epochs, name=args.name, config_file=args.config, results_root=args.results_dir,
+        train_split=args.train_split, eval_split=args.eval_split, force=args.force, show_progress=not args.quiet,
+    )
+    texts = run(cfg)
+    print(texts["table.md"])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="train and evaluate methods, write the comparison table under results/")
+    p.add_argument("--dataset", default="default",
+                   help="synthetic preset (tiny, default, paper; generated on first use) or a store directory")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic store (default 0)")
+    p.add_argument("--methods", nargs="+", metavar="METHOD",
+                   help="registered names or plug-ins (module:Class, path/file.py:Class); default: all registered")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (default: 0)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    p.add_argument("--epochs", type=int, help="override every method's number of training epochs")
+    p.add_argument("--name", help="results/<name> (default: the dataset name)")
+    p.add_argument("--config", help="per-method hyper-parameters (JSON or TOML); see benchmark/config.py")
+    p.add_argument("--results-dir", default="results", help="root of the results (default: results)")
+    p.add_argument("--train-split", help="split to train on (default: train/training)")
+    p.add_argument("--eval-split", help="split to evaluate on (default: test, else validation)")
+    p.add_argument("--force", action="store_true", help="recompute method/seed pairs that are done already")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("methods", help="list the registered methods")
+    p.set_defaults(func=_cmd_methods)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (StoreError, ValueError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

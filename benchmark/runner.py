@@ -1,0 +1,293 @@
+"""The main job: train and evaluate methods on a dataset and write the comparison table.
+
+Layout of ``results/<run name>/``::
+
+    table.md table.csv table.tex   the comparison table (rows in the paper's order)
+    metrics.json                   per method and seed: every number of the table and more
+    provenance.json                config, seeds, versions, git commit, device, dataset, costs
+    runs/<method>/seed<k>/
+        config.json                what this result was computed with (resume checks it)
+        scores.npz                 per-video class scores, labels, costs, frames read
+        diagnostics.json           per-video extras a method reports (if any)
+        metrics.json               written last: its presence marks the pair as done
+
+An interrupted run started again skips every method/seed pair whose metrics.json exists
+with the same config, and redoes pairs only with ``force``. Every file is written
+atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmark import costs, metrics, provenance, tables
+from benchmark.config import RunConfig, load_method_config
+from benchmark.training import evaluate, fit, seed_everything
+from datasets.atomic import atomic_write_bytes, atomic_write_json
+from datasets.bank import FeatureBank
+from datasets.device import resolve_device
+from datasets.store import FeatureStore
+from datasets.synthetic import PRESETS, matching_store, preset, synthesize
+from methods.base import TrainConfig, VideoMethod
+from methods.registry import available_methods, resolve_method
+
+log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_SPLITS = ("train", "training")
+EVAL_SPLITS = ("test", "testing", "validation", "val")
+
+
+def data_root() -> Path:
+    """Where synthetic stores are cached: ``$LITEEVAL_DATA`` or ``data/`` in the repository."""
+    return Path(os.environ.get("LITEEVAL_DATA", REPO / "data"))
+
+
+def resolve_store(dataset: str, data_seed: int, *, show_progress: bool = True) -> Path:
+    """A store directory for ``dataset``: a preset is generated on first use and cached."""
+    if dataset in PRESETS:
+        path = data_root() / "synthetic" / f"{dataset}-seed{data_seed}"
+        cfg = preset(dataset)
+        if not matching_store(path, cfg, data_seed):
+            if path.exists():
+                log.warning("cached store %s was made with other settings; regenerating it", path)
+            log.info("generating the %r synthetic store (seed %d) at %s", dataset, data_seed, path)
+            synthesize(cfg, path, seed=data_seed, name=dataset, preset_name=dataset, overwrite=path.exists(),
+                       show_progress=show_progress)
+        return path
+    path = Path(dataset)
+    if not path.is_dir():
+        raise ValueError(
+            f"--dataset {dataset!r} is neither a synthetic preset ({', '.join(PRESETS)}) nor a store directory"
+        )
+    return path
+
+
+def pick_split(store: FeatureStore, asked: str | None, candidates: tuple[str, ...], role: str) -> str:
+    splits = store.manifest.splits
+    if asked is not None:
+        if asked not in splits:
+            raise ValueError(f"--{role}-split {asked!r}: the store has splits {sorted(splits)}")
+        return asked
+    for name in candidates:
+        if name in splits and splits[name].labelled:
+            return name
+    raise ValueError(f"no labelled {role} split among {sorted(splits)}; name one with --{role}-split")
+
+
+@dataclass
+class MethodPlan:
+    """One method with its resolved hyper-parameters and training settings."""
+
+    spec: str
+    cls: type[VideoMethod]
+    hparams: dict[str, Any]
+    train: TrainConfig
+
+    @property
+    def name(self) -> str:
+        return self.cls.name
+
+    def full_hparams(self) -> dict[str, Any]:
+        """Every hyper-parameter, defaults included (a changed default changes identity)."""
+        return asdict(self.cls.Hparams(**self.hparams))
+
+
+def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
+    """Resolve methods and their settings: class defaults, then the method's preset for
+    ``dataset_name``, then the config file, then ``--epochs``."""
+    specs = cfg.methods or tables.order_methods(list(available_methods()))
+    file_config = load_method_config(cfg.config_file)
+    plans, names = [], set()
+    for spec in specs:
+        cls = resolve_method(spec)
+        if cls.name in names:
+            raise ValueError(f"method {cls.name!r} is listed twice")
+        names.add(cls.name)
+        section: dict[str, Any] = {}
+        train_overrides: dict[str, Any] = {}
+        for source in (cls.presets.get(dataset_name, {}), file_config.get(cls.name, {})):
+            source = dict(source)
+            train_overrides.update(source.pop("train", {}))
+            section.update(source)
+        train = cls.train_defaults.updated(train_overrides, where=f"settings of {cls.name!r} (train)")
+        if cfg.epochs is not None:
+            train = train.updated({"epochs": cfg.epochs}, where="--epochs")
+        plans.append(MethodPlan(spec, cls, section, train))
+    unknown = sorted(set(file_config) - names - set(available_methods()))
+    if unknown:
+        raise ValueError(f"config file {cfg.config_file}: unknown method(s) {unknown}")
+    return plans
+
+
+def _fingerprint(store: FeatureStore) -> str:
+    return hashlib.sha256((store.path / "manifest.json").read_bytes()).hexdigest()[:16]
+
+
+class Runner:
+    """Runs one configuration end to end; see the module docstring for what it writes."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        self.cfg = cfg
+        self.store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
+        self.train_split = pick_split(self.store, cfg.train_split, TRAIN_SPLITS, "train")
+        self.eval_split = pick_split(self.store, cfg.eval_split, EVAL_SPLITS, "eval")
+        self.plans = plan_methods(cfg, self.store.manifest.name)
+        self.device = resolve_device(cfg.device)
+        name = cfg.name or (cfg.dataset if cfg.dataset in PRESETS else self.store.manifest.name)
+        self.out = Path(cfg.results_root) / name
+        self.streams = sorted({s for p in self.plans for s in p.cls.streams})
+        self.per_frame = costs.frame_costs(self.store.manifest, self.streams)
+        self._banks: dict[str, FeatureBank] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def bank(self, split: str) -> FeatureBank:
+        """Each split is loaded once and shared by every method of the run."""
+        if split not in self._banks:
+            self._banks[split] = FeatureBank(self.store, split, device=self.device, streams=self.streams,
+                                             show_progress=self.cfg.show_progress)
+        return self._banks[split]
+
+    def pair_dir(self, plan: MethodPlan, seed: int) -> Path:
+        return self.out / "runs" / plan.name / f"seed{seed}"
+
+    def identity(self, plan: MethodPlan, seed: int) -> dict[str, Any]:
+        """What a result depends on; a stored result with another identity is not reused."""
+        return {
+            "method": plan.name,
+            "class": f"{plan.cls.__module__}:{plan.cls.__qualname__}",
+            "hparams": plan.full_hparams(),
+            "train": asdict(plan.train),
+            "seed": seed,
+            "dataset": {"path": str(self.store.path.resolve()), "manifest_sha256": _fingerprint(self.store)},
+            "train_split": self.train_split,
+            "eval_split": self.eval_split,
+            "streams": self.streams,
+        }
+
+    def is_done(self, plan: MethodPlan, seed: int) -> bool:
+        folder = self.pair_dir(plan, seed)
+        if not (folder / "metrics.json").is_file():
+            return False
+        stored = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else None
+        if stored != json.loads(json.dumps(self.identity(plan, seed))):
+            if self.cfg.force:
+                return False
+            raise ValueError(
+                f"{folder} holds a result computed with a different configuration. Re-run with --force to "
+                "replace it, or choose another --name"
+            )
+        return not self.cfg.force
+
+    # ------------------------------------------------------------------ one pair
+    def run_pair(self, plan: MethodPlan, seed: int) -> dict[str, Any]:
+        train_bank, eval_bank = self.bank(self.train_split), self.bank(self.eval_split)
+        seed_everything(seed)
+        dims = {s: train_bank.dim(s) for s in self.streams}
+        method = plan.cls(train_bank.num_classes, dims, **plan.hparams).to(self.device)
+        per_step = costs.step_costs(method)
+        log.info("%s seed %d: training (%s)", plan.name, seed, plan.train)
+        stats = fit(method, train_bank, plan.train, seed=seed, show_progress=self.cfg.show_progress)
+        result = evaluate(method, eval_bank, plan.train.eval_batch_size, show_progress=self.cfg.show_progress)
+        frames = {s: result.frames_read[s] for s in plan.cls.streams}
+        gmacs = costs.video_gmacs(frames, result.step_counts, self.per_frame, per_step)
+        scored = metrics.score(result.scores, result.labels)
+        classes = eval_bank.class_names
+        record = {
+            "method": plan.name,
+            "seed": seed,
+            "online": plan.cls.online,
+            "map": scored.map,
+            "map_interpolated": scored.map_interpolated,
+            "top1": scored.top1,
+            "classes_without_positives": [classes[c] for c in scored.classes_without_positives],
+            "per_class_ap": dict(zip(classes, scored.per_class_ap)),
+            "gflops": costs.distribution(gmacs),
+            "gflops_unit": "GMACs per video (multiply-accumulates / 1e9), counted with ptflops (aten backend)",
+            "per_frame_gmacs": {s: self.per_frame[s] for s in plan.cls.streams},
+            "per_step_gmacs": per_step,
+            "frames_read": {s: costs.distribution(v) for s, v in frames.items()},
+            "steps": {k: costs.distribution(v) for k, v in result.step_counts.items()},
+            "params": int(sum(p.numel() for p in method.parameters() if p.requires_grad)),
+            "train_seconds": stats.seconds,
+            "epochs": stats.epochs,
+            "final_train_loss": stats.final_loss,
+            "train_history": stats.history,
+            "eval_seconds": result.seconds,
+            "eval_videos_per_second": len(result.video_ids) / max(result.seconds, 1e-9),
+            "num_eval_videos": len(result.video_ids),
+            "hparams": method.hparams(),
+            "train": asdict(plan.train),
+        }
+        folder = self.pair_dir(plan, seed)
+        atomic_write_json(folder / "config.json", self.identity(plan, seed))
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer, video_ids=np.asarray(result.video_ids), scores=result.scores, labels=result.labels,
+            gmacs=gmacs, class_names=np.asarray(classes),
+            **{f"frames_read_{s}": v for s, v in result.frames_read.items()},
+            **{f"steps_{k}": v for k, v in result.step_counts.items()},
+        )
+        atomic_write_bytes(folder / "scores.npz", buffer.getvalue())
+        if result.diagnostics:
+            atomic_write_json(folder / "diagnostics.json",
+                              {"video_ids": result.video_ids, **result.diagnostics})
+        atomic_write_json(folder / "metrics.json", record)  # last: marks the pair as done
+        return record
+
+    # ------------------------------------------------------------------ whole run
+    def run(self) -> dict[str, str]:
+        records: dict[str, dict[str, dict[str, Any]]] = {}
+        for plan in self.plans:
+            for seed in self.cfg.seeds:
+                if self.is_done(plan, seed):
+                    log.info("%s seed %d: done already (%s), kept", plan.name, seed, self.pair_dir(plan, seed))
+                    record = json.loads((self.pair_dir(plan, seed) / "metrics.json").read_text())
+                else:
+                    record = self.run_pair(plan, seed)
+                records.setdefault(plan.name, {})[str(seed)] = record
+        atomic_write_json(self.out / "metrics.json", records)
+        atomic_write_json(self.out / "provenance.json", self.provenance())
+        summary = tables.summary_frame(records, {p.name: p.cls.online for p in self.plans})
+        caption = (
+            f"{self.store.manifest.name}: trained on {self.train_split} "
+            f"({self.store.manifest.splits[self.train_split].num_videos} videos), evaluated on {self.eval_split} "
+            f"({self.store.manifest.splits[self.eval_split].num_videos} videos); seeds {self.cfg.seeds}."
+        )
+        return tables.write_tables(summary, self.out, caption)
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "written": provenance.now(),
+            "config": self.cfg.to_dict(),
+            "seeds": self.cfg.seeds,
+            "methods": {p.name: {"spec": p.spec, "class": f"{p.cls.__module__}:{p.cls.__qualname__}",
+                                 "hparams": p.hparams, "train": asdict(p.train)} for p in self.plans},
+            "dataset": {
+                "path": str(self.store.path.resolve()),
+                "name": self.store.manifest.name,
+                "manifest_sha256": _fingerprint(self.store),
+                "provenance": self.store.manifest.provenance,
+                "train_split": self.train_split,
+                "eval_split": self.eval_split,
+            },
+            "cost_model": {"per_frame_gmacs": self.per_frame, "backend": costs.COST_BACKEND},
+            "versions": provenance.package_versions(),
+            "git": provenance.git_state(),
+            "device": provenance.device_info(self.device),
+        }
+
+
+def run(cfg: RunConfig) -> dict[str, str]:
+    """Run ``cfg``; return the written tables' texts (table.md, table.csv, table.tex)."""
+    torch.backends.cudnn.benchmark = False
+    return Runner(cfg).run()

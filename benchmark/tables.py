@@ -1,0 +1,106 @@
+"""The comparison table: rows like the paper's Table 1, written as Markdown, CSV and LaTeX.
+
+Every "±" in the table is the standard deviation over seeds (blank with one seed). The
+per-video spread of the cost is its own column and, in full, in metrics.json.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from datasets.atomic import atomic_write_text
+
+# Row order of the paper's Table 1; other (plug-in) methods follow in the order given.
+PAPER_ORDER = ("uniform", "lstm", "frameglimpse", "fastforward", "liteeval_rl", "liteeval")
+DISPLAY_NAMES = {
+    "uniform": "Uniform",
+    "lstm": "LSTM",
+    "frameglimpse": "FrameGlimpse",
+    "fastforward": "FastForward",
+    "liteeval_rl": "LiteEval-RL",
+    "liteeval": "LiteEval",
+}
+COST_UNIT_NOTE = "GFLOPs are multiply-accumulates (GMACs) per video, as the field reports them."
+
+
+def order_methods(names: list[str]) -> list[str]:
+    paper = [n for n in PAPER_ORDER if n in names]
+    return paper + [n for n in names if n not in PAPER_ORDER]
+
+
+def _stat(values: list[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else float("nan")
+
+
+def summary_frame(metrics: dict[str, dict[str, dict[str, Any]]], online: dict[str, bool]) -> pd.DataFrame:
+    """One row per method: means and standard deviations over seeds (numbers, for the CSV)."""
+    rows = []
+    for name in order_methods(list(metrics)):
+        per_seed = list(metrics[name].values())
+        row: dict[str, Any] = {"method": name, "display_name": DISPLAY_NAMES.get(name, name),
+                               "online": online.get(name, False), "seeds": len(per_seed)}
+        fields = {
+            "map": lambda m: 100 * m["map"],
+            "map_interpolated": lambda m: 100 * m["map_interpolated"],
+            "top1": lambda m: 100 * m["top1"],
+            "gflops": lambda m: m["gflops"]["mean"],
+            "gflops_video_std": lambda m: m["gflops"]["std"],
+            "fine_frames": lambda m: m["frames_read"].get("fine", {}).get("mean", 0.0),
+            "params": lambda m: m["params"],
+            "train_seconds": lambda m: m["train_seconds"],
+            "eval_videos_per_second": lambda m: m["eval_videos_per_second"],
+        }
+        for key, get in fields.items():
+            row[f"{key}_mean"], row[f"{key}_std"] = _stat([get(m) for m in per_seed])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _pm(mean: float, std: float, digits: int) -> str:
+    text = f"{mean:.{digits}f}"
+    return text if np.isnan(std) else f"{text} ± {std:.{digits}f}"
+
+
+def _count(n: float) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}K"
+
+
+def display_frame(summary: pd.DataFrame) -> pd.DataFrame:
+    """The human-readable table (strings), in the same row order."""
+    rows = []
+    for r in summary.to_dict("records"):
+        rows.append({
+            "Method": r["display_name"],
+            "Online": "yes" if r["online"] else "no",
+            "mAP (%)": _pm(r["map_mean"], r["map_std"], 1),
+            "mAP interp. (%)": _pm(r["map_interpolated_mean"], r["map_interpolated_std"], 1),
+            "Top-1 (%)": _pm(r["top1_mean"], r["top1_std"], 1),
+            "GFLOPs/video": _pm(r["gflops_mean"], r["gflops_std"], 1),
+            "GFLOPs std over videos": f"{r['gflops_video_std_mean']:.1f}",
+            "Fine frames/video": f"{r['fine_frames_mean']:.1f}",
+            "Params": _count(r["params_mean"]),
+            "Train (s)": f"{r['train_seconds_mean']:.1f}",
+            "Eval (videos/s)": f"{r['eval_videos_per_second_mean']:.0f}",
+        })
+    return pd.DataFrame(rows)
+
+
+def write_tables(summary: pd.DataFrame, out_dir: Path, caption: str) -> dict[str, str]:
+    """Write table.md, table.csv and table.tex under ``out_dir``; return their texts."""
+    shown = display_frame(summary)
+    markdown = shown.to_markdown(index=False, disable_numparse=True) + f"\n\n{caption} {COST_UNIT_NOTE}\n"
+    latex = (
+        "% " + caption + " " + COST_UNIT_NOTE + "\n"
+        + tabulate(shown.values.tolist(), headers=list(shown.columns), tablefmt="latex_booktabs", disable_numparse=True)
+        + "\n"
+    )
+    texts = {"table.md": markdown, "table.csv": summary.to_csv(index=False), "table.tex": latex}
+    for name, text in texts.items():
+        atomic_write_text(out_dir / name, text)
+    return texts

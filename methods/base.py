@@ -1,0 +1,133 @@
+"""The one interface every method implements.
+
+A method is a ``torch.nn.Module`` that declares what it needs (which feature streams, how
+frames are sampled, whether it can run online) and turns a ``Batch`` into a
+``MethodOutput``. It reads features only through the batch's metered accessor, so the
+frames it reads are recorded by the harness, not reported by the method. What a method
+does report are the *steps* it ran of each of its own modules (``step_counts``), whose
+per-step cost the harness counts with ptflops on ``cost_modules()``.
+
+Hyper-parameters are a dataclass per method (``Hparams``), so an unknown or misspelt key in
+a config file is an error, and training settings (``TrainConfig``) have per-method
+defaults that the config file can override. See README "Adding a method".
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from datasets.bank import Batch
+from datasets.sampling import FrameSampler
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the harness trains a method (Adam, like the paper)."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float | None = 5.0  # max gradient norm; None: no clipping
+    eval_batch_size: int = 256
+
+    def updated(self, overrides: dict[str, Any], *, where: str) -> TrainConfig:
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown training setting(s) {unknown}; known: {sorted(known)}")
+        return replace(self, **overrides)
+
+
+@dataclass
+class MethodOutput:
+    """What a forward pass returns for B videos.
+
+    ``scores`` are the per-video class scores that are evaluated (probabilities, so they
+    are comparable across videos for average precision). ``step_scores`` (B, T, C) are the
+    per-step scores of an online method (the prediction it would give if stopped after each
+    step); ``step_counts`` maps each entry of ``cost_modules()`` to how many times it ran
+    per video (B,); ``diagnostics`` holds per-video extras (e.g. chosen frames) for
+    analysis; ``extras`` anything the loss needs (logits, log-probabilities...).
+    """
+
+    scores: torch.Tensor
+    step_counts: dict[str, torch.Tensor]
+    step_scores: torch.Tensor | None = None
+    diagnostics: dict[str, torch.Tensor] = field(default_factory=dict)
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepModule:
+    """A module a method runs a counted number of times per video, with an example input.
+
+    ``example_args()`` returns the positional arguments for one call with batch size 1;
+    the harness counts the module's multiply-accumulates per call with ptflops.
+    """
+
+    module: nn.Module
+    example_args: Callable[[], tuple[Any, ...]]
+
+
+class VideoMethod(nn.Module, ABC):
+    """Base class of every method. Subclasses set the class attributes and implement
+    ``sampler``, ``forward``, ``loss`` and ``cost_modules``."""
+
+    #: Registry name, set by ``@register_method``.
+    name: ClassVar[str] = ""
+    #: One line for ``python -m benchmark methods``.
+    summary: ClassVar[str] = ""
+    #: Feature streams the method reads (the bank loads only these).
+    streams: ClassVar[tuple[str, ...]] = ("fine",)
+    #: True if the method uses only past frames (can run on a live stream).
+    online: ClassVar[bool] = False
+    #: Hyper-parameters of the model (a dataclass; instances are built from config dicts).
+    Hparams: ClassVar[type] = dataclass(type("NoHparams", (), {}))
+    #: Default training settings; a config file may override them per method.
+    train_defaults: ClassVar[TrainConfig] = TrainConfig()
+    #: Per-dataset settings, keyed by the store's manifest name (e.g. "paper", "fcvid"):
+    #: hyper-parameter overrides, plus training overrides under "train". Applied before
+    #: the config file, so a user's file always wins.
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, num_classes: int, dims: dict[str, int], **hparams: Any) -> None:
+        super().__init__()
+        try:
+            self.hp = self.Hparams(**hparams)
+        except TypeError as exc:
+            known = [f.name for f in fields(self.Hparams)]
+            raise ValueError(f"method {self.name!r}: bad hyper-parameters {hparams} ({exc}); known: {known}") from None
+        missing = [s for s in self.streams if s not in dims]
+        if missing:
+            raise ValueError(f"method {self.name!r} needs streams {missing}, the dataset has {sorted(dims)}")
+        self.num_classes = num_classes
+        self.dims = dict(dims)
+
+    def hparams(self) -> dict[str, Any]:
+        return asdict(self.hp)
+
+    @abstractmethod
+    def sampler(self, train: bool) -> FrameSampler:
+        """How the shared layer samples frames for this method."""
+
+    @abstractmethod
+    def forward(self, batch: Batch) -> MethodOutput:
+        """Scores for the batch, reading features only through ``batch.features``."""
+
+    @abstractmethod
+    def loss(self, output: MethodOutput, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Training loss (a scalar) and numbers worth logging."""
+
+    @abstractmethod
+    def cost_modules(self) -> dict[str, StepModule]:
+        """The method's own modules whose runs are counted in ``MethodOutput.step_counts``."""
+
+    def on_epoch_start(self, epoch: int, epochs: int) -> None:
+        """Hook for schedules (e.g. a Gumbel-softmax temperature); default: nothing."""

@@ -1,0 +1,95 @@
+"""The method registry: built-in methods, entry points, and dotted-path plug-ins.
+
+* In this repository: decorate the class with ``@register_method("name")``.
+* From another package: expose the class under the entry-point group
+  ``liteeval_bench.methods`` (``name = "my_pkg.my_module:MyMethod"`` in its pyproject).
+* Ad hoc: pass ``module.path:ClassName`` or ``path/to/file.py:ClassName`` wherever a method
+  name is accepted (``--methods``).
+
+A new method is therefore one file and one registration; the harness never changes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from methods.base import VideoMethod
+
+ENTRY_POINT_GROUP = "liteeval_bench.methods"
+_REGISTRY: dict[str, type[VideoMethod]] = {}
+
+
+def register_method(name: str):
+    """Class decorator: make ``cls`` available as ``name``."""
+
+    def decorate(cls: type[VideoMethod]) -> type[VideoMethod]:
+        if not (isinstance(cls, type) and issubclass(cls, VideoMethod)):
+            raise TypeError(f"@register_method({name!r}) must decorate a VideoMethod subclass, got {cls!r}")
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"method name {name!r} is already registered by {_REGISTRY[name].__module__}")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def _entry_point_methods() -> dict[str, type[VideoMethod]]:
+    found = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        cls = ep.load()
+        if not (isinstance(cls, type) and issubclass(cls, VideoMethod)):
+            raise TypeError(f"entry point {ep.name!r} ({ep.value}) is not a VideoMethod subclass")
+        cls.name = cls.name or ep.name
+        found[ep.name] = cls
+    return found
+
+
+def available_methods() -> dict[str, type[VideoMethod]]:
+    """Registered built-in methods plus installed entry-point plug-ins, by name."""
+    import methods  # noqa: F401  (importing the package registers the built-ins)
+
+    return {**_REGISTRY, **_entry_point_methods()}
+
+
+def _load_dotted(spec: str) -> type[VideoMethod]:
+    target, _, attr = spec.rpartition(":")
+    if not target or not attr:
+        raise ValueError(f"plug-in {spec!r} must look like 'package.module:ClassName' or 'path/file.py:ClassName'")
+    if target.endswith(".py"):
+        path = Path(target).resolve()
+        if not path.is_file():
+            raise ValueError(f"plug-in file {path} does not exist")
+        module_name = f"_liteeval_plugin_{path.stem}"
+        loader_spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[module_name] = module
+        loader_spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as exc:
+            raise ValueError(f"plug-in {spec!r}: cannot import {target!r} ({exc})") from exc
+    try:
+        cls = getattr(module, attr)
+    except AttributeError:
+        raise ValueError(f"plug-in {spec!r}: {target} has no attribute {attr!r}") from None
+    if not (isinstance(cls, type) and issubclass(cls, VideoMethod)):
+        raise ValueError(f"plug-in {spec!r} is not a VideoMethod subclass")
+    if not cls.name:
+        cls.name = attr.lower()
+    return cls
+
+
+def resolve_method(spec: str) -> type[VideoMethod]:
+    """A method class from a registered name or a dotted / file path plug-in spec."""
+    if ":" in spec:
+        return _load_dotted(spec)
+    known = available_methods()
+    if spec not in known:
+        raise ValueError(f"unknown method {spec!r}; registered: {sorted(known)} (or pass module:Class)")
+    return known[spec]

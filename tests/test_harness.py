@@ -1,0 +1,155 @@
+"""The harness: a CLI run on the tiny preset, resume, force, config files, seeds."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmark import metrics
+from benchmark.__main__ import main
+from datasets.atomic import atomic_write_json
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = f"{REPO}/docs/examples/coarse_mean.py:CoarseMean"
+
+
+@pytest.fixture(autouse=True)
+def data_cache(tmp_path_factory, monkeypatch):
+    """Synthetic stores of these tests go to one temporary cache, not the repository."""
+    monkeypatch.setenv("LITEEVAL_DATA", str(tmp_path_factory.getbasetemp() / "data-cache"))
+
+
+def run(tmp_path: Path, *extra: str, name: str = "t") -> int:
+    return main(["-q", "run", "--dataset", "tiny", "--epochs", "1", "--results-dir", str(tmp_path),
+                 "--name", name, *extra])
+
+
+def stamps(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.glob("runs/*/seed*/metrics.json")}
+
+
+def test_run_writes_the_table_and_everything_behind_it(tmp_path, capsys):
+    assert run(tmp_path) == 0
+    printed = capsys.readouterr().out
+    out = tmp_path / "t"
+    for name in ("table.md", "table.csv", "table.tex", "metrics.json", "provenance.json"):
+        assert (out / name).is_file(), name
+    table = (out / "table.md").read_text()
+    assert table in printed
+    assert table.index("| Uniform") < table.index("| LSTM")  # the paper's row order
+    assert "GMACs" in table and "Online" in table
+    assert "\\toprule" in (out / "table.tex").read_text()
+    assert (out / "table.csv").read_text().startswith("method,display_name,online,seeds,map_mean")
+
+    record = json.loads((out / "metrics.json").read_text())
+    for method in ("uniform", "lstm"):
+        m = record[method]["0"]
+        for key in ("map", "map_interpolated", "top1", "gflops", "frames_read", "params", "train_seconds",
+                    "eval_videos_per_second", "classes_without_positives"):
+            assert key in m, key
+        assert m["gflops"]["mean"] > 0 and m["gflops"]["p95"] >= m["gflops"]["p5"]
+        # The per-video scores are saved, and re-scoring them gives the reported numbers.
+        saved = np.load(out / "runs" / method / "seed0" / "scores.npz")
+        assert metrics.score(saved["scores"], saved["labels"]).map == pytest.approx(m["map"])
+        assert saved["gmacs"].mean() == pytest.approx(m["gflops"]["mean"])
+        assert len(saved["video_ids"]) == m["num_eval_videos"] == 64
+
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["seeds"] == [0] and prov["config"]["epochs"] == 1
+    assert prov["versions"]["torch"] and "commit" in prov["git"]
+    assert prov["device"]["device"] == "cpu"
+    assert prov["dataset"]["provenance"]["preset"] == "tiny"
+    assert prov["methods"]["lstm"]["train"]["epochs"] == 1
+
+
+def test_rerun_resumes_and_force_recomputes(tmp_path):
+    assert run(tmp_path) == 0
+    out = tmp_path / "t"
+    first = stamps(out)
+    assert len(first) == 2
+    assert run(tmp_path) == 0
+    assert stamps(out) == first  # nothing recomputed
+
+    # An interrupted run: one pair never finished (its metrics.json is written last).
+    (out / "runs" / "lstm" / "seed0" / "metrics.json").unlink()
+    assert run(tmp_path) == 0
+    after = stamps(out)
+    assert after["runs/uniform/seed0/metrics.json"] == first["runs/uniform/seed0/metrics.json"]
+    assert "runs/lstm/seed0/metrics.json" in after
+
+    assert run(tmp_path, "--force") == 0
+    forced = stamps(out)
+    assert all(forced[k] != after[k] for k in after)
+
+
+def test_changed_settings_are_not_mixed_with_old_results(tmp_path, capsys):
+    assert run(tmp_path) == 0
+    assert main(["-q", "run", "--dataset", "tiny", "--epochs", "2", "--results-dir", str(tmp_path),
+                 "--name", "t"]) == 2
+    assert "different configuration" in capsys.readouterr().err
+
+
+def test_config_file_sets_hyper_parameters(tmp_path, capsys):
+    config = tmp_path / "methods.json"
+    config.write_text(json.dumps({"lstm": {"hidden": 16, "train": {"batch_size": 32}}}))
+    assert run(tmp_path, "--methods", "lstm", "--config", str(config)) == 0
+    m = json.loads((tmp_path / "t" / "metrics.json").read_text())["lstm"]["0"]
+    assert m["hparams"]["hidden"] == 16 and m["train"]["batch_size"] == 32 and m["train"]["epochs"] == 1
+    for bad, message in [({"lstm": {"hiden": 3}}, "bad hyper-parameters"),
+                         ({"lstm": {"train": {"epoch": 3}}}, "unknown training setting"),
+                         ({"lstmm": {}}, "unknown method")]:
+        config.write_text(json.dumps(bad))
+        assert run(tmp_path, "--methods", "lstm", "--config", str(config), name="bad") == 2
+        assert message in capsys.readouterr().err
+
+
+def test_seeds_give_mean_and_std_and_a_seed_is_deterministic(tmp_path):
+    assert run(tmp_path, "--methods", "uniform", "--seeds", "0", "1") == 0
+    table = (tmp_path / "t" / "table.md").read_text()
+    assert "±" in table
+    assert run(tmp_path, "--methods", "uniform", "--seeds", "1", name="again") == 0
+    a = np.load(tmp_path / "t" / "runs" / "uniform" / "seed1" / "scores.npz")["scores"]
+    b = np.load(tmp_path / "again" / "runs" / "uniform" / "seed1" / "scores.npz")["scores"]
+    c = np.load(tmp_path / "t" / "runs" / "uniform" / "seed0" / "scores.npz")["scores"]
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_plugin_method_gets_a_row(tmp_path):
+    assert run(tmp_path, "--methods", "uniform", EXAMPLE) == 0
+    table = (tmp_path / "t" / "table.md").read_text()
+    assert "| coarse_mean" in table
+    m = json.loads((tmp_path / "t" / "metrics.json").read_text())["coarse_mean"]["0"]
+    assert m["frames_read"] == {"coarse": m["frames_read"]["coarse"]} and m["gflops"]["mean"] < 5
+
+
+def test_atomic_json_write_keeps_the_old_file_on_failure(tmp_path):
+    target = tmp_path / "metrics.json"
+    atomic_write_json(target, {"old": 1})
+    with pytest.raises(TypeError):
+        atomic_write_json(target, {"new": object()})
+    assert json.loads(target.read_text()) == {"old": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary left behind
+
+
+def test_cli_in_a_subprocess(tmp_path):
+    env = {**os.environ, "LITEEVAL_DATA": str(tmp_path / "data")}
+    env.pop("LITEEVAL_PROGRESS", None)  # let the harness decide from the (non-)terminal
+    listing = subprocess.run([sys.executable, "-m", "benchmark", "methods"], cwd=REPO, capture_output=True,
+                             text=True, env=env)
+    assert listing.returncode == 0
+    lines = listing.stdout.splitlines()
+    assert lines[0].startswith("uniform") and "offline" in lines[0] and lines[1].startswith("lstm")
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmark", "run", "--dataset", "tiny", "--epochs", "1", "--methods", "uniform",
+         "--results-dir", str(tmp_path / "results")],
+        cwd=REPO, capture_output=True, text=True, env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "| Uniform" in done.stdout and (tmp_path / "results" / "tiny" / "table.md").is_file()
+    assert "\r" not in done.stderr  # no progress bars when stderr is not a terminal
