@@ -27,3 +27,9 @@ def test_per_frame_costs_in_the_example_match_the_counted_ones():
     typed = dict(re.findall(r'"backbone": "(\w+)".*?"gmacs_per_frame": ([\d.]+)', text, re.S))
     assert abs(float(typed["mobilenet_v2"]) - count_gmacs_per_frame("mobilenet_v2", 112)) < 1e-3
     assert abs(float(typed["resnet101"]) - count_gmacs_per_frame("resnet101", 224)) < 1e-3
+
+
+def test_readme_shows_the_plugin_example_verbatim():
+    readme = (REPO / "README.md").read_text()
+    example = (REPO / "docs/examples/coarse_mean.py").read_text()
+    assert f"```python\n{example}```" in readme

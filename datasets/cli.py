@@ -1,0 +1,26 @@
+"""What every command line of the suite does around its subcommands.
+
+Subcommands set ``func`` on their parser; ``run_cli`` parses, sets up logging, runs the
+subcommand, and turns the errors a user can fix (bad input, refused overwrite) into one
+``error: ...`` line and exit code 2, instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from datasets.errors import StoreError
+
+USER_ERRORS = (StoreError, FileExistsError, ValueError)
+
+
+def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
