@@ -66,6 +66,17 @@ def test_run_writes_the_table_and_everything_behind_it(tmp_path, capsys):
     assert prov["device"]["device"] == "cpu"
     assert prov["dataset"]["provenance"]["preset"] == "tiny"
     assert prov["methods"]["lstm"]["train"]["epochs"] == 1
+    computed = record["lstm"]["0"]["computed"]
+    assert computed["device"]["device"] == "cpu" and computed["versions"]["ptflops"] and computed["at"]
+
+
+def test_results_are_reused_from_another_checkout_of_the_same_data(tmp_path, monkeypatch):
+    """Committed results stay valid when the store is regenerated elsewhere (same content)."""
+    assert run(tmp_path, "--methods", "uniform") == 0
+    before = stamps(tmp_path / "t")
+    monkeypatch.setenv("LITEEVAL_DATA", str(tmp_path / "elsewhere"))  # the store is generated anew there
+    assert run(tmp_path, "--methods", "uniform") == 0
+    assert stamps(tmp_path / "t") == before
 
 
 def test_rerun_resumes_and_force_recomputes(tmp_path):
