@@ -190,7 +190,7 @@ class Runner:
             "dataset": {"name": self.store.manifest.name, "fingerprint": dataset_fingerprint(self.store)},
             "train_split": self.train_split,
             "eval_split": self.eval_split,
-            "streams": self.streams,
+            "streams": list(plan.cls.streams),  # the method's own, not the run's union
         }
 
     def is_done(self, plan: MethodPlan, seed: int) -> bool:
