@@ -22,16 +22,25 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from benchmark.runner import run
-
-    cfg = RunConfig(
+def _config(args: argparse.Namespace) -> RunConfig:
+    return RunConfig(
         dataset=args.dataset, data_seed=args.data_seed, methods=args.methods, seeds=args.seeds, device=args.device,
         epochs=args.epochs, name=args.name, config_file=args.config, results_root=args.results_dir,
         train_split=args.train_split, eval_split=args.eval_split, force=args.force, show_progress=not args.quiet,
     )
-    texts = run(cfg)
-    print(texts["table.md"])
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.runner import run
+
+    print(run(_config(args))["table.md"])
+    return 0
+
+
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    from benchmark.ablation import ablate
+
+    print(ablate(args.kind, _config(args))["table.md"])
     return 0
 
 
@@ -41,11 +50,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="train and evaluate methods, write the comparison table under results/")
+    _run_options(p, methods=True)
+    p.set_defaults(func=_cmd_run)
+
+    from benchmark.ablation import KINDS
+
+    p = sub.add_parser("ablate", help="LiteEval ablations like the paper's Tables 2-4, under results/")
+    p.add_argument("kind", choices=KINDS, help="sync (Table 2), gamma (Table 3) or units (Table 4)")
+    _run_options(p, methods=False)
+    p.set_defaults(func=_cmd_ablate)
+
+    p = sub.add_parser("methods", help="list the registered methods")
+    p.set_defaults(func=_cmd_methods)
+    return parser
+
+
+def _run_options(p: argparse.ArgumentParser, *, methods: bool) -> None:
+    """Options shared by run and ablate."""
     p.add_argument("--dataset", default="default",
                    help="synthetic preset (tiny, default, paper; generated on first use) or a store directory")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic store (default 0)")
-    p.add_argument("--methods", nargs="+", metavar="METHOD",
-                   help="registered names or plug-ins (module:Class, path/file.py:Class); default: all registered")
+    if methods:
+        p.add_argument("--methods", nargs="+", metavar="METHOD",
+                       help="registered names or plug-ins (module:Class, path/file.py:Class); default: all registered")
+    else:
+        p.set_defaults(methods=None)
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (default: 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     p.add_argument("--epochs", type=int, help="override every method's number of training epochs")
@@ -55,11 +84,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-split", help="split to train on (default: train/training)")
     p.add_argument("--eval-split", help="split to evaluate on (default: test, else validation)")
     p.add_argument("--force", action="store_true", help="recompute method/seed pairs that are done already")
-    p.set_defaults(func=_cmd_run)
-
-    p = sub.add_parser("methods", help="list the registered methods")
-    p.set_defaults(func=_cmd_methods)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

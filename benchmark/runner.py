@@ -92,10 +92,12 @@ class MethodPlan:
     cls: type[VideoMethod]
     hparams: dict[str, Any]
     train: TrainConfig
+    label: str | None = None  # result name of a variant (ablations); default: the method's name
+    display: str | None = None  # row name in the table; default: the method's display name
 
     @property
     def name(self) -> str:
-        return self.cls.name
+        return self.label or self.cls.name
 
     def full_hparams(self) -> dict[str, Any]:
         """Every hyper-parameter, defaults included (a changed default changes identity)."""
@@ -155,12 +157,12 @@ def dataset_fingerprint(store: FeatureStore) -> str:
 class Runner:
     """Runs one configuration end to end; see the module docstring for what it writes."""
 
-    def __init__(self, cfg: RunConfig) -> None:
+    def __init__(self, cfg: RunConfig, plans: list[MethodPlan] | None = None) -> None:
         self.cfg = cfg
         self.store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
         self.train_split = pick_split(self.store, cfg.train_split, TRAIN_SPLITS, "train")
         self.eval_split = pick_split(self.store, cfg.eval_split, EVAL_SPLITS, "eval")
-        self.plans = plan_methods(cfg, self.store.manifest.name)
+        self.plans = plans if plans is not None else plan_methods(cfg, self.store.manifest.name)
         self.device = resolve_device(cfg.device)
         name = cfg.name or (cfg.dataset if cfg.dataset in PRESETS else self.store.manifest.name)
         self.out = Path(cfg.results_root) / name
@@ -271,7 +273,8 @@ class Runner:
         return record
 
     # ------------------------------------------------------------------ whole run
-    def run(self) -> dict[str, str]:
+    def run(self, columns: list[str] | None = None) -> dict[str, str]:
+        """Compute what is missing, then write metrics, provenance and the table."""
         records: dict[str, dict[str, dict[str, Any]]] = {}
         for plan in self.plans:
             for seed in self.cfg.seeds:
@@ -283,13 +286,14 @@ class Runner:
                 records.setdefault(plan.name, {})[str(seed)] = record
         atomic_write_json(self.out / "metrics.json", records)
         atomic_write_json(self.out / "provenance.json", self.provenance())
-        summary = tables.summary_frame(records, {p.name: p.cls.online for p in self.plans})
+        summary = tables.summary_frame(records, {p.name: p.cls.online for p in self.plans},
+                                       {p.name: p.display for p in self.plans if p.display})
         caption = (
             f"{self.store.manifest.name}: trained on {self.train_split} "
             f"({self.store.manifest.splits[self.train_split].num_videos} videos), evaluated on {self.eval_split} "
             f"({self.store.manifest.splits[self.eval_split].num_videos} videos); seeds {self.cfg.seeds}."
         )
-        return tables.write_tables(summary, self.out, caption)
+        return tables.write_tables(summary, self.out, caption, columns=columns)
 
     def provenance(self) -> dict[str, Any]:
         """This invocation's provenance; each pair's own is in its metrics.json ("computed")."""
@@ -300,7 +304,7 @@ class Runner:
             "config": self.cfg.to_dict(),
             "seeds": self.cfg.seeds,
             "methods": {p.name: {"spec": p.spec, "class": f"{p.cls.__module__}:{p.cls.__qualname__}",
-                                 "hparams": p.hparams, "train": asdict(p.train)} for p in self.plans},
+                                 "hparams": p.full_hparams(), "train": asdict(p.train)} for p in self.plans},
             "dataset": {
                 "path": str(self.store.path.resolve()),
                 "name": self.store.manifest.name,

@@ -38,12 +38,16 @@ def _stat(values: list[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else float("nan")
 
 
-def summary_frame(metrics: dict[str, dict[str, dict[str, Any]]], online: dict[str, bool]) -> pd.DataFrame:
+def summary_frame(
+    metrics: dict[str, dict[str, dict[str, Any]]], online: dict[str, bool], display: dict[str, str] | None = None
+) -> pd.DataFrame:
     """One row per method: means and standard deviations over seeds (numbers, for the CSV)."""
     rows = []
+    display = display or {}
     for name in order_methods(list(metrics)):
         per_seed = list(metrics[name].values())
-        row: dict[str, Any] = {"method": name, "display_name": DISPLAY_NAMES.get(name, name),
+        shown = display.get(name) or DISPLAY_NAMES.get(name, name)
+        row: dict[str, Any] = {"method": name, "display_name": shown,
                                "online": online.get(name, False), "seeds": len(per_seed)}
         fields = {
             "map": lambda m: 100 * m["map"],
@@ -91,9 +95,16 @@ def display_frame(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_tables(summary: pd.DataFrame, out_dir: Path, caption: str) -> dict[str, str]:
-    """Write table.md, table.csv and table.tex under ``out_dir``; return their texts."""
+def write_tables(
+    summary: pd.DataFrame, out_dir: Path, caption: str, columns: list[str] | None = None
+) -> dict[str, str]:
+    """Write table.md, table.csv and table.tex under ``out_dir``; return their texts.
+
+    ``columns`` picks and orders the displayed columns (all by default); the CSV always
+    has every number."""
     shown = display_frame(summary)
+    if columns is not None:
+        shown = shown[columns]
     markdown = shown.to_markdown(index=False, disable_numparse=True) + f"\n\n{caption} {COST_UNIT_NOTE}\n"
     latex = (
         "% " + caption + " " + COST_UNIT_NOTE + "\n"

@@ -33,6 +33,7 @@ from datasets.store import FeatureStore
 log = logging.getLogger(__name__)
 
 FINITE_CHECK_ROWS = 1 << 16  # rows per block of the NaN/Inf check (bounds its temporary)
+BUCKET_POOL = 16  # batches per pool when bucketing shuffled epochs by length
 
 
 @dataclass
@@ -198,12 +199,20 @@ class FeatureBank:
         drop_last: bool = False,
         rows: Sequence[int] | np.ndarray | None = None,
         dtype: torch.dtype = torch.float32,
+        bucket: bool | None = None,
     ) -> Iterator[Batch]:
         """Iterate over the split (or ``rows`` of it) in batches of ``batch_size`` videos.
 
         ``train`` turns on sampling jitter and (by default) shuffling; both draw from
         ``generator`` (or a new one seeded with ``seed``), which is required then, so that
         every run is reproducible. ``meter`` records every feature read.
+
+        ``bucket`` groups videos of similar length into a batch, so a variable-length grid
+        (``AllFrames``) pads little: without it a batch is as long as its longest video,
+        about twice the mean on the synthetic default. Shuffled epochs are cut into pools of
+        ``BUCKET_POOL`` batches, each pool sorted by length and split into batches, and the
+        batches shuffled; unshuffled passes are simply sorted by length. The default is the
+        sampler's ``variable_length``.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -217,9 +226,18 @@ class FeatureBank:
             raise IndexError(f"rows must lie in [0, {self.num_videos}) for bank {self.split!r}")
         if shuffle:
             order = order[torch.randperm(len(order), generator=generator).numpy()]
+        bucket = sampler.variable_length if bucket is None else bucket
+        if bucket:
+            pool = len(order) if not shuffle else BUCKET_POOL * batch_size
+            order = np.concatenate([
+                part[np.argsort(self.lengths_host[part], kind="stable")]
+                for part in np.array_split(order, max(1, -(-len(order) // pool)))
+            ]) if len(order) else order
         chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         if drop_last and chunks and len(chunks[-1]) < batch_size:
             chunks.pop()
+        if bucket and shuffle:
+            chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
         if self.resident:
             for chunk in chunks:
                 starts = self.offsets[torch.from_numpy(chunk).to(self.device)]

@@ -38,6 +38,11 @@ class FrameSampler(ABC):
         a valid frame so that gathers stay in bounds, and are never metered as reads.
         """
 
+    @property
+    def variable_length(self) -> bool:
+        """Does the grid width follow the batch's longest video (so batching by length pays)?"""
+        return False
+
     def describe(self) -> str:
         return repr(self)
 
@@ -51,6 +56,10 @@ class AllFrames(FrameSampler):
     """Every frame of the video, optionally capped at ``max_frames`` from the start."""
 
     max_frames: int | None = None
+
+    @property
+    def variable_length(self) -> bool:
+        return True
 
     def num_steps(self, max_length: int) -> int:
         return max_length if self.max_frames is None else min(max_length, self.max_frames)

@@ -34,7 +34,7 @@ def test_bank_holds_the_split_in_float16(bank):
 
 
 def test_padded_batch_matches_the_stored_frames(bank):
-    batch = next(bank.batches(4, AllFrames()))
+    batch = next(bank.batches(4, AllFrames(), bucket=False))
     fine = batch.read("fine")
     assert fine.shape == (4, 5, DIMS["fine"]) and fine.dtype == torch.float32
     assert batch.mask.sum(1).tolist() == [3, 5, 2, 4]
@@ -61,7 +61,7 @@ def test_training_needs_a_seed(bank):
 
 def test_meter_records_exactly_what_was_read(bank):
     meter = bank.new_meter()
-    batch = next(bank.batches(5, AllFrames(), meter=meter))
+    batch = next(bank.batches(5, AllFrames(), meter=meter, bucket=False))
     assert meter.frames_read("fine").tolist() == [0] * 5  # sampling alone reads nothing
     where = torch.zeros_like(batch.mask)
     where[0, 1] = where[1, 4] = where[4, 0] = where[4, 5] = True
@@ -79,7 +79,7 @@ def test_meter_records_exactly_what_was_read(bank):
 
 def test_read_step_reads_only_selected_rows(bank):
     meter = bank.new_meter()
-    batch = next(bank.batches(5, AllFrames(), meter=meter))
+    batch = next(bank.batches(5, AllFrames(), meter=meter, bucket=False))
     rows = torch.tensor([1, 4])
     step = batch.features.read_step("fine", 2, rows)
     assert step.shape == (2, DIMS["fine"])
@@ -105,12 +105,12 @@ def test_read_frames_jumps_anywhere_inside_the_video(bank):
 def test_unread_frames_cannot_leak_into_results(bank):
     """Poison every frame a method does not read: its outputs must not change."""
     meter = bank.new_meter()
-    batch = next(bank.batches(5, AllFrames(), meter=meter))
+    batch = next(bank.batches(5, AllFrames(), meter=meter, bucket=False))
     where = batch.mask & (torch.arange(batch.mask.shape[1]) % 2 == 0)
     clean = batch.read("fine", where=where)
     read = meter.read_mask("fine")
     bank.features["fine"][:-1][~read] = float("nan")  # the last row is the shared zero row
-    poisoned = next(bank.batches(5, AllFrames())).read("fine", where=where)
+    poisoned = next(bank.batches(5, AllFrames(), bucket=False)).read("fine", where=where)
     assert torch.isfinite(poisoned).all() and torch.equal(clean, poisoned)
 
 
@@ -179,3 +179,22 @@ def test_bank_on_synthetic_store(tiny_store):
     assert total == bank.num_videos
     expected = np.minimum(bank.lengths_host, 5)  # short videos repeat frames, paid once
     assert meter.frames_read("fine").numpy().tolist() == expected.tolist()
+
+
+def test_variable_length_batches_are_bucketed_by_length(tiny_store):
+    bank = FeatureBank(tiny_store, "train", device="cpu", show_progress=False)
+    lengths = bank.lengths_host
+
+    def padding(batches):
+        return sum(b.mask.numel() - int(b.mask.sum()) for b in batches)
+
+    bucketed = list(bank.batches(8, AllFrames(), train=True, seed=0))
+    plain = list(bank.batches(8, AllFrames(), train=True, seed=0, bucket=False))
+    assert padding(bucketed) < padding(plain) / 2
+    seen = sorted(i for b in bucketed for i in b.index.tolist())
+    assert seen == list(range(bank.num_videos))  # still every video once
+    assert [b.video_ids for b in bucketed] == [b.video_ids for b in bank.batches(8, AllFrames(), train=True, seed=0)]
+    # Evaluation passes are sorted by length; fixed-width samplers are not bucketed.
+    evaluation = [int(lengths[i]) for b in bank.batches(8, AllFrames()) for i in b.index.tolist()]
+    assert evaluation == sorted(evaluation)
+    assert [i for b in bank.batches(8, UniformFrames(3)) for i in b.index.tolist()] == list(range(bank.num_videos))

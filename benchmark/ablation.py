@@ -1,0 +1,62 @@
+"""The ablations of the paper's Tables 2 to 4, as variants of LiteEval run by the harness.
+
+``python -m benchmark ablate {sync,gamma,units}`` trains one LiteEval variant per row and
+writes ``results/<dataset>-ablate-<kind>/`` exactly like a main run (resumable, with
+metrics.json, scores and provenance), with a table shaped like the paper's:
+
+* sync  (Table 2): without and with synchronisation of the fine LSTM to the coarse LSTM;
+* gamma (Table 3): the usage target gamma in {0.01, 0.03, 0.05, 0.10}: mAP and GFLOPs;
+* units (Table 4): coarse LSTM units in {64, 128, 256, 512}. The fine LSTM keeps one size
+  for every row, as in the paper (2048 there); since synchronisation needs
+  fine units >= coarse units, it is max(the method's fine_hidden, 512) here.
+
+Variants start from LiteEval's settings for the dataset (preset, then the config file's
+``[liteeval]`` table, then ``--epochs``) and change one hyper-parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from benchmark.config import RunConfig
+from benchmark.runner import MethodPlan, Runner, plan_methods
+from datasets.synthetic import PRESETS
+from datasets.store import FeatureStore
+
+COLUMNS = {
+    "sync": ["Method", "mAP (%)", "Top-1 (%)", "GFLOPs/video", "Fine frames/video"],
+    "gamma": ["Method", "mAP (%)", "GFLOPs/video", "Fine frames/video", "Top-1 (%)"],
+    "units": ["Method", "mAP (%)", "Top-1 (%)", "GFLOPs/video", "Params"],
+}
+KINDS = tuple(COLUMNS)
+
+
+def variants(kind: str, base: MethodPlan) -> list[tuple[str, str, dict[str, Any]]]:
+    """(result label, row name, hyper-parameter overrides) of each row of ``kind``."""
+    if kind == "sync":
+        return [("liteeval-nosync", "w/o sync", {"sync": False}), ("liteeval-sync", "LiteEval (sync)", {"sync": True})]
+    if kind == "gamma":
+        return [(f"liteeval-gamma{g:.2f}", f"gamma = {g:.2f}", {"gamma": g}) for g in (0.01, 0.03, 0.05, 0.10)]
+    if kind == "units":
+        fine = max(base.full_hparams()["fine_hidden"], 512)
+        return [(f"liteeval-coarse{u}", f"{u} coarse units", {"coarse_hidden": u, "fine_hidden": fine})
+                for u in (64, 128, 256, 512)]
+    raise ValueError(f"unknown ablation {kind!r}; choose one of {KINDS}")
+
+
+def ablate(kind: str, cfg: RunConfig) -> dict[str, str]:
+    """Run the ``kind`` ablation; return the written tables' texts."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown ablation {kind!r}; choose one of {KINDS}")
+    from benchmark.runner import resolve_store
+
+    store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
+    (base,) = plan_methods(replace(cfg, methods=["liteeval"]), store.manifest.name)
+    plans = [
+        MethodPlan(base.spec, base.cls, {**base.hparams, **overrides}, base.train, label=label, display=display)
+        for label, display, overrides in variants(kind, base)
+    ]
+    dataset = cfg.dataset if cfg.dataset in PRESETS else store.manifest.name
+    cfg = replace(cfg, methods=None, name=cfg.name or f"{dataset}-ablate-{kind}")
+    return Runner(cfg, plans=plans).run(columns=COLUMNS[kind])

@@ -1,0 +1,281 @@
+"""LiteEval (Wu et al., NeurIPS 2019, section 2) and LiteEval-RL.
+
+At every frame t (1 fps), with coarse features v_t^c and fine features v_t^f:
+
+* coarse LSTM (eq. 1):   h_t^c, c_t^c = cLSTM(x_t, h_{t-1}^c, c_{t-1}^c), where x_t = v_t^c or,
+  as in the official code, an embedding of it (``coarse_embed`` > 0: Linear + ReLU);
+* gate (eq. 2):          b_t = W_g [x_t, h_{t-1}^f, c_{t-1}^f] in R^2 (one linear layer);
+* decision B_t:          training: straight-through Gumbel-softmax (eqs. 6-7; hard 0/1 forward,
+                         the soft sample's gradient backward) at temperature tau; evaluation: argmax;
+* fine LSTM (eqs. 3-4):  where B_t = 1, h_t^f, c_t^f = fLSTM([x_t, v_t^f], h_{t-1}^f, c_{t-1}^f);
+* synchronisation:       where B_t = 0, h_t^f = [h_t^c, h_{t-1}^f(D_c+1 : D_f)] (the first D_c units
+                         copied from the coarse LSTM, the rest kept), and likewise c_t^f; with
+                         ``sync=False`` (Table 2's ablation) h_t^f = h_{t-1}^f as in eq. 4;
+* classifier:            p_t = softmax(W_p h_t^f) at every step (the online predictions).
+
+Training loss (eq. 5): cross-entropy of the last step's prediction plus
+lambda * (mean_t B_t - gamma)^2 per video. The temperature is annealed geometrically over
+training, per epoch, from ``tau_start`` to ``tau_end`` (tau_e = tau_start * (tau_end /
+tau_start)^(e / (E - 1))); the official code uses max(0.5, exp(-1e-4 * step)) over ~10^5 steps,
+which a short synthetic run would never anneal.
+
+Really conditional at evaluation: the fine branch reads fine features through the metered
+accessor only for the videos whose gate fired at that step, and runs the fine LSTM only on
+those rows. (Training runs the fine LSTM on every row, because the straight-through gradient
+of B_t needs the fine candidate state of rows whose gate did not fire; training is not what
+the cost measures.)
+
+LiteEval-RL trains the same network's gate with REINFORCE: B_t ~ Bernoulli(p_t), p_t the gate's
+probability of firing; the rest of the network sees the hard samples and is trained by the
+cross-entropy. The reward of a video is the negative of its eq. 5 loss,
+R = log p_T(y) - lambda * (mean_t B_t - gamma)^2, so the policy gradient estimates the same
+objective that LiteEval differentiates through Gumbel-softmax. The baseline is an exponential
+moving average of the batch-mean reward (momentum ``baseline_momentum``): it removes the
+reward's large offset, costs no extra forward pass and adds no parameters that could themselves
+need tuning; advantages are normalised by their batch standard deviation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from datasets.bank import Batch
+from datasets.sampling import AllFrames, FrameSampler
+from methods.base import MethodOutput, StepModule, TrainConfig, VideoMethod
+from methods.losses import label_distribution, soft_cross_entropy
+from methods.registry import register_method
+
+
+def straight_through_gumbel(logits: torch.Tensor, tau: float) -> torch.Tensor:
+    """P(fire) sample of a 2-way Gumbel-softmax: hard 0/1 forward, soft gradient (B,)."""
+    soft = F.gumbel_softmax(logits, tau=tau, hard=False)[:, 1]
+    hard = (soft > 0.5).to(soft.dtype)
+    return hard + (soft - soft.detach())  # exactly hard in the forward pass (x - x == 0)
+
+
+def usage_penalty(decisions: torch.Tensor, valid: torch.Tensor, gamma: float) -> torch.Tensor:
+    """(mean over valid steps of B_t - gamma)^2 per video (B,): the second term of eq. 5."""
+    usage = (decisions * valid).sum(1) / valid.sum(1).clamp_min(1)
+    return (usage - gamma) ** 2
+
+
+class _LiteEvalNet(VideoMethod):
+    """The network of section 2.1; subclasses choose how the gate is trained."""
+
+    streams = ("coarse", "fine")
+    online = True
+
+    # Defaults are the synthetic default's: small LSTMs and 15 epochs, so that the whole
+    # comparison trains in minutes on 2 CPU cores (dense training runs the fine LSTM at every
+    # frame, and is compute-bound there). The paper's settings are the presets below.
+    @dataclass(frozen=True)
+    class Hparams:
+        coarse_hidden: int = 64
+        fine_hidden: int = 128
+        coarse_embed: int = 0  # 0: feed v^c directly; > 0: Linear + ReLU to this size (official code: 512)
+        sync: bool = True
+        lam: float = 2.0
+        gamma: float = 0.05
+        tau_start: float = 5.0
+        tau_end: float = 0.5
+        dropout: float = 0.2
+        baseline_momentum: float = 0.9  # LiteEval-RL only
+
+    train_defaults = TrainConfig(epochs=15, batch_size=64, lr=1e-3, weight_decay=1e-4)
+    # The paper's two settings (section 3.1): Adam 1e-4, lambda 2, gamma 0.05 for both.
+    presets = {
+        "paper": {"coarse_hidden": 512, "fine_hidden": 2048, "coarse_embed": 512,
+                  "train": {"batch_size": 256, "lr": 1e-4}},
+        "fcvid": {"coarse_hidden": 512, "fine_hidden": 2048, "coarse_embed": 512,
+                  "train": {"batch_size": 256, "lr": 1e-4}},
+        "activitynet": {"coarse_hidden": 64, "fine_hidden": 512, "coarse_embed": 0,
+                        "train": {"batch_size": 128, "lr": 1e-4}},
+    }
+
+    def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
+        super().__init__(num_classes, dims, **hparams)
+        hp = self.hp
+        if hp.sync and hp.fine_hidden < hp.coarse_hidden:
+            raise ValueError(
+                f"{self.name}: synchronisation copies the coarse state into the first units of the fine state, "
+                f"so fine_hidden ({hp.fine_hidden}) must be >= coarse_hidden ({hp.coarse_hidden})"
+            )
+        coarse_in = hp.coarse_embed or dims["coarse"]
+        self.embed = (
+            nn.Sequential(nn.Linear(dims["coarse"], hp.coarse_embed), nn.ReLU()) if hp.coarse_embed else nn.Identity()
+        )
+        self.coarse_cell = nn.LSTMCell(coarse_in, hp.coarse_hidden)
+        self.gate = nn.Linear(coarse_in + 2 * hp.fine_hidden, 2)
+        self.fine_cell = nn.LSTMCell(coarse_in + dims["fine"], hp.fine_hidden)
+        self.dropout = nn.Dropout(hp.dropout)
+        self.classifier = nn.Linear(hp.fine_hidden, num_classes)
+        self.tau = hp.tau_start
+        self.coarse_in = coarse_in
+
+    # ------------------------------------------------------------------ interface
+    def sampler(self, train: bool) -> FrameSampler:
+        return AllFrames()
+
+    def on_epoch_start(self, epoch: int, epochs: int) -> None:
+        progress = epoch / max(epochs - 1, 1)
+        self.tau = self.hp.tau_start * (self.hp.tau_end / self.hp.tau_start) ** progress
+
+    def cost_modules(self) -> dict[str, StepModule]:
+        hp, dc, df = self.hp, self.dims["coarse"], self.dims["fine"]
+
+        def state(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.zeros(1, n), torch.zeros(1, n)
+
+        modules = {
+            "coarse_cell": StepModule(self.coarse_cell, lambda: (torch.zeros(1, self.coarse_in), state(hp.coarse_hidden))),
+            "gate": StepModule(self.gate, lambda: (torch.zeros(1, self.coarse_in + 2 * hp.fine_hidden),)),
+            "fine_cell": StepModule(self.fine_cell, lambda: (torch.zeros(1, self.coarse_in + df), state(hp.fine_hidden))),
+            "classifier": StepModule(self.classifier, lambda: (torch.zeros(1, hp.fine_hidden),)),
+        }
+        if hp.coarse_embed:
+            modules["coarse_embed"] = StepModule(self.embed, lambda: (torch.zeros(1, dc),))
+        return modules
+
+    # ------------------------------------------------------------------ the recurrence
+    def _skip_state(self, h_coarse: torch.Tensor, h_fine: torch.Tensor) -> torch.Tensor:
+        """Fine state where the gate did not fire: synchronised (section 2.1) or kept (eq. 4)."""
+        if not self.hp.sync:
+            return h_fine
+        return torch.cat([h_coarse, h_fine[:, self.hp.coarse_hidden :]], dim=1)
+
+    def decide(self, logits: torch.Tensor) -> torch.Tensor:
+        """B_t during training (B,), with whatever gradient the training scheme uses."""
+        raise NotImplementedError
+
+    def forward(self, batch: Batch) -> MethodOutput:
+        return self._forward_train(batch) if self.training else self._forward_eval(batch)
+
+    def _init_state(self, b: int, device: torch.device):
+        hp = self.hp
+        zeros = lambda n: torch.zeros(b, n, device=device)  # noqa: E731
+        return zeros(hp.coarse_hidden), zeros(hp.coarse_hidden), zeros(hp.fine_hidden), zeros(hp.fine_hidden)
+
+    def _forward_train(self, batch: Batch) -> MethodOutput:
+        """Dense: every row's fine candidate is computed (the straight-through gradient needs it)."""
+        coarse = self.dropout(self.embed(batch.read("coarse")))  # (B, T, Dc_in)
+        fine = self.dropout(batch.read("fine"))
+        b, steps = batch.mask.shape
+        valid = batch.mask.to(coarse.dtype)
+        hc, cc, hf, cf = self._init_state(b, coarse.device)
+        decisions, gate_logits = [], []
+        for t in range(steps):
+            x, keep = coarse[:, t], valid[:, t : t + 1]
+            logits = self.gate(torch.cat([x, hf, cf], dim=1))
+            fire = self.decide(logits) * valid[:, t]
+            hc_new, cc_new = self.coarse_cell(x, (hc, cc))
+            hc, cc = keep * hc_new + (1 - keep) * hc, keep * cc_new + (1 - keep) * cc
+            hf_new, cf_new = self.fine_cell(torch.cat([x, fine[:, t]], dim=1), (hf, cf))
+            hf_skip, cf_skip = self._skip_state(hc, hf), self._skip_state(cc, cf)
+            f = fire.unsqueeze(1)
+            hf_next, cf_next = f * hf_new + (1 - f) * hf_skip, f * cf_new + (1 - f) * cf_skip
+            hf, cf = keep * hf_next + (1 - keep) * hf, keep * cf_next + (1 - keep) * cf
+            decisions.append(fire)
+            gate_logits.append(logits)
+        logits = self.classifier(self.dropout(hf))
+        decisions_t = torch.stack(decisions, 1)
+        return MethodOutput(
+            scores=logits.softmax(-1),
+            step_counts={"fine_cell": decisions_t.detach().sum(1).long()},
+            extras={"logits": logits, "decisions": decisions_t, "gate_logits": torch.stack(gate_logits, 1),
+                    "valid": valid},
+        )
+
+    @torch.no_grad()
+    def _forward_eval(self, batch: Batch) -> MethodOutput:
+        """Conditional: fine features are read, and the fine LSTM run, only where the gate fires."""
+        features = batch.features
+        b, steps = batch.mask.shape
+        device = batch.mask.device
+        hc, cc, hf, cf = self._init_state(b, device)
+        step_scores = torch.zeros(b, steps, self.num_classes, device=device)
+        decisions = torch.zeros(b, steps, dtype=torch.bool, device=device)
+        for t in range(steps):
+            valid = batch.mask[:, t]
+            keep = valid.unsqueeze(1)
+            x = self.embed(features.read_step("coarse", t))
+            fire = (self.gate(torch.cat([x, hf, cf], dim=1)).argmax(1) == 1) & valid
+            hc_new, cc_new = self.coarse_cell(x, (hc, cc))
+            hc, cc = torch.where(keep, hc_new, hc), torch.where(keep, cc_new, cc)
+            hf_next, cf_next = self._skip_state(hc, hf), self._skip_state(cc, cf)
+            rows = torch.nonzero(fire).flatten()
+            if len(rows):
+                vf = features.read_step("fine", t, rows)
+                h_new, c_new = self.fine_cell(torch.cat([x[rows], vf], dim=1), (hf[rows], cf[rows]))
+                hf_next, cf_next = hf_next.index_copy(0, rows, h_new), cf_next.index_copy(0, rows, c_new)
+            hf, cf = torch.where(keep, hf_next, hf), torch.where(keep, cf_next, cf)
+            step_scores[:, t] = self.classifier(hf).softmax(-1)
+            decisions[:, t] = fire
+        last = (batch.steps - 1).clamp_min(0)
+        scores = step_scores[torch.arange(b, device=device), last]
+        steps_run = batch.steps
+        return MethodOutput(
+            scores=scores,
+            step_scores=step_scores,
+            step_counts={
+                "coarse_cell": steps_run,
+                "gate": steps_run,
+                "fine_cell": decisions.sum(1),
+                "classifier": steps_run,
+                **({"coarse_embed": steps_run} if self.hp.coarse_embed else {}),
+            },
+            diagnostics={"fine_steps": decisions},
+        )
+
+
+@register_method("liteeval")
+class LiteEval(_LiteEvalNet):
+    summary = "coarse LSTM on every frame, gated fine LSTM (Gumbel-softmax gate), synchronised states"
+
+    def decide(self, logits: torch.Tensor) -> torch.Tensor:
+        return straight_through_gumbel(logits, self.tau)
+
+    def loss(self, output: MethodOutput, batch: Batch):
+        ce = soft_cross_entropy(output.extras["logits"], batch.labels)
+        penalty = usage_penalty(output.extras["decisions"], output.extras["valid"], self.hp.gamma).mean()
+        loss = ce + self.hp.lam * penalty
+        usage = (output.extras["decisions"].detach().sum(1) / output.extras["valid"].sum(1)).mean()
+        return loss, {"ce": ce.item(), "penalty": penalty.item(), "fine_usage": usage.item(), "tau": self.tau}
+
+
+@register_method("liteeval_rl")
+class LiteEvalRL(_LiteEvalNet):
+    summary = "LiteEval with its gate trained by REINFORCE (Bernoulli decisions, moving-average baseline)"
+
+    def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
+        super().__init__(num_classes, dims, **hparams)
+        self.register_buffer("baseline", torch.tensor(float("nan")))
+
+    def decide(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.bernoulli(logits.softmax(-1)[:, 1].detach())
+
+    def loss(self, output: MethodOutput, batch: Batch):
+        extras = output.extras
+        decisions, valid = extras["decisions"], extras["valid"]
+        log_probs = F.log_softmax(extras["logits"], dim=-1)
+        ce_per_video = -(label_distribution(batch.labels) * log_probs).sum(-1)
+        penalty = usage_penalty(decisions, valid, self.hp.gamma)
+        with torch.no_grad():
+            reward = -(ce_per_video + self.hp.lam * penalty)
+            mean = reward.mean()
+            if torch.isnan(self.baseline):
+                self.baseline.copy_(mean)
+            advantage = reward - self.baseline
+            advantage = advantage / advantage.std().clamp_min(1e-6) if len(advantage) > 1 else advantage
+            self.baseline.mul_(self.hp.baseline_momentum).add_((1 - self.hp.baseline_momentum) * mean)
+        gate_log_probs = F.log_softmax(extras["gate_logits"], dim=-1)  # (B, T, 2)
+        chosen = gate_log_probs.gather(2, decisions.long().unsqueeze(-1)).squeeze(-1) * valid
+        policy = -(advantage * chosen.sum(1)).mean()
+        ce = ce_per_video.mean()
+        usage = (decisions.sum(1) / valid.sum(1)).mean()
+        return ce + policy, {"ce": ce.item(), "policy": policy.item(), "reward": reward.mean().item(),
+                             "fine_usage": usage.item()}
+

@@ -1,0 +1,153 @@
+"""LiteEval and LiteEval-RL: the gate, synchronisation, the penalty, conditional reads."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmark.training import evaluate, fit, seed_everything
+from datasets.bank import FeatureBank
+from methods import TrainConfig, resolve_method
+from methods.liteeval import straight_through_gumbel, usage_penalty
+
+
+@pytest.fixture(scope="module")
+def banks(tiny_store):
+    return (FeatureBank(tiny_store, "train", device="cpu", show_progress=False),
+            FeatureBank(tiny_store, "test", device="cpu", show_progress=False))
+
+
+def make(name: str, bank: FeatureBank, **hparams):
+    return resolve_method(name)(bank.num_classes, {s: bank.dim(s) for s in bank.streams}, **hparams)
+
+
+@pytest.fixture(scope="module")
+def trained(banks):
+    """LiteEval trained briefly on tiny (a few seconds)."""
+    train, _ = banks
+    seed_everything(0)
+    method = make("liteeval", train, coarse_hidden=16, fine_hidden=32, gamma=0.2)
+    fit(method, train, TrainConfig(epochs=8, batch_size=32, lr=3e-3), seed=0, show_progress=False)
+    return method
+
+
+def test_straight_through_gate_is_hard_forward_and_soft_backward():
+    torch.manual_seed(0)
+    logits = torch.randn(64, 2, requires_grad=True)
+    fire = straight_through_gumbel(logits, tau=1.0)
+    assert fire.shape == (64,) and set(fire.detach().unique().tolist()) <= {0.0, 1.0}
+    (fire * torch.arange(64.0)).sum().backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+    assert torch.allclose(logits.grad[:, 0], -logits.grad[:, 1])  # softmax over two logits
+
+
+def test_gradients_reach_every_part_through_the_gate(banks):
+    train, _ = banks
+    torch.manual_seed(0)
+    method = make("liteeval", train, coarse_hidden=8, fine_hidden=16)
+    method.train()
+    method.on_epoch_start(0, 10)
+    batch = next(train.batches(8, method.sampler(train=True), train=True, seed=0))
+    out = method(batch)
+    steps = batch.mask.shape[1]
+    assert out.scores.shape == (8, train.num_classes)
+    assert out.extras["decisions"].shape == (8, steps) and out.extras["gate_logits"].shape == (8, steps, 2)
+    loss, logs = method.loss(out, batch)
+    loss.backward()
+    for name in ("gate", "coarse_cell", "fine_cell", "classifier"):
+        grads = [p.grad for p in getattr(method, name).parameters()]
+        assert all(g is not None and g.abs().sum() > 0 for g in grads), name
+    assert {"ce", "penalty", "fine_usage", "tau"} <= set(logs)
+
+
+def test_synchronisation_rule_by_hand(banks):
+    train, _ = banks
+    method = make("liteeval", train, coarse_hidden=2, fine_hidden=4)
+    h_coarse = torch.tensor([[1.0, 2.0]])
+    h_fine = torch.tensor([[10.0, 20.0, 30.0, 40.0]])
+    # Skipped step: the first D_c fine units come from the coarse LSTM, the rest are kept.
+    assert method._skip_state(h_coarse, h_fine).tolist() == [[1.0, 2.0, 30.0, 40.0]]
+    no_sync = make("liteeval", train, coarse_hidden=2, fine_hidden=4, sync=False)
+    assert no_sync._skip_state(h_coarse, h_fine).tolist() == [[10.0, 20.0, 30.0, 40.0]]
+    with pytest.raises(ValueError, match="fine_hidden .* must be >= coarse_hidden"):
+        make("liteeval", train, coarse_hidden=8, fine_hidden=4)
+
+
+def test_usage_penalty_by_hand():
+    decisions = torch.tensor([[1.0, 0.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
+    valid = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]])  # video 2 has 2 frames
+    penalty = usage_penalty(decisions, valid, gamma=0.25)
+    assert penalty.tolist() == pytest.approx([(0.5 - 0.25) ** 2, (1.0 - 0.25) ** 2])
+
+
+def test_temperature_is_annealed_from_high_to_small(banks):
+    method = make("liteeval", banks[0])
+    method.on_epoch_start(0, 30)
+    assert method.tau == pytest.approx(5.0)
+    method.on_epoch_start(29, 30)
+    assert method.tau == pytest.approx(0.5)
+    method.on_epoch_start(15, 30)
+    assert 0.5 < method.tau < 5.0
+
+
+def test_evaluation_reads_fine_features_only_where_the_gate_fires(trained, banks):
+    _, test = banks
+    result = evaluate(trained, test, 64, show_progress=False)
+    fine_steps = result.diagnostics["fine_steps"]
+    for row in range(test.num_videos):
+        fired = sum(fine_steps[row][: test.lengths_host[row]])
+        assert result.frames_read["fine"][row] == fired == result.step_counts["fine_cell"][row]
+    assert (result.frames_read["coarse"] == test.lengths_host).all()  # every frame, coarse
+    assert 0 < result.frames_read["fine"].sum() < test.num_frames  # really conditional
+
+
+def test_unselected_fine_features_are_never_used(tiny_store, trained):
+    """Poison every fine feature the gate does not select: outputs are unchanged and finite."""
+    test = FeatureBank(tiny_store, "test", device="cpu", show_progress=False)
+    meter = test.new_meter()
+    clean = [trained(b) for b in test.batches(64, trained.sampler(train=False), meter=meter)]
+    read = meter.read_mask("fine")
+    assert (~read).sum() > 0
+    test.features["fine"][:-1][~read] = float("nan")  # the last row is the shared zero row
+    poisoned = [trained(b) for b in test.batches(64, trained.sampler(train=False))]
+    for a, b in zip(clean, poisoned):
+        assert torch.isfinite(b.scores).all() and torch.isfinite(b.step_scores).all()
+        assert torch.equal(a.scores, b.scores) and torch.equal(a.step_scores, b.step_scores)
+
+
+def test_online_scores_per_step(trained, banks):
+    _, test = banks
+    batch = next(test.batches(16, trained.sampler(train=False)))
+    out = trained.eval()(batch)
+    assert out.step_scores.shape == (16, batch.mask.shape[1], test.num_classes)
+    last = batch.steps - 1
+    assert torch.equal(out.scores, out.step_scores[torch.arange(16), last])
+
+
+@pytest.mark.parametrize("name", ["liteeval", "liteeval_rl"])
+def test_a_seed_determines_the_result(banks, name):
+    train, test = banks
+    results = []
+    for _ in range(2):
+        seed_everything(3)
+        method = make(name, train, coarse_hidden=8, fine_hidden=16)
+        fit(method, train, TrainConfig(epochs=2, batch_size=32), seed=3, show_progress=False)
+        results.append(evaluate(method, test, 64, show_progress=False))
+    assert (results[0].scores == results[1].scores).all()
+    assert (results[0].frames_read["fine"] == results[1].frames_read["fine"]).all()
+
+
+def test_reinforce_trains_the_gate_from_the_reward(banks):
+    train, _ = banks
+    torch.manual_seed(0)
+    method = make("liteeval_rl", train, coarse_hidden=8, fine_hidden=16)
+    method.train()
+    batch = next(train.batches(32, method.sampler(train=True), train=True, seed=0))
+    out = method(batch)
+    assert set(out.extras["decisions"].unique().tolist()) <= {0.0, 1.0}
+    assert not out.extras["decisions"].requires_grad  # sampled, no reparameterisation
+    loss, logs = method.loss(out, batch)
+    loss.backward()
+    assert method.gate.weight.grad.abs().sum() > 0  # only the policy-gradient term reaches the gate
+    assert {"policy", "reward", "fine_usage"} <= set(logs)
+    assert torch.isfinite(method.baseline)
