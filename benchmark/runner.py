@@ -8,7 +8,7 @@ Layout of ``results/<run name>/``::
     runs/<method>/seed<k>/
         config.json                what this result was computed with (resume checks it)
         scores.npz                 per-video class scores, labels, costs, frames read
-        diagnostics.json           per-video extras a method reports (if any)
+        diagnostics.npz            per-video extras a method reports, if any (see pack_diagnostics)
         metrics.json               written last: its presence marks the pair as done
 
 An interrupted run started again skips every method/seed pair whose metrics.json exists
@@ -154,6 +154,32 @@ def dataset_fingerprint(store: FeatureStore) -> str:
     return digest.hexdigest()[:16]
 
 
+def pack_diagnostics(video_ids: list[str], diagnostics: dict[str, list]) -> bytes:
+    """Per-video diagnostics as a compressed .npz: for each name, the values of every video
+    flattened and concatenated (``<name>``) and where each video's values start
+    (``<name>_offsets``, N + 1 entries). Read them back with ``unpack_diagnostics``."""
+    arrays: dict[str, np.ndarray] = {"video_ids": np.asarray(video_ids)}
+    for name, values in diagnostics.items():
+        flat = [np.asarray(v).reshape(-1) for v in values]
+        arrays[name] = np.concatenate(flat) if flat else np.zeros(0)
+        arrays[f"{name}_offsets"] = np.concatenate([[0], np.cumsum([len(v) for v in flat])]).astype(np.int64)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def unpack_diagnostics(path: Path | str) -> tuple[list[str], dict[str, list[np.ndarray]]]:
+    """The inverse of ``pack_diagnostics``: video ids and, per name, one array per video."""
+    with np.load(path) as data:
+        ids = data["video_ids"].tolist()
+        names = [k for k in data.files if k != "video_ids" and not k.endswith("_offsets")]
+        out = {}
+        for name in names:
+            values, offsets = data[name], data[f"{name}_offsets"]
+            out[name] = [values[offsets[i] : offsets[i + 1]] for i in range(len(ids))]
+    return ids, out
+
+
 class Runner:
     """Runs one configuration end to end; see the module docstring for what it writes."""
 
@@ -267,8 +293,7 @@ class Runner:
         )
         atomic_write_bytes(folder / "scores.npz", buffer.getvalue())
         if result.diagnostics:
-            atomic_write_json(folder / "diagnostics.json",
-                              {"video_ids": result.video_ids, **result.diagnostics})
+            atomic_write_bytes(folder / "diagnostics.npz", pack_diagnostics(result.video_ids, result.diagnostics))
         atomic_write_json(folder / "metrics.json", record)  # last: marks the pair as done
         return record
 

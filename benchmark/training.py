@@ -106,10 +106,12 @@ def evaluate(method: VideoMethod, bank: FeatureBank, batch_size: int, *, show_pr
             scores[rows] = output.scores.float().cpu().numpy()
             for name, runs in output.step_counts.items():
                 counts.setdefault(name, np.zeros(n, dtype=np.int64))[rows] = runs.cpu().numpy()
+            lengths = batch.lengths.cpu().numpy()
             for name, values in output.diagnostics.items():
                 store = diagnostics.setdefault(name, [None] * n)
-                for row, value in zip(rows.tolist(), values.cpu().numpy()):
-                    store[row] = value.tolist()
+                for row, length, value in zip(rows.tolist(), lengths.tolist(), values.cpu().numpy()):
+                    # Per-step diagnostics are cut to the video's length (the rest is padding).
+                    store[row] = value[:length] if value.ndim and value.shape[0] == values.shape[1] else value
             bar.update(batch.size)
     if bank.device.type == "cuda":
         torch.cuda.synchronize(bank.device)

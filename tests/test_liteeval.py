@@ -151,3 +151,17 @@ def test_reinforce_trains_the_gate_from_the_reward(banks):
     assert method.gate.weight.grad.abs().sum() > 0  # only the policy-gradient term reaches the gate
     assert {"policy", "reward", "fine_usage"} <= set(logs)
     assert torch.isfinite(method.baseline)
+
+
+def test_diagnostics_round_trip_and_name_the_fine_frames(tmp_path, trained, banks):
+    from benchmark.runner import pack_diagnostics, unpack_diagnostics
+
+    _, test = banks
+    result = evaluate(trained, test, 64, show_progress=False)
+    steps = result.diagnostics["fine_steps"]
+    assert [len(s) for s in steps] == test.lengths_host.tolist()  # padding cut off
+    (tmp_path / "d.npz").write_bytes(pack_diagnostics(result.video_ids, result.diagnostics))
+    ids, back = unpack_diagnostics(tmp_path / "d.npz")
+    assert ids == result.video_ids
+    assert all((a == b).all() for a, b in zip(back["fine_steps"], steps))
+    assert [int(s.sum()) for s in back["fine_steps"]] == result.frames_read["fine"].tolist()
