@@ -183,3 +183,24 @@ def test_ablation_tables(tmp_path, kind, rows):
     else:
         assert {h["coarse_hidden"] for h in hparams.values()} == {64, 128, 256, 512}
         assert {h["fine_hidden"] for h in hparams.values()} == {512}  # one fine size for every row
+
+
+def test_paper_presets_apply_by_dataset_name_and_the_config_file_wins(tmp_path):
+    from benchmark.config import RunConfig
+    from benchmark.runner import plan_methods
+
+    cfg = RunConfig(methods=["liteeval", "lstm"])
+    fcvid = {p.name: p for p in plan_methods(cfg, "fcvid")}
+    le = fcvid["liteeval"].full_hparams()
+    assert (le["coarse_hidden"], le["fine_hidden"], le["coarse_embed"]) == (512, 2048, 512)
+    assert (le["lam"], le["gamma"]) == (2.0, 0.05)
+    assert (fcvid["liteeval"].train.batch_size, fcvid["liteeval"].train.lr) == (256, 1e-4)
+    anet = plan_methods(cfg, "activitynet")[0]
+    assert (anet.full_hparams()["coarse_hidden"], anet.full_hparams()["fine_hidden"]) == (64, 512)
+    assert (anet.train.batch_size, anet.train.lr) == (128, 1e-4)
+    assert plan_methods(cfg, "paper")[1].full_hparams()["hidden"] == 2048  # LSTM on FCVID's shapes
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"liteeval": {"gamma": 0.1, "train": {"lr": 5e-4}}}))
+    mine = plan_methods(RunConfig(methods=["liteeval"], config_file=str(config)), "fcvid")[0]
+    assert mine.full_hparams()["gamma"] == 0.1 and mine.full_hparams()["fine_hidden"] == 2048
+    assert mine.train.lr == 5e-4 and mine.train.batch_size == 256
