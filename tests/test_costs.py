@@ -38,12 +38,12 @@ def test_paper_setup_uniform_195_and_lstm_196():
     lstm_cls = resolve_method("lstm")
     lstm = lstm_cls(239, {"fine": 2048}, hidden=lstm_cls.presets["paper"]["hidden"])
     frames = {"fine": np.array([25])}
-    u = video_gmacs(frames, {"classifier": np.array([25])}, {"fine": fine}, step_costs(uniform))
-    l = video_gmacs(frames, {"lstm_cell": np.array([25]), "classifier": np.array([1])}, {"fine": fine},
-                    step_costs(lstm))
-    assert u[0] == pytest.approx(195.5, abs=1.0)
-    assert l[0] == pytest.approx(196.0, abs=1.0)
-    assert l[0] > u[0]
+    uniform_cost = video_gmacs(frames, {"classifier": np.array([25])}, {"fine": fine}, step_costs(uniform))[0]
+    lstm_cost = video_gmacs(frames, {"lstm_cell": np.array([25]), "classifier": np.array([1])}, {"fine": fine},
+                            step_costs(lstm))[0]
+    assert uniform_cost == pytest.approx(195.5, abs=1.0)
+    assert lstm_cost == pytest.approx(196.0, abs=1.0)
+    assert lstm_cost > uniform_cost
 
 
 def test_video_cost_formula_on_hand_numbers():

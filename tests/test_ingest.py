@@ -42,7 +42,7 @@ def make_inputs(root: Path, rows=ROWS, lengths=LENGTHS, skip=(), extra=(), misma
             np.save(fine / f"{vid}.npy", rng.standard_normal((n_fine, 12)).astype(np.float32)
                     if vid in mismatch else arrays[vid][1])
     csv = root / "annotations.csv"
-    csv.write_text("video_id,split,labels\n" + "".join(f"{v},{s},{l}\n" for v, s, l in rows))
+    csv.write_text("video_id,split,labels\n" + "".join(f"{vid},{split},{labels}\n" for vid, split, labels in rows))
     return csv, coarse, fine, arrays
 
 
