@@ -27,7 +27,10 @@ def package_versions() -> dict[str, str | None]:
 
 
 def git_state() -> dict[str, Any]:
-    """Commit of the suite's checkout and whether it had uncommitted changes."""
+    """Commit of the suite's checkout and whether its code had uncommitted changes.
+
+    Changes under results/ do not count: runs write there, and "dirty" is meant to say
+    whether the code that produced a result differs from the commit."""
 
     def git(*args: str) -> str | None:
         try:
@@ -37,7 +40,7 @@ def git_state() -> dict[str, Any]:
         return out.stdout.strip()
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
