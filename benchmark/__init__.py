@@ -1,2 +1,3 @@
-"""The harness that trains and evaluates every method and writes the comparison table
-(issue 3). Empty until the harness lands; the data layer lives in datasets/."""
+"""The harness: trains and evaluates methods on shared feature banks, counts their costs,
+scores them, and writes the comparison table (``python -m benchmark run``), LiteEval's
+ablations (``python -m benchmark ablate``) and the list of methods (``... methods``)."""
