@@ -107,11 +107,14 @@ def evaluate(method: VideoMethod, bank: FeatureBank, batch_size: int, *, show_pr
             for name, runs in output.step_counts.items():
                 counts.setdefault(name, np.zeros(n, dtype=np.int64))[rows] = runs.cpu().numpy()
             lengths = batch.lengths.cpu().numpy()
+            grid = batch.mask.shape[1]
             for name, values in output.diagnostics.items():
                 store = diagnostics.setdefault(name, [None] * n)
+                per_grid_step = values.dim() >= 2 and values.shape[1] == grid
                 for row, length, value in zip(rows.tolist(), lengths.tolist(), values.cpu().numpy()):
-                    # Per-step diagnostics are cut to the video's length (the rest is padding).
-                    store[row] = value[:length] if value.ndim and value.shape[0] == values.shape[1] else value
+                    # Diagnostics laid out on the frame grid are cut to the video's length
+                    # (the rest is padding); others (e.g. a list of glimpses) are kept whole.
+                    store[row] = value[:length] if per_grid_step else value
             bar.update(batch.size)
     if bank.device.type == "cuda":
         torch.cuda.synchronize(bank.device)

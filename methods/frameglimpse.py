@@ -1,0 +1,149 @@
+"""FRAMEGLIMPSE (Yeung et al., CVPR 2016), adapted to per-frame features and classification.
+
+A recurrent agent looks at one frame at a time. At glimpse n it reads the fine feature of the
+frame at its current location l_n (normalised time in [0, 1), so it may jump backwards or
+ahead), updates an LSTM on [feature, l_n], and emits a class prediction, the next location
+(a Gaussian policy: l_{n+1} ~ N(sigmoid(W_l h_n), sigma^2), clamped to [0, 1)) and a stop
+decision (Bernoulli(sigmoid(W_s h_n))). After at most ``max_glimpses`` glimpses it stops. The
+video's prediction is the one emitted at the glimpse where it stopped. The first location is a
+learned parameter. At evaluation the agent is deterministic: it goes to the mean location and
+stops when the stop probability exceeds 1/2.
+
+Training: cross-entropy on the prediction at stopping (the classifier and the LSTM), and
+REINFORCE with a learned baseline (methods/policy.py) for the location and stop policies, with
+reward 1 if the prediction at stopping is right, minus ``glimpse_cost`` per glimpse.
+
+Adaptations (documented in the README): Yeung et al. detect actions in untrimmed video and
+reward detections; here the task is video classification, so the reward is the correctness of
+the class prediction, and the observation is a pre-extracted ResNet feature instead of a frame
+through a CNN. The agent reads only the frames it glimpses, through the metered accessor, so its
+GFLOPs come from the meter. It needs future frames, so it cannot run online.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from datasets.bank import Batch
+from datasets.sampling import FrameSampler, UniformFrames
+from methods.base import MethodOutput, StepModule, TrainConfig, VideoMethod
+from methods.losses import soft_cross_entropy
+from methods.policy import Baseline, reinforce_losses
+from methods.registry import register_method
+
+LAST = 1.0 - 1e-6  # locations live in [0, LAST] so that floor(l * length) < length
+
+
+def correct_at_top1(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B,) 1.0 where the arg-max class is one of the video's labels."""
+    return labels.gather(1, logits.argmax(1, keepdim=True)).squeeze(1)
+
+
+@register_method("frameglimpse")
+class FrameGlimpse(VideoMethod):
+    summary = "agent glimpsing frames anywhere (Gaussian location + stop policies, REINFORCE), at most N glimpses"
+    streams = ("fine",)
+    online = False  # it jumps to future frames
+
+    @dataclass(frozen=True)
+    class Hparams:
+        hidden: int = 128
+        max_glimpses: int = 10
+        location_std: float = 0.1
+        glimpse_cost: float = 0.02
+        dropout: float = 0.2
+
+    train_defaults = TrainConfig(epochs=30, batch_size=64, lr=1e-3, weight_decay=1e-4)
+
+    def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
+        super().__init__(num_classes, dims, **hparams)
+        if self.hp.max_glimpses < 1:
+            raise ValueError(f"{self.name}: max_glimpses must be >= 1")
+        hidden = self.hp.hidden
+        self.cell = nn.LSTMCell(dims["fine"] + 1, hidden)
+        self.classifier = nn.Linear(hidden, num_classes)
+        self.locator = nn.Linear(hidden, 1)
+        self.stopper = nn.Linear(hidden, 1)
+        self.baseline = Baseline(hidden)
+        self.start = nn.Parameter(torch.zeros(1))  # first location, as a logit
+        self.dropout = nn.Dropout(self.hp.dropout)
+
+    def sampler(self, train: bool) -> FrameSampler:
+        return UniformFrames(1)  # the batch's grid is not used: the agent picks its own frames
+
+    def cost_modules(self) -> dict[str, StepModule]:
+        dim, hidden = self.dims["fine"], self.hp.hidden
+        state = lambda: (torch.zeros(1, hidden), torch.zeros(1, hidden))  # noqa: E731
+        head = lambda: (torch.zeros(1, hidden),)  # noqa: E731
+        return {
+            "cell": StepModule(self.cell, lambda: (torch.zeros(1, dim + 1), state())),
+            "classifier": StepModule(self.classifier, head),
+            "locator": StepModule(self.locator, head),
+            "stopper": StepModule(self.stopper, head),
+        }
+
+    def forward(self, batch: Batch) -> MethodOutput:
+        b, device = batch.size, batch.lengths.device
+        lengths = batch.lengths.to(torch.float32)
+        h = torch.zeros(b, self.hp.hidden, device=device)
+        c = torch.zeros_like(h)
+        location = torch.sigmoid(self.start).expand(b).clamp(0, LAST)
+        active = torch.ones(b, dtype=torch.bool, device=device)
+        final_logits = torch.zeros(b, self.num_classes, device=device)
+        glimpses = torch.zeros(b, dtype=torch.long, device=device)
+        log_probs, baselines, deciding, positions = [], [], [], []
+        for n in range(self.hp.max_glimpses):
+            position = torch.clamp((location.detach() * lengths).long(), max=batch.lengths - 1)
+            feature = batch.features.read_frames("fine", position, valid=active)
+            h_new, c_new = self.cell(torch.cat([self.dropout(feature), location.detach().unsqueeze(1)], 1), (h, c))
+            keep = active.unsqueeze(1)
+            h, c = torch.where(keep, h_new, h), torch.where(keep, c_new, c)
+            glimpses = glimpses + active.long()
+            positions.append(torch.where(active, position, -1))
+            final_logits = torch.where(keep, self.classifier(self.dropout(h)), final_logits)
+            if n == self.hp.max_glimpses - 1:
+                break  # the budget is spent: stop
+            stop_p = torch.sigmoid(self.stopper(h)).squeeze(1)
+            mean = torch.sigmoid(self.locator(h)).squeeze(1)
+            if self.training:
+                stop = torch.bernoulli(stop_p.detach()).bool()
+                step = mean.detach() + self.hp.location_std * torch.randn_like(mean)
+                next_location = step.clamp(0, LAST)
+                log_p_stop = torch.where(stop, torch.log(stop_p + 1e-8), torch.log(1 - stop_p + 1e-8))
+                log_p_move = torch.distributions.Normal(mean, self.hp.location_std).log_prob(step)
+                log_probs.append(log_p_stop + (~stop).float() * log_p_move)
+                baselines.append(self.baseline(h))
+                deciding.append(active)
+            else:
+                stop = stop_p > 0.5
+                next_location = mean.clamp(0, LAST)
+            active = active & ~stop
+            location = torch.where(active, next_location, location)
+            if not self.training and not bool(active.any()):
+                break
+        extras = {"logits": final_logits, "glimpses": glimpses}
+        if self.training and log_probs:
+            extras.update(log_probs=torch.stack(log_probs, 1), baselines=torch.stack(baselines, 1),
+                          deciding=torch.stack(deciding, 1))
+        return MethodOutput(
+            scores=final_logits.softmax(-1),
+            step_counts={"cell": glimpses, "classifier": glimpses, "locator": glimpses, "stopper": glimpses},
+            diagnostics={"glimpsed_frames": torch.stack(positions, 1)},
+            extras=extras,
+        )
+
+    def loss(self, output: MethodOutput, batch: Batch):
+        extras = output.extras
+        ce = soft_cross_entropy(extras["logits"], batch.labels)
+        reward = correct_at_top1(extras["logits"].detach(), batch.labels) - self.hp.glimpse_cost * extras["glimpses"]
+        policy = baseline = torch.zeros((), device=ce.device)
+        if "log_probs" in extras:
+            policy, baseline = reinforce_losses(extras["log_probs"], extras["baselines"], extras["deciding"], reward)
+        return ce + policy + baseline, {
+            "ce": ce.item(), "policy": policy.item(), "baseline": baseline.item(),
+            "reward": reward.mean().item(), "glimpses": extras["glimpses"].float().mean().item(),
+        }
+
