@@ -27,9 +27,7 @@ from torch import nn
 from datasets.bank import Batch
 from datasets.sampling import FrameSampler, UniformFrames
 from methods.base import MethodOutput, StepModule, TrainConfig, VideoMethod
-from methods.frameglimpse import correct_at_top1
-from methods.losses import soft_cross_entropy
-from methods.policy import Baseline, reinforce_losses
+from methods.policy import Baseline, agent_loss, episode_extras
 from methods.registry import register_method
 
 
@@ -108,25 +106,12 @@ class FastForward(VideoMethod):
             position = torch.where(active, target, position)
             if not self.training and not bool(active.any()):
                 break
-        extras = {"logits": final_logits, "frames": frames}
-        if self.training and log_probs:
-            extras.update(log_probs=torch.stack(log_probs, 1), baselines=torch.stack(baselines, 1),
-                          deciding=torch.stack(deciding, 1))
         return MethodOutput(
             scores=final_logits.softmax(-1),
             step_counts={"cell": frames, "classifier": frames, "policy": frames},
             diagnostics={"visited_frames": torch.stack(positions, 1)},
-            extras=extras,
+            extras=episode_extras(final_logits, frames, log_probs, baselines, deciding),
         )
 
     def loss(self, output: MethodOutput, batch: Batch):
-        extras = output.extras
-        ce = soft_cross_entropy(extras["logits"], batch.labels)
-        reward = correct_at_top1(extras["logits"].detach(), batch.labels) - self.hp.frame_cost * extras["frames"]
-        policy = baseline = torch.zeros((), device=ce.device)
-        if "log_probs" in extras:
-            policy, baseline = reinforce_losses(extras["log_probs"], extras["baselines"], extras["deciding"], reward)
-        return ce + policy + baseline, {
-            "ce": ce.item(), "policy": policy.item(), "baseline": baseline.item(),
-            "reward": reward.mean().item(), "frames": extras["frames"].float().mean().item(),
-        }
+        return agent_loss(output.extras, batch.labels, self.hp.frame_cost)

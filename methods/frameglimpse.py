@@ -30,16 +30,10 @@ from torch import nn
 from datasets.bank import Batch
 from datasets.sampling import FrameSampler, UniformFrames
 from methods.base import MethodOutput, StepModule, TrainConfig, VideoMethod
-from methods.losses import soft_cross_entropy
-from methods.policy import Baseline, reinforce_losses
+from methods.policy import Baseline, agent_loss, episode_extras
 from methods.registry import register_method
 
 LAST = 1.0 - 1e-6  # locations live in [0, LAST] so that floor(l * length) < length
-
-
-def correct_at_top1(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """(B,) 1.0 where the arg-max class is one of the video's labels."""
-    return labels.gather(1, logits.argmax(1, keepdim=True)).squeeze(1)
 
 
 @register_method("frameglimpse")
@@ -124,26 +118,12 @@ class FrameGlimpse(VideoMethod):
             location = torch.where(active, next_location, location)
             if not self.training and not bool(active.any()):
                 break
-        extras = {"logits": final_logits, "glimpses": glimpses}
-        if self.training and log_probs:
-            extras.update(log_probs=torch.stack(log_probs, 1), baselines=torch.stack(baselines, 1),
-                          deciding=torch.stack(deciding, 1))
         return MethodOutput(
             scores=final_logits.softmax(-1),
             step_counts={"cell": glimpses, "classifier": glimpses, "locator": glimpses, "stopper": glimpses},
             diagnostics={"glimpsed_frames": torch.stack(positions, 1)},
-            extras=extras,
+            extras=episode_extras(final_logits, glimpses, log_probs, baselines, deciding),
         )
 
     def loss(self, output: MethodOutput, batch: Batch):
-        extras = output.extras
-        ce = soft_cross_entropy(extras["logits"], batch.labels)
-        reward = correct_at_top1(extras["logits"].detach(), batch.labels) - self.hp.glimpse_cost * extras["glimpses"]
-        policy = baseline = torch.zeros((), device=ce.device)
-        if "log_probs" in extras:
-            policy, baseline = reinforce_losses(extras["log_probs"], extras["baselines"], extras["deciding"], reward)
-        return ce + policy + baseline, {
-            "ce": ce.item(), "policy": policy.item(), "baseline": baseline.item(),
-            "reward": reward.mean().item(), "glimpses": extras["glimpses"].float().mean().item(),
-        }
-
+        return agent_loss(output.extras, batch.labels, self.hp.glimpse_cost)

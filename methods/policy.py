@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from methods.losses import soft_cross_entropy
+
 
 class Baseline(nn.Module):
     """b(s): the expected reward from state s (a linear head, trained by regression)."""
@@ -37,3 +39,33 @@ def reinforce_losses(
     policy = -(log_probs * advantage * active).sum(1).mean()
     baseline = ((baselines - reward.unsqueeze(1).detach()) ** 2 * active).sum() / active.sum().clamp_min(1)
     return policy, baseline
+
+
+def correct_at_top1(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B,) 1.0 where the arg-max class is one of the video's labels."""
+    return labels.gather(1, logits.argmax(1, keepdim=True)).squeeze(1)
+
+
+def episode_extras(logits: torch.Tensor, frames: torch.Tensor, log_probs: list, baselines: list,
+                   deciding: list) -> dict[str, torch.Tensor]:
+    """What an agent's forward hands to ``agent_loss``: final logits, frames read and, in
+    training, the stacked (B, N) log-probabilities, baselines and active masks of its decisions."""
+    extras = {"logits": logits, "frames": frames}
+    if log_probs:
+        extras.update(log_probs=torch.stack(log_probs, 1), baselines=torch.stack(baselines, 1),
+                      deciding=torch.stack(deciding, 1))
+    return extras
+
+
+def agent_loss(extras: dict[str, torch.Tensor], labels: torch.Tensor, frame_cost: float):
+    """Cross-entropy of the final prediction + REINFORCE (reward: correct minus ``frame_cost``
+    per frame read) + the baseline's regression; and the numbers worth logging."""
+    ce = soft_cross_entropy(extras["logits"], labels)
+    reward = correct_at_top1(extras["logits"].detach(), labels) - frame_cost * extras["frames"]
+    policy = baseline = torch.zeros((), device=ce.device)
+    if "log_probs" in extras:
+        policy, baseline = reinforce_losses(extras["log_probs"], extras["baselines"], extras["deciding"], reward)
+    return ce + policy + baseline, {
+        "ce": ce.item(), "policy": policy.item(), "baseline": baseline.item(),
+        "reward": reward.mean().item(), "frames": extras["frames"].float().mean().item(),
+    }
