@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import platform
-import subprocess
 import sys
 from datetime import datetime, timezone
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+from datasets.gitinfo import git_state  # noqa: F401  (re-exported: one git query)
+
 PACKAGES = ("torch", "torchvision", "numpy", "h5py", "scikit-learn", "pandas", "tabulate", "ptflops", "tqdm")
 
 
@@ -24,24 +23,6 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
-
-
-def git_state() -> dict[str, Any]:
-    """Commit of the suite's checkout and whether its code had uncommitted changes.
-
-    Changes under results/ do not count: runs write there, and "dirty" is meant to say
-    whether the code that produced a result differs from the commit."""
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True)
-        except (OSError, subprocess.CalledProcessError):
-            return None
-        return out.stdout.strip()
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
 def device_info(device: torch.device) -> dict[str, Any]:

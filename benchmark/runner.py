@@ -194,6 +194,10 @@ class Runner:
         self.out = Path(cfg.results_root) / name
         self.streams = sorted({s for p in self.plans for s in p.cls.streams})
         self.per_frame = costs.frame_costs(self.store.manifest, self.streams)
+        # Constant over a run, so computed once (the fingerprint hashes every per-video array).
+        self.fingerprint = dataset_fingerprint(self.store)
+        self.environment = {"git": provenance.git_state(), "versions": provenance.package_versions(),
+                            "device": provenance.device_info(self.device)}
         self._banks: dict[str, FeatureBank] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -215,7 +219,7 @@ class Runner:
             "hparams": plan.full_hparams(),
             "train": asdict(plan.train),
             "seed": seed,
-            "dataset": {"name": self.store.manifest.name, "fingerprint": dataset_fingerprint(self.store)},
+            "dataset": {"name": self.store.manifest.name, "fingerprint": self.fingerprint},
             "train_split": self.train_split,
             "eval_split": self.eval_split,
             "streams": list(plan.cls.streams),  # the method's own, not the run's union
@@ -277,9 +281,7 @@ class Runner:
             # Where and with what this pair was computed (a resumed run keeps older pairs).
             "computed": {
                 "at": provenance.now(),
-                "git": provenance.git_state(),
-                "versions": provenance.package_versions(),
-                "device": provenance.device_info(self.device),
+                **self.environment,
             },
         }
         folder = self.pair_dir(plan, seed)
@@ -333,15 +335,13 @@ class Runner:
             "dataset": {
                 "path": str(self.store.path.resolve()),
                 "name": self.store.manifest.name,
-                "fingerprint": dataset_fingerprint(self.store),
+                "fingerprint": self.fingerprint,
                 "provenance": self.store.manifest.provenance,
                 "train_split": self.train_split,
                 "eval_split": self.eval_split,
             },
             "cost_model": {"per_frame_gmacs": self.per_frame, "backend": costs.COST_BACKEND},
-            "versions": provenance.package_versions(),
-            "git": provenance.git_state(),
-            "device": provenance.device_info(self.device),
+            **self.environment,
         }
 
 

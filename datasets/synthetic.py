@@ -24,7 +24,6 @@ output does not depend on anything but the config and the seed.
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from datasets.backbones import COST_BACKEND, PAPER_STREAMS, count_gmacs_per_frame
+from datasets.gitinfo import git_state
 from datasets.manifest import StreamSpec
 from datasets.progress import progress_bar
 from datasets.writer import StoreWriter
@@ -219,17 +219,6 @@ def generate_chunk(
     return {"coarse": coarse, "fine": fine, "evidence": evidence[valid]}
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-            cwd=Path(__file__).resolve().parent,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip() or None
-
-
 def matching_store(out: Path | str, cfg: SynthConfig, seed: int) -> bool:
     """Is there already a valid store at ``out`` generated with exactly ``cfg`` and ``seed``?"""
     from datasets.errors import StoreError
@@ -295,7 +284,7 @@ def synthesize(
         "preset": preset_name,
         "seed": seed,
         "params": asdict(cfg),
-        "git_commit": _git_commit(),
+        "git_commit": git_state()["commit"],
     }
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     chunk_seeds = chunk_seq.spawn((n + cfg.chunk_videos - 1) // cfg.chunk_videos)
