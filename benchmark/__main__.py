@@ -1,4 +1,4 @@
-"""Command line of the harness: ``python -m benchmark {run,methods}``."""
+"""Command line of the harness: ``python -m benchmark {run,ablate,online,plot,methods}``."""
 
 from __future__ import annotations
 
@@ -44,6 +44,30 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_online(args: argparse.Namespace) -> int:
+    from benchmark.online import OnlineOptions, run_online, summary
+    from benchmark.runner import Runner
+
+    if args.max_k < 1:
+        raise ValueError(f"--max-k must be >= 1, got {args.max_k}")
+    runner = Runner(_config(args))
+    table = run_online(runner, OnlineOptions(budgets=tuple(range(1, args.max_k + 1)), reference=args.reference,
+                                             frame_model=args.frame_model))
+    print(summary(table))
+    print(f"\nwritten: {runner.out / 'online.csv'}")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark.plots import plot_all
+
+    for path in plot_all(Path(args.results_dir) / args.name, args.figures):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -60,13 +84,33 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(p, methods=False)
     p.set_defaults(func=_cmd_ablate)
 
+    from benchmark.online import FRAME_MODEL, REFERENCE
+    from benchmark.plots import FIGURES
+
+    p = sub.add_parser("online", help="online budget curves (LiteEval-K, Uniform-K, Seq-K; Figure 2) from trained "
+                                      "models, as results/<name>/online.csv")
+    _run_options(p, methods=True, force=False)
+    p.add_argument("--max-k", type=int, default=10, help="budgets K = 1..MAX_K (default 10)")
+    p.add_argument("--reference", default=REFERENCE,
+                   help=f"online method whose stopping points define Uniform-K's K' (default {REFERENCE})")
+    p.add_argument("--frame-model", default=FRAME_MODEL,
+                   help=f"trained frame classifier that Uniform-K and Seq-K average (default {FRAME_MODEL})")
+    p.set_defaults(func=_cmd_online)
+
+    p = sub.add_parser("plot", help="redraw the figures (PNG and PDF) from saved results, under "
+                                    "results/<name>/figures/")
+    p.add_argument("--name", default="default", help="results/<name> to plot (default: default)")
+    p.add_argument("--results-dir", default="results", help="root of the results (default: results)")
+    p.add_argument("--figures", nargs="+", choices=sorted(FIGURES), help="only these figures (default: all)")
+    p.set_defaults(func=_cmd_plot)
+
     p = sub.add_parser("methods", help="list the registered methods")
     p.set_defaults(func=_cmd_methods)
     return parser
 
 
-def _run_options(p: argparse.ArgumentParser, *, methods: bool) -> None:
-    """Options shared by run and ablate."""
+def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = True) -> None:
+    """Options shared by run, ablate and online (which must name the run's settings)."""
     p.add_argument("--dataset", default="default",
                    help="synthetic preset (tiny, default, paper; generated on first use) or a store directory")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic store (default 0)")
@@ -83,7 +127,10 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool) -> None:
     p.add_argument("--results-dir", default="results", help="root of the results (default: results)")
     p.add_argument("--train-split", help="split to train on (default: train/training)")
     p.add_argument("--eval-split", help="split to evaluate on (default: test, else validation)")
-    p.add_argument("--force", action="store_true", help="recompute method/seed pairs that are done already")
+    if force:
+        p.add_argument("--force", action="store_true", help="recompute method/seed pairs that are done already")
+    else:
+        p.set_defaults(force=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,8 @@ import torch
 
 from datasets.gitinfo import git_state  # noqa: F401  (re-exported: one git query)
 
-PACKAGES = ("torch", "torchvision", "numpy", "h5py", "scikit-learn", "pandas", "tabulate", "ptflops", "tqdm")
+PACKAGES = ("torch", "torchvision", "numpy", "h5py", "scikit-learn", "pandas", "tabulate", "ptflops", "tqdm",
+            "matplotlib")
 
 
 def package_versions() -> dict[str, str | None]:

@@ -8,6 +8,7 @@ Layout of ``results/<run name>/``::
     runs/<method>/seed<k>/
         config.json                what this result was computed with (resume checks it)
         scores.npz                 per-video class scores, labels, costs, frames read
+        model.pt                   the trained weights (state_dict), for online evaluation
         diagnostics.npz            per-video extras a method reports, if any (see pack_diagnostics)
         metrics.json               written last: its presence marks the pair as done
 
@@ -32,7 +33,7 @@ import torch
 
 from benchmark import costs, metrics, provenance, tables
 from benchmark.config import RunConfig, load_method_config
-from benchmark.training import evaluate, fit, seed_everything
+from benchmark.training import Evaluation, evaluate, fit, seed_everything
 from datasets.atomic import atomic_write_bytes, atomic_write_json
 from datasets.bank import FeatureBank
 from datasets.device import resolve_device
@@ -239,18 +240,52 @@ class Runner:
             )
         return not self.cfg.force
 
+    def build(self, plan: MethodPlan) -> VideoMethod:
+        """A fresh (untrained) instance of the plan's method on the run's device."""
+        dims = {s: self.store.manifest.streams[s].dim for s in self.streams}
+        return plan.cls(len(self.store.manifest.classes), dims, **plan.hparams).to(self.device)
+
+    def gmacs(self, plan: MethodPlan, result: Evaluation, per_step: dict[str, float]) -> np.ndarray:
+        """Per-video cost of an evaluation: the method's own streams, from the meter."""
+        frames = {s: result.frames_read[s] for s in plan.cls.streams}
+        return costs.video_gmacs(frames, result.step_counts, self.per_frame, per_step)
+
+    def load_trained(self, plan: MethodPlan, seed: int) -> VideoMethod:
+        """The method trained by an earlier ``run`` with this configuration (no training here)."""
+        folder = self.pair_dir(plan, seed)
+        command = "python -m benchmark run" + (f" --dataset {self.cfg.dataset}" if self.cfg.dataset != "default" else "")
+        if not (folder / "metrics.json").is_file():
+            raise FileNotFoundError(
+                f"{folder}: no trained {plan.name} (seed {seed}) here. Train it first with `{command} "
+                f"--methods {plan.spec} --seeds {seed}` (with the same --name/--config/--epochs as this command)"
+            )
+        stored = json.loads((folder / "config.json").read_text())
+        if stored != json.loads(json.dumps(self.identity(plan, seed))):
+            raise ValueError(
+                f"{folder} was trained with a different configuration than this command asks for; pass the same "
+                "--dataset/--config/--epochs/--name as the run that trained it"
+            )
+        if not (folder / "model.pt").is_file():
+            raise FileNotFoundError(
+                f"{folder}: the result has no model.pt (it predates saved weights). Retrain it with `{command} "
+                f"--methods {plan.spec} --seeds {seed} --force`"
+            )
+        method = self.build(plan)
+        state = torch.load(folder / "model.pt", map_location=self.device, weights_only=True)
+        method.load_state_dict(state)
+        return method.eval()
+
     # ------------------------------------------------------------------ one pair
     def run_pair(self, plan: MethodPlan, seed: int) -> dict[str, Any]:
         train_bank, eval_bank = self.bank(self.train_split), self.bank(self.eval_split)
         seed_everything(seed)
-        dims = {s: train_bank.dim(s) for s in self.streams}
-        method = plan.cls(train_bank.num_classes, dims, **plan.hparams).to(self.device)
+        method = self.build(plan)
         per_step = costs.step_costs(method)
         log.info("%s seed %d: training (%s)", plan.name, seed, plan.train)
         stats = fit(method, train_bank, plan.train, seed=seed, show_progress=self.cfg.show_progress)
         result = evaluate(method, eval_bank, plan.train.eval_batch_size, show_progress=self.cfg.show_progress)
         frames = {s: result.frames_read[s] for s in plan.cls.streams}
-        gmacs = costs.video_gmacs(frames, result.step_counts, self.per_frame, per_step)
+        gmacs = self.gmacs(plan, result, per_step)
         scored = metrics.score(result.scores, result.labels)
         classes = eval_bank.class_names
         record = {
@@ -294,6 +329,9 @@ class Runner:
             **{f"steps_{k}": v for k, v in result.step_counts.items()},
         )
         atomic_write_bytes(folder / "scores.npz", buffer.getvalue())
+        buffer = io.BytesIO()
+        torch.save(method.state_dict(), buffer)
+        atomic_write_bytes(folder / "model.pt", buffer.getvalue())
         if result.diagnostics:
             atomic_write_bytes(folder / "diagnostics.npz", pack_diagnostics(result.video_ids, result.diagnostics))
         atomic_write_json(folder / "metrics.json", record)  # last: marks the pair as done

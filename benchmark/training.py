@@ -8,14 +8,16 @@ seeds, metering, timing), so every method is trained and measured the same way.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from datasets.bank import FeatureBank
+from datasets.bank import Batch, FeatureBank
 from datasets.progress import progress_bar
-from methods.base import TrainConfig, VideoMethod
+from datasets.sampling import FrameSampler
+from methods.base import MethodOutput, TrainConfig, VideoMethod
 
 
 def seed_everything(seed: int) -> None:
@@ -82,15 +84,34 @@ class Evaluation:
     scores: np.ndarray  # (N, C) float32
     labels: np.ndarray  # (N, C) uint8
     frames_read: dict[str, np.ndarray]  # stream -> (N,) distinct frames read (from the meter)
+    frames_seen: np.ndarray  # (N,) one past the latest frame read in any stream (the meter's horizon)
     step_counts: dict[str, np.ndarray]  # module -> (N,) runs
     seconds: float
     diagnostics: dict[str, list] = field(default_factory=dict)
 
 
 @torch.no_grad()
-def evaluate(method: VideoMethod, bank: FeatureBank, batch_size: int, *, show_progress: bool = True) -> Evaluation:
-    """Run ``method`` over every video of ``bank`` with a fresh meter; no gradients."""
+def evaluate(
+    method: VideoMethod,
+    bank: FeatureBank,
+    batch_size: int,
+    *,
+    show_progress: bool = True,
+    forward: Callable[[Batch], MethodOutput] | None = None,
+    sampler: FrameSampler | None = None,
+    horizons: Sequence[int] | np.ndarray | None = None,
+    desc: str | None = None,
+) -> Evaluation:
+    """Run ``method`` over every video of ``bank`` with a fresh meter; no gradients.
+
+    The defaults evaluate the method as it is (``method(batch)`` on its evaluation
+    sampler). Online evaluation changes the call (``forward``, e.g. a budget hook), the
+    frames (``sampler``) or how much of each video has arrived (``horizons``, see
+    ``FeatureBank.batches``); the metering and the cost are the same either way.
+    """
     method.eval()
+    forward = forward or method
+    sampler = sampler or method.sampler(train=False)
     meter = bank.new_meter()
     n, c = bank.num_videos, bank.num_classes
     scores = np.zeros((n, c), dtype=np.float32)
@@ -99,9 +120,9 @@ def evaluate(method: VideoMethod, bank: FeatureBank, batch_size: int, *, show_pr
     if bank.device.type == "cuda":
         torch.cuda.synchronize(bank.device)
     start = time.perf_counter()
-    with progress_bar(total=n, desc=f"eval {method.name}", unit="video", enable=show_progress) as bar:
-        for batch in bank.batches(batch_size, method.sampler(train=False), meter=meter):
-            output = method(batch)
+    with progress_bar(total=n, desc=desc or f"eval {method.name}", unit="video", enable=show_progress) as bar:
+        for batch in bank.batches(batch_size, sampler, meter=meter, horizons=horizons):
+            output = forward(batch)
             rows = batch.index.cpu().numpy()
             scores[rows] = output.scores.float().cpu().numpy()
             for name, runs in output.step_counts.items():
@@ -124,6 +145,7 @@ def evaluate(method: VideoMethod, bank: FeatureBank, batch_size: int, *, show_pr
         scores=scores,
         labels=bank.labels.cpu().numpy().astype(np.uint8),
         frames_read={s: meter.frames_read(s).cpu().numpy() for s in bank.streams},
+        frames_seen=meter.horizon().cpu().numpy(),
         step_counts=counts,
         seconds=seconds,
         diagnostics=diagnostics,

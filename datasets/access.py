@@ -20,6 +20,8 @@ Three ways to read, from dense to sparse:
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from datasets.meter import ReadMeter
@@ -53,6 +55,12 @@ class MeteredFeatures:
     @property
     def streams(self) -> list[str]:
         return list(self._sources)
+
+    def on_grid(self, frames: torch.Tensor, mask: torch.Tensor) -> MeteredFeatures:
+        """The same features, sources and meter, exposing another (B, T') grid of positions."""
+        view = copy.copy(self)
+        view._frames, view._mask = frames, mask
+        return view
 
     def dim(self, stream: str) -> int:
         return self._source(stream).shape[1]
@@ -116,14 +124,20 @@ class MeteredFeatures:
         valid = self._mask if where is None else (where & self._mask)
         return self._gather(stream, None, self._frames, valid)
 
-    def read_step(self, stream: str, step: int, rows: torch.Tensor | None = None) -> torch.Tensor:
+    def read_step(
+        self, stream: str, step: int, rows: torch.Tensor | None = None, where: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """(R, D) features of grid step ``step`` for batch rows ``rows`` (int64; all if None).
 
-        Rows whose video has no frame at this step (padding) read zeros and are not metered.
+        Rows whose video has no frame at this step (padding) read zeros and are not metered;
+        so do rows where ``where`` ((R,) bool, optional) is false, which lets a method skip
+        videos without a host synchronisation (e.g. videos that stopped under a budget).
         """
         frames, mask = self._frames[:, step], self._mask[:, step]
         if rows is not None:
             frames, mask = frames[rows], mask[rows]
+        if where is not None:
+            mask = mask & where
         return self._gather(stream, rows, frames, mask)
 
     def read_frames(

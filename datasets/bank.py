@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +60,14 @@ class Batch:
     def read(self, stream: str, where: torch.Tensor | None = None) -> torch.Tensor:
         """Shortcut for ``batch.features.read(stream, where)``: padded (B, T, D)."""
         return self.features.read(stream, where)
+
+    def first_steps(self, k: int) -> Batch:
+        """The batch cut to its first ``k`` grid steps: what an online method has seen after
+        ``k`` frames of its (in-order) grid. Reads through the cut batch are metered as usual."""
+        if k < 1:
+            raise ValueError(f"first_steps needs k >= 1, got {k}")
+        frames, mask = self.frames[:, :k], self.mask[:, :k]
+        return replace(self, frames=frames, mask=mask, features=self.features.on_grid(frames, mask))
 
 
 @dataclass
@@ -200,6 +208,7 @@ class FeatureBank:
         rows: Sequence[int] | np.ndarray | None = None,
         dtype: torch.dtype = torch.float32,
         bucket: bool | None = None,
+        horizons: Sequence[int] | np.ndarray | None = None,
     ) -> Iterator[Batch]:
         """Iterate over the split (or ``rows`` of it) in batches of ``batch_size`` videos.
 
@@ -213,6 +222,11 @@ class FeatureBank:
         ``BUCKET_POOL`` batches, each pool sorted by length and split into batches, and the
         batches shuffled; unshuffled passes are simply sorted by length. The default is the
         sampler's ``variable_length``.
+
+        ``horizons`` ((N,) ints >= 1, one per video of the bank) exposes only the first
+        ``horizons[i]`` frames of video i, as if the video ended there: the sampler spreads
+        its frames over them and a read past them is an error. Online evaluation uses it
+        for frames that have not arrived yet (the paper's Uniform-K).
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -221,6 +235,7 @@ class FeatureBank:
             generator = torch.Generator().manual_seed(seed)
         if generator is None and (train or shuffle):
             raise ValueError("training batches and shuffling need a seed= or generator= (runs must be reproducible)")
+        visible = self._visible_lengths(horizons)
         order = np.arange(self.num_videos) if rows is None else np.asarray(rows, dtype=np.int64)
         if len(order) and (order.min() < 0 or order.max() >= self.num_videos):
             raise IndexError(f"rows must lie in [0, {self.num_videos}) for bank {self.split!r}")
@@ -230,7 +245,7 @@ class FeatureBank:
         if bucket:
             pool = len(order) if not shuffle else BUCKET_POOL * batch_size
             order = np.concatenate([
-                part[np.argsort(self.lengths_host[part], kind="stable")]
+                part[np.argsort(visible[0][part], kind="stable")]
                 for part in np.array_split(order, max(1, -(-len(order) // pool)))
             ]) if len(order) else order
         chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
@@ -241,9 +256,24 @@ class FeatureBank:
         if self.resident:
             for chunk in chunks:
                 starts = self.offsets[torch.from_numpy(chunk).to(self.device)]
-                yield self._finish(chunk, self.features, starts, sampler, train, generator, meter, dtype)
+                yield self._finish(chunk, self.features, starts, sampler, train, generator, meter, dtype, visible)
         else:
-            yield from self._streamed(chunks, sampler, train, generator, meter, dtype)
+            yield from self._streamed(chunks, sampler, train, generator, meter, dtype, visible)
+
+    def _visible_lengths(self, horizons: Sequence[int] | np.ndarray | None) -> tuple[np.ndarray, torch.Tensor]:
+        """Per-video frame counts a batch exposes, on the host and on the device."""
+        if horizons is None:
+            return self.lengths_host, self.lengths
+        limits = np.asarray(horizons)
+        if limits.shape != (self.num_videos,) or not np.issubdtype(limits.dtype, np.integer):
+            raise ValueError(f"horizons must be {self.num_videos} integers (one per video of bank {self.split!r}), "
+                             f"got an array of shape {limits.shape} and dtype {limits.dtype}")
+        if len(limits) and limits.min() < 1:
+            video = self.video_ids[int(np.argmin(limits))]
+            raise ValueError(f"horizons must be >= 1 (a video shows at least one frame); video {video!r} has "
+                             f"{int(limits.min())}")
+        host = np.minimum(self.lengths_host, limits.astype(np.int64))
+        return host, torch.from_numpy(host).to(self.device)
 
     def _finish(
         self,
@@ -255,10 +285,11 @@ class FeatureBank:
         generator: torch.Generator | None,
         meter: ReadMeter | None,
         dtype: torch.dtype,
+        visible: tuple[np.ndarray, torch.Tensor],
     ) -> Batch:
         index = torch.from_numpy(rows).to(self.device)
-        lengths = self.lengths[index]
-        max_length = int(self.lengths_host[rows].max())
+        lengths = visible[1][index]
+        max_length = int(visible[0][rows].max())
         frames, mask = sampler.sample(lengths, max_length, train=train, generator=generator)
         ids = [self.video_ids[i] for i in rows.tolist()]
         features = MeteredFeatures(
@@ -267,7 +298,7 @@ class FeatureBank:
         return Batch(index, ids, self.labels[index], lengths, frames, mask, features)
 
     # ------------------------------------------------------------------ streaming
-    def _streamed(self, chunks, sampler, train, generator, meter, dtype) -> Iterator[Batch]:
+    def _streamed(self, chunks, sampler, train, generator, meter, dtype, visible) -> Iterator[Batch]:
         assert self._host is not None
         cuda = self.device.type == "cuda"
         copy_stream = torch.cuda.Stream(self.device) if cuda else None
@@ -312,7 +343,7 @@ class FeatureBank:
             if pending.event is not None:
                 torch.cuda.current_stream(self.device).wait_event(pending.event)
             yield self._finish(pending.rows, pending.sources, pending.source_start, sampler, train, generator,
-                               meter, dtype)
+                               meter, dtype, visible)
             pending = upcoming
 
 

@@ -54,6 +54,20 @@ class ReadMeter:
         lo, hi = int(self.offsets[video]), int(self.offsets[video + 1])
         return torch.nonzero(self.counts[stream][lo:hi] > 0).flatten()
 
+    def horizon(self) -> torch.Tensor:
+        """(N,) int64: one past the latest frame position read in any stream, per video.
+
+        For an online method, which reads frames in the order they arrive, this is how
+        many frames of the video had arrived when it predicted (0 if it read nothing).
+        """
+        total = len(self.offsets) - 1
+        out = torch.zeros(total, dtype=torch.int64, device=self.offsets.device)
+        for counts in self.counts.values():
+            rows = torch.nonzero(counts > 0).flatten()
+            video = torch.searchsorted(self.offsets, rows, right=True) - 1
+            out.scatter_reduce_(0, video, rows - self.offsets[video] + 1, reduce="amax")
+        return out
+
     def reset(self) -> None:
         for counts in self.counts.values():
             counts.zero_()

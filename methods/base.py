@@ -86,8 +86,11 @@ class VideoMethod(nn.Module, ABC):
     summary: ClassVar[str] = ""
     #: Feature streams the method reads (the bank loads only these).
     streams: ClassVar[tuple[str, ...]] = ("fine",)
-    #: True if the method uses only past frames (can run on a live stream).
+    #: True if the method uses only past frames (can run on a live stream); online methods
+    #: get a budget curve from ``python -m benchmark online`` through ``forward_budget``.
     online: ClassVar[bool] = False
+    #: What the budget K of ``forward_budget`` counts (the x of "K" in the online table).
+    budget_unit: ClassVar[str] = "frames"
     #: Hyper-parameters of the model (a dataclass; instances are built from config dicts).
     Hparams: ClassVar[type] = dataclass(type("NoHparams", (), {}))
     #: Default training settings; a config file may override them per method.
@@ -128,6 +131,19 @@ class VideoMethod(nn.Module, ABC):
     @abstractmethod
     def cost_modules(self) -> dict[str, StepModule]:
         """The method's own modules whose runs are counted in ``MethodOutput.step_counts``."""
+
+    def forward_budget(self, batch: Batch, budget: int) -> MethodOutput:
+        """Online evaluation under a budget: the scores the method gives when it is forced to
+        predict once it has spent ``budget`` units of ``budget_unit`` (or the video ended).
+
+        Frames arrive one by one, so the default, for a method that consumes its sampled
+        grid in order, is the method run on the first ``budget`` steps of its grid. Override
+        it where the budget counts something else (LiteEval counts fine-feature reads). The
+        harness measures the cost of the result with the meter, as for ``forward``.
+        """
+        if not self.online:
+            raise TypeError(f"method {self.name!r} is offline (online = False): it has no online budget")
+        return self.forward(batch.first_steps(budget))
 
     def on_epoch_start(self, epoch: int, epochs: int) -> None:
         """Hook for schedules (e.g. a Gumbel-softmax temperature); default: nothing."""

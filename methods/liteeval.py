@@ -13,6 +13,10 @@ At every frame t (1 fps), with coarse features v_t^c and fine features v_t^f:
                          ``sync=False`` (Table 2's ablation) h_t^f = h_{t-1}^f as in eq. 4;
 * classifier:            p_t = softmax(W_p h_t^f) at every step (the online predictions).
 
+Online (section 3.3, LiteEval-K): ``forward_budget(batch, K)`` stops each video right after
+its K-th fine read (or at its end), reading and running nothing more, and predicts from that
+step; ``python -m benchmark online`` sweeps K.
+
 Training loss (eq. 5): cross-entropy of the last step's prediction plus
 lambda * (mean_t B_t - gamma)^2 per video. The temperature is annealed geometrically over
 training, per epoch, from ``tau_start`` to ``tau_end`` (tau_e = tau_start * (tau_end /
@@ -68,6 +72,7 @@ class _LiteEvalNet(VideoMethod):
 
     streams = ("coarse", "fine")
     online = True
+    budget_unit = "fine-feature reads"
 
     # Defaults are the synthetic default's: small LSTMs and 15 epochs, so that the whole
     # comparison trains in minutes on 2 CPU cores (dense training runs the fine LSTM at every
@@ -154,6 +159,12 @@ class _LiteEvalNet(VideoMethod):
     def forward(self, batch: Batch) -> MethodOutput:
         return self._forward_train(batch) if self.training else self._forward_eval(batch)
 
+    def forward_budget(self, batch: Batch, budget: int) -> MethodOutput:
+        """LiteEval-K (section 3.3): the prediction is forced right after the K-th fine read."""
+        if budget < 1:
+            raise ValueError(f"{self.name}: the budget counts fine-feature reads and must be >= 1, got {budget}")
+        return self._forward_eval(batch, budget)
+
     def _init_state(self, b: int, device: torch.device):
         hp = self.hp
         zeros = lambda n: torch.zeros(b, n, device=device)  # noqa: E731
@@ -190,18 +201,24 @@ class _LiteEvalNet(VideoMethod):
         )
 
     @torch.no_grad()
-    def _forward_eval(self, batch: Batch) -> MethodOutput:
-        """Conditional: fine features are read, and the fine LSTM run, only where the gate fires."""
+    def _forward_eval(self, batch: Batch, budget: int | None = None) -> MethodOutput:
+        """Conditional: fine features are read, and the fine LSTM run, only where the gate fires.
+
+        With a ``budget`` a video stops (reads nothing more, runs nothing more) after the
+        step of its ``budget``-th fine read; its prediction is that step's.
+        """
         features = batch.features
         b, steps = batch.mask.shape
         device = batch.mask.device
         hc, cc, hf, cf = self._init_state(b, device)
         step_scores = torch.zeros(b, steps, self.num_classes, device=device)
         decisions = torch.zeros(b, steps, dtype=torch.bool, device=device)
+        fine_reads = torch.zeros(b, dtype=torch.long, device=device)
+        live_steps = torch.zeros(b, dtype=torch.long, device=device)
         for t in range(steps):
-            valid = batch.mask[:, t]
+            valid = batch.mask[:, t] if budget is None else batch.mask[:, t] & (fine_reads < budget)
             keep = valid.unsqueeze(1)
-            x = self.embed(features.read_step("coarse", t))
+            x = self.embed(features.read_step("coarse", t, where=valid))
             fire = (self.gate(torch.cat([x, hf, cf], dim=1)).argmax(1) == 1) & valid
             hc_new, cc_new = self.coarse_cell(x, (hc, cc))
             hc, cc = torch.where(keep, hc_new, hc), torch.where(keep, cc_new, cc)
@@ -214,9 +231,12 @@ class _LiteEvalNet(VideoMethod):
             hf, cf = torch.where(keep, hf_next, hf), torch.where(keep, cf_next, cf)
             step_scores[:, t] = self.classifier(hf).softmax(-1)
             decisions[:, t] = fire
-        last = (batch.steps - 1).clamp_min(0)
-        scores = step_scores[torch.arange(b, device=device), last]
-        steps_run = batch.steps
+            fine_reads += fire
+            live_steps += valid
+            if budget is not None and bool((fine_reads >= budget).all()):
+                break  # every video has spent its budget (the rest of the grid stays unread)
+        steps_run = live_steps  # a prefix of the grid: the video's steps, or up to its budget
+        scores = step_scores[torch.arange(b, device=device), (steps_run - 1).clamp_min(0)]
         return MethodOutput(
             scores=scores,
             step_scores=step_scores,

@@ -1,0 +1,149 @@
+"""Online evaluation: top-1 accuracy against average cost under varying budgets (Figure 2).
+
+Frames arrive one by one and a prediction is forced once a budget K is spent. Three kinds of
+curves, all measured on the evaluation split with the read meter (costs are never computed
+from K):
+
+* every online method (``online = True``; LiteEval, LiteEval-RL, plug-ins) through its budget
+  hook ``VideoMethod.forward_budget(batch, K)``: for LiteEval, K counts fine-feature reads
+  (LiteEval-K); for a method that keeps the default hook, K counts the frames it has seen;
+* Uniform-K: the trained frame classifier of UNIFORM averaged over K frames spread uniformly
+  over the first K' frames of each video, where K' is where the reference online method
+  (LiteEval) predicted under the same K on that same video (the meter's horizon). It needs
+  K' from the future, so it is an upper reference, not an online method;
+* Seq-K: the same frame classifier averaged over the first K consecutive frames.
+
+Trained weights come from ``python -m benchmark run`` (``runs/<method>/seed<k>/model.pt``);
+nothing is trained here. Results go to ``results/<name>/online.csv`` (one row per curve,
+K and seed) and ``online.json`` (provenance).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmark import costs, metrics, provenance
+from benchmark.runner import MethodPlan, Runner
+from benchmark.tables import DISPLAY_NAMES
+from benchmark.training import Evaluation, evaluate
+from datasets.atomic import atomic_write_bytes, atomic_write_json
+from datasets.sampling import ConsecutiveFrames, UniformFrames
+
+log = logging.getLogger(__name__)
+
+#: Columns of online.csv, in order.
+COLUMNS = ("method", "display_name", "K", "budget_unit", "seed", "top1_accuracy", "mean_gflops",
+           "mean_frames_seen", "mean_fine_frames", "videos")
+#: The frame classifier Uniform-K and Seq-K average (the paper's UNIFORM network).
+FRAME_MODEL = "uniform"
+#: The online method whose stopping points define Uniform-K's K'.
+REFERENCE = "liteeval"
+
+
+@dataclass(frozen=True)
+class OnlineOptions:
+    budgets: tuple[int, ...] = tuple(range(1, 11))
+    reference: str = REFERENCE
+    frame_model: str = FRAME_MODEL
+
+
+def _row(runner: Runner, name: str, display: str, k: int, unit: str, seed: int, plan: MethodPlan,
+         result: Evaluation, per_step: dict[str, float]) -> dict[str, Any]:
+    gmacs = runner.gmacs(plan, result, per_step)
+    fine = result.frames_read.get("fine")
+    return {
+        "method": name, "display_name": display, "K": k, "budget_unit": unit, "seed": seed,
+        "top1_accuracy": 100 * metrics.top1_accuracy(result.scores, result.labels),
+        "mean_gflops": float(gmacs.mean()),
+        "mean_frames_seen": float(result.frames_seen.mean()),
+        "mean_fine_frames": float(fine.mean()) if fine is not None else 0.0,
+        "videos": len(result.video_ids),
+    }
+
+
+def _plan(runner: Runner, name: str, role: str) -> MethodPlan:
+    for plan in runner.plans:
+        if plan.name == name:
+            return plan
+    raise ValueError(f"{role} {name!r} is not among the methods of this command ({[p.name for p in runner.plans]})")
+
+
+def evaluate_online(runner: Runner, options: OnlineOptions) -> pd.DataFrame:
+    """Every curve for every seed of ``runner.cfg``; one row per (curve, K, seed)."""
+    if not options.budgets or min(options.budgets) < 1:
+        raise ValueError(f"budgets must be integers >= 1, got {list(options.budgets)}")
+    bank = runner.bank(runner.eval_split)
+    online = [p for p in runner.plans if p.cls.online]
+    if not online:
+        raise ValueError("none of the methods of this command runs online (online = True); nothing to sweep")
+    names = [p.name for p in online]
+    reference = _plan(runner, options.reference, "--reference") if options.reference in names else None
+    if reference is None:
+        log.warning("reference %r is not an online method of this command: Uniform-K is left out", options.reference)
+    frame_plan = _plan(runner, options.frame_model, "--frame-model")
+    show = runner.cfg.show_progress
+    rows: list[dict[str, Any]] = []
+    for seed in runner.cfg.seeds:
+        horizons: dict[int, np.ndarray] = {}
+        for plan in online:
+            method = runner.load_trained(plan, seed)
+            per_step = costs.step_costs(method)
+            display = plan.display or DISPLAY_NAMES.get(plan.name, plan.name)
+            for k in options.budgets:
+                result = evaluate(method, bank, plan.train.eval_batch_size, show_progress=show,
+                                  forward=lambda batch, m=method, k=k: m.forward_budget(batch, k),
+                                  desc=f"{display}-{k}")
+                rows.append(_row(runner, plan.name, f"{display}-K", k, plan.cls.budget_unit, seed, plan, result,
+                                 per_step))
+                if plan is reference:
+                    horizons[k] = np.maximum(result.frames_seen, 1)
+        classifier = runner.load_trained(frame_plan, seed)
+        per_step = costs.step_costs(classifier)
+        batch_size = frame_plan.train.eval_batch_size
+        for k in options.budgets:
+            result = evaluate(classifier, bank, batch_size, sampler=ConsecutiveFrames(k), show_progress=show,
+                              desc=f"Seq-{k}")
+            rows.append(_row(runner, "seq", "Seq-K", k, "consecutive frames", seed, frame_plan, result, per_step))
+            if reference is not None:
+                result = evaluate(classifier, bank, batch_size, sampler=UniformFrames(k), horizons=horizons[k],
+                                  show_progress=show, desc=f"Uniform-{k}")
+                rows.append(_row(runner, "uniform_k", "Uniform-K", k, "frames", seed, frame_plan, result, per_step))
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def run_online(runner: Runner, options: OnlineOptions) -> pd.DataFrame:
+    """Evaluate every curve and write online.csv and online.json under the run's folder."""
+    table = evaluate_online(runner, options)
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False, float_format="%.4f")
+    atomic_write_bytes(runner.out / "online.csv", buffer.getvalue().encode())
+    atomic_write_json(runner.out / "online.json", {
+        "written": provenance.now(),
+        "what": "online.csv: top-1 accuracy (%) and mean cost per video (GMACs, from the read meter) when the "
+                "prediction is forced after a budget K; see benchmark/online.py",
+        "config": runner.cfg.to_dict(),
+        "budgets": list(options.budgets),
+        "reference": options.reference,
+        "frame_model": options.frame_model,
+        "eval_split": runner.eval_split,
+        "dataset": {"name": runner.store.manifest.name, "fingerprint": runner.fingerprint},
+        "weights": {f"{p.name}/seed{s}": str(runner.pair_dir(p, s) / "model.pt")
+                    for p in runner.plans for s in runner.cfg.seeds},
+        **runner.environment,
+    })
+    return table
+
+
+def summary(table: pd.DataFrame) -> str:
+    """A Markdown view: accuracy / GFLOPs per curve (rows) and K (columns), seeds averaged."""
+    means = table.groupby(["display_name", "K"], sort=False)[["top1_accuracy", "mean_gflops"]].mean()
+    cells = means.apply(lambda r: f"{r.top1_accuracy:.1f} / {r.mean_gflops:.1f}", axis=1).unstack("K")
+    cells.columns = [f"K={k}" for k in cells.columns]
+    cells.index.name = "top-1 (%) / GFLOPs"
+    return cells.to_markdown()

@@ -1,0 +1,284 @@
+"""The paper's figures, redrawn from saved results only (no training, no evaluation).
+
+``python -m benchmark plot`` reads ``results/<name>/`` and writes, as PNG and PDF under
+``results/<name>/figures/``:
+
+* ``online_curve``: top-1 accuracy against GFLOPs per video, one line per curve of
+  online.csv (Figure 2; made by ``python -m benchmark online``);
+* ``offline_scatter``: mAP against GFLOPs per video, one labelled point per method of the
+  comparison table (table.csv, Table 1 as a picture);
+* ``fine_usage_per_class``: LiteEval's fine-feature reads per video for the classes with the
+  highest and the lowest mean usage, as box plots with the means marked (Figure 3);
+* ``fine_frames_strips``: for a few test videos, one strip per video marking the frames whose
+  fine features LiteEval read (the feature-level counterpart of Figure 4); for synthetic data,
+  whose store keeps the ground truth, the frames that carry class evidence are marked below.
+
+A figure whose inputs are missing is skipped with a note saying which command makes them.
+Matplotlib runs headless (Agg).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark.runner import unpack_diagnostics
+from benchmark.tables import COST_UNIT_NOTE, order_methods
+from datasets.atomic import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+GATED_METHOD = "liteeval"  # whose per-video gate decisions Figures 3 and 4 show
+FORMATS = ("png", "pdf")
+GFLOPS_LABEL = "GFLOPs per video (GMACs)"
+FINE_COLOUR, COARSE_COLOUR, EVIDENCE_COLOUR = "#2ca02c", "#e6e6e6", "#7f3c8d"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: no display is needed or used
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out_dir: Path, stem: str) -> list[Path]:
+    """Write ``stem``.png and .pdf atomically; return their paths."""
+    paths = []
+    for fmt in FORMATS:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, dpi=150, bbox_inches="tight", metadata={"CreationDate": None}
+                    if fmt == "pdf" else None)
+        path = out_dir / f"{stem}.{fmt}"
+        atomic_write_bytes(path, buffer.getvalue())
+        paths.append(path)
+    _pyplot().close(fig)
+    return paths
+
+
+def _place_labels(ax, xs, ys, labels) -> None:
+    """Label points without overlaps: try right, left, above, below, then further out."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    offsets = [(6, 4, "left", "bottom"), (-6, 4, "right", "bottom"), (0, 8, "center", "bottom"),
+               (0, -8, "center", "top"), (6, -10, "left", "top"), (-6, -10, "right", "top"),
+               (10, 16, "left", "bottom"), (-10, 16, "right", "bottom")]
+    points = [ax.transData.transform((x, y)) for x, y in zip(xs, ys)]
+    for x, y, label in zip(xs, ys, labels):
+        for dx, dy, ha, va in offsets:
+            text = ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
+                               fontsize=9)
+            box = text.get_window_extent(renderer).expanded(1.05, 1.1)
+            hits_point = any(box.contains(px, py) for px, py in points)
+            if not hits_point and not any(box.overlaps(other) for other in placed):
+                placed.append(box)
+                break
+            text.remove()
+        else:  # every place is taken: keep the first one
+            text = ax.annotate(label, (x, y), xytext=offsets[0][:2], textcoords="offset points", fontsize=9)
+            placed.append(text.get_window_extent(renderer))
+
+
+def plot_online(results: Path, out_dir: Path) -> list[Path]:
+    plt = _pyplot()
+    table = pd.read_csv(results / "online.csv")
+    means = table.groupby(["display_name", "K"], sort=False)[["top1_accuracy", "mean_gflops"]].mean().reset_index()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    markers = ["o", "s", "^", "D", "v", "P", "X"]
+    for i, (name, curve) in enumerate(means.groupby("display_name", sort=False)):
+        curve = curve.sort_values("K")
+        ax.plot(curve.mean_gflops, curve.top1_accuracy, marker=markers[i % len(markers)], markersize=4,
+                linewidth=1.5, label=name)
+    seeds = sorted(table.seed.unique().tolist())
+    budgets = sorted(table.K.unique().tolist())
+    ax.set_xlabel(GFLOPS_LABEL)
+    ax.set_ylabel("Top-1 accuracy (%)")
+    ax.set_title(f"Online recognition, K = {budgets[0]}..{budgets[-1]} (seeds {seeds})", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=9)
+    return _save(fig, out_dir, "online_curve")
+
+
+def plot_offline(results: Path, out_dir: Path) -> list[Path]:
+    plt = _pyplot()
+    table = pd.read_csv(results / "table.csv")
+    table = table.set_index("method").loc[order_methods(table.method.tolist())].reset_index()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    ax.scatter(table.gflops_mean, table.map_mean, s=36, color="#1f77b4", zorder=3)
+    has_std = table.map_std.notna() & table.gflops_std.notna()
+    if has_std.any():
+        ax.errorbar(table.gflops_mean[has_std], table.map_mean[has_std], xerr=table.gflops_std[has_std],
+                    yerr=table.map_std[has_std], fmt="none", ecolor="#1f77b4", alpha=0.5, zorder=2)
+    ax.set_xlabel(GFLOPS_LABEL)
+    ax.set_ylabel("mAP (%)")
+    xmax = float(table.gflops_mean.max())
+    ymin, ymax = float(table.map_mean.min()), float(table.map_mean.max())
+    ax.set_xlim(0, xmax * 1.25)
+    ax.set_ylim(ymin - 0.12 * (ymax - ymin + 1), ymax + 0.12 * (ymax - ymin + 1))
+    ax.set_title(f"Offline recognition ({int(table.seeds.max())} seed(s) per method)", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.canvas.draw()
+    _place_labels(ax, table.gflops_mean.tolist(), table.map_mean.tolist(), table.display_name.tolist())
+    fig.text(0.01, -0.02, COST_UNIT_NOTE, fontsize=7, color="0.35")
+    return _save(fig, out_dir, "offline_scatter")
+
+
+def _gated_run(results: Path) -> Path:
+    """The first seed's folder of the gated method (LiteEval)."""
+    runs = sorted((results / "runs" / GATED_METHOD).glob("seed*"), key=lambda p: int(p.name[4:]))
+    for folder in runs:
+        if (folder / "diagnostics.npz").is_file():
+            return folder
+    raise FileNotFoundError(f"{results}/runs/{GATED_METHOD}/seed*/diagnostics.npz")
+
+
+def _usage(folder: Path) -> tuple[list[str], list[np.ndarray], np.ndarray, list[str], np.ndarray]:
+    """(video ids, per-video fine decisions, labels, class names, scores) of a saved run."""
+    ids, diagnostics = unpack_diagnostics(folder / "diagnostics.npz")
+    with np.load(folder / "scores.npz") as data:
+        if data["video_ids"].tolist() != ids:
+            raise ValueError(f"{folder}: scores.npz and diagnostics.npz list different videos; re-run the method")
+        labels, classes, scores = data["labels"].astype(bool), data["class_names"].tolist(), data["scores"]
+    return ids, [d.astype(bool) for d in diagnostics["fine_steps"]], labels, classes, scores
+
+
+def plot_fine_usage(results: Path, out_dir: Path, classes_per_end: int = 6) -> list[Path]:
+    plt = _pyplot()
+    folder = _gated_run(results)
+    _, decisions, labels, classes, _ = _usage(folder)
+    reads = np.array([d.sum() for d in decisions])
+    per_class = {c: reads[labels[:, c]] for c in range(len(classes)) if labels[:, c].any()}
+    order = sorted(per_class, key=lambda c: (per_class[c].mean(), c))
+    n = min(classes_per_end, len(order) // 2) if len(order) > 1 else len(order)
+    chosen = order[-n:][::-1] + order[:n][::-1] if len(order) > 2 * n else order[::-1]
+    data = [per_class[c] for c in chosen]
+    names = [f"{classes[c]} (n={len(per_class[c])})" for c in chosen]
+    fig, ax = plt.subplots(figsize=(6.4, 0.42 * len(chosen) + 1.4))
+    positions = np.arange(len(chosen))[::-1]
+    ax.boxplot(data, positions=positions, orientation="horizontal", widths=0.6, showfliers=True,
+               flierprops={"markersize": 3}, medianprops={"color": "#d62728"})
+    ax.scatter([d.mean() for d in data], positions, color="#ffbf00", edgecolor="black", zorder=3, s=30,
+               label="mean")
+    ax.set_yticks(positions, names, fontsize=8)
+    if len(order) > 2 * n:
+        ax.axhline(positions[n - 1] - 0.5, color="0.5", linestyle="--", linewidth=0.8)
+        ax.text(1.0, positions[0], f"{n} highest", transform=ax.get_yaxis_transform(), ha="right", va="center",
+                fontsize=8, color="0.35")
+        ax.text(1.0, positions[-1], f"{n} lowest", transform=ax.get_yaxis_transform(), ha="right", va="center",
+                fontsize=8, color="0.35")
+    ax.set_xlabel("Fine-feature reads per video (frames)")
+    ax.set_title(f"LiteEval: fine-feature usage per class ({folder.parent.name}, {folder.name}; "
+                 f"red: median, dots: mean)", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, out_dir, "fine_usage_per_class")
+
+
+def _pick_videos(decisions: list[np.ndarray], correct: np.ndarray, count: int) -> list[int]:
+    """Correctly classified videos at evenly spaced quantiles of fine usage (deterministic)."""
+    pool = np.flatnonzero(correct) if correct.any() else np.arange(len(decisions))
+    usage = np.array([decisions[i].mean() if len(decisions[i]) else 0.0 for i in pool])
+    ranked = pool[np.argsort(usage, kind="stable")]
+    picks = np.linspace(0, len(ranked) - 1, num=min(count, len(ranked))).round().astype(int)
+    return list(dict.fromkeys(ranked[picks].tolist()))
+
+
+def _evidence(results: Path, ids: list[str]) -> dict[str, np.ndarray]:
+    """Synthetic ground truth (frames carrying class evidence) for ``ids``, if the store is at hand."""
+    try:
+        provenance = json.loads((results / "provenance.json").read_text())
+        from datasets.store import FeatureStore, open_h5
+
+        store = FeatureStore.open(provenance["dataset"]["path"])
+        header = store.header
+        with open_h5(store.features_path) as h5:
+            if "extras/evidence" not in h5:
+                return {}
+            evidence = h5["extras/evidence"][()]
+    except (OSError, KeyError, ValueError) as exc:
+        log.info("no evidence overlay for the frame strips (%s)", exc)
+        return {}
+    row = {v: i for i, v in enumerate(header.video_ids.tolist())}
+    offsets = header.offsets
+    return {v: evidence[offsets[row[v]] : offsets[row[v] + 1]].astype(bool) for v in ids if v in row}
+
+
+def plot_frame_strips(results: Path, out_dir: Path, count: int = 8) -> list[Path]:
+    plt = _pyplot()
+    from matplotlib.patches import Patch
+
+    folder = _gated_run(results)
+    ids, decisions, labels, classes, scores = _usage(folder)
+    correct = labels[np.arange(len(ids)), scores.argmax(1)]
+    chosen = _pick_videos(decisions, correct, count)
+    evidence = _evidence(results, [ids[i] for i in chosen])
+    longest = max(len(decisions[i]) for i in chosen)
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(chosen) + 1.5))
+    ticks, names = [], []
+    for row, i in enumerate(chosen):
+        y = len(chosen) - 1 - row
+        fired = decisions[i]
+        colours = np.where(fired, FINE_COLOUR, COARSE_COLOUR)
+        ax.bar(np.arange(len(fired)), 0.62, bottom=y - 0.22, width=0.92, color=colours, align="edge", linewidth=0)
+        if ids[i] in evidence:
+            marks = np.flatnonzero(evidence[ids[i]])
+            ax.bar(marks, 0.12, bottom=y - 0.38, width=0.92, color=EVIDENCE_COLOUR, align="edge", linewidth=0)
+        truth = ", ".join(classes[c] for c in np.flatnonzero(labels[i]))
+        ticks.append(y + 0.09)
+        names.append(f"{ids[i]} | {truth} | {int(fired.sum())}/{len(fired)} fine")
+    ax.set_yticks(ticks, names, fontsize=8)
+    ax.set_xlim(0, longest)
+    ax.set_ylim(-0.6, len(chosen) - 0.25)
+    ax.set_xlabel("Frame (1 per second of video)")
+    handles = [Patch(color=FINE_COLOUR, label="fine features read"), Patch(color=COARSE_COLOUR, label="coarse only")]
+    if evidence:
+        handles.append(Patch(color=EVIDENCE_COLOUR, label="frame shows the class (synthetic ground truth)"))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14 - 0.5 / len(chosen)), ncol=3,
+              fontsize=8, frameon=False)
+    ax.set_title(f"Frames LiteEval read fine features for (correctly classified test videos, from low to high "
+                 f"usage; {folder.name})", fontsize=9)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    ax.tick_params(axis="y", length=0)
+    return _save(fig, out_dir, "fine_frames_strips")
+
+
+FIGURES: dict[str, tuple[Callable[[Path, Path], list[Path]], str, str]] = {
+    # name: (function, input it needs, the command that makes that input)
+    "online_curve": (plot_online, "online.csv", "python -m benchmark online"),
+    "offline_scatter": (plot_offline, "table.csv", "python -m benchmark run"),
+    "fine_usage_per_class": (plot_fine_usage, f"runs/{GATED_METHOD}/seed*/diagnostics.npz",
+                             f"python -m benchmark run --methods {GATED_METHOD}"),
+    "fine_frames_strips": (plot_frame_strips, f"runs/{GATED_METHOD}/seed*/diagnostics.npz",
+                           f"python -m benchmark run --methods {GATED_METHOD}"),
+}
+
+
+def plot_all(results: Path | str, figures: list[str] | None = None) -> list[Path]:
+    """Draw every figure whose inputs exist under ``results``; return the files written."""
+    results = Path(results)
+    if not results.is_dir():
+        raise FileNotFoundError(f"{results}: no results folder; make one with `python -m benchmark run`")
+    unknown = sorted(set(figures or []) - set(FIGURES))
+    if unknown:
+        raise ValueError(f"unknown figure(s) {unknown}; known: {sorted(FIGURES)}")
+    out_dir = results / "figures"
+    written: list[Path] = []
+    for name in figures or list(FIGURES):
+        function, needs, command = FIGURES[name]
+        try:
+            written += function(results, out_dir)
+        except FileNotFoundError as exc:
+            log.warning("%s: skipped, %s is missing (%s). Make it with `%s`", name, needs, exc, command)
+    if not written:
+        raise FileNotFoundError(f"{results}: nothing to plot; run `python -m benchmark run` and "
+                                "`python -m benchmark online` first")
+    return written
