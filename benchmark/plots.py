@@ -63,8 +63,16 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
+def _box_distance(box, point) -> float:
+    """Distance in display units from ``point`` to the nearest point of ``box``."""
+    dx = max(box.x0 - point[0], 0.0, point[0] - box.x1)
+    dy = max(box.y0 - point[1], 0.0, point[1] - box.y1)
+    return float(np.hypot(dx, dy))
+
+
 def _place_labels(ax, xs, ys, labels) -> None:
-    """Label points without overlaps: try right, left, above, below, then further out."""
+    """Label points without overlaps: try right, left, above, below, then further out; a place
+    whose label would sit nearer another point than its own is refused (it would mislabel)."""
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
     placed = []
@@ -72,13 +80,17 @@ def _place_labels(ax, xs, ys, labels) -> None:
                (0, -8, "center", "top"), (6, -10, "left", "top"), (-6, -10, "right", "top"),
                (10, 16, "left", "bottom"), (-10, 16, "right", "bottom")]
     points = [ax.transData.transform((x, y)) for x, y in zip(xs, ys)]
+    frame = ax.get_window_extent(renderer)
     for x, y, label in zip(xs, ys, labels):
         for dx, dy, ha, va in offsets:
             text = ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
                                fontsize=9)
             box = text.get_window_extent(renderer).expanded(1.05, 1.1)
             hits_point = any(box.contains(px, py) for px, py in points)
-            if not hits_point and not any(box.overlaps(other) for other in placed):
+            own = _box_distance(box, ax.transData.transform((x, y)))
+            nearer_other = any(_box_distance(box, p) < own - 1e-6 for p in points)
+            inside = frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)
+            if inside and not hits_point and not nearer_other and not any(box.overlaps(o) for o in placed):
                 placed.append(box)
                 break
             text.remove()
@@ -90,10 +102,15 @@ def _place_labels(ax, xs, ys, labels) -> None:
 def plot_online(results: Path, out_dir: Path) -> list[Path]:
     plt = _pyplot()
     table = pd.read_csv(results / "online.csv")
-    means = table.groupby(["display_name", "K"], sort=False)[["top1_accuracy", "mean_gflops"]].mean().reset_index()
+    means = table.groupby(["method", "display_name", "K"], sort=False)[["top1_accuracy", "mean_gflops"]]
+    means = means.mean().reset_index()
+    # The paper's methods first (LiteEval leading), plug-ins next, the frame-classifier baselines last.
+    rank = {name: i for i, name in enumerate(("liteeval", "liteeval_rl"))}
+    rank.update({"uniform_k": 98, "seq": 99})
+    curves = sorted(means.groupby(["method", "display_name"], sort=False), key=lambda g: (rank.get(g[0][0], 50), g[0]))
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     markers = ["o", "s", "^", "D", "v", "P", "X"]
-    for i, (name, curve) in enumerate(means.groupby("display_name", sort=False)):
+    for i, ((_, name), curve) in enumerate(curves):
         curve = curve.sort_values("K")
         ax.plot(curve.mean_gflops, curve.top1_accuracy, marker=markers[i % len(markers)], markersize=4,
                 linewidth=1.5, label=name)
@@ -101,7 +118,8 @@ def plot_online(results: Path, out_dir: Path) -> list[Path]:
     budgets = sorted(table.K.unique().tolist())
     ax.set_xlabel(GFLOPS_LABEL)
     ax.set_ylabel("Top-1 accuracy (%)")
-    ax.set_title(f"Online recognition, K = {budgets[0]}..{budgets[-1]} (seeds {seeds})", fontsize=10)
+    ax.set_title(f"{results.name}: online recognition, budgets K = {budgets[0]}..{budgets[-1]} (seeds {seeds})",
+                 fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=9)
     return _save(fig, out_dir, "online_curve")
@@ -123,7 +141,7 @@ def plot_offline(results: Path, out_dir: Path) -> list[Path]:
     ymin, ymax = float(table.map_mean.min()), float(table.map_mean.max())
     ax.set_xlim(0, xmax * 1.25)
     ax.set_ylim(ymin - 0.12 * (ymax - ymin + 1), ymax + 0.12 * (ymax - ymin + 1))
-    ax.set_title(f"Offline recognition ({int(table.seeds.max())} seed(s) per method)", fontsize=10)
+    ax.set_title(f"{results.name}: offline recognition ({int(table.seeds.max())} seed(s) per method)", fontsize=10)
     ax.grid(alpha=0.3)
     fig.canvas.draw()
     _place_labels(ax, table.gflops_mean.tolist(), table.map_mean.tolist(), table.display_name.tolist())
@@ -165,8 +183,7 @@ def plot_fine_usage(results: Path, out_dir: Path, classes_per_end: int = 6) -> l
     positions = np.arange(len(chosen))[::-1]
     ax.boxplot(data, positions=positions, orientation="horizontal", widths=0.6, showfliers=True,
                flierprops={"markersize": 3}, medianprops={"color": "#d62728"})
-    ax.scatter([d.mean() for d in data], positions, color="#ffbf00", edgecolor="black", zorder=3, s=30,
-               label="mean")
+    ax.scatter([d.mean() for d in data], positions, color="#ffbf00", edgecolor="black", zorder=3, s=30)
     ax.set_yticks(positions, names, fontsize=8)
     if len(order) > 2 * n:
         ax.axhline(positions[n - 1] - 0.5, color="0.5", linestyle="--", linewidth=0.8)
@@ -175,10 +192,9 @@ def plot_fine_usage(results: Path, out_dir: Path, classes_per_end: int = 6) -> l
         ax.text(1.0, positions[-1], f"{n} lowest", transform=ax.get_yaxis_transform(), ha="right", va="center",
                 fontsize=8, color="0.35")
     ax.set_xlabel("Fine-feature reads per video (frames)")
-    ax.set_title(f"LiteEval: fine-feature usage per class ({folder.parent.name}, {folder.name}; "
-                 f"red: median, dots: mean)", fontsize=9)
+    ax.set_title(f"{results.name}: LiteEval's fine-feature reads per video, by class ({folder.name})\n"
+                 "boxes: quartiles; red line: median; yellow dot: mean", fontsize=9)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
     return _save(fig, out_dir, "fine_usage_per_class")
 
 
@@ -214,6 +230,7 @@ def _evidence(results: Path, ids: list[str]) -> dict[str, np.ndarray]:
 def plot_frame_strips(results: Path, out_dir: Path, count: int = 8) -> list[Path]:
     plt = _pyplot()
     from matplotlib.patches import Patch
+    from matplotlib.transforms import ScaledTranslation
 
     folder = _gated_run(results)
     ids, decisions, labels, classes, scores = _usage(folder)
@@ -241,10 +258,11 @@ def plot_frame_strips(results: Path, out_dir: Path, count: int = 8) -> list[Path
     handles = [Patch(color=FINE_COLOUR, label="fine features read"), Patch(color=COARSE_COLOUR, label="coarse only")]
     if evidence:
         handles.append(Patch(color=EVIDENCE_COLOUR, label="frame shows the class (synthetic ground truth)"))
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14 - 0.5 / len(chosen)), ncol=3,
+    below_axis = ax.transAxes + ScaledTranslation(0, -0.5, fig.dpi_scale_trans)  # 0.5 inch under the axis
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=below_axis, ncol=3,
               fontsize=8, frameon=False)
-    ax.set_title(f"Frames LiteEval read fine features for (correctly classified test videos, from low to high "
-                 f"usage; {folder.name})", fontsize=9)
+    ax.set_title(f"{results.name}: frames whose fine features LiteEval read ({folder.name}; correctly classified "
+                 "test videos, from low to high usage)", fontsize=9)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     ax.tick_params(axis="y", length=0)
