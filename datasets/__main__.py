@@ -1,4 +1,4 @@
-"""Command line of the data layer: ``python -m datasets {validate,ingest,synth}``."""
+"""Command line of the data layer: ``python -m datasets {validate,ingest,extract,merge,synth}``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from datasets.annotations import READERS
+from datasets.annotations import READERS, describe_formats
 from datasets.cli import run_cli
 from datasets.layout import MANIFEST_FILE
 
@@ -66,6 +66,40 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from datasets.backbones import backbone_spec
+    from datasets.extract import ExtractConfig, extract
+    from datasets.ingest import parse_backbone
+
+    cfg = ExtractConfig(fps=args.fps, batch_size=args.batch_size, device=args.device,
+                        coarse_weights=args.coarse_weights, fine_weights=args.fine_weights,
+                        flush_every=args.flush_every, decode_workers=args.decode_workers,
+                        retry_failed=args.retry_failed)
+    backbones = {}
+    for stream, text in (("coarse", args.coarse_backbone), ("fine", args.fine_backbone)):
+        if text:
+            declared = parse_backbone(text)
+            backbones[stream] = backbone_spec(declared.name, declared.resolution)
+    stats = extract(args.list, args.format, args.videos, args.out, cfg, backbones=backbones,
+                    show_progress=not args.quiet)
+    rates = ", ".join(f"{s} {v:.1f}" for s, v in stats["per_backbone_frames_per_second"].items())
+    print(f"rank {stats['rank']} of {stats['world']}: {stats['done']} videos extracted, {stats['failed']} failed; "
+          f"{stats['frames_per_second']:.1f} frames/s overall this run (per backbone: {rates}) on {stats['device']}")
+    if any(w["random"] for w in stats["weights"].values()):
+        print("WARNING: randomly initialised backbone(s) (no --coarse-weights/--fine-weights): the features test "
+              "the pipeline only")
+    return 0
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from datasets.merge import merge
+
+    report = merge(args.shards, args.out, show_progress=not args.quiet)
+    print(f"wrote {args.out}: {report['extracted']} of {report['listed']} videos, {report['failed']} failed "
+          f"(see {report['failures_file']})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m datasets", description=__doc__)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -76,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("ingest", help="build a store from <video_id>.npy files and an annotation file")
-    p.add_argument("--annotations", required=True, type=Path, help="annotation file")
+    p.add_argument("--annotations", required=True, type=Path, nargs="+", metavar="FILE",
+                   help=f"annotation file(s) of the format ({describe_formats()})")
     p.add_argument("--format", required=True, choices=sorted(READERS), help="annotation format")
     p.add_argument("--coarse", required=True, type=Path, help="directory of coarse <video_id>.npy (T, D)")
     p.add_argument("--fine", required=True, type=Path, help="directory of fine <video_id>.npy (T, D)")
@@ -98,6 +133,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="dataset name (default: the preset name)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store at --out")
     p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("extract", help="decode videos with PyAV and extract coarse/fine features into a store "
+                                       "(resumable; torchrun shards it)")
+    p.add_argument("--videos", required=True, type=Path, help="folder of video files (searched recursively)")
+    p.add_argument("--list", required=True, type=Path, nargs="+", metavar="FILE",
+                   help=f"the annotation file(s) listing the videos, splits and labels ({describe_formats()})")
+    p.add_argument("--format", default="csv", choices=sorted(READERS), help="format of --list (default csv)")
+    p.add_argument("--out", required=True, type=Path, help="store directory to create (shards go to OUT.shards)")
+    p.add_argument("--fps", type=float, default=1.0, help="frames per second to sample (default 1, as the paper)")
+    p.add_argument("--batch-size", type=int, default=64, help="frames per forward pass (default 64)")
+    p.add_argument("--device", default="auto", help="auto (the rank's GPU if any), cpu, cuda, cuda:N")
+    p.add_argument("--coarse-weights", help="checkpoint of the coarse backbone (torchvision mobilenet_v2 state dict)")
+    p.add_argument("--fine-weights", help="checkpoint of the fine backbone (torchvision resnet101 state dict)")
+    p.add_argument("--coarse-backbone", help="NAME@RES of another torchvision model (default mobilenet_v2@112)")
+    p.add_argument("--fine-backbone", help="NAME@RES of another torchvision model (default resnet101@224)")
+    p.add_argument("--flush-every", type=int, default=16, help="videos per saved part (default 16)")
+    p.add_argument("--decode-workers", type=int, default=2, help="videos decoded ahead in threads (default 2)")
+    p.add_argument("--retry-failed", action="store_true", help="retry videos an earlier run recorded as failed")
+    p.set_defaults(func=_cmd_extract)
+
+    p = sub.add_parser("merge", help="join the shards of an extraction into one validated store")
+    p.add_argument("--shards", required=True, type=Path, help="the OUT.shards folder of the extraction")
+    p.add_argument("--out", required=True, type=Path, help="store directory to create")
+    p.set_defaults(func=_cmd_merge)
     return parser
 
 

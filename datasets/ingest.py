@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,7 @@ def parse_backbone(text: str) -> BackboneSpec:
 
 
 def ingest(
-    annotations_path: Path | str,
+    annotations_path: Path | str | Sequence[Path | str],
     fmt: str,
     coarse_dir: Path | str,
     fine_dir: Path | str,
@@ -145,9 +146,10 @@ def ingest(
         raise IngestError(f"{out} already exists; refusing to overwrite it (pass --overwrite to replace it)")
     backbones = {**PAPER_STREAMS, **(backbones or {})}
     annotations: Annotations = read_annotations(annotations_path, fmt)
+    paths = [annotations_path] if isinstance(annotations_path, (str, Path)) else list(annotations_path)
     dirs = {"coarse": Path(coarse_dir), "fine": Path(fine_dir)}
     files = {s: _npy_files(d, s) for s, d in dirs.items()}
-    report = IngestReport(str(annotations_path), str(out), allow_missing, listed=len(annotations.videos))
+    report = IngestReport(annotations.source, str(out), allow_missing, listed=len(annotations.videos))
 
     listed = {v.video_id for v in annotations.videos}
     for vid in sorted((set(files["coarse"]) | set(files["fine"])) - listed):
@@ -196,7 +198,7 @@ def ingest(
     for video in annotations.videos:
         unknown = [n for n in video.labels if n not in class_index]
         if unknown:
-            raise IngestError(f"{annotations_path}: video {video.video_id!r} has labels {unknown} not in the class list")
+            raise IngestError(f"{annotations.source}: video {video.video_id!r} has labels {unknown} not in the class list")
         if video.split in labelled_splits and not video.labels:
             report.add("unlabelled_in_labelled_split", video.video_id, split=video.split)
 
@@ -250,7 +252,7 @@ def ingest(
         labelled_splits={s: s in labelled_splits for s in report.splits},
         provenance={
             "kind": "ingest",
-            "annotations": str(Path(annotations_path).resolve()),
+            "annotations": [str(Path(p).resolve()) for p in paths],
             "format": fmt,
             "report": str(report_path(out).resolve()),
             "left_out": len(excluded & listed),
