@@ -13,7 +13,7 @@ import torch
 from datasets.gitinfo import git_state  # noqa: F401  (re-exported: one git query)
 
 PACKAGES = ("torch", "torchvision", "numpy", "h5py", "scikit-learn", "pandas", "tabulate", "ptflops", "tqdm",
-            "matplotlib")
+            "matplotlib", "av")
 
 
 def package_versions() -> dict[str, str | None]:

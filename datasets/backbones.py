@@ -42,7 +42,11 @@ def build_feature_extractor(name: str):
     """Return torchvision's ``name`` with random weights and its classifier removed.
 
     The output of the returned module is the penultimate feature vector. Loading real
-    weights is the extractor's job (it takes a local checkpoint path).
+    weights is the extractor's job (it takes a local checkpoint path). Residual networks are
+    built with torchvision's ``zero_init_residual=True``: with the default initialisation a
+    random ResNet-101 in eval mode produces features around 1e5, beyond float16's range, so
+    an extraction without a checkpoint could not even exercise the pipeline. (Loaded weights
+    replace every parameter, and the cost count does not depend on the values.)
     """
     import torch.nn as nn
     import torchvision
@@ -51,7 +55,8 @@ def build_feature_extractor(name: str):
         builder = getattr(torchvision.models, name)
     except AttributeError as exc:
         raise ValueError(f"torchvision.models has no model {name!r}") from exc
-    model = builder(weights=None)
+    residual = name.startswith(("resnet", "resnext", "wide_resnet"))
+    model = builder(weights=None, **({"zero_init_residual": True} if residual else {}))
     if hasattr(model, "fc"):
         model.fc = nn.Identity()
     elif hasattr(model, "classifier"):
@@ -59,6 +64,18 @@ def build_feature_extractor(name: str):
     else:  # pragma: no cover - only for backbones we do not ship
         raise ValueError(f"do not know how to remove the classifier of {name!r}")
     return model.eval()
+
+
+def backbone_spec(name: str, resolution: int) -> BackboneSpec:
+    """The spec of torchvision's ``name`` at ``resolution``, its feature size measured on one frame."""
+    for known in PAPER_STREAMS.values():
+        if known.name == name:
+            return BackboneSpec(name, resolution, known.feature_dim)
+    import torch
+
+    with torch.no_grad():
+        dim = build_feature_extractor(name)(torch.zeros(1, 3, resolution, resolution)).shape[1]
+    return BackboneSpec(name, resolution, int(dim))
 
 
 def _cache_path() -> Path:
