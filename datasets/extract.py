@@ -195,6 +195,7 @@ def extract(
             bar.update(1)
             seconds = time.perf_counter() - start
             bar.set_postfix(frames_per_s=f"{frames_done / max(seconds, 1e-9):.1f}")
+    shard.flush()  # before counting: the last videos may still be pending
     seconds = time.perf_counter() - start
     stats = {
         "rank": rank, "world": world, "device": str(device), "videos": len(owned),
