@@ -144,7 +144,8 @@ def extract(
     mine = annotations.videos[rank::world]
     job = {
         "extractor_version": EXTRACTOR_VERSION,
-        "config": {k: v for k, v in asdict(cfg).items() if k not in ("device", "decode_workers", "retry_failed")},
+        # What the features depend on; batch size, device and the like may change between resumes.
+        "config": {k: v for k, v in asdict(cfg).items() if k in ("fps", "coarse_weights", "fine_weights")},
         "format": fmt,
         "annotations": [str(Path(p).resolve()) for p in ([annotation_paths] if isinstance(annotation_paths, (str, Path))
                                                           else annotation_paths)],
