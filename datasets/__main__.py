@@ -10,6 +10,9 @@ from datasets.annotations import READERS, describe_formats
 from datasets.cli import run_cli
 from datasets.layout import MANIFEST_FILE
 
+NAME_HELP = ("dataset name in the manifest (default: the output directory name); 'fcvid' or 'activitynet' "
+             "selects the paper's hyper-parameters for that dataset in the harness")
+
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from datasets.validate import validate_store
@@ -80,7 +83,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         if text:
             declared = parse_backbone(text)
             backbones[stream] = backbone_spec(declared.name, declared.resolution)
-    stats = extract(args.list, args.format, args.videos, args.out, cfg, backbones=backbones,
+    stats = extract(args.list, args.format, args.videos, args.out, cfg, backbones=backbones, name=args.name,
                     show_progress=not args.quiet)
     rates = ", ".join(f"{s} {v:.1f}" for s, v in stats["per_backbone_frames_per_second"].items())
     print(f"rank {stats['rank']} of {stats['world']}: {stats['done']} videos extracted, {stats['failed']} failed; "
@@ -94,7 +97,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 def _cmd_merge(args: argparse.Namespace) -> int:
     from datasets.merge import merge
 
-    report = merge(args.shards, args.out, show_progress=not args.quiet)
+    report = merge(args.shards, args.out, name=args.name, show_progress=not args.quiet)
     print(f"wrote {args.out}: {report['extracted']} of {report['listed']} videos, {report['failed']} failed "
           f"(see {report['failures_file']})")
     return 0
@@ -117,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fine", required=True, type=Path, help="directory of fine <video_id>.npy (T, D)")
     p.add_argument("--out", required=True, type=Path, help="store directory to create")
     p.add_argument("--fps", type=float, default=1.0, help="frames per second of the features (default 1)")
-    p.add_argument("--name", help="dataset name in the manifest (default: the output directory name)")
+    p.add_argument("--name", help=NAME_HELP)
     p.add_argument("--allow-missing", action="store_true",
                    help="leave out problem videos (listed in the report) instead of failing")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store at --out")
@@ -141,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"the annotation file(s) listing the videos, splits and labels ({describe_formats()})")
     p.add_argument("--format", default="csv", choices=sorted(READERS), help="format of --list (default csv)")
     p.add_argument("--out", required=True, type=Path, help="store directory to create (shards go to OUT.shards)")
+    p.add_argument("--name", help=NAME_HELP)
     p.add_argument("--fps", type=float, default=1.0, help="frames per second to sample (default 1, as the paper)")
     p.add_argument("--batch-size", type=int, default=64, help="frames per forward pass (default 64)")
     p.add_argument("--device", default="auto", help="auto (the rank's GPU if any), cpu, cuda, cuda:N")
@@ -156,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("merge", help="join the shards of an extraction into one validated store")
     p.add_argument("--shards", required=True, type=Path, help="the OUT.shards folder of the extraction")
     p.add_argument("--out", required=True, type=Path, help="store directory to create")
+    p.add_argument("--name", help=NAME_HELP)
     p.set_defaults(func=_cmd_merge)
     return parser
 

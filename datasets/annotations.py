@@ -80,7 +80,7 @@ def register_annotation_format(name: str, files: tuple[str, ...] = ("annotation 
 
 def describe_formats() -> str:
     """One line per format: its name and the files it takes (for --help)."""
-    return "; ".join(f"{name}: {' '.join(FILES[name])}" for name in sorted(READERS))
+    return "; ".join(f"{name}: {' + '.join(FILES[name])}" for name in sorted(READERS))
 
 
 def read_annotations(paths: Path | str | Sequence[Path | str], fmt: str) -> Annotations:

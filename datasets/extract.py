@@ -123,6 +123,7 @@ def extract(
     rank: int | None = None,
     world: int | None = None,
     merge_when_done: bool = True,
+    name: str | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Extract this process's share of the listed videos; merge when every shard is done.
@@ -212,11 +213,11 @@ def extract(
                                                    stats["per_backbone_frames_per_second"].items()),
              len(shard.state.failed))
     if merge_when_done:
-        _merge_if_all_done(out, rank, world)
+        _merge_if_all_done(out, rank, world, name)
     return stats
 
 
-def _merge_if_all_done(out: Path, rank: int, world: int) -> None:
+def _merge_if_all_done(out: Path, rank: int, world: int, name: str | None) -> None:
     from datasets.merge import merge
 
     if world > 1:
@@ -232,4 +233,4 @@ def _merge_if_all_done(out: Path, rank: int, world: int) -> None:
         log.warning("shards of rank(s) %s are not here (another node's disk?); copy them to %s and run "
                     "`python -m datasets merge --shards %s --out %s`", missing, root, root, out)
         return
-    merge(root, out)
+    merge(root, out, name=name)

@@ -74,8 +74,11 @@ def _load_shards(root: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list
     return job, [v for m in metas for v in m["videos"]], stats, folders
 
 
-def merge(root: Path | str, out: Path | str, *, show_progress: bool = True) -> dict[str, Any]:
-    """Join the shards under ``root`` into a validated store at ``out``; return the report."""
+def merge(root: Path | str, out: Path | str, *, name: str | None = None, show_progress: bool = True) -> dict[str, Any]:
+    """Join the shards under ``root`` into a validated store at ``out``; return the report.
+
+    ``name`` is the dataset name in the manifest (default: the directory name of ``out``);
+    the harness applies a method's per-dataset presets by it ("fcvid", "activitynet")."""
     from datasets.validate import validate_store
 
     root, out = Path(root), Path(out)
@@ -128,7 +131,7 @@ def merge(root: Path | str, out: Path | str, *, show_progress: bool = True) -> d
     for row, video in enumerate(kept):
         by_part.setdefault(done[video["id"]][0], []).append((row, video["id"]))
     with StoreWriter(
-        out, name=out.name, classes=classes, multi_label=bool(job.get("multi_label")), fps=job["config"]["fps"],
+        out, name=name or out.name, classes=classes, multi_label=bool(job.get("multi_label")), fps=job["config"]["fps"],
         streams=streams, video_ids=[v["id"] for v in kept], splits=[v["split"] for v in kept], labels=labels,
         lengths=[done[v["id"]][1] for v in kept],
         labelled_splits={s: s in labelled for s in {v["split"] for v in kept}}, provenance=provenance,

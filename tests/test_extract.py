@@ -184,14 +184,15 @@ def test_torchrun_shards_the_list_and_rank_0_merges(videos, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "datasets",
          "extract", "--videos", str(videos / "videos"), "--list", str(videos / "list.csv"), "--out", str(out),
-         "--batch-size", "4"],
+         "--batch-size", "4", "--name", "clips"],
         cwd=REPO, capture_output=True, text=True, env=env, timeout=300, check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "rank 0 of 2" in done.stdout and "rank 1 of 2" in done.stdout
     assert "WARNING: randomly initialised" in done.stdout
     assert sorted(p.name for p in shards_root(out).iterdir()) == ["rank-00000-of-00002", "rank-00001-of-00002"]
-    assert FeatureStore.open(out).header.video_ids.tolist() == ["clip0", "clip1", "clip2", "clip3"]
+    store = FeatureStore.open(out)
+    assert store.header.video_ids.tolist() == ["clip0", "clip1", "clip2", "clip3"] and store.manifest.name == "clips"
 
 
 def test_checkpoints_are_loaded_and_recorded(tmp_path):
@@ -234,3 +235,26 @@ def test_fcvid_paths_and_activitynet_names_are_found(tmp_path):
     assert found["a1"] == folder / "Food/a1.mp4" and found["Yt_Id-123"] == folder / "v_Yt_Id-123.mkv"
     assert found["gone"] is None and extra == ["other.webm"]
     shutil.rmtree(folder)
+
+
+def test_activitynet_videos_extract_with_an_unlabelled_testing_split(videos, tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    names = {"clip0": "abcDEF12345", "clip1": "xyz-_987654", "clip2": "tst00000001"}
+    for clip, youtube_id in names.items():
+        shutil.copy(videos / "videos" / f"{clip}.mp4", folder / f"v_{youtube_id}.mp4")
+    taxonomy = [{"nodeName": "Root", "parentName": None}, {"nodeName": "Fencing", "parentName": "Root"},
+                {"nodeName": "Archery", "parentName": "Root"}]
+    database = {
+        "abcDEF12345": {"subset": "training", "annotations": [{"segment": [0, 1], "label": "Fencing"}]},
+        "xyz-_987654": {"subset": "validation", "annotations": [{"segment": [0, 1], "label": "Archery"}]},
+        "tst00000001": {"subset": "testing", "annotations": []},
+    }
+    (tmp_path / "anet.json").write_text(json.dumps({"version": "1.3", "taxonomy": taxonomy, "database": database}))
+    out = tmp_path / "anet"
+    extract(tmp_path / "anet.json", "activitynet", folder, out, ExtractConfig(batch_size=4), show_progress=False)
+    store = FeatureStore.open(out)
+    splits = store.manifest.splits
+    assert splits["training"].labelled and splits["validation"].labelled and not splits["testing"].labelled
+    assert store.header.video_ids.tolist() == ["abcDEF12345", "xyz-_987654", "tst00000001"]
+    assert store.header.labels.tolist() == [[0, 1], [1, 0], [0, 0]]  # classes: Archery, Fencing
