@@ -44,6 +44,8 @@ COLUMNS = ("method", "display_name", "K", "budget_unit", "seed", "top1_accuracy"
 FRAME_MODEL = "uniform"
 #: The online method whose stopping points define Uniform-K's K'.
 REFERENCE = "liteeval"
+#: Curve names (the ``method`` column) of the two frame-classifier baselines.
+SEQ_K, UNIFORM_K = "seq", "uniform_k"
 
 
 @dataclass(frozen=True)
@@ -109,11 +111,11 @@ def evaluate_online(runner: Runner, options: OnlineOptions) -> pd.DataFrame:
         for k in options.budgets:
             result = evaluate(classifier, bank, batch_size, sampler=ConsecutiveFrames(k), show_progress=show,
                               desc=f"Seq-{k}")
-            rows.append(_row(runner, "seq", "Seq-K", k, "consecutive frames", seed, frame_plan, result, per_step))
+            rows.append(_row(runner, SEQ_K, "Seq-K", k, "consecutive frames", seed, frame_plan, result, per_step))
             if reference is not None:
                 result = evaluate(classifier, bank, batch_size, sampler=UniformFrames(k), horizons=horizons[k],
                                   show_progress=show, desc=f"Uniform-{k}")
-                rows.append(_row(runner, "uniform_k", "Uniform-K", k, "frames", seed, frame_plan, result, per_step))
+                rows.append(_row(runner, UNIFORM_K, "Uniform-K", k, "frames", seed, frame_plan, result, per_step))
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -134,7 +136,7 @@ def run_online(runner: Runner, options: OnlineOptions) -> pd.DataFrame:
         "eval_split": runner.eval_split,
         "dataset": {"name": runner.store.manifest.name, "fingerprint": runner.fingerprint},
         "weights": {f"{p.name}/seed{s}": str(runner.pair_dir(p, s) / "model.pt")
-                    for p in runner.plans for s in runner.cfg.seeds},
+                    for p in runner.plans if p.cls.online or p.name == options.frame_model for s in runner.cfg.seeds},
         **runner.environment,
     })
     return table

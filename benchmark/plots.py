@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.online import SEQ_K, UNIFORM_K
 from benchmark.runner import unpack_diagnostics
 from benchmark.tables import COST_UNIT_NOTE, order_methods
 from datasets.atomic import atomic_write_bytes
@@ -105,8 +106,7 @@ def plot_online(results: Path, out_dir: Path) -> list[Path]:
     means = table.groupby(["method", "display_name", "K"], sort=False)[["top1_accuracy", "mean_gflops"]]
     means = means.mean().reset_index()
     # The paper's methods first (LiteEval leading), plug-ins next, the frame-classifier baselines last.
-    rank = {name: i for i, name in enumerate(("liteeval", "liteeval_rl"))}
-    rank.update({"uniform_k": 98, "seq": 99})
+    rank = {"liteeval": 0, "liteeval_rl": 1, UNIFORM_K: 98, SEQ_K: 99}
     curves = sorted(means.groupby(["method", "display_name"], sort=False), key=lambda g: (rank.get(g[0][0], 50), g[0]))
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     markers = ["o", "s", "^", "D", "v", "P", "X"]
@@ -211,14 +211,16 @@ def _evidence(results: Path, ids: list[str]) -> dict[str, np.ndarray]:
     """Synthetic ground truth (frames carrying class evidence) for ``ids``, if the store is at hand."""
     try:
         provenance = json.loads((results / "provenance.json").read_text())
+        from datasets.layout import EXTRAS_GROUP
         from datasets.store import FeatureStore, open_h5
 
         store = FeatureStore.open(provenance["dataset"]["path"])
         header = store.header
         with open_h5(store.features_path) as h5:
-            if "extras/evidence" not in h5:
+            name = f"{EXTRAS_GROUP}/evidence"
+            if name not in h5:
                 return {}
-            evidence = h5["extras/evidence"][()]
+            evidence = h5[name][()]
     except (OSError, KeyError, ValueError) as exc:
         log.info("no evidence overlay for the frame strips (%s)", exc)
         return {}

@@ -13,7 +13,8 @@ import sys
 
 from datasets.errors import StoreError
 
-USER_ERRORS = (StoreError, FileExistsError, ValueError)
+# Errors whose message says what to fix (a missing input names the command that makes it).
+USER_ERRORS = (StoreError, FileExistsError, FileNotFoundError, ValueError)
 
 
 def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
