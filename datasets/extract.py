@@ -82,17 +82,19 @@ def find_videos(annotations: Annotations, videos_dir: Path) -> tuple[dict[str, P
     return found, extra
 
 
-def distributed_rank() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from torch.distributed under torchrun; (0, 1, 0) alone."""
+def distributed_rank() -> tuple[int, int, int, bool]:
+    """(rank, world size, local rank, whether this call started the process group) under
+    torchrun; (0, 1, 0, False) for a single process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return 0, 1, 0
+        return 0, 1, 0, False
     import torch.distributed as dist
 
-    if not dist.is_initialized():
+    started = not dist.is_initialized()
+    if started:
         # gloo: the ranks only wait for each other at the end (which may be days apart).
         dist.init_process_group(backend="gloo", timeout=timedelta(days=7))
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), started
 
 
 def _device(asked: str, local_rank: int) -> torch.device:
@@ -136,85 +138,101 @@ def extract(
         raise ValueError(f"--fps must be positive, got {cfg.fps}")
     if out.exists():
         raise FileExistsError(f"{out} already exists; refusing to overwrite it (choose another --out)")
-    local_rank = 0
+    local_rank, started_group = 0, False
     if rank is None or world is None:
-        rank, world, local_rank = distributed_rank()
-    backbones = {**PAPER_STREAMS, **(backbones or {})}
-    annotations = read_annotations(annotation_paths, fmt)
-    found, extra = find_videos(annotations, videos_dir)
-    mine = annotations.videos[rank::world]
-    job = {
-        "extractor_version": EXTRACTOR_VERSION,
-        # What the features depend on; batch size, device and the like may change between resumes.
-        "config": {k: v for k, v in asdict(cfg).items() if k in ("fps", "coarse_weights", "fine_weights")},
-        "format": fmt,
-        "annotations": [str(Path(p).resolve()) for p in ([annotation_paths] if isinstance(annotation_paths, (str, Path))
-                                                          else annotation_paths)],
-        "videos_dir": str(videos_dir.resolve()),
-        "world": world,
-        "backbones": {s: asdict(b) for s, b in backbones.items()},
-        "classes": annotations.class_names(),
-        "multi_label": any(len(v.labels) > 1 for v in annotations.videos),
-    }
-    owned = [{"index": rank + k * world, "id": v.video_id, "split": v.split, "labels": list(v.labels),
-              "file": str(found[v.video_id]) if found[v.video_id] else None} for k, v in enumerate(mine)]
-    folder = shard_dir(shards_root(out), rank, world)
-    folder.mkdir(parents=True, exist_ok=True)
-    streams = list(backbones)
-    shard = ShardWriter(folder, job, owned, streams, cfg.flush_every)
-    skip = set(shard.state.done) | (set() if cfg.retry_failed else set(shard.state.failed))
-    todo = [(v["id"], Path(v["file"]) if v["file"] else None) for v in owned if v["id"] not in skip]
-    if skip:
-        log.info("rank %d: resuming, %d of %d videos already done or recorded as failed", rank, len(skip), len(owned))
+        rank, world, local_rank, started_group = distributed_rank()
+    try:
+        backbones = {**PAPER_STREAMS, **(backbones or {})}
+        annotations = read_annotations(annotation_paths, fmt)
+        found, extra = find_videos(annotations, videos_dir)
+        paths = [annotation_paths] if isinstance(annotation_paths, (str, Path)) else list(annotation_paths)
+        job = {
+            "extractor_version": EXTRACTOR_VERSION,
+            # What the features depend on; batch size, device and the like may change between resumes.
+            "config": {k: v for k, v in asdict(cfg).items() if k in ("fps", "coarse_weights", "fine_weights")},
+            "format": fmt,
+            "annotations": [str(Path(p).resolve()) for p in paths],
+            "videos_dir": str(videos_dir.resolve()),
+            "world": world,
+            "backbones": {s: asdict(b) for s, b in backbones.items()},
+            "classes": annotations.class_names(),
+            "multi_label": any(len(v.labels) > 1 for v in annotations.videos),
+        }
+        owned = [{"index": rank + k * world, "id": v.video_id, "split": v.split, "labels": list(v.labels),
+                  "file": str(found[v.video_id]) if found[v.video_id] else None}
+                 for k, v in enumerate(annotations.videos[rank::world])]
+        folder = shard_dir(shards_root(out), rank, world)
+        folder.mkdir(parents=True, exist_ok=True)
+        shard = ShardWriter(folder, job, owned, list(backbones), cfg.flush_every)
+        skip = set(shard.state.done) | (set() if cfg.retry_failed else set(shard.state.failed))
+        todo = [(v["id"], Path(v["file"]) if v["file"] else None) for v in owned if v["id"] not in skip]
+        if skip:
+            log.info("rank %d: resuming, %d of %d videos already done or recorded as failed", rank, len(skip),
+                     len(owned))
+        device = _device(cfg.device, local_rank)
+        weights = {"coarse": cfg.coarse_weights, "fine": cfg.fine_weights}
+        models = {s: load_backbone(s, b, weights.get(s), device) for s, b in backbones.items()}
+        start = time.perf_counter()
+        frames = _extract_videos(todo, shard, models, cfg, device, videos_dir, f"extract (rank {rank}/{world})",
+                                 show_progress)
+        seconds = time.perf_counter() - start
+        stats = {
+            "rank": rank, "world": world, "device": str(device), "videos": len(owned),
+            "done": len(shard.state.done), "failed": len(shard.state.failed), "frames_this_run": frames,
+            "seconds_this_run": seconds, "frames_per_second": frames / max(seconds, 1e-9),
+            "per_backbone_frames_per_second": {s: m.frames / max(m.seconds, 1e-9) for s, m in models.items()},
+            "weights": {s: m.weights for s, m in models.items()},
+            "extra_files": extra if rank == 0 else [],  # video files under --videos that nobody listed
+        }
+        shard.complete(stats)
+        log.info("rank %d: %d frames in %.1f s (%.1f frames/s; %s); %d failed", rank, frames, seconds,
+                 stats["frames_per_second"], ", ".join(f"{s} {v:.1f} frames/s" for s, v in
+                                                       stats["per_backbone_frames_per_second"].items()),
+                 len(shard.state.failed))
+        if merge_when_done:
+            _merge_if_all_done(out, rank, world, name)
+        return stats
+    finally:
+        if started_group:
+            import torch.distributed as dist
 
-    device = _device(cfg.device, local_rank)
-    weights = {"coarse": cfg.coarse_weights, "fine": cfg.fine_weights}
-    models: dict[str, Backbone] = {s: load_backbone(s, b, weights.get(s), device) for s, b in backbones.items()}
-    short_side = decode_short_side([b.resolution for b in backbones.values()])
+            dist.destroy_process_group()
+
+
+def _extract_videos(todo: list[tuple[str, Path | None]], shard: ShardWriter, models: dict[str, Backbone],
+                    cfg: ExtractConfig, device: torch.device, videos_dir: Path, desc: str,
+                    show_progress: bool) -> int:
+    """Decode (in threads, ahead) and extract every video of ``todo`` into ``shard``; return
+    the frames extracted. A video that cannot be used is recorded as failed, with the reason."""
+    short_side = decode_short_side([m.spec.resolution for m in models.values()])
+    workers = max(1, cfg.decode_workers)
+    frames = 0
     start = time.perf_counter()
-    frames_done = 0
-    with ThreadPoolExecutor(max_workers=max(1, cfg.decode_workers)) as pool, \
-            progress_bar(total=len(todo), desc=f"extract (rank {rank}/{world})", unit="video",
-                         enable=show_progress) as bar:
-        for vid, path, future in _decode_ahead(pool, todo, cfg.fps, short_side, max(1, cfg.decode_workers)):
+    with ThreadPoolExecutor(max_workers=workers) as pool, \
+            progress_bar(total=len(todo), desc=desc, unit="video", enable=show_progress) as bar:
+        for vid, path, future in _decode_ahead(pool, todo, cfg.fps, short_side, workers):
             if future is None:
                 shard.fail(vid, f"no video file found under {videos_dir} (looked for the listed path, "
                                 f"{vid}.<ext> and v_{vid}.<ext>)")
             else:
                 try:
                     decoded: DecodedVideo = future.result()
+                except VideoDecodeError as exc:
+                    shard.fail(vid, f"{path}: {exc}")
+                else:
                     pixels = torch.from_numpy(decoded.frames).to(device).permute(0, 3, 1, 2)
                     features = {s: frame_features(m, pixels, cfg.batch_size) for s, m in models.items()}
-                    bad = [s for s, f in features.items() if not np.isfinite(f).all()
-                           or np.abs(f).max() > np.finfo(np.float16).max]
+                    bad = [s for s, f in features.items()
+                           if not np.isfinite(f).all() or np.abs(f).max() > np.finfo(np.float16).max]
                     if bad:
                         shard.fail(vid, f"features of stream(s) {bad} are not finite in float16")
                     else:
                         shard.add(vid, features)
-                        frames_done += len(decoded.frames)
-                except VideoDecodeError as exc:
-                    shard.fail(vid, f"{path}: {exc}")
+                        frames += len(decoded.frames)
             bar.update(1)
-            seconds = time.perf_counter() - start
-            bar.set_postfix(frames_per_s=f"{frames_done / max(seconds, 1e-9):.1f}")
-    shard.flush()  # before counting: the last videos may still be pending
-    seconds = time.perf_counter() - start
-    stats = {
-        "rank": rank, "world": world, "device": str(device), "videos": len(owned),
-        "done": len(shard.state.done), "failed": len(shard.state.failed), "frames_this_run": frames_done,
-        "seconds_this_run": seconds, "frames_per_second": frames_done / max(seconds, 1e-9),
-        "per_backbone_frames_per_second": {s: m.frames / max(m.seconds, 1e-9) for s, m in models.items()},
-        "weights": {s: m.weights for s, m in models.items()},
-        "extra_files": extra if rank == 0 else [],  # video files under --videos that nobody listed
-    }
-    shard.complete(stats)
-    log.info("rank %d: %d frames in %.1f s (%.1f frames/s; %s); %d failed", rank, frames_done, seconds,
-             stats["frames_per_second"], ", ".join(f"{s} {v:.1f} frames/s" for s, v in
-                                                   stats["per_backbone_frames_per_second"].items()),
-             len(shard.state.failed))
-    if merge_when_done:
-        _merge_if_all_done(out, rank, world, name)
-    return stats
+            bar.set_postfix(frames_per_s=f"{frames / max(time.perf_counter() - start, 1e-9):.1f}")
+    shard.flush()  # the last videos may still be pending
+    return frames
 
 
 def _merge_if_all_done(out: Path, rank: int, world: int, name: str | None) -> None:
