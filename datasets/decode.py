@@ -4,8 +4,9 @@ The paper's features are taken at 1 frame per second, from videos that run at 25
 last minutes. Decoding every frame to keep one in thirty wastes most of the work, so for each
 target time t_k = k / fps we seek to the keyframe before it and decode forward only to t_k.
 Seeking pays when targets are further apart than the keyframe interval; when a seek lands at
-or before the frame we already hold (long keyframe intervals), seeking cannot help, and the
-video is decoded forward from there instead. Frames are scaled by FFmpeg (swscale) straight
+or before the frame we already hold (long keyframe intervals), the distance it fell back is a
+lower bound of that interval, and from then on the video is decoded forward unless the next
+target is more than twice that far ahead. Frames are scaled by FFmpeg (swscale) straight
 to a short side of ``short_side`` pixels, so a long HD video never sits in memory at full size.
 
 Target times: t_k = start + k / fps for k = 0 .. floor(duration * fps) - 1 (at least one),
@@ -97,7 +98,9 @@ def decode_at_fps(path: Path | str, fps: float, short_side: int, *, max_frames: 
                 frames_iter = container.decode(stream)
                 current = advance()
                 if held is not None and current is not None and current.time <= held:
-                    seek_gap = math.inf  # keyframes too sparse for seeking to help: decode forward
+                    # The keyframe before this target was behind us: keyframes lie at least this far
+                    # apart, so seek again only for targets further ahead than that.
+                    seek_gap = max(seek_gap, 2 * (target - current.time))
             while current is not None and current.time < target - 1e-6:
                 following = advance()
                 if following is None:
