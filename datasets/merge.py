@@ -42,6 +42,16 @@ def report_path(out: Path) -> Path:
     return out.with_name(out.name + ".extract-report.json")
 
 
+def _write_failures(out: Path, failed: dict[str, str], file_of: dict[str, str | None]) -> None:
+    """``<out>.failures.csv``: video_id, file, reason of every video left out."""
+    buffer = io.StringIO()
+    table = csv.writer(buffer)
+    table.writerow(["video_id", "file", "reason"])
+    for vid, reason in sorted(failed.items()):
+        table.writerow([vid, file_of.get(vid) or "", reason])
+    atomic_write_bytes(failures_path(out), buffer.getvalue().encode())
+
+
 def _split_key(split: str) -> int:
     return SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER)
 
@@ -99,10 +109,10 @@ def merge(root: Path | str, out: Path | str, *, name: str | None = None, show_pr
     if missing:
         raise StoreError(f"{root}: {len(missing)} video(s) owned by complete shards are in no part "
                          f"(e.g. {missing[0]['id']!r}); run the extract command again")
+    _write_failures(out, failed, {v["id"]: v["file"] for v in videos})
     kept = sorted((v for v in videos if v["id"] in done), key=lambda v: (_split_key(v["split"]), v["index"]))
     if not kept:
-        raise StoreError(f"{root}: every video failed; see the reasons with `python -m datasets merge` "
-                         f"in {failures_path(out)}")
+        raise StoreError(f"{root}: every video failed; the reasons are in {failures_path(out)}")
     classes = job["classes"]
     class_index = {c: i for i, c in enumerate(classes)}
     labels = np.zeros((len(kept), len(classes)), dtype=np.uint8)
@@ -149,13 +159,6 @@ def merge(root: Path | str, out: Path | str, *, name: str | None = None, show_pr
     problems = validate_store(out, show_progress=show_progress)
     if problems:
         raise StoreError(f"{out}: the merged store does not validate:\n" + "\n".join(map(str, problems[:10])))
-    file_of = {v["id"]: v["file"] for v in videos}
-    buffer = io.StringIO()
-    table = csv.writer(buffer)
-    table.writerow(["video_id", "file", "reason"])
-    for vid, reason in sorted(failed.items()):
-        table.writerow([vid, file_of.get(vid) or "", reason])
-    atomic_write_bytes(failures_path(out), buffer.getvalue().encode())
     report = {
         "store": str(out.resolve()), "listed": len(videos), "extracted": len(kept), "failed": len(failed),
         "splits": dict(Counter(v["split"] for v in kept)), "classes": len(classes),

@@ -258,3 +258,14 @@ def test_activitynet_videos_extract_with_an_unlabelled_testing_split(videos, tmp
     assert splits["training"].labelled and splits["validation"].labelled and not splits["testing"].labelled
     assert store.header.video_ids.tolist() == ["abcDEF12345", "xyz-_987654", "tst00000001"]
     assert store.header.labels.tolist() == [[0, 1], [1, 0], [0, 0]]  # classes: Archery, Fencing
+
+
+def test_when_every_video_fails_the_reasons_are_still_written(tmp_path):
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "bad.mp4").write_bytes(b"junk")
+    (tmp_path / "list.csv").write_text("video_id,split,labels\nbad,train,a\ngone,train,a\n")
+    out = tmp_path / "store"
+    with pytest.raises(StoreError, match="every video failed"):
+        extract(tmp_path / "list.csv", "csv", tmp_path / "videos", out, show_progress=False)
+    with open(failures_path(out)) as handle:
+        assert sorted(row["video_id"] for row in csv.DictReader(handle)) == ["bad", "gone"]
