@@ -42,7 +42,7 @@ def _scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def decode_at_fps(path: Path | str, fps: float, short_side: int, *, max_frames: int | None = None) -> DecodedVideo:
+def decode_at_fps(path: Path | str, fps: float, short_side: int) -> DecodedVideo:
     """Frames of ``path`` at ``fps`` (see the module docstring), scaled to ``short_side``."""
     import av
 
@@ -66,8 +66,6 @@ def decode_at_fps(path: Path | str, fps: float, short_side: int, *, max_frames: 
         else:
             duration = None
         count = max(1, math.floor(duration * fps + 1e-6)) if duration else None
-        if max_frames is not None:
-            count = max_frames if count is None else min(count, max_frames)
         frames: list[np.ndarray] = []
         decoded = seeks = 0
         frames_iter = None
