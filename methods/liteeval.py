@@ -51,12 +51,23 @@ from datasets.bank import Batch
 from datasets.sampling import AllFrames, FrameSampler
 from methods.base import MethodOutput, StepModule, TrainConfig, VideoMethod
 from methods.losses import label_distribution, soft_cross_entropy
+from methods.recurrent import cell_states, fused_lstm, input_projection, lstm_update
 from methods.registry import register_method
 
 
-def straight_through_gumbel(logits: torch.Tensor, tau: float) -> torch.Tensor:
-    """P(fire) sample of a 2-way Gumbel-softmax: hard 0/1 forward, soft gradient (B,)."""
-    soft = F.gumbel_softmax(logits, tau=tau, hard=False)[:, 1]
+def gumbel_noise(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """Standard Gumbel samples, drawn as ``F.gumbel_softmax`` draws them."""
+    return -torch.empty(shape, device=device).exponential_().log()
+
+
+def straight_through_gumbel(logits: torch.Tensor, tau: float, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """P(fire) sample of a 2-way Gumbel-softmax: hard 0/1 forward, soft gradient (B,).
+
+    ``noise`` (B, 2) is the Gumbel sample (drawn here when None): training draws it for every
+    step at once, before the recurrence."""
+    if noise is None:
+        noise = gumbel_noise(tuple(logits.shape), logits.device)
+    soft = ((logits + noise) / tau).softmax(-1)[:, 1]
     hard = (soft > 0.5).to(soft.dtype)
     return hard + (soft - soft.detach())  # exactly hard in the forward pass (x - x == 0)
 
@@ -152,8 +163,13 @@ class _LiteEvalNet(VideoMethod):
             return h_fine
         return torch.cat([h_coarse, h_fine[:, self.hp.coarse_hidden :]], dim=1)
 
-    def decide(self, logits: torch.Tensor) -> torch.Tensor:
-        """B_t during training (B,), with whatever gradient the training scheme uses."""
+    def decision_noise(self, steps: int, batch_size: int, device: torch.device) -> torch.Tensor:
+        """The random draws of a training batch's decisions, (T, B, ...), drawn at once."""
+        raise NotImplementedError
+
+    def decide(self, logits: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """B_t during training (B,) from the gate's logits and this step's ``decision_noise``,
+        with whatever gradient the training scheme uses."""
         raise NotImplementedError
 
     def forward(self, batch: Batch) -> MethodOutput:
@@ -170,28 +186,52 @@ class _LiteEvalNet(VideoMethod):
         zeros = lambda n: torch.zeros(b, n, device=device)  # noqa: E731
         return zeros(hp.coarse_hidden), zeros(hp.coarse_hidden), zeros(hp.fine_hidden), zeros(hp.fine_hidden)
 
+    def _coarse_sequence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 1 for every step at once: the coarse LSTM's (h_t, c_t), each (B, T, D_c).
+
+        The coarse LSTM does not depend on the gate, so it runs in one fused kernel call. Grids
+        are padded at their end only (every sampler's mask is a prefix), so the states of
+        padded steps, which continue past a video's end, are never used."""
+        h = fused_lstm(self.coarse_cell, x)
+        return h, cell_states(self.coarse_cell, x, h)
+
     def _forward_train(self, batch: Batch) -> MethodOutput:
-        """Dense: every row's fine candidate is computed (the straight-through gradient needs it)."""
+        """Dense: every row's fine candidate is computed (the straight-through gradient needs it).
+
+        What does not depend on the gate is computed for all steps before the loop: the coarse
+        LSTM (fused), the fine LSTM's input projection W_ih [x_t, v_t^f] and the gate's
+        x_t part. The loop keeps what depends on the previous fine state: the gate's state
+        part, the decision, the fine LSTM's recurrent product and nonlinearity, and the
+        synchronised update. It computes what eqs. 1-4 and the straight-through decision
+        compute, step by step (tests/test_recurrent.py checks it against nn.LSTMCell steps)."""
         coarse = self.dropout(self.embed(batch.read("coarse")))  # (B, T, Dc_in)
         fine = self.dropout(batch.read("fine"))
         b, steps = batch.mask.shape
         valid = batch.mask.to(coarse.dtype)
-        hc, cc, hf, cf = self._init_state(b, coarse.device)
-        decisions, gate_logits = [], []
+        hc_all, cc_all = self._coarse_sequence(coarse)
+        x_time = coarse.transpose(0, 1)  # time-major, so that step t is one contiguous block
+        fine_in = input_projection(self.fine_cell, x_time, fine.transpose(0, 1)).unbind(0)
+        dx, df = self.coarse_in, self.hp.fine_hidden
+        w_gate = self.gate.weight  # acts on [x_t, h^f_{t-1}, c^f_{t-1}] (eq. 2)
+        gate_in = (x_time @ w_gate[:, :dx].t() + self.gate.bias).unbind(0)
+        w_gate_h, w_gate_c = w_gate[:, dx : dx + df].t(), w_gate[:, dx + df :].t()
+        noise = self.decision_noise(steps, b, coarse.device)
+        hc_steps, cc_steps = hc_all.unbind(1), cc_all.unbind(1)
+        _, _, hf, cf = self._init_state(b, coarse.device)
+        states, decisions, gate_logits = [], [], []
         for t in range(steps):
-            x, keep = coarse[:, t], valid[:, t : t + 1]
-            logits = self.gate(torch.cat([x, hf, cf], dim=1))
-            fire = self.decide(logits) * valid[:, t]
-            hc_new, cc_new = self.coarse_cell(x, (hc, cc))
-            hc, cc = keep * hc_new + (1 - keep) * hc, keep * cc_new + (1 - keep) * cc
-            hf_new, cf_new = self.fine_cell(torch.cat([x, fine[:, t]], dim=1), (hf, cf))
-            hf_skip, cf_skip = self._skip_state(hc, hf), self._skip_state(cc, cf)
-            f = fire.unsqueeze(1)
-            hf_next, cf_next = f * hf_new + (1 - f) * hf_skip, f * cf_new + (1 - f) * cf_skip
-            hf, cf = keep * hf_next + (1 - keep) * hf, keep * cf_next + (1 - keep) * cf
+            logits = torch.addmm(torch.addmm(gate_in[t], hf, w_gate_h), cf, w_gate_c)
+            fire = self.decide(logits, noise[t]) * valid[:, t]
+            h_new, c_new = lstm_update(self.fine_cell, fine_in[t], hf, cf)
+            hf_skip, cf_skip = self._skip_state(hc_steps[t], hf), self._skip_state(cc_steps[t], cf)
+            f = fire.unsqueeze(1)  # B_t h_new + (1 - B_t) h_skip, as one fused multiply-add
+            hf, cf = torch.addcmul(hf_skip, f, h_new - hf_skip), torch.addcmul(cf_skip, f, c_new - cf_skip)
+            states.append(hf)
             decisions.append(fire)
             gate_logits.append(logits)
-        logits = self.classifier(self.dropout(hf))
+        # The prediction comes from each video's last frame (padded steps after it are not used).
+        last = torch.stack(states, 1)[torch.arange(b, device=coarse.device), (batch.steps - 1).clamp_min(0)]
+        logits = self.classifier(self.dropout(last))
         decisions_t = torch.stack(decisions, 1)
         return MethodOutput(
             scores=logits.softmax(-1),
@@ -205,23 +245,33 @@ class _LiteEvalNet(VideoMethod):
         """Conditional: fine features are read, and the fine LSTM run, only where the gate fires.
 
         With a ``budget`` a video stops (reads nothing more, runs nothing more) after the
-        step of its ``budget``-th fine read; its prediction is that step's.
+        step of its ``budget``-th fine read; its prediction is that step's. Without one, every
+        frame's coarse feature is read anyway, so they are read at once and the coarse LSTM runs
+        fused; with one, coarse features are read step by step, only for videos still running.
         """
         features = batch.features
         b, steps = batch.mask.shape
         device = batch.mask.device
         hc, cc, hf, cf = self._init_state(b, device)
-        step_scores = torch.zeros(b, steps, self.num_classes, device=device)
+        coarse_steps = None
+        if budget is None:
+            x_all = self.embed(batch.read("coarse"))
+            hc_all, cc_all = self._coarse_sequence(x_all)
+            coarse_steps = list(zip(x_all.unbind(1), hc_all.unbind(1), cc_all.unbind(1)))
+        states = []
         decisions = torch.zeros(b, steps, dtype=torch.bool, device=device)
         fine_reads = torch.zeros(b, dtype=torch.long, device=device)
         live_steps = torch.zeros(b, dtype=torch.long, device=device)
         for t in range(steps):
             valid = batch.mask[:, t] if budget is None else batch.mask[:, t] & (fine_reads < budget)
             keep = valid.unsqueeze(1)
-            x = self.embed(features.read_step("coarse", t, where=valid))
+            if coarse_steps is not None:
+                x, hc, cc = coarse_steps[t]
+            else:
+                x = self.embed(features.read_step("coarse", t, where=valid))
+                hc_new, cc_new = self.coarse_cell(x, (hc, cc))
+                hc, cc = torch.where(keep, hc_new, hc), torch.where(keep, cc_new, cc)
             fire = (self.gate(torch.cat([x, hf, cf], dim=1)).argmax(1) == 1) & valid
-            hc_new, cc_new = self.coarse_cell(x, (hc, cc))
-            hc, cc = torch.where(keep, hc_new, hc), torch.where(keep, cc_new, cc)
             hf_next, cf_next = self._skip_state(hc, hf), self._skip_state(cc, cf)
             rows = torch.nonzero(fire).flatten()
             if len(rows):
@@ -229,12 +279,14 @@ class _LiteEvalNet(VideoMethod):
                 h_new, c_new = self.fine_cell(torch.cat([x[rows], vf], dim=1), (hf[rows], cf[rows]))
                 hf_next, cf_next = hf_next.index_copy(0, rows, h_new), cf_next.index_copy(0, rows, c_new)
             hf, cf = torch.where(keep, hf_next, hf), torch.where(keep, cf_next, cf)
-            step_scores[:, t] = self.classifier(hf).softmax(-1)
+            states.append(hf)
             decisions[:, t] = fire
             fine_reads += fire
             live_steps += valid
             if budget is not None and bool((fine_reads >= budget).all()):
                 break  # every video has spent its budget (the rest of the grid stays unread)
+        step_scores = torch.zeros(b, steps, self.num_classes, device=device)
+        step_scores[:, : len(states)] = self.classifier(torch.stack(states, 1)).softmax(-1)
         steps_run = live_steps  # a prefix of the grid: the video's steps, or up to its budget
         scores = step_scores[torch.arange(b, device=device), (steps_run - 1).clamp_min(0)]
         return MethodOutput(
@@ -255,8 +307,11 @@ class _LiteEvalNet(VideoMethod):
 class LiteEval(_LiteEvalNet):
     summary = "coarse LSTM on every frame, gated fine LSTM (Gumbel-softmax gate), synchronised states"
 
-    def decide(self, logits: torch.Tensor) -> torch.Tensor:
-        return straight_through_gumbel(logits, self.tau)
+    def decision_noise(self, steps: int, batch_size: int, device: torch.device) -> torch.Tensor:
+        return gumbel_noise((steps, batch_size, 2), device)
+
+    def decide(self, logits: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return straight_through_gumbel(logits, self.tau, noise)
 
     def loss(self, output: MethodOutput, batch: Batch):
         ce = soft_cross_entropy(output.extras["logits"], batch.labels)
@@ -274,8 +329,12 @@ class LiteEvalRL(_LiteEvalNet):
         super().__init__(num_classes, dims, **hparams)
         self.register_buffer("baseline", torch.tensor(float("nan")))
 
-    def decide(self, logits: torch.Tensor) -> torch.Tensor:
-        return torch.bernoulli(logits.softmax(-1)[:, 1].detach())
+    def decision_noise(self, steps: int, batch_size: int, device: torch.device) -> torch.Tensor:
+        return torch.rand(steps, batch_size, device=device)
+
+    def decide(self, logits: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        # Bernoulli(p): fire where a uniform draw falls below p (no gradient: REINFORCE).
+        return (noise < logits.softmax(-1)[:, 1].detach()).to(logits.dtype)
 
     def loss(self, output: MethodOutput, batch: Batch):
         extras = output.extras

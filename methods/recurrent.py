@@ -1,0 +1,106 @@
+"""Fast LSTM computations on the weights of ``nn.LSTMCell`` modules.
+
+Every recurrent method keeps its LSTMs as ``nn.LSTMCell`` modules: they own the weights (so
+checkpoints keep their keys) and they are what the cost model counts with ptflops, whose aten
+backend counts a fused ``nn.LSTM`` as zero. Running a cell step by step from Python is slow,
+though: each step is a dozen small operators, each with its own dispatch and autograd node.
+The helpers here compute exactly what the cells compute, faster:
+
+* ``fused_lstm``: a whole sequence in one call of PyTorch's fused LSTM kernel (the operator
+  behind ``nn.LSTM``: oneDNN on CPU, cuDNN on GPU) with the cell's own parameters, so
+  gradients reach the cell's weights;
+* ``cell_states``: the memory cells c_t of every step of such a sequence (the fused kernel only
+  returns the hidden states), recomputed from the hidden states with two matrix products and a
+  one-operator-per-step scan;
+* ``input_projection`` and ``lstm_update``: the input part of a cell's pre-activations for all
+  steps as one matrix product, so that a loop that must stay in Python (the input at t depends
+  on a decision at t) keeps only the recurrent product and the gate nonlinearity.
+
+tests/test_recurrent.py checks each against ``nn.LSTMCell`` stepped in Python (outputs and
+gradients within 1e-5).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def fused_lstm(
+    cell: nn.LSTMCell, inputs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> torch.Tensor:
+    """Hidden states (B, T, H) of ``cell`` run over ``inputs`` (B, T, D) from ``state`` (zeros
+    by default), in one fused kernel call."""
+    b, hidden = inputs.shape[0], cell.hidden_size
+    if state is None:
+        zeros = inputs.new_zeros(1, b, hidden)
+        hx = (zeros, zeros)
+    else:
+        hx = (state[0].unsqueeze(0), state[1].unsqueeze(0))
+    weights = [cell.weight_ih, cell.weight_hh] + ([cell.bias_ih, cell.bias_hh] if cell.bias else [])
+    # The operator nn.LSTM.forward calls (num_layers=1, no dropout, unidirectional, batch first).
+    outputs, _, _ = torch._VF.lstm(inputs, hx, weights, cell.bias, 1, 0.0, cell.training, False, True)
+    return outputs
+
+
+def _gates(cell: nn.LSTMCell, inputs: torch.Tensor, previous_h: torch.Tensor) -> torch.Tensor:
+    """Pre-activations W_ih x_t + b_ih + W_hh h_{t-1} + b_hh for all steps at once."""
+    return input_projection(cell, inputs) + previous_h @ cell.weight_hh.t()
+
+
+def cell_states(
+    cell: nn.LSTMCell, inputs: torch.Tensor, hidden: torch.Tensor, initial_c: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Memory cells c_t (B, T, H) of the sequence whose hidden states ``fused_lstm`` returned.
+
+    c_t = f_t * c_{t-1} + i_t * g_t, where the gates depend only on x_t and h_{t-1}, both known
+    for every step once the hidden states are: one batched product gives all gates, and the
+    scan over t is one fused multiply-add per step. Gradients flow through ``hidden`` too, so
+    this is the cell's c_t as a function of its weights, exactly.
+    """
+    b, t, h = hidden.shape
+    h0 = hidden.new_zeros(b, 1, h)
+    previous = torch.cat([h0, hidden[:, :-1]], dim=1)
+    i, f, g, _ = _gates(cell, inputs, previous).chunk(4, dim=2)
+    update = (torch.sigmoid(i) * torch.tanh(g)).unbind(1)
+    forget = torch.sigmoid(f).unbind(1)
+    c = initial_c if initial_c is not None else hidden.new_zeros(b, h)
+    out = []
+    for step in range(t):
+        c = torch.addcmul(update[step], forget[step], c)
+        out.append(c)
+    return torch.stack(out, dim=1)
+
+
+def input_projection(cell: nn.LSTMCell, *parts: torch.Tensor) -> torch.Tensor:
+    """W_ih [parts...] + b_ih + b_hh for inputs of any leading shape (..., D_1), (..., D_2)...
+
+    The parts are the pieces of the cell's input, concatenated in this order; each is
+    multiplied by its own block of W_ih instead of concatenating them, so no gradient is
+    computed for a part that needs none (stored features).
+    """
+    out = None
+    start = 0
+    for part in parts:
+        block = cell.weight_ih[:, start : start + part.shape[-1]]
+        start += part.shape[-1]
+        product = part @ block.t()
+        out = product if out is None else out + product
+    if start != cell.input_size:
+        raise ValueError(f"input parts add up to {start} features, the cell takes {cell.input_size}")
+    if cell.bias:
+        out = out + (cell.bias_ih + cell.bias_hh)
+    return out
+
+
+def lstm_update(
+    cell: nn.LSTMCell, projected: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of ``cell`` given its projected input (``input_projection`` at this step):
+    the same (h', c') as ``cell(x, (h, c))``."""
+    pre = torch.addmm(projected, h, cell.weight_hh.t())
+    sig = torch.sigmoid(pre)  # i, f, (unused), o in PyTorch's gate order i, f, g, o
+    i, f, _, o = sig.chunk(4, dim=1)
+    g = torch.tanh(pre[:, 2 * cell.hidden_size : 3 * cell.hidden_size])
+    c_new = torch.addcmul(f * c, i, g)
+    return o * torch.tanh(c_new), c_new

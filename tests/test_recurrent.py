@@ -1,0 +1,159 @@
+"""The fused recurrences compute what stepping nn.LSTMCell computes: outputs and gradients.
+
+The fast paths (methods/recurrent.py, LiteEval's training forward, the LSTM baseline) are each
+compared with a plain step-by-step reference on the same weights and inputs, within 1e-5; and
+the costs the harness counts are still those of the cells (ptflops on nn.LSTMCell).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from benchmark.costs import step_costs
+from datasets.bank import FeatureBank
+from methods import resolve_method
+from methods.recurrent import cell_states, fused_lstm, input_projection, lstm_update
+
+TOL = dict(atol=1e-5, rtol=1e-5)
+
+
+def stepped(cell: nn.LSTMCell, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference: the cell called once per step from zeros; (h, c) of every step."""
+    h = c = x.new_zeros(x.shape[0], cell.hidden_size)
+    hs, cs = [], []
+    for t in range(x.shape[1]):
+        h, c = cell(x[:, t], (h, c))
+        hs.append(h)
+        cs.append(c)
+    return torch.stack(hs, 1), torch.stack(cs, 1)
+
+
+def grads(loss: torch.Tensor, *tensors: torch.Tensor) -> list[torch.Tensor]:
+    return list(torch.autograd.grad(loss, tensors, allow_unused=True, materialize_grads=True))
+
+
+def test_fused_sequence_and_its_cell_states_equal_the_stepped_cell():
+    torch.manual_seed(0)
+    cell = nn.LSTMCell(12, 8)
+    x = torch.randn(5, 9, 12, requires_grad=True)
+    weight = torch.randn(5, 9, 8)
+    h_ref, c_ref = stepped(cell, x)
+    h = fused_lstm(cell, x)
+    c = cell_states(cell, x, h)
+    torch.testing.assert_close(h, h_ref, **TOL)
+    torch.testing.assert_close(c, c_ref, **TOL)
+    params = (x, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+    # A loss on both h and c: gradients through the fused kernel and through the recomputed cells.
+    expected = grads(((h_ref + c_ref) * weight).sum(), *params)
+    got = grads(((h + c) * weight).sum(), *params)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, **TOL)
+
+
+def test_projected_update_equals_one_cell_step():
+    torch.manual_seed(1)
+    cell = nn.LSTMCell(10, 6)
+    coarse, fine = torch.randn(4, 3, requires_grad=True), torch.randn(4, 7)  # the cell's input = [coarse, fine]
+    h, c = torch.randn(4, 6, requires_grad=True), torch.randn(4, 6, requires_grad=True)
+    h_ref, c_ref = cell(torch.cat([coarse, fine], 1), (h, c))
+    h_new, c_new = lstm_update(cell, input_projection(cell, coarse, fine), h, c)
+    torch.testing.assert_close(h_new, h_ref, **TOL)
+    torch.testing.assert_close(c_new, c_ref, **TOL)
+    params = (coarse, h, c, cell.weight_ih, cell.weight_hh, cell.bias_ih)
+    for a, b in zip(grads((h_new * 2 + c_new).sum(), *params), grads((h_ref * 2 + c_ref).sum(), *params)):
+        torch.testing.assert_close(a, b, **TOL)
+    with pytest.raises(ValueError, match="add up to 3 features, the cell takes 10"):
+        input_projection(cell, coarse)
+
+
+def reference_train_forward(method, batch, noise):
+    """LiteEval's training forward as the equations read, one nn.LSTMCell call per step (the
+    code before the fused path), with the given decision noise. Returns (logits, decisions,
+    gate logits)."""
+    coarse = method.embed(batch.read("coarse"))
+    fine = batch.read("fine")
+    b, steps = batch.mask.shape
+    valid = batch.mask.to(coarse.dtype)
+    hc, cc, hf, cf = method._init_state(b, coarse.device)
+    decisions, gate_logits = [], []
+    for t in range(steps):
+        x, keep = coarse[:, t], valid[:, t : t + 1]
+        logits = method.gate(torch.cat([x, hf, cf], dim=1))
+        fire = method.decide(logits, noise[t]) * valid[:, t]
+        hc_new, cc_new = method.coarse_cell(x, (hc, cc))
+        hc, cc = keep * hc_new + (1 - keep) * hc, keep * cc_new + (1 - keep) * cc
+        hf_new, cf_new = method.fine_cell(torch.cat([x, fine[:, t]], dim=1), (hf, cf))
+        hf_skip, cf_skip = method._skip_state(hc, hf), method._skip_state(cc, cf)
+        f = fire.unsqueeze(1)
+        hf_next, cf_next = f * hf_new + (1 - f) * hf_skip, f * cf_new + (1 - f) * cf_skip
+        hf, cf = keep * hf_next + (1 - keep) * hf, keep * cf_next + (1 - keep) * cf
+        decisions.append(fire)
+        gate_logits.append(logits)
+    return method.classifier(hf), torch.stack(decisions, 1), torch.stack(gate_logits, 1)
+
+
+@pytest.mark.parametrize("name", ["liteeval", "liteeval_rl"])
+@pytest.mark.parametrize("hparams", [{}, {"coarse_embed": 12}, {"sync": False}])
+def test_liteeval_training_forward_equals_the_stepped_equations(tiny_store, name, hparams):
+    bank = FeatureBank(tiny_store, "train", device="cpu", show_progress=False)
+    torch.manual_seed(2)
+    method = resolve_method(name)(bank.num_classes, {s: bank.dim(s) for s in bank.streams}, coarse_hidden=8,
+                                  fine_hidden=16, dropout=0.0, **hparams)
+    method.train()
+    method.on_epoch_start(3, 10)
+    batch = next(bank.batches(16, method.sampler(train=True), train=True, seed=0))
+    assert not batch.mask.all()  # videos of several lengths: padded steps are part of the check
+    steps = batch.mask.shape[1]
+
+    torch.manual_seed(5)
+    noise = method.decision_noise(steps, batch.size, torch.device("cpu"))
+    torch.manual_seed(5)
+    out = method(batch)  # draws the same noise first
+    logits_ref, decisions_ref, gates_ref = reference_train_forward(method, batch, noise)
+    torch.testing.assert_close(out.extras["logits"], logits_ref, **TOL)
+    assert torch.equal(out.extras["decisions"].detach(), decisions_ref.detach())
+    assert 0 < decisions_ref.sum() < batch.mask.sum()  # both kinds of steps occur
+    # Gate logits of padded steps (after a video's end) are never used, and may differ.
+    torch.testing.assert_close(out.extras["gate_logits"][batch.mask], gates_ref[batch.mask], **TOL)
+
+    params = [p for p in method.parameters() if p.requires_grad]
+    loss, _ = method.loss(out, batch)
+    got = grads(loss, *params)
+    if name == "liteeval_rl":  # its loss updates a moving-average baseline: give the reference the same one
+        method.baseline.fill_(float("nan"))
+    ref_out = type(out)(scores=logits_ref.softmax(-1), step_counts={}, extras={
+        "logits": logits_ref, "decisions": decisions_ref, "gate_logits": gates_ref,
+        "valid": batch.mask.float()})
+    loss_ref, _ = method.loss(ref_out, batch)
+    torch.testing.assert_close(loss, loss_ref, **TOL)
+    for param, a, b in zip(params, got, grads(loss_ref, *params)):
+        torch.testing.assert_close(a, b, **TOL, msg=lambda m, p=param: f"{p.shape}: {m}")
+
+
+def test_lstm_baseline_equals_the_stepped_cell(tiny_store):
+    bank = FeatureBank(tiny_store, "train", device="cpu", show_progress=False)
+    torch.manual_seed(3)
+    method = resolve_method("lstm")(bank.num_classes, {"fine": bank.dim("fine")}, hidden=12, dropout=0.0)
+    batch = next(bank.batches(16, method.sampler(train=True), train=True, seed=0))
+    out = method(batch)
+    h_ref, _ = stepped(method.cell, batch.read("fine"))
+    logits_ref = method.classifier(h_ref[:, -1])  # 25 uniform frames: every video has every step
+    torch.testing.assert_close(out.extras["logits"], logits_ref, **TOL)
+    params = list(method.parameters())
+    for a, b in zip(grads(out.extras["logits"].logsumexp(1).sum(), *params),
+                    grads(logits_ref.logsumexp(1).sum(), *params)):
+        torch.testing.assert_close(a, b, **TOL)
+
+
+def test_counted_costs_are_the_cells():
+    """The fused paths changed nothing the cost model sees: ptflops counts the nn.LSTMCells."""
+    liteeval = resolve_method("liteeval")(40, {"coarse": 128, "fine": 512}, coarse_hidden=64, fine_hidden=512,
+                                          coarse_embed=512)
+    costs = step_costs(liteeval)
+    assert costs["coarse_cell"] == pytest.approx(4 * (512 * 64 + 64 * 64) / 1e9, rel=0.01)
+    assert costs["fine_cell"] == pytest.approx(4 * ((512 + 512) * 512 + 512 * 512) / 1e9, rel=0.01)
+    assert costs["gate"] == pytest.approx((512 + 2 * 512) * 2 / 1e9, rel=0.01)
+    lstm = resolve_method("lstm")(40, {"fine": 512}, hidden=512)
+    assert step_costs(lstm)["lstm_cell"] == pytest.approx(4 * (512 * 512 + 512 * 512) / 1e9, rel=0.01)
