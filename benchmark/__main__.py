@@ -27,21 +27,27 @@ def _config(args: argparse.Namespace) -> RunConfig:
         dataset=args.dataset, data_seed=args.data_seed, methods=args.methods, seeds=args.seeds, device=args.device,
         epochs=args.epochs, name=args.name, config_file=args.config, results_root=args.results_dir,
         train_split=args.train_split, eval_split=args.eval_split, force=args.force, show_progress=not args.quiet,
+        jobs=getattr(args, "jobs", None), threads=getattr(args, "threads", None),
     )
+
+
+def _print_table(texts: dict[str, str]) -> int:
+    # Under torchrun only rank 0 writes (and prints) the table; the other ranks return {}.
+    if texts:
+        print(texts["table.md"])
+    return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from benchmark.runner import run
 
-    print(run(_config(args))["table.md"])
-    return 0
+    return _print_table(run(_config(args)))
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
     from benchmark.ablation import ablate
 
-    print(ablate(args.kind, _config(args))["table.md"])
-    return 0
+    return _print_table(ablate(args.kind, _config(args)))
 
 
 def _cmd_online(args: argparse.Namespace) -> int:
@@ -129,6 +135,11 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = Tru
     p.add_argument("--eval-split", help="split to evaluate on (default: test, else validation)")
     if force:
         p.add_argument("--force", action="store_true", help="recompute method/seed pairs that are done already")
+        p.add_argument("--jobs", type=int, help="method/seed pairs computed at once in worker processes (default: "
+                                                "one per CPU core, as memory allows; 1 on a GPU; under torchrun "
+                                                "each rank takes its share of the pairs)")
+        p.add_argument("--threads", type=int, help="threads per pair (default 1 on a CPU; the floating-point "
+                                                   "results depend on it, not on --jobs)")
     else:
         p.set_defaults(force=False)
 

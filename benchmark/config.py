@@ -36,6 +36,8 @@ class RunConfig:
     eval_split: str | None = None
     force: bool = False
     show_progress: bool = True
+    jobs: int | None = None  # worker processes for the pairs; None: one per core on a CPU (benchmark/parallel.py)
+    threads: int | None = None  # threads per pair; None: benchmark/parallel.py's DEFAULT_THREADS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

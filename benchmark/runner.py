@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark import costs, metrics, provenance, tables
+from benchmark import costs, metrics, parallel, provenance, tables
 from benchmark.config import RunConfig, load_method_config
 from benchmark.training import Evaluation, evaluate, fit, seed_everything
 from datasets.atomic import atomic_write_bytes, atomic_write_json
@@ -100,9 +100,19 @@ class MethodPlan:
     def name(self) -> str:
         return self.label or self.cls.name
 
+    def __reduce__(self):
+        # Worker processes (--jobs) re-resolve the class from its spec: a plug-in loaded from a
+        # file lives in a module that only exists in the process that loaded it.
+        return _rebuild_plan, (self.spec, self.hparams, self.train, self.label, self.display)
+
     def full_hparams(self) -> dict[str, Any]:
         """Every hyper-parameter, defaults included (a changed default changes identity)."""
         return asdict(self.cls.Hparams(**self.hparams))
+
+
+def _rebuild_plan(spec: str, hparams: dict[str, Any], train: TrainConfig, label: str | None,
+                  display: str | None) -> MethodPlan:
+    return MethodPlan(spec, resolve_method(spec), hparams, train, label, display)
 
 
 def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
@@ -200,6 +210,7 @@ class Runner:
         self.environment = {"git": provenance.git_state(), "versions": provenance.package_versions(),
                             "device": provenance.device_info(self.device)}
         self._banks: dict[str, FeatureBank] = {}
+        self.execution: dict[str, Any] = {}  # how the last run() computed its pairs (benchmark/parallel.py)
 
     # ------------------------------------------------------------------ helpers
     def bank(self, split: str) -> FeatureBank:
@@ -313,10 +324,12 @@ class Runner:
             "num_eval_videos": len(result.video_ids),
             "hparams": method.hparams(),
             "train": asdict(plan.train),
-            # Where and with what this pair was computed (a resumed run keeps older pairs).
+            # Where and with what this pair was computed (a resumed run keeps older pairs); the
+            # thread count is this pair's own (it fixes the floating-point results on a CPU).
             "computed": {
                 "at": provenance.now(),
                 **self.environment,
+                "device": {**self.environment["device"], "torch_threads": torch.get_num_threads()},
             },
         }
         folder = self.pair_dir(plan, seed)
@@ -339,16 +352,51 @@ class Runner:
 
     # ------------------------------------------------------------------ whole run
     def run(self, columns: list[str] | None = None) -> dict[str, str]:
-        """Compute what is missing, then write metrics, provenance and the table."""
+        """Compute what is missing, then write metrics, provenance and the table.
+
+        Pending pairs run here, in ``--jobs`` worker processes, or spread over torchrun's
+        ranks (benchmark/parallel.py); rank 0 writes the table once all are done, and the
+        other ranks return an empty dict."""
+        rank, world, local_rank = parallel.distributed_world()
+        if world > 1 and self.device.type == "cuda" and self.cfg.device in ("auto", "cuda"):
+            self.device = torch.device(f"cuda:{local_rank % torch.cuda.device_count()}")
+            self.environment["device"] = provenance.device_info(self.device)
+        try:
+            pending = []
+            for index, plan in enumerate(self.plans):
+                for seed in self.cfg.seeds:
+                    if self.is_done(plan, seed):
+                        log.info("%s seed %d: done already (%s), kept", plan.name, seed, self.pair_dir(plan, seed))
+                    else:
+                        pending.append((index, seed))
+            if world > 1:
+                parallel.barrier()  # every rank has seen the same pending pairs before any is written
+            self.execution = parallel.schedule(self, pending, jobs=self.cfg.jobs, threads=self.cfg.threads,
+                                               bytes_per_worker=self.bank_bytes(), rank=rank, world=world)
+            if world > 1:
+                parallel.barrier()
+                if rank != 0:
+                    return {}
+            return self.write_results(columns)
+        finally:
+            if world > 1:
+                parallel.finish_distributed()
+
+    def bank_bytes(self) -> int:
+        """Host bytes of the run's two banks (what each worker process loads)."""
+        header, manifest = self.store.header, self.store.manifest
+        frames = sum(int(header.lengths[self.store.split_rows(s)].sum()) for s in {self.train_split, self.eval_split})
+        return frames * sum(2 * manifest.streams[s].dim for s in self.streams)
+
+    def write_results(self, columns: list[str] | None = None) -> dict[str, str]:
+        """metrics.json, provenance.json and the tables, from every pair's saved metrics."""
         records: dict[str, dict[str, dict[str, Any]]] = {}
         for plan in self.plans:
             for seed in self.cfg.seeds:
-                if self.is_done(plan, seed):
-                    log.info("%s seed %d: done already (%s), kept", plan.name, seed, self.pair_dir(plan, seed))
-                    record = json.loads((self.pair_dir(plan, seed) / "metrics.json").read_text())
-                else:
-                    record = self.run_pair(plan, seed)
-                records.setdefault(plan.name, {})[str(seed)] = record
+                folder = self.pair_dir(plan, seed)
+                if not (folder / "metrics.json").is_file():
+                    raise RuntimeError(f"{folder}: no metrics.json after the pair was computed")
+                records.setdefault(plan.name, {})[str(seed)] = json.loads((folder / "metrics.json").read_text())
         atomic_write_json(self.out / "metrics.json", records)
         atomic_write_json(self.out / "provenance.json", self.provenance())
         summary = tables.summary_frame(records, {p.name: p.cls.online for p in self.plans},
@@ -379,6 +427,7 @@ class Runner:
                 "eval_split": self.eval_split,
             },
             "cost_model": {"per_frame_gmacs": self.per_frame, "backend": costs.COST_BACKEND},
+            "execution": self.execution,
             **self.environment,
         }
 

@@ -210,7 +210,9 @@ class _LiteEvalNet(VideoMethod):
         valid = batch.mask.to(coarse.dtype)
         hc_all, cc_all = self._coarse_sequence(coarse)
         x_time = coarse.transpose(0, 1)  # time-major, so that step t is one contiguous block
-        fine_in = input_projection(self.fine_cell, x_time, fine.transpose(0, 1)).unbind(0)
+        # Only rows where the gate fired get a gradient through the fine LSTM: the backward skips
+        # the others' exact zeros (methods/recurrent.py).
+        fine_in = input_projection(self.fine_cell, x_time, fine.transpose(0, 1), row_sparse=True).unbind(0)
         dx, df = self.coarse_in, self.hp.fine_hidden
         w_gate = self.gate.weight  # acts on [x_t, h^f_{t-1}, c^f_{t-1}] (eq. 2)
         gate_in = (x_time @ w_gate[:, :dx].t() + self.gate.bias).unbind(0)
@@ -222,7 +224,7 @@ class _LiteEvalNet(VideoMethod):
         for t in range(steps):
             logits = torch.addmm(torch.addmm(gate_in[t], hf, w_gate_h), cf, w_gate_c)
             fire = self.decide(logits, noise[t]) * valid[:, t]
-            h_new, c_new = lstm_update(self.fine_cell, fine_in[t], hf, cf)
+            h_new, c_new = lstm_update(self.fine_cell, fine_in[t], hf, cf, row_sparse=True)
             hf_skip, cf_skip = self._skip_state(hc_steps[t], hf), self._skip_state(cc_steps[t], cf)
             f = fire.unsqueeze(1)  # B_t h_new + (1 - B_t) h_skip, as one fused multiply-add
             hf, cf = torch.addcmul(hf_skip, f, h_new - hf_skip), torch.addcmul(cf_skip, f, c_new - cf_skip)

@@ -14,7 +14,12 @@ The helpers here compute exactly what the cells compute, faster:
   one-operator-per-step scan;
 * ``input_projection`` and ``lstm_update``: the input part of a cell's pre-activations for all
   steps as one matrix product, so that a loop that must stay in Python (the input at t depends
-  on a decision at t) keeps only the recurrent product and the gate nonlinearity.
+  on a decision at t) keeps only the recurrent product and the gate nonlinearity;
+* ``row_sparse=True`` for both, on a CPU: their matrix products skip, in the backward pass, the
+  rows whose incoming gradient is exactly zero. LiteEval's fine LSTM is computed for every video
+  at every step in training, but only the rows where the gate fired receive a gradient (the
+  others enter the state multiplied by a hard 0), so most of its backward products multiply
+  zeros. Skipping exact zeros changes no result.
 
 tests/test_recurrent.py checks each against ``nn.LSTMCell`` stepped in Python (outputs and
 gradients within 1e-5).
@@ -72,7 +77,50 @@ def cell_states(
     return torch.stack(out, dim=1)
 
 
-def input_projection(cell: nn.LSTMCell, *parts: torch.Tensor) -> torch.Tensor:
+#: Below this fraction of non-zero gradient rows the row-sparse backward gathers the rows.
+SPARSE_BELOW = 0.6
+
+
+class _RowSparseProduct(torch.autograd.Function):
+    """``x @ weight.T`` whose backward multiplies only the rows of the incoming gradient that
+    are not all zero (on a CPU, when those are fewer than ``SPARSE_BELOW`` of them): the
+    skipped rows would contribute exact zeros to both gradients."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        return x @ weight.t()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        flat_grad, flat_x = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
+        rows = None
+        if not grad.is_cuda:  # on a GPU finding the rows would synchronise every step
+            live = torch.nonzero(flat_grad.any(dim=1)).squeeze(1)
+            if len(live) < SPARSE_BELOW * len(flat_grad):
+                rows = live
+        if rows is not None:
+            flat_grad, kept_x = flat_grad.index_select(0, rows), flat_x.index_select(0, rows)
+        else:
+            kept_x = flat_x
+        grad_x = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            part = flat_grad @ weight
+            if rows is not None:
+                part = part.new_zeros(flat_x.shape).index_copy_(0, rows, part)
+            grad_x = part.view(x.shape)
+        if ctx.needs_input_grad[1]:
+            grad_weight = flat_grad.t() @ kept_x
+        return grad_x, grad_weight
+
+
+def product(x: torch.Tensor, weight: torch.Tensor, row_sparse: bool = False) -> torch.Tensor:
+    """``x @ weight.T``, with the row-sparse backward when asked for."""
+    return _RowSparseProduct.apply(x, weight) if row_sparse else x @ weight.t()
+
+
+def input_projection(cell: nn.LSTMCell, *parts: torch.Tensor, row_sparse: bool = False) -> torch.Tensor:
     """W_ih [parts...] + b_ih + b_hh for inputs of any leading shape (..., D_1), (..., D_2)...
 
     The parts are the pieces of the cell's input, concatenated in this order; each is
@@ -84,8 +132,8 @@ def input_projection(cell: nn.LSTMCell, *parts: torch.Tensor) -> torch.Tensor:
     for part in parts:
         block = cell.weight_ih[:, start : start + part.shape[-1]]
         start += part.shape[-1]
-        product = part @ block.t()
-        out = product if out is None else out + product
+        projected = product(part, block, row_sparse)
+        out = projected if out is None else out + projected
     if start != cell.input_size:
         raise ValueError(f"input parts add up to {start} features, the cell takes {cell.input_size}")
     if cell.bias:
@@ -94,11 +142,14 @@ def input_projection(cell: nn.LSTMCell, *parts: torch.Tensor) -> torch.Tensor:
 
 
 def lstm_update(
-    cell: nn.LSTMCell, projected: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+    cell: nn.LSTMCell, projected: torch.Tensor, h: torch.Tensor, c: torch.Tensor, row_sparse: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One step of ``cell`` given its projected input (``input_projection`` at this step):
     the same (h', c') as ``cell(x, (h, c))``."""
-    pre = torch.addmm(projected, h, cell.weight_hh.t())
+    if row_sparse:
+        pre = projected + product(h, cell.weight_hh, row_sparse=True)
+    else:
+        pre = torch.addmm(projected, h, cell.weight_hh.t())
     sig = torch.sigmoid(pre)  # i, f, (unused), o in PyTorch's gate order i, f, g, o
     i, f, _, o = sig.chunk(4, dim=1)
     g = torch.tanh(pre[:, 2 * cell.hidden_size : 3 * cell.hidden_size])

@@ -14,7 +14,7 @@ from torch import nn
 from benchmark.costs import step_costs
 from datasets.bank import FeatureBank
 from methods import resolve_method
-from methods.recurrent import cell_states, fused_lstm, input_projection, lstm_update
+from methods.recurrent import cell_states, fused_lstm, input_projection, lstm_update, product
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 
@@ -157,3 +157,16 @@ def test_counted_costs_are_the_cells():
     assert costs["gate"] == pytest.approx((512 + 2 * 512) * 2 / 1e9, rel=0.01)
     lstm = resolve_method("lstm")(40, {"fine": 512}, hidden=512)
     assert step_costs(lstm)["lstm_cell"] == pytest.approx(4 * (512 * 512 + 512 * 512) / 1e9, rel=0.01)
+
+
+def test_row_sparse_backward_skips_only_exact_zero_rows():
+    torch.manual_seed(4)
+    x = torch.randn(3, 4, 5, requires_grad=True)
+    weight = torch.randn(6, 5, requires_grad=True)
+    upstream = torch.randn(3, 4, 6)
+    upstream[:, 1:] = 0  # 3 of 12 rows carry a gradient: the sparse path is taken
+    dense = grads((product(x, weight) * upstream).sum(), x, weight)
+    sparse = grads((product(x, weight, row_sparse=True) * upstream).sum(), x, weight)
+    for a, b in zip(sparse, dense):
+        torch.testing.assert_close(a, b, **TOL)
+    assert sparse[0][:, 1:].abs().sum() == 0 and sparse[0][:, 0].abs().sum() > 0

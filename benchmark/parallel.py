@@ -1,0 +1,174 @@
+"""Where the (method, seed) pairs of a run are computed: here, in worker processes, or on ranks.
+
+Pairs are independent: each seeds its own generators (benchmark/training.py) and writes its own
+folder, so the order and the process they run in do not change their results. What does change
+floating-point results on a CPU is the number of threads a pair's operators use (reductions
+and matrix products split their work by thread), so every pair runs with the same
+``threads`` however many run at once; a run with ``--jobs 2`` is bit-identical to one with
+``--jobs 1`` on the same machine (tests/test_parallel.py).
+
+* ``--jobs N`` (CPU): N worker processes (spawned, not forked: OpenMP is not fork-safe), each
+  loading the banks once and taking pairs as they come. Small recurrences are latency-bound,
+  so one process with two threads leaves a 2-core machine half idle; two processes with one
+  thread each fill it. Default: one job per core, as many as the pairs and the host memory
+  allow, one thread per pair. On a GPU the default is one job.
+* ``torchrun --nproc-per-node N -m benchmark run ...``: rank r of W computes every W-th pending
+  pair on its own GPU (``cuda:LOCAL_RANK``), as ``python -m datasets extract`` shards videos;
+  rank 0 writes the table once every rank is done. The ranks agree on the pending pairs before
+  any of them writes one.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from datasets.device import host_available_bytes
+from datasets.progress import progress_bar
+
+if TYPE_CHECKING:
+    from benchmark.config import RunConfig
+    from benchmark.runner import MethodPlan, Runner
+
+log = logging.getLogger(__name__)
+
+#: Threads per pair on a CPU unless ``--threads`` says otherwise (see the module docstring).
+DEFAULT_THREADS = 1
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its affinity mask, e.g. a container's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_jobs(device: torch.device, pending: int, bytes_per_worker: int) -> int:
+    """One job per core, no more than the pending pairs, nor than host memory holds copies of
+    the banks; one job on a GPU."""
+    if device.type != "cpu":
+        return 1
+    jobs = min(available_cores(), max(pending, 1))
+    available = host_available_bytes()
+    if available is not None and bytes_per_worker > 0:
+        jobs = min(jobs, max(1, int(0.8 * available) // bytes_per_worker))
+    return jobs
+
+
+def check_counts(jobs: int | None, threads: int | None) -> None:
+    for name, value in (("--jobs", jobs), ("--threads", threads)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+# ---------------------------------------------------------------------- worker processes
+_WORKER: Runner | None = None
+
+
+def _start_worker(cfg: RunConfig, plans: list[MethodPlan], threads: int) -> None:
+    """Each worker builds its own Runner once (store, banks on first use, costs)."""
+    global _WORKER
+    from benchmark.runner import Runner
+
+    torch.set_num_threads(threads)
+    _WORKER = Runner(replace(cfg, show_progress=False), plans=plans)
+
+
+def _run_in_worker(index: int, seed: int) -> tuple[int, int]:
+    assert _WORKER is not None
+    _WORKER.run_pair(_WORKER.plans[index], seed)
+    return index, seed
+
+
+def run_in_processes(runner: Runner, pending: Sequence[tuple[int, int]], jobs: int, threads: int) -> None:
+    """Compute the pending (plan index, seed) pairs in ``jobs`` spawned worker processes."""
+    context = multiprocessing.get_context("spawn")
+    log.info("computing %d method/seed pair(s) in %d worker processes, %d thread(s) each", len(pending), jobs,
+             threads)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker,
+                             initargs=(runner.cfg, runner.plans, threads)) as pool, \
+            progress_bar(total=len(pending), desc="pairs", unit="pair", enable=runner.cfg.show_progress) as bar:
+        futures = [pool.submit(_run_in_worker, index, seed) for index, seed in pending]
+        for future in as_completed(futures):
+            index, seed = future.result()  # a worker's exception is raised here, with its message
+            log.info("%s seed %d: done (%s)", runner.plans[index].name, seed,
+                     runner.pair_dir(runner.plans[index], seed))
+            bar.update(1)
+
+
+def run_here(runner: Runner, pending: Sequence[tuple[int, int]], threads: int) -> None:
+    """Compute the pending pairs one after another in this process, with ``threads`` threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for index, seed in pending:
+            runner.run_pair(runner.plans[index], seed)
+    finally:
+        torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------------- torchrun
+def distributed_world() -> tuple[int, int, int]:
+    """(rank, world size, local rank) under torchrun, with a gloo group started; (0, 1, 0)
+    for a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        # gloo: the ranks only wait for each other at two barriers, possibly hours apart.
+        dist.init_process_group(backend="gloo", timeout=timedelta(days=7))
+    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def finish_distributed() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def schedule(
+    runner: Runner,
+    pending: Sequence[tuple[int, int]],
+    *,
+    jobs: int | None,
+    threads: int | None,
+    bytes_per_worker: int,
+    rank: int = 0,
+    world: int = 1,
+) -> dict[str, Any]:
+    """Compute this process's share of ``pending``; return how (for the provenance)."""
+    check_counts(jobs, threads)
+    threads = threads or DEFAULT_THREADS
+    mine = list(pending[rank::world])
+    if world > 1:
+        if jobs not in (None, 1):
+            log.warning("--jobs %d ignored under torchrun: each rank computes its pairs one after another", jobs)
+        jobs = 1
+    elif jobs is None:
+        jobs = default_jobs(runner.device, len(mine), bytes_per_worker)
+    jobs = max(1, min(jobs, len(mine))) if mine else 1
+    if jobs > 1:
+        run_in_processes(runner, mine, jobs, threads)
+    elif mine:
+        run_here(runner, mine, threads)
+    return {"jobs": jobs, "threads_per_pair": threads, "rank": rank, "world_size": world,
+            "pairs_computed_here": len(mine)}

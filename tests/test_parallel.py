@@ -1,0 +1,117 @@
+"""Pairs computed in worker processes (--jobs) or on torchrun ranks give a serial run's results."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.__main__ import main
+from benchmark.parallel import default_jobs, schedule
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGIN = "docs/examples/coarse_mean.py:CoarseMean"  # a plug-in loaded from a file: workers must re-load it
+ARGS = ["--dataset", "tiny", "--epochs", "2", "--seeds", "0", "1", "--methods", "lstm", "liteeval", "fastforward",
+        PLUGIN]
+PAIRS = [(m, s) for m in ("lstm", "liteeval", "fastforward", "coarse_mean") for s in (0, 1)]
+
+
+def pair_results(root: Path) -> dict[tuple[str, int], dict]:
+    out = {}
+    for method, seed in PAIRS:
+        folder = root / "tiny" / "runs" / method / f"seed{seed}"
+        with np.load(folder / "scores.npz") as scores:
+            arrays = {k: scores[k] for k in scores.files}
+        state = torch.load(folder / "model.pt", weights_only=True)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        out[method, seed] = {"arrays": arrays, "state": state, "threads": metrics["computed"]["device"]["torch_threads"]}
+    return out
+
+
+def assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        for name, array in a[key]["arrays"].items():
+            assert np.array_equal(array, b[key]["arrays"][name]), (key, name)
+        for name, tensor in a[key]["state"].items():
+            assert torch.equal(tensor, b[key]["state"][name]), (key, name)
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("serial")
+    assert main(["-q", "run", *ARGS, "--jobs", "1", "--results-dir", str(root)]) == 0
+    provenance = json.loads((root / "tiny" / "provenance.json").read_text())
+    assert provenance["execution"]["jobs"] == 1
+    return pair_results(root)
+
+
+def test_jobs_give_the_serial_results_bit_for_bit(serial, tmp_path):
+    assert main(["-q", "run", *ARGS, "--jobs", "2", "--results-dir", str(tmp_path)]) == 0
+    provenance = json.loads((tmp_path / "tiny" / "provenance.json").read_text())
+    assert provenance["execution"] == {"jobs": 2, "threads_per_pair": 1, "rank": 0, "world_size": 1,
+                                       "pairs_computed_here": len(PAIRS)}
+    parallel = pair_results(tmp_path)
+    assert_same(parallel, serial)
+    # Every pair ran with the same thread count in both runs: that is what makes them equal.
+    assert {r["threads"] for r in parallel.values()} == {r["threads"] for r in serial.values()} == {1}
+
+
+def test_torchrun_ranks_share_the_pairs_and_rank_0_writes_the_table(serial, tmp_path):
+    env = {**os.environ, "LITEEVAL_PROGRESS": "0", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "benchmark",
+         "-q", "run", *ARGS, "--device", "cpu", "--results-dir", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, env=env, timeout=300, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("| LiteEval ") == 1  # one table, printed by rank 0
+    provenance = json.loads((tmp_path / "tiny" / "provenance.json").read_text())
+    assert provenance["execution"]["world_size"] == 2 and provenance["execution"]["rank"] == 0
+    assert provenance["execution"]["pairs_computed_here"] == len(PAIRS) // 2
+    assert_same(pair_results(tmp_path), serial)
+    table = (tmp_path / "tiny" / "table.csv").read_text()
+    assert all(name in table for name in ("lstm", "liteeval", "fastforward", "coarse_mean"))
+
+
+def test_a_rerun_with_jobs_resumes_and_computes_nothing(tmp_path, monkeypatch):
+    args = ["-q", "run", "--dataset", "tiny", "--epochs", "1", "--methods", "uniform", "--results-dir", str(tmp_path)]
+    assert main(args) == 0
+    calls = []
+    monkeypatch.setattr("benchmark.parallel.run_in_processes", lambda *a: calls.append(a))
+    assert main([*args, "--jobs", "2"]) == 0
+    assert calls == []  # nothing pending: no workers started
+    assert json.loads((tmp_path / "tiny" / "provenance.json").read_text())["execution"]["pairs_computed_here"] == 0
+
+
+def test_bad_counts_are_one_line_errors(tmp_path, capsys):
+    for flag in ("--jobs", "--threads"):
+        code = main(["-q", "run", "--dataset", "tiny", "--methods", "uniform", flag, "0", "--results-dir",
+                     str(tmp_path)])
+        assert code == 2
+        assert f"{flag} must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_default_jobs_follow_cores_pairs_and_memory(monkeypatch):
+    monkeypatch.setattr("benchmark.parallel.available_cores", lambda: 8)
+    monkeypatch.setattr("benchmark.parallel.host_available_bytes", lambda: 10 * 2**30)
+    cpu = torch.device("cpu")
+    assert default_jobs(cpu, pending=20, bytes_per_worker=2**20) == 8  # one per core
+    assert default_jobs(cpu, pending=3, bytes_per_worker=2**20) == 3  # no more than the pairs
+    assert default_jobs(cpu, pending=20, bytes_per_worker=4 * 2**30) == 2  # copies of the banks that fit
+    assert default_jobs(torch.device("cuda"), pending=20, bytes_per_worker=2**20) == 1
+
+
+def test_torchrun_ranks_take_every_world_th_pair(monkeypatch):
+    seen = {}
+    monkeypatch.setattr("benchmark.parallel.run_here", lambda runner, mine, threads: seen.update(mine=mine))
+    pending = [(i, s) for i in range(3) for s in (0, 1)]
+    info = schedule(object(), pending, jobs=None, threads=None, bytes_per_worker=0, rank=1, world=2)
+    assert seen["mine"] == pending[1::2]
+    assert info == {"jobs": 1, "threads_per_pair": 1, "rank": 1, "world_size": 2, "pairs_computed_here": 3}
