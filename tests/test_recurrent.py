@@ -16,7 +16,7 @@ from datasets.bank import FeatureBank
 from methods import resolve_method
 from methods.recurrent import cell_states, fused_lstm, input_projection, lstm_update, product
 
-TOL = dict(atol=1e-5, rtol=1e-5)
+TOL = {"atol": 1e-5, "rtol": 1e-5}
 
 
 def stepped(cell: nn.LSTMCell, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

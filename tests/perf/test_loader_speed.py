@@ -38,16 +38,6 @@ SAMPLERS = {"uniform25": UniformFrames(25), "all_frames": AllFrames()}
 
 
 @pytest.fixture(scope="module")
-def store_path(tmp_path_factory) -> Path:
-    given = os.environ.get("LITEEVAL_BENCH_STORE")
-    if given:
-        return Path(given)
-    from datasets.synthetic import preset, synthesize
-
-    return synthesize(preset("default"), tmp_path_factory.mktemp("bench") / "default", seed=0, show_progress=False)
-
-
-@pytest.fixture(scope="module")
 def device() -> torch.device:
     return resolve_device(os.environ.get("LITEEVAL_BENCH_DEVICE", "auto"))
 

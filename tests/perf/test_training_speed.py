@@ -39,16 +39,6 @@ TARGET = 5.0  # issue 11: LiteEval at paper proportions trains >= 5x faster than
 
 
 @pytest.fixture(scope="module")
-def store_path(tmp_path_factory) -> Path:
-    given = os.environ.get("LITEEVAL_BENCH_STORE")
-    if given:
-        return Path(given)
-    from datasets.synthetic import preset, synthesize
-
-    return synthesize(preset("default"), tmp_path_factory.mktemp("bench") / "default", seed=0, show_progress=False)
-
-
-@pytest.fixture(scope="module")
 def banks(store_path) -> Banks:
     return Banks(store_path, os.environ.get("LITEEVAL_BENCH_DEVICE", "auto"))
 
@@ -75,8 +65,8 @@ def table(banks):
     rows: list[dict] = []
     yield rows
     lines = [
-        f"Training and evaluation throughput (videos/s), `default` preset, device {banks.device}, "
-        f"{os.cpu_count()} CPU(s), best of {ROUNDS} epochs / passes; baseline = commit {BASELINE}",
+        (f"Training and evaluation throughput (videos/s), `default` preset, device {banks.device}, "
+         f"{os.cpu_count()} CPU(s), best of {ROUNDS} epochs / passes; baseline = commit {BASELINE}"),
         "",
         "| method | setting | train videos/s | eval videos/s | baseline train | baseline eval | train x | eval x |",
         "|---|---|---|---|---|---|---|---|",
