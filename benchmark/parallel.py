@@ -26,7 +26,6 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -114,35 +113,6 @@ def run_here(runner: Runner, pending: Sequence[tuple[int, int]], threads: int) -
             runner.run_pair(runner.plans[index], seed)
     finally:
         torch.set_num_threads(before)
-
-
-# ---------------------------------------------------------------------- torchrun
-def distributed_world() -> tuple[int, int, int]:
-    """(rank, world size, local rank) under torchrun, with a gloo group started; (0, 1, 0)
-    for a single process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, 0
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        # gloo: the ranks only wait for each other at two barriers, possibly hours apart.
-        dist.init_process_group(backend="gloo", timeout=timedelta(days=7))
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def barrier() -> None:
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.barrier()
-
-
-def finish_distributed() -> None:
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def schedule(

@@ -37,6 +37,7 @@ from benchmark.training import Evaluation, evaluate, fit, seed_everything
 from datasets.atomic import atomic_write_bytes, atomic_write_json
 from datasets.bank import FeatureBank
 from datasets.device import resolve_device
+from datasets.distributed import barrier, distributed_rank, finish, rank_device
 from datasets.store import FeatureStore
 from datasets.synthetic import PRESETS, matching_store, preset, synthesize
 from methods.base import TrainConfig, VideoMethod
@@ -357,9 +358,9 @@ class Runner:
         Pending pairs run here, in ``--jobs`` worker processes, or spread over torchrun's
         ranks (benchmark/parallel.py); rank 0 writes the table once all are done, and the
         other ranks return an empty dict."""
-        rank, world, local_rank = parallel.distributed_world()
-        if world > 1 and self.device.type == "cuda" and self.cfg.device in ("auto", "cuda"):
-            self.device = torch.device(f"cuda:{local_rank % torch.cuda.device_count()}")
+        rank, world, local_rank, started_group = distributed_rank()
+        if world > 1:
+            self.device = rank_device(self.cfg.device, local_rank)
             self.environment["device"] = provenance.device_info(self.device)
         try:
             pending = []
@@ -370,17 +371,16 @@ class Runner:
                     else:
                         pending.append((index, seed))
             if world > 1:
-                parallel.barrier()  # every rank has seen the same pending pairs before any is written
+                barrier()  # every rank has seen the same pending pairs before any is written
             self.execution = parallel.schedule(self, pending, jobs=self.cfg.jobs, threads=self.cfg.threads,
                                                bytes_per_worker=self.bank_bytes(), rank=rank, world=world)
             if world > 1:
-                parallel.barrier()
+                barrier()
                 if rank != 0:
                     return {}
             return self.write_results(columns)
         finally:
-            if world > 1:
-                parallel.finish_distributed()
+            finish(started_group)
 
     def bank_bytes(self) -> int:
         """Host bytes of the run's two banks (what each worker process loads)."""

@@ -20,12 +20,10 @@ Videos are found under ``--videos`` by the path the annotations give (FCVID), el
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +33,7 @@ import torch
 from datasets.annotations import Annotations, read_annotations
 from datasets.backbones import PAPER_STREAMS, BackboneSpec
 from datasets.decode import DecodedVideo, VideoDecodeError, decode_at_fps
-from datasets.device import resolve_device
+from datasets.distributed import barrier, distributed_rank, finish, rank_device
 from datasets.errors import StoreError
 from datasets.frames import Backbone, decode_short_side, frame_features, load_backbone
 from datasets.progress import progress_bar
@@ -80,27 +78,6 @@ def find_videos(annotations: Annotations, videos_dir: Path) -> tuple[dict[str, P
     used = {p.resolve() for p in found.values() if p is not None}
     extra = sorted(str(p.relative_to(videos_dir)) for p in files if p.resolve() not in used)
     return found, extra
-
-
-def distributed_rank() -> tuple[int, int, int, bool]:
-    """(rank, world size, local rank, whether this call started the process group) under
-    torchrun; (0, 1, 0, False) for a single process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, 0, False
-    import torch.distributed as dist
-
-    started = not dist.is_initialized()
-    if started:
-        # gloo: the ranks only wait for each other at the end (which may be days apart).
-        dist.init_process_group(backend="gloo", timeout=timedelta(days=7))
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), started
-
-
-def _device(asked: str, local_rank: int) -> torch.device:
-    if asked == "auto" and torch.cuda.is_available():
-        return torch.device(f"cuda:{local_rank % torch.cuda.device_count()}")
-    return resolve_device(asked)
 
 
 def _decode_ahead(pool: ThreadPoolExecutor, jobs: list[tuple[str, Path | None]], fps: float, short_side: int,
@@ -169,7 +146,7 @@ def extract(
         if skip:
             log.info("rank %d: resuming, %d of %d videos already done or recorded as failed", rank, len(skip),
                      len(owned))
-        device = _device(cfg.device, local_rank)
+        device = rank_device(cfg.device, local_rank)
         weights = {"coarse": cfg.coarse_weights, "fine": cfg.fine_weights}
         models = {s: load_backbone(s, b, weights.get(s), device) for s, b in backbones.items()}
         start = time.perf_counter()
@@ -193,10 +170,7 @@ def extract(
             _merge_if_all_done(out, rank, world, name)
         return stats
     finally:
-        if started_group:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+        finish(started_group)
 
 
 def _extract_videos(todo: list[tuple[str, Path | None]], shard: ShardWriter, models: dict[str, Backbone],
@@ -239,10 +213,7 @@ def _merge_if_all_done(out: Path, rank: int, world: int, name: str | None) -> No
     from datasets.merge import merge
 
     if world > 1:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.barrier()
+        barrier()
         if rank != 0:
             return
     root = shards_root(out)

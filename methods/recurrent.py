@@ -31,32 +31,20 @@ import torch
 from torch import nn
 
 
-def fused_lstm(
-    cell: nn.LSTMCell, inputs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
-) -> torch.Tensor:
-    """Hidden states (B, T, H) of ``cell`` run over ``inputs`` (B, T, D) from ``state`` (zeros
-    by default), in one fused kernel call."""
-    b, hidden = inputs.shape[0], cell.hidden_size
-    if state is None:
-        zeros = inputs.new_zeros(1, b, hidden)
-        hx = (zeros, zeros)
-    else:
-        hx = (state[0].unsqueeze(0), state[1].unsqueeze(0))
+def fused_lstm(cell: nn.LSTMCell, inputs: torch.Tensor) -> torch.Tensor:
+    """Hidden states (B, T, H) of ``cell`` run over ``inputs`` (B, T, D) from zero states, in
+    one fused kernel call."""
+    zeros = inputs.new_zeros(1, inputs.shape[0], cell.hidden_size)
+    hx = (zeros, zeros)
     weights = [cell.weight_ih, cell.weight_hh] + ([cell.bias_ih, cell.bias_hh] if cell.bias else [])
     # The operator nn.LSTM.forward calls (num_layers=1, no dropout, unidirectional, batch first).
     outputs, _, _ = torch._VF.lstm(inputs, hx, weights, cell.bias, 1, 0.0, cell.training, False, True)
     return outputs
 
 
-def _gates(cell: nn.LSTMCell, inputs: torch.Tensor, previous_h: torch.Tensor) -> torch.Tensor:
-    """Pre-activations W_ih x_t + b_ih + W_hh h_{t-1} + b_hh for all steps at once."""
-    return input_projection(cell, inputs) + previous_h @ cell.weight_hh.t()
-
-
-def cell_states(
-    cell: nn.LSTMCell, inputs: torch.Tensor, hidden: torch.Tensor, initial_c: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Memory cells c_t (B, T, H) of the sequence whose hidden states ``fused_lstm`` returned.
+def cell_states(cell: nn.LSTMCell, inputs: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """Memory cells c_t (B, T, H) of the sequence whose hidden states ``fused_lstm`` returned
+    (from zero states).
 
     c_t = f_t * c_{t-1} + i_t * g_t, where the gates depend only on x_t and h_{t-1}, both known
     for every step once the hidden states are: one batched product gives all gates, and the
@@ -64,12 +52,12 @@ def cell_states(
     this is the cell's c_t as a function of its weights, exactly.
     """
     b, t, h = hidden.shape
-    h0 = hidden.new_zeros(b, 1, h)
-    previous = torch.cat([h0, hidden[:, :-1]], dim=1)
-    i, f, g, _ = _gates(cell, inputs, previous).chunk(4, dim=2)
+    previous = torch.cat([hidden.new_zeros(b, 1, h), hidden[:, :-1]], dim=1)  # h_{t-1}
+    pre = input_projection(cell, inputs) + previous @ cell.weight_hh.t()  # every step's gates at once
+    i, f, g, _ = pre.chunk(4, dim=2)
     update = (torch.sigmoid(i) * torch.tanh(g)).unbind(1)
     forget = torch.sigmoid(f).unbind(1)
-    c = initial_c if initial_c is not None else hidden.new_zeros(b, h)
+    c = hidden.new_zeros(b, h)
     out = []
     for step in range(t):
         c = torch.addcmul(update[step], forget[step], c)
