@@ -1,11 +1,13 @@
-"""Command line of the harness: ``python -m benchmark {run,ablate,online,plot,methods}``."""
+"""Command line of the harness: ``python -m benchmark {run,tune,ablate,online,plot,methods}``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from benchmark.config import RunConfig
+from benchmark.budget import Budget
+from benchmark.config import DEFAULT_SEEDS, RunConfig
+from benchmark.splits import VALIDATION_FRACTION, VALIDATION_SEED
 from datasets.cli import run_cli
 
 
@@ -23,10 +25,13 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> RunConfig:
+    budget = Budget(epochs=args.epochs, min_steps=args.min_steps, steps=args.steps, batch_size=args.batch_size,
+                    validations=args.validations, patience=None if args.patience == 0 else args.patience)
     return RunConfig(
         dataset=args.dataset, data_seed=args.data_seed, methods=args.methods, seeds=args.seeds, device=args.device,
-        epochs=args.epochs, name=args.name, config_file=args.config, results_root=args.results_dir,
-        train_split=args.train_split, eval_split=args.eval_split, force=args.force, show_progress=not args.quiet,
+        budget=budget, val_fraction=args.val_fraction, val_seed=args.val_seed, name=args.name,
+        config_file=args.config, results_root=args.results_dir, train_split=args.train_split,
+        eval_split=args.eval_split, force=args.force, show_progress=not args.quiet,
         jobs=getattr(args, "jobs", None), threads=getattr(args, "threads", None),
     )
 
@@ -35,6 +40,8 @@ def _print_table(texts: dict[str, str]) -> int:
     # Under torchrun only rank 0 writes (and prints) the table; the other ranks return {}.
     if texts:
         print(texts["table.md"])
+        if "reference_check" in texts:
+            print(texts["reference_check"])
     return 0
 
 
@@ -42,6 +49,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from benchmark.runner import run
 
     return _print_table(run(_config(args)))
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from benchmark.tune import tune
+
+    result = tune(_config(args), trials=args.trials, tune_seed=args.tune_seed)
+    print(result.table)
+    print(f"\nbest settings written to {result.config_path}; use them with "
+          f"`python -m benchmark run --config {result.config_path}`")
+    return 0
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
@@ -83,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(p, methods=True)
     p.set_defaults(func=_cmd_run)
 
+    p = sub.add_parser("tune", help="search each method's declared settings on the validation split (the same "
+                                    "number of trials for every method); writes a config file for run --config")
+    _run_options(p, methods=True, seeds=(0,))
+    p.add_argument("--trials", type=int, default=4, help="settings tried per method; the first is the method's "
+                                                         "current one (default 4)")
+    p.add_argument("--tune-seed", type=int, default=0, help="seed of the random draw of settings (default 0)")
+    p.set_defaults(func=_cmd_tune)
+
     from benchmark.ablation import KINDS
 
     p = sub.add_parser("ablate", help="LiteEval ablations like the paper's Tables 2-4, under results/")
@@ -115,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = True) -> None:
+def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = True,
+                 seeds: tuple[int, ...] = DEFAULT_SEEDS) -> None:
     """Options shared by run, ablate and online (which must name the run's settings)."""
     p.add_argument("--dataset", default="default",
                    help="synthetic preset (tiny, default, paper; generated on first use) or a store directory")
@@ -125,9 +151,30 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = Tru
                        help="registered names or plug-ins (module:Class, path/file.py:Class); default: all registered")
     else:
         p.set_defaults(methods=None)
-    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (default: 0)")
+    p.add_argument("--seeds", nargs="+", type=int, default=list(seeds),
+                   help=f"training seeds (default: {' '.join(map(str, seeds))})")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
-    p.add_argument("--epochs", type=int, help="override every method's number of training epochs")
+    budget = p.add_argument_group("training budget (the same for every method; benchmark/budget.py)")
+    default = Budget()
+    budget.add_argument("--epochs", type=float, default=default.epochs,
+                        help=f"passes over the training videos, when more than --min-steps (default {default.epochs:g})")
+    budget.add_argument("--min-steps", type=int, default=default.min_steps,
+                        help=f"at least this many optimizer steps, whatever the dataset's size (default "
+                             f"{default.min_steps})")
+    budget.add_argument("--steps", type=int, help="exactly this many optimizer steps (replaces --epochs/--min-steps)")
+    budget.add_argument("--batch-size", type=int, default=default.batch_size,
+                        help=f"training batch, in videos (default {default.batch_size})")
+    budget.add_argument("--validations", type=int, default=default.validations,
+                        help=f"validation passes spread over the budget; the best is kept (default "
+                             f"{default.validations})")
+    budget.add_argument("--patience", type=int, default=default.patience,
+                        help=f"stop after this many validations without improvement; 0: never (default "
+                             f"{default.patience})")
+    budget.add_argument("--val-fraction", type=float, default=VALIDATION_FRACTION,
+                        help=f"share of the training split held out for selection, stratified (default "
+                             f"{VALIDATION_FRACTION})")
+    budget.add_argument("--val-seed", type=int, default=VALIDATION_SEED,
+                        help=f"seed of the held-out carve (default {VALIDATION_SEED})")
     p.add_argument("--name", help="results/<name> (default: the dataset name)")
     p.add_argument("--config", help="per-method hyper-parameters (JSON or TOML); see benchmark/config.py")
     p.add_argument("--results-dir", default="results", help="root of the results (default: results)")

@@ -21,8 +21,8 @@ from typing import Any
 
 from benchmark.config import RunConfig
 from benchmark.runner import MethodPlan, Runner, plan_methods
-from datasets.synthetic import PRESETS
 from datasets.store import FeatureStore
+from datasets.synthetic import PRESETS
 
 COLUMNS = {
     "sync": ["Method", "mAP (%)", "Top-1 (%)", "GFLOPs/video", "Fine frames/video"],

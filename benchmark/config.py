@@ -6,9 +6,10 @@ hyper-parameters at its top level and training settings under ``train``::
     [lstm]
     hidden = 256
     [lstm.train]
-    epochs = 10
     lr = 0.0005
 
+How long every method trains is the run's budget (benchmark/budget.py), not a method's
+setting, so ``epochs`` or ``batch_size`` in a method's table is an error.
 Unknown methods, hyper-parameters or training settings are errors, so a typo cannot be
 silently ignored.
 """
@@ -20,15 +21,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.budget import Budget
+from benchmark.splits import VALIDATION_FRACTION, VALIDATION_SEED
+
+#: Training seeds of the main job: one seed supports no conclusion.
+DEFAULT_SEEDS = (0, 1, 2)
+
 
 @dataclass
 class RunConfig:
     dataset: str = "default"  # a synthetic preset name or a store directory
     data_seed: int = 0  # seed of a synthetic store (the dataset, not the run)
     methods: list[str] | None = None  # None: every registered method
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = field(default_factory=lambda: list(DEFAULT_SEEDS))
     device: str = "auto"
-    epochs: int | None = None  # overrides every method's epochs
+    budget: Budget = field(default_factory=Budget)  # the same training budget for every method
+    val_fraction: float = VALIDATION_FRACTION  # held out of the training split for model selection
+    val_seed: int = VALIDATION_SEED
     name: str | None = None  # results/<name>; default: the dataset's name
     config_file: str | None = None
     results_root: str = "results"

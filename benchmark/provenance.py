@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from datetime import datetime, timezone
@@ -26,13 +27,49 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; elsewhere what ``platform`` knows)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_info(device: torch.device) -> dict[str, Any]:
-    info: dict[str, Any] = {"device": str(device), "machine": platform.machine(), "platform": platform.platform(),
-                            "torch_threads": torch.get_num_threads()}
+    """Where a result is computed: what decides its floating-point rounding.
+
+    The CPU model and the instruction set torch dispatches its kernels to (``cpu_isa``,
+    e.g. AVX512) pick different kernels on different machines; thread counts change the
+    order of reductions; the deterministic-algorithm switches are recorded as they were."""
+    info: dict[str, Any] = {
+        "device": str(device), "machine": platform.machine(), "platform": platform.platform(),
+        "cpu": cpu_model(), "cpu_isa": torch.backends.cpu.get_cpu_capability(), "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
+        "deterministic": {
+            "torch.use_deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "cudnn.deterministic": torch.backends.cudnn.deterministic,
+            "cudnn.benchmark": torch.backends.cudnn.benchmark,
+            "mkldnn.enabled": torch.backends.mkldnn.enabled,
+            "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        },
+    }
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
-        info.update(gpu=torch.cuda.get_device_name(index), cuda=torch.version.cuda)
+        info.update(gpu=torch.cuda.get_device_name(index), cuda=torch.version.cuda,
+                    tf32_matmul=torch.backends.cuda.matmul.allow_tf32, tf32_cudnn=torch.backends.cudnn.allow_tf32)
     return info
+
+
+def platform_key(info: dict[str, Any], versions: dict[str, Any]) -> dict[str, Any]:
+    """What must agree for two results to be bit-identical: the same kind of machine (CPU
+    model and kernels, GPU), device and package versions. Not the host name: the same
+    machine under another name computes the same bits."""
+    return {"cpu": info.get("cpu"), "cpu_isa": info.get("cpu_isa"), "device": info.get("device"),
+            "gpu": info.get("gpu"), "torch": versions.get("torch"), "numpy": versions.get("numpy")}
 
 
 def now() -> str:

@@ -3,8 +3,13 @@
 Layout of ``results/<run name>/``::
 
     table.md table.csv table.tex   the comparison table (rows in the paper's order)
-    metrics.json                   per method and seed: every number of the table and more
-    provenance.json                config, seeds, versions, git commit, device, dataset, costs
+    metrics.json                   "summary" per method (means, stds, the paired bootstrap
+                                   difference to Uniform) and "per_seed": every number and more
+    provenance.json                config, seeds, budget, validation ids, versions, git commit,
+                                   machine, dataset, costs
+    reference.json                 only after a run on another machine replaced results that
+                                   were here: their summary, which the run compared itself with
+    reference_check.json           that comparison (benchmark/reference.py)
     runs/<method>/seed<k>/
         config.json                what this result was computed with (resume checks it)
         scores.npz                 per-video class scores, labels, costs, frames read
@@ -13,8 +18,13 @@ Layout of ``results/<run name>/``::
         metrics.json               written last: its presence marks the pair as done
 
 An interrupted run started again skips every method/seed pair whose metrics.json exists
-with the same config, and redoes pairs only with ``force``. Every file is written
-atomically.
+with the same config and was computed on the same kind of machine (results from another
+machine are recomputed and compared, never silently reused), and redoes pairs only with
+``force``. Every file is written atomically.
+
+Model selection never reads the evaluation split: each method trains on the training split
+minus a held-out validation part (benchmark/splits.py), keeps its best checkpoint on it
+within the run's budget (benchmark/budget.py), and is evaluated once, at the end.
 """
 
 from __future__ import annotations
@@ -31,9 +41,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark import costs, metrics, parallel, provenance, tables
+from benchmark import bootstrap, costs, metrics, parallel, provenance, reference, tables
 from benchmark.config import RunConfig, load_method_config
-from benchmark.training import Evaluation, evaluate, fit, seed_everything
+from benchmark.splits import carve_validation
+from benchmark.training import Evaluation, TrainStats, evaluate, fit, seed_everything
 from datasets.atomic import atomic_write_bytes, atomic_write_json
 from datasets.bank import FeatureBank
 from datasets.device import resolve_device
@@ -118,7 +129,7 @@ def _rebuild_plan(spec: str, hparams: dict[str, Any], train: TrainConfig, label:
 
 def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
     """Resolve methods and their settings: class defaults, then the method's preset for
-    ``dataset_name``, then the config file, then ``--epochs``."""
+    ``dataset_name``, then the config file."""
     specs = cfg.methods or tables.order_methods(list(available_methods()))
     file_config = load_method_config(cfg.config_file)
     plans, names = [], set()
@@ -134,8 +145,6 @@ def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
             train_overrides.update(source.pop("train", {}))
             section.update(source)
         train = cls.train_defaults.updated(train_overrides, where=f"settings of {cls.name!r} (train)")
-        if cfg.epochs is not None:
-            train = train.updated({"epochs": cfg.epochs}, where="--epochs")
         plans.append(MethodPlan(spec, cls, section, train))
     unknown = sorted(set(file_config) - names - set(available_methods()))
     if unknown:
@@ -195,11 +204,20 @@ def unpack_diagnostics(path: Path | str) -> tuple[list[str], dict[str, list[np.n
 class Runner:
     """Runs one configuration end to end; see the module docstring for what it writes."""
 
-    def __init__(self, cfg: RunConfig, plans: list[MethodPlan] | None = None) -> None:
+    def __init__(self, cfg: RunConfig, plans: list[MethodPlan] | None = None, *, select_only: bool = False) -> None:
+        """``select_only`` (``benchmark tune``): score each trained model on the validation
+        rows instead of the evaluation split, which is then never loaded."""
         self.cfg = cfg
+        self.select_only = select_only
         self.store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
         self.train_split = pick_split(self.store, cfg.train_split, TRAIN_SPLITS, "train")
         self.eval_split = pick_split(self.store, cfg.eval_split, EVAL_SPLITS, "eval")
+        if self.eval_split == self.train_split:
+            raise ValueError(f"--eval-split {self.eval_split!r} is the training split; evaluate on another split")
+        train_rows = self.store.split_rows(self.train_split)
+        self.train_ids: list[str] = self.store.header.video_ids[train_rows].tolist()
+        self.held_out = carve_validation(self.store.header.labels[train_rows], cfg.val_fraction, cfg.val_seed)
+        self.budget = cfg.budget
         self.plans = plans if plans is not None else plan_methods(cfg, self.store.manifest.name)
         self.device = resolve_device(cfg.device)
         name = cfg.name or (cfg.dataset if cfg.dataset in PRESETS else self.store.manifest.name)
@@ -210,6 +228,7 @@ class Runner:
         self.fingerprint = dataset_fingerprint(self.store)
         self.environment = {"git": provenance.git_state(), "versions": provenance.package_versions(),
                             "device": provenance.device_info(self.device)}
+        self.platform = provenance.platform_key(self.environment["device"], self.environment["versions"])
         self._banks: dict[str, FeatureBank] = {}
         self.execution: dict[str, Any] = {}  # how the last run() computed its pairs (benchmark/parallel.py)
 
@@ -231,12 +250,25 @@ class Runner:
             "class": f"{plan.cls.__module__}:{plan.cls.__qualname__}",
             "hparams": plan.full_hparams(),
             "train": asdict(plan.train),
+            "budget": self.budget.to_dict(len(self.held_out.train_rows)),
             "seed": seed,
             "dataset": {"name": self.store.manifest.name, "fingerprint": self.fingerprint},
             "train_split": self.train_split,
-            "eval_split": self.eval_split,
+            "validation": self.validation_record(ids=False),
+            "eval_split": "validation" if self.select_only else self.eval_split,
             "streams": list(plan.cls.streams),  # the method's own, not the run's union
         }
+
+    def validation_record(self, *, ids: bool) -> dict[str, Any]:
+        """The held-out part of the training split (its ids only where asked: provenance)."""
+        record: dict[str, Any] = {
+            "fraction": self.held_out.fraction, "seed": self.held_out.seed, "num_videos": len(self.held_out.val_rows),
+            "num_train_videos": len(self.held_out.train_rows), "ids_sha256": self.held_out.digest(self.train_ids),
+            "stratified_by": "first label",
+        }
+        if ids:
+            record["video_ids"] = self.held_out.val_ids(self.train_ids)
+        return record
 
     def is_done(self, plan: MethodPlan, seed: int) -> bool:
         folder = self.pair_dir(plan, seed)
@@ -250,6 +282,11 @@ class Runner:
                 f"{folder} holds a result computed with a different configuration. Re-run with --force to "
                 "replace it, or choose another --name"
             )
+        computed = json.loads((folder / "metrics.json").read_text()).get("computed", {}).get("platform")
+        if computed != self.platform:
+            log.warning("%s seed %d: the result in %s was computed on another kind of machine (%s); recomputing it "
+                        "here (%s), then comparing", plan.name, seed, folder, computed, self.platform)
+            return False
         return not self.cfg.force
 
     def build(self, plan: MethodPlan) -> VideoMethod:
@@ -288,14 +325,32 @@ class Runner:
         return method.eval()
 
     # ------------------------------------------------------------------ one pair
-    def run_pair(self, plan: MethodPlan, seed: int) -> dict[str, Any]:
-        train_bank, eval_bank = self.bank(self.train_split), self.bank(self.eval_split)
+    def validation_score(self, method: VideoMethod, batch_size: int) -> float:
+        """mAP on the held-out validation rows of the training split (model selection)."""
+        result = evaluate(method, self.bank(self.train_split), batch_size, rows=self.held_out.val_rows,
+                          show_progress=False)
+        return metrics.score(result.scores, result.labels).map
+
+    def train_pair(self, plan: MethodPlan, seed: int) -> tuple[VideoMethod, TrainStats]:
+        """Train and select one method on the training split alone (never the evaluation split)."""
         seed_everything(seed)
         method = self.build(plan)
+        log.info("%s seed %d: training (%s, %s)", plan.name, seed, plan.train, self.budget)
+        stats = fit(method, self.bank(self.train_split), plan.train, self.budget, seed=seed,
+                    rows=self.held_out.train_rows,
+                    validate=lambda m: self.validation_score(m, plan.train.eval_batch_size),
+                    show_progress=self.cfg.show_progress)
+        return method, stats
+
+    def run_pair(self, plan: MethodPlan, seed: int) -> dict[str, Any]:
+        method, stats = self.train_pair(plan, seed)
         per_step = costs.step_costs(method)
-        log.info("%s seed %d: training (%s)", plan.name, seed, plan.train)
-        stats = fit(method, train_bank, plan.train, seed=seed, show_progress=self.cfg.show_progress)
-        result = evaluate(method, eval_bank, plan.train.eval_batch_size, show_progress=self.cfg.show_progress)
+        if self.select_only:
+            eval_bank, rows = self.bank(self.train_split), self.held_out.val_rows
+        else:
+            eval_bank, rows = self.bank(self.eval_split), None  # touched once, here
+        result = evaluate(method, eval_bank, plan.train.eval_batch_size, rows=rows,
+                          show_progress=self.cfg.show_progress)
         frames = {s: result.frames_read[s] for s in plan.cls.streams}
         gmacs = self.gmacs(plan, result, per_step)
         scored = metrics.score(result.scores, result.labels)
@@ -304,6 +359,7 @@ class Runner:
             "method": plan.name,
             "seed": seed,
             "online": plan.cls.online,
+            "evaluated_on": "validation" if self.select_only else self.eval_split,
             "map": scored.map,
             "map_interpolated": scored.map_interpolated,
             "top1": scored.top1,
@@ -317,7 +373,16 @@ class Runner:
             "steps": {k: costs.distribution(v) for k, v in result.step_counts.items()},
             "params": int(sum(p.numel() for p in method.parameters() if p.requires_grad)),
             "train_seconds": stats.seconds,
+            "train_steps": stats.steps,
+            "budget_steps": stats.budget_steps,
             "epochs": stats.epochs,
+            "selection": {
+                "criterion": "validation mAP (held-out part of the training split)",
+                "best_step": stats.best_step,
+                "best_validation_map": stats.best_validation,
+                "stopped_early": stats.stopped_early,
+                "validations": stats.validations,
+            },
             "final_train_loss": stats.final_loss,
             "train_history": stats.history,
             "eval_seconds": result.seconds,
@@ -331,6 +396,7 @@ class Runner:
                 "at": provenance.now(),
                 **self.environment,
                 "device": {**self.environment["device"], "torch_threads": torch.get_num_threads()},
+                "platform": self.platform,
             },
         }
         folder = self.pair_dir(plan, seed)
@@ -357,19 +423,25 @@ class Runner:
 
         Pending pairs run here, in ``--jobs`` worker processes, or spread over torchrun's
         ranks (benchmark/parallel.py); rank 0 writes the table once all are done, and the
-        other ranks return an empty dict."""
+        other ranks return an empty dict. Where results were already here, the texts also
+        hold "reference_check": how the recomputed ones compare (benchmark/reference.py)."""
         rank, world, local_rank, started_group = distributed_rank()
         if world > 1:
             self.device = rank_device(self.cfg.device, local_rank)
             self.environment["device"] = provenance.device_info(self.device)
+            self.platform = provenance.platform_key(self.environment["device"], self.environment["versions"])
         try:
-            pending = []
+            pending, foreign = [], False
             for index, plan in enumerate(self.plans):
                 for seed in self.cfg.seeds:
                     if self.is_done(plan, seed):
                         log.info("%s seed %d: done already (%s), kept", plan.name, seed, self.pair_dir(plan, seed))
                     else:
                         pending.append((index, seed))
+                        foreign = foreign or reference.computed_elsewhere(self.pair_dir(plan, seed), self.platform)
+            earlier = reference.load(self.out) if pending and rank == 0 and not self.select_only else None
+            if earlier is not None and foreign:
+                reference.keep(self.out, earlier)  # a resumed run still compares with the same reference
             if world > 1:
                 barrier()  # every rank has seen the same pending pairs before any is written
             self.execution = parallel.schedule(self, pending, jobs=self.cfg.jobs, threads=self.cfg.threads,
@@ -378,18 +450,25 @@ class Runner:
                 barrier()
                 if rank != 0:
                     return {}
-            return self.write_results(columns)
+            texts = self.write_results(columns)
+            if earlier is not None:
+                check = reference.compare(earlier, json.loads((self.out / "metrics.json").read_text())["summary"])
+                if foreign:
+                    atomic_write_json(self.out / "reference_check.json", check)
+                texts["reference_check"] = reference.describe(check)
+            return texts
         finally:
             finish(started_group)
 
     def bank_bytes(self) -> int:
-        """Host bytes of the run's two banks (what each worker process loads)."""
+        """Host bytes of the run's banks (what each worker process loads)."""
         header, manifest = self.store.header, self.store.manifest
-        frames = sum(int(header.lengths[self.store.split_rows(s)].sum()) for s in {self.train_split, self.eval_split})
+        splits = {self.train_split} if self.select_only else {self.train_split, self.eval_split}
+        frames = sum(int(header.lengths[self.store.split_rows(s)].sum()) for s in splits)
         return frames * sum(2 * manifest.streams[s].dim for s in self.streams)
 
-    def write_results(self, columns: list[str] | None = None) -> dict[str, str]:
-        """metrics.json, provenance.json and the tables, from every pair's saved metrics."""
+    def records(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Every pair's saved metrics, by method and seed."""
         records: dict[str, dict[str, dict[str, Any]]] = {}
         for plan in self.plans:
             for seed in self.cfg.seeds:
@@ -397,16 +476,62 @@ class Runner:
                 if not (folder / "metrics.json").is_file():
                     raise RuntimeError(f"{folder}: no metrics.json after the pair was computed")
                 records.setdefault(plan.name, {})[str(seed)] = json.loads((folder / "metrics.json").read_text())
-        atomic_write_json(self.out / "metrics.json", records)
-        atomic_write_json(self.out / "provenance.json", self.provenance())
-        summary = tables.summary_frame(records, {p.name: p.cls.online for p in self.plans},
-                                       {p.name: p.display for p in self.plans if p.display})
-        caption = (
-            f"{self.store.manifest.name}: trained on {self.train_split} "
-            f"({self.store.manifest.splits[self.train_split].num_videos} videos), evaluated on {self.eval_split} "
-            f"({self.store.manifest.splits[self.eval_split].num_videos} videos); seeds {self.cfg.seeds}."
+        return records
+
+    def differences(self) -> dict[str, dict[str, Any]]:
+        """Each method's mAP difference to the table's baseline with its paired bootstrap
+        interval over the evaluated videos, seeds pooled (benchmark/bootstrap.py)."""
+        names = [p.name for p in self.plans]
+        if tables.BASELINE not in names or self.select_only:
+            return {}
+        per_method, labels, ids = {}, None, None
+        for name in names:
+            stacked = []
+            for seed in self.cfg.seeds:
+                with np.load(self.out / "runs" / name / f"seed{seed}" / "scores.npz") as data:
+                    if ids is None:
+                        ids, labels = data["video_ids"], data["labels"]
+                    elif not np.array_equal(ids, data["video_ids"]):
+                        raise RuntimeError(f"{name} seed {seed}: scored other videos than the rest of the run")
+                    stacked.append(data["scores"])
+            per_method[name] = np.stack(stacked)
+        counts = bootstrap.resample_counts(bootstrap.resample_indices(len(ids)), len(ids))
+        draws = {name: bootstrap.resampled_maps(scores, labels, counts) for name, scores in per_method.items()}
+        base = tables.BASELINE
+        return {
+            name: bootstrap.paired_difference(per_method[name], per_method[base], labels, counts,
+                                              method_draws=draws[name], reference_draws=draws[base]).to_dict()
+            for name in names if name != base
+        }
+
+    def caption(self) -> str:
+        n_train = len(self.held_out.train_rows)
+        seeds = self.cfg.seeds
+        evaluated = (f"scored on the {len(self.held_out.val_rows)} validation videos (tuning: the evaluation split "
+                     "was not read)" if self.select_only else
+                     f"evaluated once on {self.eval_split} ({self.store.manifest.splits[self.eval_split].num_videos} "
+                     "videos)")
+        spread = (f"mean ± std over {len(seeds)} seeds {seeds}" if len(seeds) > 1 else
+                  f"one seed ({seeds[0]}): no spread, no conclusion")
+        delta = (f" Δ mAP vs Uniform: paired bootstrap {int(100 * bootstrap.CONFIDENCE)}% interval over the evaluated "
+                 f"videos ({bootstrap.RESAMPLES} resamples), seeds pooled."
+                 if tables.BASELINE in [p.name for p in self.plans] and not self.select_only else "")
+        return (
+            f"{self.store.manifest.name}: trained on {self.train_split} minus a held-out validation part "
+            f"({n_train} + {len(self.held_out.val_rows)} videos; selection on the held-out part only), "
+            f"{evaluated}; {spread}. Budget: {self.budget.describe(n_train)}.{delta}"
         )
-        return tables.write_tables(summary, self.out, caption, columns=columns)
+
+    def write_results(self, columns: list[str] | None = None) -> dict[str, str]:
+        """metrics.json, provenance.json and the tables, from every pair's saved metrics."""
+        records = self.records()
+        differences = self.differences()
+        summary = tables.summary_frame(records, {p.name: p.cls.online for p in self.plans},
+                                       {p.name: p.display for p in self.plans if p.display}, differences)
+        atomic_write_json(self.out / "metrics.json", {"summary": tables.summary_records(summary, differences),
+                                                      "per_seed": records})
+        atomic_write_json(self.out / "provenance.json", self.provenance())
+        return tables.write_tables(summary, self.out, self.caption(), columns=columns)
 
     def provenance(self) -> dict[str, Any]:
         """This invocation's provenance; each pair's own is in its metrics.json ("computed")."""
@@ -416,6 +541,9 @@ class Runner:
             "result was computed ('computed'), since a resumed run keeps earlier results",
             "config": self.cfg.to_dict(),
             "seeds": self.cfg.seeds,
+            "budget": {**self.budget.to_dict(len(self.held_out.train_rows)),
+                       "rule": self.budget.describe(len(self.held_out.train_rows))},
+            "validation": self.validation_record(ids=True),
             "methods": {p.name: {"spec": p.spec, "class": f"{p.cls.__module__}:{p.cls.__qualname__}",
                                  "hparams": p.full_hparams(), "train": asdict(p.train)} for p in self.plans},
             "dataset": {
@@ -424,10 +552,11 @@ class Runner:
                 "fingerprint": self.fingerprint,
                 "provenance": self.store.manifest.provenance,
                 "train_split": self.train_split,
-                "eval_split": self.eval_split,
+                "eval_split": "validation (held out of the training split)" if self.select_only else self.eval_split,
             },
             "cost_model": {"per_frame_gmacs": self.per_frame, "backend": costs.COST_BACKEND},
             "execution": self.execution,
+            "platform": self.platform,
             **self.environment,
         }
 

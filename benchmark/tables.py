@@ -1,6 +1,9 @@
 """The comparison table: rows like the paper's Table 1, written as Markdown, CSV and LaTeX.
 
 Every "±" in the table is the standard deviation over seeds (blank with one seed). The
+"Δ mAP vs Uniform" column is each method's mAP minus the baseline's, both averaged over
+seeds, with its 95% paired bootstrap interval over the evaluated videos
+(benchmark/bootstrap.py): an interval that contains 0 is no evidence of a difference. The
 per-video spread of the cost is its own column and, in full, in metrics.json.
 """
 
@@ -25,6 +28,8 @@ DISPLAY_NAMES = {
     "liteeval_rl": "LiteEval-RL",
     "liteeval": "LiteEval",
 }
+#: The method every other is compared with (the paper's strong baseline).
+BASELINE = "uniform"
 COST_UNIT_NOTE = "GFLOPs are multiply-accumulates (GMACs) per video, as the field reports them."
 
 
@@ -39,9 +44,11 @@ def _stat(values: list[float]) -> tuple[float, float]:
 
 
 def summary_frame(
-    metrics: dict[str, dict[str, dict[str, Any]]], online: dict[str, bool], display: dict[str, str] | None = None
+    metrics: dict[str, dict[str, dict[str, Any]]], online: dict[str, bool], display: dict[str, str] | None = None,
+    differences: dict[str, dict[str, Any]] | None = None,
 ) -> pd.DataFrame:
-    """One row per method: means and standard deviations over seeds (numbers, for the CSV)."""
+    """One row per method: means and standard deviations over seeds (numbers, for the CSV),
+    and the difference to ``BASELINE`` with its interval where ``differences`` has one."""
     rows = []
     display = display or {}
     for name in order_methods(list(metrics)):
@@ -62,13 +69,38 @@ def summary_frame(
         }
         for key, get in fields.items():
             row[f"{key}_mean"], row[f"{key}_std"] = _stat([get(m) for m in per_seed])
+        delta = (differences or {}).get(name)
+        row["delta_map"], row["delta_map_ci_low"], row["delta_map_ci_high"] = (
+            (100 * delta["estimate"], 100 * delta["ci_low"], 100 * delta["ci_high"]) if delta else (np.nan,) * 3)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def summary_records(summary: pd.DataFrame, differences: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The summary as metrics.json stores it: per method, each number's mean and std over
+    seeds (mAP in percent, as in the table) and the bootstrap difference to the baseline."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in summary.to_dict("records"):
+        entry: dict[str, Any] = {"display_name": row["display_name"], "online": bool(row["online"]),
+                                 "seeds": int(row["seeds"])}
+        for key in [k[: -len("_mean")] for k in row if k.endswith("_mean")]:
+            std = row[f"{key}_std"]
+            entry[key] = {"mean": row[f"{key}_mean"], "std": None if np.isnan(std) else std}
+        if row["method"] in differences:
+            entry[f"delta_map_vs_{BASELINE}"] = {**differences[row["method"]], "unit": "mAP (0..1)"}
+        out[row["method"]] = entry
+    return out
 
 
 def _pm(mean: float, std: float, digits: int) -> str:
     text = f"{mean:.{digits}f}"
     return text if np.isnan(std) else f"{text} ± {std:.{digits}f}"
+
+
+def _delta(row: dict[str, Any]) -> str:
+    if np.isnan(row["delta_map"]):
+        return "(baseline)" if row["method"] == BASELINE else "—"
+    return f"{row['delta_map']:+.1f} [{row['delta_map_ci_low']:+.1f}, {row['delta_map_ci_high']:+.1f}]"
 
 
 def _count(n: float) -> str:
@@ -83,6 +115,7 @@ def display_frame(summary: pd.DataFrame) -> pd.DataFrame:
             "Method": r["display_name"],
             "Online": "yes" if r["online"] else "no",
             "mAP (%)": _pm(r["map_mean"], r["map_std"], 1),
+            "Δ mAP vs Uniform [95% CI]": _delta(r),
             "mAP interp. (%)": _pm(r["map_interpolated_mean"], r["map_interpolated_std"], 1),
             "Top-1 (%)": _pm(r["top1_mean"], r["top1_std"], 1),
             "GFLOPs/video": _pm(r["gflops_mean"], r["gflops_std"], 1),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from benchmark.budget import Budget
 from datasets.bank import Batch, FeatureBank
 from datasets.progress import progress_bar
 from datasets.sampling import FrameSampler
@@ -29,35 +30,63 @@ def seed_everything(seed: int) -> None:
 @dataclass
 class TrainStats:
     seconds: float
-    epochs: int
+    steps: int  # optimizer steps run (fewer than the budget when stopped early)
+    budget_steps: int
+    epochs: float  # passes over the training rows that ``steps`` amount to
     final_loss: float
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)  # per epoch: mean of the logged numbers
+    best_step: int | None = None  # the kept checkpoint (None: no validation, the last step is kept)
+    best_validation: float | None = None
+    validations: list[dict[str, float]] = field(default_factory=list)  # {"step", "map"} per validation
+    stopped_early: bool = False
+
+
+#: A validation: the method (in training mode) -> a score to maximise (validation mAP).
+Validator = Callable[[VideoMethod], float]
 
 
 def fit(
-    method: VideoMethod, bank: FeatureBank, config: TrainConfig, *, seed: int, show_progress: bool = True
+    method: VideoMethod,
+    bank: FeatureBank,
+    config: TrainConfig,
+    budget: Budget,
+    *,
+    seed: int,
+    rows: np.ndarray | None = None,
+    validate: Validator | None = None,
+    show_progress: bool = True,
 ) -> TrainStats:
-    """Train ``method`` on ``bank`` with Adam for ``config.epochs`` epochs."""
+    """Train ``method`` with Adam for the run's step budget on ``rows`` of ``bank``.
+
+    With ``validate``, the model is scored at the budget's validation steps, the best state
+    (strictly better than every earlier one) is restored at the end, and training stops
+    after ``budget.patience`` validations without improvement."""
     optimiser = torch.optim.Adam(method.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(seed)
+    num_rows = bank.num_videos if rows is None else len(rows)
+    total = budget.total_steps(num_rows)
+    checkpoints = set(budget.validation_steps(total)) if validate is not None else set()
+    steps_per_epoch = -(-num_rows // budget.batch_size)
+    planned_epochs = -(-total // steps_per_epoch)
     history: list[dict[str, float]] = []
-    steps_per_epoch = -(-bank.num_videos // config.batch_size)
+    validations: list[dict[str, float]] = []
+    best_score, best_state, best_step, since_best = -float("inf"), None, None, 0
+    step, epoch, stopped_early = 0, 0, False
     start = time.perf_counter()
     loss_value = float("nan")
-    with progress_bar(total=config.epochs * steps_per_epoch, desc=f"train {method.name}", unit="batch",
-                      enable=show_progress) as bar:
-        for epoch in range(config.epochs):
+    with progress_bar(total=total, desc=f"train {method.name}", unit="step", enable=show_progress) as bar:
+        while step < total and not stopped_early:
             method.train()
-            method.on_epoch_start(epoch, config.epochs)
+            method.on_epoch_start(epoch, planned_epochs)
             totals: dict[str, float] = {}
             batches = 0
-            for batch in bank.batches(config.batch_size, method.sampler(train=True), train=True,
-                                      generator=generator):
+            for batch in bank.batches(budget.batch_size, method.sampler(train=True), train=True,
+                                      generator=generator, rows=rows):
                 output = method(batch)
                 loss, logs = method.loss(output, batch)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
-                        f"{method.name}: the training loss became {float(loss)} in epoch {epoch + 1}; "
+                        f"{method.name}: the training loss became {float(loss)} at step {step + 1}; "
                         f"lower the learning rate (config file: [{method.name}.train] lr = ...)"
                     )
                 optimiser.zero_grad(set_to_none=True)
@@ -69,11 +98,31 @@ def fit(
                 for key, value in {"loss": loss_value, **logs}.items():
                     totals[key] = totals.get(key, 0.0) + value
                 batches += 1
+                step += 1
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.3f}")
+                if step in checkpoints:
+                    score = float(validate(method))
+                    method.train()
+                    validations.append({"step": step, "map": score})
+                    if score > best_score:
+                        best_score, best_step, since_best = score, step, 0
+                        best_state = {k: v.detach().clone() for k, v in method.state_dict().items()}
+                    else:
+                        since_best += 1
+                        stopped_early = budget.patience is not None and since_best >= budget.patience
+                if step >= total or stopped_early:
+                    break
             history.append({key: value / max(batches, 1) for key, value in totals.items()})
-    return TrainStats(seconds=time.perf_counter() - start, epochs=config.epochs, final_loss=loss_value,
-                      history=history)
+            epoch += 1
+    if best_state is not None:
+        method.load_state_dict(best_state)
+    return TrainStats(
+        seconds=time.perf_counter() - start, steps=step, budget_steps=total, epochs=step / steps_per_epoch,
+        final_loss=loss_value, history=history, best_step=best_step,
+        best_validation=best_score if best_state is not None else None, validations=validations,
+        stopped_early=stopped_early,
+    )
 
 
 @dataclass
@@ -101,19 +150,25 @@ def evaluate(
     sampler: FrameSampler | None = None,
     horizons: Sequence[int] | np.ndarray | None = None,
     desc: str | None = None,
+    rows: np.ndarray | None = None,
 ) -> Evaluation:
     """Run ``method`` over every video of ``bank`` with a fresh meter; no gradients.
 
     The defaults evaluate the method as it is (``method(batch)`` on its evaluation
     sampler). Online evaluation changes the call (``forward``, e.g. a budget hook), the
     frames (``sampler``) or how much of each video has arrived (``horizons``, see
-    ``FeatureBank.batches``); the metering and the cost are the same either way.
+    ``FeatureBank.batches``); the metering and the cost are the same either way. ``rows``
+    evaluates only those videos of the bank (model selection on the validation rows of
+    the training bank); the results are then in the order of ``rows``.
     """
     method.eval()
     forward = forward or method
     sampler = sampler or method.sampler(train=False)
     meter = bank.new_meter()
-    n, c = bank.num_videos, bank.num_classes
+    rows = np.arange(bank.num_videos) if rows is None else np.asarray(rows, dtype=np.int64)
+    position = np.full(bank.num_videos, -1, dtype=np.int64)
+    position[rows] = np.arange(len(rows))
+    n, c = len(rows), bank.num_classes
     scores = np.zeros((n, c), dtype=np.float32)
     counts: dict[str, np.ndarray] = {}
     diagnostics: dict[str, list] = {}
@@ -121,18 +176,18 @@ def evaluate(
         torch.cuda.synchronize(bank.device)
     start = time.perf_counter()
     with progress_bar(total=n, desc=desc or f"eval {method.name}", unit="video", enable=show_progress) as bar:
-        for batch in bank.batches(batch_size, sampler, meter=meter, horizons=horizons):
+        for batch in bank.batches(batch_size, sampler, meter=meter, horizons=horizons, rows=rows):
             output = forward(batch)
-            rows = batch.index.cpu().numpy()
-            scores[rows] = output.scores.float().cpu().numpy()
+            at = position[batch.index.cpu().numpy()]
+            scores[at] = output.scores.float().cpu().numpy()
             for name, runs in output.step_counts.items():
-                counts.setdefault(name, np.zeros(n, dtype=np.int64))[rows] = runs.cpu().numpy()
+                counts.setdefault(name, np.zeros(n, dtype=np.int64))[at] = runs.cpu().numpy()
             lengths = batch.lengths.cpu().numpy()
             grid = batch.mask.shape[1]
             for name, values in output.diagnostics.items():
                 store = diagnostics.setdefault(name, [None] * n)
                 per_grid_step = values.dim() >= 2 and values.shape[1] == grid
-                for row, length, value in zip(rows.tolist(), lengths.tolist(), values.cpu().numpy()):
+                for row, length, value in zip(at.tolist(), lengths.tolist(), values.cpu().numpy()):
                     # Diagnostics laid out on the frame grid are cut to the video's length
                     # (the rest is padding); others (e.g. a list of glimpses) are kept whole.
                     store[row] = value[:length] if per_grid_step else value
@@ -141,11 +196,11 @@ def evaluate(
         torch.cuda.synchronize(bank.device)
     seconds = time.perf_counter() - start
     return Evaluation(
-        video_ids=list(bank.video_ids),
+        video_ids=[bank.video_ids[i] for i in rows.tolist()],
         scores=scores,
-        labels=bank.labels.cpu().numpy().astype(np.uint8),
-        frames_read={s: meter.frames_read(s).cpu().numpy() for s in bank.streams},
-        frames_seen=meter.horizon().cpu().numpy(),
+        labels=bank.labels.cpu().numpy().astype(np.uint8)[rows],
+        frames_read={s: meter.frames_read(s).cpu().numpy()[rows] for s in bank.streams},
+        frames_seen=meter.horizon().cpu().numpy()[rows],
         step_counts=counts,
         seconds=seconds,
         diagnostics=diagnostics,

@@ -128,8 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fine-backbone", help="NAME@RES that produced the fine features (default resnet101@224)")
     p.set_defaults(func=_cmd_ingest)
 
-    p = sub.add_parser("synth", help="generate a synthetic store (tiny: tests, default: main job, paper: GPU)")
-    p.add_argument("--preset", default="default", choices=["tiny", "default", "paper"])
+    from datasets.synthetic import PRESETS
+
+    p = sub.add_parser("synth", help="generate a synthetic store (tiny: tests, default: main job, small: a user's "
+                                     "small dataset, paper: GPU)")
+    p.add_argument("--preset", default="default", choices=list(PRESETS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--num-videos", type=int, help="override the preset's number of videos")

@@ -100,6 +100,15 @@ PRESETS: dict[str, SynthConfig] = {
         latent_dim=16, coarse_dim=16, fine_dim=32,
     ),
     "default": SynthConfig(num_classes=40, num_videos=3000, mean_frames=60, std_frames=20, min_frames=20, max_frames=150),
+    # A user's small dataset (issue 12): 16 classes, 320 training and 200 test videos of 20 to
+    # 60 frames, 1280-d coarse and 2048-d fine features, each video's evidence in one short
+    # burst that the coarse stream also shows (action classes, no confusable pairs). Budgets in
+    # epochs leave it untrainable; the step floor of benchmark/budget.py does not.
+    "small": SynthConfig(
+        num_classes=16, num_videos=520, train_fraction=320 / 520, mean_frames=40, std_frames=12, min_frames=20,
+        max_frames=60, coarse_dim=1280, fine_dim=2048, static_class_fraction=0.0, confusable_fraction=0.0,
+        action_burst=4.0,
+    ),
     "paper": SynthConfig(
         num_classes=239, num_videos=16000, train_fraction=0.5, mean_frames=167, std_frames=80, min_frames=20,
         max_frames=600, latent_dim=64, coarse_dim=1280, fine_dim=2048,

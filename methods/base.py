@@ -25,19 +25,34 @@ from torch import nn
 from datasets.bank import Batch
 from datasets.sampling import FrameSampler
 
+#: Training settings that belong to the run's budget (benchmark/budget.py), not to a method.
+BUDGET_SETTINGS = {"epochs": "--epochs", "batch_size": "--batch-size", "steps": "--steps"}
+
+
+#: The optimiser's settings every method may tune (``VideoMethod.search_space``).
+OPTIMISER_SEARCH_SPACE: dict[str, tuple[Any, ...]] = {"train.lr": (3e-4, 1e-3, 3e-3), "train.weight_decay": (0.0, 1e-4)}
+#: What the built-in methods search: the optimiser and their dropout (each has one), 18 settings.
+STANDARD_SEARCH_SPACE: dict[str, tuple[Any, ...]] = {**OPTIMISER_SEARCH_SPACE, "dropout": (0.0, 0.2, 0.5)}
+
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How the harness trains a method (Adam, like the paper)."""
+    """How the harness optimises a method (Adam, like the paper).
 
-    epochs: int = 20
-    batch_size: int = 64
+    How long it trains, and on batches of which size, is the run's budget, the same for
+    every method (benchmark/budget.py); a method only sets its optimiser's settings."""
+
     lr: float = 1e-3
     weight_decay: float = 0.0
     grad_clip: float | None = 5.0  # max gradient norm; None: no clipping
     eval_batch_size: int = 256
 
     def updated(self, overrides: dict[str, Any], *, where: str) -> TrainConfig:
+        budget = sorted(set(overrides) & set(BUDGET_SETTINGS))
+        if budget:
+            flags = ", ".join(BUDGET_SETTINGS[k] for k in budget)
+            raise ValueError(f"{where}: {budget} is the run's training budget, the same for every method; "
+                             f"remove it there and pass {flags} to the command instead")
         known = {f.name for f in fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -99,6 +114,11 @@ class VideoMethod(nn.Module, ABC):
     #: hyper-parameter overrides, plus training overrides under "train". Applied before
     #: the config file, so a user's file always wins.
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: What ``python -m benchmark tune`` may change: setting -> candidate values. Keys are
+    #: ``Hparams`` fields or ``train.<TrainConfig field>``; every built-in method searches
+    #: the same number of settings, so each gets the same tuning effort. Keep cost knobs
+    #: (a usage target, a per-frame penalty) out: tuning selects on validation mAP alone.
+    search_space: ClassVar[dict[str, tuple[Any, ...]]] = OPTIMISER_SEARCH_SPACE
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams: Any) -> None:
         super().__init__()

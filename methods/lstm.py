@@ -17,7 +17,7 @@ from torch import nn
 
 from datasets.bank import Batch
 from datasets.sampling import FrameSampler, UniformFrames
-from methods.base import MethodOutput, StepModule, TrainConfig, VideoMethod
+from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
 from methods.losses import soft_cross_entropy
 from methods.recurrent import fused_lstm
 from methods.registry import register_method
@@ -35,11 +35,12 @@ class LSTM(VideoMethod):
         hidden: int = 256
         dropout: float = 0.5
 
-    train_defaults = TrainConfig(epochs=30, batch_size=64, lr=1e-3, weight_decay=1e-4)
+    train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
+    search_space = STANDARD_SEARCH_SPACE
     # The paper's FCVID setting uses a 2048-unit LSTM on 2048-d features (it reports 196.0
     # GFLOPs, i.e. ~0.5 GMACs of LSTM on top of 195.5); the synthetic default has 512-d
     # features and must train on 2 CPU cores in minutes, so its LSTM is smaller.
-    presets = {"paper": {"hidden": 2048, "train": {"batch_size": 256, "lr": 1e-4}}}
+    presets = {"paper": {"hidden": 2048, "train": {"lr": 1e-4}}}
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
         super().__init__(num_classes, dims, **hparams)

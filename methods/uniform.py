@@ -16,7 +16,7 @@ from torch import nn
 
 from datasets.bank import Batch
 from datasets.sampling import FrameSampler, UniformFrames
-from methods.base import MethodOutput, StepModule, TrainConfig, VideoMethod
+from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
 from methods.losses import soft_cross_entropy
 from methods.registry import register_method
 
@@ -40,7 +40,8 @@ class Uniform(VideoMethod):
         hidden: int = 0
         dropout: float = 0.5
 
-    train_defaults = TrainConfig(epochs=30, batch_size=64, lr=1e-3, weight_decay=1e-4)
+    train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
+    search_space = STANDARD_SEARCH_SPACE
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
         super().__init__(num_classes, dims, **hparams)

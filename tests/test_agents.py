@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from benchmark.budget import Budget
 from benchmark.training import evaluate, fit, seed_everything
 from datasets.bank import FeatureBank
 from methods import TrainConfig, resolve_method
@@ -29,7 +30,7 @@ def trained(request, banks):
     train, _ = banks
     seed_everything(0)
     method = make(request.param, train, hidden=32, **{BUDGET[request.param]: 5})
-    fit(method, train, TrainConfig(epochs=3, batch_size=32), seed=0, show_progress=False)
+    fit(method, train, TrainConfig(), Budget(steps=9, batch_size=32), seed=0, show_progress=False)
     return method
 
 
@@ -78,7 +79,7 @@ def test_a_seed_determines_training(banks):
     for _ in range(2):
         seed_everything(5)
         method = make("fastforward", train, hidden=16)
-        fit(method, train, TrainConfig(epochs=1, batch_size=32), seed=5, show_progress=False)
+        fit(method, train, TrainConfig(), Budget(steps=3, batch_size=32), seed=5, show_progress=False)
         runs.append(evaluate(method, test, 32, show_progress=False).scores)
     assert (runs[0] == runs[1]).all()
 

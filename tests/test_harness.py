@@ -27,7 +27,7 @@ def data_cache(tmp_path_factory, monkeypatch):
 
 
 def run(tmp_path: Path, *extra: str, name: str = "t") -> int:
-    return main(["-q", "run", "--dataset", "tiny", "--epochs", "1", "--results-dir", str(tmp_path),
+    return main(["-q", "run", "--dataset", "tiny", "--steps", "2", "--seeds", "0", "--results-dir", str(tmp_path),
                  "--name", name, *extra])
 
 
@@ -48,7 +48,7 @@ def test_run_writes_the_table_and_everything_behind_it(tmp_path, capsys):
     assert "\\toprule" in (out / "table.tex").read_text()
     assert (out / "table.csv").read_text().startswith("method,display_name,online,seeds,map_mean")
 
-    record = json.loads((out / "metrics.json").read_text())
+    record = json.loads((out / "metrics.json").read_text())["per_seed"]
     for method in ("uniform", "lstm"):
         m = record[method]["0"]
         for key in ("map", "map_interpolated", "top1", "gflops", "frames_read", "params", "train_seconds",
@@ -62,11 +62,13 @@ def test_run_writes_the_table_and_everything_behind_it(tmp_path, capsys):
         assert len(saved["video_ids"]) == m["num_eval_videos"] == 64
 
     prov = json.loads((out / "provenance.json").read_text())
-    assert prov["seeds"] == [0] and prov["config"]["epochs"] == 1
+    assert prov["seeds"] == [0] and prov["config"]["budget"]["steps"] == 2 and prov["budget"]["total_steps"] == 2
+    assert len(prov["validation"]["video_ids"]) == prov["validation"]["num_videos"] > 0
+    assert prov["device"]["cpu"] and prov["device"]["cpu_isa"] and "deterministic" in prov["device"]
     assert prov["versions"]["torch"] and "commit" in prov["git"]
     assert prov["device"]["device"] == "cpu"
     assert prov["dataset"]["provenance"]["preset"] == "tiny"
-    assert prov["methods"]["lstm"]["train"]["epochs"] == 1
+    assert record["lstm"]["0"]["train_steps"] == 2 and record["lstm"]["0"]["selection"]["best_step"] in (1, 2)
     computed = record["lstm"]["0"]["computed"]
     assert computed["device"]["device"] == "cpu" and computed["versions"]["ptflops"] and computed["at"]
 
@@ -102,19 +104,20 @@ def test_rerun_resumes_and_force_recomputes(tmp_path):
 
 def test_changed_settings_are_not_mixed_with_old_results(tmp_path, capsys):
     assert run(tmp_path) == 0
-    assert main(["-q", "run", "--dataset", "tiny", "--epochs", "2", "--results-dir", str(tmp_path),
+    assert main(["-q", "run", "--dataset", "tiny", "--steps", "3", "--seeds", "0", "--results-dir", str(tmp_path),
                  "--name", "t"]) == 2
     assert "different configuration" in capsys.readouterr().err
 
 
 def test_config_file_sets_hyper_parameters(tmp_path, capsys):
     config = tmp_path / "methods.json"
-    config.write_text(json.dumps({"lstm": {"hidden": 16, "train": {"batch_size": 32}}}))
+    config.write_text(json.dumps({"lstm": {"hidden": 16, "train": {"lr": 0.01}}}))
     assert run(tmp_path, "--methods", "lstm", "--config", str(config)) == 0
-    m = json.loads((tmp_path / "t" / "metrics.json").read_text())["lstm"]["0"]
-    assert m["hparams"]["hidden"] == 16 and m["train"]["batch_size"] == 32 and m["train"]["epochs"] == 1
+    m = json.loads((tmp_path / "t" / "metrics.json").read_text())["per_seed"]["lstm"]["0"]
+    assert m["hparams"]["hidden"] == 16 and m["train"]["lr"] == 0.01 and m["train_steps"] == 2
     for bad, message in [({"lstm": {"hiden": 3}}, "bad hyper-parameters"),
                          ({"lstm": {"train": {"epoch": 3}}}, "unknown training setting"),
+                         ({"lstm": {"train": {"epochs": 3}}}, "the run's training budget"),
                          ({"lstmm": {}}, "unknown method")]:
         config.write_text(json.dumps(bad))
         assert run(tmp_path, "--methods", "lstm", "--config", str(config), name="bad") == 2
@@ -136,7 +139,7 @@ def test_plugin_method_gets_a_row(tmp_path):
     assert run(tmp_path, "--methods", "uniform", EXAMPLE) == 0
     table = (tmp_path / "t" / "table.md").read_text()
     assert "| coarse_mean" in table
-    m = json.loads((tmp_path / "t" / "metrics.json").read_text())["coarse_mean"]["0"]
+    m = json.loads((tmp_path / "t" / "metrics.json").read_text())["per_seed"]["coarse_mean"]["0"]
     assert m["frames_read"] == {"coarse": m["frames_read"]["coarse"]} and m["gflops"]["mean"] < 5
 
 
@@ -158,7 +161,8 @@ def test_cli_in_a_subprocess(tmp_path):
     lines = listing.stdout.splitlines()
     assert lines[0].startswith("uniform") and "offline" in lines[0] and lines[1].startswith("lstm")
     done = subprocess.run(
-        [sys.executable, "-m", "benchmark", "run", "--dataset", "tiny", "--epochs", "1", "--methods", "uniform",
+        [sys.executable, "-m", "benchmark", "run", "--dataset", "tiny", "--steps", "2", "--seeds", "0", "--methods",
+         "uniform",
          "--results-dir", str(tmp_path / "results")],
         cwd=REPO, capture_output=True, text=True, env=env,
     )
@@ -170,13 +174,14 @@ def test_cli_in_a_subprocess(tmp_path):
 @pytest.mark.parametrize("kind, rows", [("sync", ["w/o sync", "LiteEval (sync)"]),
                                         ("units", ["64 coarse units", "512 coarse units"])])
 def test_ablation_tables(tmp_path, kind, rows):
-    assert main(["-q", "ablate", kind, "--dataset", "tiny", "--epochs", "1", "--results-dir", str(tmp_path)]) == 0
+    assert main(["-q", "ablate", kind, "--dataset", "tiny", "--steps", "2", "--seeds", "0",
+                 "--results-dir", str(tmp_path)]) == 0
     out = tmp_path / f"tiny-ablate-{kind}"
     table = (out / "table.md").read_text()
     for row in rows:
         assert f"| {row}" in table
     assert table.index(rows[0]) < table.index(rows[-1])
-    record = json.loads((out / "metrics.json").read_text())
+    record = json.loads((out / "metrics.json").read_text())["per_seed"]
     hparams = {name: pairs["0"]["hparams"] for name, pairs in record.items()}
     if kind == "sync":
         assert hparams["liteeval-nosync"]["sync"] is False and hparams["liteeval-sync"]["sync"] is True
@@ -194,13 +199,13 @@ def test_paper_presets_apply_by_dataset_name_and_the_config_file_wins(tmp_path):
     le = fcvid["liteeval"].full_hparams()
     assert (le["coarse_hidden"], le["fine_hidden"], le["coarse_embed"]) == (512, 2048, 512)
     assert (le["lam"], le["gamma"]) == (2.0, 0.05)
-    assert (fcvid["liteeval"].train.batch_size, fcvid["liteeval"].train.lr) == (256, 1e-4)
+    assert fcvid["liteeval"].train.lr == 1e-4
     anet = plan_methods(cfg, "activitynet")[0]
     assert (anet.full_hparams()["coarse_hidden"], anet.full_hparams()["fine_hidden"]) == (64, 512)
-    assert (anet.train.batch_size, anet.train.lr) == (128, 1e-4)
+    assert anet.train.lr == 1e-4
     assert plan_methods(cfg, "paper")[1].full_hparams()["hidden"] == 2048  # LSTM on FCVID's shapes
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"liteeval": {"gamma": 0.1, "train": {"lr": 5e-4}}}))
     mine = plan_methods(RunConfig(methods=["liteeval"], config_file=str(config)), "fcvid")[0]
     assert mine.full_hparams()["gamma"] == 0.1 and mine.full_hparams()["fine_hidden"] == 2048
-    assert mine.train.lr == 5e-4 and mine.train.batch_size == 256
+    assert mine.train.lr == 5e-4

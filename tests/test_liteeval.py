@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from benchmark.budget import Budget
 from benchmark.training import evaluate, fit, seed_everything
 from datasets.bank import FeatureBank
 from methods import TrainConfig, resolve_method
@@ -27,7 +28,7 @@ def trained(banks):
     train, _ = banks
     seed_everything(0)
     method = make("liteeval", train, coarse_hidden=16, fine_hidden=32, gamma=0.2)
-    fit(method, train, TrainConfig(epochs=8, batch_size=32, lr=3e-3), seed=0, show_progress=False)
+    fit(method, train, TrainConfig(lr=3e-3), Budget(steps=24, batch_size=32), seed=0, show_progress=False)
     return method
 
 
@@ -131,7 +132,7 @@ def test_a_seed_determines_the_result(banks, name):
     for _ in range(2):
         seed_everything(3)
         method = make(name, train, coarse_hidden=8, fine_hidden=16)
-        fit(method, train, TrainConfig(epochs=2, batch_size=32), seed=3, show_progress=False)
+        fit(method, train, TrainConfig(), Budget(steps=6, batch_size=32), seed=3, show_progress=False)
         results.append(evaluate(method, test, 64, show_progress=False))
     assert (results[0].scores == results[1].scores).all()
     assert (results[0].frames_read["fine"] == results[1].frames_read["fine"]).all()

@@ -14,6 +14,7 @@ from torch import nn
 
 from benchmark import online as online_module
 from benchmark.__main__ import main
+from benchmark.budget import Budget
 from benchmark.config import RunConfig
 from benchmark.online import OnlineOptions, evaluate_online
 from benchmark.plots import FIGURES, plot_all
@@ -185,7 +186,7 @@ def trained(tiny_store, tmp_path_factory) -> RunConfig:
     """A small saved main-job result: Uniform, LiteEval and a plug-in online method, one epoch."""
     root = tmp_path_factory.mktemp("online-results")
     cfg = RunConfig(dataset=str(tiny_store), methods=["uniform", "liteeval", "tests.test_online:RunningMean"],
-                    epochs=1, results_root=str(root), show_progress=False)
+                    seeds=[0], budget=Budget(steps=2), results_root=str(root), show_progress=False)
     Runner(cfg).run()
     return cfg
 
@@ -218,7 +219,7 @@ def test_uniform_k_uses_where_liteeval_k_stopped_on_each_video(trained, monkeypa
 
 def test_online_and_plot_commands_on_a_saved_result(trained, tmp_path, capsys):
     shutil.copytree(Path(trained.results_root) / "tiny", tmp_path / "tiny")
-    args = ["--dataset", trained.dataset, "--methods", *trained.methods, "--epochs", "1",
+    args = ["--dataset", trained.dataset, "--methods", *trained.methods, "--steps", "2", "--seeds", "0",
             "--results-dir", str(tmp_path)]
     assert main(["-q", "online", *args, "--max-k", "2"]) == 0
     out = tmp_path / "tiny"

@@ -17,7 +17,7 @@ from benchmark.parallel import default_jobs, schedule
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = "docs/examples/coarse_mean.py:CoarseMean"  # a plug-in loaded from a file: workers must re-load it
-ARGS = ["--dataset", "tiny", "--epochs", "2", "--seeds", "0", "1", "--methods", "lstm", "liteeval", "fastforward",
+ARGS = ["--dataset", "tiny", "--steps", "4", "--seeds", "0", "1", "--methods", "lstm", "liteeval", "fastforward",
         PLUGIN]
 PAIRS = [(m, s) for m in ("lstm", "liteeval", "fastforward", "coarse_mean") for s in (0, 1)]
 
@@ -81,7 +81,8 @@ def test_torchrun_ranks_share_the_pairs_and_rank_0_writes_the_table(serial, tmp_
 
 
 def test_a_rerun_with_jobs_resumes_and_computes_nothing(tmp_path, monkeypatch):
-    args = ["-q", "run", "--dataset", "tiny", "--epochs", "1", "--methods", "uniform", "--results-dir", str(tmp_path)]
+    args = ["-q", "run", "--dataset", "tiny", "--steps", "2", "--seeds", "0", "--methods", "uniform",
+            "--results-dir", str(tmp_path)]
     assert main(args) == 0
     calls = []
     monkeypatch.setattr("benchmark.parallel.run_in_processes", lambda *a: calls.append(a))

@@ -28,7 +28,7 @@ class CoarseMean(VideoMethod):
     class Hparams:  # every key a config file may set; unknown keys are errors
         dropout: float = 0.2
 
-    train_defaults = TrainConfig(epochs=30, batch_size=64, lr=1e-3)
+    train_defaults = TrainConfig(lr=1e-3)  # how long it trains is the run's budget, the same for all
 
     def __init__(self, num_classes, dims, **hparams):
         super().__init__(num_classes, dims, **hparams)

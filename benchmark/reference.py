@@ -1,0 +1,84 @@
+"""Compare a run with the results that were in its folder before (the committed reference).
+
+Floating-point results are bit-identical on the same kind of machine and differ elsewhere
+(other CPU kernels round differently), so a run never silently reuses results computed on
+another machine (``Runner.is_done``), and never silently diverges from them either: before
+it replaces them, their summary is kept as ``reference.json``; afterwards each method's
+seed-mean mAP and GFLOPs are compared with it, and a difference is called *within the
+reference's spread* when it is at most ``SPREAD_FACTOR`` standard deviations of the
+reference's seeds (a single-seed reference has no spread: only an identical number is within).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from datasets.atomic import atomic_write_json
+
+SPREAD_FACTOR = 2.0
+QUANTITIES = {"map": "mAP (%)", "gflops": "GFLOPs/video"}
+
+
+def computed_elsewhere(pair_dir: Path, platform: dict[str, Any]) -> bool:
+    """Whether ``pair_dir`` holds a finished result computed on another kind of machine."""
+    path = pair_dir / "metrics.json"
+    if not path.is_file():
+        return False
+    return json.loads(path.read_text()).get("computed", {}).get("platform") != platform
+
+
+def load(out: Path) -> dict[str, Any] | None:
+    """The reference of ``out``: a kept ``reference.json``, else the summary in its current
+    ``metrics.json`` (None when there is neither, or the summary predates this format)."""
+    kept = out / "reference.json"
+    if kept.is_file():
+        return json.loads(kept.read_text())
+    current = out / "metrics.json"
+    if not current.is_file():
+        return None
+    data = json.loads(current.read_text())
+    if "summary" not in data:
+        return None
+    platforms = {json.dumps(r.get("computed", {}).get("platform"), sort_keys=True)
+                 for seeds in data["per_seed"].values() for r in seeds.values()}
+    return {"summary": data["summary"], "platforms": [json.loads(p) for p in sorted(platforms)],
+            "source": f"{current} as it was before this run"}
+
+
+def keep(out: Path, earlier: dict[str, Any]) -> None:
+    """Save the reference once; a resumed run then compares with the same one."""
+    if not (out / "reference.json").is_file():
+        atomic_write_json(out / "reference.json", earlier)
+
+
+def compare(earlier: dict[str, Any], summary: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per method in both: reference and new means, their difference, and whether it lies
+    within the reference's seed spread."""
+    rows = []
+    for name, new in summary.items():
+        old = earlier["summary"].get(name)
+        if old is None:
+            continue
+        for key, label in QUANTITIES.items():
+            ref_mean, ref_std, new_mean = old[key]["mean"], old[key]["std"], new[key]["mean"]
+            diff = new_mean - ref_mean
+            band = SPREAD_FACTOR * ref_std if ref_std is not None and not math.isnan(ref_std) else 0.0
+            rows.append({"method": name, "quantity": label, "reference": ref_mean, "reference_std": ref_std,
+                         "reference_seeds": old["seeds"], "new": new_mean, "difference": diff,
+                         "within_spread": abs(diff) <= band + 1e-9, "band": band})
+    return {"rule": f"|new - reference| <= {SPREAD_FACTOR:g} x the reference's std over seeds",
+            "reference_source": earlier.get("source"), "reference_platforms": earlier.get("platforms"),
+            "rows": rows}
+
+
+def describe(check: dict[str, Any]) -> str:
+    """The comparison as lines to print."""
+    lines = [f"Compared with the results that were here ({check['rule']}):"]
+    for row in check["rows"]:
+        verdict = "within the reference's spread" if row["within_spread"] else "OUTSIDE the reference's spread"
+        lines.append(f"  {row['method']:<14} {row['quantity']:<13} {row['new']:8.2f} vs {row['reference']:8.2f} "
+                     f"(difference {row['difference']:+.2f}, band ±{row['band']:.2f}): {verdict}")
+    return "\n".join(lines)

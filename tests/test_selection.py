@@ -1,0 +1,242 @@
+"""A fair table: held-out selection, one budget for all, seeds with intervals, tuning, reference checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import average_precision_score
+
+from benchmark import bootstrap, metrics
+from benchmark.__main__ import main
+from benchmark.budget import Budget
+from benchmark.config import RunConfig
+from benchmark.runner import Runner
+from benchmark.splits import carve_validation
+from benchmark.training import fit
+from benchmark.tune import search_keys, trial_settings
+from datasets.bank import FeatureBank
+from methods import TrainConfig, available_methods, resolve_method
+
+
+@pytest.fixture(autouse=True)
+def data_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("LITEEVAL_DATA", str(tmp_path_factory.getbasetemp() / "data-cache"))
+
+
+def config(store: Path, root: Path, methods: list[str], **overrides) -> RunConfig:
+    values = {"dataset": str(store), "methods": methods, "seeds": [0], "budget": Budget(steps=6, validations=3),
+              "results_root": str(root), "show_progress": False, **overrides}
+    return RunConfig(**values)
+
+
+# ---------------------------------------------------------------------------- the validation split
+def test_the_validation_split_is_deterministic_stratified_and_disjoint(tiny_store, tmp_path):
+    labels = np.eye(5, dtype=np.uint8)[np.arange(100) % 5]
+    a, b = carve_validation(labels), carve_validation(labels)
+    assert np.array_equal(a.val_rows, b.val_rows) and np.array_equal(a.train_rows, b.train_rows)
+    assert not set(a.val_rows) & set(a.train_rows) and len(a.val_rows) + len(a.train_rows) == 100
+    assert len(a.val_rows) == 15 and np.bincount(labels[a.val_rows].argmax(1)).tolist() == [3] * 5  # stratified
+    assert not np.array_equal(carve_validation(labels, seed=1).val_rows, a.val_rows)
+    # A class with one video cannot be stratified: it stays in training.
+    lonely = np.vstack([np.pad(labels, ((0, 0), (0, 1))), np.eye(6, dtype=np.uint8)[[5]]])
+    assert 100 in carve_validation(lonely).train_rows
+
+    runner = Runner(config(tiny_store, tmp_path, ["uniform"]))
+    val_ids = set(runner.held_out.val_ids(runner.train_ids))
+    store = runner.store
+    eval_ids = set(store.header.video_ids[store.split_rows(runner.eval_split)].tolist())
+    train_ids = {runner.train_ids[i] for i in runner.held_out.train_rows}
+    assert val_ids and not val_ids & eval_ids and not val_ids & train_ids
+    assert val_ids | train_ids == set(runner.train_ids)
+    for bad in (0.0, 1.0):
+        with pytest.raises(ValueError, match="val-fraction"):
+            carve_validation(labels, bad)
+
+
+def test_selection_never_reads_the_evaluation_split(tiny_store, tmp_path, monkeypatch):
+    """Poison the evaluation split's labels and features: the selected model is the same."""
+    cfg = config(tiny_store, tmp_path, ["liteeval"], budget=Budget(steps=9, validations=3))
+    clean = Runner(cfg)
+    method, stats = clean.train_pair(clean.plans[0], 0)
+
+    poisoned = Runner(cfg)
+    bank = poisoned.bank(poisoned.eval_split)
+    bank.labels = torch.roll(bank.labels, 1, dims=1)
+    for stream in bank.features:
+        bank.features[stream] = torch.randn_like(bank.features[stream]) * 100
+    read = []
+    real = FeatureBank.batches
+
+    def spy(self, *args, **kwargs):
+        read.append(self.split)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(FeatureBank, "batches", spy)
+    again, stats_again = poisoned.train_pair(poisoned.plans[0], 0)
+    assert set(read) == {poisoned.train_split}
+    assert stats_again.validations == stats.validations and stats.best_step is not None
+    for name, tensor in method.state_dict().items():
+        assert torch.equal(tensor, again.state_dict()[name]), name
+
+
+def test_the_best_validation_checkpoint_is_kept_and_patience_stops(tiny_store):
+    bank = FeatureBank(tiny_store, "train", device="cpu", show_progress=False)
+    cls = resolve_method("uniform")
+    states, scores = [], iter([0.2, 0.6, 0.4, 0.3, 0.1, 0.9])
+
+    def validate(method):
+        states.append({k: v.clone() for k, v in method.state_dict().items()})
+        return next(scores)
+
+    method = cls(bank.num_classes, {"fine": bank.dim("fine")})
+    stats = fit(method, bank, TrainConfig(), Budget(steps=12, validations=6, patience=3, batch_size=32), seed=0,
+                validate=validate, show_progress=False)
+    assert [v["step"] for v in stats.validations] == [2, 4, 6, 8, 10]  # stopped: 3 validations without gain
+    assert stats.stopped_early and stats.steps == 10 and stats.best_step == 4 and stats.best_validation == 0.6
+    for name, tensor in method.state_dict().items():
+        assert torch.equal(tensor, states[1][name])
+
+
+# ---------------------------------------------------------------------------- one budget
+def test_the_budget_rule_gives_every_method_the_same_steps(tiny_store, tmp_path):
+    budget = Budget()
+    assert budget.total_steps(272) == budget.min_steps  # a small dataset gets the floor
+    assert budget.total_steps(64_000) == 30_000  # a large one 30 passes
+    assert Budget(steps=7).total_steps(10**6) == 7
+    cfg = config(tiny_store, tmp_path, list(available_methods()), budget=Budget(epochs=2, min_steps=5, patience=None))
+    Runner(cfg).run()
+    per_seed = json.loads((tmp_path / "tiny" / "metrics.json").read_text())["per_seed"]
+    steps = {name: seeds["0"]["train_steps"] for name, seeds in per_seed.items()}
+    assert set(steps) == set(available_methods()) and set(steps.values()) == {5}
+    assert {seeds["0"]["budget_steps"] for seeds in per_seed.values()} == {5}
+    with pytest.raises(ValueError, match="--min-steps 0"):
+        Budget(min_steps=0)
+
+
+# ---------------------------------------------------------------------------- uncertainty
+def test_average_precision_is_scikit_learns_with_ties():
+    rng = np.random.default_rng(0)
+    scores = np.round(rng.random((3, 40, 5)), 1)  # many ties
+    labels = rng.random((40, 5)) < 0.3
+    labels[:, 4] = False  # a class without positives: NaN, left out of the mean
+    ours = bootstrap.average_precision(scores, labels)
+    for s in range(3):
+        for c in range(4):
+            assert ours[s, c] == pytest.approx(average_precision_score(labels[:, c], scores[s, :, c]), abs=1e-6)
+        assert np.isnan(ours[s, 4])
+        assert bootstrap.mean_ap(scores, labels)[s] == pytest.approx(metrics.score(scores[s], labels).map, abs=1e-6)
+
+
+def test_the_bootstrap_interval_matches_a_brute_force_loop():
+    rng = np.random.default_rng(1)
+    n, c = 30, 4
+    labels = np.eye(c, dtype=bool)[rng.integers(0, c, n)]
+    method = rng.random((2, n, c)) + 0.6 * labels
+    reference = rng.random((3, n, c)) + 0.3 * labels
+    indices = bootstrap.resample_indices(n, resamples=200, seed=3)
+    fast = bootstrap.paired_difference(method, reference, labels, bootstrap.resample_counts(indices, n))
+    draws = []
+    for rows in indices:
+        a = np.mean([metrics.score(m[rows], labels[rows]).map for m in method])
+        b = np.mean([metrics.score(r[rows], labels[rows]).map for r in reference])
+        draws.append(a - b)
+    low, high = np.percentile(draws, [2.5, 97.5])
+    full = np.mean([metrics.score(m, labels).map for m in method]) - np.mean(
+        [metrics.score(r, labels).map for r in reference])
+    assert fast.estimate == pytest.approx(full, abs=1e-6)
+    assert (fast.low, fast.high) == pytest.approx((low, high), abs=1e-5)
+    assert fast.low < fast.estimate < fast.high and fast.resamples == 200
+
+
+def test_the_table_shows_seeds_and_the_difference_to_uniform(tiny_store, tmp_path):
+    cfg = config(tiny_store, tmp_path, ["uniform", "lstm"], seeds=[0, 1])
+    texts = Runner(cfg).run()
+    assert "Δ mAP vs Uniform [95% CI]" in texts["table.md"] and "(baseline)" in texts["table.md"]
+    assert "mean ± std over 2 seeds" in texts["table.md"] and "validation" in texts["table.md"]
+    summary = json.loads((tmp_path / "tiny" / "metrics.json").read_text())["summary"]
+    delta = summary["lstm"]["delta_map_vs_uniform"]
+    assert delta["ci_low"] <= delta["estimate"] <= delta["ci_high"] and delta["resamples"] == bootstrap.RESAMPLES
+    assert summary["lstm"]["map"]["std"] is not None and "delta_map_vs_uniform" not in summary["uniform"]
+
+
+# ---------------------------------------------------------------------------- tuning
+def test_every_method_declares_a_valid_search_space_of_the_same_size():
+    sizes = set()
+    for name, cls in available_methods().items():
+        kinds = search_keys(cls)
+        assert kinds, name
+        sizes.add(int(np.prod([len(v) for v in cls.search_space.values()])))
+    assert len(sizes) == 1  # the same tuning effort for every built-in method
+
+
+def test_tune_writes_a_config_that_run_accepts(tiny_store, tmp_path, capsys, monkeypatch):
+    loaded = []
+    real = FeatureBank.__init__
+
+    def spy(self, store, split, **kwargs):
+        loaded.append(split)
+        real(self, store, split, **kwargs)
+
+    monkeypatch.setattr(FeatureBank, "__init__", spy)
+    common = ["--dataset", str(tiny_store), "--steps", "3", "--validations", "2", "--jobs", "1",
+              "--results-dir", str(tmp_path)]
+    assert main(["-q", "tune", "--methods", "uniform", "liteeval", "--trials", "2", *common]) == 0
+    assert set(loaded) == {"train"}  # tuning never loads the evaluation split
+    out = tmp_path / "tiny-tune"
+    tuned = json.loads((out / "tuned.json").read_text())
+    assert set(tuned) == {"uniform", "liteeval"} and "lr" in tuned["liteeval"]["train"]
+    record = json.loads((out / "tune.json").read_text())
+    assert len(record["trials"]) == 4 and {t["trial"] for t in record["trials"]} == {0, 1}
+    assert "tuned.json" in capsys.readouterr().out
+    assert main(["-q", "run", "--methods", "uniform", "liteeval", "--seeds", "0", "--config", str(out / "tuned.json"),
+                 *common]) == 0
+    per_seed = json.loads((tmp_path / "tiny" / "metrics.json").read_text())["per_seed"]
+    assert per_seed["liteeval"]["0"]["train"]["lr"] == tuned["liteeval"]["train"]["lr"]
+
+
+def test_trials_start_from_the_current_setting_and_do_not_repeat():
+    from benchmark.runner import plan_methods
+
+    (plan,) = plan_methods(RunConfig(methods=["lstm"]), "default")
+    settings = trial_settings(plan, 5, tune_seed=0)
+    assert settings[0] == {"train.lr": plan.train.lr, "train.weight_decay": plan.train.weight_decay,
+                           "dropout": plan.full_hparams()["dropout"]}
+    assert len({json.dumps(s, sort_keys=True) for s in settings}) == 5
+    assert trial_settings(plan, 5, tune_seed=0) == settings
+    with pytest.raises(ValueError, match="only 18 settings"):
+        trial_settings(plan, 19, tune_seed=0)
+
+
+# ---------------------------------------------------------------------------- other machines
+def test_results_from_another_machine_are_recomputed_and_compared(tiny_store, tmp_path, capsys):
+    args = ["-q", "run", "--dataset", str(tiny_store), "--methods", "uniform", "--seeds", "0", "1", "--steps", "3",
+            "--results-dir", str(tmp_path)]
+    assert main(args) == 0
+    out = tmp_path / "tiny"
+    capsys.readouterr()
+    assert main(args) == 0  # same machine: kept, nothing to compare
+    assert "Compared with" not in capsys.readouterr().out and not (out / "reference.json").exists()
+
+    # Pretend the committed results came from another CPU, with another mean.
+    for path in out.glob("runs/*/seed*/metrics.json"):
+        record = json.loads(path.read_text())
+        record["computed"]["platform"]["cpu"] = "Another CPU"
+        path.write_text(json.dumps(record))
+    summary = json.loads((out / "metrics.json").read_text())
+    summary["summary"]["uniform"]["map"]["mean"] += 50.0
+    for record in summary["per_seed"]["uniform"].values():
+        record["computed"]["platform"]["cpu"] = "Another CPU"
+    (out / "metrics.json").write_text(json.dumps(summary))
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "Compared with the results that were here" in printed and "OUTSIDE the reference's spread" in printed
+    check = json.loads((out / "reference_check.json").read_text())
+    rows = {row["quantity"]: row for row in check["rows"]}
+    assert rows["mAP (%)"]["difference"] == pytest.approx(-50.0) and not rows["mAP (%)"]["within_spread"]
+    assert rows["GFLOPs/video"]["within_spread"]  # recomputed identically on this machine
+    assert check["reference_platforms"][0]["cpu"] == "Another CPU"
+    assert json.loads((out / "reference.json").read_text())["summary"]["uniform"]["map"]["mean"] > 50
