@@ -88,8 +88,8 @@ class _LiteEvalNet(VideoMethod):
     # Defaults are the synthetic default's: small LSTMs, so that the whole comparison trains
     # in minutes on 2 CPU cores (dense training runs the fine LSTM at every frame, and is
     # compute-bound there). The paper's settings are the presets below (its batch of 256:
-    # pass --batch-size 256, the budget being the run's). The optimiser settings and dropout
-    # are the ones `python -m benchmark tune` chose on validation (results/default-tune/).
+    # pass --batch-size 256, the budget being the run's). The `default` preset of each
+    # subclass holds what `python -m benchmark tune` chose on validation.
     @dataclass(frozen=True)
     class Hparams:
         coarse_hidden: int = 64
@@ -311,6 +311,9 @@ class _LiteEvalNet(VideoMethod):
 @register_method("liteeval")
 class LiteEval(_LiteEvalNet):
     summary = "coarse LSTM on every frame, gated fine LSTM (Gumbel-softmax gate), synchronised states"
+    # `default`: the optimiser and dropout that `python -m benchmark tune --trials 4` chose on the default
+    # dataset's validation split (results/default-tune/, tune.md); other datasets start from the class defaults.
+    presets = {**_LiteEvalNet.presets, "default": {"dropout": 0.0, "train": {"lr": 1e-3, "weight_decay": 1e-4}}}
 
     def decision_noise(self, steps: int, batch_size: int, device: torch.device) -> torch.Tensor:
         return gumbel_noise((steps, batch_size, 2), device)
@@ -329,6 +332,9 @@ class LiteEval(_LiteEvalNet):
 @register_method("liteeval_rl")
 class LiteEvalRL(_LiteEvalNet):
     summary = "LiteEval with its gate trained by REINFORCE (Bernoulli decisions, moving-average baseline)"
+    # `default`: the optimiser and dropout that `python -m benchmark tune --trials 4` chose on the default
+    # dataset's validation split (results/default-tune/, tune.md); other datasets start from the class defaults.
+    presets = {**_LiteEvalNet.presets, "default": {"dropout": 0.2, "train": {"lr": 3e-3, "weight_decay": 1e-4}}}
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
         super().__init__(num_classes, dims, **hparams)

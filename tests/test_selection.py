@@ -240,3 +240,14 @@ def test_results_from_another_machine_are_recomputed_and_compared(tiny_store, tm
     assert rows["GFLOPs/video"]["within_spread"]  # recomputed identically on this machine
     assert check["reference_platforms"][0]["cpu"] == "Another CPU"
     assert json.loads((out / "reference.json").read_text())["summary"]["uniform"]["map"]["mean"] > 50
+
+
+def test_the_shipped_default_settings_are_the_recorded_tuning_choice():
+    """The `default` presets were chosen by `benchmark tune` on validation: they must equal its record."""
+    from benchmark.runner import plan_methods
+    from benchmark.tune import as_config, current_setting
+
+    record = Path(__file__).resolve().parents[1] / "results" / "default-tune" / "tuned.json"
+    chosen = json.loads(record.read_text())
+    plans = plan_methods(RunConfig(), "default")
+    assert {p.name: as_config(current_setting(p)) for p in plans} == chosen
