@@ -29,6 +29,8 @@ class CoarseMean(VideoMethod):
         dropout: float = 0.2
 
     train_defaults = TrainConfig(lr=1e-3)  # how long it trains is the run's budget, the same for all
+    # What `python -m benchmark tune` may try: Hparams fields, or "train.<TrainConfig field>".
+    search_space = {"train.lr": (3e-4, 1e-3, 3e-3), "train.weight_decay": (0.0, 1e-4), "dropout": (0.0, 0.2, 0.5)}
 
     def __init__(self, num_classes, dims, **hparams):
         super().__init__(num_classes, dims, **hparams)

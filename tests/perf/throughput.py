@@ -9,10 +9,12 @@ and a script that measures another checkout the same way::
 ``--repo`` goes first on ``sys.path``, so the suite's packages (datasets, methods, benchmark)
 are imported from that checkout: the same measurement code times the code before and after a
 change, on the same machine, in the same run. It only uses the interface every commit since
-the harness landed has had (``resolve_method``, ``FeatureBank``, ``fit``, ``evaluate``).
+the harness landed has had (``resolve_method``, ``FeatureBank``, ``fit``, ``evaluate``), in its
+two forms: epochs in the method's ``TrainConfig`` (before issue 12), or the run's step
+``Budget`` (one epoch = ceil(videos / 64) steps of 64 videos).
 
 What is measured, per method and setting: videos per second of one training epoch (``fit``
-with ``epochs=1``: sampling, forward, loss, backward, clipping, Adam) and of one evaluation
+for one pass: sampling, forward, loss, backward, clipping, Adam) and of one evaluation
 pass (``evaluate``: the metered, conditional inference the table measures), each the best of
 ``rounds`` repetitions after one untimed warm-up pass.
 """
@@ -76,16 +78,28 @@ def build(method: str, hparams: dict[str, Any], banks: Banks):
     cls = resolve_method(method)
     seed_everything(0)
     model = cls(banks.train.num_classes, {s: banks.dims[s] for s in cls.streams}, **hparams).to(banks.device)
-    return model, replace(cls.train_defaults, epochs=1)
+    if hasattr(cls.train_defaults, "epochs"):  # a checkout from before the run-level budget
+        return model, replace(cls.train_defaults, epochs=1)
+    return model, cls.train_defaults
+
+
+def _fit_one_epoch(model, config, banks: Banks, seed: int) -> None:
+    from benchmark.training import fit
+
+    if hasattr(config, "epochs"):
+        fit(model, banks.train, config, seed=seed, show_progress=False)
+        return
+    from benchmark.budget import Budget
+
+    steps = -(-banks.train.num_videos // 64)
+    fit(model, banks.train, config, Budget(steps=steps, batch_size=64), seed=seed, show_progress=False)
 
 
 def time_train_epoch(model, config, banks: Banks, seed: int = 0) -> float:
-    """Seconds of one training epoch (``fit`` with one epoch)."""
-    from benchmark.training import fit
-
+    """Seconds of one training epoch (``fit`` for one pass, without validation)."""
     _sync(banks.device)
     start = time.perf_counter()
-    fit(model, banks.train, config, seed=seed, show_progress=False)
+    _fit_one_epoch(model, config, banks, seed)
     _sync(banks.device)
     return time.perf_counter() - start
 
