@@ -68,7 +68,8 @@ def platform_key(info: dict[str, Any], versions: dict[str, Any]) -> dict[str, An
     """What must agree for two results to be bit-identical: the same kind of machine (CPU
     model and kernels, GPU), device and package versions. Not the host name: the same
     machine under another name computes the same bits."""
-    return {"cpu": info.get("cpu"), "cpu_isa": info.get("cpu_isa"), "device": info.get("device"),
+    device = str(info.get("device", "")).split(":")[0]  # "cuda:1" on a torchrun rank computes what "cuda" does
+    return {"cpu": info.get("cpu"), "cpu_isa": info.get("cpu_isa"), "device": device,
             "gpu": info.get("gpu"), "torch": versions.get("torch"), "numpy": versions.get("numpy")}
 
 
