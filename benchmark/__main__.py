@@ -54,7 +54,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_tune(args: argparse.Namespace) -> int:
     from benchmark.tune import tune
 
-    result = tune(_config(args), trials=args.trials, tune_seed=args.tune_seed)
+    import json
+
+    try:
+        space = json.loads(args.space) if args.space is not None else None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--space is not valid JSON ({exc}); e.g. '{{\"penalty\": [\"video\", \"batch\"]}}'") from exc
+    result = tune(_config(args), trials=args.trials, tune_seed=args.tune_seed, space=space)
     print(result.table)
     print(f"\nbest settings written to {result.config_path}; use them with "
           f"`python -m benchmark run --config {result.config_path}`")
@@ -106,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=4, help="settings tried per method; the first is the method's "
                                                          "current one (default 4)")
     p.add_argument("--tune-seed", type=int, default=0, help="seed of the random draw of settings (default 0)")
+    p.add_argument("--space", help="a JSON object of setting -> candidate values that replaces the methods' declared "
+                                   "search spaces (keys: Hparams fields or train.<setting>)")
     p.set_defaults(func=_cmd_tune)
 
     from benchmark.ablation import KINDS

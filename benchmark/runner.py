@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark import bootstrap, costs, metrics, parallel, provenance, reference, tables
+from benchmark import bootstrap, costs, evidence, metrics, parallel, provenance, reference, tables
 from benchmark.config import RunConfig, load_method_config
 from benchmark.splits import carve_validation
 from benchmark.training import Evaluation, TrainStats, evaluate, fit, seed_everything
@@ -230,6 +230,7 @@ class Runner:
                             "device": provenance.device_info(self.device)}
         self.platform = provenance.platform_key(self.environment["device"], self.environment["versions"])
         self._banks: dict[str, FeatureBank] = {}
+        self._evidence: dict[tuple[str, ...], np.ndarray | None] = {}
         self.execution: dict[str, Any] = {}  # how the last run() computed its pairs (benchmark/parallel.py)
 
     # ------------------------------------------------------------------ helpers
@@ -325,6 +326,13 @@ class Runner:
         return method.eval()
 
     # ------------------------------------------------------------------ one pair
+    def evidence(self, video_ids: list[str]) -> np.ndarray | None:
+        """The synthetic ground truth of ``video_ids``' frames (None for real data), read once."""
+        key = tuple(video_ids)
+        if key not in self._evidence:
+            self._evidence[key] = evidence.store_evidence(self.store, video_ids)
+        return self._evidence[key]
+
     def validation_score(self, method: VideoMethod, batch_size: int) -> float:
         """mAP on the held-out validation rows of the training split (model selection)."""
         result = evaluate(method, self.bank(self.train_split), batch_size, rows=self.held_out.val_rows,
@@ -355,6 +363,11 @@ class Runner:
         gmacs = self.gmacs(plan, result, per_step)
         scored = metrics.score(result.scores, result.labels)
         classes = eval_bank.class_names
+        ground_truth = self.evidence(result.video_ids)
+        reads_vs_evidence = (
+            evidence.read_statistics(result.read_masks["fine"], ground_truth, result.lengths)
+            if ground_truth is not None and "fine" in plan.cls.streams else None
+        )
         record = {
             "method": plan.name,
             "seed": seed,
@@ -371,6 +384,8 @@ class Runner:
             "per_step_gmacs": per_step,
             "frames_read": {s: costs.distribution(v) for s, v in frames.items()},
             "steps": {k: costs.distribution(v) for k, v in result.step_counts.items()},
+            # Synthetic stores only: where the fine reads land against the evidence frames.
+            "fine_reads_vs_evidence": reads_vs_evidence,
             "params": int(sum(p.numel() for p in method.parameters() if p.requires_grad)),
             "train_seconds": stats.seconds,
             "train_steps": stats.steps,

@@ -4,7 +4,9 @@ Every "±" in the table is the standard deviation over seeds (blank with one see
 "Δ mAP vs Uniform" column is each method's mAP minus the baseline's, both averaged over
 seeds, with its 95% paired bootstrap interval over the evaluated videos
 (benchmark/bootstrap.py): an interval that contains 0 is no evidence of a difference. The
-per-video spread of the cost is its own column and, in full, in metrics.json.
+per-video spread of the cost is its own column and, in full, in metrics.json. "Evidence lift"
+(synthetic stores only) is where the fine reads land: P(evidence | read) / P(evidence)
+(benchmark/evidence.py; 1 = content-blind).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ def order_methods(names: list[str]) -> list[str]:
 
 def _stat(values: list[float]) -> tuple[float, float]:
     arr = np.asarray(values, dtype=np.float64)
+    if np.isnan(arr).all():  # a statistic the data cannot give (e.g. evidence lift on a real store)
+        return float("nan"), float("nan")
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else float("nan")
 
 
@@ -63,6 +67,8 @@ def summary_frame(
             "gflops": lambda m: m["gflops"]["mean"],
             "gflops_video_std": lambda m: m["gflops"]["std"],
             "fine_frames": lambda m: m["frames_read"].get("fine", {}).get("mean", 0.0),
+            "evidence_lift": lambda m: (m.get("fine_reads_vs_evidence") or {}).get("lift", np.nan),
+            "first_fifth_share": lambda m: (m.get("fine_reads_vs_evidence") or {}).get("first_fifth_share", np.nan),
             "params": lambda m: m["params"],
             "train_seconds": lambda m: m["train_seconds"],
             "eval_videos_per_second": lambda m: m["eval_videos_per_second"],
@@ -85,7 +91,8 @@ def summary_records(summary: pd.DataFrame, differences: dict[str, dict[str, Any]
                                  "seeds": int(row["seeds"])}
         for key in [k[: -len("_mean")] for k in row if k.endswith("_mean")]:
             std = row[f"{key}_std"]
-            entry[key] = {"mean": row[f"{key}_mean"], "std": None if np.isnan(std) else std}
+            mean = row[f"{key}_mean"]
+            entry[key] = {"mean": None if np.isnan(mean) else mean, "std": None if np.isnan(std) else std}
         if row["method"] in differences:
             entry[f"delta_map_vs_{BASELINE}"] = {**differences[row["method"]], "unit": "mAP (0..1)"}
         out[row["method"]] = entry
@@ -121,6 +128,8 @@ def display_frame(summary: pd.DataFrame) -> pd.DataFrame:
             "GFLOPs/video": _pm(r["gflops_mean"], r["gflops_std"], 1),
             "GFLOPs std over videos": f"{r['gflops_video_std_mean']:.1f}",
             "Fine frames/video": f"{r['fine_frames_mean']:.1f}",
+            "Evidence lift": "—" if np.isnan(r["evidence_lift_mean"]) else _pm(r["evidence_lift_mean"],
+                                                                                r["evidence_lift_std"], 2),
             "Params": _count(r["params_mean"]),
             "Train (s)": f"{r['train_seconds_mean']:.1f}",
             "Eval (videos/s)": f"{r['eval_videos_per_second_mean']:.0f}",

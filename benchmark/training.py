@@ -82,6 +82,7 @@ def fit(
             batches = 0
             for batch in bank.batches(budget.batch_size, method.sampler(train=True), train=True,
                                       generator=generator, rows=rows):
+                method.on_step(step, total)
                 output = method(batch)
                 loss, logs = method.loss(output, batch)
                 if not torch.isfinite(loss):
@@ -136,6 +137,8 @@ class Evaluation:
     frames_seen: np.ndarray  # (N,) one past the latest frame read in any stream (the meter's horizon)
     step_counts: dict[str, np.ndarray]  # module -> (N,) runs
     seconds: float
+    lengths: np.ndarray | None = None  # (N,) frames per video
+    read_masks: dict[str, np.ndarray] = field(default_factory=dict)  # stream -> (sum of lengths,) bool, video by video
     diagnostics: dict[str, list] = field(default_factory=dict)
 
 
@@ -195,6 +198,9 @@ def evaluate(
     if bank.device.type == "cuda":
         torch.cuda.synchronize(bank.device)
     seconds = time.perf_counter() - start
+    lengths = bank.lengths_host[rows]
+    segments = [np.arange(bank.offsets_host[i], bank.offsets_host[i + 1]) for i in rows.tolist()]
+    frames = np.concatenate(segments) if segments else np.zeros(0, dtype=np.int64)
     return Evaluation(
         video_ids=[bank.video_ids[i] for i in rows.tolist()],
         scores=scores,
@@ -204,4 +210,6 @@ def evaluate(
         step_counts=counts,
         seconds=seconds,
         diagnostics=diagnostics,
+        lengths=lengths,
+        read_masks={s: meter.read_mask(s).cpu().numpy()[frames] for s in bank.streams},
     )

@@ -37,12 +37,13 @@ from methods.base import TrainConfig, VideoMethod
 TRAIN_PREFIX = "train."
 
 
-def search_keys(cls: type[VideoMethod]) -> dict[str, str]:
-    """Each key of ``cls.search_space`` -> "hparam" or "train"; unknown keys are errors."""
+def search_keys(cls: type[VideoMethod], space: dict[str, Any] | None = None) -> dict[str, str]:
+    """Each key of ``space`` (default ``cls.search_space``) -> "hparam" or "train"; unknown keys
+    are errors."""
     hparams = {f.name for f in fields(cls.Hparams)}
     train = {f.name for f in fields(TrainConfig)}
     kinds = {}
-    for key, values in cls.search_space.items():
+    for key, values in (cls.search_space if space is None else space).items():
         if key.startswith(TRAIN_PREFIX) and key[len(TRAIN_PREFIX):] in train:
             kinds[key] = "train"
         elif key in hparams:
@@ -55,19 +56,21 @@ def search_keys(cls: type[VideoMethod]) -> dict[str, str]:
     return kinds
 
 
-def current_setting(plan: MethodPlan) -> dict[str, Any]:
+def current_setting(plan: MethodPlan, space: dict[str, Any] | None = None) -> dict[str, Any]:
     """The plan's value of every searched key."""
     hparams, train = plan.full_hparams(), asdict(plan.train)
     return {key: train[key[len(TRAIN_PREFIX):]] if kind == "train" else hparams[key]
-            for key, kind in search_keys(plan.cls).items()}
+            for key, kind in search_keys(plan.cls, space).items()}
 
 
-def trial_settings(plan: MethodPlan, trials: int, tune_seed: int) -> list[dict[str, Any]]:
-    """The plan's current setting, then ``trials - 1`` others drawn from its grid."""
+def trial_settings(plan: MethodPlan, trials: int, tune_seed: int,
+                   space: dict[str, tuple[Any, ...]] | None = None) -> list[dict[str, Any]]:
+    """The plan's current setting, then ``trials - 1`` others drawn from its grid (the
+    method's ``search_space``, or ``space``)."""
     if trials < 1:
         raise ValueError(f"--trials {trials}: must be at least 1")
-    space = plan.cls.search_space
-    current = current_setting(plan)
+    space = plan.cls.search_space if space is None else space
+    current = current_setting(plan, space)
     grid = [dict(zip(space, values)) for values in itertools.product(*space.values())]
     others = [s for s in grid if s != current]
     rng = np.random.default_rng([tune_seed, zlib.crc32(plan.name.encode())])
@@ -78,7 +81,7 @@ def trial_settings(plan: MethodPlan, trials: int, tune_seed: int) -> list[dict[s
 
 
 def apply_setting(plan: MethodPlan, setting: dict[str, Any], label: str, display: str) -> MethodPlan:
-    kinds = search_keys(plan.cls)
+    kinds = search_keys(plan.cls, {k: (v,) for k, v in setting.items()})
     hparams = {**plan.hparams, **{k: v for k, v in setting.items() if kinds[k] == "hparam"}}
     train = replace(plan.train, **{k[len(TRAIN_PREFIX):]: v for k, v in setting.items() if kinds[k] == "train"})
     return MethodPlan(plan.spec, plan.cls, hparams, train, label=label, display=display)
@@ -100,13 +103,20 @@ class TuneResult:
     best: dict[str, dict[str, Any]]
 
 
-def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0) -> TuneResult:
-    """Run the trials of every method of ``cfg``; write and return the chosen settings."""
+def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, list[Any]] | None = None) -> TuneResult:
+    """Run the trials of every method of ``cfg``; write and return the chosen settings.
+
+    ``space`` replaces every method's declared search space (e.g. to compare readings of one
+    method: ``--space '{"penalty": ["video", "batch"]}'``)."""
     store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
     bases = plan_methods(cfg, store.manifest.name)
+    if space is not None:
+        if not isinstance(space, dict) or not space:
+            raise ValueError("--space must be a JSON object of setting -> list of candidate values")
+        space = {key: tuple(values) if isinstance(values, list) else values for key, values in space.items()}
     plans, settings = [], {}
     for base in bases:
-        for k, setting in enumerate(trial_settings(base, trials, tune_seed)):
+        for k, setting in enumerate(trial_settings(base, trials, tune_seed, space)):
             label = f"{base.name}-trial{k}"
             settings[label] = (base.name, k, setting)
             shown = tables.DISPLAY_NAMES.get(base.name, base.name)
@@ -131,7 +141,7 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0) -> TuneResult:
     atomic_write_json(runner.out / "tune.json", {
         "command": "python -m benchmark " + " ".join(sys.argv[1:]) if sys.argv[1:] else None,
         "trials_per_method": trials, "tune_seed": tune_seed, "seeds": cfg.seeds,
-        "search_spaces": {b.name: {k: list(v) for k, v in b.cls.search_space.items()} for b in bases},
+        "search_spaces": {b.name: {k: list(v) for k, v in (space or b.cls.search_space).items()} for b in bases},
         "selection": "highest mean validation mAP over seeds; ties: the earlier trial (trial 0 = current settings)",
         "validation": runner.validation_record(ids=False),
         "budget": runner.budget.to_dict(len(runner.held_out.train_rows)),

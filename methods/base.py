@@ -166,4 +166,9 @@ class VideoMethod(nn.Module, ABC):
         return self.forward(batch.first_steps(budget))
 
     def on_epoch_start(self, epoch: int, epochs: int) -> None:
-        """Hook for schedules (e.g. a Gumbel-softmax temperature); default: nothing."""
+        """Hook for schedules (e.g. a Gumbel-softmax temperature); default: nothing. ``epochs``
+        is how many passes over the training videos the run's step budget amounts to."""
+
+    def on_step(self, step: int, steps: int) -> None:
+        """Hook for per-step schedules, called before optimizer step ``step`` (0-based) of
+        ``steps`` (the run's budget); default: nothing."""

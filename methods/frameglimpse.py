@@ -5,8 +5,10 @@ frame at its current location l_n (normalised time in [0, 1), so it may jump bac
 ahead), updates an LSTM on [feature, l_n], and emits a class prediction, the next location
 (a Gaussian policy: l_{n+1} ~ N(sigmoid(W_l h_n), sigma^2), clamped to [0, 1)) and a stop
 decision (Bernoulli(sigmoid(W_s h_n))). After at most ``max_glimpses`` glimpses it stops. The
-video's prediction is the one emitted at the glimpse where it stopped. The first location is a
-learned parameter. At evaluation the agent is deterministic: it goes to the mean location and
+video's prediction is the one emitted at the glimpse where it stopped. The first location is
+drawn from the same Gaussian policy around a learned mean (sigmoid of a parameter), whose
+log-probability enters the REINFORCE term like every later location's, so the start is learned
+from the reward. At evaluation the agent is deterministic: it goes to the mean location and
 stops when the stop probability exceeds 1/2.
 
 Training: cross-entropy on the prediction at stopping (the classifier and the LSTM), and
@@ -88,11 +90,22 @@ class FrameGlimpse(VideoMethod):
         lengths = batch.lengths.to(torch.float32)
         h = torch.zeros(b, self.hp.hidden, device=device)
         c = torch.zeros_like(h)
-        location = torch.sigmoid(self.start).expand(b).clamp(0, LAST)
         active = torch.ones(b, dtype=torch.bool, device=device)
         final_logits = torch.zeros(b, self.num_classes, device=device)
         glimpses = torch.zeros(b, dtype=torch.long, device=device)
         log_probs, baselines, deciding, positions = [], [], [], []
+        first = torch.sigmoid(self.start).expand(b)
+        if self.training:
+            # The first location is a decision of the same Gaussian policy, with its own
+            # log-probability in the REINFORCE term: that is how the learned start gets a gradient
+            # (the location itself enters the LSTM detached, as every later one does).
+            drawn = first.detach() + self.hp.location_std * torch.randn_like(first)
+            log_probs.append(torch.distributions.Normal(first, self.hp.location_std).log_prob(drawn))
+            baselines.append(self.baseline(h))
+            deciding.append(active)
+            location = drawn.clamp(0, LAST)
+        else:
+            location = first.clamp(0, LAST)
         for n in range(self.hp.max_glimpses):
             position = torch.clamp((location.detach() * lengths).long(), max=batch.lengths - 1)
             feature = batch.features.read_frames("fine", position, valid=active)

@@ -3,7 +3,10 @@
 At every frame t (1 fps), with coarse features v_t^c and fine features v_t^f:
 
 * coarse LSTM (eq. 1):   h_t^c, c_t^c = cLSTM(x_t, h_{t-1}^c, c_{t-1}^c), where x_t = v_t^c or,
-  as in the official code, an embedding of it (``coarse_embed`` > 0: Linear + ReLU);
+  as in the official code, an embedding of it (``coarse_embed`` > 0: BatchNorm + Linear +
+  BatchNorm + ReLU, ``embed_style = "official"``; or Linear + ReLU, ``"linear"``); the fine
+  features may be embedded the same way before the fine LSTM (``fine_embed`` > 0), as the
+  official code does. Batch statistics are taken over real frames only (padding is masked);
 * gate (eq. 2):          b_t = W_g [x_t, h_{t-1}^f, c_{t-1}^f] in R^2 (one linear layer);
 * decision B_t:          training: straight-through Gumbel-softmax (eqs. 6-7; hard 0/1 forward,
                          the soft sample's gradient backward) at temperature tau; evaluation: argmax;
@@ -18,10 +21,14 @@ its K-th fine read (or at its end), reading and running nothing more, and predic
 step; ``python -m benchmark online`` sweeps K.
 
 Training loss (eq. 5): cross-entropy of the last step's prediction plus
-lambda * (mean_t B_t - gamma)^2 per video. The temperature is annealed geometrically over
-training, per epoch, from ``tau_start`` to ``tau_end`` (tau_e = tau_start * (tau_end /
-tau_start)^(e / (E - 1))); the official code uses max(0.5, exp(-1e-4 * step)) over ~10^5 steps,
-which a short synthetic run would never anneal.
+lambda * (mean_t B_t - gamma)^2. ``penalty = "video"`` applies it to each video's usage, as eq. 5
+reads; ``"batch"`` to the batch-mean usage, as the official code does, which leaves each video
+free to use more or less of the fine stream. The temperature is annealed geometrically from
+``tau_start`` to ``tau_end`` over the run's budget, per epoch (``tau_schedule = "epoch"``:
+tau_e = tau_start * (tau_end / tau_start)^(e / (E - 1))) or per optimizer step (``"step"``);
+the official code uses max(0.5, exp(-1e-4 * step)) over ~10^5 steps, which a budget of a few
+hundred steps would never anneal, so the suite keeps the endpoints and spreads them over its
+budget.
 
 Really conditional at evaluation: the fine branch reads fine features through the metered
 accessor only for the videos whose gate fired at that step, and runs the fine LSTM only on
@@ -72,10 +79,38 @@ def straight_through_gumbel(logits: torch.Tensor, tau: float, noise: torch.Tenso
     return hard + (soft - soft.detach())  # exactly hard in the forward pass (x - x == 0)
 
 
-def usage_penalty(decisions: torch.Tensor, valid: torch.Tensor, gamma: float) -> torch.Tensor:
-    """(mean over valid steps of B_t - gamma)^2 per video (B,): the second term of eq. 5."""
+PENALTIES = ("video", "batch")
+EMBED_STYLES = ("official", "linear")
+TAU_SCHEDULES = ("epoch", "step")
+
+
+def usage_penalty(decisions: torch.Tensor, valid: torch.Tensor, gamma: float, mode: str = "video") -> torch.Tensor:
+    """The second term of eq. 5 for each video (B,): (its usage - gamma)^2 (``"video"``), or
+    (the batch-mean usage - gamma)^2 for every video (``"batch"``, the official code)."""
     usage = (decisions * valid).sum(1) / valid.sum(1).clamp_min(1)
+    if mode == "batch":
+        return ((usage.mean() - gamma) ** 2).expand_as(usage)
     return (usage - gamma) ** 2
+
+
+def embedding(dim_in: int, dim_out: int, style: str) -> nn.Module:
+    """The official code's projection (BN + Linear + BN + ReLU), or Linear + ReLU."""
+    if style == "official":
+        return nn.Sequential(nn.BatchNorm1d(dim_in), nn.Linear(dim_in, dim_out), nn.BatchNorm1d(dim_out), nn.ReLU())
+    return nn.Sequential(nn.Linear(dim_in, dim_out), nn.ReLU())
+
+
+def embed_frames(module: nn.Module, frames: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``module`` on every frame of (B, T, D) ``frames``; in training only on the real frames
+    (``mask``), so that padding does not enter batch-norm statistics (zeros elsewhere)."""
+    if isinstance(module, nn.Identity):
+        return frames
+    if mask is None or not module.training:
+        return module(frames.reshape(-1, frames.shape[-1])).reshape(*frames.shape[:-1], -1)
+    inside = module(frames[mask])
+    out = inside.new_zeros(*frames.shape[:-1], inside.shape[-1])
+    out[mask] = inside
+    return out
 
 
 class _LiteEvalNet(VideoMethod):
@@ -94,7 +129,11 @@ class _LiteEvalNet(VideoMethod):
     class Hparams:
         coarse_hidden: int = 64
         fine_hidden: int = 128
-        coarse_embed: int = 0  # 0: feed v^c directly; > 0: Linear + ReLU to this size (official code: 512)
+        coarse_embed: int = 0  # 0: feed v^c directly; > 0: embed it to this size (official code: 512)
+        fine_embed: int = 0  # 0: feed v^f directly; > 0: embed it to this size before the fine LSTM
+        embed_style: str = "official"  # "official": BN + Linear + BN + ReLU; "linear": Linear + ReLU
+        penalty: str = "video"  # "video": eq. 5 per video; "batch": on the batch-mean usage (official code)
+        tau_schedule: str = "epoch"  # geometric tau_start -> tau_end per "epoch" or per optimizer "step"
         sync: bool = True
         lam: float = 2.0
         gamma: float = 0.05
@@ -123,24 +162,36 @@ class _LiteEvalNet(VideoMethod):
                 f"{self.name}: synchronisation copies the coarse state into the first units of the fine state, "
                 f"so fine_hidden ({hp.fine_hidden}) must be >= coarse_hidden ({hp.coarse_hidden})"
             )
+        for key, value, allowed in (("penalty", hp.penalty, PENALTIES), ("embed_style", hp.embed_style, EMBED_STYLES),
+                                    ("tau_schedule", hp.tau_schedule, TAU_SCHEDULES)):
+            if value not in allowed:
+                raise ValueError(f"{self.name}: {key} = {value!r}; choose one of {list(allowed)}")
         coarse_in = hp.coarse_embed or dims["coarse"]
-        self.embed = (
-            nn.Sequential(nn.Linear(dims["coarse"], hp.coarse_embed), nn.ReLU()) if hp.coarse_embed else nn.Identity()
-        )
+        fine_in = hp.fine_embed or dims["fine"]
+        self.embed = embedding(dims["coarse"], hp.coarse_embed, hp.embed_style) if hp.coarse_embed else nn.Identity()
+        self.fine_embedding = embedding(dims["fine"], hp.fine_embed, hp.embed_style) if hp.fine_embed else nn.Identity()
         self.coarse_cell = nn.LSTMCell(coarse_in, hp.coarse_hidden)
         self.gate = nn.Linear(coarse_in + 2 * hp.fine_hidden, 2)
-        self.fine_cell = nn.LSTMCell(coarse_in + dims["fine"], hp.fine_hidden)
+        self.fine_cell = nn.LSTMCell(coarse_in + fine_in, hp.fine_hidden)
         self.dropout = nn.Dropout(hp.dropout)
         self.classifier = nn.Linear(hp.fine_hidden, num_classes)
         self.tau = hp.tau_start
         self.coarse_in = coarse_in
+        self.fine_in = fine_in
 
     # ------------------------------------------------------------------ interface
     def sampler(self, train: bool) -> FrameSampler:
         return AllFrames()
 
     def on_epoch_start(self, epoch: int, epochs: int) -> None:
-        progress = epoch / max(epochs - 1, 1)
+        if self.hp.tau_schedule == "epoch":
+            self._anneal(epoch / max(epochs - 1, 1))
+
+    def on_step(self, step: int, steps: int) -> None:
+        if self.hp.tau_schedule == "step":
+            self._anneal(step / max(steps - 1, 1))
+
+    def _anneal(self, progress: float) -> None:
         self.tau = self.hp.tau_start * (self.hp.tau_end / self.hp.tau_start) ** progress
 
     def cost_modules(self) -> dict[str, StepModule]:
@@ -152,11 +203,14 @@ class _LiteEvalNet(VideoMethod):
         modules = {
             "coarse_cell": StepModule(self.coarse_cell, lambda: (torch.zeros(1, self.coarse_in), state(hp.coarse_hidden))),
             "gate": StepModule(self.gate, lambda: (torch.zeros(1, self.coarse_in + 2 * hp.fine_hidden),)),
-            "fine_cell": StepModule(self.fine_cell, lambda: (torch.zeros(1, self.coarse_in + df), state(hp.fine_hidden))),
+            "fine_cell": StepModule(self.fine_cell,
+                                    lambda: (torch.zeros(1, self.coarse_in + self.fine_in), state(hp.fine_hidden))),
             "classifier": StepModule(self.classifier, lambda: (torch.zeros(1, hp.fine_hidden),)),
         }
         if hp.coarse_embed:
             modules["coarse_embed"] = StepModule(self.embed, lambda: (torch.zeros(1, dc),))
+        if hp.fine_embed:
+            modules["fine_embed"] = StepModule(self.fine_embedding, lambda: (torch.zeros(1, df),))
         return modules
 
     # ------------------------------------------------------------------ the recurrence
@@ -207,8 +261,8 @@ class _LiteEvalNet(VideoMethod):
         part, the decision, the fine LSTM's recurrent product and nonlinearity, and the
         synchronised update. It computes what eqs. 1-4 and the straight-through decision
         compute, step by step (tests/test_recurrent.py checks it against nn.LSTMCell steps)."""
-        coarse = self.dropout(self.embed(batch.read("coarse")))  # (B, T, Dc_in)
-        fine = self.dropout(batch.read("fine"))
+        coarse = self.dropout(embed_frames(self.embed, batch.read("coarse"), batch.mask))  # (B, T, Dc_in)
+        fine = self.dropout(embed_frames(self.fine_embedding, batch.read("fine"), batch.mask))
         b, steps = batch.mask.shape
         valid = batch.mask.to(coarse.dtype)
         hc_all, cc_all = self._coarse_sequence(coarse)
@@ -260,7 +314,7 @@ class _LiteEvalNet(VideoMethod):
         hc, cc, hf, cf = self._init_state(b, device)
         coarse_steps = None
         if budget is None:
-            x_all = self.embed(batch.read("coarse"))
+            x_all = embed_frames(self.embed, batch.read("coarse"))
             hc_all, cc_all = self._coarse_sequence(x_all)
             coarse_steps = list(zip(x_all.unbind(1), hc_all.unbind(1), cc_all.unbind(1)))
         states = []
@@ -280,7 +334,7 @@ class _LiteEvalNet(VideoMethod):
             hf_next, cf_next = self._skip_state(hc, hf), self._skip_state(cc, cf)
             rows = torch.nonzero(fire).flatten()
             if len(rows):
-                vf = features.read_step("fine", t, rows)
+                vf = self.fine_embedding(features.read_step("fine", t, rows))
                 h_new, c_new = self.fine_cell(torch.cat([x[rows], vf], dim=1), (hf[rows], cf[rows]))
                 hf_next, cf_next = hf_next.index_copy(0, rows, h_new), cf_next.index_copy(0, rows, c_new)
             hf, cf = torch.where(keep, hf_next, hf), torch.where(keep, cf_next, cf)
@@ -303,6 +357,7 @@ class _LiteEvalNet(VideoMethod):
                 "fine_cell": decisions.sum(1),
                 "classifier": steps_run,
                 **({"coarse_embed": steps_run} if self.hp.coarse_embed else {}),
+                **({"fine_embed": decisions.sum(1)} if self.hp.fine_embed else {}),
             },
             diagnostics={"fine_steps": decisions},
         )
@@ -323,7 +378,8 @@ class LiteEval(_LiteEvalNet):
 
     def loss(self, output: MethodOutput, batch: Batch):
         ce = soft_cross_entropy(output.extras["logits"], batch.labels)
-        penalty = usage_penalty(output.extras["decisions"], output.extras["valid"], self.hp.gamma).mean()
+        penalty = usage_penalty(output.extras["decisions"], output.extras["valid"], self.hp.gamma,
+                                self.hp.penalty).mean()
         loss = ce + self.hp.lam * penalty
         usage = (output.extras["decisions"].detach().sum(1) / output.extras["valid"].sum(1)).mean()
         return loss, {"ce": ce.item(), "penalty": penalty.item(), "fine_usage": usage.item(), "tau": self.tau}
@@ -352,7 +408,7 @@ class LiteEvalRL(_LiteEvalNet):
         decisions, valid = extras["decisions"], extras["valid"]
         log_probs = F.log_softmax(extras["logits"], dim=-1)
         ce_per_video = -(label_distribution(batch.labels) * log_probs).sum(-1)
-        penalty = usage_penalty(decisions, valid, self.hp.gamma)
+        penalty = usage_penalty(decisions, valid, self.hp.gamma, self.hp.penalty)
         with torch.no_grad():
             reward = -(ce_per_video + self.hp.lam * penalty)
             mean = reward.mean()

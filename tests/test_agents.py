@@ -115,3 +115,19 @@ def test_one_batch_overfit(banks, name):
         loss.backward()
         optimiser.step()
     assert sum(rewards[-10:]) / 10 > sum(rewards[:10]) / 10 + 0.3
+
+
+def test_frameglimpse_learns_its_first_location(banks):
+    """The start is a Gaussian decision with its own log-probability: REINFORCE reaches it."""
+    train, _ = banks
+    torch.manual_seed(0)
+    method = make("frameglimpse", train, hidden=16).train()
+    batch = next(train.batches(32, method.sampler(True), train=True, seed=0))
+    output = method(batch)
+    assert output.extras["log_probs"].shape[1] == method.hp.max_glimpses  # start + 9 moves/stops
+    method.loss(output, batch)[0].backward()
+    assert method.start.grad is not None and float(method.start.grad.abs()) > 0
+    method.eval()
+    first = method(batch).diagnostics["glimpsed_frames"][:, 0]
+    expected = (torch.sigmoid(method.start).clamp(max=1 - 1e-6) * batch.lengths).long()
+    assert torch.equal(first, torch.minimum(expected, batch.lengths - 1))  # evaluation starts at the mean

@@ -166,3 +166,118 @@ def test_diagnostics_round_trip_and_name_the_fine_frames(tmp_path, trained, bank
     assert ids == result.video_ids
     assert all((a == b).all() for a, b in zip(back["fine_steps"], steps))
     assert [int(s.sum()) for s in back["fine_steps"]] == result.frames_read["fine"].tolist()
+
+
+# ---------------------------------------------------------------------------- the recurrence itself
+class ScriptedGate(torch.nn.Module):
+    """Stands in for the gate of the evaluation path: fires where ``pattern[:, t]`` says."""
+
+    def __init__(self, pattern: torch.Tensor) -> None:
+        super().__init__()
+        self.pattern, self.t = pattern, 0
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        fire = self.pattern[:, self.t].float()
+        self.t += 1
+        return torch.stack([1 - fire, fire], 1)
+
+
+def forced(method, pattern: torch.Tensor):
+    """Make the next pass take ``pattern`` (B, T) as its decisions: the training path through
+    ``decide`` (it uses the gate's weights directly), the evaluation path through its gate."""
+    if method.training:
+        calls = iter(range(pattern.shape[1]))
+        method.decide = lambda logits, noise: pattern[:, next(calls)].to(logits.dtype)
+    else:
+        method.real_gate = getattr(method, "real_gate", method.gate)
+        method.gate = ScriptedGate(pattern)
+
+
+@pytest.mark.parametrize("hparams", [{}, {"sync": False}, {"coarse_embed": 8, "fine_embed": 12}])
+def test_training_and_evaluation_paths_give_the_same_states_for_the_same_decisions(banks, hparams):
+    train, _ = banks
+    torch.manual_seed(4)
+    method = make("liteeval", train, coarse_hidden=6, fine_hidden=10, dropout=0.0, **hparams)
+    batch = next(train.batches(16, method.sampler(train=False), seed=0))
+    pattern = torch.rand(batch.mask.shape) < 0.4
+    method.eval()  # batch-norm with running statistics in both passes
+    forced(method, pattern)
+    evaluated = method(batch)
+    method.gate = method.real_gate
+    method.train()
+    for module in method.modules():  # the training path, without batch statistics or dropout
+        if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.Dropout)):
+            module.eval()
+    forced(method, pattern)
+    trained = method(batch)
+    torch.testing.assert_close(trained.scores, evaluated.scores, rtol=1e-5, atol=1e-6)
+    fired = (pattern & batch.mask).sum(1)
+    assert torch.equal(evaluated.step_counts["fine_cell"], fired)
+
+
+def test_a_skipped_step_copies_both_h_and_c_from_the_coarse_lstm(banks):
+    """Skip every frame but the last: the last fine update starts from [h^c, 0] and [c^c, 0]."""
+    train, _ = banks
+    torch.manual_seed(5)
+    method = make("liteeval", train, coarse_hidden=6, fine_hidden=10, dropout=0.0).eval()
+    batch = next(train.batches(8, method.sampler(train=False), seed=0))
+    last = batch.steps - 1
+    pattern = torch.zeros(batch.mask.shape, dtype=torch.bool)
+    pattern[torch.arange(batch.size), last] = True
+    forced(method, pattern)
+    scores = method(batch).scores
+    coarse, fine = batch.read("coarse"), batch.read("fine")
+    for i in range(batch.size):
+        h = c = torch.zeros(1, 6)
+        for t in range(int(last[i])):  # the coarse LSTM up to the frame before the last
+            h, c = method.coarse_cell(coarse[i : i + 1, t], (h, c))
+        hf, cf = torch.cat([h, torch.zeros(1, 4)], 1), torch.cat([c, torch.zeros(1, 4)], 1)
+        x = coarse[i : i + 1, int(last[i])]
+        hf, _ = method.fine_cell(torch.cat([x, fine[i : i + 1, int(last[i])]], 1), (hf, cf))
+        torch.testing.assert_close(scores[i], method.classifier(hf)[0].softmax(-1), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("gamma, direction", [(1.0, 1), (0.0, -1)])
+def test_policy_gradient_alone_moves_the_gate_towards_the_reward(banks, gamma, direction):
+    """Everything but the gate frozen: only the policy can raise the reward, here through the
+    usage term (gamma 1: fire always; gamma 0: never), so usage must move that way."""
+    train, _ = banks
+    torch.manual_seed(6)
+    method = make("liteeval_rl", train, coarse_hidden=8, fine_hidden=16, dropout=0.0, lam=20.0, gamma=gamma)
+    for name, param in method.named_parameters():
+        param.requires_grad_(name.startswith("gate."))
+    optimiser = torch.optim.Adam(method.gate.parameters(), lr=0.05)
+    batch = next(train.batches(32, method.sampler(train=True), train=True, seed=0))
+    usage = []
+    for _ in range(40):
+        method.train()
+        loss, logs = method.loss(method(batch), batch)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        usage.append(logs["fine_usage"])
+    change = sum(usage[-5:]) / 5 - sum(usage[:5]) / 5
+    assert direction * change > 0.25, usage
+
+
+def test_penalty_on_the_batch_mean_leaves_videos_free():
+    decisions = torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
+    valid = torch.ones(2, 4)
+    assert usage_penalty(decisions, valid, 0.5, "batch").tolist() == [0.0, 0.0]  # mean usage is on target
+    assert usage_penalty(decisions, valid, 0.5, "video").tolist() == [0.25, 0.25]
+    with pytest.raises(ValueError, match="penalty = 'both'"):
+        resolve_method("liteeval")(3, {"coarse": 4, "fine": 6}, penalty="both")
+
+
+def test_temperature_can_follow_the_optimizer_steps(banks):
+    train, _ = banks
+    method = make("liteeval", train, coarse_hidden=4, fine_hidden=8, tau_schedule="step")
+    method.on_epoch_start(0, 3)
+    taus = []
+    for step in range(10):
+        method.on_step(step, 10)
+        taus.append(method.tau)
+    assert taus[0] == pytest.approx(5.0) and taus[-1] == pytest.approx(0.5)
+    assert all(a > b for a, b in zip(taus, taus[1:]))
+    fit(method, train, TrainConfig(), Budget(steps=4, batch_size=32), seed=0, show_progress=False)
+    assert method.tau == pytest.approx(0.5)  # the last step of the budget ran at tau_end

@@ -14,6 +14,7 @@ from torch import nn
 from benchmark.costs import step_costs
 from datasets.bank import FeatureBank
 from methods import resolve_method
+from methods.liteeval import embed_frames
 from methods.recurrent import cell_states, fused_lstm, input_projection, lstm_update, product
 
 TOL = {"atol": 1e-5, "rtol": 1e-5}
@@ -72,8 +73,8 @@ def reference_train_forward(method, batch, noise):
     """LiteEval's training forward as the equations read, one nn.LSTMCell call per step (the
     code before the fused path), with the given decision noise. Returns (logits, decisions,
     gate logits)."""
-    coarse = method.embed(batch.read("coarse"))
-    fine = batch.read("fine")
+    coarse = embed_frames(method.embed, batch.read("coarse"), batch.mask)
+    fine = embed_frames(method.fine_embedding, batch.read("fine"), batch.mask)
     b, steps = batch.mask.shape
     valid = batch.mask.to(coarse.dtype)
     hc, cc, hf, cf = method._init_state(b, coarse.device)
@@ -95,7 +96,9 @@ def reference_train_forward(method, batch, noise):
 
 
 @pytest.mark.parametrize("name", ["liteeval", "liteeval_rl"])
-@pytest.mark.parametrize("hparams", [{}, {"coarse_embed": 12}, {"sync": False}])
+@pytest.mark.parametrize("hparams", [{}, {"coarse_embed": 12}, {"coarse_embed": 12, "fine_embed": 10},
+                                     {"coarse_embed": 12, "embed_style": "linear"}, {"sync": False},
+                                     {"penalty": "batch"}])
 def test_liteeval_training_forward_equals_the_stepped_equations(tiny_store, name, hparams):
     bank = FeatureBank(tiny_store, "train", device="cpu", show_progress=False)
     torch.manual_seed(2)
