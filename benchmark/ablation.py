@@ -6,9 +6,10 @@ metrics.json, scores and provenance), with a table shaped like the paper's:
 
 * sync  (Table 2): without and with synchronisation of the fine LSTM to the coarse LSTM;
 * gamma (Table 3): the usage target gamma in {0.01, 0.03, 0.05, 0.10}: mAP and GFLOPs;
-* units (Table 4): coarse LSTM units in {64, 128, 256, 512}. The fine LSTM keeps one size
-  for every row, as in the paper (2048 there); since synchronisation needs
-  fine units >= coarse units, it is max(the method's fine_hidden, 512) here.
+* units (Table 4): the coarse LSTM at 1/8, 1/4, 1/2 and 1 times LiteEval's coarse size for
+  the dataset, the fine LSTM at LiteEval's fine size in every row: the paper's rows (64 to 512
+  coarse units, fine 2048 = 4 x the largest) on the ``paper`` preset, and the same proportions
+  at the default's scale (4 to 32 coarse units, fine 128). Row names say both sizes.
 
 Variants start from LiteEval's settings for the dataset (preset, then the config file's
 ``[liteeval]`` table, then ``--epochs``) and change one hyper-parameter.
@@ -39,9 +40,9 @@ def variants(kind: str, base: MethodPlan) -> list[tuple[str, str, dict[str, Any]
     if kind == "gamma":
         return [(f"liteeval-gamma{g:.2f}", f"gamma = {g:.2f}", {"gamma": g}) for g in (0.01, 0.03, 0.05, 0.10)]
     if kind == "units":
-        fine = max(base.full_hparams()["fine_hidden"], 512)
-        return [(f"liteeval-coarse{u}", f"{u} coarse units", {"coarse_hidden": u, "fine_hidden": fine})
-                for u in (64, 128, 256, 512)]
+        coarse, fine = base.full_hparams()["coarse_hidden"], base.full_hparams()["fine_hidden"]
+        sizes = sorted({max(1, coarse // d) for d in (8, 4, 2, 1)})
+        return [(f"liteeval-coarse{u}", f"{u} coarse units (fine {fine})", {"coarse_hidden": u}) for u in sizes]
     raise ValueError(f"unknown ablation {kind!r}; choose one of {KINDS}")
 
 

@@ -172,7 +172,7 @@ def test_cli_in_a_subprocess(tmp_path):
 
 
 @pytest.mark.parametrize("kind, rows", [("sync", ["w/o sync", "LiteEval (sync)"]),
-                                        ("units", ["64 coarse units", "512 coarse units"])])
+                                        ("units", ["4 coarse units (fine 128)", "32 coarse units (fine 128)"])])
 def test_ablation_tables(tmp_path, kind, rows):
     assert main(["-q", "ablate", kind, "--dataset", "tiny", "--steps", "2", "--seeds", "0",
                  "--results-dir", str(tmp_path)]) == 0
@@ -186,8 +186,8 @@ def test_ablation_tables(tmp_path, kind, rows):
     if kind == "sync":
         assert hparams["liteeval-nosync"]["sync"] is False and hparams["liteeval-sync"]["sync"] is True
     else:
-        assert {h["coarse_hidden"] for h in hparams.values()} == {64, 128, 256, 512}
-        assert {h["fine_hidden"] for h in hparams.values()} == {512}  # one fine size for every row
+        assert {h["coarse_hidden"] for h in hparams.values()} == {4, 8, 16, 32}  # 1/8 .. 1 x the default's 32
+        assert {h["fine_hidden"] for h in hparams.values()} == {128}  # one fine size, 4 x the largest coarse
 
 
 def test_paper_presets_apply_by_dataset_name_and_the_config_file_wins(tmp_path):

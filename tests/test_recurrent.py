@@ -153,8 +153,12 @@ def test_lstm_baseline_equals_the_stepped_cell(tiny_store):
 def test_counted_costs_are_the_cells():
     """The fused paths changed nothing the cost model sees: ptflops counts the nn.LSTMCells."""
     liteeval = resolve_method("liteeval")(40, {"coarse": 128, "fine": 512}, coarse_hidden=64, fine_hidden=512,
-                                          coarse_embed=512)
+                                          coarse_embed=512, fine_embed=0)
     costs = step_costs(liteeval)
+    assert costs["coarse_embed"] == pytest.approx(128 * 512 / 1e9, rel=0.05)  # the Linear, plus two small BNs
+    assert "fine_embed" not in costs
+    embedded = step_costs(resolve_method("liteeval")(40, {"coarse": 128, "fine": 512}, fine_embed=256))
+    assert embedded["fine_embed"] == pytest.approx(512 * 256 / 1e9, rel=0.05)
     assert costs["coarse_cell"] == pytest.approx(4 * (512 * 64 + 64 * 64) / 1e9, rel=0.01)
     assert costs["fine_cell"] == pytest.approx(4 * ((512 + 512) * 512 + 512 * 512) / 1e9, rel=0.01)
     assert costs["gate"] == pytest.approx((512 + 2 * 512) * 2 / 1e9, rel=0.01)
