@@ -7,6 +7,8 @@ it replaces them, their summary is kept as ``reference.json``; afterwards each m
 seed-mean mAP and GFLOPs are compared with it, and a difference is called *within the
 reference's spread* when it is at most ``SPREAD_FACTOR`` standard deviations of the
 reference's seeds (a single-seed reference has no spread: only an identical number is within).
+Only like is compared with like: a method whose settings, budget or seeds changed since the
+reference is listed as not compared.
 """
 
 from __future__ import annotations
@@ -44,8 +46,18 @@ def load(out: Path) -> dict[str, Any] | None:
         return None
     platforms = {json.dumps(r.get("computed", {}).get("platform"), sort_keys=True)
                  for seeds in data["per_seed"].values() for r in seeds.values()}
-    return {"summary": data["summary"], "platforms": [json.loads(p) for p in sorted(platforms)],
-            "source": f"{current} as it was before this run"}
+    return {"summary": data["summary"], "configs": configs(data["per_seed"]),
+            "platforms": [json.loads(p) for p in sorted(platforms)], "source": f"{current} as it was before this run"}
+
+
+def configs(per_seed: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """What each method's results were computed with (settings and budget), for comparing like with like."""
+    out = {}
+    for name, seeds in per_seed.items():
+        first = next(iter(seeds.values()))
+        out[name] = {"hparams": first.get("hparams"), "train": first.get("train"),
+                     "budget_steps": first.get("budget_steps"), "seeds": sorted(seeds)}
+    return out
 
 
 def keep(out: Path, earlier: dict[str, Any]) -> None:
@@ -54,13 +66,18 @@ def keep(out: Path, earlier: dict[str, Any]) -> None:
         atomic_write_json(out / "reference.json", earlier)
 
 
-def compare(earlier: dict[str, Any], summary: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Per method in both: reference and new means, their difference, and whether it lies
-    within the reference's seed spread."""
-    rows = []
-    for name, new in summary.items():
+def compare(earlier: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """Per method in both and computed with the same settings: reference and new means, their
+    difference, and whether it lies within the reference's seed spread. ``current`` is the new
+    metrics.json; methods whose settings changed are listed, not compared."""
+    rows, skipped = [], []
+    now = configs(current["per_seed"])
+    for name, new in current["summary"].items():
         old = earlier["summary"].get(name)
         if old is None:
+            continue
+        if earlier.get("configs", {}).get(name) != now[name]:
+            skipped.append(name)
             continue
         for key, label in QUANTITIES.items():
             ref_mean, ref_std, new_mean = old[key]["mean"], old[key]["std"], new[key]["mean"]
@@ -71,7 +88,7 @@ def compare(earlier: dict[str, Any], summary: dict[str, dict[str, Any]]) -> dict
                          "within_spread": abs(diff) <= band + 1e-9, "band": band})
     return {"rule": f"|new - reference| <= {SPREAD_FACTOR:g} x the reference's std over seeds",
             "reference_source": earlier.get("source"), "reference_platforms": earlier.get("platforms"),
-            "rows": rows}
+            "rows": rows, "not_compared": {name: "settings, budget or seeds changed" for name in skipped}}
 
 
 def describe(check: dict[str, Any]) -> str:
@@ -81,4 +98,6 @@ def describe(check: dict[str, Any]) -> str:
         verdict = "within the reference's spread" if row["within_spread"] else "OUTSIDE the reference's spread"
         lines.append(f"  {row['method']:<14} {row['quantity']:<13} {row['new']:8.2f} vs {row['reference']:8.2f} "
                      f"(difference {row['difference']:+.2f}, band ±{row['band']:.2f}): {verdict}")
+    for name, why in check.get("not_compared", {}).items():
+        lines.append(f"  {name:<14} not compared: {why}")
     return "\n".join(lines)

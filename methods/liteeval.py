@@ -43,7 +43,13 @@ R = log p_T(y) - lambda * (mean_t B_t - gamma)^2, so the policy gradient estimat
 objective that LiteEval differentiates through Gumbel-softmax. The baseline is an exponential
 moving average of the batch-mean reward (momentum ``baseline_momentum``): it removes the
 reward's large offset, costs no extra forward pass and adds no parameters that could themselves
-need tuning; advantages are normalised by their batch standard deviation.
+need tuning; advantages are normalised by their batch standard deviation. With ``penalty =
+"batch"`` (the default, as the official code) the usage term is the batch's, the same for every
+video of a batch: within a batch it cannot tell a video that read more from one that read less,
+so REINFORCE learns usage only from how the batch's usage changes between steps (a weak signal;
+tests/test_liteeval.py shows the gate following the usage term with ``penalty = "video"``). The
+paper says only that LiteEval-RL trains the gate "by policy search"; this reward is our reading,
+stated so that it can be checked.
 """
 
 from __future__ import annotations

@@ -241,6 +241,12 @@ def test_results_from_another_machine_are_recomputed_and_compared(tiny_store, tm
     assert check["reference_platforms"][0]["cpu"] == "Another CPU"
     assert json.loads((out / "reference.json").read_text())["summary"]["uniform"]["map"]["mean"] > 50
 
+    # Other settings are not compared with the reference, they are named.
+    config = tmp_path / "lr.json"
+    config.write_text(json.dumps({"uniform": {"train": {"lr": 0.01}}}))
+    assert main([*args, "--config", str(config), "--force"]) == 0
+    assert "uniform        not compared: settings, budget or seeds changed" in capsys.readouterr().out
+
 
 def test_the_shipped_default_settings_are_the_recorded_tuning_choice():
     """The `default` presets were chosen by `benchmark tune` on validation: they must equal its record."""
