@@ -52,9 +52,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from benchmark.tune import tune
-
     import json
+
+    from benchmark.tune import tune
 
     try:
         space = json.loads(args.space) if args.space is not None else None

@@ -21,9 +21,8 @@ from dataclasses import replace
 from typing import Any
 
 from benchmark.config import RunConfig
-from benchmark.runner import MethodPlan, Runner, plan_methods
+from benchmark.runner import MethodPlan, Runner, dataset_label, plan_methods
 from datasets.store import FeatureStore
-from datasets.synthetic import PRESETS
 
 COLUMNS = {
     "sync": ["Method", "mAP (%)", "Top-1 (%)", "GFLOPs/video", "Fine frames/video", "Evidence lift"],
@@ -58,6 +57,6 @@ def ablate(kind: str, cfg: RunConfig) -> dict[str, str]:
         MethodPlan(base.spec, base.cls, {**base.hparams, **overrides}, base.train, label=label, display=display)
         for label, display, overrides in variants(kind, base)
     ]
-    dataset = cfg.dataset if cfg.dataset in PRESETS else store.manifest.name
+    dataset = dataset_label(cfg.dataset, store)
     cfg = replace(cfg, methods=None, name=cfg.name or f"{dataset}-ablate-{kind}")
     return Runner(cfg, plans=plans).run(columns=COLUMNS[kind])

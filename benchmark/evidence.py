@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from datasets.bank import frame_ranges
 from datasets.layout import EXTRAS_GROUP
 from datasets.store import FeatureStore, open_h5
 
@@ -34,9 +35,8 @@ def store_evidence(store: FeatureStore, video_ids: list[str]) -> np.ndarray | No
         flags = h5[EVIDENCE][()].astype(bool)
     header = store.header
     row = {v: i for i, v in enumerate(header.video_ids.tolist())}
-    offsets = header.offsets
-    parts = [flags[offsets[row[v]] : offsets[row[v] + 1]] for v in video_ids]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+    rows = np.asarray([row[v] for v in video_ids], dtype=np.int64)
+    return flags[frame_ranges(header.offsets[rows], header.lengths[rows].astype(np.int64))]
 
 
 def read_statistics(reads: np.ndarray, evidence: np.ndarray, lengths: np.ndarray) -> dict[str, Any] | None:

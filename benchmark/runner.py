@@ -85,6 +85,11 @@ def resolve_store(dataset: str, data_seed: int, *, show_progress: bool = True) -
     return path
 
 
+def dataset_label(dataset: str, store: FeatureStore) -> str:
+    """How results folders name a dataset: the preset's name, else the store's manifest name."""
+    return dataset if dataset in PRESETS else store.manifest.name
+
+
 def pick_split(store: FeatureStore, asked: str | None, candidates: tuple[str, ...], role: str) -> str:
     splits = store.manifest.splits
     if asked is not None:
@@ -220,7 +225,7 @@ class Runner:
         self.budget = cfg.budget
         self.plans = plans if plans is not None else plan_methods(cfg, self.store.manifest.name)
         self.device = resolve_device(cfg.device)
-        name = cfg.name or (cfg.dataset if cfg.dataset in PRESETS else self.store.manifest.name)
+        name = cfg.name or dataset_label(cfg.dataset, self.store)
         self.out = Path(cfg.results_root) / name
         self.streams = sorted({s for p in self.plans for s in p.cls.streams})
         self.per_frame = costs.frame_costs(self.store.manifest, self.streams)
@@ -283,10 +288,9 @@ class Runner:
                 f"{folder} holds a result computed with a different configuration. Re-run with --force to "
                 "replace it, or choose another --name"
             )
-        computed = json.loads((folder / "metrics.json").read_text()).get("computed", {}).get("platform")
-        if computed != self.platform:
-            log.warning("%s seed %d: the result in %s was computed on another kind of machine (%s); recomputing it "
-                        "here (%s), then comparing", plan.name, seed, folder, computed, self.platform)
+        if reference.computed_elsewhere(folder, self.platform):
+            log.warning("%s seed %d: the result in %s was computed on another kind of machine; recomputing it here "
+                        "(%s), then comparing", plan.name, seed, folder, self.platform)
             return False
         return not self.cfg.force
 
@@ -519,7 +523,7 @@ class Runner:
             for name in names if name != base
         }
 
-    def caption(self) -> str:
+    def caption(self, *, with_differences: bool) -> str:
         n_train = len(self.held_out.train_rows)
         seeds = self.cfg.seeds
         evaluated = (f"scored on the {len(self.held_out.val_rows)} validation videos (tuning: the evaluation split "
@@ -529,8 +533,7 @@ class Runner:
         spread = (f"mean ± std over {len(seeds)} seeds {seeds}" if len(seeds) > 1 else
                   f"one seed ({seeds[0]}): no spread, no conclusion")
         delta = (f" Δ mAP vs Uniform: paired bootstrap {int(100 * bootstrap.CONFIDENCE)}% interval over the evaluated "
-                 f"videos ({bootstrap.RESAMPLES} resamples), seeds pooled."
-                 if tables.BASELINE in [p.name for p in self.plans] and not self.select_only else "")
+                 f"videos ({bootstrap.RESAMPLES} resamples), seeds pooled." if with_differences else "")
         return (
             f"{self.store.manifest.name}: trained on {self.train_split} minus a held-out validation part "
             f"({n_train} + {len(self.held_out.val_rows)} videos; selection on the held-out part only), "
@@ -546,7 +549,8 @@ class Runner:
         atomic_write_json(self.out / "metrics.json", {"summary": tables.summary_records(summary, differences),
                                                       "per_seed": records})
         atomic_write_json(self.out / "provenance.json", self.provenance())
-        return tables.write_tables(summary, self.out, self.caption(), columns=columns)
+        return tables.write_tables(summary, self.out, self.caption(with_differences=bool(differences)),
+                                   columns=columns)
 
     def provenance(self) -> dict[str, Any]:
         """This invocation's provenance; each pair's own is in its metrics.json ("computed")."""

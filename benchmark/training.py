@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from benchmark.budget import Budget
-from datasets.bank import Batch, FeatureBank
+from datasets.bank import Batch, FeatureBank, frame_ranges
 from datasets.progress import progress_bar
 from datasets.sampling import FrameSampler
 from methods.base import MethodOutput, TrainConfig, VideoMethod
@@ -199,8 +199,7 @@ def evaluate(
         torch.cuda.synchronize(bank.device)
     seconds = time.perf_counter() - start
     lengths = bank.lengths_host[rows]
-    segments = [np.arange(bank.offsets_host[i], bank.offsets_host[i + 1]) for i in rows.tolist()]
-    frames = np.concatenate(segments) if segments else np.zeros(0, dtype=np.int64)
+    frames = frame_ranges(bank.offsets_host[rows], lengths)
     return Evaluation(
         video_ids=[bank.video_ids[i] for i in rows.tolist()],
         scores=scores,

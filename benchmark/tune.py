@@ -28,10 +28,9 @@ import pandas as pd
 
 from benchmark import tables
 from benchmark.config import RunConfig
-from benchmark.runner import MethodPlan, Runner, plan_methods, resolve_store
+from benchmark.runner import MethodPlan, Runner, dataset_label, plan_methods, resolve_store
 from datasets.atomic import atomic_write_json, atomic_write_text
 from datasets.store import FeatureStore
-from datasets.synthetic import PRESETS
 from methods.base import TrainConfig, VideoMethod
 
 TRAIN_PREFIX = "train."
@@ -121,7 +120,7 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
             settings[label] = (base.name, k, setting)
             shown = tables.DISPLAY_NAMES.get(base.name, base.name)
             plans.append(apply_setting(base, setting, label, f"{shown} #{k}"))
-    dataset = cfg.dataset if cfg.dataset in PRESETS else store.manifest.name
+    dataset = dataset_label(cfg.dataset, store)
     cfg = replace(cfg, methods=None, name=cfg.name or f"{dataset}-tune")
     runner = Runner(cfg, plans=plans, select_only=True)
     runner.run(columns=["Method", "mAP (%)", "Top-1 (%)", "GFLOPs/video", "Fine frames/video"])
@@ -154,6 +153,6 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
         "Chosen": "yes" if best[r["method"]] is r else "",
     } for r in rows])
     table = (frame.to_markdown(index=False, disable_numparse=True)
-             + f"\n\n{len(bases)} methods x {trials} trials, seeds {cfg.seeds}; {runner.caption()}\n")
+             + f"\n\n{len(bases)} methods x {trials} trials, seeds {cfg.seeds}; {runner.caption(with_differences=False)}\n")
     atomic_write_text(runner.out / "tune.md", table)
     return TuneResult(table=table, config_path=config_path, best=config)

@@ -313,7 +313,7 @@ class FeatureBank:
         def issue(k: int) -> _Pending:
             rows = chunks[k]
             lengths = self.lengths_host[rows]
-            frame_rows = _ranges(self.offsets_host[rows], lengths)
+            frame_rows = frame_ranges(self.offsets_host[rows], lengths)
             index = torch.from_numpy(np.append(frame_rows, zero_row))  # the batch keeps a zero row too
             start = torch.from_numpy(np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64))
             if not cuda:
@@ -347,8 +347,9 @@ class FeatureBank:
             pending = upcoming
 
 
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(s, s + l)`` for each (s, l), vectorised."""
+def frame_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + l)`` for each (s, l), vectorised: the frame rows of
+    videos that start at ``starts`` (offsets into a frame array) and have ``lengths`` frames."""
     total = int(lengths.sum())
     if total == 0:
         return np.zeros(0, dtype=np.int64)
