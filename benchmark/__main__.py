@@ -80,8 +80,9 @@ def _cmd_online(args: argparse.Namespace) -> int:
     if args.max_k < 1:
         raise ValueError(f"--max-k must be >= 1, got {args.max_k}")
     runner = Runner(_config(args))
-    table = run_online(runner, OnlineOptions(budgets=tuple(range(1, args.max_k + 1)), reference=args.reference,
-                                             frame_model=args.frame_model))
+    with runner.locked():
+        table = run_online(runner, OnlineOptions(budgets=tuple(range(1, args.max_k + 1)), reference=args.reference,
+                                                 frame_model=args.frame_model))
     print(summary(table))
     print(f"\nwritten: {runner.out / 'online.csv'}")
     return 0
@@ -91,9 +92,15 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from benchmark.plots import plot_all
+    from benchmark.results import folder_lock
 
-    for path in plot_all(Path(args.results_dir) / args.name, args.figures):
-        print(path)
+    folder = Path(args.results_dir) / args.name
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such results folder; run `python -m benchmark run` first, or pass "
+                                "--name/--results-dir of an existing one")
+    with folder_lock(folder):
+        for path in plot_all(folder, args.figures):
+            print(path)
     return 0
 
 

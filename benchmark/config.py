@@ -48,6 +48,20 @@ class RunConfig:
     jobs: int | None = None  # worker processes for the pairs; None: one per core on a CPU (benchmark/parallel.py)
     threads: int | None = None  # threads per pair; None: benchmark/parallel.py's DEFAULT_THREADS
 
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ValueError("--seeds: give at least one training seed, e.g. --seeds 0 1 2")
+        negative = [s for s in self.seeds if s < 0]
+        if negative:
+            raise ValueError(f"--seeds {' '.join(map(str, self.seeds))}: seeds must be >= 0 (NumPy's generators "
+                             f"refuse negative seeds); got {negative}")
+        repeated = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
+        if repeated:
+            raise ValueError(f"--seeds {' '.join(map(str, self.seeds))}: seed(s) {repeated} given twice; a repeated "
+                             "seed would count one result twice in the mean and std")
+        if self.data_seed < 0:
+            raise ValueError(f"--data-seed {self.data_seed}: must be >= 0")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
@@ -78,6 +79,9 @@ def _start_worker(cfg: RunConfig, plans: list[MethodPlan], threads: int) -> None
     global _WORKER
     from benchmark.runner import Runner
 
+    # Ctrl-C reaches the whole process group; the parent alone handles it (it stops the
+    # workers), so the user sees one line, not a traceback per worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     _WORKER = Runner(replace(cfg, show_progress=False), plans=plans)
 
@@ -93,15 +97,24 @@ def run_in_processes(runner: Runner, pending: Sequence[tuple[int, int]], jobs: i
     context = multiprocessing.get_context("spawn")
     log.info("computing %d method/seed pair(s) in %d worker processes, %d thread(s) each", len(pending), jobs,
              threads)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker,
-                             initargs=(runner.cfg, runner.plans, threads)) as pool, \
-            progress_bar(total=len(pending), desc="pairs", unit="pair", enable=runner.cfg.show_progress) as bar:
-        futures = [pool.submit(_run_in_worker, index, seed) for index, seed in pending]
-        for future in as_completed(futures):
-            index, seed = future.result()  # a worker's exception is raised here, with its message
-            log.info("%s seed %d: done (%s)", runner.plans[index].name, seed,
-                     runner.pair_dir(runner.plans[index], seed))
-            bar.update(1)
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker,
+                               initargs=(runner.cfg, runner.plans, threads))
+    try:
+        with progress_bar(total=len(pending), desc="pairs", unit="pair", enable=runner.cfg.show_progress) as bar:
+            futures = [pool.submit(_run_in_worker, index, seed) for index, seed in pending]
+            for future in as_completed(futures):
+                index, seed = future.result()  # a worker's exception is raised here, with its message
+                log.info("%s seed %d: done (%s)", runner.plans[index].name, seed,
+                         runner.pair_dir(runner.plans[index], seed))
+                bar.update(1)
+    except BaseException:
+        # Ctrl-C or a failed pair: stop the other workers now rather than after their pairs
+        # (a pair cut short has no metrics.json and is computed again by the next run).
+        pool.shutdown(wait=False, cancel_futures=True)
+        for child in multiprocessing.active_children():
+            child.terminate()
+        raise
+    pool.shutdown(wait=True)
 
 
 def run_here(runner: Runner, pending: Sequence[tuple[int, int]], threads: int) -> None:

@@ -14,6 +14,7 @@ reference is listed as not compared.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -23,31 +24,42 @@ from datasets.atomic import atomic_write_json
 SPREAD_FACTOR = 2.0
 QUANTITIES = {"map": "mAP (%)", "gflops": "GFLOPs/video"}
 
+log = logging.getLogger(__name__)
+
 
 def computed_elsewhere(pair_dir: Path, platform: dict[str, Any]) -> bool:
     """Whether ``pair_dir`` holds a finished result computed on another kind of machine."""
-    path = pair_dir / "metrics.json"
+    record = _read(pair_dir / "metrics.json")
+    if not isinstance(record, dict):
+        return False  # absent or corrupt: not a finished result anywhere
+    return record.get("computed", {}).get("platform") != platform
+
+
+def _read(path: Path) -> Any:
+    """A JSON file's content; None when it is absent, empty or corrupt (logged): an earlier
+    summary that cannot be read is no reference, and must not stop a run (even --force)."""
     if not path.is_file():
-        return False
-    return json.loads(path.read_text()).get("computed", {}).get("platform") != platform
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        log.warning("%s is unreadable (%s); ignoring it", path, exc)
+        return None
 
 
 def load(out: Path) -> dict[str, Any] | None:
     """The reference of ``out``: a kept ``reference.json``, else the summary in its current
     ``metrics.json`` (None when there is neither, or the summary predates this format)."""
-    kept = out / "reference.json"
-    if kept.is_file():
-        return json.loads(kept.read_text())
-    current = out / "metrics.json"
-    if not current.is_file():
-        return None
-    data = json.loads(current.read_text())
-    if "summary" not in data:
+    kept = _read(out / "reference.json")
+    if isinstance(kept, dict):
+        return kept
+    data = _read(out / "metrics.json")
+    if not isinstance(data, dict) or "summary" not in data or "per_seed" not in data:
         return None
     platforms = {json.dumps(r.get("computed", {}).get("platform"), sort_keys=True)
                  for seeds in data["per_seed"].values() for r in seeds.values()}
     return {"summary": data["summary"], "configs": configs(data["per_seed"]),
-            "platforms": [json.loads(p) for p in sorted(platforms)], "source": f"{current} as it was before this run"}
+            "platforms": [json.loads(p) for p in sorted(platforms)], "source": f"{out / 'metrics.json'} as it was before this run"}
 
 
 def configs(per_seed: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:

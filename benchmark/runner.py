@@ -34,24 +34,26 @@ import io
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from benchmark import bootstrap, costs, evidence, metrics, parallel, provenance, reference, tables
+from benchmark import bootstrap, costs, evidence, metrics, parallel, provenance, reference, results, tables
 from benchmark.config import RunConfig, load_method_config
 from benchmark.splits import carve_validation
 from benchmark.training import Evaluation, TrainStats, evaluate, fit, seed_everything
-from datasets.atomic import atomic_write_bytes, atomic_write_json
+from datasets.atomic import atomic_write_bytes, atomic_write_json, json_text
 from datasets.bank import FeatureBank
 from datasets.device import resolve_device
 from datasets.distributed import barrier, distributed_rank, finish, rank_device
 from datasets.store import FeatureStore
 from datasets.synthetic import PRESETS, matching_store, preset, synthesize
-from methods.base import TrainConfig, VideoMethod
+from methods.base import TrainConfig, VideoMethod, check_setting_types
 from methods.registry import available_methods, resolve_method
 
 log = logging.getLogger(__name__)
@@ -150,6 +152,11 @@ def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
             train_overrides.update(source.pop("train", {}))
             section.update(source)
         train = cls.train_defaults.updated(train_overrides, where=f"settings of {cls.name!r} (train)")
+        unknown_keys = sorted(set(section) - {f.name for f in fields(cls.Hparams)})
+        if unknown_keys:
+            raise ValueError(f"settings of {cls.name!r}: unknown hyper-parameter(s) {unknown_keys}; known: "
+                             f"{[f.name for f in fields(cls.Hparams)]}")
+        check_setting_types(cls.Hparams, section, where=f"settings of {cls.name!r}")
         plans.append(MethodPlan(spec, cls, section, train))
     unknown = sorted(set(file_config) - names - set(available_methods()))
     if unknown:
@@ -237,6 +244,24 @@ class Runner:
         self._banks: dict[str, FeatureBank] = {}
         self._evidence: dict[tuple[str, ...], np.ndarray | None] = {}
         self.execution: dict[str, Any] = {}  # how the last run() computed its pairs (benchmark/parallel.py)
+        self._lock_depth = 0
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the results folder's lock (benchmark/results.py); re-entrant within a Runner."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        with results.folder_lock(self.out):
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
 
     # ------------------------------------------------------------------ helpers
     def bank(self, split: str) -> FeatureBank:
@@ -277,11 +302,15 @@ class Runner:
         return record
 
     def is_done(self, plan: MethodPlan, seed: int) -> bool:
+        """Complete (every file there and consistent), computed with this configuration on this
+        kind of machine, and no --force. Anything incomplete is computed again."""
         folder = self.pair_dir(plan, seed)
-        if not (folder / "metrics.json").is_file():
+        state = results.pair_state(folder)
+        if not state.done:
+            if state.reason != "not computed":
+                log.warning("%s seed %d: %s in %s; computing it again", plan.name, seed, state.reason, folder)
             return False
-        stored = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else None
-        if stored != json.loads(json.dumps(self.identity(plan, seed))):
+        if state.config != json.loads(json.dumps(self.identity(plan, seed))):
             if self.cfg.force:
                 return False
             raise ValueError(
@@ -418,8 +447,6 @@ class Runner:
                 "platform": self.platform,
             },
         }
-        folder = self.pair_dir(plan, seed)
-        atomic_write_json(folder / "config.json", self.identity(plan, seed))
         buffer = io.BytesIO()
         np.savez_compressed(
             buffer, video_ids=np.asarray(result.video_ids), scores=result.scores, labels=result.labels,
@@ -427,13 +454,18 @@ class Runner:
             **{f"frames_read_{s}": v for s, v in result.frames_read.items()},
             **{f"steps_{k}": v for k, v in result.step_counts.items()},
         )
-        atomic_write_bytes(folder / "scores.npz", buffer.getvalue())
+        files = {"config.json": json_text(self.identity(plan, seed)).encode(), "scores.npz": buffer.getvalue()}
         buffer = io.BytesIO()
         torch.save(method.state_dict(), buffer)
-        atomic_write_bytes(folder / "model.pt", buffer.getvalue())
+        files["model.pt"] = buffer.getvalue()
         if result.diagnostics:
-            atomic_write_bytes(folder / "diagnostics.npz", pack_diagnostics(result.video_ids, result.diagnostics))
-        atomic_write_json(folder / "metrics.json", record)  # last: marks the pair as done
+            files["diagnostics.npz"] = pack_diagnostics(result.video_ids, result.diagnostics)
+        folder = self.pair_dir(plan, seed)
+        results.start_pair(folder)  # not done from here until metrics.json is back
+        for name, data in files.items():
+            atomic_write_bytes(folder / name, data)
+        record["files"] = {name: results.sha256_bytes(data) for name, data in files.items()}
+        atomic_write_json(folder / results.DONE_MARKER, record)  # last: marks the pair as done
         return record
 
     # ------------------------------------------------------------------ whole run
@@ -445,6 +477,13 @@ class Runner:
         other ranks return an empty dict. Where results were already here, the texts also
         hold "reference_check": how the recomputed ones compare (benchmark/reference.py)."""
         rank, world, local_rank, started_group = distributed_rank()
+        if rank != 0:
+            return self._run(columns, rank, world, local_rank, started_group)
+        with self.locked():  # one writer per results folder; also proves it writable before training
+            return self._run(columns, rank, world, local_rank, started_group)
+
+    def _run(self, columns: list[str] | None, rank: int, world: int, local_rank: int,
+             started_group: bool) -> dict[str, str]:
         if world > 1:
             self.device = rank_device(self.cfg.device, local_rank)
             self.environment["device"] = provenance.device_info(self.device)
@@ -497,10 +536,53 @@ class Runner:
                 records.setdefault(plan.name, {})[str(seed)] = json.loads((folder / "metrics.json").read_text())
         return records
 
-    def differences(self) -> dict[str, dict[str, Any]]:
+    def other_pairs(self) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, str]]:
+        """Pairs in the folder that this invocation did not ask for (e.g. an earlier run with
+        other --methods): the methods to tabulate too (every seed of this run there, complete,
+        computed with the same dataset, split, validation part and budget) and, for the rest,
+        why they are left out. The table of a folder thus covers every pair in it or says
+        which it leaves out, and never shrinks silently to the last command's methods."""
+        asked = {(p.name, seed) for p in self.plans for seed in self.cfg.seeds}
+        found: dict[str, list[int]] = {}
+        for name, seed in results.pairs_on_disk(self.out):
+            if (name, seed) not in asked:
+                found.setdefault(name, []).append(seed)
+        shared = ("dataset", "train_split", "validation", "eval_split", "budget")
+        reference_identity = self.identity(self.plans[0], self.cfg.seeds[0]) if self.plans else {}
+        reference_shared = json.loads(json.dumps({k: reference_identity.get(k) for k in shared}))
+        include: dict[str, dict[str, dict[str, Any]]] = {}
+        left_out: dict[str, str] = {}
+        for name, seeds in sorted(found.items()):
+            label = f"{name} (seeds {', '.join(map(str, sorted(seeds)))})"
+            if name in {p.name for p in self.plans}:
+                left_out[label] = f"seeds outside this run's {self.cfg.seeds}"
+                continue
+            missing = [s for s in self.cfg.seeds if s not in seeds]
+            if missing:
+                left_out[label] = f"no result for seed(s) {missing} of this run"
+                continue
+            records, reason = {}, ""
+            for seed in self.cfg.seeds:
+                folder = self.out / "runs" / name / f"seed{seed}"
+                state = results.pair_state(folder)
+                if not state.done:
+                    reason = f"seed {seed}: {state.reason}"
+                    break
+                differing = [k for k in shared if (state.config or {}).get(k) != reference_shared[k]]
+                if differing:
+                    reason = f"computed with another {', '.join(differing)}"
+                    break
+                records[str(seed)] = json.loads((folder / results.DONE_MARKER).read_text())
+            if reason:
+                left_out[label] = reason
+            else:
+                include[name] = records
+        return include, left_out
+
+    def differences(self, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
         """Each method's mAP difference to the table's baseline with its paired bootstrap
         interval over the evaluated videos, seeds pooled (benchmark/bootstrap.py)."""
-        names = [p.name for p in self.plans]
+        names = names if names is not None else [p.name for p in self.plans]
         if tables.BASELINE not in names or self.select_only:
             return {}
         per_method, labels, ids = {}, None, None
@@ -523,7 +605,7 @@ class Runner:
             for name in names if name != base
         }
 
-    def caption(self, *, with_differences: bool) -> str:
+    def caption(self, *, with_differences: bool, left_out: dict[str, str] | None = None) -> str:
         n_train = len(self.held_out.train_rows)
         seeds = self.cfg.seeds
         evaluated = (f"scored on the {len(self.held_out.val_rows)} validation videos (tuning: the evaluation split "
@@ -534,23 +616,31 @@ class Runner:
                   f"one seed ({seeds[0]}): no spread, no conclusion")
         delta = (f" Δ mAP vs Uniform: paired bootstrap {int(100 * bootstrap.CONFIDENCE)}% interval over the evaluated "
                  f"videos ({bootstrap.RESAMPLES} resamples), seeds pooled." if with_differences else "")
+        outside = ("" if not left_out else " Also in this folder, not in the table: "
+                   + "; ".join(f"{pair}: {why}" for pair, why in left_out.items()) + ".")
         return (
             f"{self.store.manifest.name}: trained on {self.train_split} minus a held-out validation part "
             f"({n_train} + {len(self.held_out.val_rows)} videos; selection on the held-out part only), "
-            f"{evaluated}; {spread}. Budget: {self.budget.describe(n_train)}.{delta}"
+            f"{evaluated}; {spread}. Budget: {self.budget.describe(n_train)}.{delta}{outside}"
         )
 
     def write_results(self, columns: list[str] | None = None) -> dict[str, str]:
         """metrics.json, provenance.json and the tables, from every pair's saved metrics."""
         records = self.records()
-        differences = self.differences()
-        summary = tables.summary_frame(records, {p.name: p.cls.online for p in self.plans},
-                                       {p.name: p.display for p in self.plans if p.display}, differences)
-        atomic_write_json(self.out / "metrics.json", {"summary": tables.summary_records(summary, differences),
-                                                      "per_seed": records})
+        others, left_out = self.other_pairs()
+        records.update(others)
+        online = {p.name: p.cls.online for p in self.plans}
+        online.update({name: bool(next(iter(seeds.values())).get("online")) for name, seeds in others.items()})
+        differences = self.differences(list(records))
+        summary = tables.summary_frame(records, online, {p.name: p.display for p in self.plans if p.display},
+                                       differences)
+        document = {"summary": tables.summary_records(summary, differences), "per_seed": records}
+        if left_out:
+            document["left_out"] = left_out
+        atomic_write_json(self.out / "metrics.json", document)
         atomic_write_json(self.out / "provenance.json", self.provenance())
-        return tables.write_tables(summary, self.out, self.caption(with_differences=bool(differences)),
-                                   columns=columns)
+        caption = self.caption(with_differences=bool(differences), left_out=left_out)
+        return tables.write_tables(summary, self.out, caption, columns=columns)
 
     def provenance(self) -> dict[str, Any]:
         """This invocation's provenance; each pair's own is in its metrics.json ("computed")."""

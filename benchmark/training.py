@@ -81,7 +81,7 @@ def fit(
             totals: dict[str, float] = {}
             batches = 0
             for batch in bank.batches(budget.batch_size, method.sampler(train=True), train=True,
-                                      generator=generator, rows=rows):
+                                      generator=generator, rows=rows, streams=method.streams, reader=method.name):
                 method.on_step(step, total)
                 output = method(batch)
                 loss, logs = method.loss(output, batch)
@@ -179,7 +179,8 @@ def evaluate(
         torch.cuda.synchronize(bank.device)
     start = time.perf_counter()
     with progress_bar(total=n, desc=desc or f"eval {method.name}", unit="video", enable=show_progress) as bar:
-        for batch in bank.batches(batch_size, sampler, meter=meter, horizons=horizons, rows=rows):
+        for batch in bank.batches(batch_size, sampler, meter=meter, horizons=horizons, rows=rows,
+                                  streams=method.streams, reader=method.name):
             output = forward(batch)
             at = position[batch.index.cpu().numpy()]
             scores[at] = output.scores.float().cpu().numpy()
@@ -198,6 +199,12 @@ def evaluate(
     if bank.device.type == "cuda":
         torch.cuda.synchronize(bank.device)
     seconds = time.perf_counter() - start
+    bad = ~np.isfinite(scores).all(axis=1)
+    if bad.any():
+        first = bank.video_ids[int(rows[np.argmax(bad)])]
+        raise ValueError(
+            f"method {method.name!r} returned non-finite scores (NaN or inf) for {int(bad.sum())} of {n} videos "
+            f"(first: {first!r}); fix its forward pass (average precision is undefined on them)")
     lengths = bank.lengths_host[rows]
     frames = frame_ranges(bank.offsets_host[rows], lengths)
     return Evaluation(

@@ -123,36 +123,37 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
     dataset = dataset_label(cfg.dataset, store)
     cfg = replace(cfg, methods=None, name=cfg.name or f"{dataset}-tune")
     runner = Runner(cfg, plans=plans, select_only=True)
-    runner.run(columns=["Method", "mAP (%)", "Top-1 (%)", "GFLOPs/video", "Fine frames/video"])
-    records = runner.records()
+    with runner.locked():  # the trials and tune.md/tuned.json are written under one lock
+        runner.run(columns=["Method", "mAP (%)", "Top-1 (%)", "GFLOPs/video", "Fine frames/video"])
+        records = runner.records()
 
-    rows, best = [], {}
-    for label, (method, k, setting) in settings.items():
-        maps = [100 * r["map"] for r in records[label].values()]
-        gflops = [r["gflops"]["mean"] for r in records[label].values()]
-        rows.append({"method": method, "trial": k, "setting": setting, "validation_map": float(np.mean(maps)),
-                     "validation_map_per_seed": maps, "gflops": float(np.mean(gflops))})
-        if method not in best or rows[-1]["validation_map"] > best[method]["validation_map"]:
-            best[method] = rows[-1]
-    config = {method: as_config(row["setting"]) for method, row in best.items()}
-    config_path = runner.out / "tuned.json"
-    atomic_write_json(config_path, config)
-    atomic_write_json(runner.out / "tune.json", {
-        "command": "python -m benchmark " + " ".join(sys.argv[1:]) if sys.argv[1:] else None,
-        "trials_per_method": trials, "tune_seed": tune_seed, "seeds": cfg.seeds,
-        "search_spaces": {b.name: {k: list(v) for k, v in (space or b.cls.search_space).items()} for b in bases},
-        "selection": "highest mean validation mAP over seeds; ties: the earlier trial (trial 0 = current settings)",
-        "validation": runner.validation_record(ids=False),
-        "budget": runner.budget.to_dict(len(runner.held_out.train_rows)),
-        "trials": rows, "chosen": config,
-    })
-    frame = pd.DataFrame([{
-        "Method": tables.DISPLAY_NAMES.get(r["method"], r["method"]), "Trial": r["trial"],
-        "Setting": ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["setting"].items()),
-        "Validation mAP (%)": f"{r['validation_map']:.1f}", "GFLOPs/video": f"{r['gflops']:.1f}",
-        "Chosen": "yes" if best[r["method"]] is r else "",
-    } for r in rows])
-    table = (frame.to_markdown(index=False, disable_numparse=True)
-             + f"\n\n{len(bases)} methods x {trials} trials, seeds {cfg.seeds}; {runner.caption(with_differences=False)}\n")
-    atomic_write_text(runner.out / "tune.md", table)
-    return TuneResult(table=table, config_path=config_path, best=config)
+        rows, best = [], {}
+        for label, (method, k, setting) in settings.items():
+            maps = [100 * r["map"] for r in records[label].values()]
+            gflops = [r["gflops"]["mean"] for r in records[label].values()]
+            rows.append({"method": method, "trial": k, "setting": setting, "validation_map": float(np.mean(maps)),
+                         "validation_map_per_seed": maps, "gflops": float(np.mean(gflops))})
+            if method not in best or rows[-1]["validation_map"] > best[method]["validation_map"]:
+                best[method] = rows[-1]
+        config = {method: as_config(row["setting"]) for method, row in best.items()}
+        config_path = runner.out / "tuned.json"
+        atomic_write_json(config_path, config)
+        atomic_write_json(runner.out / "tune.json", {
+            "command": "python -m benchmark " + " ".join(sys.argv[1:]) if sys.argv[1:] else None,
+            "trials_per_method": trials, "tune_seed": tune_seed, "seeds": cfg.seeds,
+            "search_spaces": {b.name: {k: list(v) for k, v in (space or b.cls.search_space).items()} for b in bases},
+            "selection": "highest mean validation mAP over seeds; ties: the earlier trial (trial 0 = current settings)",
+            "validation": runner.validation_record(ids=False),
+            "budget": runner.budget.to_dict(len(runner.held_out.train_rows)),
+            "trials": rows, "chosen": config,
+        })
+        frame = pd.DataFrame([{
+            "Method": tables.DISPLAY_NAMES.get(r["method"], r["method"]), "Trial": r["trial"],
+            "Setting": ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["setting"].items()),
+            "Validation mAP (%)": f"{r['validation_map']:.1f}", "GFLOPs/video": f"{r['gflops']:.1f}",
+            "Chosen": "yes" if best[r["method"]] is r else "",
+        } for r in rows])
+        table = (frame.to_markdown(index=False, disable_numparse=True)
+                 + f"\n\n{len(bases)} methods x {trials} trials, seeds {cfg.seeds}; {runner.caption(with_differences=False)}\n")
+        atomic_write_text(runner.out / "tune.md", table)
+        return TuneResult(table=table, config_path=config_path, best=config)

@@ -27,8 +27,19 @@ import torch
 from datasets.meter import ReadMeter
 
 
+class UndeclaredStreamError(ValueError):
+    """A method read a stream that its ``streams`` does not declare.
+
+    The run loads and charges only the streams its methods declare, so such a read would
+    be free when another method of the run happens to load the stream (and a KeyError when
+    none does). It is refused the same way in both cases, naming the method and the stream."""
+
+
 class MeteredFeatures:
-    """Batch-local, metered view of the frame features of B videos."""
+    """Batch-local, metered view of the frame features of B videos.
+
+    ``declared`` (with ``reader``, the method's name) restricts reads to the streams the
+    reading method declares; the harness always sets it."""
 
     def __init__(
         self,
@@ -41,7 +52,11 @@ class MeteredFeatures:
         meter: ReadMeter | None,
         video_ids: list[str] | None = None,
         dtype: torch.dtype = torch.float32,
+        declared: tuple[str, ...] | None = None,
+        reader: str | None = None,
     ) -> None:
+        self._declared = None if declared is None else tuple(declared)
+        self._reader = reader
         self._sources = sources  # stream -> (rows + 1, D) float16: these videos' frames, then a zero row
         self._source_start = source_start  # (B,) first row of each video in the source
         self._bank_start = bank_start  # (B,) first row of each video in the bank (for the meter)
@@ -54,7 +69,8 @@ class MeteredFeatures:
 
     @property
     def streams(self) -> list[str]:
-        return list(self._sources)
+        """The streams this view may read: loaded and (where set) declared by the reader."""
+        return [s for s in self._sources if self._declared is None or s in self._declared]
 
     def on_grid(self, frames: torch.Tensor, mask: torch.Tensor) -> MeteredFeatures:
         """The same features, sources and meter, exposing another (B, T') grid of positions."""
@@ -66,6 +82,11 @@ class MeteredFeatures:
         return self._source(stream).shape[1]
 
     def _source(self, stream: str) -> torch.Tensor:
+        if self._declared is not None and stream not in self._declared:
+            who = f"method {self._reader!r}" if self._reader else "the reader"
+            raise UndeclaredStreamError(
+                f"{who} read the {stream!r} stream but declares streams = {self._declared}; add {stream!r} to its "
+                "`streams` so that the run loads that stream and charges its reads")
         try:
             return self._sources[stream]
         except KeyError:

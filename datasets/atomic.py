@@ -7,6 +7,7 @@ benchmark harness.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -15,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from datasets.errors import WriteError
 
 
 def _umask() -> int:
@@ -34,11 +37,33 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+#: Suffix of the temporary siblings; ``remove_orphans`` deletes those a killed writer left.
+TMP_SUFFIX = ".tmp"
+
+
+def _write_error(path: Path, exc: OSError) -> WriteError:
+    reason = exc.strerror or str(exc)
+    fix = ("free some space on that disk" if exc.errno == errno.ENOSPC else
+           "make the folder writable" if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else
+           "check the disk and the folder")
+    return WriteError(f"could not write {path}: {reason}; {fix}, or write elsewhere (e.g. --results-dir)")
+
+
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file + fsync + rename)."""
+    """Write ``data`` to ``path`` atomically (temp file + fsync + rename).
+
+    Any OS error (a full disk, a read-only folder) becomes a ``WriteError`` naming ``path``;
+    the temporary file is removed and the old ``path``, if any, is untouched."""
     path = Path(path)
+    try:
+        _write(path, data)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+
+
+def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; results are meant to be shared
         with os.fdopen(fd, "wb") as handle:
@@ -57,9 +82,26 @@ def atomic_write_text(path: Path | str, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def json_text(obj: Any) -> str:
+    """``obj`` as the suite writes JSON: indented, key-sorted, no NaN (so its hash is stable)."""
+    return json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
 def atomic_write_json(path: Path | str, obj: Any) -> None:
     """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    atomic_write_text(path, json_text(obj))
+
+
+def remove_orphans(folder: Path | str) -> list[Path]:
+    """Delete the temporary files that writers killed mid-write (SIGKILL, power loss) left
+    under ``folder``; call it only while no writer can be active there (under the results
+    folder's lock). Returns what was removed."""
+    removed = []
+    for tmp in Path(folder).rglob(f".*{TMP_SUFFIX}"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 @contextmanager

@@ -209,6 +209,8 @@ class FeatureBank:
         dtype: torch.dtype = torch.float32,
         bucket: bool | None = None,
         horizons: Sequence[int] | np.ndarray | None = None,
+        streams: Sequence[str] | None = None,
+        reader: str | None = None,
     ) -> Iterator[Batch]:
         """Iterate over the split (or ``rows`` of it) in batches of ``batch_size`` videos.
 
@@ -227,6 +229,10 @@ class FeatureBank:
         ``horizons[i]`` frames of video i, as if the video ended there: the sampler spreads
         its frames over them and a read past them is an error. Online evaluation uses it
         for frames that have not arrived yet (the paper's Uniform-K).
+
+        ``streams`` (with ``reader``, the reading method's name) are the only streams the
+        batches may read: a read of another one is refused (``UndeclaredStreamError``), so a
+        method cannot read, uncharged, a stream that another method of the run loaded.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -236,6 +242,7 @@ class FeatureBank:
         if generator is None and (train or shuffle):
             raise ValueError("training batches and shuffling need a seed= or generator= (runs must be reproducible)")
         visible = self._visible_lengths(horizons)
+        access = (None if streams is None else tuple(streams), reader)
         order = np.arange(self.num_videos) if rows is None else np.asarray(rows, dtype=np.int64)
         if len(order) and (order.min() < 0 or order.max() >= self.num_videos):
             raise IndexError(f"rows must lie in [0, {self.num_videos}) for bank {self.split!r}")
@@ -256,9 +263,10 @@ class FeatureBank:
         if self.resident:
             for chunk in chunks:
                 starts = self.offsets[torch.from_numpy(chunk).to(self.device)]
-                yield self._finish(chunk, self.features, starts, sampler, train, generator, meter, dtype, visible)
+                yield self._finish(chunk, self.features, starts, sampler, train, generator, meter, dtype, visible,
+                                   access)
         else:
-            yield from self._streamed(chunks, sampler, train, generator, meter, dtype, visible)
+            yield from self._streamed(chunks, sampler, train, generator, meter, dtype, visible, access)
 
     def _visible_lengths(self, horizons: Sequence[int] | np.ndarray | None) -> tuple[np.ndarray, torch.Tensor]:
         """Per-video frame counts a batch exposes, on the host and on the device."""
@@ -286,6 +294,7 @@ class FeatureBank:
         meter: ReadMeter | None,
         dtype: torch.dtype,
         visible: tuple[np.ndarray, torch.Tensor],
+        access: tuple[tuple[str, ...] | None, str | None] = (None, None),
     ) -> Batch:
         index = torch.from_numpy(rows).to(self.device)
         lengths = visible[1][index]
@@ -293,12 +302,12 @@ class FeatureBank:
         frames, mask = sampler.sample(lengths, max_length, train=train, generator=generator)
         ids = [self.video_ids[i] for i in rows.tolist()]
         features = MeteredFeatures(
-            sources, source_start, self.offsets[index], lengths, frames, mask, meter, ids, dtype
+            sources, source_start, self.offsets[index], lengths, frames, mask, meter, ids, dtype, *access
         )
         return Batch(index, ids, self.labels[index], lengths, frames, mask, features)
 
     # ------------------------------------------------------------------ streaming
-    def _streamed(self, chunks, sampler, train, generator, meter, dtype, visible) -> Iterator[Batch]:
+    def _streamed(self, chunks, sampler, train, generator, meter, dtype, visible, access) -> Iterator[Batch]:
         assert self._host is not None
         cuda = self.device.type == "cuda"
         copy_stream = torch.cuda.Stream(self.device) if cuda else None
@@ -343,7 +352,7 @@ class FeatureBank:
             if pending.event is not None:
                 torch.cuda.current_stream(self.device).wait_event(pending.event)
             yield self._finish(pending.rows, pending.sources, pending.source_start, sampler, train, generator,
-                               meter, dtype, visible)
+                               meter, dtype, visible, access)
             pending = upcoming
 
 

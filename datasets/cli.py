@@ -2,7 +2,8 @@
 
 Subcommands set ``func`` on their parser; ``run_cli`` parses, sets up logging, runs the
 subcommand, and turns the errors a user can fix (bad input, refused overwrite) into one
-``error: ...`` line and exit code 2, instead of a traceback.
+``error: ...`` line and exit code 2, instead of a traceback; Ctrl-C gives one line and exit
+code 130 (the shell's code for SIGINT).
 """
 
 from __future__ import annotations
@@ -25,3 +26,7 @@ def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> i
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: everything finished so far is kept (every file is written atomically); run the same "
+              "command again to resume", file=sys.stderr)
+        return 130

@@ -25,9 +25,18 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """Turn "auto" / "cpu" / "cuda" / "cuda:1" into a usable ``torch.device``."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device {device}: not a device this suite runs on; use auto, cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {device}: the suite runs on cpu or cuda; use auto, cpu, cuda or cuda:N")
+    if dev.type == "cuda" and dev.index is not None and torch.cuda.is_available() \
+            and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
+        raise ValueError(
             f"--device {device} was asked for, but this PyTorch build sees no CUDA GPU "
             f"(torch {torch.__version__}); use --device cpu or --device auto"
         )

@@ -33,6 +33,13 @@ class StoreError(Exception):
     """A feature store cannot be read or written as asked."""
 
 
+class WriteError(StoreError):
+    """A file could not be written (a full disk, a read-only folder, no permission).
+
+    Raised by the atomic writers with the file's path and the system's reason, so that
+    "No space left on device" never arrives without saying where."""
+
+
 class StoreValidationError(StoreError):
     """A store failed its checks; ``problems`` lists every finding."""
 

@@ -14,6 +14,8 @@ defaults that the config file can override. See README "Adding a method".
 
 from __future__ import annotations
 
+import types
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -27,6 +29,41 @@ from datasets.sampling import FrameSampler
 
 #: Training settings that belong to the run's budget (benchmark/budget.py), not to a method.
 BUDGET_SETTINGS = {"epochs": "--epochs", "batch_size": "--batch-size", "steps": "--steps"}
+
+
+def _accepts(kind: Any, value: Any) -> bool:
+    """Whether ``value`` fits the annotated ``kind`` (the simple types settings use)."""
+    if kind is Any:
+        return True
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(k, value) for k in typing.get_args(kind))
+    if origin is typing.Literal:
+        return value in typing.get_args(kind)
+    if kind is type(None):
+        return value is None
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    if origin in (tuple, list) or kind in (tuple, list):
+        return isinstance(value, (tuple, list))
+    return True  # a type the settings do not use: left to the method
+
+
+def check_setting_types(settings_cls: type, values: dict[str, Any], *, where: str) -> None:
+    """Refuse a value of the wrong type (``{"hidden": "big"}``) with one line that names the
+    setting, the value and the type it needs, before anything is built or trained."""
+    hints = typing.get_type_hints(settings_cls)
+    for key, value in values.items():
+        kind = hints.get(key)
+        if kind is not None and not _accepts(kind, value):
+            shown = getattr(kind, "__name__", None) or str(kind).replace("typing.", "")
+            raise ValueError(f"{where}: {key} = {value!r} is a {type(value).__name__}; it must be {shown}")
 
 
 #: The optimiser's settings every method may tune (``VideoMethod.search_space``).
@@ -57,6 +94,7 @@ class TrainConfig:
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise ValueError(f"{where}: unknown training setting(s) {unknown}; known: {sorted(known)}")
+        check_setting_types(TrainConfig, overrides, where=where)
         return replace(self, **overrides)
 
 
@@ -123,6 +161,7 @@ class VideoMethod(nn.Module, ABC):
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams: Any) -> None:
         super().__init__()
         try:
+            check_setting_types(self.Hparams, hparams, where=f"method {self.name!r}")
             self.hp = self.Hparams(**hparams)
         except TypeError as exc:
             known = [f.name for f in fields(self.Hparams)]

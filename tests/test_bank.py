@@ -164,7 +164,7 @@ def test_unknown_split_and_device_are_clear_errors(store):
     with pytest.raises(StoreError, match="no split 'val'"):
         FeatureBank(store, "val", device="cpu", show_progress=False)
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="sees no CUDA GPU"):
+        with pytest.raises(ValueError, match="sees no CUDA GPU"):
             FeatureBank(store, "train", device="cuda", show_progress=False)
 
 

@@ -115,7 +115,7 @@ def test_config_file_sets_hyper_parameters(tmp_path, capsys):
     assert run(tmp_path, "--methods", "lstm", "--config", str(config)) == 0
     m = json.loads((tmp_path / "t" / "metrics.json").read_text())["per_seed"]["lstm"]["0"]
     assert m["hparams"]["hidden"] == 16 and m["train"]["lr"] == 0.01 and m["train_steps"] == 2
-    for bad, message in [({"lstm": {"hiden": 3}}, "bad hyper-parameters"),
+    for bad, message in [({"lstm": {"hiden": 3}}, "unknown hyper-parameter"),
                          ({"lstm": {"train": {"epoch": 3}}}, "unknown training setting"),
                          ({"lstm": {"train": {"epochs": 3}}}, "the run's training budget"),
                          ({"lstmm": {}}, "unknown method")]:

@@ -1,0 +1,204 @@
+"""One results folder, ``results/<name>/``: who may write it, and when a pair in it is done.
+
+Two promises live here (docs/guarantees.md):
+
+* **One writer.** ``folder_lock`` takes an exclusive ``flock`` on ``<folder>/.lock`` for the
+  whole invocation; a second run on the same folder is refused at once with the holder's pid
+  and command line (two runs with different settings would otherwise interleave their pairs
+  and leave a table that no single run produced). Taking the lock is also the first write,
+  so a folder that cannot be written is reported before anything trains.
+* **Done means complete and consistent.** A method/seed pair is done only when its
+  ``metrics.json`` (written last) parses and records the SHA-256 of every other file of the
+  pair, and those files are there with exactly those contents. A pair whose rewrite was
+  interrupted, or whose scores or weights were deleted, is therefore not done and is
+  computed again; ``metrics.json`` of a pair being recomputed is removed first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shlex
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datasets.atomic import remove_orphans
+
+try:  # POSIX; elsewhere the folder is not locked (and the user is told so)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = ".lock"
+#: The file whose presence (with matching checksums) marks a pair as done; written last.
+DONE_MARKER = "metrics.json"
+#: Files every finished pair has besides the marker; ``diagnostics.npz`` only when a method reports any.
+REQUIRED_FILES = ("config.json", "scores.npz", "model.pt")
+OPTIONAL_FILES = ("diagnostics.npz",)
+
+
+class FolderInUseError(ValueError):
+    """Another process holds the results folder's lock."""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _holder(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except (OSError, json.JSONDecodeError):
+        info = {}
+    if not info:
+        return "another process"
+    return f"pid {info.get('pid')} on {info.get('host')} (`{info.get('command')}`, since {info.get('since')})"
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s lock for the duration; refuse if another process holds it.
+
+    Orphan temporary files of writers that were killed mid-write are removed once the lock
+    is held (no other writer can be active then)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise FolderInUseError(
+            f"results folder {folder} cannot be written ({exc.strerror or exc}); make it writable or choose "
+            "another --results-dir / --name") from None
+    if fcntl is None:  # pragma: no cover - Windows
+        log.warning("this platform has no flock: %s is not locked against a concurrent run", folder)
+    else:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise FolderInUseError(
+                f"results folder {folder} is in use by {_holder(path)}; wait for that run to finish, or write "
+                "to another folder with --name") from None
+    try:
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "command": shlex.join([Path(sys.executable).name, *sys.argv])}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        for orphan in remove_orphans(folder):
+            log.info("removed %s, left by a writer that was killed mid-write", orphan)
+        yield
+    finally:
+        try:
+            os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)  # releases the flock
+
+
+@dataclass(frozen=True)
+class PairState:
+    """What is on disk for one method/seed pair."""
+
+    done: bool
+    reason: str  # why it is not done ("" when it is)
+    config: dict[str, Any] | None = None  # its config.json, when readable
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def pair_state(folder: Path) -> PairState:
+    """Whether the pair in ``folder`` is complete: its marker parses and every file it
+    lists is present with the recorded checksum."""
+    marker = folder / DONE_MARKER
+    if not marker.is_file():
+        partial = [f for f in (*REQUIRED_FILES, *OPTIONAL_FILES) if (folder / f).is_file()]
+        return PairState(False, "not computed" if not partial else f"incomplete ({DONE_MARKER} missing)")
+    record = _read_json(marker)
+    if not isinstance(record, dict):
+        return PairState(False, f"{DONE_MARKER} is empty or corrupt")
+    config = _read_json(folder / "config.json")
+    if not isinstance(config, dict):
+        return PairState(False, "config.json is missing or corrupt")
+    files = record.get("files")
+    if files is None:
+        problem = _legacy_disagreement(folder, record, config)
+        return PairState(not problem, problem, config)
+    if not isinstance(files, dict):
+        return PairState(False, f"{DONE_MARKER} has unreadable checksums", config)
+    for name in REQUIRED_FILES:
+        if name not in files:
+            return PairState(False, f"{DONE_MARKER} lists no {name}", config)
+    for name, digest in files.items():
+        path = folder / name
+        if not path.is_file():
+            return PairState(False, f"{name} is missing", config)
+        if sha256_file(path) != digest:
+            return PairState(False, f"{name} does not match {DONE_MARKER} (an interrupted rewrite?)", config)
+    return PairState(True, "", config)
+
+
+def _legacy_disagreement(folder: Path, record: dict[str, Any], config: dict[str, Any]) -> str:
+    """For pairs written before checksums (metrics.json without "files"): every file present
+    and readable, and what metrics.json says it was computed with equal to config.json
+    (method, seed, hyper-parameters, training settings, budget), and the scores cover as many
+    videos as it says. "" when they agree, else the first disagreement."""
+    for name in REQUIRED_FILES:
+        if not (folder / name).is_file():
+            return f"{name} is missing"
+    budget = config.get("budget") or {}
+    checks = {"method": (record.get("method"), config.get("method")), "seed": (record.get("seed"), config.get("seed")),
+              "hparams": (record.get("hparams"), config.get("hparams")), "train": (record.get("train"), config.get("train")),
+              "budget": (record.get("budget_steps"), budget.get("total_steps"))}
+    for what, (recorded, configured) in checks.items():
+        if recorded != configured:
+            return f"{DONE_MARKER} and config.json disagree on {what} (an interrupted rewrite?)"
+    try:
+        with np.load(folder / "scores.npz") as data:
+            videos = len(data["video_ids"])
+    except Exception:  # noqa: BLE001 - any failure to read it means the file is not complete
+        return "scores.npz is unreadable"
+    if videos != record.get("num_eval_videos"):
+        return f"scores.npz has {videos} videos, {DONE_MARKER} says {record.get('num_eval_videos')}"
+    return ""
+
+
+def start_pair(folder: Path) -> None:
+    """Mark the pair as not done before any of its files is rewritten (an interrupted
+    rewrite then leaves a pair that is redone, never old numbers under a new config)."""
+    (folder / DONE_MARKER).unlink(missing_ok=True)
+    for name in OPTIONAL_FILES:
+        (folder / name).unlink(missing_ok=True)
+
+
+def pairs_on_disk(out: Path) -> list[tuple[str, int]]:
+    """Every (method result name, seed) with a folder under ``out/runs``."""
+    found = []
+    for seed_dir in sorted((out / "runs").glob("*/seed*")):
+        suffix = seed_dir.name[len("seed"):]
+        if seed_dir.is_dir() and suffix.isdigit():
+            found.append((seed_dir.parent.name, int(suffix)))
+    return found

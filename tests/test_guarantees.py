@@ -1,0 +1,345 @@
+"""What a run promises (docs/guarantees.md), each fault tested the way it was found (issue 14):
+a plug-in's undeclared read, a --force rerun interrupted between its files, two runs on one
+folder, deleted result files, an unwritable folder, a full disk, and bad input that must end in
+one line and exit code 2 rather than a traceback."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmark import results
+from benchmark.__main__ import main
+from datasets.atomic import atomic_write_bytes
+from datasets.errors import WriteError
+
+REPO = Path(__file__).resolve().parents[1]
+
+PLUGIN = '''
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from datasets.sampling import AllFrames
+from methods.base import MethodOutput, StepModule, TrainConfig, VideoMethod
+from methods.losses import soft_cross_entropy
+
+
+class Plugin(VideoMethod):
+    name = "{name}"
+    summary = "test plug-in"
+    streams = ("coarse",)
+    online = False
+
+    @dataclass(frozen=True)
+    class Hparams:
+        pass
+
+    train_defaults = TrainConfig(lr=1e-3)
+
+    def __init__(self, num_classes, dims, **hparams):
+        super().__init__(num_classes, dims, **hparams)
+        self.classifier = nn.Linear(dims["coarse"], num_classes)
+
+    def sampler(self, train):
+        return AllFrames()
+
+    def forward(self, batch):
+        feature = batch.read("coarse").sum(1) / batch.steps.unsqueeze(1)
+        {extra}
+        logits = self.classifier(feature)
+        ones = torch.ones(batch.size, dtype=torch.long, device=logits.device)
+        return MethodOutput(scores={scores}, step_counts={{"classifier": ones}}, extras={{"logits": logits}})
+
+    def loss(self, output, batch):
+        loss = soft_cross_entropy(output.extras["logits"], batch.labels)
+        return loss, {{}}
+
+    def cost_modules(self):
+        dim = self.dims["coarse"]
+        return {{"classifier": StepModule(self.classifier, lambda: (torch.zeros(1, dim),))}}
+'''
+
+
+@pytest.fixture(autouse=True)
+def data_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("LITEEVAL_DATA", str(tmp_path_factory.getbasetemp() / "data-cache"))
+
+
+def run(tmp_path: Path, *extra: str, steps: int = 2, name: str = "t") -> int:
+    return main(["-q", "run", "--dataset", "tiny", "--steps", str(steps), "--seeds", "0", "--jobs", "1",
+                 "--results-dir", str(tmp_path), "--name", name, *extra])
+
+
+def plugin(tmp_path: Path, name: str, *, extra: str = "", scores: str = "logits.softmax(-1)") -> str:
+    path = tmp_path / f"{name}.py"
+    path.write_text(PLUGIN.format(name=name, extra=extra, scores=scores))
+    return f"{path}:Plugin"
+
+
+def pair(tmp_path: Path, method: str, name: str = "t") -> Path:
+    return tmp_path / name / "runs" / method / "seed0"
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# ---------------------------------------------------------------- 1. undeclared reads
+@pytest.mark.parametrize("beside", [["lstm"], []], ids=["beside-a-fine-method", "alone"])
+def test_a_read_of_an_undeclared_stream_is_refused_whoever_else_runs(tmp_path, capsys, beside):
+    """Found: beside LSTM (which loads "fine") the plug-in's fine reads cost nothing; alone, a KeyError."""
+    sneaky = plugin(tmp_path, "sneaky", extra='batch.read("fine")')
+    assert run(tmp_path, "--methods", *beside, sneaky) == 2
+    line = error_line(capsys)
+    assert "'sneaky'" in line and "'fine'" in line and "streams" in line
+    assert not (pair(tmp_path, "sneaky") / "metrics.json").exists()
+
+
+# ---------------------------------------------------------------- 2. interrupted --force
+class Killed(BaseException):
+    """Stands for SIGKILL in the middle of writing a pair's files."""
+
+
+def test_an_interrupted_force_rerun_is_redone_not_reported_with_old_numbers(tmp_path, monkeypatch):
+    """Found: config.json rewritten, metrics.json still the old run's; the next run said "done already"."""
+    assert run(tmp_path, "--methods", "lstm", steps=2) == 0
+    import benchmark.runner as runner_module
+
+    real = runner_module.atomic_write_bytes
+
+    def dies_at_the_weights(path, data):
+        if Path(path).name == "model.pt":
+            raise Killed
+        real(path, data)
+
+    monkeypatch.setattr(runner_module, "atomic_write_bytes", dies_at_the_weights)
+    with pytest.raises(Killed):
+        run(tmp_path, "--methods", "lstm", "--force", steps=3)
+    monkeypatch.setattr(runner_module, "atomic_write_bytes", real)
+    assert results.pair_state(pair(tmp_path, "lstm")).done is False
+
+    assert run(tmp_path, "--methods", "lstm", steps=3) == 0
+    record = json.loads((pair(tmp_path, "lstm") / "metrics.json").read_text())
+    assert record["train_steps"] == 3 and record["budget_steps"] == 3
+    summary = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert summary["per_seed"]["lstm"]["0"]["train_steps"] == 3
+
+
+def test_a_file_that_does_not_match_its_checksum_makes_the_pair_not_done(tmp_path):
+    assert run(tmp_path, "--methods", "uniform") == 0
+    folder = pair(tmp_path, "uniform")
+    assert results.pair_state(folder).done
+    (folder / "model.pt").write_bytes(b"not the weights")
+    state = results.pair_state(folder)
+    assert not state.done and "model.pt" in state.reason
+    before = (folder / "metrics.json").stat().st_mtime_ns
+    assert run(tmp_path, "--methods", "uniform") == 0
+    assert (folder / "metrics.json").stat().st_mtime_ns != before and results.pair_state(folder).done
+
+
+# ---------------------------------------------------------------- 3. one writer per folder
+def test_a_second_run_on_a_folder_in_use_is_refused_with_the_holder(tmp_path, capsys):
+    """Found: two runs with different settings on one name both exited 0 with a mixed table."""
+    with results.folder_lock(tmp_path / "t"):
+        assert run(tmp_path, "--methods", "uniform") == 2
+    line = error_line(capsys)
+    assert "in use" in line and f"pid {os.getpid()}" in line and "--name" in line
+    assert not (tmp_path / "t" / "runs").exists()
+    assert run(tmp_path, "--methods", "uniform") == 0  # released
+
+
+def test_the_lock_is_held_across_processes(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from benchmark.results import folder_lock\n"
+         "with folder_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)", str(tmp_path / "t")],
+        cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(results.FolderInUseError, match=f"pid {holder.pid}"):
+            with results.folder_lock(tmp_path / "t"):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with results.folder_lock(tmp_path / "t"):  # a killed holder's lock is gone with its process
+        pass
+
+
+# ---------------------------------------------------------------- 4. missing files, whole tables
+def test_a_deleted_scores_file_means_not_done(tmp_path):
+    """Found: with scores.npz deleted the run answered "done already" and never rewrote it."""
+    assert run(tmp_path, "--methods", "uniform", "lstm") == 0
+    (pair(tmp_path, "lstm") / "scores.npz").unlink()
+    assert run(tmp_path, "--methods", "uniform", "lstm") == 0
+    assert (pair(tmp_path, "lstm") / "scores.npz").is_file() and results.pair_state(pair(tmp_path, "lstm")).done
+
+
+def test_the_table_covers_every_pair_in_the_folder_or_says_which_it_leaves_out(tmp_path):
+    """Found: a run with fewer --methods shrank table.md and metrics.json to its own methods."""
+    assert run(tmp_path, "--methods", "uniform", "lstm") == 0
+    assert run(tmp_path, "--methods", "uniform") == 0
+    table = (tmp_path / "t" / "table.md").read_text()
+    assert "| LSTM" in table and "| Uniform" in table
+    assert set(json.loads((tmp_path / "t" / "metrics.json").read_text())["per_seed"]) == {"uniform", "lstm"}
+
+    (pair(tmp_path, "lstm") / "model.pt").unlink()
+    assert run(tmp_path, "--methods", "uniform") == 0
+    table = (tmp_path / "t" / "table.md").read_text()
+    assert "| LSTM" not in table and "not in the table: lstm (seeds 0): seed 0: model.pt is missing" in table
+    assert "lstm (seeds 0)" in json.loads((tmp_path / "t" / "metrics.json").read_text())["left_out"]
+
+
+# ---------------------------------------------------------------- 5. unwritable folder, full disk
+def test_an_unwritable_results_folder_is_reported_before_training(tmp_path, capsys, monkeypatch):
+    """Found: a 62-line PermissionError after the first pair had trained."""
+    import benchmark.runner as runner_module
+
+    monkeypatch.setattr(runner_module, "fit", lambda *a, **k: pytest.fail("trained before checking the folder"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["-q", "run", "--dataset", "tiny", "--steps", "2", "--seeds", "0", "--methods", "uniform",
+                 "--results-dir", str(blocker / "results")]) == 2
+    line = error_line(capsys)
+    assert "cannot be written" in line and str(blocker) in line
+
+
+def test_a_full_disk_names_the_file(tmp_path, capsys, monkeypatch):
+    assert run(tmp_path, "--methods", "uniform") == 0  # the store exists; only results are written below
+    real = os.replace
+
+    def full(src, dst, *args, **kwargs):
+        if Path(dst).name == "scores.npz":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", full)
+    assert run(tmp_path, "--methods", "uniform", "--force") == 2
+    line = error_line(capsys)
+    assert "No space left on device" in line and str(pair(tmp_path, "uniform") / "scores.npz") in line
+    assert not list(pair(tmp_path, "uniform").glob(".*.tmp"))  # the temporary is gone
+
+
+def test_atomic_write_error_keeps_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "x.bin"
+    atomic_write_bytes(target, b"old")
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.EIO, "Input/output error")))
+    with pytest.raises(WriteError, match=str(target)):
+        atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["x.bin"]
+
+
+def test_orphan_temporaries_of_a_killed_writer_are_removed(tmp_path):
+    assert run(tmp_path, "--methods", "uniform") == 0
+    orphan = pair(tmp_path, "uniform") / ".metrics.json.abc123.tmp"
+    orphan.write_text("{")
+    assert run(tmp_path, "--methods", "uniform") == 0
+    assert not orphan.exists()
+
+
+# ---------------------------------------------------------------- 6. one line, exit code 2
+BAD_ARGUMENTS = {
+    "epochs-zero": (["--epochs", "0"], "--epochs"),
+    "epochs-negative": (["--epochs", "-1"], "--epochs"),
+    "seed-negative": (["--seeds", "-1"], "--seeds"),
+    "seed-twice": (["--seeds", "0", "0"], "given twice"),
+    "device-unknown": (["--device", "tpu"], "--device tpu"),
+}
+
+
+@pytest.mark.parametrize("arguments,expected", BAD_ARGUMENTS.values(), ids=BAD_ARGUMENTS.keys())
+def test_bad_arguments_give_one_line_and_exit_code_2(tmp_path, capsys, arguments, expected):
+    assert main(["-q", "run", "--dataset", "tiny", "--methods", "uniform", "--results-dir", str(tmp_path),
+                 "--steps", "2", *arguments]) == 2
+    assert expected in error_line(capsys)
+
+
+def test_cuda_on_a_machine_without_it_is_one_line(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert run(tmp_path, "--methods", "uniform", "--device", "cuda") == 2
+    assert "--device cpu" in error_line(capsys)
+
+
+def test_a_config_value_of_the_wrong_type_is_one_line(tmp_path, capsys):
+    config = tmp_path / "bad.json"
+    config.write_text(json.dumps({"lstm": {"hidden": "big"}}))
+    assert run(tmp_path, "--methods", "lstm", "--config", str(config)) == 2
+    line = error_line(capsys)
+    assert "hidden = 'big'" in line and "int" in line
+
+
+def test_a_plugin_returning_nan_is_named(tmp_path, capsys):
+    broken = plugin(tmp_path, "broken", scores="torch.full_like(logits, float('nan'))")
+    assert run(tmp_path, "--methods", broken) == 2
+    line = error_line(capsys)
+    assert "'broken'" in line and "non-finite" in line
+
+
+@pytest.mark.parametrize("damage", ["empty-pair-metrics", "corrupt-pair-config", "empty-folder-metrics"])
+@pytest.mark.parametrize("force", [False, True], ids=["resume", "force"])
+def test_corrupt_result_files_are_redone_not_fatal(tmp_path, damage, force):
+    """Found: "Expecting value: line 1 column 1", and --force could not get past it."""
+    assert run(tmp_path, "--methods", "uniform") == 0
+    target = {"empty-pair-metrics": pair(tmp_path, "uniform") / "metrics.json",
+              "corrupt-pair-config": pair(tmp_path, "uniform") / "config.json",
+              "empty-folder-metrics": tmp_path / "t" / "metrics.json"}[damage]
+    target.write_text("" if "empty" in damage else "{not json")
+    assert run(tmp_path, "--methods", "uniform", *(["--force"] if force else [])) == 0
+    assert results.pair_state(pair(tmp_path, "uniform")).done
+    assert "uniform" in json.loads((tmp_path / "t" / "metrics.json").read_text())["per_seed"]
+
+
+def test_ctrl_c_is_one_line_and_resumable(tmp_path):
+    """Found: Ctrl-C printed a 40-line traceback."""
+    env = {**os.environ, "LITEEVAL_DATA": str(tmp_path / "data")}
+    command = [sys.executable, "-m", "benchmark", "-q", "run", "--dataset", "tiny", "--methods", "lstm",
+               "--seeds", "0", "--steps", "100000", "--jobs", "1", "--results-dir", str(tmp_path)]
+    child = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "tiny").glob(".lock")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2.0)  # training has started
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err and "run the same command again" in err
+    assert not (tmp_path / "tiny" / "runs" / "lstm" / "seed0" / "metrics.json").exists()
+
+
+def test_scores_checked_for_videos_in_legacy_results(tmp_path):
+    """Results written before checksums are accepted only when their files agree with each other."""
+    assert run(tmp_path, "--methods", "uniform") == 0
+    folder = pair(tmp_path, "uniform")
+    record = json.loads((folder / "metrics.json").read_text())
+    del record["files"]
+    (folder / "metrics.json").write_text(json.dumps(record))
+    assert results.pair_state(folder).done
+    record["budget_steps"] = 99  # metrics of another budget under this config.json
+    (folder / "metrics.json").write_text(json.dumps(record))
+    assert "budget" in results.pair_state(folder).reason
+    record["budget_steps"] = 2
+    (folder / "metrics.json").write_text(json.dumps(record))
+    with np.load(folder / "scores.npz") as data:
+        arrays = {k: data[k][:10] if k in ("video_ids", "scores", "labels", "gmacs") else data[k] for k in data.files}
+    np.savez(folder / "scores.npz", **arrays)
+    assert "scores.npz has 10 videos" in results.pair_state(folder).reason
