@@ -19,6 +19,7 @@ Matplotlib runs headless (Agg).
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
@@ -155,7 +156,7 @@ def _gated_run(results: Path) -> Path:
     for folder in runs:
         if (folder / "diagnostics.npz").is_file():
             return folder
-    raise FileNotFoundError(f"{results}/runs/{GATED_METHOD}/seed*/diagnostics.npz")
+    raise FileNotFoundError(errno.ENOENT, "no diagnostics", f"{results}/runs/{GATED_METHOD}/seed*/diagnostics.npz")
 
 
 def _usage(folder: Path) -> tuple[list[str], list[np.ndarray], np.ndarray, list[str], np.ndarray]:
@@ -297,7 +298,9 @@ def plot_all(results: Path | str, figures: list[str] | None = None) -> list[Path
         try:
             written += function(results, out_dir)
         except FileNotFoundError as exc:
-            log.warning("%s: skipped, %s is missing (%s). Make it with `%s`", name, needs, exc, command)
+            missing = exc.filename or needs  # the file that was actually missing, else what the figure needs
+            log.warning("%s: skipped, %s is missing. Make it with `%s` (it recomputes incomplete results)", name,
+                        missing, command)
     if not written:
         raise FileNotFoundError(f"{results}: nothing to plot; run `python -m benchmark run` and "
                                 "`python -m benchmark online` first")

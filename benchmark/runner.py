@@ -15,12 +15,14 @@ Layout of ``results/<run name>/``::
         scores.npz                 per-video class scores, labels, costs, frames read
         model.pt                   the trained weights (state_dict), for online evaluation
         diagnostics.npz            per-video extras a method reports, if any (see pack_diagnostics)
-        metrics.json               written last: its presence marks the pair as done
+        metrics.json               written last, with the SHA-256 of the files above: the
+                                   pair is done when they are all there with those contents
 
-An interrupted run started again skips every method/seed pair whose metrics.json exists
-with the same config and was computed on the same kind of machine (results from another
-machine are recomputed and compared, never silently reused), and redoes pairs only with
-``force``. Every file is written atomically.
+A run holds the folder's lock (benchmark/results.py). An interrupted run started again keeps
+every complete pair computed with the same config on the same kind of machine (results from
+another machine are recomputed and compared, never silently reused) and computes the rest;
+``force`` redoes every pair. Every file is written atomically; docs/guarantees.md lists what a
+run promises and the tests that check it.
 
 Model selection never reads the evaluation split: each method trains on the training split
 minus a held-out validation part (benchmark/splits.py), keeps its best checkpoint on it
@@ -175,6 +177,7 @@ def dataset_fingerprint(store: FeatureStore) -> str:
     """
     manifest = store.manifest.to_dict()
     origin = manifest.pop("provenance")
+    manifest.pop("checksums")  # derived from the arrays hashed below (and absent from older stores)
     digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode())
     if origin.get("kind") == "synthetic":
         digest.update(json.dumps({k: origin.get(k) for k in ("generator_version", "params", "seed")},
@@ -333,25 +336,31 @@ class Runner:
         frames = {s: result.frames_read[s] for s in plan.cls.streams}
         return costs.video_gmacs(frames, result.step_counts, self.per_frame, per_step)
 
+    def command(self) -> str:
+        """The ``run`` command line that writes this runner's results folder (for hints)."""
+        parts = ["python -m benchmark run"]
+        if self.cfg.dataset != "default":
+            parts.append(f"--dataset {self.cfg.dataset}")
+        if self.cfg.name:
+            parts.append(f"--name {self.cfg.name}")
+        if self.cfg.results_root != "results":
+            parts.append(f"--results-dir {self.cfg.results_root}")
+        if self.cfg.config_file:
+            parts.append(f"--config {self.cfg.config_file}")
+        return " ".join(parts)
+
     def load_trained(self, plan: MethodPlan, seed: int) -> VideoMethod:
         """The method trained by an earlier ``run`` with this configuration (no training here)."""
         folder = self.pair_dir(plan, seed)
-        command = "python -m benchmark run" + (f" --dataset {self.cfg.dataset}" if self.cfg.dataset != "default" else "")
-        if not (folder / "metrics.json").is_file():
+        retrain = f"`{self.command()} --methods {plan.spec} --seeds {seed}` (with this command's budget flags)"
+        state = results.pair_state(folder)
+        if not state.done:
             raise FileNotFoundError(
-                f"{folder}: no trained {plan.name} (seed {seed}) here. Train it first with `{command} "
-                f"--methods {plan.spec} --seeds {seed}` (with the same --name/--config/--epochs as this command)"
-            )
-        stored = json.loads((folder / "config.json").read_text())
-        if stored != json.loads(json.dumps(self.identity(plan, seed))):
+                f"{folder}: no complete trained {plan.name} (seed {seed}) here ({state.reason}). Train it with {retrain}")
+        if state.config != json.loads(json.dumps(self.identity(plan, seed))):
             raise ValueError(
                 f"{folder} was trained with a different configuration than this command asks for; pass the same "
                 "--dataset/--config/--epochs/--name as the run that trained it"
-            )
-        if not (folder / "model.pt").is_file():
-            raise FileNotFoundError(
-                f"{folder}: the result has no model.pt (it predates saved weights). Retrain it with `{command} "
-                f"--methods {plan.spec} --seeds {seed} --force`"
             )
         method = self.build(plan)
         state = torch.load(folder / "model.pt", map_location=self.device, weights_only=True)

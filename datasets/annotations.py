@@ -121,7 +121,7 @@ def read_annotations(paths: Path | str | Sequence[Path | str], fmt: str) -> Anno
 def read_csv(path: Path) -> Annotations:
     """``video_id,split,labels`` with ``|``-separated class names (empty: unlabelled)."""
     videos: list[VideoAnnotation] = []
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:  # utf-8-sig: a byte-order mark (Excel) is read, not refused
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None or tuple(h.strip() for h in header) != CSV_HEADER:
@@ -170,7 +170,7 @@ def read_activitynet(path: Path) -> Annotations:
     (the 200 classes); without a taxonomy, the sorted names seen in the annotations.
     """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise AnnotationError(f"{path}: not valid JSON ({exc}); expected the ActivityNet v1.3 annotation file") from None
     if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
@@ -198,7 +198,7 @@ def read_activitynet(path: Path) -> Annotations:
 def _read_lines(path: Path) -> list[tuple[int, str]]:
     """(line number, stripped text) of the non-blank lines of a text file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise AnnotationError(f"{path}: not a UTF-8 text file ({exc})") from None
     return [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]

@@ -9,10 +9,12 @@ it on the split it loads (on the device, after the copy it makes anyway).
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from datasets import layout
 from datasets.errors import Problem
@@ -50,6 +52,17 @@ class Header:
         return np.diff(self.offsets)
 
 
+def header_digest(video_ids: ArrayLike, splits: ArrayLike, labels: ArrayLike, offsets: ArrayLike) -> str:
+    """SHA-256 of the per-video arrays as the store holds them (manifest "checksums")."""
+    digest = hashlib.sha256()
+    for strings in (video_ids, splits):
+        digest.update("\n".join(str(s) for s in np.asarray(strings).tolist()).encode("utf-8") + b"\0")
+    labels = np.ascontiguousarray(labels, dtype=np.uint8)
+    digest.update(repr(labels.shape).encode() + labels.tobytes())
+    digest.update(np.ascontiguousarray(offsets, dtype="<i8").tobytes())
+    return digest.hexdigest()
+
+
 def header_problems(manifest: Manifest, header: Header, file: str) -> list[Problem]:
     """Every problem visible from the manifest and the header arrays (cheap: O(N + C))."""
     problems: list[Problem] = []
@@ -69,6 +82,15 @@ def header_problems(manifest: Manifest, header: Header, file: str) -> list[Probl
         problems.append(Problem(file, f"'{layout.OFFSETS}' must be int64, got {header.offsets.dtype}", REBUILD))
     if problems:
         return problems  # the remaining checks index these arrays by video
+
+    # Content: the writer's checksum of these arrays (stores written before it have none).
+    recorded = manifest.checksums.get(layout.HEADER_CHECKSUM)
+    if recorded is not None and recorded != header_digest(header.video_ids, header.splits, header.labels,
+                                                          header.offsets):
+        problems.append(Problem(
+            mfile, f"video ids, splits, labels or offsets differ from the checksum the writer recorded "
+            f"(checksums.{layout.HEADER_CHECKSUM}): the store was changed after it was written",
+            "rebuild the store, or restore features.h5 and manifest.json from the same build"))
 
     # Manifest against file.
     if manifest.num_videos != n:
@@ -175,7 +197,8 @@ def header_problems(manifest: Manifest, header: Header, file: str) -> list[Probl
                 REBUILD,
             )
         )
-    per_video = labels.astype(np.int64).sum(axis=1)
+    # Count labels, not label values: a value of 5 is reported above as not 0/1, not as "several labels".
+    per_video = (labels > 0).astype(np.int64).sum(axis=1)
     for split, spec in manifest.splits.items():
         rows = header.splits == split
         if spec.labelled:

@@ -215,7 +215,9 @@ def ingest(
             f"Full list: {report_path(out)}. Fix the inputs, or pass --allow-missing to leave these videos out."
         )
     if report.problem_count:
-        log.warning("leaving %d video(s) out (--allow-missing):\n%s", len(excluded & listed), report.summary())
+        # The list itself is the report's (printed by the command line once, and in the JSON).
+        log.warning("leaving %d video(s) out (--allow-missing); the list: %s", len(excluded & listed),
+                    report_path(out))
     if not kept:
         raise IngestError(f"no video is left to ingest; see {report_path(out)}")
 

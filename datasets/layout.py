@@ -21,6 +21,11 @@ OFFSETS = "offsets"  # (N + 1,) int64; video i owns frame rows offsets[i]:offset
 FEATURES_GROUP = "features"  # features/<stream>: (offsets[-1], D) float16
 EXTRAS_GROUP = "extras"  # optional, ignored by loaders (e.g. synthetic ground truth)
 
+# manifest.json "checksums": a SHA-256 of the per-video arrays (ids, splits, labels, offsets),
+# recorded by the writer, so an edited label or offset is caught (the frame arrays carry
+# their own Fletcher-32 checksums, chunk by chunk).
+HEADER_CHECKSUM = "header_sha256"
+
 FEATURE_DTYPE = "float16"
 LABEL_DTYPE = "uint8"
 OFFSET_DTYPE = "int64"

@@ -56,6 +56,7 @@ class Manifest:
     num_videos: int
     num_frames: int
     provenance: dict[str, Any] = field(default_factory=dict)
+    checksums: dict[str, str] = field(default_factory=dict)  # layout.HEADER_CHECKSUM, set by the writer
     format: str = layout.FORMAT_NAME
     format_version: int = layout.FORMAT_VERSION
 
@@ -163,6 +164,9 @@ def parse_manifest(data: Any, file: str) -> tuple[Manifest | None, list[Problem]
     streams_raw = _require(data, "streams", dict, file, problems)
     splits_raw = _require(data, "splits", dict, file, problems)
     provenance = data.get("provenance", {})
+    checksums = data.get("checksums", {})
+    if not isinstance(checksums, dict) or not all(isinstance(v, str) for v in checksums.values()):
+        problems.append(Problem(file, "'checksums' must be an object of strings", "rebuild the store"))
 
     if classes is not None:
         if not all(isinstance(c, str) and c for c in classes):
@@ -229,5 +233,6 @@ def parse_manifest(data: Any, file: str) -> tuple[Manifest | None, list[Problem]
         num_videos=num_videos,
         num_frames=num_frames,
         provenance=dict(provenance) if isinstance(provenance, dict) else {"value": provenance},
+        checksums=dict(checksums),
     )
     return manifest, []

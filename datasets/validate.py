@@ -15,8 +15,8 @@ from datasets import layout
 from datasets.checks import REBUILD, frame_problems, header_problems
 from datasets.errors import Problem, StoreError
 from datasets.manifest import load_manifest
-from datasets.store import read_header, open_h5
 from datasets.progress import progress_bar
+from datasets.store import open_h5, read_header
 
 SCAN_BLOCK_BYTES = 64 * 1024 * 1024
 
@@ -46,6 +46,8 @@ def validate_store(path: Path | str, *, show_progress: bool = True) -> list[Prob
     path = Path(path)
     manifest, problems = load_manifest(path)
     h5_path = path / layout.FEATURES_FILE
+    if not path.is_dir() or (manifest is None and not h5_path.exists()):
+        return problems  # not a store at all: one finding, not a list of its missing parts
     try:
         with open_h5(h5_path) as h5:
             header, header_read = read_header(h5, str(h5_path))
@@ -73,5 +75,7 @@ def validate_store(path: Path | str, *, show_progress: bool = True) -> list[Prob
                                     "the videos cannot be named)", REBUILD)
                         )
     except StoreError as exc:
-        problems.append(Problem(str(h5_path), str(exc)))
+        message = str(exc)
+        prefix = f"{h5_path}: "
+        problems.append(Problem(str(h5_path), message.removeprefix(prefix)))
     return problems

@@ -9,6 +9,7 @@ tell corrupted bytes from data.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 
 from datasets import layout
 from datasets.atomic import atomic_directory
+from datasets.checks import header_digest
 from datasets.errors import StoreError
 from datasets.manifest import Manifest, SplitSpec, StreamSpec
 
@@ -197,6 +199,8 @@ class StoreWriter:
                         )
             self._h5.close()
             if exc_type is None:
+                digest = header_digest(self.video_ids, self.splits, self.labels, self.offsets)
+                self.manifest = replace(self.manifest, checksums={layout.HEADER_CHECKSUM: digest})
                 self.manifest.save(self._tmp)
         except BaseException as error:
             self._h5.close()

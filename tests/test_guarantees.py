@@ -164,15 +164,14 @@ def test_a_second_run_on_a_folder_in_use_is_refused_with_the_holder(tmp_path, ca
 
 
 def test_the_lock_is_held_across_processes(tmp_path):
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from benchmark.results import folder_lock\n"
-         "with folder_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)", str(tmp_path / "t")],
-        cwd=REPO, stdout=subprocess.PIPE, text=True)
+    script = ("import sys, time; from pathlib import Path; from benchmark.results import folder_lock\n"
+              "with folder_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "t")], cwd=REPO, stdout=subprocess.PIPE,
+                              text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(results.FolderInUseError, match=f"pid {holder.pid}"):
-            with results.folder_lock(tmp_path / "t"):
-                pass
+        with pytest.raises(results.FolderInUseError, match=f"pid {holder.pid}"), results.folder_lock(tmp_path / "t"):
+            pass
     finally:
         holder.kill()
         holder.wait()

@@ -168,3 +168,11 @@ def test_cli(tmp_path):
     done = subprocess.run(base + ["--allow-missing"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "4 kept" in done.stdout
+    assert (done.stdout + done.stderr).count("missing_fine: 1") == 1  # found: the list was printed twice
+
+
+def test_a_csv_with_a_byte_order_mark_is_read(tmp_path):
+    """Found (issue 14): Excel's UTF-8 CSV (with a BOM) was refused without saying what to do."""
+    csv, coarse, fine, _ = make_inputs(tmp_path)
+    csv.write_bytes(b"\xef\xbb\xbf" + csv.read_bytes())
+    assert ingest(csv, "csv", coarse, fine, tmp_path / "store", show_progress=False).kept == 5

@@ -238,7 +238,8 @@ def test_online_and_plot_commands_on_a_saved_result(trained, tmp_path, capsys):
     # ...and the online command says how to get the models back.
     capsys.readouterr()
     assert main(["-q", "online", *args]) == 2
-    assert "--force" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "model.pt is missing" in err and f"--results-dir {tmp_path}" in err and "predates" not in err
 
 
 def test_plot_skips_a_figure_whose_input_is_missing(trained, tmp_path, caplog):
@@ -250,3 +251,8 @@ def test_plot_skips_a_figure_whose_input_is_missing(trained, tmp_path, caplog):
     assert "python -m benchmark online" in caplog.text
     with pytest.raises(FileNotFoundError, match="nothing to plot"):
         plot_all(copy, ["online_curve"])
+    # Found (issue 14): a missing scores.npz was reported as a missing diagnostics.npz.
+    caplog.clear()
+    (copy / "runs" / "liteeval" / "seed0" / "scores.npz").unlink()
+    plot_all(copy, ["offline_scatter", "fine_usage_per_class"])
+    assert "scores.npz is missing" in caplog.text and "diagnostics.npz is missing" not in caplog.text

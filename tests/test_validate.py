@@ -125,6 +125,24 @@ def test_several_labels_in_single_label_store(hand_store):
     assert_reported(hand_store, "single-label but 1 video(s) have several labels: 'v0'")
 
 
+def test_a_label_moved_to_another_class_fails_the_header_checksum(hand_store):
+    """Found (issue 14): one label moved to another class passed validate (still one valid label)."""
+    labels = np.eye(3, dtype=np.uint8)[[0, 1, 2, 0, 1]]
+    labels[3] = np.eye(3, dtype=np.uint8)[2]  # v3: class 0 -> class 2
+    replace_dataset(hand_store, layout.LABELS, labels)
+    assert_reported(hand_store, "differ from the checksum the writer recorded", layout.HEADER_CHECKSUM)
+    assert "checksum" not in messages(hand_store).split("\n", 1)[1:]  # reported once
+
+
+def test_stores_without_a_header_checksum_still_open(hand_store):
+    data = json.loads((hand_store / layout.MANIFEST_FILE).read_text())
+    assert data["checksums"][layout.HEADER_CHECKSUM]
+    del data["checksums"]
+    (hand_store / layout.MANIFEST_FILE).write_text(json.dumps(data))
+    assert validate_store(hand_store, show_progress=False) == []
+    FeatureStore.open(hand_store)
+
+
 def test_video_in_two_splits(hand_store):
     ids = np.array(["v0", "v1", "v2", "v0", "v4"], dtype=object)
     replace_dataset(hand_store, layout.VIDEO_IDS, ids, dtype=h5py.string_dtype())
@@ -175,11 +193,28 @@ def test_not_a_store(tmp_path):
     assert "this directory is not a feature store" in messages(tmp_path)
 
 
+def test_an_empty_or_missing_folder_is_one_problem(tmp_path):
+    """Found (issue 14): a missing features.h5 "whose manifest is there" was listed too."""
+    (tmp_path / "empty").mkdir()
+    for folder in (tmp_path / "empty", tmp_path / "absent"):
+        problems = validate_store(folder, show_progress=False)
+        assert len(problems) == 1 and "manifest is there" not in str(problems[0])
+
+
+def test_a_label_value_of_5_is_not_also_several_labels(hand_store):
+    labels = np.eye(3, dtype=np.uint8)[[0, 1, 2, 0, 1]]
+    labels[1, 1] = 5
+    replace_dataset(hand_store, layout.LABELS, labels)
+    text = messages(hand_store)
+    assert "multi-hot 0/1" in text and "several labels" not in text
+
+
 def test_truncated_file_is_a_clear_error(hand_store):
     path = hand_store / layout.FEATURES_FILE
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     assert "truncated" in messages(hand_store)
+    assert messages(hand_store).count(str(path)) == 1  # found: the path was printed twice
     with pytest.raises(StoreError, match="truncated.*copy it again"):
         FeatureStore.open(hand_store)
 
@@ -216,5 +251,5 @@ def test_cli_exit_codes(hand_store, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "datasets", "-q", "validate", str(broken)],
                          cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 1
-    assert "2 problem(s)" in bad.stdout and "zero frames" in bad.stdout and "9 videos" in bad.stdout
+    assert "3 problem(s)" in bad.stdout and "checksum" in bad.stdout and "zero frames" in bad.stdout and "9 videos" in bad.stdout
     assert "fix:" in bad.stdout
