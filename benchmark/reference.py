@@ -58,7 +58,9 @@ def load(out: Path) -> dict[str, Any] | None:
         return None
     platforms = {json.dumps(r.get("computed", {}).get("platform"), sort_keys=True)
                  for seeds in data["per_seed"].values() for r in seeds.values()}
-    return {"summary": data["summary"], "configs": configs(data["per_seed"]),
+    provenance = _read(out / "provenance.json")
+    dataset = (provenance or {}).get("dataset", {}).get("fingerprint") if isinstance(provenance, dict) else None
+    return {"summary": data["summary"], "configs": configs(data["per_seed"]), "dataset_fingerprint": dataset,
             "platforms": [json.loads(p) for p in sorted(platforms)], "source": f"{out / 'metrics.json'} as it was before this run"}
 
 
@@ -78,18 +80,25 @@ def keep(out: Path, earlier: dict[str, Any]) -> None:
         atomic_write_json(out / "reference.json", earlier)
 
 
-def compare(earlier: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
-    """Per method in both and computed with the same settings: reference and new means, their
-    difference, and whether it lies within the reference's seed spread. ``current`` is the new
-    metrics.json; methods whose settings changed are listed, not compared."""
-    rows, skipped = [], []
+def compare(earlier: dict[str, Any], current: dict[str, Any], dataset_fingerprint: str | None = None) -> dict[str, Any]:
+    """Per method in both and computed with the same settings on the same data: reference and
+    new means, their difference, and whether it lies within the reference's seed spread.
+    ``current`` is the new metrics.json; methods whose settings changed are listed, not
+    compared, and nothing is compared when the dataset changed (``dataset_fingerprint``, the
+    run's, against the reference's)."""
+    rows, skipped = [], {}
     now = configs(current["per_seed"])
+    reference_data = earlier.get("dataset_fingerprint")
+    other_data = reference_data is not None and dataset_fingerprint is not None and reference_data != dataset_fingerprint
     for name, new in current["summary"].items():
         old = earlier["summary"].get(name)
         if old is None:
             continue
+        if other_data:
+            skipped[name] = f"the dataset changed (fingerprint {reference_data} -> {dataset_fingerprint})"
+            continue
         if earlier.get("configs", {}).get(name) != now[name]:
-            skipped.append(name)
+            skipped[name] = "settings, budget or seeds changed"
             continue
         for key, label in QUANTITIES.items():
             ref_mean, ref_std, new_mean = old[key]["mean"], old[key]["std"], new[key]["mean"]
@@ -100,7 +109,7 @@ def compare(earlier: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
                          "within_spread": abs(diff) <= band + 1e-9, "band": band})
     return {"rule": f"|new - reference| <= {SPREAD_FACTOR:g} x the reference's std over seeds",
             "reference_source": earlier.get("source"), "reference_platforms": earlier.get("platforms"),
-            "rows": rows, "not_compared": {name: "settings, budget or seeds changed" for name in skipped}}
+            "rows": rows, "not_compared": skipped}
 
 
 def describe(check: dict[str, Any]) -> str:

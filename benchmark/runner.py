@@ -519,7 +519,8 @@ class Runner:
                     return {}
             texts = self.write_results(columns)
             if earlier is not None:
-                check = reference.compare(earlier, json.loads((self.out / "metrics.json").read_text()))
+                check = reference.compare(earlier, json.loads((self.out / "metrics.json").read_text()),
+                                          self.fingerprint)
                 if foreign:
                     atomic_write_json(self.out / "reference_check.json", check)
                 texts["reference_check"] = reference.describe(check)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from benchmark import bootstrap, metrics
+from benchmark import bootstrap, metrics, reference
 from benchmark.__main__ import main
 from benchmark.budget import Budget
 from benchmark.config import RunConfig
@@ -246,6 +246,17 @@ def test_results_from_another_machine_are_recomputed_and_compared(tiny_store, tm
     config.write_text(json.dumps({"uniform": {"train": {"lr": 0.01}}}))
     assert main([*args, "--config", str(config), "--force"]) == 0
     assert "uniform        not compared: settings, budget or seeds changed" in capsys.readouterr().out
+
+
+def test_results_on_another_dataset_are_not_compared_with_the_reference():
+    """Found: after the default store changed, the run compared its numbers with the old store's."""
+    summary = {"uniform": {"map": {"mean": 0.9, "std": 0.01}, "gflops": {"mean": 195.0, "std": 0.0}, "seeds": 3}}
+    per_seed = {"uniform": {"0": {"hparams": {}, "train": {}, "budget_steps": 600}}}
+    earlier = {"summary": summary, "configs": reference.configs(per_seed), "dataset_fingerprint": "aaaa"}
+    current = {"summary": summary, "per_seed": per_seed}
+    assert reference.compare(earlier, current, "aaaa")["rows"]
+    check = reference.compare(earlier, current, "bbbb")
+    assert not check["rows"] and "dataset changed" in check["not_compared"]["uniform"]
 
 
 def test_the_shipped_default_settings_are_the_recorded_tuning_choice():
