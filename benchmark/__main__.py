@@ -33,6 +33,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         config_file=args.config, results_root=args.results_dir, train_split=args.train_split,
         eval_split=args.eval_split, force=args.force, show_progress=not args.quiet,
         jobs=getattr(args, "jobs", None), threads=getattr(args, "threads", None),
+        reread_evidence=getattr(args, "reread_evidence", False),
     )
 
 
@@ -202,6 +203,10 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = Tru
                                                 "each rank takes its share of the pairs)")
         p.add_argument("--threads", type=int, help="threads per pair (default 1 on a CPU; the floating-point "
                                                    "results depend on it, not on --jobs)")
+        p.add_argument("--reread-evidence", action="store_true",
+                       help="synthetic stores: recompute each saved pair's evidence statistics (lift, first-fifth "
+                            "share) by evaluating its saved model again, for results written before their "
+                            "current definition (benchmark/evidence.py)")
     else:
         p.set_defaults(force=False)
 

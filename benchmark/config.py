@@ -47,6 +47,7 @@ class RunConfig:
     show_progress: bool = True
     jobs: int | None = None  # worker processes for the pairs; None: one per core on a CPU (benchmark/parallel.py)
     threads: int | None = None  # threads per pair; None: benchmark/parallel.py's DEFAULT_THREADS
+    reread_evidence: bool = False  # recompute saved pairs' evidence statistics (Runner.reread_evidence)
 
     def __post_init__(self) -> None:
         if not self.seeds:

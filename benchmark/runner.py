@@ -517,6 +517,8 @@ class Runner:
                 barrier()
                 if rank != 0:
                     return {}
+            if self.cfg.reread_evidence:
+                self.reread_evidence()
             texts = self.write_results(columns)
             if earlier is not None:
                 check = reference.compare(earlier, json.loads((self.out / "metrics.json").read_text()),
@@ -527,6 +529,43 @@ class Runner:
             return texts
         finally:
             finish(started_group)
+
+    def reread_evidence(self) -> None:
+        """Recompute every pair's ``fine_reads_vs_evidence`` (benchmark/evidence.py) from its saved
+        model, for results written before the statistic's current definition.
+
+        Each model is evaluated again on the evaluation split (evaluation is deterministic);
+        the frames it reads must equal, video by video, the fine frames its saved scores.npz
+        records, else nothing is changed and the run stops. Only that entry of the pair's
+        metrics.json is replaced (atomically), with a note of when and by which commit."""
+        for plan in self.plans:
+            if "fine" not in plan.cls.streams:
+                continue
+            for seed in self.cfg.seeds:
+                folder = self.pair_dir(plan, seed)
+                method = self.load_trained(plan, seed)
+                result = evaluate(method, self.bank(self.eval_split), plan.train.eval_batch_size,
+                                  show_progress=self.cfg.show_progress, desc=f"re-read {plan.name} seed {seed}")
+                with np.load(folder / "scores.npz") as saved:
+                    same = (saved["video_ids"].tolist() == result.video_ids
+                            and np.array_equal(saved["frames_read_fine"], result.frames_read["fine"]))
+                if not same:
+                    raise RuntimeError(f"{folder}: evaluating the saved model again read other fine frames than the "
+                                       "saved result records; its evidence statistics were left as they were")
+                ground_truth = self.evidence(result.video_ids)
+                if ground_truth is None:
+                    raise ValueError(f"--reread-evidence: {self.store.path} has no ground truth of evidence frames "
+                                     "(only synthetic stores have one)")
+                record = json.loads((folder / results.DONE_MARKER).read_text())
+                record["fine_reads_vs_evidence"] = evidence.read_statistics(result.read_masks["fine"], ground_truth,
+                                                                            result.lengths)
+                record["fine_reads_vs_evidence_recomputed"] = {
+                    "at": provenance.now(), "commit": self.environment["git"].get("commit"),
+                    "how": "python -m benchmark ... --reread-evidence: the saved model evaluated again; its fine "
+                           "reads equal the saved frames_read_fine video by video"}
+                atomic_write_json(folder / results.DONE_MARKER, record)
+                log.info("%s seed %d: evidence statistics recomputed (lift %.2f)", plan.name, seed,
+                         record["fine_reads_vs_evidence"]["lift"] if record["fine_reads_vs_evidence"] else float("nan"))
 
     def bank_bytes(self) -> int:
         """Host bytes of the run's banks (what each worker process loads)."""
