@@ -58,7 +58,7 @@ def read_statistics(reads: np.ndarray, evidence: np.ndarray, lengths: np.ndarray
     starts = np.repeat(first, lengths)
     position = (np.arange(len(reads)) - starts) / np.repeat(lengths, lengths)  # 0 .. <1 within the video
     nonempty = lengths > 0
-    per_video = lambda flags: np.add.reduceat(flags.astype(np.int64), first[nonempty])  # noqa: E731
+    per_video = lambda flags: np.add.reduceat(flags.astype(np.int64), first[nonempty])
     reads_v, evidence_v = per_video(reads), per_video(evidence)
     expected_hits = float((reads_v * evidence_v / lengths[nonempty]).sum())
     hits = int((reads & evidence).sum())
