@@ -310,7 +310,10 @@ def test_ctrl_c_is_one_line_and_resumable(tmp_path):
     env = {**os.environ, "LITEEVAL_DATA": str(tmp_path / "data")}
     command = [sys.executable, "-m", "benchmark", "-q", "run", "--dataset", "tiny", "--methods", "lstm",
                "--seeds", "0", "--steps", "100000", "--jobs", "1", "--results-dir", str(tmp_path)]
-    child = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    # A shell's background job (and some CI runners) start commands with SIGINT ignored, which a
+    # child inherits; give it the default disposition, as a terminal's foreground job has.
+    child = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not list((tmp_path / "tiny").glob(".lock")) and time.monotonic() < deadline:
