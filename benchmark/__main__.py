@@ -9,6 +9,7 @@ from benchmark.budget import Budget
 from benchmark.config import DEFAULT_SEEDS, RunConfig
 from benchmark.splits import VALIDATION_FRACTION, VALIDATION_SEED
 from datasets.cli import run_cli
+from methods.base import SUITES
 
 
 def _cmd_methods(args: argparse.Namespace) -> int:
@@ -20,7 +21,7 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     for name in order_methods(list(known)):
         cls = known[name]
         mode = "online " if cls.online else "offline"
-        print(f"{name:<{width}}  {mode}  streams={','.join(cls.streams):<12} {cls.summary}")
+        print(f"{name:<{width}}  {mode}  {cls.suite:<8}  streams={','.join(cls.streams):<12} {cls.summary}")
     return 0
 
 
@@ -28,7 +29,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
     budget = Budget(epochs=args.epochs, min_steps=args.min_steps, steps=args.steps, batch_size=args.batch_size,
                     validations=args.validations, patience=None if args.patience == 0 else args.patience)
     return RunConfig(
-        dataset=args.dataset, data_seed=args.data_seed, methods=args.methods, seeds=args.seeds, device=args.device,
+        dataset=args.dataset, data_seed=args.data_seed, methods=args.methods, suite=getattr(args, "suite", "paper"),
+        seeds=args.seeds, device=args.device,
         budget=budget, val_fraction=args.val_fraction, val_seed=args.val_seed, name=args.name,
         config_file=args.config, results_root=args.results_dir, train_split=args.train_split,
         eval_split=args.eval_split, force=args.force, show_progress=not args.quiet,
@@ -164,9 +166,13 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = Tru
     p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic store (default 0)")
     if methods:
         p.add_argument("--methods", nargs="+", metavar="METHOD",
-                       help="registered names or plug-ins (module:Class, path/file.py:Class); default: all registered")
+                       help="registered names or plug-ins (module:Class, path/file.py:Class); default: every "
+                            "registered method of --suite")
+        p.add_argument("--suite", choices=list(SUITES), default="paper",
+                       help="without --methods: 'paper' runs the paper's Table 1 (the default), 'extended' adds the "
+                            "later methods (SCSampler, ...) below it, same protocol and seeds")
     else:
-        p.set_defaults(methods=None)
+        p.set_defaults(methods=None, suite="paper")
     p.add_argument("--seeds", nargs="+", type=int, default=list(seeds),
                    help=f"training seeds (default: {' '.join(map(str, seeds))})")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")

@@ -32,7 +32,8 @@ DEFAULT_SEEDS = (0, 1, 2)
 class RunConfig:
     dataset: str = "default"  # a synthetic preset name or a store directory
     data_seed: int = 0  # seed of a synthetic store (the dataset, not the run)
-    methods: list[str] | None = None  # None: every registered method
+    methods: list[str] | None = None  # None: every registered method of ``suite``
+    suite: str = "paper"  # "paper": Table 1's methods; "extended": and the later ones (methods/base.py SUITES)
     seeds: list[int] = field(default_factory=lambda: list(DEFAULT_SEEDS))
     device: str = "auto"
     budget: Budget = field(default_factory=Budget)  # the same training budget for every method
@@ -60,6 +61,10 @@ class RunConfig:
         if repeated:
             raise ValueError(f"--seeds {' '.join(map(str, self.seeds))}: seed(s) {repeated} given twice; a repeated "
                              "seed would count one result twice in the mean and std")
+        from methods.base import SUITES
+
+        if self.suite not in SUITES:
+            raise ValueError(f"--suite {self.suite}: choose one of {', '.join(SUITES)}")
         if self.data_seed < 0:
             raise ValueError(f"--data-seed {self.data_seed}: must be >= 0")
 

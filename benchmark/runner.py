@@ -55,7 +55,7 @@ from datasets.device import resolve_device
 from datasets.distributed import barrier, distributed_rank, finish, rank_device
 from datasets.store import FeatureStore
 from datasets.synthetic import PRESETS, matching_store, preset, synthesize
-from methods.base import TrainConfig, VideoMethod, check_setting_types
+from methods.base import SUITES, TrainConfig, VideoMethod, check_setting_types
 from methods.registry import available_methods, resolve_method
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,8 @@ def _rebuild_plan(spec: str, hparams: dict[str, Any], train: TrainConfig, label:
 def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
     """Resolve methods and their settings: class defaults, then the method's preset for
     ``dataset_name``, then the config file."""
-    specs = cfg.methods or tables.order_methods(list(available_methods()))
+    suites = SUITES[cfg.suite]
+    specs = cfg.methods or tables.order_methods([n for n, c in available_methods().items() if c.suite in suites])
     file_config = load_method_config(cfg.config_file)
     plans, names = [], set()
     for spec in specs:

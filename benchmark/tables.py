@@ -5,8 +5,9 @@ Every "±" in the table is the standard deviation over seeds (blank with one see
 seeds, with its 95% paired bootstrap interval over the evaluated videos
 (benchmark/bootstrap.py): an interval that contains 0 is no evidence of a difference. The
 per-video spread of the cost is its own column and, in full, in metrics.json. "Evidence lift"
-(synthetic stores only) is where the fine reads land: P(evidence | read) / P(evidence)
-(benchmark/evidence.py; 1 = content-blind).
+(synthetic stores only) is where the fine reads land: the evidence frames they hit over the
+hits expected from as many reads placed at random within each video (benchmark/evidence.py;
+1 = content-blind).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ DISPLAY_NAMES = {
     "fastforward": "FastForward",
     "liteeval_rl": "LiteEval-RL",
     "liteeval": "LiteEval",
+    # The extended suite (run --suite extended), below Table 1's rows.
+    "scsampler": "SCSampler",
 }
 #: The method every other is compared with (the paper's strong baseline).
 BASELINE = "uniform"

@@ -66,6 +66,10 @@ def check_setting_types(settings_cls: type, values: dict[str, Any], *, where: st
             raise ValueError(f"{where}: {key} = {value!r} is a {type(value).__name__}; it must be {shown}")
 
 
+#: What ``--suite`` runs when no ``--methods`` are named: the method suites it includes.
+SUITES: dict[str, tuple[str, ...]] = {"paper": ("paper",), "extended": ("paper", "extended")}
+
+
 #: The optimiser's settings every method may tune (``VideoMethod.search_space``).
 OPTIMISER_SEARCH_SPACE: dict[str, tuple[Any, ...]] = {"train.lr": (3e-4, 1e-3, 3e-3), "train.weight_decay": (0.0, 1e-4)}
 #: What the built-in methods search: the optimiser and their dropout (each has one), 18 settings.
@@ -142,6 +146,9 @@ class VideoMethod(nn.Module, ABC):
     #: True if the method uses only past frames (can run on a live stream); online methods
     #: get a budget curve from ``python -m benchmark online`` through ``forward_budget``.
     online: ClassVar[bool] = False
+    #: Which table the method belongs to by default: "paper" (the paper's Table 1, the main
+    #: job) or "extended" (later methods, added by ``run --suite extended``; see SUITES).
+    suite: ClassVar[str] = "extended"
     #: What the budget K of ``forward_budget`` counts (the x of "K" in the online table).
     budget_unit: ClassVar[str] = "frames"
     #: Hyper-parameters of the model (a dataclass; instances are built from config dicts).

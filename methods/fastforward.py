@@ -36,6 +36,7 @@ class FastForward(VideoMethod):
     summary = "agent jumping forward by 1..32 frames or stopping (policy gradients), at most N frames"
     streams = ("fine",)
     online = False  # it decides how far into the future to look
+    suite = "paper"  # a row of the paper's Table 1
 
     @dataclass(frozen=True)
     class Hparams:

@@ -43,6 +43,7 @@ class FrameGlimpse(VideoMethod):
     summary = "agent glimpsing frames anywhere (Gaussian location + stop policies, REINFORCE), at most N glimpses"
     streams = ("fine",)
     online = False  # it jumps to future frames
+    suite = "paper"  # a row of the paper's Table 1
 
     @dataclass(frozen=True)
     class Hparams:

@@ -124,6 +124,7 @@ class _LiteEvalNet(VideoMethod):
 
     streams = ("coarse", "fine")
     online = True
+    suite = "paper"  # a row of the paper's Table 1
     budget_unit = "fine-feature reads"
 
     # Defaults are the synthetic default's, at the paper's proportion (fine LSTM 4 times the

@@ -28,6 +28,7 @@ class LSTM(VideoMethod):
     summary = "LSTM over fine features of 25 uniform frames, prediction from the last hidden state"
     streams = ("fine",)
     online = False  # same uniform frames as UNIFORM
+    suite = "paper"  # a row of the paper's Table 1
 
     @dataclass(frozen=True)
     class Hparams:

@@ -33,6 +33,7 @@ class Uniform(VideoMethod):
     summary = "frame classifier on fine features of 25 uniform frames, probabilities averaged"
     streams = ("fine",)
     online = False  # spreading frames over the video needs its length
+    suite = "paper"  # a row of the paper's Table 1
 
     @dataclass(frozen=True)
     class Hparams:

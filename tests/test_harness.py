@@ -86,7 +86,7 @@ def test_rerun_resumes_and_force_recomputes(tmp_path):
     assert run(tmp_path) == 0
     out = tmp_path / "t"
     first = stamps(out)
-    assert len(first) == len(available_methods())  # every registered method ran
+    assert len(first) == sum(c.suite == "paper" for c in available_methods().values())  # Table 1's methods ran
     assert run(tmp_path) == 0
     assert stamps(out) == first  # nothing recomputed
 
@@ -100,6 +100,29 @@ def test_rerun_resumes_and_force_recomputes(tmp_path):
     assert run(tmp_path, "--force") == 0
     forced = stamps(out)
     assert all(forced[k] != after[k] for k in after)
+
+
+def test_the_extended_suite_adds_its_rows_below_table_1(tmp_path):
+    assert run(tmp_path, "--methods", "uniform", "liteeval") == 0
+    before = stamps(tmp_path / "t")
+    extended = [n for n, c in available_methods().items() if c.suite == "extended"]
+    assert extended
+    # Two of Table 1's methods (to keep it short) plus the extended ones, into the same folder.
+    assert main(["-q", "run", "--dataset", "tiny", "--steps", "2", "--seeds", "0", "--results-dir", str(tmp_path),
+                 "--name", "t", "--methods", "uniform", "liteeval", *extended]) == 0
+    assert all(stamps(tmp_path / "t")[k] == v for k, v in before.items())  # Table 1's pairs were kept
+    table = (tmp_path / "t" / "table.md").read_text()
+    assert table.index("| LiteEval ") < table.index("| SCSampler")
+
+
+def test_suite_extended_runs_every_registered_method():
+    from benchmark.config import RunConfig
+    from benchmark.runner import plan_methods
+
+    paper = {p.name for p in plan_methods(RunConfig(), "tiny")}
+    everything = {p.name for p in plan_methods(RunConfig(suite="extended"), "tiny")}
+    assert paper == {n for n, c in available_methods().items() if c.suite == "paper"}
+    assert everything == set(available_methods()) and paper < everything
 
 
 def test_changed_settings_are_not_mixed_with_old_results(tmp_path, capsys):

@@ -1,0 +1,104 @@
+"""SCSampler (Korbar, Tran and Torresani, ICCV 2019), visual variant, on per-frame features.
+
+The paper: a cheap *salience sampler* scores every clip of a long video, and only the K most
+salient clips go through the expensive action classifier, whose predictions are averaged. Its
+visual sampler is a lightweight network trained as a classifier on the video's labels, and a
+clip's salience is the classifier's confidence (the largest class probability); a ranking
+loss is the paper's alternative.
+
+Here, on the suite's two streams:
+
+* clips are frames (1 fps), the cheap network is an MLP on each frame's coarse feature (the
+  MobileNetV2 stream), trained with cross-entropy against the video's labels on every frame;
+  salience = its largest class probability (the paper's "classifier" variant, not the
+  ranking-loss one);
+* the expensive model is a linear classifier on the fine feature (the ResNet-101 stream) of
+  the K most salient frames (default 10; ties broken by position), trained jointly on the frames
+  the sampler picks (the selection itself gets no gradient, as in the paper, where the two
+  networks are trained separately); the video's scores are the mean of their probabilities.
+  The paper trains the clip classifier first and the sampler separately; training both from the
+  start is the adaptation, and keeps the run's one budget for every method;
+* cost (from the meter and the counted modules): the coarse backbone and the scorer on every
+  frame, the fine backbone and the classifier on the K chosen frames. It is **offline**: the
+  top K of a video needs all of its frames.
+
+Videos with fewer than K frames use all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from datasets.bank import Batch
+from datasets.sampling import AllFrames, FrameSampler
+from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
+from methods.losses import label_distribution
+from methods.registry import register_method
+from methods.uniform import frame_classifier
+
+
+def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of (B, S, C) per-frame ``logits`` against each video's labels, over
+    the frames where ``mask`` (B, S) is true (padding and unchosen slots do not count)."""
+    target = label_distribution(labels).unsqueeze(1)
+    per_frame = -(target * F.log_softmax(logits, dim=-1)).sum(-1)
+    weights = mask.to(per_frame.dtype)
+    return (per_frame * weights).sum() / weights.sum().clamp_min(1.0)
+
+
+@register_method("scsampler")
+class SCSampler(VideoMethod):
+    summary = "coarse salience classifier on every frame, fine classifier on the K most salient frames (offline)"
+    streams = ("coarse", "fine")
+    online = False  # the K most salient frames of a video are known only once all have arrived
+    suite = "extended"
+
+    @dataclass(frozen=True)
+    class Hparams:
+        frames: int = 10  # K: fine frames read per video
+        scorer_hidden: int = 128  # the salience MLP's hidden units (0: linear)
+        hidden: int = 0  # the fine classifier's hidden units (0: linear, as Uniform's)
+        dropout: float = 0.5
+
+    train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
+    search_space = STANDARD_SEARCH_SPACE
+
+    def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
+        super().__init__(num_classes, dims, **hparams)
+        if self.hp.frames < 1:
+            raise ValueError(f"method 'scsampler': frames must be >= 1, got {self.hp.frames}")
+        self.scorer = frame_classifier(dims["coarse"], num_classes, self.hp.scorer_hidden, self.hp.dropout)
+        self.classifier = frame_classifier(dims["fine"], num_classes, self.hp.hidden, self.hp.dropout)
+
+    def sampler(self, train: bool) -> FrameSampler:
+        return AllFrames()
+
+    def forward(self, batch: Batch) -> MethodOutput:
+        salience_logits = self.scorer(batch.read("coarse"))  # (B, T, C)
+        salience = salience_logits.detach().softmax(-1).amax(-1).masked_fill(~batch.mask, -1.0)
+        k = min(self.hp.frames, batch.mask.shape[1])
+        chosen = salience.topk(k, dim=1, sorted=False).indices.sort(dim=1).values  # (B, K), in time order
+        valid = batch.mask.gather(1, chosen)  # false where a video has fewer than K frames
+        positions = batch.frames.gather(1, chosen)
+        fine = batch.features.read_frames("fine", positions, valid=valid)  # (B, K, D); only these are read
+        logits = self.classifier(fine)
+        weights = valid.unsqueeze(-1).to(logits.dtype)
+        scores = (logits.softmax(-1) * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        return MethodOutput(
+            scores=scores,
+            step_counts={"scorer": batch.steps, "classifier": valid.sum(1)},
+            extras={"salience_logits": salience_logits, "logits": logits, "valid": valid},
+        )
+
+    def loss(self, output: MethodOutput, batch: Batch):
+        scorer = masked_cross_entropy(output.extras["salience_logits"], batch.labels, batch.mask)
+        classifier = masked_cross_entropy(output.extras["logits"], batch.labels, output.extras["valid"])
+        return scorer + classifier, {"scorer_ce": scorer.item(), "classifier_ce": classifier.item()}
+
+    def cost_modules(self) -> dict[str, StepModule]:
+        coarse, fine = self.dims["coarse"], self.dims["fine"]
+        return {"scorer": StepModule(self.scorer, lambda: (torch.zeros(1, coarse),)),
+                "classifier": StepModule(self.classifier, lambda: (torch.zeros(1, fine),))}
