@@ -32,6 +32,7 @@ DISPLAY_NAMES = {
     "liteeval": "LiteEval",
     # The extended suite (run --suite extended), below Table 1's rows.
     "scsampler": "SCSampler",
+    "frameexit": "FrameExit",
 }
 #: The method every other is compared with (the paper's strong baseline).
 BASELINE = "uniform"
