@@ -33,6 +33,7 @@ DISPLAY_NAMES = {
     # The extended suite (run --suite extended), below Table 1's rows.
     "scsampler": "SCSampler",
     "frameexit": "FrameExit",
+    "ocsampler": "OCSampler",
 }
 #: The method every other is compared with (the paper's strong baseline).
 BASELINE = "uniform"

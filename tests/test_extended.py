@@ -48,3 +48,32 @@ def test_scsampler_reads_the_k_most_salient_frames(bank):
         length = int(batch.lengths[row])
         expected = set(salience[row, :length].topk(min(4, length)).indices.tolist())
         assert set(meter.frames_of("fine", int(batch.index[row])).tolist()) == expected
+
+
+def test_ocsampler_plackett_luce_probabilities_sum_to_one_over_ordered_draws():
+    import itertools
+
+    from methods.ocsampler import plackett_luce_log_prob
+
+    logits = torch.tensor([[0.3, -1.0, 2.0, 0.5, 0.0]])
+    candidates = torch.tensor([[True, True, True, True, False]])  # the last frame is padding
+    total = 0.0
+    for pair in itertools.permutations(range(4), 2):
+        chosen = torch.tensor([pair])
+        total += float(plackett_luce_log_prob(logits, chosen, torch.ones(1, 2, dtype=torch.bool), candidates).exp())
+    assert total == pytest.approx(1.0, abs=1e-6)
+
+
+def test_ocsampler_takes_the_n_most_probable_frames_at_evaluation(bank):
+    torch.manual_seed(0)
+    method = resolve_method("ocsampler")(bank.num_classes, {s: bank.dim(s) for s in bank.streams}, frames=3).eval()
+    meter = bank.new_meter()
+    batch = next(bank.batches(8, method.sampler(train=False), meter=meter))
+    with torch.no_grad():
+        out = method(batch)
+        logits = method.skim(batch.read("coarse")).squeeze(-1)
+    assert out.step_counts["classifier"].tolist() == [min(3, int(n)) for n in batch.lengths]
+    for row in range(8):
+        length = int(batch.lengths[row])
+        expected = set(logits[row, :length].topk(min(3, length)).indices.tolist())
+        assert set(meter.frames_of("fine", int(batch.index[row])).tolist()) == expected
