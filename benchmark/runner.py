@@ -330,7 +330,9 @@ class Runner:
     def build(self, plan: MethodPlan) -> VideoMethod:
         """A fresh (untrained) instance of the plan's method on the run's device."""
         dims = {s: self.store.manifest.streams[s].dim for s in self.streams}
-        return plan.cls(len(self.store.manifest.classes), dims, **plan.hparams).to(self.device)
+        method = plan.cls(len(self.store.manifest.classes), dims, **plan.hparams).to(self.device)
+        method.frame_gmacs = {s: self.per_frame[s] for s in plan.cls.streams}
+        return method
 
     def gmacs(self, plan: MethodPlan, result: Evaluation, per_step: dict[str, float]) -> np.ndarray:
         """Per-video cost of an evaluation: the method's own streams, from the meter."""

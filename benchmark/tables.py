@@ -34,6 +34,7 @@ DISPLAY_NAMES = {
     "scsampler": "SCSampler",
     "frameexit": "FrameExit",
     "ocsampler": "OCSampler",
+    "arnet": "AR-Net",
 }
 #: The method every other is compared with (the paper's strong baseline).
 BASELINE = "uniform"

@@ -178,6 +178,10 @@ class VideoMethod(nn.Module, ABC):
             raise ValueError(f"method {self.name!r} needs streams {missing}, the dataset has {sorted(dims)}")
         self.num_classes = num_classes
         self.dims = dict(dims)
+        # GMACs per frame of each stream, as the harness counted them (benchmark/costs.py); set
+        # by the runner after building, for methods whose loss weighs costs (AR-Net). Empty
+        # where a method is built outside a run.
+        self.frame_gmacs: dict[str, float] = {}
 
     def hparams(self) -> dict[str, Any]:
         return asdict(self.hp)

@@ -77,3 +77,30 @@ def test_ocsampler_takes_the_n_most_probable_frames_at_evaluation(bank):
         length = int(batch.lengths[row])
         expected = set(logits[row, :length].topk(min(3, length)).indices.tolist())
         assert set(meter.frames_of("fine", int(batch.index[row])).tolist()) == expected
+
+
+@pytest.mark.parametrize("action, visits, fine", [("fine", list(range(16)), True), ("skip2", list(range(0, 16, 2)), False),
+                                                   ("skip4", list(range(0, 16, 4)), False),
+                                                   ("coarse", list(range(16)), False)])
+def test_arnet_actions_decide_what_is_read_and_run(bank, action, visits, fine):
+    from methods.arnet import ACTIONS
+
+    torch.manual_seed(0)
+    method = resolve_method("arnet")(bank.num_classes, {s: bank.dim(s) for s in bank.streams}).eval()
+    with torch.no_grad():
+        method.policy.weight.zero_()
+        method.policy.bias.fill_(-10.0)
+        method.policy.bias[ACTIONS.index(action)] = 10.0  # always this action
+    meter = bank.new_meter()
+    batch = next(bank.batches(8, method.sampler(train=False), meter=meter))
+    with torch.no_grad():
+        out = method(batch)
+    assert out.step_counts["policy"].tolist() == [len(visits)] * 8
+    assert out.step_counts["fine_classifier"].tolist() == [len(visits) if fine else 0] * 8
+    for row in range(8):
+        video = int(batch.index[row])
+        expected = {int(batch.frames[row, t]) for t in visits}
+        assert set(meter.frames_of("coarse", video).tolist()) == expected
+        assert set(meter.frames_of("fine", video).tolist()) == (expected if fine else set())
+    if action.startswith("skip"):  # nothing processed: no prediction, uniform scores
+        assert torch.allclose(out.scores, torch.full_like(out.scores, 1 / bank.num_classes))

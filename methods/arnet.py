@@ -1,0 +1,164 @@
+"""AR-Net (Meng, Lin, Panda et al., ECCV 2020), in its two-stream form on per-frame features.
+
+The paper: 16 frames are sampled uniformly from the video; for each, in order, a light policy
+(MobileNetV2 features of a low-resolution copy, then an LSTM) chooses one action: process the
+frame with one of several backbones at one of several resolutions, or skip it and the next
+few frames. Each backbone has its own classifier; the video's prediction averages the logits
+of the frames that were processed. Trained end to end with Gumbel-softmax decisions
+(straight-through) and a loss on the expected GFLOPs, computed from the per-frame costs of the
+choices.
+
+Two-stream form here: the actions are {fine, coarse only, skip 1, skip 2, skip 4}: "fine"
+runs the fine (ResNet-101) backbone on the frame and its classifier; "coarse only" uses the
+coarse (MobileNetV2) feature the policy already has, with the coarse classifier; "skip k"
+leaves out this frame and the next k - 1 (nothing is read or run for them, not even the
+policy). Differences from the original:
+
+* the original chooses among three resolutions of several backbones; here there are two
+  fixed streams, so the choice is "fine or coarse", not a resolution;
+* the expected-cost loss is ``efficiency`` x (expected GMACs per video) / (the GMACs of the
+  fine stream on all 16 frames), with the per-frame costs of the streams the harness counted
+  (``VideoMethod.frame_gmacs``; equal costs where a method is built outside a run);
+* the Gumbel temperature is annealed geometrically from 5 to 0.5 over the run's optimizer
+  steps (the original anneals per epoch).
+
+It is **offline**: its 16 frames are spread over the whole video, whose length it needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from datasets.bank import Batch
+from datasets.sampling import FrameSampler, UniformFrames
+from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
+from methods.liteeval import gumbel_noise
+from methods.losses import label_distribution
+from methods.registry import register_method
+
+#: Actions of the policy, in the order of its logits; skip k leaves out k frames (this one included).
+ACTIONS = ("fine", "coarse", "skip1", "skip2", "skip4")
+SKIPS = {"skip1": 1, "skip2": 2, "skip4": 4}
+
+
+@register_method("arnet")
+class ARNet(VideoMethod):
+    summary = "LSTM policy on coarse features picks fine / coarse only / skip 1, 2, 4 per frame (Gumbel-softmax, offline)"
+    streams = ("coarse", "fine")
+    online = False  # 16 frames spread over the whole video
+    suite = "extended"
+
+    @dataclass(frozen=True)
+    class Hparams:
+        frames: int = 16
+        hidden: int = 128  # the policy LSTM's units
+        efficiency: float = 0.5  # weight of the expected-cost loss
+        tau_start: float = 5.0
+        tau_end: float = 0.5
+        dropout: float = 0.5
+
+    train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
+    search_space = STANDARD_SEARCH_SPACE
+
+    def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
+        super().__init__(num_classes, dims, **hparams)
+        self.cell = nn.LSTMCell(dims["coarse"], self.hp.hidden)
+        self.policy = nn.Linear(self.hp.hidden, len(ACTIONS))
+        self.dropout = nn.Dropout(self.hp.dropout)
+        self.fine_classifier = nn.Linear(dims["fine"], num_classes)
+        self.coarse_classifier = nn.Linear(dims["coarse"], num_classes)
+        self.tau = self.hp.tau_start
+
+    def sampler(self, train: bool) -> FrameSampler:
+        return UniformFrames(self.hp.frames)
+
+    def on_step(self, step: int, steps: int) -> None:
+        progress = step / max(steps - 1, 1)
+        self.tau = self.hp.tau_start * (self.hp.tau_end / self.hp.tau_start) ** progress
+
+    def forward(self, batch: Batch) -> MethodOutput:
+        b, device = batch.size, batch.mask.device
+        h = torch.zeros(b, self.hp.hidden, device=device)
+        c = torch.zeros_like(h)
+        skip_left = torch.zeros(b, dtype=torch.long, device=device)
+        logit_sum = torch.zeros(b, self.num_classes, device=device)
+        weight_sum = torch.zeros(b, device=device)
+        fine_weight = torch.zeros(b, device=device)  # expected fine frames (straight-through)
+        visited = torch.zeros(b, dtype=torch.long, device=device)
+        fine_runs = torch.zeros(b, dtype=torch.long, device=device)
+        coarse_runs = torch.zeros(b, dtype=torch.long, device=device)
+        skip_lengths = torch.tensor([0, 0] + [SKIPS[a] for a in ACTIONS[2:]], device=device)
+        for t in range(batch.mask.shape[1]):
+            active = batch.mask[:, t] & (skip_left == 0)
+            skip_left = (skip_left - 1).clamp_min(0)
+            if not bool(active.any()):
+                continue
+            coarse = batch.features.read_step("coarse", t, where=active)
+            h_new, c_new = self.cell(coarse, (h, c))
+            h = torch.where(active[:, None], h_new, h)
+            c = torch.where(active[:, None], c_new, c)
+            logits = self.policy(h)
+            if self.training:
+                soft = ((logits + gumbel_noise(tuple(logits.shape), device)) / self.tau).softmax(-1)
+                hard = F.one_hot(soft.argmax(-1), len(ACTIONS)).to(soft.dtype)
+                action = hard + (soft - soft.detach())  # straight-through: hard forward, soft gradient
+            else:
+                action = F.one_hot(logits.argmax(-1), len(ACTIONS)).to(logits.dtype)
+            action = action * active[:, None].to(action.dtype)
+            chosen = action.detach().argmax(-1)
+            use_fine = active & (chosen == 0)
+            fine = batch.features.read_step("fine", t, where=use_fine)  # zeros where not read
+            frame_logits = (action[:, :1] * self.fine_classifier(self.dropout(fine))
+                            + action[:, 1:2] * self.coarse_classifier(self.dropout(coarse)))
+            logit_sum = logit_sum + frame_logits
+            weight_sum = weight_sum + action[:, 0] + action[:, 1]
+            fine_weight = fine_weight + action[:, 0]
+            visited = visited + active.long()
+            fine_runs = fine_runs + use_fine.long()
+            coarse_runs = coarse_runs + (active & (chosen == 1)).long()
+            skip_left = torch.where(active, (skip_lengths[chosen] - 1).clamp_min(0), skip_left)
+        video_logits = logit_sum / weight_sum.clamp_min(1e-6)[:, None]
+        # A video whose every visited frame was skipped has no prediction: uniform scores.
+        scores = torch.where((weight_sum > 0)[:, None], video_logits.softmax(-1),
+                             torch.full_like(video_logits, 1.0 / self.num_classes))
+        return MethodOutput(
+            scores=scores,
+            step_counts={"policy": visited, "fine_classifier": fine_runs, "coarse_classifier": coarse_runs},
+            extras={"logits": video_logits, "has_prediction": weight_sum > 0, "fine_weight": fine_weight,
+                    "visited": visited},
+        )
+
+    def loss(self, output: MethodOutput, batch: Batch):
+        extras = output.extras
+        per_video = -(label_distribution(batch.labels) * F.log_softmax(extras["logits"], dim=-1)).sum(-1)
+        ce = per_video[extras["has_prediction"]].mean() if bool(extras["has_prediction"].any()) else per_video.sum() * 0
+        costs = self.frame_gmacs or {"coarse": 1.0, "fine": 1.0}
+        expected = extras["fine_weight"] * costs["fine"] + extras["visited"] * costs["coarse"]
+        cost = (expected / (self.hp.frames * costs["fine"])).mean()
+        loss = ce + self.hp.efficiency * cost
+        return loss, {"ce": ce.item(), "relative_cost": cost.item(), "tau": self.tau}
+
+    def cost_modules(self) -> dict[str, StepModule]:
+        coarse, fine, hidden = self.dims["coarse"], self.dims["fine"], self.hp.hidden
+        return {
+            "policy": StepModule(_PolicyStep(self.cell, self.policy),
+                                 lambda: (torch.zeros(1, coarse), torch.zeros(1, hidden), torch.zeros(1, hidden))),
+            "fine_classifier": StepModule(self.fine_classifier, lambda: (torch.zeros(1, fine),)),
+            "coarse_classifier": StepModule(self.coarse_classifier, lambda: (torch.zeros(1, coarse),)),
+        }
+
+
+class _PolicyStep(nn.Module):
+    """One step of the policy (LSTM cell, then the action head), for counting its cost."""
+
+    def __init__(self, cell: nn.LSTMCell, head: nn.Linear) -> None:
+        super().__init__()
+        self.cell, self.head = cell, head
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        h, _ = self.cell(x, (h, c))
+        return self.head(h)
