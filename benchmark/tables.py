@@ -35,6 +35,7 @@ DISPLAY_NAMES = {
     "frameexit": "FrameExit",
     "ocsampler": "OCSampler",
     "arnet": "AR-Net",
+    "adaframe": "AdaFrame",
 }
 #: The method every other is compared with (the paper's strong baseline).
 BASELINE = "uniform"

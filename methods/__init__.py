@@ -9,7 +9,7 @@ from methods.base import MethodOutput, StepModule, TrainConfig, VideoMethod
 from methods.registry import available_methods, register_method, resolve_method
 
 # Built-in methods: importing them registers them.
-from methods import arnet, fastforward, frameexit, frameglimpse, liteeval, lstm, ocsampler, scsampler, uniform  # noqa: E402,F401  isort:skip
+from methods import adaframe, arnet, fastforward, frameexit, frameglimpse, liteeval, lstm, ocsampler, scsampler, uniform  # noqa: E402,F401  isort:skip
 
 __all__ = [
     "MethodOutput",

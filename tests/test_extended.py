@@ -104,3 +104,22 @@ def test_arnet_actions_decide_what_is_read_and_run(bank, action, visits, fine):
         assert set(meter.frames_of("fine", video).tolist()) == (expected if fine else set())
     if action.startswith("skip"):  # nothing processed: no prediction, uniform scores
         assert torch.allclose(out.scores, torch.full_like(out.scores, 1 / bank.num_classes))
+
+
+@pytest.mark.parametrize("bias, steps", [(-10.0, 1), (10.0, 10)])
+def test_adaframe_stops_on_its_utility_and_reads_only_what_it_visits(bank, bias, steps):
+    torch.manual_seed(0)
+    method = resolve_method("adaframe")(bank.num_classes, {s: bank.dim(s) for s in bank.streams}).eval()
+    with torch.no_grad():
+        method.utility.weight.zero_()
+        method.utility.bias.fill_(bias)  # utility below the threshold: stop after one read
+    meter = bank.new_meter()
+    batch = next(bank.batches(8, method.sampler(train=False), meter=meter))
+    with torch.no_grad():
+        out = method(batch)
+    assert out.step_counts["cell"].tolist() == [steps] * 8
+    visited = out.diagnostics["visited_frames"]
+    for row in range(8):
+        video = int(batch.index[row])
+        assert set(meter.frames_of("fine", video).tolist()) == {int(p) for p in visited[row] if p >= 0}
+        assert set(meter.frames_of("coarse", video).tolist()) == set(batch.frames[row].tolist())  # the memory
