@@ -264,7 +264,11 @@ def test_the_shipped_default_settings_are_the_recorded_tuning_choice():
     from benchmark.runner import plan_methods
     from benchmark.tune import as_config, current_setting
 
-    record = Path(__file__).resolve().parents[1] / "results" / "default-tune" / "tuned.json"
-    chosen = json.loads(record.read_text())
+    results = Path(__file__).resolve().parents[1] / "results"
+    chosen = json.loads((results / "default-tune" / "tuned.json").read_text())
     plans = plan_methods(RunConfig(), "default")
+    assert {p.name: as_config(current_setting(p)) for p in plans} == chosen
+    # The extended suite's methods, tuned the same way (4 trials each) into their own record.
+    chosen = json.loads((results / "default-extended-tune" / "tuned.json").read_text())
+    plans = [p for p in plan_methods(RunConfig(suite="extended"), "default") if p.cls.suite == "extended"]
     assert {p.name: as_config(current_setting(p)) for p in plans} == chosen
