@@ -21,8 +21,10 @@ from tabulate import tabulate
 
 from datasets.atomic import atomic_write_text
 
-# Row order of the paper's Table 1; other (plug-in) methods follow in the order given.
+# Row order of the paper's Table 1, then the extended suite's methods by publication date;
+# other (plug-in) methods follow in the order given.
 PAPER_ORDER = ("uniform", "lstm", "frameglimpse", "fastforward", "liteeval_rl", "liteeval")
+EXTENDED_ORDER = ("adaframe", "scsampler", "arnet", "frameexit", "ocsampler")
 DISPLAY_NAMES = {
     "uniform": "Uniform",
     "lstm": "LSTM",
@@ -43,8 +45,8 @@ COST_UNIT_NOTE = "GFLOPs are multiply-accumulates (GMACs) per video, as the fiel
 
 
 def order_methods(names: list[str]) -> list[str]:
-    paper = [n for n in PAPER_ORDER if n in names]
-    return paper + [n for n in names if n not in PAPER_ORDER]
+    known = PAPER_ORDER + EXTENDED_ORDER
+    return [n for n in known if n in names] + [n for n in names if n not in known]
 
 
 def _stat(values: list[float]) -> tuple[float, float]:
