@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from benchmark.results import read_json
 from datasets.atomic import atomic_write_json
 
 SPREAD_FACTOR = 2.0
@@ -36,15 +37,12 @@ def computed_elsewhere(pair_dir: Path, platform: dict[str, Any]) -> bool:
 
 
 def _read(path: Path) -> Any:
-    """A JSON file's content; None when it is absent, empty or corrupt (logged): an earlier
-    summary that cannot be read is no reference, and must not stop a run (even --force)."""
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        log.warning("%s is unreadable (%s); ignoring it", path, exc)
-        return None
+    """``results.read_json``, with a warning for a file that is there but unreadable: an
+    earlier summary that cannot be read is no reference, and must not stop a run (even --force)."""
+    data = read_json(path)
+    if data is None and path.is_file():
+        log.warning("%s is unreadable (empty or not JSON); ignoring it", path)
+    return data
 
 
 def load(out: Path) -> dict[str, Any] | None:

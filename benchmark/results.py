@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from datasets.atomic import remove_orphans
+from datasets.atomic import file_sha256, remove_orphans
 
 try:  # POSIX; elsewhere the folder is not locked (and the user is told so)
     import fcntl
@@ -55,14 +55,6 @@ class FolderInUseError(ValueError):
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _holder(path: Path) -> str:
@@ -123,7 +115,9 @@ class PairState:
     config: dict[str, Any] | None = None  # its config.json, when readable
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """A JSON file's content; None when it is absent, empty or corrupt (a file a killed writer
+    or a user damaged is no result, and must not stop a run)."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
@@ -137,10 +131,10 @@ def pair_state(folder: Path) -> PairState:
     if not marker.is_file():
         partial = [f for f in (*REQUIRED_FILES, *OPTIONAL_FILES) if (folder / f).is_file()]
         return PairState(False, "not computed" if not partial else f"incomplete ({DONE_MARKER} missing)")
-    record = _read_json(marker)
+    record = read_json(marker)
     if not isinstance(record, dict):
         return PairState(False, f"{DONE_MARKER} is empty or corrupt")
-    config = _read_json(folder / "config.json")
+    config = read_json(folder / "config.json")
     if not isinstance(config, dict):
         return PairState(False, "config.json is missing or corrupt")
     files = record.get("files")
@@ -156,7 +150,7 @@ def pair_state(folder: Path) -> PairState:
         path = folder / name
         if not path.is_file():
             return PairState(False, f"{name} is missing", config)
-        if sha256_file(path) != digest:
+        if file_sha256(path) != digest:
             return PairState(False, f"{name} does not match {DONE_MARKER} (an interrupted rewrite?)", config)
     return PairState(True, "", config)
 

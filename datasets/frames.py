@@ -14,7 +14,6 @@ backbone keeps its random initialisation, and everything that reports on the fea
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from datasets.atomic import file_sha256
 from datasets.backbones import BackboneSpec, build_feature_extractor
 
 log = logging.getLogger(__name__)
@@ -38,14 +38,6 @@ RANDOM_INIT_SEED = 0
 def decode_short_side(resolutions: list[int]) -> int:
     """The short side frames are decoded at: enough for the largest crop."""
     return max(round(r * RESIZE_RATIO) for r in resolutions)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_checkpoint(model: torch.nn.Module, path: Path, what: str) -> None:

@@ -29,12 +29,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from datasets.bank import Batch
 from datasets.sampling import AllFrames, FrameSampler
 from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
-from methods.losses import label_distribution
+from methods.losses import average_probabilities, label_distribution, masked_cross_entropy
 from methods.registry import register_method
 from methods.uniform import frame_classifier
 
@@ -93,10 +92,10 @@ class OCSampler(VideoMethod):
         return (-torch.log(-torch.log(uniform))).to(device)
 
     def _classify(self, batch: Batch, chosen: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, K, C) frame logits of the chosen frames and the video's averaged probabilities."""
         positions = batch.frames.gather(1, chosen)
         logits = self.classifier(batch.features.read_frames("fine", positions, valid=valid))  # (B, K, C)
-        weights = valid.unsqueeze(-1).to(logits.dtype)
-        return logits, (logits.softmax(-1) * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        return logits, average_probabilities(logits, valid)
 
     def forward(self, batch: Batch) -> MethodOutput:
         logits = self.skim(batch.read("coarse")).squeeze(-1)  # (B, T)
@@ -107,34 +106,28 @@ class OCSampler(VideoMethod):
         chosen = ranked.topk(k, dim=1).indices  # in the order drawn
         valid = batch.mask.gather(1, chosen)
         frame_logits, scores = self._classify(batch, chosen, valid)
-        extras = {"frame_logits": frame_logits, "valid": valid}
+        extras = {"frame_logits": frame_logits, "valid": valid, "probs": scores}
         if self.training:
             extras["log_prob"] = plackett_luce_log_prob(logits, chosen, valid, batch.mask)
             random = self._noise(ranked.shape, ranked.device).masked_fill(~batch.mask, float("-inf"))
             baseline_chosen = random.topk(k, dim=1).indices
-            baseline_valid = batch.mask.gather(1, baseline_chosen)
             with torch.no_grad():
-                extras["baseline_logits"], _ = self._classify(batch, baseline_chosen, baseline_valid)
-            extras["baseline_valid"] = baseline_valid
+                _, extras["baseline_probs"] = self._classify(batch, baseline_chosen,
+                                                             batch.mask.gather(1, baseline_chosen))
         return MethodOutput(scores=scores, step_counts={"skim": batch.steps, "classifier": valid.sum(1)},
                             extras=extras)
 
     @staticmethod
-    def _video_ce(logits: torch.Tensor, valid: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def _video_ce(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """(B,) cross-entropy of each video's averaged frame probabilities."""
-        weights = valid.unsqueeze(-1).to(logits.dtype)
-        probs = (logits.softmax(-1) * weights).sum(1) / weights.sum(1).clamp_min(1.0)
         return -(label_distribution(labels) * probs.clamp_min(1e-8).log()).sum(-1)
 
     def loss(self, output: MethodOutput, batch: Batch):
         extras = output.extras
-        target = label_distribution(batch.labels).unsqueeze(1)
-        per_frame = -(target * F.log_softmax(extras["frame_logits"], dim=-1)).sum(-1)
-        weights = extras["valid"].to(per_frame.dtype)
-        classifier = (per_frame * weights).sum() / weights.sum().clamp_min(1.0)
+        classifier = masked_cross_entropy(extras["frame_logits"], batch.labels, extras["valid"])
         with torch.no_grad():
-            reward = (self._video_ce(extras["baseline_logits"], extras["baseline_valid"], batch.labels)
-                      - self._video_ce(extras["frame_logits"], extras["valid"], batch.labels))
+            reward = (self._video_ce(extras["baseline_probs"], batch.labels)
+                      - self._video_ce(extras["probs"], batch.labels))
         policy = -(reward * extras["log_prob"]).mean()
         return classifier + policy, {"ce": classifier.item(), "policy": policy.item(), "reward": reward.mean().item()}
 

@@ -30,23 +30,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from datasets.bank import Batch
 from datasets.sampling import AllFrames, FrameSampler
 from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
-from methods.losses import label_distribution
+from methods.losses import average_probabilities, masked_cross_entropy
 from methods.registry import register_method
 from methods.uniform import frame_classifier
-
-
-def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of (B, S, C) per-frame ``logits`` against each video's labels, over
-    the frames where ``mask`` (B, S) is true (padding and unchosen slots do not count)."""
-    target = label_distribution(labels).unsqueeze(1)
-    per_frame = -(target * F.log_softmax(logits, dim=-1)).sum(-1)
-    weights = mask.to(per_frame.dtype)
-    return (per_frame * weights).sum() / weights.sum().clamp_min(1.0)
 
 
 @register_method("scsampler")
@@ -87,8 +77,7 @@ class SCSampler(VideoMethod):
         positions = batch.frames.gather(1, chosen)
         fine = batch.features.read_frames("fine", positions, valid=valid)  # (B, K, D); only these are read
         logits = self.classifier(fine)
-        weights = valid.unsqueeze(-1).to(logits.dtype)
-        scores = (logits.softmax(-1) * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        scores = average_probabilities(logits, valid)
         return MethodOutput(
             scores=scores,
             step_counts={"scorer": batch.steps, "classifier": valid.sum(1)},
