@@ -106,6 +106,45 @@ def test_arnet_actions_decide_what_is_read_and_run(bank, action, visits, fine):
         assert torch.allclose(out.scores, torch.full_like(out.scores, 1 / bank.num_classes))
 
 
+def test_arnet_loss_is_the_official_accuracy_cost_and_balance_terms(bank):
+    """0.95 x CE + 0.05 x (fine GMACs per sampled position + 3 x |usage - uniform usage|), as the
+    authors' training script has it; the balance term is what keeps the fine action in use."""
+    from methods.arnet import ACTIONS
+
+    torch.manual_seed(0)
+    method = resolve_method("arnet")(bank.num_classes, {s: bank.dim(s) for s in bank.streams})
+    method.frame_gmacs = {"coarse": 0.1, "fine": 8.0}
+    with torch.no_grad():
+        method.policy.weight.zero_()
+        method.policy.bias.fill_(-30.0)
+        method.policy.bias[ACTIONS.index("coarse")] = 30.0  # every decision: coarse only
+    batch = next(bank.batches(8, method.sampler(train=True)))
+    out = method.train()(batch)
+    loss, logged = method.loss(out, batch)
+    assert logged["gmacs_per_position"] == pytest.approx(0.0, abs=1e-4)  # no fine frame chosen
+    collapsed = torch.linalg.vector_norm(torch.tensor([0.0, 1, 0, 0, 0]) - 0.2).item()
+    assert logged["balance"] == pytest.approx(collapsed, rel=1e-3)
+    assert float(loss.detach()) == pytest.approx(0.95 * logged["ce"] + 0.05 * 3.0 * collapsed, rel=1e-4)
+
+    with torch.no_grad():  # every decision fine: the cost is the fine stream's per-frame GMACs
+        method.policy.bias.fill_(-30.0)
+        method.policy.bias[ACTIONS.index("fine")] = 30.0
+    _, logged = method.loss(method(batch), batch)
+    assert logged["gmacs_per_position"] == pytest.approx(8.0, rel=1e-3)
+
+    # The balance term's gradient pushes the policy away from its favourite action towards the
+    # ones it does not use (cross-entropy left out, so only the efficiency terms act).
+    balance_only = resolve_method("arnet")(bank.num_classes, {s: bank.dim(s) for s in bank.streams}, accuracy=0.0)
+    balance_only.frame_gmacs, balance_only.tau = method.frame_gmacs, 1.0
+    with torch.no_grad():
+        balance_only.policy.bias.zero_()
+        balance_only.policy.bias[ACTIONS.index("coarse")] = 3.0
+    loss, _ = balance_only.loss(balance_only.train()(batch), batch)
+    loss.backward()
+    grad = balance_only.policy.bias.grad
+    assert float(grad[ACTIONS.index("coarse")]) > 0 > float(grad[ACTIONS.index("skip1")])
+
+
 @pytest.mark.parametrize("bias, steps", [(-10.0, 1), (10.0, 10)])
 def test_adaframe_stops_on_its_utility_and_reads_only_what_it_visits(bank, bias, steps):
     torch.manual_seed(0)
