@@ -12,7 +12,7 @@ An extraction writes into ``<out>.shards/rank-RRRRR-of-WWWWW/`` (one folder per 
 A restarted job reads the parts, skips the videos in them and goes on; a part is never
 rewritten, so nothing is extracted or written twice (videos finished after the last part
 are redone). ``python -m datasets merge`` joins complete shards into one store
-(datasets/merge.py).
+(datasets/extraction/merge.py).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from datasets.atomic import atomic_write_bytes, atomic_write_json
-from datasets.errors import StoreError
+from datasets.common.atomic import atomic_write_bytes, atomic_write_json
+from datasets.common.errors import StoreError
 
 SHARD_FILE = "shard.json"
 COMPLETE_FILE = "complete.json"

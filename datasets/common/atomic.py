@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from datasets.errors import WriteError
+from datasets.common.errors import WriteError
 
 
 def _umask() -> int:

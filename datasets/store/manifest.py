@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from datasets import layout
-from datasets.atomic import atomic_write_json
-from datasets.errors import Problem, StoreValidationError
+from datasets.common.atomic import atomic_write_json
+from datasets.common.errors import Problem, StoreValidationError
+from datasets.store import layout
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class StreamSpec:
     """One feature stream: which backbone produced it, at what resolution and cost.
 
     ``gmacs_per_frame`` is the backbone's multiply-accumulates per frame in units of 1e9
-    (the field calls these "GFLOPs"); it is counted with ptflops, see datasets/backbones.py.
+    (the field calls these "GFLOPs"); it is counted with ptflops, see datasets/extraction/backbones.py.
     ``provenance`` records where the numbers came from: the synthetic generator and its
     parameters, or the extractor with its weights file (or ``null`` for random weights).
     """

@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 
-from datasets.errors import StoreError
+from datasets.common.errors import StoreError
 
 # Errors whose message says what to fix (a missing input names the command that makes it).
 USER_ERRORS = (StoreError, FileExistsError, FileNotFoundError, ValueError)

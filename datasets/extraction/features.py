@@ -4,7 +4,7 @@ Preprocessing is what torchvision's ImageNet models expect: the frame's short si
 to ``resolution * 256 / 224`` (256 for 224, 128 for 112), the centre ``resolution`` square is
 cropped, and pixels are scaled to [0, 1] and normalised with the ImageNet mean and standard
 deviation. Features are the penultimate layer (the classifier is removed,
-datasets/backbones.py): 1280-d for MobileNetV2, 2048-d for ResNet-101.
+datasets/extraction/backbones.py): 1280-d for MobileNetV2, 2048-d for ResNet-101.
 
 Weights cannot be downloaded here. With a checkpoint path the weights are loaded from it (a
 torchvision state dict, or a training checkpoint holding one under ``state_dict`` or
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from datasets.atomic import file_sha256
-from datasets.backbones import BackboneSpec, build_feature_extractor
+from datasets.common.atomic import file_sha256
+from datasets.extraction.backbones import BackboneSpec, build_feature_extractor
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from datasets import layout
-from datasets.checks import REBUILD, frame_problems, header_problems
-from datasets.errors import Problem, StoreError
-from datasets.manifest import load_manifest
-from datasets.progress import progress_bar
-from datasets.store import open_h5, read_header
+from datasets.common.errors import Problem, StoreError
+from datasets.common.progress import progress_bar
+from datasets.store import layout
+from datasets.store.checks import REBUILD, frame_problems, header_problems
+from datasets.store.manifest import load_manifest
+from datasets.store.reader import open_h5, read_header
 
 SCAN_BLOCK_BYTES = 64 * 1024 * 1024
 

@@ -17,11 +17,11 @@ from typing import Any
 import h5py
 import numpy as np
 
-from datasets import layout
-from datasets.atomic import atomic_directory
-from datasets.checks import header_digest
-from datasets.errors import StoreError
-from datasets.manifest import Manifest, SplitSpec, StreamSpec
+from datasets.common.atomic import atomic_directory
+from datasets.common.errors import StoreError
+from datasets.store import layout
+from datasets.store.checks import header_digest
+from datasets.store.manifest import Manifest, SplitSpec, StreamSpec
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 

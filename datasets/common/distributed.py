@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import torch
 
-from datasets.device import resolve_device
+from datasets.loading.device import resolve_device
 
 
 def distributed_rank() -> tuple[int, int, int, bool]:

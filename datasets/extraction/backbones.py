@@ -17,7 +17,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from datasets.atomic import atomic_write_json
+from datasets.common.atomic import atomic_write_json
 
 COST_BACKEND = "aten"
 

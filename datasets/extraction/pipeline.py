@@ -3,14 +3,14 @@
     python -m datasets extract --videos DIR --list FILE [FILE ...] --format FMT --out STORE
     torchrun --nproc-per-node N -m datasets extract ...     (the same, N processes per node)
 
-For every listed video: decode at ``fps`` (datasets/decode.py), run both backbones
-(datasets/frames.py: MobileNetV2 on 112x112 for the coarse stream, ResNet-101 on 224x224 for
-the fine one), keep float16 penultimate features. Work is kept in shards (datasets/shards.py),
+For every listed video: decode at ``fps`` (datasets/extraction/decode.py), run both backbones
+(datasets/extraction/features.py: MobileNetV2 on 112x112 for the coarse stream, ResNet-101 on 224x224 for
+the fine one), keep float16 penultimate features. Work is kept in shards (datasets/extraction/shards.py),
 so an interrupted run started again continues where it stopped, and a video that cannot be
 read is recorded with its reason and skipped. Under ``torchrun`` (or any launcher that sets
 torch.distributed's RANK and WORLD_SIZE) rank r of W takes every W-th video of the list from
 the r-th, and writes its own shard. When all shards are complete they are merged into the
-store (datasets/merge.py): by the single process, or by rank 0 after all ranks are done when
+store (datasets/extraction/merge.py): by the single process, or by rank 0 after all ranks are done when
 the shards share a file system; otherwise run ``python -m datasets merge`` where they are.
 
 Videos are found under ``--videos`` by the path the annotations give (FCVID), else by id:
@@ -30,14 +30,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from datasets.annotations import Annotations, read_annotations
-from datasets.backbones import PAPER_STREAMS, BackboneSpec
-from datasets.decode import DecodedVideo, VideoDecodeError, decode_at_fps
-from datasets.distributed import barrier, distributed_rank, finish, rank_device
-from datasets.errors import StoreError
-from datasets.frames import Backbone, decode_short_side, frame_features, load_backbone
-from datasets.progress import progress_bar
-from datasets.shards import COMPLETE_FILE, ShardWriter, shard_dir, shards_root
+from datasets.common.distributed import barrier, distributed_rank, finish, rank_device
+from datasets.common.errors import StoreError
+from datasets.common.progress import progress_bar
+from datasets.extraction.backbones import PAPER_STREAMS, BackboneSpec
+from datasets.extraction.decode import DecodedVideo, VideoDecodeError, decode_at_fps
+from datasets.extraction.features import Backbone, decode_short_side, frame_features, load_backbone
+from datasets.extraction.shards import COMPLETE_FILE, ShardWriter, shard_dir, shards_root
+from datasets.sources.annotations import Annotations, read_annotations
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def _extract_videos(todo: list[tuple[str, Path | None]], shard: ShardWriter, mod
 
 
 def _merge_if_all_done(out: Path, rank: int, world: int, name: str | None) -> None:
-    from datasets.merge import merge
+    from datasets.extraction.merge import merge
 
     if world > 1:
         barrier()

@@ -1,7 +1,7 @@
 """Annotation readers: one small function per format, all producing the same records.
 
 A reader takes the file(s) the user gave to ``--annotations`` and returns ``Annotations``;
-ingest (datasets/ingest.py) and the extractor (datasets/extract.py) do the rest. A new
+ingest (datasets/sources/ingest.py) and the extractor (datasets/extraction/pipeline.py) do the rest. A new
 format is one function with ``@register_annotation_format("name", files=(...))``, where
 ``files`` names the files it takes, in order.
 
@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets.errors import StoreError
+from datasets.common.errors import StoreError
 
 LABEL_SEPARATOR = "|"
 CSV_HEADER = ("video_id", "split", "labels")

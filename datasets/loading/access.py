@@ -24,7 +24,7 @@ import copy
 
 import torch
 
-from datasets.meter import ReadMeter
+from datasets.loading.meter import ReadMeter
 
 
 class UndeclaredStreamError(ValueError):

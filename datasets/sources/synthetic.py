@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from datasets.backbones import COST_BACKEND, PAPER_STREAMS, count_gmacs_per_frame
-from datasets.gitinfo import git_state
-from datasets.manifest import StreamSpec
-from datasets.progress import progress_bar
-from datasets.writer import StoreWriter
+from datasets.common.gitinfo import git_state
+from datasets.common.progress import progress_bar
+from datasets.extraction.backbones import COST_BACKEND, PAPER_STREAMS, count_gmacs_per_frame
+from datasets.store.manifest import StreamSpec
+from datasets.store.writer import StoreWriter
 
 GENERATOR_VERSION = 1
 STATIC, ACTION = 1, 0
@@ -233,8 +233,8 @@ def generate_chunk(
 
 def matching_store(out: Path | str, cfg: SynthConfig, seed: int) -> bool:
     """Is there already a valid store at ``out`` generated with exactly ``cfg`` and ``seed``?"""
-    from datasets.errors import StoreError
-    from datasets.store import FeatureStore
+    from datasets.common.errors import StoreError
+    from datasets.store.reader import FeatureStore
 
     try:
         provenance = FeatureStore.open(out).manifest.provenance
@@ -291,7 +291,7 @@ def synthesize(
         )
     provenance = {
         "kind": "synthetic",
-        "generator": "datasets.synthetic",
+        "generator": "datasets.synthetic",  # a stable identifier recorded in stores, not a module path
         "generator_version": GENERATOR_VERSION,
         "preset": preset_name,
         "seed": seed,

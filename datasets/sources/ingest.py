@@ -2,7 +2,7 @@
 
 Input layout (what most research code already has): one ``<video_id>.npy`` of shape (T, D)
 per video and per stream, in one directory per stream, and an annotation file in one of
-the formats of datasets/annotations.py.
+the formats of datasets/sources/annotations.py.
 
 Nothing is dropped silently. Every listed video without a feature file, every feature
 file nobody listed, every video whose coarse and fine frame counts differ (or whose file
@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from datasets.annotations import Annotations, read_annotations
-from datasets.atomic import atomic_write_json
-from datasets.backbones import COST_BACKEND, PAPER_STREAMS, BackboneSpec, count_gmacs_per_frame
-from datasets.errors import IngestError, StoreError
-from datasets.manifest import StreamSpec
-from datasets.progress import progress_bar
-from datasets.writer import StoreWriter
+from datasets.common.atomic import atomic_write_json
+from datasets.common.errors import IngestError, StoreError
+from datasets.common.progress import progress_bar
+from datasets.extraction.backbones import COST_BACKEND, PAPER_STREAMS, BackboneSpec, count_gmacs_per_frame
+from datasets.sources.annotations import Annotations, read_annotations
+from datasets.store.manifest import StreamSpec
+from datasets.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,10 @@
 
 Every method of a run shares the same banks (one per split); methods never open files.
 A batch is built with a handful of tensor ops on the device: index the videos, sample a
-(B, T) grid of frame positions (datasets/sampling.py), and hand out a metered accessor
-(datasets/access.py) through which the method reads features. Storage stays float16.
+(B, T) grid of frame positions (datasets/loading/sampling.py), and hand out a metered accessor
+(datasets/loading/access.py) through which the method reads features. Storage stays float16.
 
-Where the split lives is decided once, at load (datasets/device.py says how): *resident*
+Where the split lives is decided once, at load (datasets/loading/device.py says how): *resident*
 on the device, or, when it does not fit, in pinned host memory with each batch's videos
 copied to the device asynchronously on a side CUDA stream while the previous batch is
 being computed (double-buffered staging).
@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datasets.access import MeteredFeatures
-from datasets.checks import frame_problems
-from datasets.device import device_budget_bytes, host_available_bytes, resolve_device, tune_host_allocator
-from datasets.errors import StoreError, StoreValidationError
-from datasets.meter import ReadMeter
-from datasets.progress import progress_bar
-from datasets.sampling import FrameSampler
-from datasets.store import FeatureStore
+from datasets.common.errors import StoreError, StoreValidationError
+from datasets.common.progress import progress_bar
+from datasets.loading.access import MeteredFeatures
+from datasets.loading.device import device_budget_bytes, host_available_bytes, resolve_device, tune_host_allocator
+from datasets.loading.meter import ReadMeter
+from datasets.loading.sampling import FrameSampler
+from datasets.store.checks import frame_problems
+from datasets.store.reader import FeatureStore
 
 log = logging.getLogger(__name__)
 

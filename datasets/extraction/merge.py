@@ -7,7 +7,7 @@ job settings). The store holds the videos that were extracted, in annotation ord
 split; the ones that failed or whose file was not found are left out and listed, with the
 reason, in ``<out>.failures.csv``; ``<out>.extract-report.json`` has the counts, the listed
 video files nobody asked for, the weights and the throughput of every rank. The store is
-validated (datasets/validate.py) before the command reports success.
+validated (datasets/store/validate.py) before the command reports success.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from datasets.atomic import atomic_write_bytes, atomic_write_json
-from datasets.backbones import COST_BACKEND, count_gmacs_per_frame
-from datasets.errors import StoreError
-from datasets.ingest import SPLIT_ORDER
-from datasets.manifest import StreamSpec
-from datasets.progress import progress_bar
-from datasets.shards import COMPLETE_FILE, SHARD_FILE, read_state
-from datasets.writer import StoreWriter
+from datasets.common.atomic import atomic_write_bytes, atomic_write_json
+from datasets.common.errors import StoreError
+from datasets.common.progress import progress_bar
+from datasets.extraction.backbones import COST_BACKEND, count_gmacs_per_frame
+from datasets.extraction.shards import COMPLETE_FILE, SHARD_FILE, read_state
+from datasets.sources.ingest import SPLIT_ORDER
+from datasets.store.manifest import StreamSpec
+from datasets.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def merge(root: Path | str, out: Path | str, *, name: str | None = None, show_pr
 
     ``name`` is the dataset name in the manifest (default: the directory name of ``out``);
     the harness applies a method's per-dataset presets by it ("fcvid", "activitynet")."""
-    from datasets.validate import validate_store
+    from datasets.store.validate import validate_store
 
     root, out = Path(root), Path(out)
     if out.exists():

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike
 
-from datasets import layout
-from datasets.errors import Problem
-from datasets.manifest import Manifest
+from datasets.common.errors import Problem
+from datasets.store import layout
+from datasets.store.manifest import Manifest
 
 MAX_LISTED = 10  # ids named in one problem message before "... and N more"
 REBUILD = "rebuild the store with `python -m datasets ingest` (or `synth`) from the source files"

@@ -1,6 +1,6 @@
 """Reading a feature store: open it, check its header, read whole splits in large blocks.
 
-Methods never use this module directly; the feature bank (datasets/bank.py) reads each
+Methods never use this module directly; the feature bank (datasets/loading/bank.py) reads each
 split once through it and serves batches from memory.
 """
 
@@ -14,10 +14,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from datasets import layout
-from datasets.checks import REBUILD, Header, header_problems
-from datasets.errors import Problem, StoreError, StoreValidationError
-from datasets.manifest import Manifest, load_manifest
+from datasets.common.errors import Problem, StoreError, StoreValidationError
+from datasets.store import layout
+from datasets.store.checks import REBUILD, Header, header_problems
+from datasets.store.manifest import Manifest, load_manifest
 
 # Read at most this many frame rows per HDF5 call, so a progress callback can report
 # and memory for one call stays bounded; large enough to be a few big sequential reads.
@@ -87,7 +87,7 @@ class FeatureStore:
     """An opened, header-checked feature store.
 
     ``FeatureStore.open(path)`` reads the manifest and the per-video arrays and runs the
-    cheap checks (datasets/checks.py), raising ``StoreValidationError`` naming the file,
+    cheap checks (datasets/store/checks.py), raising ``StoreValidationError`` naming the file,
     the videos and the fix. Frame arrays are read later, a split at a time.
     """
 
