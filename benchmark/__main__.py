@@ -8,20 +8,22 @@ import sys
 from benchmark.budget import Budget
 from benchmark.config import DEFAULT_SEEDS, RunConfig
 from benchmark.splits import VALIDATION_FRACTION, VALIDATION_SEED
-from datasets.cli import run_cli
+from datasets.common.cli import run_cli
 from methods.base import SUITES
 
 
 def _cmd_methods(args: argparse.Namespace) -> int:
-    from benchmark.tables import order_methods
-    from methods.registry import available_methods
+    from methods.registry import available_methods, ordered
 
     known = available_methods()
     width = max(len(n) for n in known)
-    for name in order_methods(list(known)):
+    for name in ordered(list(known)):
         cls = known[name]
         mode = "online " if cls.online else "offline"
-        print(f"{name:<{width}}  {mode}  {cls.suite:<8}  streams={','.join(cls.streams):<12} {cls.summary}")
+        print(f"{name:<{width}}  {cls.shown_name():<13} {mode}  {cls.suite:<8}  streams={','.join(cls.streams):<12} "
+              f"{cls.summary}")
+        if cls.reference:
+            print(f"{'':<{width}}  {cls.reference}")
     return 0
 
 

@@ -4,7 +4,7 @@
                 + sum over the method's modules of runs (step_counts) x per-run cost
 
 Every cost is counted with ptflops' ``aten`` backend (named explicitly; see
-datasets/backbones.py for why), never typed in. Costs are multiply-accumulates in units of
+datasets/extraction/backbones.py for why), never typed in. Costs are multiply-accumulates in units of
 1e9, which the field reports as "GFLOPs"; tables say "GFLOPs (GMACs)".
 """
 
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from datasets.backbones import COST_BACKEND, count_gmacs_per_frame
-from datasets.manifest import Manifest
+from datasets.extraction.backbones import COST_BACKEND, count_gmacs_per_frame
+from datasets.store.manifest import Manifest
 from methods.base import StepModule, VideoMethod
 
 log = logging.getLogger(__name__)

@@ -30,10 +30,9 @@ import pandas as pd
 
 from benchmark import costs, metrics, provenance
 from benchmark.runner import MethodPlan, Runner
-from benchmark.tables import DISPLAY_NAMES
 from benchmark.training import Evaluation, evaluate
-from datasets.atomic import atomic_write_bytes, atomic_write_json
-from datasets.sampling import ConsecutiveFrames, UniformFrames
+from datasets.common.atomic import atomic_write_bytes, atomic_write_json
+from datasets.loading.sampling import ConsecutiveFrames, UniformFrames
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +95,7 @@ def evaluate_online(runner: Runner, options: OnlineOptions) -> pd.DataFrame:
         for plan in online:
             method = runner.load_trained(plan, seed)
             per_step = costs.step_costs(method)
-            display = plan.display or DISPLAY_NAMES.get(plan.name, plan.name)
+            display = plan.display or plan.cls.shown_name()
             for k in options.budgets:
                 result = evaluate(method, bank, plan.train.eval_batch_size, show_progress=show,
                                   forward=lambda batch, m=method, k=k: m.forward_budget(batch, k),

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from datasets.gitinfo import git_state  # noqa: F401  (re-exported: one git query)
+from datasets.common.gitinfo import git_state  # noqa: F401  (re-exported: one git query)
 
 PACKAGES = ("torch", "torchvision", "numpy", "h5py", "scikit-learn", "pandas", "tabulate", "ptflops", "tqdm",
             "matplotlib", "av")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.results import read_json
-from datasets.atomic import atomic_write_json
+from datasets.common.atomic import atomic_write_json
 
 SPREAD_FACTOR = 2.0
 QUANTITIES = {"map": "mAP (%)", "gflops": "GFLOPs/video"}

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from datasets.atomic import file_sha256, remove_orphans
+from datasets.common.atomic import file_sha256, remove_orphans
 
 try:  # POSIX; elsewhere the folder is not locked (and the user is told so)
     import fcntl

@@ -49,12 +49,12 @@ from benchmark import bootstrap, costs, evidence, metrics, parallel, provenance,
 from benchmark.config import RunConfig, load_method_config
 from benchmark.splits import carve_validation
 from benchmark.training import Evaluation, TrainStats, evaluate, fit, seed_everything
-from datasets.atomic import atomic_write_bytes, atomic_write_json, json_text
-from datasets.bank import FeatureBank
-from datasets.device import resolve_device
-from datasets.distributed import barrier, distributed_rank, finish, rank_device
-from datasets.store import FeatureStore
-from datasets.synthetic import PRESETS, matching_store, preset, synthesize
+from datasets.common.atomic import atomic_write_bytes, atomic_write_json, json_text
+from datasets.common.distributed import barrier, distributed_rank, finish, rank_device
+from datasets.loading.bank import FeatureBank
+from datasets.loading.device import resolve_device
+from datasets.sources.synthetic import PRESETS, matching_store, preset, synthesize
+from datasets.store.reader import FeatureStore
 from methods.base import SUITES, TrainConfig, VideoMethod, check_setting_types
 from methods.registry import available_methods, resolve_method
 
@@ -684,7 +684,7 @@ class Runner:
         online = {p.name: p.cls.online for p in self.plans}
         online.update({name: bool(next(iter(seeds.values())).get("online")) for name, seeds in others.items()})
         differences = self.differences(list(records))
-        summary = tables.summary_frame(records, online, {p.name: p.display for p in self.plans if p.display},
+        summary = tables.summary_frame(records, online, {p.name: p.display or p.cls.shown_name() for p in self.plans},
                                        differences)
         document = {"summary": tables.summary_records(summary, differences), "per_seed": records}
         if left_out:

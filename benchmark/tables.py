@@ -19,34 +19,18 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from datasets.atomic import atomic_write_text
+from datasets.common.atomic import atomic_write_text
+from methods.registry import display_name, ordered
 
-# Row order of the paper's Table 1, then the extended suite's methods by publication date;
-# other (plug-in) methods follow in the order given.
-PAPER_ORDER = ("uniform", "lstm", "frameglimpse", "fastforward", "liteeval_rl", "liteeval")
-EXTENDED_ORDER = ("adaframe", "scsampler", "arnet", "frameexit", "ocsampler")
-DISPLAY_NAMES = {
-    "uniform": "Uniform",
-    "lstm": "LSTM",
-    "frameglimpse": "FrameGlimpse",
-    "fastforward": "FastForward",
-    "liteeval_rl": "LiteEval-RL",
-    "liteeval": "LiteEval",
-    # The extended suite (run --suite extended), below Table 1's rows.
-    "scsampler": "SCSampler",
-    "frameexit": "FrameExit",
-    "ocsampler": "OCSampler",
-    "arnet": "AR-Net",
-    "adaframe": "AdaFrame",
-}
+# Row order and row names are the methods' own (``VideoMethod.suite``, ``row``,
+# ``display_name``; methods/registry.py), so a plug-in names and places its own row.
 #: The method every other is compared with (the paper's strong baseline).
 BASELINE = "uniform"
 COST_UNIT_NOTE = "GFLOPs are multiply-accumulates (GMACs) per video, as the field reports them."
 
 
 def order_methods(names: list[str]) -> list[str]:
-    known = PAPER_ORDER + EXTENDED_ORDER
-    return [n for n in known if n in names] + [n for n in names if n not in known]
+    return ordered(names)
 
 
 def _stat(values: list[float]) -> tuple[float, float]:
@@ -66,7 +50,7 @@ def summary_frame(
     display = display or {}
     for name in order_methods(list(metrics)):
         per_seed = list(metrics[name].values())
-        shown = display.get(name) or DISPLAY_NAMES.get(name, name)
+        shown = display.get(name) or display_name(name)
         row: dict[str, Any] = {"method": name, "display_name": shown,
                                "online": online.get(name, False), "seeds": len(per_seed)}
         fields = {

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from benchmark.budget import Budget
-from datasets.bank import Batch, FeatureBank, frame_ranges
-from datasets.progress import progress_bar
-from datasets.sampling import FrameSampler
+from datasets.common.progress import progress_bar
+from datasets.loading.bank import Batch, FeatureBank, frame_ranges
+from datasets.loading.sampling import FrameSampler
 from methods.base import MethodOutput, TrainConfig, VideoMethod
 
 

@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark import tables
 from benchmark.config import RunConfig
 from benchmark.runner import MethodPlan, Runner, dataset_label, plan_methods, resolve_store
-from datasets.atomic import atomic_write_json, atomic_write_text
-from datasets.store import FeatureStore
+from datasets.common.atomic import atomic_write_json, atomic_write_text
+from datasets.store.reader import FeatureStore
 from methods.base import TrainConfig, VideoMethod
+from methods.registry import display_name
 
 TRAIN_PREFIX = "train."
 
@@ -118,7 +118,7 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
         for k, setting in enumerate(trial_settings(base, trials, tune_seed, space)):
             label = f"{base.name}-trial{k}"
             settings[label] = (base.name, k, setting)
-            shown = tables.DISPLAY_NAMES.get(base.name, base.name)
+            shown = base.cls.shown_name()
             plans.append(apply_setting(base, setting, label, f"{shown} #{k}"))
     dataset = dataset_label(cfg.dataset, store)
     cfg = replace(cfg, methods=None, name=cfg.name or f"{dataset}-tune")
@@ -148,7 +148,7 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
             "trials": rows, "chosen": config,
         })
         frame = pd.DataFrame([{
-            "Method": tables.DISPLAY_NAMES.get(r["method"], r["method"]), "Trial": r["trial"],
+            "Method": display_name(r["method"]), "Trial": r["trial"],
             "Setting": ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["setting"].items()),
             "Validation mAP (%)": f"{r['validation_map']:.1f}", "GFLOPs/video": f"{r['gflops']:.1f}",
             "Chosen": "yes" if best[r["method"]] is r else "",

@@ -45,8 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datasets.bank import Batch
-from datasets.sampling import FrameSampler, UniformFrames
+from datasets.loading.bank import Batch
+from datasets.loading.sampling import FrameSampler, UniformFrames
 from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
 from methods.liteeval import gumbel_noise
 from methods.losses import label_distribution
@@ -60,6 +60,9 @@ SKIPS = {"skip1": 1, "skip2": 2, "skip4": 4}
 @register_method("arnet")
 class ARNet(VideoMethod):
     summary = "LSTM policy on coarse features picks fine / coarse only / skip 1, 2, 4 per frame (Gumbel-softmax, offline)"
+    display_name = "AR-Net"
+    reference = "Meng et al.: AR-Net: Adaptive frame resolution for efficient action recognition, ECCV 2020"
+    row = 2
     streams = ("coarse", "fine")
     online = False  # 16 frames spread over the whole video
     suite = "extended"

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datasets.bank import Batch
-from datasets.sampling import FrameSampler, UniformFrames
+from datasets.loading.bank import Batch
+from datasets.loading.sampling import FrameSampler, UniformFrames
 from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
 from methods.losses import label_distribution
 from methods.registry import register_method
@@ -44,6 +44,9 @@ ORDER = (5, 0, 9, 2, 7, 4, 6, 3, 8, 1)
 @register_method("frameexit")
 class FrameExit(VideoMethod):
     summary = "fine frames in a coarse-to-fine order, max-pooled, a classifier and an exit gate per step (offline)"
+    display_name = "FrameExit"
+    reference = "Ghodrati et al.: FrameExit: Conditional early exiting for efficient video recognition, CVPR 2021"
+    row = 3
     streams = ("fine",)
     online = False  # the order visits the middle and the end of the video first
     suite = "extended"

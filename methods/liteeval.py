@@ -60,8 +60,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datasets.bank import Batch
-from datasets.sampling import AllFrames, FrameSampler
+from datasets.loading.bank import Batch
+from datasets.loading.sampling import AllFrames, FrameSampler
 from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
 from methods.losses import label_distribution, soft_cross_entropy
 from methods.recurrent import cell_states, fused_lstm, input_projection, lstm_update
@@ -378,6 +378,9 @@ class _LiteEvalNet(VideoMethod):
 @register_method("liteeval")
 class LiteEval(_LiteEvalNet):
     summary = "coarse LSTM on every frame, gated fine LSTM (Gumbel-softmax gate), synchronised states"
+    display_name = "LiteEval"
+    reference = "Wu et al.: LiteEval: A coarse-to-fine framework for resource efficient video recognition, NeurIPS 2019"
+    row = 5
     # `default`: the optimiser and dropout that `python -m benchmark tune --trials 4` chose on the default
     # dataset's validation split (results/default-tune/, tune.md); other datasets start from the class defaults.
     presets = {**_LiteEvalNet.presets, "default": {"dropout": 0.0, "train": {"lr": 1e-3, "weight_decay": 1e-4}}}
@@ -400,6 +403,9 @@ class LiteEval(_LiteEvalNet):
 @register_method("liteeval_rl")
 class LiteEvalRL(_LiteEvalNet):
     summary = "LiteEval with its gate trained by REINFORCE (Bernoulli decisions, moving-average baseline)"
+    display_name = "LiteEval-RL"
+    reference = "Wu et al.: LiteEval, NeurIPS 2019 (its REINFORCE variant, section 4)"
+    row = 4
     # `default`: the optimiser and dropout that `python -m benchmark tune --trials 4` chose on the default
     # dataset's validation split (results/default-tune/, tune.md); other datasets start from the class defaults.
     presets = {**_LiteEvalNet.presets, "default": {"dropout": 0.2, "train": {"lr": 3e-3, "weight_decay": 1e-4}}}

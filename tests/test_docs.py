@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from datasets.validate import validate_store
+from datasets.store.validate import validate_store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,7 @@ def test_per_frame_costs_in_the_example_match_the_counted_ones():
     """The example types costs in (users may); they must be what ptflops counts."""
     import re
 
-    from datasets.backbones import count_gmacs_per_frame
+    from datasets.extraction.backbones import count_gmacs_per_frame
 
     text = (REPO / "docs/examples/write_store_by_hand.py").read_text()
     typed = dict(re.findall(r'"backbone": "(\w+)".*?"gmacs_per_frame": ([\d.]+)', text, re.S))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from datasets.bank import FeatureBank
+from datasets.loading.bank import FeatureBank
 from methods import resolve_method
 from methods.frameexit import ORDER
 

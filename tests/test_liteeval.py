@@ -7,7 +7,7 @@ import torch
 
 from benchmark.budget import Budget
 from benchmark.training import evaluate, fit, seed_everything
-from datasets.bank import FeatureBank
+from datasets.loading.bank import FeatureBank
 from methods import TrainConfig, resolve_method
 from methods.liteeval import straight_through_gumbel, usage_penalty
 

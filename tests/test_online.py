@@ -19,8 +19,8 @@ from benchmark.config import RunConfig
 from benchmark.online import OnlineOptions, evaluate_online
 from benchmark.plots import FIGURES, plot_all
 from benchmark.runner import Runner
-from datasets.bank import FeatureBank
-from datasets.sampling import AllFrames, ConsecutiveFrames, UniformFrames
+from datasets.loading.bank import FeatureBank
+from datasets.loading.sampling import AllFrames, ConsecutiveFrames, UniformFrames
 from methods.base import MethodOutput, StepModule, VideoMethod
 from methods.liteeval import LiteEval
 from methods.losses import soft_cross_entropy

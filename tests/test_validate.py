@@ -12,11 +12,11 @@ import h5py
 import numpy as np
 import pytest
 
-from datasets import layout
-from datasets.bank import FeatureBank
-from datasets.errors import StoreError, StoreValidationError
-from datasets.store import FeatureStore
-from datasets.validate import validate_store
+from datasets.common.errors import StoreError, StoreValidationError
+from datasets.loading.bank import FeatureBank
+from datasets.store import layout
+from datasets.store.reader import FeatureStore
+from datasets.store.validate import validate_store
 from tests.helpers import DIMS, replace_dataset, write_store
 
 REPO = Path(__file__).resolve().parents[1]
