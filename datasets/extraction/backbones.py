@@ -1,11 +1,10 @@
 """The frame backbones behind the feature streams, and their per-frame cost.
 
-Per-frame cost is counted, never typed in: ptflops runs the torchvision model (with its
-classifier removed, since the suite uses penultimate features) at the stream's input
-resolution. We use ptflops' ``aten`` backend, which counts the multiply-accumulates of
-convolutions and matrix products only: this is the convention behind the paper's 0.08 and
-7.82 "GFLOPs" (the ``pytorch`` backend also counts batch norm, activations and pooling and
-lands 1-8% higher). Counts are cached on disk because building ResNet-101 takes seconds.
+Per-frame cost is counted, never typed in: the suite's one ptflops wrapper
+(datasets/common/flops.py, ``aten`` backend: the convention behind the paper's 0.08 and 7.82
+"GFLOPs") runs the torchvision model, with its classifier removed since the suite uses
+penultimate features, on one frame at the stream's input resolution. Counts are cached on
+disk because building ResNet-101 takes seconds.
 """
 
 from __future__ import annotations
@@ -18,8 +17,10 @@ from importlib import metadata
 from pathlib import Path
 
 from datasets.common.atomic import atomic_write_json
+from datasets.common.flops import COST_BACKEND, count_gmacs
 
-COST_BACKEND = "aten"
+__all__ = ["COST_BACKEND", "PAPER_STREAMS", "BackboneSpec", "backbone_spec", "build_feature_extractor",
+           "count_gmacs_per_frame"]
 
 
 @dataclass(frozen=True)
@@ -108,21 +109,10 @@ def count_gmacs_per_frame(name: str, resolution: int, backend: str = COST_BACKEN
         if isinstance(cache.get(key), (int, float)):
             return float(cache[key])
     import torch
-    from ptflops import get_model_complexity_info
 
-    model = build_feature_extractor(name)
-    with torch.no_grad():
-        macs, _ = get_model_complexity_info(
-            model,
-            (3, resolution, resolution),
-            as_strings=False,
-            backend=backend,
-            print_per_layer_stat=False,
-            verbose=False,
-        )
-    if not macs:
+    gmacs = count_gmacs(build_feature_extractor(name), lambda: (torch.zeros(1, 3, resolution, resolution),), backend)
+    if not gmacs:
         raise RuntimeError(f"ptflops counted no operations for {name}@{resolution} ({backend} backend)")
-    gmacs = float(macs) / 1e9
     cache[key] = gmacs
     try:
         atomic_write_json(path, cache)
