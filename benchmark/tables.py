@@ -12,6 +12,7 @@ hits expected from as many reads placed at random within each video (benchmark/e
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from benchmark.record import PairRecord
 from datasets.common.atomic import atomic_write_text
 from methods.registry import display_name, ordered
 
@@ -41,7 +43,7 @@ def _stat(values: list[float]) -> tuple[float, float]:
 
 
 def summary_frame(
-    metrics: dict[str, dict[str, dict[str, Any]]], online: dict[str, bool], display: dict[str, str] | None = None,
+    metrics: dict[str, dict[str, PairRecord]], online: dict[str, bool], display: dict[str, str] | None = None,
     differences: dict[str, dict[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """One row per method: means and standard deviations over seeds (numbers, for the CSV),
@@ -53,18 +55,18 @@ def summary_frame(
         shown = display.get(name) or display_name(name)
         row: dict[str, Any] = {"method": name, "display_name": shown,
                                "online": online.get(name, False), "seeds": len(per_seed)}
-        fields = {
-            "map": lambda m: 100 * m["map"],
-            "map_interpolated": lambda m: 100 * m["map_interpolated"],
-            "top1": lambda m: 100 * m["top1"],
-            "gflops": lambda m: m["gflops"]["mean"],
-            "gflops_video_std": lambda m: m["gflops"]["std"],
-            "fine_frames": lambda m: m["frames_read"].get("fine", {}).get("mean", 0.0),
-            "evidence_lift": lambda m: (m.get("fine_reads_vs_evidence") or {}).get("lift", np.nan),
-            "first_fifth_share": lambda m: (m.get("fine_reads_vs_evidence") or {}).get("first_fifth_share", np.nan),
-            "params": lambda m: m["params"],
-            "train_seconds": lambda m: m["train_seconds"],
-            "eval_videos_per_second": lambda m: m["eval_videos_per_second"],
+        fields: dict[str, Callable[[PairRecord], float]] = {
+            "map": lambda m: 100 * m.map,
+            "map_interpolated": lambda m: 100 * m.map_interpolated,
+            "top1": lambda m: 100 * m.top1,
+            "gflops": lambda m: m.gflops["mean"],
+            "gflops_video_std": lambda m: m.gflops["std"],
+            "fine_frames": lambda m: m.fine_frames,
+            "evidence_lift": lambda m: np.nan if m.evidence_lift is None else m.evidence_lift,
+            "first_fifth_share": lambda m: (m.fine_reads_vs_evidence or {}).get("first_fifth_share", np.nan),
+            "params": lambda m: m.params,
+            "train_seconds": lambda m: m.train_seconds,
+            "eval_videos_per_second": lambda m: m.eval_videos_per_second,
         }
         for key, get in fields.items():
             row[f"{key}_mean"], row[f"{key}_std"] = _stat([get(m) for m in per_seed])

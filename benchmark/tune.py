@@ -129,8 +129,8 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
 
         rows, best = [], {}
         for label, (method, k, setting) in settings.items():
-            maps = [100 * r["map"] for r in records[label].values()]
-            gflops = [r["gflops"]["mean"] for r in records[label].values()]
+            maps = [100 * r.map for r in records[label].values()]
+            gflops = [r.gflops["mean"] for r in records[label].values()]
             rows.append({"method": method, "trial": k, "setting": setting, "validation_map": float(np.mean(maps)),
                          "validation_map_per_seed": maps, "gflops": float(np.mean(gflops))})
             if method not in best or rows[-1]["validation_map"] > best[method]["validation_map"]:
