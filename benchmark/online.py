@@ -20,6 +20,7 @@ K and seed) and ``online.json`` (provenance).
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 from dataclasses import dataclass
@@ -98,7 +99,7 @@ def evaluate_online(runner: Runner, options: OnlineOptions) -> pd.DataFrame:
             display = plan.display or plan.cls.shown_name()
             for k in options.budgets:
                 result = evaluate(method, bank, plan.train.eval_batch_size, show_progress=show,
-                                  forward=lambda batch, m=method, k=k: m.forward_budget(batch, k),
+                                  forward=functools.partial(method.forward_budget, budget=k),
                                   desc=f"{display}-{k}")
                 rows.append(_row(runner, plan.name, f"{display}-K", k, plan.cls.budget_unit, seed, plan, result,
                                  per_step))

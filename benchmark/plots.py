@@ -25,6 +25,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -77,7 +78,7 @@ def _place_labels(ax, xs, ys, labels) -> None:
     whose label would sit nearer another point than its own is refused (it would mislabel)."""
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
-    placed = []
+    placed: list[Any] = []  # the placed labels' bounding boxes
     offsets = [(6, 4, "left", "bottom"), (-6, 4, "right", "bottom"), (0, 8, "center", "bottom"),
                (0, -8, "center", "top"), (6, -10, "left", "top"), (-6, -10, "right", "top"),
                (10, 16, "left", "bottom"), (-10, 16, "right", "bottom")]

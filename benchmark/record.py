@@ -35,7 +35,7 @@ class PairRecord:
     map_interpolated: float
     top1: float
     classes_without_positives: list[str]
-    per_class_ap: dict[str, float]
+    per_class_ap: dict[str, float | None]  # None: the class has no positive among the evaluated videos
     gflops: dict[str, float]
     gflops_unit: str
     per_frame_gmacs: dict[str, float]

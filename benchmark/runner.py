@@ -202,7 +202,7 @@ def pack_diagnostics(video_ids: list[str], diagnostics: dict[str, list]) -> byte
         arrays[name] = np.concatenate(flat) if flat else np.zeros(0)
         arrays[f"{name}_offsets"] = np.concatenate([[0], np.cumsum([len(v) for v in flat])]).astype(np.int64)
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     return buffer.getvalue()
 
 
@@ -461,12 +461,11 @@ class Runner:
             },
         )
         buffer = io.BytesIO()
-        np.savez_compressed(
-            buffer, video_ids=np.asarray(result.video_ids), scores=result.scores, labels=result.labels,
-            gmacs=gmacs, class_names=np.asarray(classes),
-            **{f"frames_read_{s}": v for s, v in result.frames_read.items()},
-            **{f"steps_{k}": v for k, v in result.step_counts.items()},
-        )
+        arrays = {"video_ids": np.asarray(result.video_ids), "scores": result.scores, "labels": result.labels,
+                  "gmacs": gmacs, "class_names": np.asarray(classes),
+                  **{f"frames_read_{s}": v for s, v in result.frames_read.items()},
+                  **{f"steps_{k}": v for k, v in result.step_counts.items()}}
+        np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
         files = {"config.json": json_text(self.identity(plan, seed)).encode(), "scores.npz": buffer.getvalue()}
         buffer = io.BytesIO()
         torch.save(method.state_dict(), buffer)
@@ -639,7 +638,9 @@ class Runner:
         names = names if names is not None else [p.name for p in self.plans]
         if tables.BASELINE not in names or self.select_only:
             return {}
-        per_method, labels, ids = {}, None, None
+        per_method: dict[str, np.ndarray] = {}
+        labels: np.ndarray | None = None
+        ids: np.ndarray | None = None
         for name in names:
             stacked = []
             for seed in self.cfg.seeds:
@@ -650,6 +651,8 @@ class Runner:
                         raise RuntimeError(f"{name} seed {seed}: scored other videos than the rest of the run")
                     stacked.append(data["scores"])
             per_method[name] = np.stack(stacked)
+        if ids is None or labels is None:
+            return {}
         counts = bootstrap.resample_counts(bootstrap.resample_indices(len(ids)), len(ids))
         draws = {name: bootstrap.resampled_maps(scores, labels, counts) for name, scores in per_method.items()}
         base = tables.BASELINE
@@ -688,7 +691,7 @@ class Runner:
         differences = self.differences(list(records))
         summary = tables.summary_frame(records, online, {p.name: p.display or p.cls.shown_name() for p in self.plans},
                                        differences)
-        document = {"summary": tables.summary_records(summary, differences),
+        document: dict[str, Any] = {"summary": tables.summary_records(summary, differences),
                     "per_seed": {name: {seed: r.to_json() for seed, r in seeds.items()} for name, seeds in records.items()}}
         if left_out:
             document["left_out"] = left_out

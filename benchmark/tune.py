@@ -109,13 +109,15 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
     method: ``--space '{"penalty": ["video", "batch"]}'``)."""
     store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
     bases = plan_methods(cfg, store.manifest.name)
+    searched: dict[str, tuple[Any, ...]] | None = None
     if space is not None:
         if not isinstance(space, dict) or not space:
             raise ValueError("--space must be a JSON object of setting -> list of candidate values")
-        space = {key: tuple(values) if isinstance(values, list) else values for key, values in space.items()}
-    plans, settings = [], {}
+        searched = {key: tuple(values) if isinstance(values, list) else values for key, values in space.items()}
+    plans: list[MethodPlan] = []
+    settings: dict[str, tuple[str, int, dict[str, Any]]] = {}
     for base in bases:
-        for k, setting in enumerate(trial_settings(base, trials, tune_seed, space)):
+        for k, setting in enumerate(trial_settings(base, trials, tune_seed, searched)):
             label = f"{base.name}-trial{k}"
             settings[label] = (base.name, k, setting)
             shown = base.cls.shown_name()
@@ -127,7 +129,8 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
         runner.run(columns=["Method", "mAP (%)", "Top-1 (%)", "GFLOPs/video", "Fine frames/video"])
         records = runner.records()
 
-        rows, best = [], {}
+        rows: list[dict[str, Any]] = []
+        best: dict[str, dict[str, Any]] = {}
         for label, (method, k, setting) in settings.items():
             maps = [100 * r.map for r in records[label].values()]
             gflops = [r.gflops["mean"] for r in records[label].values()]
@@ -141,7 +144,7 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
         atomic_write_json(runner.out / "tune.json", {
             "command": "python -m benchmark " + " ".join(sys.argv[1:]) if sys.argv[1:] else None,
             "trials_per_method": trials, "tune_seed": tune_seed, "seeds": cfg.seeds,
-            "search_spaces": {b.name: {k: list(v) for k, v in (space or b.cls.search_space).items()} for b in bases},
+            "search_spaces": {b.name: {k: list(v) for k, v in (searched or b.cls.search_space).items()} for b in bases},
             "selection": "highest mean validation mAP over seeds; ties: the earlier trial (trial 0 = current settings)",
             "validation": runner.validation_record(ids=False),
             "budget": runner.budget.to_dict(len(runner.held_out.train_rows)),

@@ -404,6 +404,7 @@ class LiteEval(_LiteEvalNet):
 class LiteEvalRL(_LiteEvalNet):
     summary = "LiteEval with its gate trained by REINFORCE (Bernoulli decisions, moving-average baseline)"
     display_name = "LiteEval-RL"
+    baseline: torch.Tensor  # a buffer: the moving average of the reward
     reference = "Wu et al.: LiteEval, NeurIPS 2019 (its REINFORCE variant, section 4)"
     row = 4
     # `default`: the optimiser and dropout that `python -m benchmark tune --trials 4` chose on the default

@@ -89,6 +89,8 @@ def _load_dotted(spec: str) -> type[VideoMethod]:
             raise ValueError(f"plug-in file {path} does not exist")
         module_name = f"_liteeval_plugin_{path.stem}"
         loader_spec = importlib.util.spec_from_file_location(module_name, path)
+        if loader_spec is None or loader_spec.loader is None:
+            raise ValueError(f"plug-in file {path} cannot be imported as a Python module")
         module = importlib.util.module_from_spec(loader_spec)
         sys.modules[module_name] = module
         loader_spec.loader.exec_module(module)
