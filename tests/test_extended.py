@@ -106,6 +106,27 @@ def test_arnet_actions_decide_what_is_read_and_run(bank, action, visits, fine):
         assert torch.allclose(out.scores, torch.full_like(out.scores, 1 / bank.num_classes))
 
 
+def test_arnet_training_reads_every_visited_fine_frame_evaluation_only_the_chosen(bank):
+    """The straight-through gradient of "fine" needs the fine answer where "coarse" was chosen."""
+    from methods.arnet import ACTIONS
+
+    torch.manual_seed(0)
+    method = resolve_method("arnet")(bank.num_classes, {s: bank.dim(s) for s in bank.streams})
+    with torch.no_grad():
+        method.policy.weight.zero_()
+        method.policy.bias.fill_(-30.0)
+        method.policy.bias[ACTIONS.index("coarse")] = 30.0  # never "fine"
+    for training, expected in ((True, "every visited"), (False, "none")):
+        method.train(training)
+        meter = bank.new_meter()
+        batch = next(bank.batches(8, method.sampler(train=False), meter=meter))
+        method(batch)
+        for row in range(8):
+            video = int(batch.index[row])
+            read = set(meter.frames_of("fine", video).tolist())
+            assert read == (set(meter.frames_of("coarse", video).tolist()) if expected == "every visited" else set())
+
+
 def test_arnet_loss_is_the_official_accuracy_cost_and_balance_terms(bank):
     """0.95 x CE + 0.05 x (fine GMACs per sampled position + 3 x |usage - uniform usage|), as the
     authors' training script has it; the balance term is what keeps the fine action in use."""
@@ -143,6 +164,30 @@ def test_arnet_loss_is_the_official_accuracy_cost_and_balance_terms(bank):
     loss.backward()
     grad = balance_only.policy.bias.grad
     assert float(grad[ACTIONS.index("coarse")]) > 0 > float(grad[ACTIONS.index("skip1")])
+
+
+def test_arnet_warms_up_its_classifiers_on_every_frame_before_the_policy_trains(bank):
+    """As the original trains its base models before the policy: no policy in the first share."""
+    torch.manual_seed(0)
+    method = resolve_method("arnet")(bank.num_classes, {s: bank.dim(s) for s in bank.streams}).train()
+    method.on_step(0, 60)  # 1/6 of 60 steps = 10 warm-up steps
+    assert method.warming_up and method.tau == pytest.approx(5.0)
+    meter = bank.new_meter()
+    batch = next(bank.batches(8, method.sampler(train=True), meter=meter))
+    out = method(batch)
+    assert out.step_counts["fine_classifier"].tolist() == batch.mask.sum(1).tolist()  # every sampled frame
+    loss, _ = method.loss(out, batch)
+    loss.backward()
+    assert method.policy.weight.grad is None and method.cell.weight_ih.grad is None
+    assert method.fine_classifier.weight.grad.any() and method.coarse_classifier.weight.grad.any()
+    method.on_step(10, 60)  # the joint phase: the policy decides, the temperature starts annealing
+    assert not method.warming_up and method.tau == pytest.approx(5.0)
+    method.on_step(59, 60)
+    assert method.tau == pytest.approx(0.5)
+    method.eval()
+    method.on_step(0, 60)
+    with torch.no_grad():
+        assert "warmup_logits" not in method(batch).extras  # evaluation always runs the policy
 
 
 @pytest.mark.parametrize("bias, steps", [(-10.0, 1), (10.0, 10)])
