@@ -5,7 +5,8 @@
 
 Every cost is counted by the suite's one ptflops wrapper (datasets/common/flops.py, ``aten``
 backend, named explicitly), never typed in; per-frame stream costs come from
-datasets/extraction/backbones.py, which records them in the manifest and is asked again here. Costs are multiply-accumulates in units of
+datasets/extraction/backbones.py, which records them in the manifest and is asked again here.
+Costs are multiply-accumulates in units of
 1e9, which the field reports as "GFLOPs"; tables say "GFLOPs (GMACs)".
 """
 

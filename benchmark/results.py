@@ -165,7 +165,8 @@ def _legacy_disagreement(folder: Path, record: dict[str, Any], config: dict[str,
             return f"{name} is missing"
     budget = config.get("budget") or {}
     checks = {"method": (record.get("method"), config.get("method")), "seed": (record.get("seed"), config.get("seed")),
-              "hparams": (record.get("hparams"), config.get("hparams")), "train": (record.get("train"), config.get("train")),
+              "hparams": (record.get("hparams"), config.get("hparams")),
+              "train": (record.get("train"), config.get("train")),
               "budget": (record.get("budget_steps"), budget.get("total_steps"))}
     for what, (recorded, configured) in checks.items():
         if recorded != configured:

@@ -360,7 +360,8 @@ class Runner:
         state = results.pair_state(folder)
         if not state.done:
             raise FileNotFoundError(
-                f"{folder}: no complete trained {plan.name} (seed {seed}) here ({state.reason}). Train it with {retrain}")
+                f"{folder}: no complete trained {plan.name} (seed {seed}) here ({state.reason}). "
+                f"Train it with {retrain}")
         if state.config != json.loads(json.dumps(self.identity(plan, seed))):
             raise ValueError(
                 f"{folder} was trained with a different configuration than this command asks for; pass the same "
@@ -692,7 +693,8 @@ class Runner:
         summary = tables.summary_frame(records, online, {p.name: p.display or p.cls.shown_name() for p in self.plans},
                                        differences)
         document: dict[str, Any] = {"summary": tables.summary_records(summary, differences),
-                    "per_seed": {name: {seed: r.to_json() for seed, r in seeds.items()} for name, seeds in records.items()}}
+                                    "per_seed": {name: {seed: r.to_json() for seed, r in seeds.items()}
+                                                 for name, seeds in records.items()}}
         if left_out:
             document["left_out"] = left_out
         atomic_write_json(self.out / "metrics.json", document)

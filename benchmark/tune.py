@@ -157,6 +157,7 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
             "Chosen": "yes" if best[r["method"]] is r else "",
         } for r in rows])
         table = (frame.to_markdown(index=False, disable_numparse=True)
-                 + f"\n\n{len(bases)} methods x {trials} trials, seeds {cfg.seeds}; {runner.caption(with_differences=False)}\n")
+                 + f"\n\n{len(bases)} methods x {trials} trials, seeds {cfg.seeds}; "
+                 + f"{runner.caption(with_differences=False)}\n")
         atomic_write_text(runner.out / "tune.md", table)
         return TuneResult(table=table, config_path=config_path, best=config)

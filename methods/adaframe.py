@@ -66,7 +66,8 @@ def margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 @register_method("adaframe")
 class AdaFrame(VideoMethod):
-    summary = "LSTM agent with a global memory of coarse features, Gaussian location policy, utility-based stop (offline)"
+    summary = ("LSTM agent with a global memory of coarse features, Gaussian location policy, "
+               "utility-based stop (offline)")
     display_name = "AdaFrame"
     reference = "Wu et al.: AdaFrame: Adaptive frame selection for fast video recognition, CVPR 2019"
     row = 0

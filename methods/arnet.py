@@ -70,7 +70,8 @@ SKIPS = {"skip1": 1, "skip2": 2, "skip4": 4}
 
 @register_method("arnet")
 class ARNet(VideoMethod):
-    summary = "LSTM policy on coarse features picks fine / coarse only / skip 1, 2, 4 per frame (Gumbel-softmax, offline)"
+    summary = ("LSTM policy on coarse features picks fine / coarse only / skip 1, 2, 4 per frame "
+               "(Gumbel-softmax, offline)")
     display_name = "AR-Net"
     reference = "Meng et al.: AR-Net: Adaptive frame resolution for efficient action recognition, ECCV 2020"
     row = 2

@@ -73,9 +73,10 @@ class FastForward(VideoMethod):
 
     def cost_modules(self) -> dict[str, StepModule]:
         dim, hidden = self.dims["fine"], self.hp.hidden
-        head = lambda: (torch.zeros(1, hidden),)  # noqa: E731
+        head = lambda: (torch.zeros(1, hidden),)
         return {
-            "cell": StepModule(self.cell, lambda: (torch.zeros(1, dim), (torch.zeros(1, hidden), torch.zeros(1, hidden)))),
+            "cell": StepModule(self.cell,
+                               lambda: (torch.zeros(1, dim), (torch.zeros(1, hidden), torch.zeros(1, hidden)))),
             "classifier": StepModule(self.classifier, head),
             "policy": StepModule(self.policy, head),
         }

@@ -60,7 +60,8 @@ class FrameExit(VideoMethod):
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE
     # `default`: the optimiser and dropout that `python -m benchmark tune --trials 4` chose on the default
-    # dataset's validation split (results/default-extended-tune/, tune.md); other datasets start from the class defaults.
+    # dataset's validation split (results/default-extended-tune/, tune.md); other datasets start from the
+    # class defaults.
     presets = {"default": {"dropout": 0.2, "train": {"lr": 3e-3, "weight_decay": 1e-4}}}
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
@@ -99,7 +100,8 @@ class FrameExit(VideoMethod):
                     break
         counts = visited.clamp_min(1)
         return MethodOutput(scores=scores, step_counts={"classifier": counts, "gate": counts},
-                            extras={"step_logits": torch.stack(step_logits, 1), "gate_logits": torch.stack(gate_logits, 1)})
+                            extras={"step_logits": torch.stack(step_logits, 1),
+                                    "gate_logits": torch.stack(gate_logits, 1)})
 
     def loss(self, output: MethodOutput, batch: Batch):
         logits, gates = output.extras["step_logits"], output.extras["gate_logits"]  # (B, S, C), (B, S)

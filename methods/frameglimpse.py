@@ -80,8 +80,8 @@ class FrameGlimpse(VideoMethod):
 
     def cost_modules(self) -> dict[str, StepModule]:
         dim, hidden = self.dims["fine"], self.hp.hidden
-        state = lambda: (torch.zeros(1, hidden), torch.zeros(1, hidden))  # noqa: E731
-        head = lambda: (torch.zeros(1, hidden),)  # noqa: E731
+        state = lambda: (torch.zeros(1, hidden), torch.zeros(1, hidden))
+        head = lambda: (torch.zeros(1, hidden),)
         return {
             "cell": StepModule(self.cell, lambda: (torch.zeros(1, dim + 1), state())),
             "classifier": StepModule(self.classifier, head),

@@ -213,7 +213,8 @@ class _LiteEvalNet(VideoMethod):
             return torch.zeros(1, n), torch.zeros(1, n)
 
         modules = {
-            "coarse_cell": StepModule(self.coarse_cell, lambda: (torch.zeros(1, self.coarse_in), state(hp.coarse_hidden))),
+            "coarse_cell": StepModule(self.coarse_cell,
+                                      lambda: (torch.zeros(1, self.coarse_in), state(hp.coarse_hidden))),
             "gate": StepModule(self.gate, lambda: (torch.zeros(1, self.coarse_in + 2 * hp.fine_hidden),)),
             "fine_cell": StepModule(self.fine_cell,
                                     lambda: (torch.zeros(1, self.coarse_in + self.fine_in), state(hp.fine_hidden))),
@@ -252,7 +253,7 @@ class _LiteEvalNet(VideoMethod):
 
     def _init_state(self, b: int, device: torch.device):
         hp = self.hp
-        zeros = lambda n: torch.zeros(b, n, device=device)  # noqa: E731
+        zeros = lambda n: torch.zeros(b, n, device=device)
         return zeros(hp.coarse_hidden), zeros(hp.coarse_hidden), zeros(hp.fine_hidden), zeros(hp.fine_hidden)
 
     def _coarse_sequence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -79,7 +79,8 @@ def test_ocsampler_takes_the_n_most_probable_frames_at_evaluation(bank):
         assert set(meter.frames_of("fine", int(batch.index[row])).tolist()) == expected
 
 
-@pytest.mark.parametrize("action, visits, fine", [("fine", list(range(16)), True), ("skip2", list(range(0, 16, 2)), False),
+@pytest.mark.parametrize("action, visits, fine", [("fine", list(range(16)), True),
+                                                   ("skip2", list(range(0, 16, 2)), False),
                                                    ("skip4", list(range(0, 16, 4)), False),
                                                    ("coarse", list(range(16)), False)])
 def test_arnet_actions_decide_what_is_read_and_run(bank, action, visits, fine):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -91,7 +91,7 @@ def _versions_key(name: str, resolution: int, backend: str) -> str:
     return f"{name}@{resolution}/{backend}/{versions}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def count_gmacs_per_frame(name: str, resolution: int, backend: str = COST_BACKEND) -> float:
     """Multiply-accumulates (in 1e9) of one frame through backbone ``name`` at ``resolution``.
 

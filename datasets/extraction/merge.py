@@ -127,7 +127,8 @@ def merge(root: Path | str, out: Path | str, *, name: str | None = None, show_pr
             backbone=spec["name"], resolution=spec["resolution"], dim=spec["feature_dim"],
             gmacs_per_frame=count_gmacs_per_frame(spec["name"], spec["resolution"]),
             provenance={"kind": "extract", "weights": weights[stream],
-                        "cost": f"ptflops backend={COST_BACKEND} on torchvision {spec['name']} at {spec['resolution']}"},
+                        "cost": f"ptflops backend={COST_BACKEND} on torchvision {spec['name']} "
+                                f"at {spec['resolution']}"},
         )
     provenance = {
         "kind": "extract", "extractor_version": job["extractor_version"], "annotations": job["annotations"],

@@ -87,7 +87,8 @@ class UniformFrames(FrameSampler):
     def sample(self, lengths, max_length, *, train, generator):
         b, device = len(lengths), lengths.device
         segment = torch.arange(self.k, device=device, dtype=torch.float64)[None, :]
-        offset = _draw((b, self.k), generator, device) if train else torch.full((1, 1), 0.5, dtype=torch.float64, device=device)
+        offset = (_draw((b, self.k), generator, device) if train
+                  else torch.full((1, 1), 0.5, dtype=torch.float64, device=device))
         frames = torch.floor((segment + offset) * lengths[:, None].double() / self.k).long()
         frames = torch.minimum(frames, lengths[:, None] - 1)
         return frames, torch.ones_like(frames, dtype=torch.bool)

@@ -105,7 +105,8 @@ def read_annotations(paths: Path | str | Sequence[Path | str], fmt: str) -> Anno
         if video.video_id in seen:
             other = seen[video.video_id]
             clashes.append(
-                f"{video.video_id!r} ({other} and {video.split})" if other != video.split else f"{video.video_id!r} (twice in {other})"
+                f"{video.video_id!r} ({other} and {video.split})" if other != video.split
+                else f"{video.video_id!r} (twice in {other})"
             )
         seen[video.video_id] = video.split
     if clashes:
@@ -121,7 +122,8 @@ def read_annotations(paths: Path | str | Sequence[Path | str], fmt: str) -> Anno
 def read_csv(path: Path) -> Annotations:
     """``video_id,split,labels`` with ``|``-separated class names (empty: unlabelled)."""
     videos: list[VideoAnnotation] = []
-    with open(path, newline="", encoding="utf-8-sig") as handle:  # utf-8-sig: a byte-order mark (Excel) is read, not refused
+    # utf-8-sig: a byte-order mark (Excel) is read, not refused
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None or tuple(h.strip() for h in header) != CSV_HEADER:
@@ -132,7 +134,8 @@ def read_csv(path: Path) -> Annotations:
             if not row or all(not cell.strip() for cell in row):
                 continue
             if len(row) != 3:
-                raise AnnotationError(f"{path}:{line}: expected 3 columns (video_id,split,labels), got {len(row)}: {row}")
+                raise AnnotationError(
+                    f"{path}:{line}: expected 3 columns (video_id,split,labels), got {len(row)}: {row}")
             video_id, split, labels = (cell.strip() for cell in row)
             if not video_id or not split:
                 raise AnnotationError(f"{path}:{line}: video_id and split must not be empty")
@@ -172,7 +175,8 @@ def read_activitynet(path: Path) -> Annotations:
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AnnotationError(f"{path}: not valid JSON ({exc}); expected the ActivityNet v1.3 annotation file") from None
+        raise AnnotationError(
+            f"{path}: not valid JSON ({exc}); expected the ActivityNet v1.3 annotation file") from None
     if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
         raise AnnotationError(f"{path}: no 'database' object; expected ActivityNet's {{version, taxonomy, database}}")
     classes = _leaf_classes(path, data["taxonomy"]) if "taxonomy" in data else None
@@ -233,7 +237,8 @@ def read_fcvid(split_file: Path, label_file: Path, class_file: Path) -> Annotati
     for (split_line, split_text), (label_line, label_text) in zip(split_rows, label_rows):
         parts = split_text.split()
         if len(parts) != 2:
-            raise AnnotationError(f"{split_file}:{split_line}: expected 'relative/path.ext train|test', got {split_text!r}")
+            raise AnnotationError(
+                f"{split_file}:{split_line}: expected 'relative/path.ext train|test', got {split_text!r}")
         relative, split = parts
         values = re.split(r"[\s,]+", label_text)
         if len(values) != len(classes):

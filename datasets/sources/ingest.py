@@ -189,7 +189,8 @@ def ingest(
     for video in annotations.videos:
         vid = video.video_id
         if vid in shapes["coarse"] and vid in shapes["fine"] and shapes["coarse"][vid][0] != shapes["fine"][vid][0]:
-            report.add("frame_mismatch", vid, coarse_frames=shapes["coarse"][vid][0], fine_frames=shapes["fine"][vid][0])
+            report.add("frame_mismatch", vid, coarse_frames=shapes["coarse"][vid][0],
+                       fine_frames=shapes["fine"][vid][0])
 
     # Labels.
     classes = annotations.class_names()
@@ -198,7 +199,8 @@ def ingest(
     for video in annotations.videos:
         unknown = [n for n in video.labels if n not in class_index]
         if unknown:
-            raise IngestError(f"{annotations.source}: video {video.video_id!r} has labels {unknown} not in the class list")
+            raise IngestError(
+                f"{annotations.source}: video {video.video_id!r} has labels {unknown} not in the class list")
         if video.split in labelled_splits and not video.labels:
             report.add("unlabelled_in_labelled_split", video.video_id, split=video.split)
 

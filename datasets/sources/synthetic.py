@@ -102,7 +102,8 @@ PRESETS: dict[str, SynthConfig] = {
         num_classes=8, num_videos=160, mean_frames=20, std_frames=6, min_frames=6, max_frames=40,
         latent_dim=16, coarse_dim=16, fine_dim=32,
     ),
-    "default": SynthConfig(num_classes=40, num_videos=3000, mean_frames=167, std_frames=80, min_frames=20, max_frames=600),
+    "default": SynthConfig(num_classes=40, num_videos=3000, mean_frames=167, std_frames=80, min_frames=20,
+                           max_frames=600),
     # A user's small dataset (issue 12): 16 classes, 320 training and 200 test videos of 20 to
     # 60 frames, 1280-d coarse and 2048-d fine features, each video's evidence in one short
     # burst that the coarse stream also shows (action classes, no confusable pairs). Budgets in

@@ -99,7 +99,8 @@ def header_problems(manifest: Manifest, header: Header, file: str) -> list[Probl
         problems.append(
             Problem(
                 mfile,
-                f"manifest lists {manifest.num_classes} classes, '{layout.LABELS}' has {header.labels.shape[1]} columns",
+                f"manifest lists {manifest.num_classes} classes, "
+                f"'{layout.LABELS}' has {header.labels.shape[1]} columns",
                 REBUILD,
             )
         )
@@ -119,10 +120,12 @@ def header_problems(manifest: Manifest, header: Header, file: str) -> list[Probl
             problems.append(Problem(where, f"feature dimension is {shape[1]}, the manifest says {spec.dim}", REBUILD))
         if shape[0] != total:
             problems.append(
-                Problem(where, f"has {shape[0]} frame rows but offsets[-1] = {total}; offsets do not cover the array", REBUILD)
+                Problem(where, f"has {shape[0]} frame rows but offsets[-1] = {total}; offsets do not cover the array",
+                        REBUILD)
             )
         if shape[0] != manifest.num_frames:
-            problems.append(Problem(where, f"has {shape[0]} frame rows, the manifest says {manifest.num_frames}", REBUILD))
+            problems.append(
+                Problem(where, f"has {shape[0]} frame rows, the manifest says {manifest.num_frames}", REBUILD))
         dtype = header.stream_dtypes.get(stream)
         if dtype != layout.FEATURE_DTYPE:
             problems.append(Problem(where, f"dtype is {dtype}, expected {layout.FEATURE_DTYPE}", REBUILD))
@@ -173,7 +176,8 @@ def header_problems(manifest: Manifest, header: Header, file: str) -> list[Probl
             )
         if same_split:
             problems.append(
-                Problem(file, f"{len(same_split)} duplicate video id(s): {_list_ids(same_split)}", "make video ids unique and rebuild")
+                Problem(file, f"{len(same_split)} duplicate video id(s): {_list_ids(same_split)}",
+                        "make video ids unique and rebuild")
             )
     split_counts = Counter(header.splits.tolist())
     for split in sorted(set(split_counts) | set(manifest.splits)):
@@ -183,7 +187,8 @@ def header_problems(manifest: Manifest, header: Header, file: str) -> list[Probl
             problems.append(Problem(mfile, f"split {split!r} ({have} videos) is not listed in the manifest", REBUILD))
         elif spec.num_videos != have:
             problems.append(
-                Problem(mfile, f"manifest says split {split!r} has {spec.num_videos} videos, the file has {have}", REBUILD)
+                Problem(mfile, f"manifest says split {split!r} has {spec.num_videos} videos, the file has {have}",
+                        REBUILD)
             )
 
     # Labels.
@@ -193,7 +198,8 @@ def header_problems(manifest: Manifest, header: Header, file: str) -> list[Probl
         problems.append(
             Problem(
                 file,
-                f"labels must be multi-hot 0/1; {len(bad)} video(s) have other values: {_list_ids(header.video_ids[bad])}",
+                f"labels must be multi-hot 0/1; {len(bad)} video(s) have other values: "
+                f"{_list_ids(header.video_ids[bad])}",
                 REBUILD,
             )
         )

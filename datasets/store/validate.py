@@ -57,7 +57,8 @@ def validate_store(path: Path | str, *, show_progress: bool = True) -> list[Prob
             cheap = header_problems(manifest, header, str(h5_path))
             problems += cheap
             offsets = header.offsets
-            monotone = offsets.ndim == 1 and len(offsets) == header.num_videos + 1 and bool((np.diff(offsets) >= 0).all())
+            monotone = (offsets.ndim == 1 and len(offsets) == header.num_videos + 1
+                        and bool((np.diff(offsets) >= 0).all()))
             for stream in sorted(set(header.stream_shapes) & set(manifest.streams)):
                 ds = h5[layout.feature_dataset(stream)]
                 if ds.ndim != 2:
