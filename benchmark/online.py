@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark import costs, metrics, provenance
+from benchmark.results import SEQ_K, UNIFORM_K
 from benchmark.runner import MethodPlan, Runner
 from benchmark.training import Evaluation, evaluate
 from datasets.common.atomic import atomic_write_bytes, atomic_write_json
@@ -45,7 +46,6 @@ FRAME_MODEL = "uniform"
 #: The online method whose stopping points define Uniform-K's K'.
 REFERENCE = "liteeval"
 #: Curve names (the ``method`` column) of the two frame-classifier baselines.
-SEQ_K, UNIFORM_K = "seq", "uniform_k"
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,7 @@ def run_online(runner: Runner, options: OnlineOptions) -> pd.DataFrame:
     atomic_write_bytes(runner.out / "online.csv", buffer.getvalue().encode())
     atomic_write_json(runner.out / "online.json", {
         "written": provenance.now(),
+        "command": provenance.invocation(),
         "what": "online.csv: top-1 accuracy (%) and mean cost per video (GMACs, from the read meter) when the "
                 "prediction is forced after a budget K; see benchmark/online.py",
         "config": runner.cfg.to_dict(),

@@ -30,8 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.online import SEQ_K, UNIFORM_K
-from benchmark.runner import unpack_diagnostics
+from benchmark.results import ONLINE_BASELINES, SEQ_K, UNIFORM_K, unpack_diagnostics
 from benchmark.tables import COST_UNIT_NOTE, order_methods
 from datasets.common.atomic import atomic_write_bytes
 
@@ -109,7 +108,7 @@ def plot_online(results: Path, out_dir: Path) -> list[Path]:
     means = means.mean().reset_index()
     # The methods in table order (methods/registry.py), the frame-classifier baselines last.
     groups = dict(iter(means.groupby(["method", "display_name"], sort=False)))
-    rank = {name: i for i, name in enumerate(order_methods([m for m, _ in groups if m not in (UNIFORM_K, SEQ_K)]))}
+    rank = {name: i for i, name in enumerate(order_methods([m for m, _ in groups if m not in ONLINE_BASELINES]))}
     rank.update({UNIFORM_K: len(rank), SEQ_K: len(rank) + 1})
     curves = sorted(groups.items(), key=lambda g: (rank[g[0][0]], g[0]))
     fig, ax = plt.subplots(figsize=(6.4, 4.4))

@@ -88,6 +88,20 @@ def machine_line(provenance: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def pair_machines(folder: Path) -> str:
+    """Where the folder's method/seed pairs were computed (each pair's record says), by CPU and device."""
+    per_seed = _read_json(folder / "metrics.json").get("per_seed") or {}
+    counts: dict[str, int] = {}
+    for seeds in per_seed.values():
+        for record in seeds.values():
+            platform = (record.get("computed") or {}).get("platform") or {}
+            where = f"{platform.get('cpu', '?')}, {platform.get('device', '?')}, torch {platform.get('torch', '?')}"
+            counts[where] = counts.get(where, 0) + 1
+    if not counts:
+        return ""
+    return "; ".join(f"{where} ({n} pair{'s' if n > 1 else ''})" for where, n in counts.items())
+
+
 def _online_table(folder: Path) -> str:
     table = pd.read_csv(folder / "online.csv")
     means = table.groupby(["display_name", "K"], sort=False)[["top1_accuracy", "mean_gflops"]].mean()
@@ -133,7 +147,11 @@ def _beside_the_paper(summary: pd.DataFrame) -> str:
 
 def _section(folder: Path, title: str) -> str:
     provenance = _read_json(folder / "provenance.json")
-    lines = [f"## {title}", "", f"`results/{folder.name}/`: {machine_line(provenance) or 'no provenance.json'}."]
+    lines = [f"## {title}", "",
+             f"`results/{folder.name}/`, last written by: {machine_line(provenance) or 'no provenance.json'}."]
+    pairs = pair_machines(folder)
+    if pairs:
+        lines.append(f"Pairs computed on: {pairs}.")
     if provenance.get("command"):
         lines.append(f"Command: `{provenance['command']}`.")
     notes = folder / "notes.md"
@@ -143,7 +161,8 @@ def _section(folder: Path, title: str) -> str:
     if table.is_file():
         lines += ["", table.read_text().strip()]
     if folder.name == MAIN_RUN and (folder / "table.csv").is_file():
-        lines += ["", "### Beside the published numbers", "", _beside_the_paper(pd.read_csv(folder / "table.csv")).strip()]
+        beside = _beside_the_paper(pd.read_csv(folder / "table.csv"))
+        lines += ["", "### Beside the published numbers", "", beside.strip()]
     if (folder / "online.csv").is_file():
         lines += ["", "### Online budget curves", "", _online_table(folder).strip()]
     figures = sorted((folder / "figures").glob("*.png")) if (folder / "figures").is_dir() else []
@@ -160,11 +179,11 @@ def headline(results: Path) -> str:
         return f"(no `results/{MAIN_RUN}/table.csv` yet: run `python -m benchmark run`)\n"
     summary = pd.read_csv(csv)
     shown = tables.display_frame(summary)[HEADLINE_COLUMNS]
-    machine = machine_line(_read_json(results / MAIN_RUN / "provenance.json"))
+    machines = pair_machines(results / MAIN_RUN)
     seeds = int(summary.seeds.max())
     return (shown.to_markdown(index=False, disable_numparse=True)
-            + f"\n\nFrom `results/{MAIN_RUN}/` ({machine}); {seeds} seeds, mean ± std; every column, the protocol "
-            "and what the numbers say: [docs/results.md](docs/results.md).\n")
+            + f"\n\nFrom `results/{MAIN_RUN}/`, {seeds} seeds, mean ± std (pairs computed on: {machines}); every "
+            "column, the protocol and what the numbers say: [docs/results.md](docs/results.md).\n")
 
 
 def build(results: Path) -> Report:

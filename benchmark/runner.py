@@ -192,32 +192,6 @@ def dataset_fingerprint(store: FeatureStore) -> str:
     return digest.hexdigest()[:16]
 
 
-def pack_diagnostics(video_ids: list[str], diagnostics: dict[str, list]) -> bytes:
-    """Per-video diagnostics as a compressed .npz: for each name, the values of every video
-    flattened and concatenated (``<name>``) and where each video's values start
-    (``<name>_offsets``, N + 1 entries). Read them back with ``unpack_diagnostics``."""
-    arrays: dict[str, np.ndarray] = {"video_ids": np.asarray(video_ids)}
-    for name, values in diagnostics.items():
-        flat = [np.asarray(v).reshape(-1) for v in values]
-        arrays[name] = np.concatenate(flat) if flat else np.zeros(0)
-        arrays[f"{name}_offsets"] = np.concatenate([[0], np.cumsum([len(v) for v in flat])]).astype(np.int64)
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
-    return buffer.getvalue()
-
-
-def unpack_diagnostics(path: Path | str) -> tuple[list[str], dict[str, list[np.ndarray]]]:
-    """The inverse of ``pack_diagnostics``: video ids and, per name, one array per video."""
-    with np.load(path) as data:
-        ids = data["video_ids"].tolist()
-        names = [k for k in data.files if k != "video_ids" and not k.endswith("_offsets")]
-        out = {}
-        for name in names:
-            values, offsets = data[name], data[f"{name}_offsets"]
-            out[name] = [values[offsets[i] : offsets[i + 1]] for i in range(len(ids))]
-    return ids, out
-
-
 class Runner:
     """Runs one configuration end to end; see the module docstring for what it writes."""
 
@@ -472,7 +446,7 @@ class Runner:
         torch.save(method.state_dict(), buffer)
         files["model.pt"] = buffer.getvalue()
         if result.diagnostics:
-            files["diagnostics.npz"] = pack_diagnostics(result.video_ids, result.diagnostics)
+            files["diagnostics.npz"] = results.pack_diagnostics(result.video_ids, result.diagnostics)
         folder = self.pair_dir(plan, seed)
         results.start_pair(folder)  # not done from here until metrics.json is back
         for name, data in files.items():
@@ -706,6 +680,7 @@ class Runner:
         """This invocation's provenance; each pair's own is in its metrics.json ("computed")."""
         return {
             "written": provenance.now(),
+            "command": provenance.invocation(),
             "note": "describes the last invocation; runs/<method>/seed<k>/metrics.json says where each "
             "result was computed ('computed'), since a resumed run keeps earlier results",
             "config": self.cfg.to_dict(),

@@ -22,7 +22,6 @@ from tabulate import tabulate
 
 from benchmark.record import PairRecord
 from datasets.common.atomic import atomic_write_text
-from methods.registry import display_name, ordered
 
 # Row order and row names are the methods' own (``VideoMethod.suite``, ``row``,
 # ``display_name``; methods/registry.py), so a plug-in names and places its own row.
@@ -31,7 +30,16 @@ BASELINE = "uniform"
 COST_UNIT_NOTE = "GFLOPs are multiply-accumulates (GMACs) per video, as the field reports them."
 
 
+def _display_name(name: str) -> str:
+    from methods.registry import display_name
+
+    return display_name(name)
+
+
 def order_methods(names: list[str]) -> list[str]:
+    """``names`` in table order (the methods' own metadata; methods/registry.py)."""
+    from methods.registry import ordered  # imported here: reading saved tables needs no torch
+
     return ordered(names)
 
 
@@ -52,7 +60,7 @@ def summary_frame(
     display = display or {}
     for name in order_methods(list(metrics)):
         per_seed = list(metrics[name].values())
-        shown = display.get(name) or display_name(name)
+        shown = display.get(name) or _display_name(name)
         row: dict[str, Any] = {"method": name, "display_name": shown,
                                "online": online.get(name, False), "seeds": len(per_seed)}
         fields: dict[str, Callable[[PairRecord], float]] = {

@@ -186,14 +186,14 @@ class ARNet(VideoMethod):
         counts = batch.mask.sum(1)
         return MethodOutput(scores=fine.softmax(-1),
                             step_counts={"policy": counts * 0, "fine_classifier": counts, "coarse_classifier": counts},
-                            extras={"warmup_logits": (fine, coarse)})
+                            extras={"warmup_fine_logits": fine, "warmup_coarse_logits": coarse})
 
     def loss(self, output: MethodOutput, batch: Batch):
         extras = output.extras
         target = label_distribution(batch.labels)
-        if "warmup_logits" in extras:
-            fine_ce, coarse_ce = (-(target * F.log_softmax(logits, dim=-1)).sum(-1).mean()
-                                  for logits in extras["warmup_logits"])
+        if "warmup_fine_logits" in extras:
+            fine_ce, coarse_ce = (-(target * F.log_softmax(extras[key], dim=-1)).sum(-1).mean()
+                                  for key in ("warmup_fine_logits", "warmup_coarse_logits"))
             return fine_ce + coarse_ce, {"ce": fine_ce.item(), "coarse_ce": coarse_ce.item(), "tau": self.tau}
         per_video = -(target * F.log_softmax(extras["logits"], dim=-1)).sum(-1)
         ce = per_video[extras["has_prediction"]].mean() if bool(extras["has_prediction"].any()) else per_video.sum() * 0

@@ -188,7 +188,7 @@ def test_arnet_warms_up_its_classifiers_on_every_frame_before_the_policy_trains(
     method.eval()
     method.on_step(0, 60)
     with torch.no_grad():
-        assert "warmup_logits" not in method(batch).extras  # evaluation always runs the policy
+        assert "warmup_fine_logits" not in method(batch).extras  # evaluation always runs the policy
 
 
 @pytest.mark.parametrize("bias, steps", [(-10.0, 1), (10.0, 10)])
