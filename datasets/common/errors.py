@@ -17,13 +17,9 @@ class Problem:
     file: str
     message: str
     fix: str = ""
-    video: str | None = None
 
     def __str__(self) -> str:
-        where = f"{self.file}"
-        if self.video is not None:
-            where += f" [video {self.video!r}]"
-        text = f"{where}: {self.message}"
+        text = f"{self.file}: {self.message}"
         if self.fix:
             text += f"\n    fix: {self.fix}"
         return text

@@ -78,9 +78,6 @@ class MeteredFeatures:
         view._frames, view._mask = frames, mask
         return view
 
-    def dim(self, stream: str) -> int:
-        return self._source(stream).shape[1]
-
     def _source(self, stream: str) -> torch.Tensor:
         if self._declared is not None and stream not in self._declared:
             who = f"method {self._reader!r}" if self._reader else "the reader"

@@ -101,7 +101,6 @@ class FeatureBank:
         for stream in self.streams:
             if stream not in manifest.streams:
                 raise StoreError(f"{self.store.path}: no stream {stream!r}; it has {sorted(manifest.streams)}")
-        self.labelled = manifest.splits[split].labelled if split in manifest.splits else False
         self._store_rows = self.store.split_rows(split)
         header = self.store.header
         self.video_ids: list[str] = header.video_ids[self._store_rows].tolist()
@@ -204,7 +203,6 @@ class FeatureBank:
         seed: int | None = None,
         generator: torch.Generator | None = None,
         meter: ReadMeter | None = None,
-        drop_last: bool = False,
         rows: Sequence[int] | np.ndarray | None = None,
         dtype: torch.dtype = torch.float32,
         bucket: bool | None = None,
@@ -256,8 +254,6 @@ class FeatureBank:
                 for part in np.array_split(order, max(1, -(-len(order) // pool)))
             ]) if len(order) else order
         chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-        if drop_last and chunks and len(chunks[-1]) < batch_size:
-            chunks.pop()
         if bucket and shuffle:
             chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
         if self.resident:

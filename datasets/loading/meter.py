@@ -67,7 +67,3 @@ class ReadMeter:
             video = torch.searchsorted(self.offsets, rows, right=True) - 1
             out.scatter_reduce_(0, video, rows - self.offsets[video] + 1, reduce="amax")
         return out
-
-    def reset(self) -> None:
-        for counts in self.counts.values():
-            counts.zero_()

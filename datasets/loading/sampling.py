@@ -43,9 +43,6 @@ class FrameSampler(ABC):
         """Does the grid width follow the batch's longest video (so batching by length pays)?"""
         return False
 
-    def describe(self) -> str:
-        return repr(self)
-
 
 def _draw(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     return torch.rand(shape, generator=generator, dtype=torch.float64).to(device)

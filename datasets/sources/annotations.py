@@ -150,7 +150,6 @@ def read_csv(path: Path) -> Annotations:
     return Annotations(videos=videos, source=str(path))
 
 
-ACTIVITYNET_SUBSETS = ("training", "validation", "testing")
 
 
 def _leaf_classes(path: Path, taxonomy: object) -> list[str]:

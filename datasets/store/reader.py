@@ -115,10 +115,6 @@ class FeatureStore:
     def features_path(self) -> Path:
         return self.path / layout.FEATURES_FILE
 
-    @property
-    def split_names(self) -> list[str]:
-        return list(self.manifest.splits)
-
     def split_rows(self, split: str) -> np.ndarray:
         """Store rows (video indices) of ``split``, in store order."""
         if split not in self.manifest.splits:
