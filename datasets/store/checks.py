@@ -65,11 +65,20 @@ def header_digest(video_ids: ArrayLike, splits: ArrayLike, labels: ArrayLike, of
 
 def header_problems(manifest: Manifest, header: Header, file: str) -> list[Problem]:
     """Every problem visible from the manifest and the header arrays (cheap: O(N + C))."""
+    mfile = f"{file} vs {layout.MANIFEST_FILE}"
+    problems = _shape_problems(header, file)
+    if problems:
+        return problems  # the remaining checks index these arrays by video
+    for check in (_checksum_problems, _manifest_problems, _offset_problems, _id_and_split_problems,
+                  _label_problems):
+        problems += check(manifest, header, file, mfile)
+    return problems
+
+
+def _shape_problems(header: Header, file: str) -> list[Problem]:
+    """The per-video arrays' shapes and the offsets' dtype."""
     problems: list[Problem] = []
     n = header.num_videos
-    mfile = f"{file} vs {layout.MANIFEST_FILE}"
-
-    # Shapes of the per-video arrays.
     if header.splits.shape != (n,):
         problems.append(Problem(file, f"'{layout.SPLITS}' has shape {header.splits.shape}, expected ({n},)", REBUILD))
     if header.labels.ndim != 2 or header.labels.shape[0] != n:
@@ -80,10 +89,12 @@ def header_problems(manifest: Manifest, header: Header, file: str) -> list[Probl
         )
     if not np.issubdtype(header.offsets.dtype, np.integer):
         problems.append(Problem(file, f"'{layout.OFFSETS}' must be int64, got {header.offsets.dtype}", REBUILD))
-    if problems:
-        return problems  # the remaining checks index these arrays by video
+    return problems
 
-    # Content: the writer's checksum of these arrays (stores written before it have none).
+
+def _checksum_problems(manifest: Manifest, header: Header, file: str, mfile: str) -> list[Problem]:
+    """The header arrays against the checksum the writer recorded (older stores have none)."""
+    problems: list[Problem] = []
     recorded = manifest.checksums.get(layout.HEADER_CHECKSUM)
     if recorded is not None and recorded != header_digest(header.video_ids, header.splits, header.labels,
                                                           header.offsets):
@@ -91,8 +102,13 @@ def header_problems(manifest: Manifest, header: Header, file: str) -> list[Probl
             mfile, f"video ids, splits, labels or offsets differ from the checksum the writer recorded "
             f"(checksums.{layout.HEADER_CHECKSUM}): the store was changed after it was written",
             "rebuild the store, or restore features.h5 and manifest.json from the same build"))
+    return problems
 
-    # Manifest against file.
+
+def _manifest_problems(manifest: Manifest, header: Header, file: str, mfile: str) -> list[Problem]:
+    """The manifest against the file: counts, classes, streams, their shapes and dtypes."""
+    problems: list[Problem] = []
+    n = header.num_videos
     if manifest.num_videos != n:
         problems.append(Problem(mfile, f"manifest says {manifest.num_videos} videos, the file holds {n}", REBUILD))
     if header.labels.shape[1] != manifest.num_classes:
@@ -129,8 +145,13 @@ def header_problems(manifest: Manifest, header: Header, file: str) -> list[Probl
         dtype = header.stream_dtypes.get(stream)
         if dtype != layout.FEATURE_DTYPE:
             problems.append(Problem(where, f"dtype is {dtype}, expected {layout.FEATURE_DTYPE}", REBUILD))
+    return problems
 
-    # Offsets.
+
+def _offset_problems(manifest: Manifest, header: Header, file: str, mfile: str) -> list[Problem]:
+    """Offsets start at 0, never decrease, and give every video at least one frame."""
+    problems: list[Problem] = []
+    n = header.num_videos
     offsets = header.offsets
     if n and offsets[0] != 0:
         problems.append(Problem(file, f"offsets[0] is {offsets[0]}, must be 0", REBUILD))
@@ -154,8 +175,12 @@ def header_problems(manifest: Manifest, header: Header, file: str) -> list[Probl
                 "drop these videos from the annotations or re-extract their features, then rebuild the store",
             )
         )
+    return problems
 
-    # Ids and splits.
+
+def _id_and_split_problems(manifest: Manifest, header: Header, file: str, mfile: str) -> list[Problem]:
+    """Video ids unique and in one split; split sizes as the manifest says."""
+    problems: list[Problem] = []
     counts = Counter(header.video_ids.tolist())
     repeated = [vid for vid, c in counts.items() if c > 1]
     if repeated:
@@ -190,8 +215,12 @@ def header_problems(manifest: Manifest, header: Header, file: str) -> list[Probl
                 Problem(mfile, f"manifest says split {split!r} has {spec.num_videos} videos, the file has {have}",
                         REBUILD)
             )
+    return problems
 
-    # Labels.
+
+def _label_problems(manifest: Manifest, header: Header, file: str, mfile: str) -> list[Problem]:
+    """Labels 0/1, present exactly in labelled splits, one per video unless multi-label."""
+    problems: list[Problem] = []
     labels = header.labels
     if labels.size and labels.max(initial=0) > 1:
         bad = np.flatnonzero((labels > 1).any(axis=1))
