@@ -155,55 +155,10 @@ def ingest(
     for vid in sorted((set(files["coarse"]) | set(files["fine"])) - listed):
         report.add("not_listed", vid, streams=[s for s in STREAMS if vid in files[s]])
 
-    # Shapes, from .npy headers only (memory-mapped, no data read yet).
-    shapes: dict[str, dict[str, tuple[int, ...]]] = {s: {} for s in STREAMS}
-    for video in annotations.videos:
-        for stream in STREAMS:
-            path = files[stream].get(video.video_id)
-            if path is None:
-                report.add(f"missing_{stream}", video.video_id, expected=str(dirs[stream] / f"{video.video_id}.npy"))
-                continue
-            try:
-                shape, dtype = _shape_of(path)
-            except (OSError, ValueError) as exc:
-                report.add("unreadable", video.video_id, file=str(path), error=str(exc))
-                continue
-            if len(shape) != 2 or shape[0] == 0 or not np.issubdtype(dtype, np.floating):
-                report.add("bad_shape", video.video_id, file=str(path), shape=list(shape), dtype=str(dtype))
-                continue
-            shapes[stream][video.video_id] = shape
-    dims: dict[str, int] = {}
-    for stream in STREAMS:
-        counts = Counter(shape[1] for shape in shapes[stream].values())
-        if not counts:
-            raise IngestError(
-                f"no readable {stream} feature file matches the annotations ({dirs[stream]}); "
-                f"see {report_path(out)}"
-            )
-        dims[stream] = counts.most_common(1)[0][0]
-        for vid, shape in list(shapes[stream].items()):
-            if shape[1] != dims[stream]:
-                report.add("bad_shape", vid, file=str(files[stream][vid]), shape=list(shape),
-                           expected_dim=dims[stream])
-                del shapes[stream][vid]
-    for video in annotations.videos:
-        vid = video.video_id
-        if vid in shapes["coarse"] and vid in shapes["fine"] and shapes["coarse"][vid][0] != shapes["fine"][vid][0]:
-            report.add("frame_mismatch", vid, coarse_frames=shapes["coarse"][vid][0],
-                       fine_frames=shapes["fine"][vid][0])
-
-    # Labels.
+    shapes, dims = _feature_shapes(annotations, files, dirs, report, out)
     classes = annotations.class_names()
     class_index = {c: i for i, c in enumerate(classes)}
-    labelled_splits = {v.split for v in annotations.videos if v.labels}
-    for video in annotations.videos:
-        unknown = [n for n in video.labels if n not in class_index]
-        if unknown:
-            raise IngestError(
-                f"{annotations.source}: video {video.video_id!r} has labels {unknown} not in the class list")
-        if video.split in labelled_splits and not video.labels:
-            report.add("unlabelled_in_labelled_split", video.video_id, split=video.split)
-
+    labelled_splits = _check_labels(annotations, class_index, report)
     excluded = report.excluded_ids()
     kept = [v for v in annotations.videos if v.video_id not in excluded]
     kept.sort(key=lambda v: _split_key(v.split))  # stable: annotation order within a split
@@ -226,21 +181,7 @@ def ingest(
     labels = np.zeros((len(kept), len(classes)), dtype=np.uint8)
     for row, video in enumerate(kept):
         labels[row, [class_index[n] for n in video.labels]] = 1
-    streams = {}
-    for stream in STREAMS:
-        spec = backbones[stream]
-        streams[stream] = StreamSpec(
-            backbone=spec.name,
-            resolution=spec.resolution,
-            dim=dims[stream],
-            gmacs_per_frame=count_gmacs_per_frame(spec.name, spec.resolution),
-            provenance={
-                "kind": "ingest",
-                "source_dir": str(dirs[stream].resolve()),
-                "backbone": f"{spec.name}@{spec.resolution} as declared to ingest (not verified from the files)",
-                "cost": f"ptflops backend={COST_BACKEND} on torchvision {spec.name} at {spec.resolution}",
-            },
-        )
+    streams = _stream_specs(backbones, dims, dirs)
     nonfinite: list[str] = []
     with StoreWriter(
         out,
@@ -279,3 +220,81 @@ def ingest(
                 + "\nFix or re-extract these files (or remove the videos from the annotations) and ingest again."
             )
     return report
+
+
+def _feature_shapes(annotations: Annotations, files: dict[str, dict[str, Path]], dirs: dict[str, Path],
+                    report: IngestReport, out: Path) -> tuple[dict[str, dict[str, tuple[int, ...]]], dict[str, int]]:
+    """Every listed video's (frames, dim) per stream, from .npy headers only (memory-mapped, no
+    data read), and each stream's dimension (the most common); every file that is missing,
+    unreadable, of a wrong shape, or whose streams disagree on the frame count goes into ``report``."""
+    shapes: dict[str, dict[str, tuple[int, ...]]] = {s: {} for s in STREAMS}
+    for video in annotations.videos:
+        for stream in STREAMS:
+            path = files[stream].get(video.video_id)
+            if path is None:
+                report.add(f"missing_{stream}", video.video_id, expected=str(dirs[stream] / f"{video.video_id}.npy"))
+                continue
+            try:
+                shape, dtype = _shape_of(path)
+            except (OSError, ValueError) as exc:
+                report.add("unreadable", video.video_id, file=str(path), error=str(exc))
+                continue
+            if len(shape) != 2 or shape[0] == 0 or not np.issubdtype(dtype, np.floating):
+                report.add("bad_shape", video.video_id, file=str(path), shape=list(shape), dtype=str(dtype))
+                continue
+            shapes[stream][video.video_id] = shape
+    dims: dict[str, int] = {}
+    for stream in STREAMS:
+        counts = Counter(shape[1] for shape in shapes[stream].values())
+        if not counts:
+            raise IngestError(
+                f"no readable {stream} feature file matches the annotations ({dirs[stream]}); "
+                f"see {report_path(out)}"
+            )
+        dims[stream] = counts.most_common(1)[0][0]
+        for vid, shape in list(shapes[stream].items()):
+            if shape[1] != dims[stream]:
+                report.add("bad_shape", vid, file=str(files[stream][vid]), shape=list(shape),
+                           expected_dim=dims[stream])
+                del shapes[stream][vid]
+    for video in annotations.videos:
+        vid = video.video_id
+        if vid in shapes["coarse"] and vid in shapes["fine"] and shapes["coarse"][vid][0] != shapes["fine"][vid][0]:
+            report.add("frame_mismatch", vid, coarse_frames=shapes["coarse"][vid][0],
+                       fine_frames=shapes["fine"][vid][0])
+    return shapes, dims
+
+
+def _check_labels(annotations: Annotations, class_index: dict[str, int], report: IngestReport) -> set[str]:
+    """The labelled splits; an unknown label is an error, an unlabelled video in a labelled split
+    goes into ``report``."""
+    labelled_splits = {v.split for v in annotations.videos if v.labels}
+    for video in annotations.videos:
+        unknown = [n for n in video.labels if n not in class_index]
+        if unknown:
+            raise IngestError(
+                f"{annotations.source}: video {video.video_id!r} has labels {unknown} not in the class list")
+        if video.split in labelled_splits and not video.labels:
+            report.add("unlabelled_in_labelled_split", video.video_id, split=video.split)
+    return labelled_splits
+
+
+def _stream_specs(backbones: dict[str, BackboneSpec], dims: dict[str, int],
+                  dirs: dict[str, Path]) -> dict[str, StreamSpec]:
+    """The manifest's stream records: declared backbone, measured dimension, counted cost."""
+    streams = {}
+    for stream in STREAMS:
+        spec = backbones[stream]
+        streams[stream] = StreamSpec(
+            backbone=spec.name,
+            resolution=spec.resolution,
+            dim=dims[stream],
+            gmacs_per_frame=count_gmacs_per_frame(spec.name, spec.resolution),
+            provenance={
+                "kind": "ingest",
+                "source_dir": str(dirs[stream].resolve()),
+                "backbone": f"{spec.name}@{spec.resolution} as declared to ingest (not verified from the files)",
+                "cost": f"ptflops backend={COST_BACKEND} on torchvision {spec.name} at {spec.resolution}",
+            },
+        )
+    return streams
