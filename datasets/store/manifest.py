@@ -168,6 +168,30 @@ def parse_manifest(data: Any, file: str) -> tuple[Manifest | None, list[Problem]
     if not isinstance(checksums, dict) or not all(isinstance(v, str) for v in checksums.values()):
         problems.append(Problem(file, "'checksums' must be an object of strings", "rebuild the store"))
 
+    problems += _class_and_fps_problems(classes, fps, file)
+    streams = _parse_streams(streams_raw, file, problems)
+    splits = _parse_splits(splits_raw, file, problems)
+
+    if problems:
+        return None, problems
+    manifest = Manifest(
+        name=name,
+        classes=tuple(classes),
+        multi_label=multi_label,
+        fps=float(fps),
+        streams=streams,
+        splits=splits,
+        num_videos=num_videos,
+        num_frames=num_frames,
+        provenance=dict(provenance) if isinstance(provenance, dict) else {"value": provenance},
+        checksums=dict(checksums),
+    )
+    return manifest, []
+
+
+def _class_and_fps_problems(classes: list | None, fps: float | None, file: str) -> list[Problem]:
+    """Class names non-empty, unique and at least one; a positive, finite frame rate."""
+    problems: list[Problem] = []
     if classes is not None:
         if not all(isinstance(c, str) and c for c in classes):
             problems.append(Problem(file, "'classes' must be non-empty strings", "fix the class list"))
@@ -178,7 +202,11 @@ def parse_manifest(data: Any, file: str) -> tuple[Manifest | None, list[Problem]
             problems.append(Problem(file, "'classes' is empty", "a store needs at least one class"))
     if fps is not None and (not math.isfinite(fps) or fps <= 0):
         problems.append(Problem(file, f"'fps' must be a positive number, got {fps}", "set the frame rate"))
+    return problems
 
+
+def _parse_streams(streams_raw: dict | None, file: str, problems: list[Problem]) -> dict[str, StreamSpec]:
+    """The stream records (both required streams present, each complete); problems appended."""
     streams: dict[str, StreamSpec] = {}
     if streams_raw is not None:
         for required in layout.REQUIRED_STREAMS:
@@ -204,7 +232,11 @@ def parse_manifest(data: Any, file: str) -> tuple[Manifest | None, list[Problem]
             problems.extend(sub)
             if not sub:
                 streams[sname] = StreamSpec(backbone, resolution, dim, float(gmacs), dict(prov))
+    return streams
 
+
+def _parse_splits(splits_raw: dict | None, file: str, problems: list[Problem]) -> dict[str, SplitSpec]:
+    """The split records (at least one, each complete); problems appended."""
     splits: dict[str, SplitSpec] = {}
     if splits_raw is not None:
         if not splits_raw:
@@ -214,25 +246,10 @@ def parse_manifest(data: Any, file: str) -> tuple[Manifest | None, list[Problem]
             if not isinstance(raw, dict):
                 problems.append(Problem(where, "must be an object", "see docs/feature-store.md"))
                 continue
-            sub = []
+            sub: list[Problem] = []
             count = _require(raw, "num_videos", int, where, sub)
             labelled = _require(raw, "labelled", bool, where, sub)
             problems.extend(sub)
             if not sub:
                 splits[sname] = SplitSpec(count, labelled)
-
-    if problems:
-        return None, problems
-    manifest = Manifest(
-        name=name,
-        classes=tuple(classes),
-        multi_label=multi_label,
-        fps=float(fps),
-        streams=streams,
-        splits=splits,
-        num_videos=num_videos,
-        num_frames=num_frames,
-        provenance=dict(provenance) if isinstance(provenance, dict) else {"value": provenance},
-        checksums=dict(checksums),
-    )
-    return manifest, []
+    return splits
