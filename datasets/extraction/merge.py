@@ -99,16 +99,7 @@ def merge(root: Path | str, out: Path | str, *, name: str | None = None, show_pr
     twice = [vid for vid, n in Counter(ids).items() if n > 1]
     if twice:
         raise StoreError(f"{root}: video(s) {twice[:5]} are in more than one shard")
-    done: dict[str, tuple[Path, int]] = {}
-    failed: dict[str, str] = {}
-    for folder in folders:
-        state = read_state(folder)
-        done.update(state.done)
-        failed.update(state.failed)
-    missing = [v for v in videos if v["id"] not in done and v["id"] not in failed]
-    if missing:
-        raise StoreError(f"{root}: {len(missing)} video(s) owned by complete shards are in no part "
-                         f"(e.g. {missing[0]['id']!r}); run the extract command again")
+    done, failed = _finished_videos(root, videos, folders)
     _write_failures(out, failed, {v["id"]: v["file"] for v in videos})
     kept = sorted((v for v in videos if v["id"] in done), key=lambda v: (_split_key(v["split"]), v["index"]))
     if not kept:
@@ -121,15 +112,7 @@ def merge(root: Path | str, out: Path | str, *, name: str | None = None, show_pr
     labelled = {v["split"] for v in videos if v["labels"]}
     weights = stats[0]["weights"]
     random_streams = sorted(s for s, w in weights.items() if w["random"])
-    streams = {}
-    for stream, spec in job["backbones"].items():
-        streams[stream] = StreamSpec(
-            backbone=spec["name"], resolution=spec["resolution"], dim=spec["feature_dim"],
-            gmacs_per_frame=count_gmacs_per_frame(spec["name"], spec["resolution"]),
-            provenance={"kind": "extract", "weights": weights[stream],
-                        "cost": f"ptflops backend={COST_BACKEND} on torchvision {spec['name']} "
-                                f"at {spec['resolution']}"},
-        )
+    streams = _stream_specs(job["backbones"], weights)
     provenance = {
         "kind": "extract", "extractor_version": job["extractor_version"], "annotations": job["annotations"],
         "format": job["format"], "videos_dir": job["videos_dir"], "config": job["config"], "world": job["world"],
@@ -148,15 +131,7 @@ def merge(root: Path | str, out: Path | str, *, name: str | None = None, show_pr
         labelled_splits={s: s in labelled for s in {v["split"] for v in kept}}, provenance=provenance,
     ) as writer, progress_bar(total=len(kept), desc="merge", unit="video", enable=show_progress) as bar:
         for part, rows in by_part.items():
-            with np.load(part) as data:
-                part_ids = data["ids"].tolist()
-                starts = np.concatenate([[0], np.cumsum(data["lengths"])])
-                arrays = {s: data[s] for s in streams}
-            where = {vid: i for i, vid in enumerate(part_ids)}
-            for row, vid in rows:
-                i = where[vid]
-                writer.write_video(row, {s: a[starts[i] : starts[i + 1]] for s, a in arrays.items()})
-                bar.update(1)
+            _copy_part(part, rows, list(streams), writer, bar)
     problems = validate_store(out, show_progress=show_progress)
     if problems:
         raise StoreError(f"{out}: the merged store does not validate:\n" + "\n".join(map(str, problems[:10])))
@@ -174,3 +149,47 @@ def merge(root: Path | str, out: Path | str, *, name: str | None = None, show_pr
     if random_streams:
         log.warning("%s", provenance["warning"])
     return report
+
+
+def _finished_videos(root: Path, videos: list[dict[str, Any]],
+                     folders: list[Path]) -> tuple[dict[str, tuple[Path, int]], dict[str, str]]:
+    """Every video the shards finished (its part file and frame count) and every one that failed
+    (the reason); a listed video in neither means a shard is incomplete, which is an error."""
+    done: dict[str, tuple[Path, int]] = {}
+    failed: dict[str, str] = {}
+    for folder in folders:
+        state = read_state(folder)
+        done.update(state.done)
+        failed.update(state.failed)
+    missing = [v for v in videos if v["id"] not in done and v["id"] not in failed]
+    if missing:
+        raise StoreError(f"{root}: {len(missing)} video(s) owned by complete shards are in no part "
+                         f"(e.g. {missing[0]['id']!r}); run the extract command again")
+    return done, failed
+
+
+def _stream_specs(backbones: dict[str, dict[str, Any]], weights: dict[str, Any]) -> dict[str, StreamSpec]:
+    """The manifest's stream records: the extraction's backbones, their counted cost and weights."""
+    return {
+        stream: StreamSpec(
+            backbone=spec["name"], resolution=spec["resolution"], dim=spec["feature_dim"],
+            gmacs_per_frame=count_gmacs_per_frame(spec["name"], spec["resolution"]),
+            provenance={"kind": "extract", "weights": weights[stream],
+                        "cost": f"ptflops backend={COST_BACKEND} on torchvision {spec['name']} "
+                                f"at {spec['resolution']}"},
+        )
+        for stream, spec in backbones.items()
+    }
+
+
+def _copy_part(part: Path, rows: list[tuple[int, str]], streams: list[str], writer: StoreWriter, bar: Any) -> None:
+    """Write the videos of one part file into their rows of the store."""
+    with np.load(part) as data:
+        part_ids = data["ids"].tolist()
+        starts = np.concatenate([[0], np.cumsum(data["lengths"])])
+        arrays = {s: data[s] for s in streams}
+    where = {vid: i for i, vid in enumerate(part_ids)}
+    for row, vid in rows:
+        i = where[vid]
+        writer.write_video(row, {s: a[starts[i] : starts[i + 1]] for s, a in arrays.items()})
+        bar.update(1)
