@@ -1,4 +1,4 @@
-"""Command line of the harness: ``python -m benchmark {run,tune,ablate,online,plot,methods}``."""
+"""Command line of the harness: ``python -m benchmark {run,tune,ablate,online,plot,report,methods}``."""
 
 from __future__ import annotations
 
@@ -8,20 +8,22 @@ import sys
 from benchmark.budget import Budget
 from benchmark.config import DEFAULT_SEEDS, RunConfig
 from benchmark.splits import VALIDATION_FRACTION, VALIDATION_SEED
-from datasets.cli import run_cli
+from datasets.common.cli import run_cli
 from methods.base import SUITES
 
 
 def _cmd_methods(args: argparse.Namespace) -> int:
-    from benchmark.tables import order_methods
-    from methods.registry import available_methods
+    from methods.registry import available_methods, ordered
 
     known = available_methods()
     width = max(len(n) for n in known)
-    for name in order_methods(list(known)):
+    for name in ordered(list(known)):
         cls = known[name]
         mode = "online " if cls.online else "offline"
-        print(f"{name:<{width}}  {mode}  {cls.suite:<8}  streams={','.join(cls.streams):<12} {cls.summary}")
+        print(f"{name:<{width}}  {cls.shown_name():<13} {mode}  {cls.suite:<8}  streams={','.join(cls.streams):<12} "
+              f"{cls.summary}")
+        if cls.reference:
+            print(f"{'':<{width}}  {cls.reference}")
     return 0
 
 
@@ -107,6 +109,16 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark.report import write
+
+    write(Path(args.results_dir), Path(args.out), Path(args.readme))
+    print(f"written: {args.out} and the headline table of {args.readme}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -153,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figures", nargs="+", choices=sorted(FIGURES), help="only these figures (default: all)")
     p.set_defaults(func=_cmd_plot)
 
+    p = sub.add_parser("report", help="write docs/results.md and the README's headline table from results/")
+    p.add_argument("--results-dir", default="results", help="root of the results (default: results)")
+    p.add_argument("--out", default="docs/results.md", help="the results page to write (default: docs/results.md)")
+    p.add_argument("--readme", default="README.md", help="the README whose headline table is replaced")
+    p.set_defaults(func=_cmd_report)
+
     p = sub.add_parser("methods", help="list the registered methods")
     p.set_defaults(func=_cmd_methods)
     return parser
@@ -179,7 +197,8 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = Tru
     budget = p.add_argument_group("training budget (the same for every method; benchmark/budget.py)")
     default = Budget()
     budget.add_argument("--epochs", type=float, default=default.epochs,
-                        help=f"passes over the training videos, when more than --min-steps (default {default.epochs:g})")
+                        help="passes over the training videos, when more than --min-steps "
+                             f"(default {default.epochs:g})")
     budget.add_argument("--min-steps", type=int, default=default.min_steps,
                         help=f"at least this many optimizer steps, whatever the dataset's size (default "
                              f"{default.min_steps})")

@@ -22,7 +22,7 @@ from typing import Any
 
 from benchmark.config import RunConfig
 from benchmark.runner import MethodPlan, Runner, dataset_label, plan_methods
-from datasets.store import FeatureStore
+from datasets.store.reader import FeatureStore
 
 COLUMNS = {
     "sync": ["Method", "mAP (%)", "Top-1 (%)", "GFLOPs/video", "Fine frames/video", "Evidence lift"],

@@ -77,7 +77,7 @@ class Difference:
     resamples: int
     confidence: float
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int | str]:
         return {"estimate": self.estimate, "ci_low": self.low, "ci_high": self.high, "resamples": self.resamples,
                 "confidence": self.confidence, "method": "paired percentile bootstrap over test videos, seeds pooled"}
 

@@ -3,23 +3,23 @@
     cost(video) = sum over streams of frames read (from the meter) x per-frame backbone cost
                 + sum over the method's modules of runs (step_counts) x per-run cost
 
-Every cost is counted with ptflops' ``aten`` backend (named explicitly; see
-datasets/backbones.py for why), never typed in. Costs are multiply-accumulates in units of
+Every cost is counted by the suite's one ptflops wrapper (datasets/common/flops.py, ``aten``
+backend, named explicitly), never typed in; per-frame stream costs come from
+datasets/extraction/backbones.py, which records them in the manifest and is asked again here.
+Costs are multiply-accumulates in units of
 1e9, which the field reports as "GFLOPs"; tables say "GFLOPs (GMACs)".
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Mapping
 
 import numpy as np
-import torch
-from torch import nn
 
-from datasets.backbones import COST_BACKEND, count_gmacs_per_frame
-from datasets.manifest import Manifest
+from datasets.common.flops import COST_BACKEND, count_gmacs
+from datasets.extraction.backbones import count_gmacs_per_frame
+from datasets.store.manifest import Manifest
 from methods.base import StepModule, VideoMethod
 
 log = logging.getLogger(__name__)
@@ -28,30 +28,9 @@ log = logging.getLogger(__name__)
 PERCENTILES = (5, 25, 50, 75, 95)
 
 
-class _Call(nn.Module):
-    """Runs ``module(*example_args())`` so ptflops can count any call signature."""
-
-    def __init__(self, step: StepModule) -> None:
-        super().__init__()
-        self.module = step.module
-        self.example_args = step.example_args
-
-    def forward(self) -> object:
-        return self.module(*self.example_args())
-
-
 def count_module_gmacs(step: StepModule, backend: str = COST_BACKEND) -> float:
     """Multiply-accumulates (1e9) of one call of ``step.module`` on its example input."""
-    from ptflops import get_model_complexity_info
-
-    module = copy.deepcopy(step.module).cpu().eval()  # count a CPU copy; leave the method alone
-    counted = StepModule(module, step.example_args)
-    with torch.no_grad():
-        macs, _ = get_model_complexity_info(
-            _Call(counted), (1,), input_constructor=lambda _: {}, as_strings=False, backend=backend,
-            print_per_layer_stat=False, verbose=False,
-        )
-    return float(macs or 0) / 1e9
+    return count_gmacs(step.module, step.example_args, backend)
 
 
 def step_costs(method: VideoMethod) -> dict[str, float]:

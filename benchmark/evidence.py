@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from datasets.bank import frame_ranges
-from datasets.layout import EXTRAS_GROUP
-from datasets.store import FeatureStore, open_h5
+from datasets.loading.bank import frame_ranges
+from datasets.store.layout import EXTRAS_GROUP
+from datasets.store.reader import FeatureStore, open_h5
 
 EVIDENCE = f"{EXTRAS_GROUP}/evidence"
 

@@ -20,8 +20,10 @@ K and seed) and ``online.json`` (provenance).
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,11 +31,13 @@ import numpy as np
 import pandas as pd
 
 from benchmark import costs, metrics, provenance
+from benchmark.results import SEQ_K, UNIFORM_K
 from benchmark.runner import MethodPlan, Runner
-from benchmark.tables import DISPLAY_NAMES
 from benchmark.training import Evaluation, evaluate
-from datasets.atomic import atomic_write_bytes, atomic_write_json
-from datasets.sampling import ConsecutiveFrames, UniformFrames
+from datasets.common.atomic import atomic_write_bytes, atomic_write_json
+from datasets.loading.bank import FeatureBank
+from datasets.loading.sampling import ConsecutiveFrames, UniformFrames
+from methods.base import VideoMethod
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +49,6 @@ FRAME_MODEL = "uniform"
 #: The online method whose stopping points define Uniform-K's K'.
 REFERENCE = "liteeval"
 #: Curve names (the ``method`` column) of the two frame-classifier baselines.
-SEQ_K, UNIFORM_K = "seq", "uniform_k"
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,27 @@ class OnlineOptions:
     frame_model: str = FRAME_MODEL
 
 
-def _row(runner: Runner, name: str, display: str, k: int, unit: str, seed: int, plan: MethodPlan,
+@dataclass(frozen=True)
+class TrainedModels:
+    """What the online sweep needs from a finished run, and nothing else: the run's methods and
+    seeds, the evaluation bank, a loader of each pair's saved weights and the cost model."""
+
+    plans: list[MethodPlan]
+    seeds: list[int]
+    bank: FeatureBank
+    load: Callable[[MethodPlan, int], VideoMethod]
+    gmacs: Callable[[MethodPlan, Evaluation, dict[str, float]], np.ndarray]
+    show_progress: bool = True
+
+    @classmethod
+    def of(cls, runner: Runner) -> TrainedModels:
+        return cls(plans=runner.plans, seeds=runner.cfg.seeds, bank=runner.bank(runner.eval_split),
+                   load=runner.load_trained, gmacs=runner.gmacs, show_progress=runner.cfg.show_progress)
+
+
+def _row(trained: TrainedModels, name: str, display: str, k: int, unit: str, seed: int, plan: MethodPlan,
          result: Evaluation, per_step: dict[str, float]) -> dict[str, Any]:
-    gmacs = runner.gmacs(plan, result, per_step)
+    gmacs = trained.gmacs(plan, result, per_step)
     fine = result.frames_read.get("fine")
     return {
         "method": name, "display_name": display, "K": k, "budget_unit": unit, "seed": seed,
@@ -69,64 +90,65 @@ def _row(runner: Runner, name: str, display: str, k: int, unit: str, seed: int, 
     }
 
 
-def _plan(runner: Runner, name: str, role: str) -> MethodPlan:
-    for plan in runner.plans:
+def _plan(plans: list[MethodPlan], name: str, role: str) -> MethodPlan:
+    for plan in plans:
         if plan.name == name:
             return plan
-    raise ValueError(f"{role} {name!r} is not among the methods of this command ({[p.name for p in runner.plans]})")
+    raise ValueError(f"{role} {name!r} is not among the methods of this command ({[p.name for p in plans]})")
 
 
-def evaluate_online(runner: Runner, options: OnlineOptions) -> pd.DataFrame:
-    """Every curve for every seed of ``runner.cfg``; one row per (curve, K, seed)."""
+def evaluate_online(trained: TrainedModels, options: OnlineOptions) -> pd.DataFrame:
+    """Every curve for every seed of the run; one row per (curve, K, seed)."""
     if not options.budgets or min(options.budgets) < 1:
         raise ValueError(f"budgets must be integers >= 1, got {list(options.budgets)}")
-    bank = runner.bank(runner.eval_split)
-    online = [p for p in runner.plans if p.cls.online]
+    bank = trained.bank
+    online = [p for p in trained.plans if p.cls.online]
     if not online:
         raise ValueError("none of the methods of this command runs online (online = True); nothing to sweep")
     names = [p.name for p in online]
-    reference = _plan(runner, options.reference, "--reference") if options.reference in names else None
+    reference = _plan(trained.plans, options.reference, "--reference") if options.reference in names else None
     if reference is None:
         log.warning("reference %r is not an online method of this command: Uniform-K is left out", options.reference)
-    frame_plan = _plan(runner, options.frame_model, "--frame-model")
-    show = runner.cfg.show_progress
+    frame_plan = _plan(trained.plans, options.frame_model, "--frame-model")
+    show = trained.show_progress
     rows: list[dict[str, Any]] = []
-    for seed in runner.cfg.seeds:
+    for seed in trained.seeds:
         horizons: dict[int, np.ndarray] = {}
         for plan in online:
-            method = runner.load_trained(plan, seed)
+            method = trained.load(plan, seed)
             per_step = costs.step_costs(method)
-            display = plan.display or DISPLAY_NAMES.get(plan.name, plan.name)
+            display = plan.display or plan.cls.shown_name()
             for k in options.budgets:
                 result = evaluate(method, bank, plan.train.eval_batch_size, show_progress=show,
-                                  forward=lambda batch, m=method, k=k: m.forward_budget(batch, k),
+                                  forward=functools.partial(method.forward_budget, budget=k),
                                   desc=f"{display}-{k}")
-                rows.append(_row(runner, plan.name, f"{display}-K", k, plan.cls.budget_unit, seed, plan, result,
+                rows.append(_row(trained, plan.name, f"{display}-K", k, plan.cls.budget_unit, seed, plan, result,
                                  per_step))
                 if plan is reference:
                     horizons[k] = np.maximum(result.frames_seen, 1)
-        classifier = runner.load_trained(frame_plan, seed)
+        classifier = trained.load(frame_plan, seed)
         per_step = costs.step_costs(classifier)
         batch_size = frame_plan.train.eval_batch_size
         for k in options.budgets:
             result = evaluate(classifier, bank, batch_size, sampler=ConsecutiveFrames(k), show_progress=show,
                               desc=f"Seq-{k}")
-            rows.append(_row(runner, SEQ_K, "Seq-K", k, "consecutive frames", seed, frame_plan, result, per_step))
+            rows.append(_row(trained, SEQ_K, "Seq-K", k, "consecutive frames", seed, frame_plan, result, per_step))
             if reference is not None:
                 result = evaluate(classifier, bank, batch_size, sampler=UniformFrames(k), horizons=horizons[k],
                                   show_progress=show, desc=f"Uniform-{k}")
-                rows.append(_row(runner, UNIFORM_K, "Uniform-K", k, "frames", seed, frame_plan, result, per_step))
+                rows.append(_row(trained, UNIFORM_K, "Uniform-K", k, "frames", seed, frame_plan, result, per_step))
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def run_online(runner: Runner, options: OnlineOptions) -> pd.DataFrame:
     """Evaluate every curve and write online.csv and online.json under the run's folder."""
-    table = evaluate_online(runner, options)
+    table = evaluate_online(TrainedModels.of(runner), options)
     buffer = io.StringIO()
     table.to_csv(buffer, index=False, float_format="%.4f")
     atomic_write_bytes(runner.out / "online.csv", buffer.getvalue().encode())
     atomic_write_json(runner.out / "online.json", {
         "written": provenance.now(),
+        "command": provenance.invocation(),
         "what": "online.csv: top-1 accuracy (%) and mean cost per video (GMACs, from the read meter) when the "
                 "prediction is forced after a budget K; see benchmark/online.py",
         "config": runner.cfg.to_dict(),

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from datasets.device import host_available_bytes
-from datasets.progress import progress_bar
+from datasets.common.progress import progress_bar
+from datasets.loading.device import host_available_bytes
 
 if TYPE_CHECKING:
     from benchmark.config import RunConfig

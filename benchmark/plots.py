@@ -25,14 +25,14 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from benchmark.online import SEQ_K, UNIFORM_K
-from benchmark.runner import unpack_diagnostics
+from benchmark.results import ONLINE_BASELINES, SEQ_K, UNIFORM_K, unpack_diagnostics
 from benchmark.tables import COST_UNIT_NOTE, order_methods
-from datasets.atomic import atomic_write_bytes
+from datasets.common.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def _place_labels(ax, xs, ys, labels) -> None:
     whose label would sit nearer another point than its own is refused (it would mislabel)."""
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
-    placed = []
+    placed: list[Any] = []  # the placed labels' bounding boxes
     offsets = [(6, 4, "left", "bottom"), (-6, 4, "right", "bottom"), (0, 8, "center", "bottom"),
                (0, -8, "center", "top"), (6, -10, "left", "top"), (-6, -10, "right", "top"),
                (10, 16, "left", "bottom"), (-10, 16, "right", "bottom")]
@@ -106,9 +106,11 @@ def plot_online(results: Path, out_dir: Path) -> list[Path]:
     table = pd.read_csv(results / "online.csv")
     means = table.groupby(["method", "display_name", "K"], sort=False)[["top1_accuracy", "mean_gflops"]]
     means = means.mean().reset_index()
-    # The paper's methods first (LiteEval leading), plug-ins next, the frame-classifier baselines last.
-    rank = {"liteeval": 0, "liteeval_rl": 1, UNIFORM_K: 98, SEQ_K: 99}
-    curves = sorted(means.groupby(["method", "display_name"], sort=False), key=lambda g: (rank.get(g[0][0], 50), g[0]))
+    # The methods in table order (methods/registry.py), the frame-classifier baselines last.
+    groups = dict(iter(means.groupby(["method", "display_name"], sort=False)))
+    rank = {name: i for i, name in enumerate(order_methods([m for m, _ in groups if m not in ONLINE_BASELINES]))}
+    rank.update({UNIFORM_K: len(rank), SEQ_K: len(rank) + 1})
+    curves = sorted(groups.items(), key=lambda g: (rank[g[0][0]], g[0]))
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     markers = ["o", "s", "^", "D", "v", "P", "X"]
     for i, ((_, name), curve) in enumerate(curves):
@@ -212,8 +214,8 @@ def _evidence(results: Path, ids: list[str]) -> dict[str, np.ndarray]:
     """Synthetic ground truth (frames carrying class evidence) for ``ids``, if the store is at hand."""
     try:
         provenance = json.loads((results / "provenance.json").read_text())
-        from datasets.layout import EXTRAS_GROUP
-        from datasets.store import FeatureStore, open_h5
+        from datasets.store.layout import EXTRAS_GROUP
+        from datasets.store.reader import FeatureStore, open_h5
 
         store = FeatureStore.open(provenance["dataset"]["path"])
         header = store.header

@@ -11,10 +11,18 @@ from typing import Any
 
 import torch
 
-from datasets.gitinfo import git_state  # noqa: F401  (re-exported: one git query)
+from datasets.common.gitinfo import git_state  # noqa: F401  (re-exported: one git query)
 
 PACKAGES = ("torch", "torchvision", "numpy", "h5py", "scikit-learn", "pandas", "tabulate", "ptflops", "tqdm",
             "matplotlib", "av")
+
+
+def invocation() -> str | None:
+    """The command line of this process when it is ``python -m benchmark ...`` (None when the
+    harness runs inside another program, e.g. the tests), recorded in provenance.json."""
+    if not sys.argv or not sys.argv[0].replace(os.sep, "/").endswith("benchmark/__main__.py"):
+        return None
+    return " ".join(["python -m benchmark", *sys.argv[1:]])
 
 
 def package_versions() -> dict[str, str | None]:

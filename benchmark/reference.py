@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.results import read_json
-from datasets.atomic import atomic_write_json
+from datasets.common.atomic import atomic_write_json
 
 SPREAD_FACTOR = 2.0
 QUANTITIES = {"map": "mAP (%)", "gflops": "GFLOPs/video"}
@@ -59,7 +59,8 @@ def load(out: Path) -> dict[str, Any] | None:
     provenance = _read(out / "provenance.json")
     dataset = (provenance or {}).get("dataset", {}).get("fingerprint") if isinstance(provenance, dict) else None
     return {"summary": data["summary"], "configs": configs(data["per_seed"]), "dataset_fingerprint": dataset,
-            "platforms": [json.loads(p) for p in sorted(platforms)], "source": f"{out / 'metrics.json'} as it was before this run"}
+            "platforms": [json.loads(p) for p in sorted(platforms)],
+            "source": f"{out / 'metrics.json'} as it was before this run"}
 
 
 def configs(per_seed: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
@@ -87,7 +88,8 @@ def compare(earlier: dict[str, Any], current: dict[str, Any], dataset_fingerprin
     rows, skipped = [], {}
     now = configs(current["per_seed"])
     reference_data = earlier.get("dataset_fingerprint")
-    other_data = reference_data is not None and dataset_fingerprint is not None and reference_data != dataset_fingerprint
+    other_data = (reference_data is not None and dataset_fingerprint is not None
+                  and reference_data != dataset_fingerprint)
     for name, new in current["summary"].items():
         old = earlier["summary"].get(name)
         if old is None:

@@ -17,6 +17,7 @@ Two promises live here (docs/guarantees.md):
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from datasets.atomic import file_sha256, remove_orphans
+from datasets.common.atomic import file_sha256, remove_orphans
 
 try:  # POSIX; elsewhere the folder is not locked (and the user is told so)
     import fcntl
@@ -165,7 +166,8 @@ def _legacy_disagreement(folder: Path, record: dict[str, Any], config: dict[str,
             return f"{name} is missing"
     budget = config.get("budget") or {}
     checks = {"method": (record.get("method"), config.get("method")), "seed": (record.get("seed"), config.get("seed")),
-              "hparams": (record.get("hparams"), config.get("hparams")), "train": (record.get("train"), config.get("train")),
+              "hparams": (record.get("hparams"), config.get("hparams")),
+              "train": (record.get("train"), config.get("train")),
               "budget": (record.get("budget_steps"), budget.get("total_steps"))}
     for what, (recorded, configured) in checks.items():
         if recorded != configured:
@@ -196,3 +198,37 @@ def pairs_on_disk(out: Path) -> list[tuple[str, int]]:
         if seed_dir.is_dir() and suffix.isdigit():
             found.append((seed_dir.parent.name, int(suffix)))
     return found
+
+
+# ---------------------------------------------------------------------- online.csv
+#: The ``method`` values of the online curves that are not methods but readings of the trained
+#: frame classifier (benchmark/online.py): Seq-K and Uniform-K.
+SEQ_K, UNIFORM_K = "seq", "uniform_k"
+ONLINE_BASELINES = (SEQ_K, UNIFORM_K)
+
+
+# ---------------------------------------------------------------------- per-pair diagnostics
+def pack_diagnostics(video_ids: list[str], diagnostics: dict[str, list]) -> bytes:
+    """Per-video diagnostics as a compressed .npz: for each name, the values of every video
+    flattened and concatenated (``<name>``) and where each video's values start
+    (``<name>_offsets``, N + 1 entries). Read them back with ``unpack_diagnostics``."""
+    arrays: dict[str, np.ndarray] = {"video_ids": np.asarray(video_ids)}
+    for name, values in diagnostics.items():
+        flat = [np.asarray(v).reshape(-1) for v in values]
+        arrays[name] = np.concatenate(flat) if flat else np.zeros(0)
+        arrays[f"{name}_offsets"] = np.concatenate([[0], np.cumsum([len(v) for v in flat])]).astype(np.int64)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
+    return buffer.getvalue()
+
+
+def unpack_diagnostics(path: Path | str) -> tuple[list[str], dict[str, list[np.ndarray]]]:
+    """The inverse of ``pack_diagnostics``: video ids and, per name, one array per video."""
+    with np.load(path) as data:
+        ids = data["video_ids"].tolist()
+        names = [k for k in data.files if k != "video_ids" and not k.endswith("_offsets")]
+        out = {}
+        for name in names:
+            values, offsets = data[name], data[f"{name}_offsets"]
+            out[name] = [values[offsets[i] : offsets[i + 1]] for i in range(len(ids))]
+    return ids, out

@@ -47,14 +47,15 @@ import torch
 
 from benchmark import bootstrap, costs, evidence, metrics, parallel, provenance, reference, results, tables
 from benchmark.config import RunConfig, load_method_config
+from benchmark.record import GFLOPS_UNIT, PairRecord
 from benchmark.splits import carve_validation
 from benchmark.training import Evaluation, TrainStats, evaluate, fit, seed_everything
-from datasets.atomic import atomic_write_bytes, atomic_write_json, json_text
-from datasets.bank import FeatureBank
-from datasets.device import resolve_device
-from datasets.distributed import barrier, distributed_rank, finish, rank_device
-from datasets.store import FeatureStore
-from datasets.synthetic import PRESETS, matching_store, preset, synthesize
+from datasets.common.atomic import atomic_write_bytes, atomic_write_json, json_text
+from datasets.common.distributed import barrier, distributed_rank, finish, rank_device
+from datasets.loading.bank import FeatureBank
+from datasets.loading.device import resolve_device
+from datasets.sources.synthetic import PRESETS, matching_store, preset, synthesize
+from datasets.store.reader import FeatureStore
 from methods.base import SUITES, TrainConfig, VideoMethod, check_setting_types
 from methods.registry import available_methods, resolve_method
 
@@ -189,32 +190,6 @@ def dataset_fingerprint(store: FeatureStore) -> str:
     for array in (header.labels, header.offsets):
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:16]
-
-
-def pack_diagnostics(video_ids: list[str], diagnostics: dict[str, list]) -> bytes:
-    """Per-video diagnostics as a compressed .npz: for each name, the values of every video
-    flattened and concatenated (``<name>``) and where each video's values start
-    (``<name>_offsets``, N + 1 entries). Read them back with ``unpack_diagnostics``."""
-    arrays: dict[str, np.ndarray] = {"video_ids": np.asarray(video_ids)}
-    for name, values in diagnostics.items():
-        flat = [np.asarray(v).reshape(-1) for v in values]
-        arrays[name] = np.concatenate(flat) if flat else np.zeros(0)
-        arrays[f"{name}_offsets"] = np.concatenate([[0], np.cumsum([len(v) for v in flat])]).astype(np.int64)
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return buffer.getvalue()
-
-
-def unpack_diagnostics(path: Path | str) -> tuple[list[str], dict[str, list[np.ndarray]]]:
-    """The inverse of ``pack_diagnostics``: video ids and, per name, one array per video."""
-    with np.load(path) as data:
-        ids = data["video_ids"].tolist()
-        names = [k for k in data.files if k != "video_ids" and not k.endswith("_offsets")]
-        out = {}
-        for name in names:
-            values, offsets = data[name], data[f"{name}_offsets"]
-            out[name] = [values[offsets[i] : offsets[i + 1]] for i in range(len(ids))]
-    return ids, out
 
 
 class Runner:
@@ -359,7 +334,8 @@ class Runner:
         state = results.pair_state(folder)
         if not state.done:
             raise FileNotFoundError(
-                f"{folder}: no complete trained {plan.name} (seed {seed}) here ({state.reason}). Train it with {retrain}")
+                f"{folder}: no complete trained {plan.name} (seed {seed}) here ({state.reason}). "
+                f"Train it with {retrain}")
         if state.config != json.loads(json.dumps(self.identity(plan, seed))):
             raise ValueError(
                 f"{folder} was trained with a different configuration than this command asks for; pass the same "
@@ -395,7 +371,7 @@ class Runner:
                     show_progress=self.cfg.show_progress)
         return method, stats
 
-    def run_pair(self, plan: MethodPlan, seed: int) -> dict[str, Any]:
+    def run_pair(self, plan: MethodPlan, seed: int) -> PairRecord:
         method, stats = self.train_pair(plan, seed)
         per_step = costs.step_costs(method)
         if self.select_only:
@@ -413,71 +389,70 @@ class Runner:
             evidence.read_statistics(result.read_masks["fine"], ground_truth, result.lengths)
             if ground_truth is not None and "fine" in plan.cls.streams else None
         )
-        record = {
-            "method": plan.name,
-            "seed": seed,
-            "online": plan.cls.online,
-            "evaluated_on": "validation" if self.select_only else self.eval_split,
-            "map": scored.map,
-            "map_interpolated": scored.map_interpolated,
-            "top1": scored.top1,
-            "classes_without_positives": [classes[c] for c in scored.classes_without_positives],
-            "per_class_ap": dict(zip(classes, scored.per_class_ap)),
-            "gflops": costs.distribution(gmacs),
-            "gflops_unit": "GMACs per video (multiply-accumulates / 1e9), counted with ptflops (aten backend)",
-            "per_frame_gmacs": {s: self.per_frame[s] for s in plan.cls.streams},
-            "per_step_gmacs": per_step,
-            "frames_read": {s: costs.distribution(v) for s, v in frames.items()},
-            "steps": {k: costs.distribution(v) for k, v in result.step_counts.items()},
+        record = PairRecord(
+            method=plan.name,
+            seed=seed,
+            online=plan.cls.online,
+            evaluated_on="validation" if self.select_only else self.eval_split,
+            map=scored.map,
+            map_interpolated=scored.map_interpolated,
+            top1=scored.top1,
+            classes_without_positives=[classes[c] for c in scored.classes_without_positives],
+            per_class_ap=dict(zip(classes, scored.per_class_ap)),
+            gflops=costs.distribution(gmacs),
+            gflops_unit=GFLOPS_UNIT,
+            per_frame_gmacs={s: self.per_frame[s] for s in plan.cls.streams},
+            per_step_gmacs=per_step,
+            frames_read={s: costs.distribution(v) for s, v in frames.items()},
+            steps={k: costs.distribution(v) for k, v in result.step_counts.items()},
             # Synthetic stores only: where the fine reads land against the evidence frames.
-            "fine_reads_vs_evidence": reads_vs_evidence,
-            "params": int(sum(p.numel() for p in method.parameters() if p.requires_grad)),
-            "train_seconds": stats.seconds,
-            "train_steps": stats.steps,
-            "budget_steps": stats.budget_steps,
-            "epochs": stats.epochs,
-            "selection": {
+            fine_reads_vs_evidence=reads_vs_evidence,
+            params=int(sum(p.numel() for p in method.parameters() if p.requires_grad)),
+            train_seconds=stats.seconds,
+            train_steps=stats.steps,
+            budget_steps=stats.budget_steps,
+            epochs=stats.epochs,
+            selection={
                 "criterion": "validation mAP (held-out part of the training split)",
                 "best_step": stats.best_step,
                 "best_validation_map": stats.best_validation,
                 "stopped_early": stats.stopped_early,
                 "validations": stats.validations,
             },
-            "final_train_loss": stats.final_loss,
-            "train_history": stats.history,
-            "eval_seconds": result.seconds,
-            "eval_videos_per_second": len(result.video_ids) / max(result.seconds, 1e-9),
-            "num_eval_videos": len(result.video_ids),
-            "hparams": method.hparams(),
-            "train": asdict(plan.train),
+            final_train_loss=stats.final_loss,
+            train_history=stats.history,
+            eval_seconds=result.seconds,
+            eval_videos_per_second=len(result.video_ids) / max(result.seconds, 1e-9),
+            num_eval_videos=len(result.video_ids),
+            hparams=method.hparams(),
+            train=asdict(plan.train),
             # Where and with what this pair was computed (a resumed run keeps older pairs); the
             # thread count is this pair's own (it fixes the floating-point results on a CPU).
-            "computed": {
+            computed={
                 "at": provenance.now(),
                 **self.environment,
                 "device": {**self.environment["device"], "torch_threads": torch.get_num_threads()},
                 "platform": self.platform,
             },
-        }
-        buffer = io.BytesIO()
-        np.savez_compressed(
-            buffer, video_ids=np.asarray(result.video_ids), scores=result.scores, labels=result.labels,
-            gmacs=gmacs, class_names=np.asarray(classes),
-            **{f"frames_read_{s}": v for s, v in result.frames_read.items()},
-            **{f"steps_{k}": v for k, v in result.step_counts.items()},
         )
+        buffer = io.BytesIO()
+        arrays = {"video_ids": np.asarray(result.video_ids), "scores": result.scores, "labels": result.labels,
+                  "gmacs": gmacs, "class_names": np.asarray(classes),
+                  **{f"frames_read_{s}": v for s, v in result.frames_read.items()},
+                  **{f"steps_{k}": v for k, v in result.step_counts.items()}}
+        np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
         files = {"config.json": json_text(self.identity(plan, seed)).encode(), "scores.npz": buffer.getvalue()}
         buffer = io.BytesIO()
         torch.save(method.state_dict(), buffer)
         files["model.pt"] = buffer.getvalue()
         if result.diagnostics:
-            files["diagnostics.npz"] = pack_diagnostics(result.video_ids, result.diagnostics)
+            files["diagnostics.npz"] = results.pack_diagnostics(result.video_ids, result.diagnostics)
         folder = self.pair_dir(plan, seed)
         results.start_pair(folder)  # not done from here until metrics.json is back
         for name, data in files.items():
             atomic_write_bytes(folder / name, data)
-        record["files"] = {name: results.sha256_bytes(data) for name, data in files.items()}
-        atomic_write_json(folder / results.DONE_MARKER, record)  # last: marks the pair as done
+        record.files = {name: results.sha256_bytes(data) for name, data in files.items()}
+        record.save(folder / results.DONE_MARKER)  # last: marks the pair as done
         return record
 
     # ------------------------------------------------------------------ whole run
@@ -559,16 +534,17 @@ class Runner:
                 if ground_truth is None:
                     raise ValueError(f"--reread-evidence: {self.store.path} has no ground truth of evidence frames "
                                      "(only synthetic stores have one)")
-                record = json.loads((folder / results.DONE_MARKER).read_text())
-                record["fine_reads_vs_evidence"] = evidence.read_statistics(result.read_masks["fine"], ground_truth,
-                                                                            result.lengths)
-                record["fine_reads_vs_evidence_recomputed"] = {
+                record = PairRecord.load(folder / results.DONE_MARKER)
+                record.fine_reads_vs_evidence = evidence.read_statistics(result.read_masks["fine"], ground_truth,
+                                                                         result.lengths)
+                record.extra["fine_reads_vs_evidence_recomputed"] = {
                     "at": provenance.now(), "commit": self.environment["git"].get("commit"),
                     "how": "python -m benchmark ... --reread-evidence: the saved model evaluated again; its fine "
                            "reads equal the saved frames_read_fine video by video"}
-                atomic_write_json(folder / results.DONE_MARKER, record)
+                record.save(folder / results.DONE_MARKER)
+                lift = record.evidence_lift
                 log.info("%s seed %d: evidence statistics recomputed (lift %.2f)", plan.name, seed,
-                         record["fine_reads_vs_evidence"]["lift"] if record["fine_reads_vs_evidence"] else float("nan"))
+                         float("nan") if lift is None else lift)
 
     def bank_bytes(self) -> int:
         """Host bytes of the run's banks (what each worker process loads)."""
@@ -577,18 +553,18 @@ class Runner:
         frames = sum(int(header.lengths[self.store.split_rows(s)].sum()) for s in splits)
         return frames * sum(2 * manifest.streams[s].dim for s in self.streams)
 
-    def records(self) -> dict[str, dict[str, dict[str, Any]]]:
-        """Every pair's saved metrics, by method and seed."""
-        records: dict[str, dict[str, dict[str, Any]]] = {}
+    def records(self) -> dict[str, dict[str, PairRecord]]:
+        """Every pair's saved record, by method and seed."""
+        records: dict[str, dict[str, PairRecord]] = {}
         for plan in self.plans:
             for seed in self.cfg.seeds:
                 folder = self.pair_dir(plan, seed)
-                if not (folder / "metrics.json").is_file():
-                    raise RuntimeError(f"{folder}: no metrics.json after the pair was computed")
-                records.setdefault(plan.name, {})[str(seed)] = json.loads((folder / "metrics.json").read_text())
+                if not (folder / results.DONE_MARKER).is_file():
+                    raise RuntimeError(f"{folder}: no {results.DONE_MARKER} after the pair was computed")
+                records.setdefault(plan.name, {})[str(seed)] = PairRecord.load(folder / results.DONE_MARKER)
         return records
 
-    def other_pairs(self) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, str]]:
+    def other_pairs(self) -> tuple[dict[str, dict[str, PairRecord]], dict[str, str]]:
         """Pairs in the folder that this invocation did not ask for (e.g. an earlier run with
         other --methods): the methods to tabulate too (every seed of this run there, complete,
         computed with the same dataset, split, validation part and budget) and, for the rest,
@@ -602,7 +578,7 @@ class Runner:
         shared = ("dataset", "train_split", "validation", "eval_split", "budget")
         reference_identity = self.identity(self.plans[0], self.cfg.seeds[0]) if self.plans else {}
         reference_shared = json.loads(json.dumps({k: reference_identity.get(k) for k in shared}))
-        include: dict[str, dict[str, dict[str, Any]]] = {}
+        include: dict[str, dict[str, PairRecord]] = {}
         left_out: dict[str, str] = {}
         for name, seeds in sorted(found.items()):
             label = f"{name} (seeds {', '.join(map(str, sorted(seeds)))})"
@@ -624,7 +600,7 @@ class Runner:
                 if differing:
                     reason = f"computed with another {', '.join(differing)}"
                     break
-                records[str(seed)] = json.loads((folder / results.DONE_MARKER).read_text())
+                records[str(seed)] = PairRecord.load(folder / results.DONE_MARKER)
             if reason:
                 left_out[label] = reason
             else:
@@ -637,7 +613,9 @@ class Runner:
         names = names if names is not None else [p.name for p in self.plans]
         if tables.BASELINE not in names or self.select_only:
             return {}
-        per_method, labels, ids = {}, None, None
+        per_method: dict[str, np.ndarray] = {}
+        labels: np.ndarray | None = None
+        ids: np.ndarray | None = None
         for name in names:
             stacked = []
             for seed in self.cfg.seeds:
@@ -648,6 +626,8 @@ class Runner:
                         raise RuntimeError(f"{name} seed {seed}: scored other videos than the rest of the run")
                     stacked.append(data["scores"])
             per_method[name] = np.stack(stacked)
+        if ids is None or labels is None:
+            return {}
         counts = bootstrap.resample_counts(bootstrap.resample_indices(len(ids)), len(ids))
         draws = {name: bootstrap.resampled_maps(scores, labels, counts) for name, scores in per_method.items()}
         base = tables.BASELINE
@@ -682,11 +662,13 @@ class Runner:
         others, left_out = self.other_pairs()
         records.update(others)
         online = {p.name: p.cls.online for p in self.plans}
-        online.update({name: bool(next(iter(seeds.values())).get("online")) for name, seeds in others.items()})
+        online.update({name: next(iter(seeds.values())).online for name, seeds in others.items()})
         differences = self.differences(list(records))
-        summary = tables.summary_frame(records, online, {p.name: p.display for p in self.plans if p.display},
+        summary = tables.summary_frame(records, online, {p.name: p.display or p.cls.shown_name() for p in self.plans},
                                        differences)
-        document = {"summary": tables.summary_records(summary, differences), "per_seed": records}
+        document: dict[str, Any] = {"summary": tables.summary_records(summary, differences),
+                                    "per_seed": {name: {seed: r.to_json() for seed, r in seeds.items()}
+                                                 for name, seeds in records.items()}}
         if left_out:
             document["left_out"] = left_out
         atomic_write_json(self.out / "metrics.json", document)
@@ -698,6 +680,7 @@ class Runner:
         """This invocation's provenance; each pair's own is in its metrics.json ("computed")."""
         return {
             "written": provenance.now(),
+            "command": provenance.invocation(),
             "note": "describes the last invocation; runs/<method>/seed<k>/metrics.json says where each "
             "result was computed ('computed'), since a resumed run keeps earlier results",
             "config": self.cfg.to_dict(),

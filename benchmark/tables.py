@@ -12,6 +12,7 @@ hits expected from as many reads placed at random within each video (benchmark/e
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,34 +20,27 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from datasets.atomic import atomic_write_text
+from benchmark.record import PairRecord
+from datasets.common.atomic import atomic_write_text
 
-# Row order of the paper's Table 1, then the extended suite's methods by publication date;
-# other (plug-in) methods follow in the order given.
-PAPER_ORDER = ("uniform", "lstm", "frameglimpse", "fastforward", "liteeval_rl", "liteeval")
-EXTENDED_ORDER = ("adaframe", "scsampler", "arnet", "frameexit", "ocsampler")
-DISPLAY_NAMES = {
-    "uniform": "Uniform",
-    "lstm": "LSTM",
-    "frameglimpse": "FrameGlimpse",
-    "fastforward": "FastForward",
-    "liteeval_rl": "LiteEval-RL",
-    "liteeval": "LiteEval",
-    # The extended suite (run --suite extended), below Table 1's rows.
-    "scsampler": "SCSampler",
-    "frameexit": "FrameExit",
-    "ocsampler": "OCSampler",
-    "arnet": "AR-Net",
-    "adaframe": "AdaFrame",
-}
+# Row order and row names are the methods' own (``VideoMethod.suite``, ``row``,
+# ``display_name``; methods/registry.py), so a plug-in names and places its own row.
 #: The method every other is compared with (the paper's strong baseline).
 BASELINE = "uniform"
 COST_UNIT_NOTE = "GFLOPs are multiply-accumulates (GMACs) per video, as the field reports them."
 
 
+def _display_name(name: str) -> str:
+    from methods.registry import display_name
+
+    return display_name(name)
+
+
 def order_methods(names: list[str]) -> list[str]:
-    known = PAPER_ORDER + EXTENDED_ORDER
-    return [n for n in known if n in names] + [n for n in names if n not in known]
+    """``names`` in table order (the methods' own metadata; methods/registry.py)."""
+    from methods.registry import ordered  # imported here: reading saved tables needs no torch
+
+    return ordered(names)
 
 
 def _stat(values: list[float]) -> tuple[float, float]:
@@ -57,7 +51,7 @@ def _stat(values: list[float]) -> tuple[float, float]:
 
 
 def summary_frame(
-    metrics: dict[str, dict[str, dict[str, Any]]], online: dict[str, bool], display: dict[str, str] | None = None,
+    metrics: dict[str, dict[str, PairRecord]], online: dict[str, bool], display: dict[str, str] | None = None,
     differences: dict[str, dict[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """One row per method: means and standard deviations over seeds (numbers, for the CSV),
@@ -66,21 +60,21 @@ def summary_frame(
     display = display or {}
     for name in order_methods(list(metrics)):
         per_seed = list(metrics[name].values())
-        shown = display.get(name) or DISPLAY_NAMES.get(name, name)
+        shown = display.get(name) or _display_name(name)
         row: dict[str, Any] = {"method": name, "display_name": shown,
                                "online": online.get(name, False), "seeds": len(per_seed)}
-        fields = {
-            "map": lambda m: 100 * m["map"],
-            "map_interpolated": lambda m: 100 * m["map_interpolated"],
-            "top1": lambda m: 100 * m["top1"],
-            "gflops": lambda m: m["gflops"]["mean"],
-            "gflops_video_std": lambda m: m["gflops"]["std"],
-            "fine_frames": lambda m: m["frames_read"].get("fine", {}).get("mean", 0.0),
-            "evidence_lift": lambda m: (m.get("fine_reads_vs_evidence") or {}).get("lift", np.nan),
-            "first_fifth_share": lambda m: (m.get("fine_reads_vs_evidence") or {}).get("first_fifth_share", np.nan),
-            "params": lambda m: m["params"],
-            "train_seconds": lambda m: m["train_seconds"],
-            "eval_videos_per_second": lambda m: m["eval_videos_per_second"],
+        fields: dict[str, Callable[[PairRecord], float]] = {
+            "map": lambda m: 100 * m.map,
+            "map_interpolated": lambda m: 100 * m.map_interpolated,
+            "top1": lambda m: 100 * m.top1,
+            "gflops": lambda m: m.gflops["mean"],
+            "gflops_video_std": lambda m: m.gflops["std"],
+            "fine_frames": lambda m: m.fine_frames,
+            "evidence_lift": lambda m: np.nan if m.evidence_lift is None else m.evidence_lift,
+            "first_fifth_share": lambda m: (m.fine_reads_vs_evidence or {}).get("first_fifth_share", np.nan),
+            "params": lambda m: m.params,
+            "train_seconds": lambda m: m.train_seconds,
+            "eval_videos_per_second": lambda m: m.eval_videos_per_second,
         }
         for key, get in fields.items():
             row[f"{key}_mean"], row[f"{key}_std"] = _stat([get(m) for m in per_seed])

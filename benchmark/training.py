@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from benchmark.budget import Budget
-from datasets.bank import Batch, FeatureBank, frame_ranges
-from datasets.progress import progress_bar
-from datasets.sampling import FrameSampler
+from datasets.common.progress import progress_bar
+from datasets.loading.bank import Batch, FeatureBank, frame_ranges
+from datasets.loading.sampling import FrameSampler
 from methods.base import MethodOutput, TrainConfig, VideoMethod
 
 
@@ -102,7 +102,7 @@ def fit(
                 step += 1
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.3f}")
-                if step in checkpoints:
+                if validate is not None and step in checkpoints:
                     score = float(validate(method))
                     method.train()
                     validations.append({"step": step, "map": score})
@@ -137,7 +137,7 @@ class Evaluation:
     frames_seen: np.ndarray  # (N,) one past the latest frame read in any stream (the meter's horizon)
     step_counts: dict[str, np.ndarray]  # module -> (N,) runs
     seconds: float
-    lengths: np.ndarray | None = None  # (N,) frames per video
+    lengths: np.ndarray  # (N,) frames per video
     read_masks: dict[str, np.ndarray] = field(default_factory=dict)  # stream -> (sum of lengths,) bool, video by video
     diagnostics: dict[str, list] = field(default_factory=dict)
 

@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark import tables
 from benchmark.config import RunConfig
 from benchmark.runner import MethodPlan, Runner, dataset_label, plan_methods, resolve_store
-from datasets.atomic import atomic_write_json, atomic_write_text
-from datasets.store import FeatureStore
+from datasets.common.atomic import atomic_write_json, atomic_write_text
+from datasets.store.reader import FeatureStore
 from methods.base import TrainConfig, VideoMethod
+from methods.registry import display_name
 
 TRAIN_PREFIX = "train."
 
@@ -109,16 +109,18 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
     method: ``--space '{"penalty": ["video", "batch"]}'``)."""
     store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
     bases = plan_methods(cfg, store.manifest.name)
+    searched: dict[str, tuple[Any, ...]] | None = None
     if space is not None:
         if not isinstance(space, dict) or not space:
             raise ValueError("--space must be a JSON object of setting -> list of candidate values")
-        space = {key: tuple(values) if isinstance(values, list) else values for key, values in space.items()}
-    plans, settings = [], {}
+        searched = {key: tuple(values) if isinstance(values, list) else values for key, values in space.items()}
+    plans: list[MethodPlan] = []
+    settings: dict[str, tuple[str, int, dict[str, Any]]] = {}
     for base in bases:
-        for k, setting in enumerate(trial_settings(base, trials, tune_seed, space)):
+        for k, setting in enumerate(trial_settings(base, trials, tune_seed, searched)):
             label = f"{base.name}-trial{k}"
             settings[label] = (base.name, k, setting)
-            shown = tables.DISPLAY_NAMES.get(base.name, base.name)
+            shown = base.cls.shown_name()
             plans.append(apply_setting(base, setting, label, f"{shown} #{k}"))
     dataset = dataset_label(cfg.dataset, store)
     cfg = replace(cfg, methods=None, name=cfg.name or f"{dataset}-tune")
@@ -127,10 +129,11 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
         runner.run(columns=["Method", "mAP (%)", "Top-1 (%)", "GFLOPs/video", "Fine frames/video"])
         records = runner.records()
 
-        rows, best = [], {}
+        rows: list[dict[str, Any]] = []
+        best: dict[str, dict[str, Any]] = {}
         for label, (method, k, setting) in settings.items():
-            maps = [100 * r["map"] for r in records[label].values()]
-            gflops = [r["gflops"]["mean"] for r in records[label].values()]
+            maps = [100 * r.map for r in records[label].values()]
+            gflops = [r.gflops["mean"] for r in records[label].values()]
             rows.append({"method": method, "trial": k, "setting": setting, "validation_map": float(np.mean(maps)),
                          "validation_map_per_seed": maps, "gflops": float(np.mean(gflops))})
             if method not in best or rows[-1]["validation_map"] > best[method]["validation_map"]:
@@ -141,19 +144,20 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
         atomic_write_json(runner.out / "tune.json", {
             "command": "python -m benchmark " + " ".join(sys.argv[1:]) if sys.argv[1:] else None,
             "trials_per_method": trials, "tune_seed": tune_seed, "seeds": cfg.seeds,
-            "search_spaces": {b.name: {k: list(v) for k, v in (space or b.cls.search_space).items()} for b in bases},
+            "search_spaces": {b.name: {k: list(v) for k, v in (searched or b.cls.search_space).items()} for b in bases},
             "selection": "highest mean validation mAP over seeds; ties: the earlier trial (trial 0 = current settings)",
             "validation": runner.validation_record(ids=False),
             "budget": runner.budget.to_dict(len(runner.held_out.train_rows)),
             "trials": rows, "chosen": config,
         })
         frame = pd.DataFrame([{
-            "Method": tables.DISPLAY_NAMES.get(r["method"], r["method"]), "Trial": r["trial"],
+            "Method": display_name(r["method"]), "Trial": r["trial"],
             "Setting": ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["setting"].items()),
             "Validation mAP (%)": f"{r['validation_map']:.1f}", "GFLOPs/video": f"{r['gflops']:.1f}",
             "Chosen": "yes" if best[r["method"]] is r else "",
         } for r in rows])
         table = (frame.to_markdown(index=False, disable_numparse=True)
-                 + f"\n\n{len(bases)} methods x {trials} trials, seeds {cfg.seeds}; {runner.caption(with_differences=False)}\n")
+                 + f"\n\n{len(bases)} methods x {trials} trials, seeds {cfg.seeds}; "
+                 + f"{runner.caption(with_differences=False)}\n")
         atomic_write_text(runner.out / "tune.md", table)
         return TuneResult(table=table, config_path=config_path, best=config)

@@ -6,16 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from datasets.annotations import READERS, describe_formats
-from datasets.cli import run_cli
-from datasets.layout import MANIFEST_FILE
+from datasets.common.cli import run_cli
+from datasets.sources.annotations import READERS, describe_formats
+from datasets.store.layout import MANIFEST_FILE
 
 NAME_HELP = ("dataset name in the manifest (default: the output directory name); 'fcvid' or 'activitynet' "
              "selects the paper's hyper-parameters for that dataset in the harness")
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from datasets.validate import validate_store
+    from datasets.store.validate import validate_store
 
     problems = validate_store(args.store, show_progress=not args.quiet)
     if problems:
@@ -23,7 +23,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"  - {problem}")
         return 1
-    from datasets.store import FeatureStore
+    from datasets.store.reader import FeatureStore
 
     store = FeatureStore.open(args.store)
     m = store.manifest
@@ -37,7 +37,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from datasets.ingest import ingest, parse_backbone, report_path
+    from datasets.sources.ingest import ingest, parse_backbone, report_path
 
     backbones = {}
     if args.coarse_backbone:
@@ -55,7 +55,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from datasets.synthetic import PAPER_BYTES_PER_VIDEO, matching_store, preset, synthesize
+    from datasets.sources.synthetic import PAPER_BYTES_PER_VIDEO, matching_store, preset, synthesize
 
     cfg = preset(args.preset, num_videos=args.num_videos)
     if args.out.exists() and not args.overwrite and matching_store(args.out, cfg, args.seed):
@@ -70,9 +70,9 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from datasets.backbones import backbone_spec
-    from datasets.extract import ExtractConfig, extract
-    from datasets.ingest import parse_backbone
+    from datasets.extraction.backbones import backbone_spec
+    from datasets.extraction.pipeline import ExtractConfig, extract
+    from datasets.sources.ingest import parse_backbone
 
     cfg = ExtractConfig(fps=args.fps, batch_size=args.batch_size, device=args.device,
                         coarse_weights=args.coarse_weights, fine_weights=args.fine_weights,
@@ -95,7 +95,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    from datasets.merge import merge
+    from datasets.extraction.merge import merge
 
     report = merge(args.shards, args.out, name=args.name, show_progress=not args.quiet)
     print(f"wrote {args.out}: {report['extracted']} of {report['listed']} videos, {report['failed']} failed "
@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fine-backbone", help="NAME@RES that produced the fine features (default resnet101@224)")
     p.set_defaults(func=_cmd_ingest)
 
-    from datasets.synthetic import PRESETS
+    from datasets.sources.synthetic import PRESETS
 
     p = sub.add_parser("synth", help="generate a synthetic store (tiny: tests, default: main job, small: a user's "
                                      "small dataset, paper: GPU)")

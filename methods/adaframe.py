@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datasets.bank import Batch
-from datasets.sampling import FrameSampler, UniformFrames
+from datasets.loading.bank import Batch
+from datasets.loading.sampling import FrameSampler, UniformFrames
 from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
 from methods.losses import label_distribution
 from methods.registry import register_method
@@ -66,7 +66,11 @@ def margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 @register_method("adaframe")
 class AdaFrame(VideoMethod):
-    summary = "LSTM agent with a global memory of coarse features, Gaussian location policy, utility-based stop (offline)"
+    summary = ("LSTM agent with a global memory of coarse features, Gaussian location policy, "
+               "utility-based stop (offline)")
+    display_name = "AdaFrame"
+    reference = "Wu et al.: AdaFrame: Adaptive frame selection for fast video recognition, CVPR 2019"
+    row = 0
     streams = ("coarse", "fine")
     online = False  # the memory spans the whole video and the agent jumps anywhere
     suite = "extended"

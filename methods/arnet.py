@@ -56,8 +56,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datasets.bank import Batch
-from datasets.sampling import FrameSampler, UniformFrames
+from datasets.loading.bank import Batch
+from datasets.loading.sampling import FrameSampler, UniformFrames
 from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
 from methods.liteeval import gumbel_noise
 from methods.losses import label_distribution
@@ -70,7 +70,11 @@ SKIPS = {"skip1": 1, "skip2": 2, "skip4": 4}
 
 @register_method("arnet")
 class ARNet(VideoMethod):
-    summary = "LSTM policy on coarse features picks fine / coarse only / skip 1, 2, 4 per frame (Gumbel-softmax, offline)"
+    summary = ("LSTM policy on coarse features picks fine / coarse only / skip 1, 2, 4 per frame "
+               "(Gumbel-softmax, offline)")
+    display_name = "AR-Net"
+    reference = "Meng et al.: AR-Net: Adaptive frame resolution for efficient action recognition, ECCV 2020"
+    row = 2
     streams = ("coarse", "fine")
     online = False  # 16 frames spread over the whole video
     suite = "extended"
@@ -182,14 +186,14 @@ class ARNet(VideoMethod):
         counts = batch.mask.sum(1)
         return MethodOutput(scores=fine.softmax(-1),
                             step_counts={"policy": counts * 0, "fine_classifier": counts, "coarse_classifier": counts},
-                            extras={"warmup_logits": (fine, coarse)})
+                            extras={"warmup_fine_logits": fine, "warmup_coarse_logits": coarse})
 
     def loss(self, output: MethodOutput, batch: Batch):
         extras = output.extras
         target = label_distribution(batch.labels)
-        if "warmup_logits" in extras:
-            fine_ce, coarse_ce = (-(target * F.log_softmax(logits, dim=-1)).sum(-1).mean()
-                                  for logits in extras["warmup_logits"])
+        if "warmup_fine_logits" in extras:
+            fine_ce, coarse_ce = (-(target * F.log_softmax(extras[key], dim=-1)).sum(-1).mean()
+                                  for key in ("warmup_fine_logits", "warmup_coarse_logits"))
             return fine_ce + coarse_ce, {"ce": fine_ce.item(), "coarse_ce": coarse_ce.item(), "tau": self.tau}
         per_video = -(target * F.log_softmax(extras["logits"], dim=-1)).sum(-1)
         ce = per_video[extras["has_prediction"]].mean() if bool(extras["has_prediction"].any()) else per_video.sum() * 0

@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from datasets.bank import Batch
-from datasets.sampling import FrameSampler
+from datasets.loading.bank import Batch
+from datasets.loading.sampling import FrameSampler
 
 #: Training settings that belong to the run's budget (benchmark/budget.py), not to a method.
 BUDGET_SETTINGS = {"epochs": "--epochs", "batch_size": "--batch-size", "steps": "--steps"}
@@ -141,6 +141,14 @@ class VideoMethod(nn.Module, ABC):
     name: ClassVar[str] = ""
     #: One line for ``python -m benchmark methods``.
     summary: ClassVar[str] = ""
+    #: The row name in tables and figures (default: the registry name).
+    display_name: ClassVar[str] = ""
+    #: The paper the method comes from (authors, venue, year), shown by ``benchmark methods``.
+    reference: ClassVar[str] = ""
+    #: Position of the method's row within its suite's rows: the paper's Table 1 order for
+    #: "paper", publication order for "extended". Plug-ins that leave it follow the built-ins
+    #: in the order they were given.
+    row: ClassVar[int] = 1000
     #: Feature streams the method reads (the bank loads only these).
     streams: ClassVar[tuple[str, ...]] = ("fine",)
     #: True if the method uses only past frames (can run on a live stream); online methods
@@ -182,6 +190,11 @@ class VideoMethod(nn.Module, ABC):
         # by the runner after building, for methods whose loss weighs costs (AR-Net). Empty
         # where a method is built outside a run.
         self.frame_gmacs: dict[str, float] = {}
+
+    @classmethod
+    def shown_name(cls) -> str:
+        """The method's row name: ``display_name``, else its registry name."""
+        return cls.display_name or cls.name
 
     def hparams(self) -> dict[str, Any]:
         return asdict(self.hp)

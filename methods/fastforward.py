@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datasets.bank import Batch
-from datasets.sampling import FrameSampler, UniformFrames
+from datasets.loading.bank import Batch
+from datasets.loading.sampling import FrameSampler, UniformFrames
 from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
 from methods.policy import Baseline, agent_loss, episode_extras
 from methods.registry import register_method
@@ -34,6 +34,10 @@ from methods.registry import register_method
 @register_method("fastforward")
 class FastForward(VideoMethod):
     summary = "agent jumping forward by 1..32 frames or stopping (policy gradients), at most N frames"
+    display_name = "FastForward"
+    jump_sizes: torch.Tensor  # a buffer: the jump of each action
+    reference = "Fan et al.: Watching a small portion could be as good as watching all, IJCAI 2018"
+    row = 3
     streams = ("fine",)
     online = False  # it decides how far into the future to look
     suite = "paper"  # a row of the paper's Table 1
@@ -69,9 +73,10 @@ class FastForward(VideoMethod):
 
     def cost_modules(self) -> dict[str, StepModule]:
         dim, hidden = self.dims["fine"], self.hp.hidden
-        head = lambda: (torch.zeros(1, hidden),)  # noqa: E731
+        head = lambda: (torch.zeros(1, hidden),)
         return {
-            "cell": StepModule(self.cell, lambda: (torch.zeros(1, dim), (torch.zeros(1, hidden), torch.zeros(1, hidden)))),
+            "cell": StepModule(self.cell,
+                               lambda: (torch.zeros(1, dim), (torch.zeros(1, hidden), torch.zeros(1, hidden)))),
             "classifier": StepModule(self.classifier, head),
             "policy": StepModule(self.policy, head),
         }

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datasets.bank import Batch
-from datasets.sampling import FrameSampler, UniformFrames
+from datasets.loading.bank import Batch
+from datasets.loading.sampling import FrameSampler, UniformFrames
 from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
 from methods.losses import label_distribution
 from methods.registry import register_method
@@ -44,6 +44,9 @@ ORDER = (5, 0, 9, 2, 7, 4, 6, 3, 8, 1)
 @register_method("frameexit")
 class FrameExit(VideoMethod):
     summary = "fine frames in a coarse-to-fine order, max-pooled, a classifier and an exit gate per step (offline)"
+    display_name = "FrameExit"
+    reference = "Ghodrati et al.: FrameExit: Conditional early exiting for efficient video recognition, CVPR 2021"
+    row = 3
     streams = ("fine",)
     online = False  # the order visits the middle and the end of the video first
     suite = "extended"
@@ -57,7 +60,8 @@ class FrameExit(VideoMethod):
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE
     # `default`: the optimiser and dropout that `python -m benchmark tune --trials 4` chose on the default
-    # dataset's validation split (results/default-extended-tune/, tune.md); other datasets start from the class defaults.
+    # dataset's validation split (results/default-extended-tune/, tune.md); other datasets start from the
+    # class defaults.
     presets = {"default": {"dropout": 0.2, "train": {"lr": 3e-3, "weight_decay": 1e-4}}}
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
@@ -96,7 +100,8 @@ class FrameExit(VideoMethod):
                     break
         counts = visited.clamp_min(1)
         return MethodOutput(scores=scores, step_counts={"classifier": counts, "gate": counts},
-                            extras={"step_logits": torch.stack(step_logits, 1), "gate_logits": torch.stack(gate_logits, 1)})
+                            extras={"step_logits": torch.stack(step_logits, 1),
+                                    "gate_logits": torch.stack(gate_logits, 1)})
 
     def loss(self, output: MethodOutput, batch: Batch):
         logits, gates = output.extras["step_logits"], output.extras["gate_logits"]  # (B, S, C), (B, S)

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from datasets.bank import Batch
-from datasets.sampling import FrameSampler, UniformFrames
+from datasets.loading.bank import Batch
+from datasets.loading.sampling import FrameSampler, UniformFrames
 from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
 from methods.policy import Baseline, agent_loss, episode_extras
 from methods.registry import register_method
@@ -41,6 +41,9 @@ LAST = 1.0 - 1e-6  # locations live in [0, LAST] so that floor(l * length) < len
 @register_method("frameglimpse")
 class FrameGlimpse(VideoMethod):
     summary = "agent glimpsing frames anywhere (Gaussian location + stop policies, REINFORCE), at most N glimpses"
+    display_name = "FrameGlimpse"
+    reference = "Yeung et al.: End-to-end learning of action detection from frame glimpses in videos, CVPR 2016"
+    row = 2
     streams = ("fine",)
     online = False  # it jumps to future frames
     suite = "paper"  # a row of the paper's Table 1
@@ -77,8 +80,8 @@ class FrameGlimpse(VideoMethod):
 
     def cost_modules(self) -> dict[str, StepModule]:
         dim, hidden = self.dims["fine"], self.hp.hidden
-        state = lambda: (torch.zeros(1, hidden), torch.zeros(1, hidden))  # noqa: E731
-        head = lambda: (torch.zeros(1, hidden),)  # noqa: E731
+        state = lambda: (torch.zeros(1, hidden), torch.zeros(1, hidden))
+        head = lambda: (torch.zeros(1, hidden),)
         return {
             "cell": StepModule(self.cell, lambda: (torch.zeros(1, dim + 1), state())),
             "classifier": StepModule(self.classifier, head),

@@ -60,8 +60,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datasets.bank import Batch
-from datasets.sampling import AllFrames, FrameSampler
+from datasets.loading.bank import Batch
+from datasets.loading.sampling import AllFrames, FrameSampler
 from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
 from methods.losses import label_distribution, soft_cross_entropy
 from methods.recurrent import cell_states, fused_lstm, input_projection, lstm_update
@@ -213,7 +213,8 @@ class _LiteEvalNet(VideoMethod):
             return torch.zeros(1, n), torch.zeros(1, n)
 
         modules = {
-            "coarse_cell": StepModule(self.coarse_cell, lambda: (torch.zeros(1, self.coarse_in), state(hp.coarse_hidden))),
+            "coarse_cell": StepModule(self.coarse_cell,
+                                      lambda: (torch.zeros(1, self.coarse_in), state(hp.coarse_hidden))),
             "gate": StepModule(self.gate, lambda: (torch.zeros(1, self.coarse_in + 2 * hp.fine_hidden),)),
             "fine_cell": StepModule(self.fine_cell,
                                     lambda: (torch.zeros(1, self.coarse_in + self.fine_in), state(hp.fine_hidden))),
@@ -252,7 +253,7 @@ class _LiteEvalNet(VideoMethod):
 
     def _init_state(self, b: int, device: torch.device):
         hp = self.hp
-        zeros = lambda n: torch.zeros(b, n, device=device)  # noqa: E731
+        zeros = lambda n: torch.zeros(b, n, device=device)
         return zeros(hp.coarse_hidden), zeros(hp.coarse_hidden), zeros(hp.fine_hidden), zeros(hp.fine_hidden)
 
     def _coarse_sequence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -378,6 +379,9 @@ class _LiteEvalNet(VideoMethod):
 @register_method("liteeval")
 class LiteEval(_LiteEvalNet):
     summary = "coarse LSTM on every frame, gated fine LSTM (Gumbel-softmax gate), synchronised states"
+    display_name = "LiteEval"
+    reference = "Wu et al.: LiteEval: A coarse-to-fine framework for resource efficient video recognition, NeurIPS 2019"
+    row = 5
     # `default`: the optimiser and dropout that `python -m benchmark tune --trials 4` chose on the default
     # dataset's validation split (results/default-tune/, tune.md); other datasets start from the class defaults.
     presets = {**_LiteEvalNet.presets, "default": {"dropout": 0.0, "train": {"lr": 1e-3, "weight_decay": 1e-4}}}
@@ -400,6 +404,10 @@ class LiteEval(_LiteEvalNet):
 @register_method("liteeval_rl")
 class LiteEvalRL(_LiteEvalNet):
     summary = "LiteEval with its gate trained by REINFORCE (Bernoulli decisions, moving-average baseline)"
+    display_name = "LiteEval-RL"
+    baseline: torch.Tensor  # a buffer: the moving average of the reward
+    reference = "Wu et al.: LiteEval, NeurIPS 2019 (its REINFORCE variant, section 4)"
+    row = 4
     # `default`: the optimiser and dropout that `python -m benchmark tune --trials 4` chose on the default
     # dataset's validation split (results/default-tune/, tune.md); other datasets start from the class defaults.
     presets = {**_LiteEvalNet.presets, "default": {"dropout": 0.2, "train": {"lr": 3e-3, "weight_decay": 1e-4}}}

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from datasets.bank import Batch
-from datasets.sampling import FrameSampler, UniformFrames
+from datasets.loading.bank import Batch
+from datasets.loading.sampling import FrameSampler, UniformFrames
 from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
 from methods.losses import soft_cross_entropy
 from methods.recurrent import fused_lstm
@@ -26,6 +26,9 @@ from methods.registry import register_method
 @register_method("lstm")
 class LSTM(VideoMethod):
     summary = "LSTM over fine features of 25 uniform frames, prediction from the last hidden state"
+    display_name = "LSTM"
+    reference = "the LSTM baseline of LiteEval's Table 1 (Wu et al., NeurIPS 2019)"
+    row = 1
     streams = ("fine",)
     online = False  # same uniform frames as UNIFORM
     suite = "paper"  # a row of the paper's Table 1

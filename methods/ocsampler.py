@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import torch
 
-from datasets.bank import Batch
-from datasets.sampling import AllFrames, FrameSampler
+from datasets.loading.bank import Batch
+from datasets.loading.sampling import AllFrames, FrameSampler
 from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
 from methods.losses import average_probabilities, label_distribution, masked_cross_entropy
 from methods.registry import register_method
@@ -55,7 +55,11 @@ def plackett_luce_log_prob(logits: torch.Tensor, chosen: torch.Tensor, valid: to
 
 @register_method("ocsampler")
 class OCSampler(VideoMethod):
-    summary = "skim MLP on every frame's coarse feature picks N frames at once (policy gradient), fine classifier (offline)"
+    summary = ("skim MLP on every frame's coarse feature picks N frames at once (policy gradient), "
+               "fine classifier (offline)")
+    display_name = "OCSampler"
+    reference = "Lin et al.: OCSampler: Compressing videos to one clip with single-step sampling, CVPR 2022"
+    row = 4
     streams = ("coarse", "fine")
     online = False  # the distribution is over every frame of the video
     suite = "extended"
@@ -70,7 +74,8 @@ class OCSampler(VideoMethod):
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE
     # `default`: the optimiser and dropout that `python -m benchmark tune --trials 4` chose on the default
-    # dataset's validation split (results/default-extended-tune/, tune.md); other datasets start from the class defaults.
+    # dataset's validation split (results/default-extended-tune/, tune.md); other datasets start from the
+    # class defaults.
     presets = {"default": {"dropout": 0.2, "train": {"lr": 3e-3, "weight_decay": 1e-4}}}
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:

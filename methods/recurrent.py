@@ -124,6 +124,8 @@ def input_projection(cell: nn.LSTMCell, *parts: torch.Tensor, row_sparse: bool =
         out = projected if out is None else out + projected
     if start != cell.input_size:
         raise ValueError(f"input parts add up to {start} features, the cell takes {cell.input_size}")
+    if out is None:
+        raise ValueError("no input parts were given")
     if cell.bias:
         out = out + (cell.bias_ih + cell.bias_hh)
     return out

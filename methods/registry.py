@@ -17,7 +17,7 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from methods.base import VideoMethod
+from methods.base import SUITES, VideoMethod
 
 ENTRY_POINT_GROUP = "liteeval_bench.methods"
 _REGISTRY: dict[str, type[VideoMethod]] = {}
@@ -56,6 +56,29 @@ def available_methods() -> dict[str, type[VideoMethod]]:
     return {**_REGISTRY, **_entry_point_methods()}
 
 
+def ordered(names: list[str]) -> list[str]:
+    """``names`` in table order: by suite (SUITES' order), then each method's ``row``; names
+    that are not registered methods (plug-ins given by path, ablation variants, tuning
+    trials) follow in the order given."""
+    known = available_methods()
+    suites = list(SUITES)
+
+    def key(item: tuple[int, str]) -> tuple[int, int, int]:
+        position, name = item
+        cls = known.get(name)
+        if cls is None:
+            return (len(suites), 0, position)
+        return (suites.index(cls.suite) if cls.suite in suites else len(suites), cls.row, position)
+
+    return [name for _, name in sorted(enumerate(names), key=key)]
+
+
+def display_name(name: str) -> str:
+    """The row name of registered method ``name`` (its ``display_name``), else ``name``."""
+    cls = available_methods().get(name)
+    return cls.shown_name() if cls is not None else name
+
+
 def _load_dotted(spec: str) -> type[VideoMethod]:
     target, _, attr = spec.rpartition(":")
     if not target or not attr:
@@ -66,6 +89,8 @@ def _load_dotted(spec: str) -> type[VideoMethod]:
             raise ValueError(f"plug-in file {path} does not exist")
         module_name = f"_liteeval_plugin_{path.stem}"
         loader_spec = importlib.util.spec_from_file_location(module_name, path)
+        if loader_spec is None or loader_spec.loader is None:
+            raise ValueError(f"plug-in file {path} cannot be imported as a Python module")
         module = importlib.util.module_from_spec(loader_spec)
         sys.modules[module_name] = module
         loader_spec.loader.exec_module(module)

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import torch
 
-from datasets.bank import Batch
-from datasets.sampling import AllFrames, FrameSampler
+from datasets.loading.bank import Batch
+from datasets.loading.sampling import AllFrames, FrameSampler
 from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
 from methods.losses import average_probabilities, masked_cross_entropy
 from methods.registry import register_method
@@ -42,6 +42,10 @@ from methods.uniform import frame_classifier
 @register_method("scsampler")
 class SCSampler(VideoMethod):
     summary = "coarse salience classifier on every frame, fine classifier on the K most salient frames (offline)"
+    display_name = "SCSampler"
+    reference = ("Korbar et al.: SCSampler: "
+                 "Sampling salient clips from video for efficient action recognition, ICCV 2019")
+    row = 1
     streams = ("coarse", "fine")
     online = False  # the K most salient frames of a video are known only once all have arrived
     suite = "extended"

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from datasets.bank import Batch
-from datasets.sampling import FrameSampler, UniformFrames
+from datasets.loading.bank import Batch
+from datasets.loading.sampling import FrameSampler, UniformFrames
 from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
 from methods.losses import soft_cross_entropy
 from methods.registry import register_method
@@ -31,6 +31,9 @@ def frame_classifier(dim: int, num_classes: int, hidden: int, dropout: float) ->
 @register_method("uniform")
 class Uniform(VideoMethod):
     summary = "frame classifier on fine features of 25 uniform frames, probabilities averaged"
+    display_name = "Uniform"
+    reference = "the frame-averaging baseline of LiteEval's Table 1 (Wu et al., NeurIPS 2019)"
+    row = 0
     streams = ("fine",)
     online = False  # spreading frames over the video needs its length
     suite = "paper"  # a row of the paper's Table 1

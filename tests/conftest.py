@@ -13,7 +13,7 @@ os.environ.setdefault("LITEEVAL_PROGRESS", "0")  # no progress bars in test logs
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The `tiny` preset, seed 0. Read-only: copy it before planting defects."""
-    from datasets.synthetic import preset, synthesize
+    from datasets.sources.synthetic import preset, synthesize
 
     out = tmp_path_factory.mktemp("stores") / "tiny"
     return synthesize(preset("tiny"), out, seed=0, name="tiny", preset_name="tiny", show_progress=False)

@@ -7,9 +7,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from datasets import layout
-from datasets.manifest import StreamSpec
-from datasets.writer import StoreWriter
+from datasets.store import layout
+from datasets.store.manifest import StreamSpec
+from datasets.store.writer import StoreWriter
 
 DIMS = {"coarse": 4, "fine": 6}
 

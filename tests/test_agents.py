@@ -8,7 +8,7 @@ import torch
 
 from benchmark.budget import Budget
 from benchmark.training import evaluate, fit, seed_everything
-from datasets.bank import FeatureBank
+from datasets.loading.bank import FeatureBank
 from methods import TrainConfig, resolve_method
 
 BUDGET = {"frameglimpse": "max_glimpses", "fastforward": "max_steps"}

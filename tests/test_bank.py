@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.bank import FeatureBank
-from datasets.sampling import AllFrames, ConsecutiveFrames, UniformFrames
+from datasets.loading.bank import FeatureBank
+from datasets.loading.sampling import AllFrames, ConsecutiveFrames, UniformFrames
 from tests.helpers import DIMS, decode, write_store
 
 LENGTHS = [3, 5, 2, 4, 6, 1, 7]
@@ -159,7 +159,7 @@ def test_subset_of_streams_and_rows(store):
 
 
 def test_unknown_split_and_device_are_clear_errors(store):
-    from datasets.errors import StoreError
+    from datasets.common.errors import StoreError
 
     with pytest.raises(StoreError, match="no split 'val'"):
         FeatureBank(store, "val", device="cpu", show_progress=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from datasets.bank import FeatureBank
+from datasets.loading.bank import FeatureBank
 from methods import available_methods
 from methods.base import SUITES
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from datasets.validate import validate_store
+from datasets.store.validate import validate_store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,7 @@ def test_per_frame_costs_in_the_example_match_the_counted_ones():
     """The example types costs in (users may); they must be what ptflops counts."""
     import re
 
-    from datasets.backbones import count_gmacs_per_frame
+    from datasets.extraction.backbones import count_gmacs_per_frame
 
     text = (REPO / "docs/examples/write_store_by_hand.py").read_text()
     typed = dict(re.findall(r'"backbone": "(\w+)".*?"gmacs_per_frame": ([\d.]+)', text, re.S))
@@ -29,7 +29,23 @@ def test_per_frame_costs_in_the_example_match_the_counted_ones():
     assert abs(float(typed["resnet101"]) - count_gmacs_per_frame("resnet101", 224)) < 1e-3
 
 
-def test_readme_shows_the_plugin_example_verbatim():
-    readme = (REPO / "README.md").read_text()
+def test_the_plugin_guide_shows_the_example_verbatim():
+    guide = (REPO / "docs/adding-a-method.md").read_text()
     example = (REPO / "docs/examples/coarse_mean.py").read_text()
-    assert f"```python\n{example}```" in readme
+    assert f"```python\n{example}```" in guide
+
+
+def test_every_relative_link_in_the_docs_resolves():
+    """README, docs/ and the results notes link to files that exist (issue 15 found broken ones)."""
+    import re
+
+    pages = [REPO / "README.md", REPO / "results/README.md", *sorted((REPO / "docs").glob("*.md")),
+             *sorted((REPO / "results").glob("*/notes.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if target.startswith(("http://", "https://", "#", "mailto:")):
+                continue
+            if not (page.parent / target.split("#")[0]).exists():
+                broken.append(f"{page.relative_to(REPO)} -> {target}")
+    assert broken == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from datasets.bank import FeatureBank
+from datasets.loading.bank import FeatureBank
 from methods import resolve_method
 from methods.frameexit import ORDER
 
@@ -79,7 +79,8 @@ def test_ocsampler_takes_the_n_most_probable_frames_at_evaluation(bank):
         assert set(meter.frames_of("fine", int(batch.index[row])).tolist()) == expected
 
 
-@pytest.mark.parametrize("action, visits, fine", [("fine", list(range(16)), True), ("skip2", list(range(0, 16, 2)), False),
+@pytest.mark.parametrize("action, visits, fine", [("fine", list(range(16)), True),
+                                                   ("skip2", list(range(0, 16, 2)), False),
                                                    ("skip4", list(range(0, 16, 4)), False),
                                                    ("coarse", list(range(16)), False)])
 def test_arnet_actions_decide_what_is_read_and_run(bank, action, visits, fine):
@@ -187,7 +188,7 @@ def test_arnet_warms_up_its_classifiers_on_every_frame_before_the_policy_trains(
     method.eval()
     method.on_step(0, 60)
     with torch.no_grad():
-        assert "warmup_logits" not in method(batch).extras  # evaluation always runs the policy
+        assert "warmup_fine_logits" not in method(batch).extras  # evaluation always runs the policy
 
 
 @pytest.mark.parametrize("bias, steps", [(-10.0, 1), (10.0, 10)])

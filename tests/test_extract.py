@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 import torch
 
-from datasets import extract as extract_module
 from datasets.__main__ import main as datasets_main
-from datasets.backbones import PAPER_STREAMS, build_feature_extractor
-from datasets.decode import VideoDecodeError, decode_at_fps
-from datasets.errors import StoreError
-from datasets.extract import ExtractConfig, extract
-from datasets.frames import load_backbone
-from datasets.merge import failures_path, merge, report_path
-from datasets.shards import COMPLETE_FILE, read_state, shards_root
-from datasets.store import FeatureStore
-from datasets.validate import validate_store
+from datasets.common.errors import StoreError
+from datasets.extraction import pipeline as extract_module
+from datasets.extraction.backbones import PAPER_STREAMS, build_feature_extractor
+from datasets.extraction.decode import VideoDecodeError, decode_at_fps
+from datasets.extraction.features import load_backbone
+from datasets.extraction.merge import failures_path, merge, report_path
+from datasets.extraction.pipeline import ExtractConfig, extract
+from datasets.extraction.shards import COMPLETE_FILE, read_state, shards_root
+from datasets.store.reader import FeatureStore
+from datasets.store.validate import validate_store
 
 av = pytest.importorskip("av")
 REPO = Path(__file__).resolve().parents[1]
@@ -221,8 +221,8 @@ def test_extract_cli_refuses_an_existing_store(videos, reference, capsys):
 
 
 def test_fcvid_paths_and_activitynet_names_are_found(tmp_path):
-    from datasets.annotations import Annotations, VideoAnnotation
-    from datasets.extract import find_videos
+    from datasets.extraction.pipeline import find_videos
+    from datasets.sources.annotations import Annotations, VideoAnnotation
 
     folder = tmp_path / "v"
     (folder / "Food").mkdir(parents=True)

@@ -19,8 +19,8 @@ import pytest
 
 from benchmark import results
 from benchmark.__main__ import main
-from datasets.atomic import atomic_write_bytes
-from datasets.errors import WriteError
+from datasets.common.atomic import atomic_write_bytes
+from datasets.common.errors import WriteError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from datasets.sampling import AllFrames
+from datasets.loading.sampling import AllFrames
 from methods.base import MethodOutput, StepModule, TrainConfig, VideoMethod
 from methods.losses import soft_cross_entropy
 

@@ -13,8 +13,8 @@ import pytest
 
 from benchmark import metrics
 from benchmark.__main__ import main
+from datasets.common.atomic import atomic_write_json
 from methods import available_methods
-from datasets.atomic import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = f"{REPO}/docs/examples/coarse_mean.py:CoarseMean"
@@ -161,7 +161,7 @@ def test_seeds_give_mean_and_std_and_a_seed_is_deterministic(tmp_path):
 def test_plugin_method_gets_a_row(tmp_path):
     assert run(tmp_path, "--methods", "uniform", EXAMPLE) == 0
     table = (tmp_path / "t" / "table.md").read_text()
-    assert "| coarse_mean" in table
+    assert "| Coarse mean" in table  # the plug-in names its own row
     m = json.loads((tmp_path / "t" / "metrics.json").read_text())["per_seed"]["coarse_mean"]["0"]
     assert m["frames_read"] == {"coarse": m["frames_read"]["coarse"]} and m["gflops"]["mean"] < 5
 
@@ -182,7 +182,9 @@ def test_cli_in_a_subprocess(tmp_path):
                              text=True, env=env)
     assert listing.returncode == 0
     lines = listing.stdout.splitlines()
-    assert lines[0].startswith("uniform") and "offline" in lines[0] and lines[1].startswith("lstm")
+    rows = [line for line in lines if not line.startswith(" ")]  # indented lines: each method's reference
+    assert rows[0].startswith("uniform") and "offline" in rows[0] and rows[1].startswith("lstm")
+    assert "Uniform" in rows[0] and "NeurIPS 2019" in lines[1]
     done = subprocess.run(
         [sys.executable, "-m", "benchmark", "run", "--dataset", "tiny", "--steps", "2", "--seeds", "0", "--methods",
          "uniform",

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets.annotations import AnnotationError
-from datasets.errors import IngestError
-from datasets.ingest import ingest, report_path
-from datasets.store import FeatureStore
-from datasets.validate import validate_store
+from datasets.common.errors import IngestError
+from datasets.sources.annotations import AnnotationError
+from datasets.sources.ingest import ingest, report_path
+from datasets.store.reader import FeatureStore
+from datasets.store.validate import validate_store
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = [

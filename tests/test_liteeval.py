@@ -7,7 +7,7 @@ import torch
 
 from benchmark.budget import Budget
 from benchmark.training import evaluate, fit, seed_everything
-from datasets.bank import FeatureBank
+from datasets.loading.bank import FeatureBank
 from methods import TrainConfig, resolve_method
 from methods.liteeval import straight_through_gumbel, usage_penalty
 
@@ -155,7 +155,7 @@ def test_reinforce_trains_the_gate_from_the_reward(banks):
 
 
 def test_diagnostics_round_trip_and_name_the_fine_frames(tmp_path, trained, banks):
-    from benchmark.runner import pack_diagnostics, unpack_diagnostics
+    from benchmark.results import pack_diagnostics, unpack_diagnostics
 
     _, test = banks
     result = evaluate(trained, test, 64, show_progress=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -9,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from datasets.bank import FeatureBank
+from datasets.loading.bank import FeatureBank
 from methods import VideoMethod, available_methods, register_method, resolve_method
 from methods.registry import ENTRY_POINT_GROUP
 
@@ -129,3 +131,8 @@ def test_entry_point_plugins(tmp_path, monkeypatch):
     assert "from_entry_point" in known
     assert issubclass(known["from_entry_point"], VideoMethod)
     sys.modules.pop("ep_plugin", None)
+    # As a user's installed package is found: by another process, through importlib.metadata.
+    listed = subprocess.run([sys.executable, "-m", "benchmark", "methods"], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(package), str(REPO)])}, check=False)
+    assert listed.returncode == 0, listed.stderr
+    assert any(line.startswith("from_entry_point") and "Coarse mean" in line for line in listed.stdout.splitlines())

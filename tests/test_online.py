@@ -16,11 +16,11 @@ from benchmark import online as online_module
 from benchmark.__main__ import main
 from benchmark.budget import Budget
 from benchmark.config import RunConfig
-from benchmark.online import OnlineOptions, evaluate_online
+from benchmark.online import OnlineOptions, TrainedModels, evaluate_online
 from benchmark.plots import FIGURES, plot_all
 from benchmark.runner import Runner
-from datasets.bank import FeatureBank
-from datasets.sampling import AllFrames, ConsecutiveFrames, UniformFrames
+from datasets.loading.bank import FeatureBank
+from datasets.loading.sampling import AllFrames, ConsecutiveFrames, UniformFrames
 from methods.base import MethodOutput, StepModule, VideoMethod
 from methods.liteeval import LiteEval
 from methods.losses import soft_cross_entropy
@@ -200,7 +200,7 @@ def test_uniform_k_uses_where_liteeval_k_stopped_on_each_video(trained, monkeypa
         return result
 
     monkeypatch.setattr(online_module, "evaluate", spy)
-    table = evaluate_online(Runner(trained), OnlineOptions(budgets=(1, 2, 3)))
+    table = evaluate_online(TrainedModels.of(Runner(trained)), OnlineOptions(budgets=(1, 2, 3)))
     seen = {desc: (horizons, frames) for desc, horizons, frames in calls}
     for k in (1, 2, 3):
         reference = seen[f"LiteEval-{k}"][1]

@@ -30,7 +30,8 @@ def pair_results(root: Path) -> dict[tuple[str, int], dict]:
             arrays = {k: scores[k] for k in scores.files}
         state = torch.load(folder / "model.pt", weights_only=True)
         metrics = json.loads((folder / "metrics.json").read_text())
-        out[method, seed] = {"arrays": arrays, "state": state, "threads": metrics["computed"]["device"]["torch_threads"]}
+        out[method, seed] = {"arrays": arrays, "state": state,
+                             "threads": metrics["computed"]["device"]["torch_threads"]}
     return out
 
 

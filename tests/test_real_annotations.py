@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from datasets.__main__ import main as datasets_main
-from datasets.annotations import AnnotationError, read_annotations
-from datasets.errors import IngestError
-from datasets.ingest import ingest, report_path
-from datasets.store import FeatureStore
-from datasets.validate import validate_store
+from datasets.common.errors import IngestError
+from datasets.sources.annotations import AnnotationError, read_annotations
+from datasets.sources.ingest import ingest, report_path
+from datasets.store.reader import FeatureStore
+from datasets.store.validate import validate_store
 
 
 def write_npy(root: Path, lengths: dict[str, int]) -> tuple[Path, Path]:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from benchmark.costs import step_costs
-from datasets.bank import FeatureBank
+from datasets.loading.bank import FeatureBank
 from methods import resolve_method
 from methods.liteeval import embed_frames
 from methods.recurrent import cell_states, fused_lstm, input_projection, lstm_update, product

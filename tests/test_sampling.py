@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from datasets.sampling import AllFrames, ConsecutiveFrames, UniformFrames
+from datasets.loading.sampling import AllFrames, ConsecutiveFrames, UniformFrames
 
 LENGTHS = torch.tensor([10, 3, 7])
 

@@ -18,7 +18,7 @@ from benchmark.runner import Runner
 from benchmark.splits import carve_validation
 from benchmark.training import fit
 from benchmark.tune import search_keys, trial_settings
-from datasets.bank import FeatureBank
+from datasets.loading.bank import FeatureBank
 from methods import TrainConfig, available_methods, resolve_method
 
 

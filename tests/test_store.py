@@ -9,11 +9,11 @@ import stat
 import numpy as np
 import pytest
 
-from datasets import layout
-from datasets.errors import StoreError
-from datasets.manifest import Manifest
-from datasets.store import FeatureStore
-from datasets.writer import StoreWriter
+from datasets.common.errors import StoreError
+from datasets.store import layout
+from datasets.store.manifest import Manifest
+from datasets.store.reader import FeatureStore
+from datasets.store.writer import StoreWriter
 from tests.helpers import DIMS, stream_specs, write_store
 
 

@@ -11,10 +11,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from datasets import layout
-from datasets.store import FeatureStore
-from datasets.synthetic import ACTION, STATIC, preset, synthesize
-from datasets.validate import validate_store
+from datasets.sources.synthetic import ACTION, STATIC, preset, synthesize
+from datasets.store import layout
+from datasets.store.reader import FeatureStore
+from datasets.store.validate import validate_store
 
 
 def read_all(path):

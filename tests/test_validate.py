@@ -12,11 +12,11 @@ import h5py
 import numpy as np
 import pytest
 
-from datasets import layout
-from datasets.bank import FeatureBank
-from datasets.errors import StoreError, StoreValidationError
-from datasets.store import FeatureStore
-from datasets.validate import validate_store
+from datasets.common.errors import StoreError, StoreValidationError
+from datasets.loading.bank import FeatureBank
+from datasets.store import layout
+from datasets.store.reader import FeatureStore
+from datasets.store.validate import validate_store
 from tests.helpers import DIMS, replace_dataset, write_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -251,5 +251,5 @@ def test_cli_exit_codes(hand_store, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "datasets", "-q", "validate", str(broken)],
                          cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 1
-    assert "3 problem(s)" in bad.stdout and "checksum" in bad.stdout and "zero frames" in bad.stdout and "9 videos" in bad.stdout
+    assert all(part in bad.stdout for part in ("3 problem(s)", "checksum", "zero frames", "9 videos"))
     assert "fix:" in bad.stdout

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from datasets.sampling import AllFrames
+from datasets import AllFrames
 from methods.base import MethodOutput, StepModule, TrainConfig, VideoMethod
 from methods.losses import soft_cross_entropy
 
@@ -21,6 +21,7 @@ from methods.losses import soft_cross_entropy
 class CoarseMean(VideoMethod):
     name = "coarse_mean"
     summary = "mean of the coarse features of every frame, linear classifier"
+    display_name = "Coarse mean"  # its row name in tables and figures; `row` and `reference` are optional too
     streams = ("coarse",)  # the bank loads (and the meter watches) only what is listed here
     online = False  # the mean uses the whole video
 

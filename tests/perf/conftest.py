@@ -14,6 +14,6 @@ def store_path(tmp_path_factory) -> Path:
     given = os.environ.get("LITEEVAL_BENCH_STORE")
     if given:
         return Path(given)
-    from datasets.synthetic import preset, synthesize
+    from datasets.sources.synthetic import preset, synthesize
 
     return synthesize(preset("default"), tmp_path_factory.mktemp("bench") / "default", seed=0, show_progress=False)

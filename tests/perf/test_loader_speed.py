@@ -25,10 +25,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datasets.bank import FeatureBank
-from datasets.device import resolve_device
-from datasets.sampling import AllFrames, FrameSampler, UniformFrames
-from datasets.store import FeatureStore
+from datasets.loading.bank import FeatureBank
+from datasets.loading.device import resolve_device
+from datasets.loading.sampling import AllFrames, FrameSampler, UniformFrames
+from datasets.store.reader import FeatureStore
 
 pytestmark = pytest.mark.perf
 BATCH = 64

@@ -73,7 +73,8 @@ def table(banks):
     ]
     for r in rows:
         lines.append(f"| {r['method']} | {r['setting']} | {r['train']:.0f} | {r['eval']:.0f} | {r['base_train']:.0f} "
-                     f"| {r['base_eval']:.0f} | {r['train'] / r['base_train']:.2f} | {r['eval'] / r['base_eval']:.2f} |")
+                     f"| {r['base_eval']:.0f} | {r['train'] / r['base_train']:.2f} "
+                     f"| {r['eval'] / r['base_eval']:.2f} |")
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     out = REPO / ".benchmarks" / "training-throughput.md"

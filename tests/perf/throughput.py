@@ -62,7 +62,7 @@ class Banks:
     """The train and test banks of a store, loaded once for every measurement."""
 
     def __init__(self, store: Path | str, device: str = "auto") -> None:
-        from datasets.bank import FeatureBank
+        from datasets.loading.bank import FeatureBank
 
         self.train = FeatureBank(store, "train", device=device, streams=["coarse", "fine"], show_progress=False)
         self.test = FeatureBank(store, "test", device=device, streams=["coarse", "fine"], show_progress=False)

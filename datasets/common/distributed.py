@@ -1,0 +1,53 @@
+"""torchrun support shared by the commands that split work over ranks (extract, benchmark run).
+
+Under ``torchrun`` every process gets RANK, WORLD_SIZE and LOCAL_RANK; these helpers start a
+gloo group (the ranks only meet at barriers, which may be hours or days apart), pick each
+rank's GPU, and tear the group down again only where they started it.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import torch
+
+from datasets.loading.device import resolve_device
+
+
+def distributed_rank() -> tuple[int, int, int, bool]:
+    """(rank, world size, local rank, whether this call started the process group) under
+    torchrun; (0, 1, 0, False) for a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0, False
+    import torch.distributed as dist
+
+    started = not dist.is_initialized()
+    if started:
+        dist.init_process_group(backend="gloo", timeout=timedelta(days=7))
+    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), started
+
+
+def rank_device(asked: str, local_rank: int) -> torch.device:
+    """The device of a rank: with ``auto`` or ``cuda`` and GPUs present, the rank's own
+    (``cuda:LOCAL_RANK``, wrapped over the visible GPUs); otherwise what was asked for."""
+    if asked in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device(f"cuda:{local_rank % torch.cuda.device_count()}")
+    return resolve_device(asked)
+
+
+def barrier() -> None:
+    """Wait for every rank (nothing to wait for in a single process)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def finish(started: bool) -> None:
+    """Destroy the process group if ``distributed_rank`` started it."""
+    if started:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()

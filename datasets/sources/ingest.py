@@ -1,0 +1,300 @@
+"""Ingest: build a feature store from per-video .npy files and an annotation file.
+
+Input layout (what most research code already has): one ``<video_id>.npy`` of shape (T, D)
+per video and per stream, in one directory per stream, and an annotation file in one of
+the formats of datasets/sources/annotations.py.
+
+Nothing is dropped silently. Every listed video without a feature file, every feature
+file nobody listed, every video whose coarse and fine frame counts differ (or whose file
+is unreadable or badly shaped), and every unlabelled video of a labelled split is counted
+and named in a JSON report written next to the store (``<out>.ingest-report.json``). If
+there is any, ingest fails, unless ``allow_missing`` is set: then those videos are left
+out of the store, and the report says which.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datasets.common.atomic import atomic_write_json
+from datasets.common.errors import IngestError, StoreError
+from datasets.common.progress import progress_bar
+from datasets.extraction.backbones import COST_BACKEND, PAPER_STREAMS, BackboneSpec, count_gmacs_per_frame
+from datasets.sources.annotations import Annotations, read_annotations
+from datasets.store.manifest import StreamSpec
+from datasets.store.writer import StoreWriter
+
+log = logging.getLogger(__name__)
+
+STREAMS = ("coarse", "fine")
+# Canonical split order in a store: the usual names first, others alphabetically.
+SPLIT_ORDER = ("train", "training", "val", "validation", "test", "testing")
+
+# Report categories that make ingest fail unless --allow-missing.
+CATEGORIES = {
+    "missing_coarse": "listed in the annotations but no coarse .npy file",
+    "missing_fine": "listed in the annotations but no fine .npy file",
+    "not_listed": "feature file(s) present but the video is not in the annotations",
+    "frame_mismatch": "coarse and fine frame counts differ",
+    "unreadable": "a feature file cannot be read as a .npy array",
+    "bad_shape": "a feature file is not (T, D) with T > 0 and the stream's D",
+    "unlabelled_in_labelled_split": "no label, in a split where other videos have labels",
+}
+
+
+@dataclass
+class IngestReport:
+    """Everything ingest found, by category, plus what it kept."""
+
+    annotations: str
+    out: str
+    allow_missing: bool
+    problems: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {c: [] for c in CATEGORIES})
+    kept: int = 0
+    listed: int = 0
+    splits: dict[str, int] = field(default_factory=dict)
+    classes: int = 0
+
+    def add(self, category: str, video_id: str, **detail: Any) -> None:
+        self.problems[category].append({"video_id": video_id, **detail})
+
+    @property
+    def problem_count(self) -> int:
+        return sum(len(v) for v in self.problems.values())
+
+    def excluded_ids(self) -> set[str]:
+        return {p["video_id"] for v in self.problems.values() for p in v}
+
+    def summary(self) -> str:
+        lines = [f"annotations list {self.listed} videos; {self.kept} kept"]
+        for category, items in self.problems.items():
+            if items:
+                ids = ", ".join(repr(p["video_id"]) for p in items[:5])
+                more = f", ... and {len(items) - 5} more" if len(items) > 5 else ""
+                lines.append(f"  {category}: {len(items)} ({CATEGORIES[category]}): {ids}{more}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "annotations": self.annotations,
+            "out": self.out,
+            "allow_missing": self.allow_missing,
+            "listed": self.listed,
+            "kept": self.kept,
+            "splits": self.splits,
+            "classes": self.classes,
+            "counts": {c: len(v) for c, v in self.problems.items()},
+            "meaning": CATEGORIES,
+            "problems": self.problems,
+        }
+
+
+def report_path(out: Path) -> Path:
+    """Where ingest writes its report: next to the store, ``<out>.ingest-report.json``."""
+    return out.with_name(out.name + ".ingest-report.json")
+
+
+def _npy_files(directory: Path, stream: str) -> dict[str, Path]:
+    if not directory.is_dir():
+        raise IngestError(f"--{stream} {directory}: not a directory of <video_id>.npy files")
+    return {p.stem: p for p in directory.iterdir() if p.suffix == ".npy" and p.is_file()}
+
+
+def _shape_of(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    array = np.load(path, mmap_mode="r", allow_pickle=False)
+    return tuple(array.shape), array.dtype
+
+
+def _split_key(split: str) -> tuple[int, str]:
+    return (SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER), split)
+
+
+def parse_backbone(text: str) -> BackboneSpec:
+    """``name@resolution`` (e.g. ``resnet101@224``) into a spec (feature dim from the files)."""
+    name, _, res = text.partition("@")
+    if not name or not res.isdigit():
+        raise IngestError(f"backbone {text!r} must look like NAME@RESOLUTION, e.g. resnet101@224")
+    return BackboneSpec(name, int(res), 0)
+
+
+def ingest(
+    annotations_path: Path | str | Sequence[Path | str],
+    fmt: str,
+    coarse_dir: Path | str,
+    fine_dir: Path | str,
+    out: Path | str,
+    *,
+    fps: float = 1.0,
+    name: str | None = None,
+    allow_missing: bool = False,
+    overwrite: bool = False,
+    backbones: dict[str, BackboneSpec] | None = None,
+    show_progress: bool = True,
+) -> IngestReport:
+    """Build a store at ``out``; return the report (also written next to the store)."""
+    out = Path(out)
+    if fps <= 0:
+        raise IngestError(f"--fps must be positive, got {fps}")
+    if out.exists() and not overwrite:
+        raise IngestError(f"{out} already exists; refusing to overwrite it (pass --overwrite to replace it)")
+    backbones = {**PAPER_STREAMS, **(backbones or {})}
+    annotations: Annotations = read_annotations(annotations_path, fmt)
+    paths = [annotations_path] if isinstance(annotations_path, (str, Path)) else list(annotations_path)
+    dirs = {"coarse": Path(coarse_dir), "fine": Path(fine_dir)}
+    files = {s: _npy_files(d, s) for s, d in dirs.items()}
+    report = IngestReport(annotations.source, str(out), allow_missing, listed=len(annotations.videos))
+
+    listed = {v.video_id for v in annotations.videos}
+    for vid in sorted((set(files["coarse"]) | set(files["fine"])) - listed):
+        report.add("not_listed", vid, streams=[s for s in STREAMS if vid in files[s]])
+
+    shapes, dims = _feature_shapes(annotations, files, dirs, report, out)
+    classes = annotations.class_names()
+    class_index = {c: i for i, c in enumerate(classes)}
+    labelled_splits = _check_labels(annotations, class_index, report)
+    excluded = report.excluded_ids()
+    kept = [v for v in annotations.videos if v.video_id not in excluded]
+    kept.sort(key=lambda v: _split_key(v.split))  # stable: annotation order within a split
+    report.kept = len(kept)
+    report.splits = dict(Counter(v.split for v in kept))
+    report.classes = len(classes)
+    atomic_write_json(report_path(out), report.to_dict())
+    if report.problem_count and not allow_missing:
+        raise IngestError(
+            f"ingest found {report.problem_count} problem(s) and wrote no store:\n{report.summary()}\n"
+            f"Full list: {report_path(out)}. Fix the inputs, or pass --allow-missing to leave these videos out."
+        )
+    if report.problem_count:
+        # The list itself is the report's (printed by the command line once, and in the JSON).
+        log.warning("leaving %d video(s) out (--allow-missing); the list: %s", len(excluded & listed),
+                    report_path(out))
+    if not kept:
+        raise IngestError(f"no video is left to ingest; see {report_path(out)}")
+
+    labels = np.zeros((len(kept), len(classes)), dtype=np.uint8)
+    for row, video in enumerate(kept):
+        labels[row, [class_index[n] for n in video.labels]] = 1
+    streams = _stream_specs(backbones, dims, dirs)
+    nonfinite: list[str] = []
+    with StoreWriter(
+        out,
+        name=name or out.name,
+        classes=classes,
+        multi_label=any(len(v.labels) > 1 for v in kept),
+        fps=fps,
+        streams=streams,
+        video_ids=[v.video_id for v in kept],
+        splits=[v.split for v in kept],
+        labels=labels,
+        lengths=[shapes["coarse"][v.video_id][0] for v in kept],
+        labelled_splits={s: s in labelled_splits for s in report.splits},
+        provenance={
+            "kind": "ingest",
+            "annotations": [str(Path(p).resolve()) for p in paths],
+            "format": fmt,
+            "report": str(report_path(out).resolve()),
+            "left_out": len(excluded & listed),
+        },
+        overwrite=overwrite,
+    ) as writer:
+        with progress_bar(total=len(kept), desc="ingest", unit="video", enable=show_progress) as bar:
+            for row, video in enumerate(kept):
+                arrays = {s: np.load(files[s][video.video_id], allow_pickle=False) for s in STREAMS}
+                try:
+                    writer.write_video(row, arrays)
+                except StoreError as exc:
+                    nonfinite.append(str(exc))
+                bar.update(1)
+        if nonfinite:
+            raise IngestError(
+                f"{len(nonfinite)} video(s) have features that cannot be stored; no store was written:\n  "
+                + "\n  ".join(nonfinite[:10])
+                + ("\n  ..." if len(nonfinite) > 10 else "")
+                + "\nFix or re-extract these files (or remove the videos from the annotations) and ingest again."
+            )
+    return report
+
+
+def _feature_shapes(annotations: Annotations, files: dict[str, dict[str, Path]], dirs: dict[str, Path],
+                    report: IngestReport, out: Path) -> tuple[dict[str, dict[str, tuple[int, ...]]], dict[str, int]]:
+    """Every listed video's (frames, dim) per stream, from .npy headers only (memory-mapped, no
+    data read), and each stream's dimension (the most common); every file that is missing,
+    unreadable, of a wrong shape, or whose streams disagree on the frame count goes into ``report``."""
+    shapes: dict[str, dict[str, tuple[int, ...]]] = {s: {} for s in STREAMS}
+    for video in annotations.videos:
+        for stream in STREAMS:
+            path = files[stream].get(video.video_id)
+            if path is None:
+                report.add(f"missing_{stream}", video.video_id, expected=str(dirs[stream] / f"{video.video_id}.npy"))
+                continue
+            try:
+                shape, dtype = _shape_of(path)
+            except (OSError, ValueError) as exc:
+                report.add("unreadable", video.video_id, file=str(path), error=str(exc))
+                continue
+            if len(shape) != 2 or shape[0] == 0 or not np.issubdtype(dtype, np.floating):
+                report.add("bad_shape", video.video_id, file=str(path), shape=list(shape), dtype=str(dtype))
+                continue
+            shapes[stream][video.video_id] = shape
+    dims: dict[str, int] = {}
+    for stream in STREAMS:
+        counts = Counter(shape[1] for shape in shapes[stream].values())
+        if not counts:
+            raise IngestError(
+                f"no readable {stream} feature file matches the annotations ({dirs[stream]}); "
+                f"see {report_path(out)}"
+            )
+        dims[stream] = counts.most_common(1)[0][0]
+        for vid, shape in list(shapes[stream].items()):
+            if shape[1] != dims[stream]:
+                report.add("bad_shape", vid, file=str(files[stream][vid]), shape=list(shape),
+                           expected_dim=dims[stream])
+                del shapes[stream][vid]
+    for video in annotations.videos:
+        vid = video.video_id
+        if vid in shapes["coarse"] and vid in shapes["fine"] and shapes["coarse"][vid][0] != shapes["fine"][vid][0]:
+            report.add("frame_mismatch", vid, coarse_frames=shapes["coarse"][vid][0],
+                       fine_frames=shapes["fine"][vid][0])
+    return shapes, dims
+
+
+def _check_labels(annotations: Annotations, class_index: dict[str, int], report: IngestReport) -> set[str]:
+    """The labelled splits; an unknown label is an error, an unlabelled video in a labelled split
+    goes into ``report``."""
+    labelled_splits = {v.split for v in annotations.videos if v.labels}
+    for video in annotations.videos:
+        unknown = [n for n in video.labels if n not in class_index]
+        if unknown:
+            raise IngestError(
+                f"{annotations.source}: video {video.video_id!r} has labels {unknown} not in the class list")
+        if video.split in labelled_splits and not video.labels:
+            report.add("unlabelled_in_labelled_split", video.video_id, split=video.split)
+    return labelled_splits
+
+
+def _stream_specs(backbones: dict[str, BackboneSpec], dims: dict[str, int],
+                  dirs: dict[str, Path]) -> dict[str, StreamSpec]:
+    """The manifest's stream records: declared backbone, measured dimension, counted cost."""
+    streams = {}
+    for stream in STREAMS:
+        spec = backbones[stream]
+        streams[stream] = StreamSpec(
+            backbone=spec.name,
+            resolution=spec.resolution,
+            dim=dims[stream],
+            gmacs_per_frame=count_gmacs_per_frame(spec.name, spec.resolution),
+            provenance={
+                "kind": "ingest",
+                "source_dir": str(dirs[stream].resolve()),
+                "backbone": f"{spec.name}@{spec.resolution} as declared to ingest (not verified from the files)",
+                "cost": f"ptflops backend={COST_BACKEND} on torchvision {spec.name} at {spec.resolution}",
+            },
+        )
+    return streams

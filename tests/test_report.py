@@ -1,0 +1,43 @@
+"""`python -m benchmark report`: the committed results page and headline are what it writes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from benchmark import report
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_committed_results_page_and_headline_are_generated():
+    built = report.build(REPO / "results")
+    assert (REPO / "docs/results.md").read_text() == built.page, "run `python -m benchmark report`"
+    readme = (REPO / "README.md").read_text()
+    assert report.with_headline(readme, built.headline) == readme, "run `python -m benchmark report`"
+
+
+def test_report_writes_both_files_and_every_folder_gets_a_section(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(REPO / "results" / "default-ablate-sync", results / "default-ablate-sync",
+                    ignore=shutil.ignore_patterns("runs"))
+    (results / "mine").mkdir()
+    (results / "mine" / "table.md").write_text("| Method | mAP (%) |\n|:--|:--|\n| Mine | 1.0 |\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.HEADLINE_START}\nold\n{report.HEADLINE_END}\nrest\n")
+    report.write(results, tmp_path / "results.md", readme)
+    page = (tmp_path / "results.md").read_text()
+    assert "## Table 2: synchronisation" in page and "## `mine`" in page and "| Mine | 1.0 |" in page
+    assert "old" not in readme.read_text() and readme.read_text().endswith(f"{report.HEADLINE_END}\nrest\n")
+    assert "no `results/default/table.csv` yet" in readme.read_text()
+
+
+def test_a_readme_without_the_markers_is_refused_with_the_fix(tmp_path):
+    (tmp_path / "results").mkdir()
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers here\n")
+    with pytest.raises(ValueError, match="headline markers"):
+        report.write(tmp_path / "results", tmp_path / "results.md", readme)
+    assert readme.read_text() == "no markers here\n"  # nothing half-written
