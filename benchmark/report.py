@@ -40,6 +40,7 @@ CATALOGUE: tuple[tuple[str, str], ...] = (
     ("default-arnet-tune-v3", "AR-Net, final tune"),
 )
 MAIN_RUN = "default"
+ABLATIONS = ("sync", "gamma", "units")  # results/<main run>-ablate-<kind>/, set beside the paper's Tables 2-4
 HEADLINE_START, HEADLINE_END = "<!-- headline table: python -m benchmark report -->", "<!-- end of headline table -->"
 HEADLINE_COLUMNS = ["Method", "Online", "mAP (%)", "Δ mAP vs Uniform [95% CI]", "GFLOPs/video", "Fine frames/video"]
 ONLINE_BUDGETS = (1, 2, 4, 6, 8, 10)
@@ -145,6 +146,31 @@ def _beside_the_paper(summary: pd.DataFrame) -> str:
             "table above. Absolute mAP is not comparable between the two; the cost ratios and the order are.\n")
 
 
+def _ablation_beside_the_paper(kind: str, summary: pd.DataFrame) -> str:
+    """An ablation's rows beside the paper's Table 2, 3 or 4 (FCVID), matched row by row."""
+    rows = summary.to_dict("records")
+    published: dict[str, tuple[float, float | None]]
+    if kind == "sync":
+        published = {"liteeval-nosync": (paper.TABLE2["w/o sync"], None), "liteeval-sync": (paper.TABLE2["sync"], None)}
+        label = "the paper's Table 2"
+    elif kind == "gamma":
+        published = {f"liteeval-gamma{g:.2f}": values for g, values in paper.TABLE3.items()}
+        label = "the paper's Table 3"
+    else:  # units: the paper's rows in order of size (64..512 coarse units, fine 2048), here 1/8..1 of the default's
+        sized = sorted(rows, key=lambda r: int("".join(c for c in r["method"] if c.isdigit()) or 0))
+        published = {r["method"]: (paper.TABLE4[units], None) for r, units in zip(sized, sorted(paper.TABLE4))}
+        label = "the paper's Table 4 (64, 128, 256, 512 coarse units, fine 2048), row for row by size"
+    shown = [{
+        "Row": r["display_name"],
+        "Paper: mAP (%)": f"{published[r['method']][0]:.1f}",
+        "Paper: GFLOPs": "—" if published[r["method"]][1] is None else f"{published[r['method']][1]:.1f}",
+        "Here: mAP (%)": f"{r['map_mean']:.1f} ± {r['map_std']:.1f}",
+        "Here: GFLOPs": f"{r['gflops_mean']:.1f} ± {r['gflops_std']:.1f}",
+    } for r in rows if r["method"] in published]
+    return (pd.DataFrame(shown).to_markdown(index=False, disable_numparse=True)
+            + f"\n\nPaper: FCVID, {label} (benchmark/paper.py). Here: the table above.\n")
+
+
 def _section(folder: Path, title: str) -> str:
     provenance = _read_json(folder / "provenance.json")
     lines = [f"## {title}", "",
@@ -162,6 +188,10 @@ def _section(folder: Path, title: str) -> str:
         lines += ["", table.read_text().strip()]
     if folder.name == MAIN_RUN and (folder / "table.csv").is_file():
         beside = _beside_the_paper(pd.read_csv(folder / "table.csv"))
+        lines += ["", "### Beside the published numbers", "", beside.strip()]
+    kind = folder.name.removeprefix(f"{MAIN_RUN}-ablate-")
+    if kind in ABLATIONS and (folder / "table.csv").is_file():
+        beside = _ablation_beside_the_paper(kind, pd.read_csv(folder / "table.csv"))
         lines += ["", "### Beside the published numbers", "", beside.strip()]
     if (folder / "online.csv").is_file():
         lines += ["", "### Online budget curves", "", _online_table(folder).strip()]
