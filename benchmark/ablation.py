@@ -21,7 +21,9 @@ from dataclasses import replace
 from typing import Any
 
 from benchmark.config import RunConfig
-from benchmark.runner import MethodPlan, Runner, dataset_label, plan_methods
+from benchmark.plans import MethodPlan, plan_methods
+from benchmark.runner import Runner
+from benchmark.stores import dataset_label
 from datasets.store.reader import FeatureStore
 
 COLUMNS = {
@@ -49,7 +51,7 @@ def ablate(kind: str, cfg: RunConfig) -> dict[str, str]:
     """Run the ``kind`` ablation; return the written tables' texts."""
     if kind not in KINDS:
         raise ValueError(f"unknown ablation {kind!r}; choose one of {KINDS}")
-    from benchmark.runner import resolve_store
+    from benchmark.stores import resolve_store
 
     store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
     (base,) = plan_methods(replace(cfg, methods=["liteeval"]), store.manifest.name)

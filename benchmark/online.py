@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 
 from benchmark import costs, metrics, provenance
+from benchmark.plans import MethodPlan
 from benchmark.results import SEQ_K, UNIFORM_K
-from benchmark.runner import MethodPlan, Runner
+from benchmark.runner import Runner
 from benchmark.training import Evaluation, evaluate
 from datasets.common.atomic import atomic_write_bytes, atomic_write_json
 from datasets.loading.bank import FeatureBank

@@ -36,7 +36,8 @@ from datasets.loading.device import host_available_bytes
 
 if TYPE_CHECKING:
     from benchmark.config import RunConfig
-    from benchmark.runner import MethodPlan, Runner
+    from benchmark.plans import MethodPlan
+    from benchmark.runner import Runner
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,28 @@
-"""One results folder, ``results/<name>/``: who may write it, and when a pair in it is done.
+"""One results folder, ``results/<name>/``: its layout, who may write it, and when a pair in it is done.
+
+The layout of ``results/<run name>/``::
+
+    table.md table.csv table.tex   the comparison table (rows in the paper's order)
+    metrics.json                   "summary" per method (means, stds, the paired bootstrap
+                                   difference to Uniform) and "per_seed": every number and more
+    provenance.json                config, seeds, budget, validation ids, versions, git commit,
+                                   machine, dataset, costs
+    reference.json                 only after a run on another machine replaced results that
+                                   were here: their summary, which the run compared itself with
+    reference_check.json           that comparison (benchmark/reference.py)
+    runs/<method>/seed<k>/
+        config.json                what this result was computed with (resume checks it)
+        scores.npz                 per-video class scores, labels, costs, frames read
+        model.pt                   the trained weights (state_dict), for online evaluation
+        diagnostics.npz            per-video extras a method reports, if any (see pack_diagnostics)
+        metrics.json               written last, with the SHA-256 of the files above: the
+                                   pair is done when they are all there with those contents
+                                   (its schema: benchmark/record.py)
+    online.csv online.json         the online budget curves (python -m benchmark online)
+    figures/                       the figures, PNG and PDF (python -m benchmark plot)
+    tune.md tune.json tuned.json   a tuning run's trials and choice (python -m benchmark tune)
+    notes.md                       written by hand: how the folder was made, what it says
+                                   (shown on docs/results.md by python -m benchmark report)
 
 Two promises live here (docs/guarantees.md):
 

@@ -1,22 +1,6 @@
 """The main job: train and evaluate methods on a dataset and write the comparison table.
 
-Layout of ``results/<run name>/``::
-
-    table.md table.csv table.tex   the comparison table (rows in the paper's order)
-    metrics.json                   "summary" per method (means, stds, the paired bootstrap
-                                   difference to Uniform) and "per_seed": every number and more
-    provenance.json                config, seeds, budget, validation ids, versions, git commit,
-                                   machine, dataset, costs
-    reference.json                 only after a run on another machine replaced results that
-                                   were here: their summary, which the run compared itself with
-    reference_check.json           that comparison (benchmark/reference.py)
-    runs/<method>/seed<k>/
-        config.json                what this result was computed with (resume checks it)
-        scores.npz                 per-video class scores, labels, costs, frames read
-        model.pt                   the trained weights (state_dict), for online evaluation
-        diagnostics.npz            per-video extras a method reports, if any (see pack_diagnostics)
-        metrics.json               written last, with the SHA-256 of the files above: the
-                                   pair is done when they are all there with those contents
+The layout of ``results/<run name>/`` is described in benchmark/results.py.
 
 A run holds the folder's lock (benchmark/results.py). An interrupted run started again keeps
 every complete pair computed with the same config on the same kind of machine (results from
@@ -31,14 +15,12 @@ within the run's budget (benchmark/budget.py), and is evaluated once, at the end
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -46,150 +28,20 @@ import numpy as np
 import torch
 
 from benchmark import bootstrap, costs, evidence, metrics, parallel, provenance, reference, results, tables
-from benchmark.config import RunConfig, load_method_config
+from benchmark.config import RunConfig
+from benchmark.plans import MethodPlan, plan_methods
 from benchmark.record import GFLOPS_UNIT, PairRecord
 from benchmark.splits import carve_validation
+from benchmark.stores import EVAL_SPLITS, TRAIN_SPLITS, dataset_fingerprint, dataset_label, pick_split, resolve_store
 from benchmark.training import Evaluation, TrainStats, evaluate, fit, seed_everything
 from datasets.common.atomic import atomic_write_bytes, atomic_write_json, json_text
 from datasets.common.distributed import barrier, distributed_rank, finish, rank_device
 from datasets.loading.bank import FeatureBank
 from datasets.loading.device import resolve_device
-from datasets.sources.synthetic import PRESETS, matching_store, preset, synthesize
 from datasets.store.reader import FeatureStore
-from methods.base import SUITES, TrainConfig, VideoMethod, check_setting_types
-from methods.registry import available_methods, resolve_method
+from methods.base import VideoMethod
 
 log = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parents[1]
-TRAIN_SPLITS = ("train", "training")
-EVAL_SPLITS = ("test", "testing", "validation", "val")
-
-
-def data_root() -> Path:
-    """Where synthetic stores are cached: ``$LITEEVAL_DATA`` or ``data/`` in the repository."""
-    return Path(os.environ.get("LITEEVAL_DATA", REPO / "data"))
-
-
-def resolve_store(dataset: str, data_seed: int, *, show_progress: bool = True) -> Path:
-    """A store directory for ``dataset``: a preset is generated on first use and cached."""
-    if dataset in PRESETS:
-        path = data_root() / "synthetic" / f"{dataset}-seed{data_seed}"
-        cfg = preset(dataset)
-        if not matching_store(path, cfg, data_seed):
-            if path.exists():
-                log.warning("cached store %s was made with other settings; regenerating it", path)
-            log.info("generating the %r synthetic store (seed %d) at %s", dataset, data_seed, path)
-            synthesize(cfg, path, seed=data_seed, name=dataset, preset_name=dataset, overwrite=path.exists(),
-                       show_progress=show_progress)
-        return path
-    path = Path(dataset)
-    if not path.is_dir():
-        raise ValueError(
-            f"--dataset {dataset!r} is neither a synthetic preset ({', '.join(PRESETS)}) nor a store directory"
-        )
-    return path
-
-
-def dataset_label(dataset: str, store: FeatureStore) -> str:
-    """How results folders name a dataset: the preset's name, else the store's manifest name."""
-    return dataset if dataset in PRESETS else store.manifest.name
-
-
-def pick_split(store: FeatureStore, asked: str | None, candidates: tuple[str, ...], role: str) -> str:
-    splits = store.manifest.splits
-    if asked is not None:
-        if asked not in splits:
-            raise ValueError(f"--{role}-split {asked!r}: the store has splits {sorted(splits)}")
-        return asked
-    for name in candidates:
-        if name in splits and splits[name].labelled:
-            return name
-    raise ValueError(f"no labelled {role} split among {sorted(splits)}; name one with --{role}-split")
-
-
-@dataclass
-class MethodPlan:
-    """One method with its resolved hyper-parameters and training settings."""
-
-    spec: str
-    cls: type[VideoMethod]
-    hparams: dict[str, Any]
-    train: TrainConfig
-    label: str | None = None  # result name of a variant (ablations); default: the method's name
-    display: str | None = None  # row name in the table; default: the method's display name
-
-    @property
-    def name(self) -> str:
-        return self.label or self.cls.name
-
-    def __reduce__(self):
-        # Worker processes (--jobs) re-resolve the class from its spec: a plug-in loaded from a
-        # file lives in a module that only exists in the process that loaded it.
-        return _rebuild_plan, (self.spec, self.hparams, self.train, self.label, self.display)
-
-    def full_hparams(self) -> dict[str, Any]:
-        """Every hyper-parameter, defaults included (a changed default changes identity)."""
-        return asdict(self.cls.Hparams(**self.hparams))
-
-
-def _rebuild_plan(spec: str, hparams: dict[str, Any], train: TrainConfig, label: str | None,
-                  display: str | None) -> MethodPlan:
-    return MethodPlan(spec, resolve_method(spec), hparams, train, label, display)
-
-
-def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
-    """Resolve methods and their settings: class defaults, then the method's preset for
-    ``dataset_name``, then the config file."""
-    suites = SUITES[cfg.suite]
-    specs = cfg.methods or tables.order_methods([n for n, c in available_methods().items() if c.suite in suites])
-    file_config = load_method_config(cfg.config_file)
-    plans, names = [], set()
-    for spec in specs:
-        cls = resolve_method(spec)
-        if cls.name in names:
-            raise ValueError(f"method {cls.name!r} is listed twice")
-        names.add(cls.name)
-        section: dict[str, Any] = {}
-        train_overrides: dict[str, Any] = {}
-        for source in (cls.presets.get(dataset_name, {}), file_config.get(cls.name, {})):
-            source = dict(source)
-            train_overrides.update(source.pop("train", {}))
-            section.update(source)
-        train = cls.train_defaults.updated(train_overrides, where=f"settings of {cls.name!r} (train)")
-        unknown_keys = sorted(set(section) - {f.name for f in fields(cls.Hparams)})
-        if unknown_keys:
-            raise ValueError(f"settings of {cls.name!r}: unknown hyper-parameter(s) {unknown_keys}; known: "
-                             f"{[f.name for f in fields(cls.Hparams)]}")
-        check_setting_types(cls.Hparams, section, where=f"settings of {cls.name!r}")
-        plans.append(MethodPlan(spec, cls, section, train))
-    unknown = sorted(set(file_config) - names - set(available_methods()))
-    if unknown:
-        raise ValueError(f"config file {cfg.config_file}: unknown method(s) {unknown}")
-    return plans
-
-
-def dataset_fingerprint(store: FeatureStore) -> str:
-    """A content hash of a store that does not depend on where it lies or who made it.
-
-    It covers the manifest without its provenance (classes, streams, dims, costs, splits),
-    the per-video arrays (ids, splits, labels, offsets) and, for synthetic stores, the
-    generator version, parameters and seed. So the same data found at another path, or
-    regenerated by another commit of the suite, is recognised; frame values are not hashed
-    (that would read the whole store).
-    """
-    manifest = store.manifest.to_dict()
-    origin = manifest.pop("provenance")
-    manifest.pop("checksums")  # derived from the arrays hashed below (and absent from older stores)
-    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode())
-    if origin.get("kind") == "synthetic":
-        digest.update(json.dumps({k: origin.get(k) for k in ("generator_version", "params", "seed")},
-                                 sort_keys=True).encode())
-    header = store.header
-    for array in (header.video_ids, header.splits):
-        digest.update("\n".join(array.tolist()).encode())
-    for array in (header.labels, header.offsets):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()[:16]
 
 
 class Runner:

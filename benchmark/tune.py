@@ -27,7 +27,9 @@ import numpy as np
 import pandas as pd
 
 from benchmark.config import RunConfig
-from benchmark.runner import MethodPlan, Runner, dataset_label, plan_methods, resolve_store
+from benchmark.plans import MethodPlan, plan_methods
+from benchmark.runner import Runner
+from benchmark.stores import dataset_label, resolve_store
 from datasets.common.atomic import atomic_write_json, atomic_write_text
 from datasets.store.reader import FeatureStore
 from methods.base import TrainConfig, VideoMethod

@@ -117,7 +117,7 @@ def test_the_extended_suite_adds_its_rows_below_table_1(tmp_path):
 
 def test_suite_extended_runs_every_registered_method():
     from benchmark.config import RunConfig
-    from benchmark.runner import plan_methods
+    from benchmark.plans import plan_methods
 
     paper = {p.name for p in plan_methods(RunConfig(), "tiny")}
     everything = {p.name for p in plan_methods(RunConfig(suite="extended"), "tiny")}
@@ -217,7 +217,7 @@ def test_ablation_tables(tmp_path, kind, rows):
 
 def test_paper_presets_apply_by_dataset_name_and_the_config_file_wins(tmp_path):
     from benchmark.config import RunConfig
-    from benchmark.runner import plan_methods
+    from benchmark.plans import plan_methods
 
     cfg = RunConfig(methods=["liteeval", "lstm"])
     fcvid = {p.name: p for p in plan_methods(cfg, "fcvid")}

@@ -199,7 +199,7 @@ def test_tune_writes_a_config_that_run_accepts(tiny_store, tmp_path, capsys, mon
 
 
 def test_trials_start_from_the_current_setting_and_do_not_repeat():
-    from benchmark.runner import plan_methods
+    from benchmark.plans import plan_methods
 
     (plan,) = plan_methods(RunConfig(methods=["lstm"]), "default")
     settings = trial_settings(plan, 5, tune_seed=0)
@@ -261,7 +261,7 @@ def test_results_on_another_dataset_are_not_compared_with_the_reference():
 
 def test_the_shipped_default_settings_are_the_recorded_tuning_choice():
     """The `default` presets were chosen by `benchmark tune` on validation: they must equal its record."""
-    from benchmark.runner import plan_methods
+    from benchmark.plans import plan_methods
     from benchmark.tune import as_config, current_setting
 
     results = Path(__file__).resolve().parents[1] / "results"

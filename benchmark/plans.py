@@ -1,0 +1,75 @@
+"""A run's methods with their settings resolved: class defaults, then the method's preset for
+the dataset, then the user's config file (benchmark/config.py). A ``MethodPlan`` is what the
+runner trains; ablations and tuning trials are plans with a label and changed settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from benchmark import tables
+from benchmark.config import RunConfig, load_method_config
+from methods.base import SUITES, TrainConfig, VideoMethod, check_setting_types
+from methods.registry import available_methods, resolve_method
+
+
+@dataclass
+class MethodPlan:
+    """One method with its resolved hyper-parameters and training settings."""
+
+    spec: str
+    cls: type[VideoMethod]
+    hparams: dict[str, Any]
+    train: TrainConfig
+    label: str | None = None  # result name of a variant (ablations); default: the method's name
+    display: str | None = None  # row name in the table; default: the method's display name
+
+    @property
+    def name(self) -> str:
+        return self.label or self.cls.name
+
+    def __reduce__(self):
+        # Worker processes (--jobs) re-resolve the class from its spec: a plug-in loaded from a
+        # file lives in a module that only exists in the process that loaded it.
+        return _rebuild_plan, (self.spec, self.hparams, self.train, self.label, self.display)
+
+    def full_hparams(self) -> dict[str, Any]:
+        """Every hyper-parameter, defaults included (a changed default changes identity)."""
+        return asdict(self.cls.Hparams(**self.hparams))
+
+
+def _rebuild_plan(spec: str, hparams: dict[str, Any], train: TrainConfig, label: str | None,
+                  display: str | None) -> MethodPlan:
+    return MethodPlan(spec, resolve_method(spec), hparams, train, label, display)
+
+
+def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
+    """Resolve methods and their settings: class defaults, then the method's preset for
+    ``dataset_name``, then the config file."""
+    suites = SUITES[cfg.suite]
+    specs = cfg.methods or tables.order_methods([n for n, c in available_methods().items() if c.suite in suites])
+    file_config = load_method_config(cfg.config_file)
+    plans, names = [], set()
+    for spec in specs:
+        cls = resolve_method(spec)
+        if cls.name in names:
+            raise ValueError(f"method {cls.name!r} is listed twice")
+        names.add(cls.name)
+        section: dict[str, Any] = {}
+        train_overrides: dict[str, Any] = {}
+        for source in (cls.presets.get(dataset_name, {}), file_config.get(cls.name, {})):
+            source = dict(source)
+            train_overrides.update(source.pop("train", {}))
+            section.update(source)
+        train = cls.train_defaults.updated(train_overrides, where=f"settings of {cls.name!r} (train)")
+        unknown_keys = sorted(set(section) - {f.name for f in fields(cls.Hparams)})
+        if unknown_keys:
+            raise ValueError(f"settings of {cls.name!r}: unknown hyper-parameter(s) {unknown_keys}; known: "
+                             f"{[f.name for f in fields(cls.Hparams)]}")
+        check_setting_types(cls.Hparams, section, where=f"settings of {cls.name!r}")
+        plans.append(MethodPlan(spec, cls, section, train))
+    unknown = sorted(set(file_config) - names - set(available_methods()))
+    if unknown:
+        raise ValueError(f"config file {cfg.config_file}: unknown method(s) {unknown}")
+    return plans
