@@ -123,18 +123,7 @@ def extract(
         annotations = read_annotations(annotation_paths, fmt)
         found, extra = find_videos(annotations, videos_dir)
         paths = [annotation_paths] if isinstance(annotation_paths, (str, Path)) else list(annotation_paths)
-        job = {
-            "extractor_version": EXTRACTOR_VERSION,
-            # What the features depend on; batch size, device and the like may change between resumes.
-            "config": {k: v for k, v in asdict(cfg).items() if k in ("fps", "coarse_weights", "fine_weights")},
-            "format": fmt,
-            "annotations": [str(Path(p).resolve()) for p in paths],
-            "videos_dir": str(videos_dir.resolve()),
-            "world": world,
-            "backbones": {s: asdict(b) for s, b in backbones.items()},
-            "classes": annotations.class_names(),
-            "multi_label": any(len(v.labels) > 1 for v in annotations.videos),
-        }
+        job = _job_record(cfg, fmt, paths, videos_dir, world, backbones, annotations)
         owned = [{"index": rank + k * world, "id": v.video_id, "split": v.split, "labels": list(v.labels),
                   "file": str(found[v.video_id]) if found[v.video_id] else None}
                  for k, v in enumerate(annotations.videos[rank::world])]
@@ -223,3 +212,20 @@ def _merge_if_all_done(out: Path, rank: int, world: int, name: str | None) -> No
                     "`python -m datasets merge --shards %s --out %s`", missing, root, root, out)
         return
     merge(root, out, name=name)
+
+
+def _job_record(cfg: ExtractConfig, fmt: str, paths: list, videos_dir: Path, world: int,
+                backbones: dict[str, BackboneSpec], annotations: Any) -> dict[str, Any]:
+    """What every shard of one extraction must agree on (resuming with other values is refused)."""
+    return {
+        "extractor_version": EXTRACTOR_VERSION,
+        # What the features depend on; batch size, device and the like may change between resumes.
+        "config": {k: v for k, v in asdict(cfg).items() if k in ("fps", "coarse_weights", "fine_weights")},
+        "format": fmt,
+        "annotations": [str(Path(p).resolve()) for p in paths],
+        "videos_dir": str(videos_dir.resolve()),
+        "world": world,
+        "backbones": {s: asdict(b) for s, b in backbones.items()},
+        "classes": annotations.class_names(),
+        "multi_label": any(len(v.labels) > 1 for v in annotations.videos),
+    }
