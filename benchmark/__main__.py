@@ -1,4 +1,4 @@
-"""Command line of the harness: ``python -m benchmark {run,tune,ablate,online,plot,report,methods}``."""
+"""Command line of the harness: ``python -m benchmark {run,tune,ablate,online,latency,plot,report,methods}``."""
 
 from __future__ import annotations
 
@@ -93,6 +93,19 @@ def _cmd_online(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_latency(args: argparse.Namespace) -> int:
+    from benchmark.latency import LATENCY_TABLE, LatencyOptions, run_latency
+    from benchmark.runner import Runner
+
+    runner = Runner(_config(args))
+    with runner.locked():
+        run_latency(runner, LatencyOptions(batch=args.latency_batch, repeats=args.repeats, warmup=args.warmup))
+    print((runner.out / LATENCY_TABLE).read_text())
+    print(f"written: {runner.out / LATENCY_TABLE} and latency.json; the next `run` on this folder adds the estimate "
+          "to its table")
+    return 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -157,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame-model", default=FRAME_MODEL,
                    help=f"trained frame classifier that Uniform-K and Seq-K average (default {FRAME_MODEL})")
     p.set_defaults(func=_cmd_online)
+
+    p = sub.add_parser("latency", help="measured backbone latency and time per video on this device, as "
+                                       "results/<name>/latency.json and latency.md")
+    _run_options(p, methods=True, force=False)
+    p.add_argument("--latency-batch", type=int, default=64, help="the throughput batch for offline methods (64)")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement; the median is kept (5)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls before timing (2)")
+    p.set_defaults(func=_cmd_latency)
 
     p = sub.add_parser("plot", help="redraw the figures (PNG and PDF) from saved results, under "
                                     "results/<name>/figures/")

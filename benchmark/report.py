@@ -193,6 +193,8 @@ def _section(folder: Path, title: str) -> str:
     if kind in ABLATIONS and (folder / "table.csv").is_file():
         beside = _ablation_beside_the_paper(kind, pd.read_csv(folder / "table.csv"))
         lines += ["", "### Beside the published numbers", "", beside.strip()]
+    if (folder / "latency.md").is_file():
+        lines += ["", "### Time per video (measured on one device)", "", (folder / "latency.md").read_text().strip()]
     if (folder / "online.csv").is_file():
         lines += ["", "### Online budget curves", "", _online_table(folder).strip()]
     figures = sorted((folder / "figures").glob("*.png")) if (folder / "figures").is_dir() else []

@@ -19,6 +19,7 @@ The layout of ``results/<run name>/``::
                                    pair is done when they are all there with those contents
                                    (its schema: benchmark/record.py)
     online.csv online.json         the online budget curves (python -m benchmark online)
+    latency.json latency.md        time per video measured on one device (python -m benchmark latency)
     figures/                       the figures, PNG and PDF (python -m benchmark plot)
     tune.md tune.json tuned.json   a tuning run's trials and choice (python -m benchmark tune)
     notes.md                       written by hand: how the folder was made, what it says

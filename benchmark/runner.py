@@ -517,7 +517,7 @@ class Runner:
         online.update({name: next(iter(seeds.values())).online for name, seeds in others.items()})
         differences = self.differences(list(records))
         summary = tables.summary_frame(records, online, {p.name: p.display or p.cls.shown_name() for p in self.plans},
-                                       differences)
+                                       differences, self.latency())
         document: dict[str, Any] = {"summary": tables.summary_records(summary, differences),
                                     "per_seed": {name: {seed: r.to_json() for seed, r in seeds.items()}
                                                  for name, seeds in records.items()}}
@@ -527,6 +527,15 @@ class Runner:
         atomic_write_json(self.out / "provenance.json", self.provenance())
         caption = self.caption(with_differences=bool(differences), left_out=left_out)
         return tables.write_tables(summary, self.out, caption, columns=columns)
+
+    def latency(self) -> dict[str, Any] | None:
+        """The folder's latency.json (benchmark/latency.py) when it was measured on this dataset."""
+        from benchmark.latency import LATENCY_FILE, device_label
+
+        record = results.read_json(self.out / LATENCY_FILE)
+        if not isinstance(record, dict) or (record.get("dataset") or {}).get("fingerprint") != self.fingerprint:
+            return None
+        return {**record, "device_label": device_label(record)}
 
     def provenance(self) -> dict[str, Any]:
         """This invocation's provenance; each pair's own is in its metrics.json ("computed")."""

@@ -52,7 +52,7 @@ def _stat(values: list[float]) -> tuple[float, float]:
 
 def summary_frame(
     metrics: dict[str, dict[str, PairRecord]], online: dict[str, bool], display: dict[str, str] | None = None,
-    differences: dict[str, dict[str, Any]] | None = None,
+    differences: dict[str, dict[str, Any]] | None = None, latency: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """One row per method: means and standard deviations over seeds (numbers, for the CSV),
     and the difference to ``BASELINE`` with its interval where ``differences`` has one."""
@@ -78,6 +78,10 @@ def summary_frame(
         }
         for key, get in fields.items():
             row[f"{key}_mean"], row[f"{key}_std"] = _stat([get(m) for m in per_seed])
+        if latency is not None:  # benchmark/latency.py: estimated ms per video on one device
+            estimates = [s["estimated_ms_per_video"] for s in (latency["pairs"].get(name) or {}).values()]
+            row["latency_ms_mean"], row["latency_ms_std"] = _stat(estimates or [np.nan])
+            row["latency_device"] = latency["device_label"]
         delta = (differences or {}).get(name)
         row["delta_map"], row["delta_map_ci_low"], row["delta_map_ci_high"] = (
             (100 * delta["estimate"], 100 * delta["ci_low"], 100 * delta["ci_high"]) if delta else (np.nan,) * 3)
@@ -137,6 +141,9 @@ def display_frame(summary: pd.DataFrame) -> pd.DataFrame:
             "Train (s)": f"{r['train_seconds_mean']:.1f}",
             "Eval (videos/s)": f"{r['eval_videos_per_second_mean']:.0f}",
         })
+        if "latency_device" in r and isinstance(r["latency_device"], str):
+            rows[-1][f"ms/video (est., {r['latency_device']})"] = (
+                "—" if np.isnan(r["latency_ms_mean"]) else _pm(r["latency_ms_mean"], r["latency_ms_std"], 1))
     return pd.DataFrame(rows)
 
 

@@ -1,0 +1,54 @@
+"""`python -m benchmark latency`: measured time per video beside GFLOPs, from one device."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmark.__main__ import main
+
+SETTINGS = ["--dataset", "tiny", "--steps", "2", "--seeds", "0", "1", "--methods", "uniform", "liteeval"]
+
+
+def run(tmp_path: Path, *args: str) -> int:
+    return main(["-q", *args, *SETTINGS, "--results-dir", str(tmp_path), "--name", "t"])
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("latency")
+    assert run(root, "run") == 0
+    assert run(root, "latency", "--latency-batch", "2", "--repeats", "1", "--warmup", "0") == 0
+    return root / "t"
+
+
+def test_latency_record_holds_both_settings_and_the_estimate_adds_up(measured):
+    record = json.loads((measured / "latency.json").read_text())
+    assert set(record["streams"]) == {"coarse", "fine"} and record["device"] == "cpu"
+    for stream in record["streams"].values():
+        assert stream["batch1_ms_per_frame"] > 0 and stream["throughput_ms_per_frame"] > 0
+    uniform, liteeval = record["pairs"]["uniform"]["0"], record["pairs"]["liteeval"]["0"]
+    fine = record["streams"]["fine"]
+    # Uniform is offline: its fine frames at the throughput batch; LiteEval is online: batch 1.
+    assert uniform["backbone_ms_per_video"] == pytest.approx(
+        uniform["frames_per_video"]["fine"] * fine["throughput_ms_per_frame"])
+    expected = sum(liteeval["frames_per_video"][s] * record["streams"][s]["batch1_ms_per_frame"]
+                   for s in ("coarse", "fine"))
+    assert liteeval["backbone_ms_per_video"] == pytest.approx(expected)
+    assert liteeval["estimated_ms_per_video"] == pytest.approx(liteeval["own_ms_per_video"] + expected)
+    assert record["platform"]["cpu"] and "Measured on" in (measured / "latency.md").read_text()
+
+
+def test_the_table_gains_the_estimate_with_its_device_and_drops_it_for_another_dataset(measured, tmp_path):
+    root = measured.parent
+    assert run(root, "run") == 0  # every pair done: only the table is rewritten, now with the column
+    header = (measured / "table.md").read_text().splitlines()[0]
+    device = json.loads((measured / "latency.json").read_text())["platform"]["cpu"]
+    assert f"ms/video (est., {device})" in header
+    record = json.loads((measured / "latency.json").read_text())
+    record["dataset"]["fingerprint"] = "another dataset"
+    (measured / "latency.json").write_text(json.dumps(record))
+    assert run(root, "run") == 0
+    assert "ms/video" not in (measured / "table.md").read_text().splitlines()[0]
