@@ -32,7 +32,7 @@ import pandas as pd
 
 from benchmark import costs, metrics, provenance
 from benchmark.plans import MethodPlan
-from benchmark.results import SEQ_K, UNIFORM_K
+from benchmark.results import SEQ_K, UNIFORM_K, online_summary
 from benchmark.runner import Runner
 from benchmark.training import Evaluation, evaluate
 from datasets.common.atomic import atomic_write_bytes, atomic_write_json
@@ -167,8 +167,4 @@ def run_online(runner: Runner, options: OnlineOptions) -> pd.DataFrame:
 
 def summary(table: pd.DataFrame) -> str:
     """A Markdown view: accuracy / GFLOPs per curve (rows) and K (columns), seeds averaged."""
-    means = table.groupby(["display_name", "K"], sort=False)[["top1_accuracy", "mean_gflops"]].mean()
-    cells = means.apply(lambda r: f"{r.top1_accuracy:.1f} / {r.mean_gflops:.1f}", axis=1).unstack("K")
-    cells.columns = [f"K={k}" for k in cells.columns]
-    cells.index.name = "top-1 (%) / GFLOPs"
-    return cells.to_markdown()
+    return online_summary(table)

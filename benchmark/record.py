@@ -10,7 +10,7 @@ nothing is silently dropped.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +70,6 @@ class PairRecord:
     def evidence_lift(self) -> float | None:
         return (self.fine_reads_vs_evidence or {}).get("lift")
 
-    @property
-    def platform(self) -> Any:
-        return self.computed.get("platform")
-
     # ------------------------------------------------------------------ (de)serialisation
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
@@ -102,7 +98,3 @@ class PairRecord:
 
     def save(self, path: Path) -> None:
         atomic_write_json(path, self.to_json())
-
-    def as_dict(self) -> dict[str, Any]:
-        """A plain copy (``dataclasses.asdict``), for code that wants the raw structure."""
-        return asdict(self)

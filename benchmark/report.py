@@ -15,7 +15,6 @@ writes from the committed results.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark import paper, tables
+from benchmark.results import online_summary, read_json
 from datasets.common.atomic import atomic_write_text
 
 #: The results folders in the page's order, with their titles; folders not listed follow.
@@ -61,10 +61,8 @@ class Report:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
+    """``results.read_json``, as an empty mapping where the file is missing or not an object."""
+    data = read_json(path)
     return data if isinstance(data, dict) else {}
 
 
@@ -94,8 +92,8 @@ def pair_machines(folder: Path) -> str:
     per_seed = _read_json(folder / "metrics.json").get("per_seed") or {}
     counts: dict[str, int] = {}
     for seeds in per_seed.values():
-        for record in seeds.values():
-            platform = (record.get("computed") or {}).get("platform") or {}
+        for data in seeds.values():  # read leniently: older folders' summaries predate PairRecord's fields
+            platform = (data.get("computed") or {}).get("platform") or {}
             where = f"{platform.get('cpu', '?')}, {platform.get('device', '?')}, torch {platform.get('torch', '?')}"
             counts[where] = counts.get(where, 0) + 1
     if not counts:
@@ -105,17 +103,8 @@ def pair_machines(folder: Path) -> str:
 
 def _online_table(folder: Path) -> str:
     table = pd.read_csv(folder / "online.csv")
-    means = table.groupby(["display_name", "K"], sort=False)[["top1_accuracy", "mean_gflops"]].mean()
-    budgets = [k for k in ONLINE_BUDGETS if k in set(table.K)]
-    rows = []
-    for name in dict.fromkeys(table.display_name):
-        row = {"top-1 (%) / GFLOPs": name}
-        for k in budgets:
-            acc, gflops = means.loc[(name, k)]
-            row[f"K={k}"] = f"{acc:.1f} / {gflops:.1f}"
-        rows.append(row)
     seeds = sorted(set(table.seed))
-    return (pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
+    return (online_summary(table, ONLINE_BUDGETS)
             + f"\n\nTop-1 accuracy on the evaluation split when a prediction is forced after a budget K, and the "
             f"mean GFLOPs per video at that point; means over seeds {seeds}. Every K is in `online.csv`.\n")
 

@@ -60,7 +60,7 @@ from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
 from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
 from methods.liteeval import gumbel_noise
-from methods.losses import label_distribution
+from methods.losses import label_distribution, soft_cross_entropy
 from methods.registry import register_method
 
 #: Actions of the policy, in the order of its logits; skip k leaves out k frames (this one included).
@@ -190,12 +190,11 @@ class ARNet(VideoMethod):
 
     def loss(self, output: MethodOutput, batch: Batch):
         extras = output.extras
-        target = label_distribution(batch.labels)
         if "warmup_fine_logits" in extras:
-            fine_ce, coarse_ce = (-(target * F.log_softmax(extras[key], dim=-1)).sum(-1).mean()
+            fine_ce, coarse_ce = (soft_cross_entropy(extras[key], batch.labels)
                                   for key in ("warmup_fine_logits", "warmup_coarse_logits"))
             return fine_ce + coarse_ce, {"ce": fine_ce.item(), "coarse_ce": coarse_ce.item(), "tau": self.tau}
-        per_video = -(target * F.log_softmax(extras["logits"], dim=-1)).sum(-1)
+        per_video = -(label_distribution(batch.labels) * F.log_softmax(extras["logits"], dim=-1)).sum(-1)
         ce = per_video[extras["has_prediction"]].mean() if bool(extras["has_prediction"].any()) else per_video.sum() * 0
         costs = self.frame_gmacs or {"coarse": 1.0, "fine": 1.0}
         cost = (extras["fine_weight"] * costs["fine"] / self.hp.frames).mean()  # GMACs per sampled position

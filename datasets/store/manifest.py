@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,11 +215,7 @@ def _parse_streams(streams_raw: dict | None, file: str, problems: list[Problem])
                 problems.append(
                     Problem(file, f"stream {required!r} is missing from 'streams'", "every store needs coarse and fine")
                 )
-        for sname, raw in streams_raw.items():
-            where = f"{file} (streams.{sname})"
-            if not isinstance(raw, dict):
-                problems.append(Problem(where, "must be an object", "see docs/feature-store.md"))
-                continue
+        for sname, raw, where in _records(streams_raw, "streams", file, problems):
             sub: list[Problem] = []
             backbone = _require(raw, "backbone", str, where, sub)
             resolution = _require(raw, "resolution", int, where, sub)
@@ -241,11 +238,7 @@ def _parse_splits(splits_raw: dict | None, file: str, problems: list[Problem]) -
     if splits_raw is not None:
         if not splits_raw:
             problems.append(Problem(file, "'splits' is empty", "list every split with its video count"))
-        for sname, raw in splits_raw.items():
-            where = f"{file} (splits.{sname})"
-            if not isinstance(raw, dict):
-                problems.append(Problem(where, "must be an object", "see docs/feature-store.md"))
-                continue
+        for sname, raw, where in _records(splits_raw, "splits", file, problems):
             sub: list[Problem] = []
             count = _require(raw, "num_videos", int, where, sub)
             labelled = _require(raw, "labelled", bool, where, sub)
@@ -253,3 +246,14 @@ def _parse_splits(splits_raw: dict | None, file: str, problems: list[Problem]) -
             if not sub:
                 splits[sname] = SplitSpec(count, labelled)
     return splits
+
+
+def _records(section: dict, name: str, file: str, problems: list[Problem]) -> Iterator[tuple[str, dict, str]]:
+    """Each entry of the manifest's ``name`` section that is an object, with where it is; any
+    other entry is a problem."""
+    for key, raw in section.items():
+        where = f"{file} ({name}.{key})"
+        if not isinstance(raw, dict):
+            problems.append(Problem(where, "must be an object", "see docs/feature-store.md"))
+            continue
+        yield key, raw, where
