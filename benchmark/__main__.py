@@ -100,9 +100,11 @@ def _cmd_latency(args: argparse.Namespace) -> int:
     runner = Runner(_config(args))
     with runner.locked():
         run_latency(runner, LatencyOptions(batch=args.latency_batch, repeats=args.repeats, warmup=args.warmup))
+        # The folder's table gains the estimate as a column, from the saved pairs (nothing is recomputed).
+        texts = runner.write_results(invocation=False)
     print((runner.out / LATENCY_TABLE).read_text())
-    print(f"written: {runner.out / LATENCY_TABLE} and latency.json; the next `run` on this folder adds the estimate "
-          "to its table")
+    print(texts["table.md"])
+    print(f"written: {runner.out / LATENCY_TABLE}, latency.json, and the folder's table with the estimate as a column")
     return 0
 
 
@@ -172,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_online)
 
     p = sub.add_parser("latency", help="measured backbone latency and time per video on this device, as "
-                                       "results/<name>/latency.json and latency.md")
+                                       "results/<name>/latency.json and latency.md, and as a column of the "
+                                       "folder's table")
     _run_options(p, methods=True, force=False)
     p.add_argument("--latency-batch", type=int, default=64, help="the throughput batch for offline methods (64)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement; the median is kept (5)")

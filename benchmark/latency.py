@@ -16,8 +16,10 @@ and estimates, per pair, milliseconds per video = own time + the sum over stream
 it read (from the meter, as for GFLOPs) times that stream's per-frame latency (batch 1 for
 online methods, the throughput batch for offline ones). Backbone and method times come from
 the same device, recorded with its provenance in ``latency.json``; the estimate says nothing
-about another device. ``latency.md`` is the table; a later ``run`` that rewrites the folder's
-table adds the estimate as a column, named with the device.
+about another device. ``latency.md`` is the table; the command then rewrites the folder's table
+from its saved pairs (nothing is recomputed; provenance.json, which describes the run that
+computed them, is kept) with the estimate as a column named with the device, and so does every
+later ``run`` on the folder while the record is of its dataset.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import torch
 
 from benchmark import provenance
 from benchmark.runner import Runner
+from benchmark.tables import LATENCY_COLUMN
 from benchmark.training import evaluate
 from datasets.common.atomic import atomic_write_json, atomic_write_text
 from datasets.extraction.backbones import build_feature_extractor
@@ -144,6 +147,15 @@ def table(record: dict[str, Any]) -> str:
             f"{streams}. Estimated = own time + frames read per stream x that stream's per-frame latency. Own time: "
             f"the trained model evaluated again from the bank (features already extracted), batches of {own_batch} "
             "videos, so it is amortised over the batch; a stream processed one video at a time pays more.\n")
+
+
+def caption_note(record: dict[str, Any]) -> str:
+    """What the table's time column is, for its caption (the parts are in latency.md)."""
+    settings = sorted({s["backbone_setting"] for seeds in record["pairs"].values() for s in seeds.values()})
+    return (f"{LATENCY_COLUMN}{device_label(record)}): measured on that device ({record['device']}, "
+            f"{record['threads']} threads) by `python -m benchmark latency` on {record['written'][:10]}: the method's "
+            f"own time per video + frames read per stream x that stream's backbone latency per frame "
+            f"({'; '.join(settings)}); the parts are in {LATENCY_TABLE}. It says nothing about another device.")
 
 
 def run_latency(runner: Runner, options: LatencyOptions) -> dict[str, Any]:

@@ -508,8 +508,11 @@ class Runner:
             f"{evaluated}; {spread}. Budget: {self.budget.describe(n_train)}.{delta}{outside}"
         )
 
-    def write_results(self, columns: list[str] | None = None) -> dict[str, str]:
-        """metrics.json, provenance.json and the tables, from every pair's saved metrics."""
+    def write_results(self, columns: list[str] | None = None, *, invocation: bool = True) -> dict[str, str]:
+        """metrics.json, provenance.json and the tables, from every pair's saved metrics.
+
+        ``invocation=False`` (``python -m benchmark latency``, which only adds a column) keeps the
+        folder's provenance.json, which describes the run that computed the table."""
         records = self.records()
         others, left_out = self.other_pairs()
         records.update(others)
@@ -524,8 +527,14 @@ class Runner:
         if left_out:
             document["left_out"] = left_out
         atomic_write_json(self.out / "metrics.json", document)
-        atomic_write_json(self.out / "provenance.json", self.provenance())
+        if invocation:
+            atomic_write_json(self.out / "provenance.json", self.provenance())
         caption = self.caption(with_differences=bool(differences), left_out=left_out)
+        latency = self.latency()
+        if latency is not None:
+            from benchmark.latency import caption_note
+
+            caption += " " + caption_note(latency)
         return tables.write_tables(summary, self.out, caption, columns=columns)
 
     def latency(self) -> dict[str, Any] | None:

@@ -28,6 +28,8 @@ from datasets.common.atomic import atomic_write_text
 #: The method every other is compared with (the paper's strong baseline).
 BASELINE = "uniform"
 COST_UNIT_NOTE = "GFLOPs are multiply-accumulates (GMACs) per video, as the field reports them."
+#: The heading of the measured time column, completed with the device it was measured on.
+LATENCY_COLUMN = "ms/video (est., "
 
 
 def _display_name(name: str) -> str:
@@ -142,7 +144,7 @@ def display_frame(summary: pd.DataFrame) -> pd.DataFrame:
             "Eval (videos/s)": f"{r['eval_videos_per_second_mean']:.0f}",
         })
         if "latency_device" in r and isinstance(r["latency_device"], str):
-            rows[-1][f"ms/video (est., {r['latency_device']})"] = (
+            rows[-1][f"{LATENCY_COLUMN}{r['latency_device']})"] = (
                 "—" if np.isnan(r["latency_ms_mean"]) else _pm(r["latency_ms_mean"], r["latency_ms_std"], 1))
     return pd.DataFrame(rows)
 

@@ -20,7 +20,12 @@ def run(tmp_path: Path, *args: str) -> int:
 def measured(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("latency")
     assert run(root, "run") == 0
+    provenance = (root / "t" / "provenance.json").read_bytes()
     assert run(root, "latency", "--latency-batch", "2", "--repeats", "1", "--warmup", "0") == 0
+    # latency adds its column to the folder's table at once, and leaves the run's provenance alone
+    device = json.loads((root / "t" / "latency.json").read_text())["platform"]["cpu"]
+    assert f"ms/video (est., {device})" in (root / "t" / "table.md").read_text().splitlines()[0]
+    assert (root / "t" / "provenance.json").read_bytes() == provenance
     return root / "t"
 
 
