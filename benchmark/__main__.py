@@ -1,4 +1,4 @@
-"""Command line of the harness: ``python -m benchmark {run,tune,ablate,online,latency,plot,report,methods}``."""
+"""Command line of the harness: ``python -m benchmark {run,tune,ablate,online,latency,stream,plot,report,methods}``."""
 
 from __future__ import annotations
 
@@ -108,6 +108,26 @@ def _cmd_latency(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stream(args: argparse.Namespace) -> int:
+    from benchmark.stream import StreamOptions, stream_video, write_record
+    from benchmark.stream_text import describe_frame, header, summary
+
+    if args.top < 1:
+        raise ValueError(f"--top must be >= 1, got {args.top}")
+    weights = {s: w for s, w in (("coarse", args.coarse_weights), ("fine", args.fine_weights)) if w}
+    compare = None if args.compare == "none" else args.compare
+    options = StreamOptions(method=args.method, seed=args.seed, compare=compare, store=args.store, weights=weights,
+                            device=args.device, realtime=args.realtime, top=args.top)
+    print(header(args.video, args.method, args.run))
+    record = stream_video(args.video, args.run, options,
+                          on_frame=lambda frame: print(describe_frame(frame), flush=True))
+    print(summary(record))
+    if args.out:
+        write_record(record, args.out)
+        print(f"written: {args.out}")
+    return 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -181,6 +201,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement; the median is kept (5)")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls before timing (2)")
     p.set_defaults(func=_cmd_latency)
+
+    p = sub.add_parser("stream", help="an online method of a run (LiteEval) on a video file as it plays, with the "
+                                      "fine backbone run only where its gate fires; then Uniform on the same video")
+    p.add_argument("video", help="the video file")
+    p.add_argument("--run", required=True, help="the results folder whose trained models to use (results/<name>), "
+                                                "trained on a store extracted from videos")
+    p.add_argument("--method", default="liteeval", help="the online method to stream (default liteeval)")
+    p.add_argument("--seed", type=int, help="which trained seed (default: the lowest in the run)")
+    p.add_argument("--compare", default="uniform",
+                   help="the offline method of the same run to run on the whole video afterwards (default uniform; "
+                        "none: no comparison)")
+    p.add_argument("--store", help="the run's feature store, if it moved since training (default: the path its "
+                                   "provenance.json records)")
+    p.add_argument("--coarse-weights", help="the coarse backbone's checkpoint, if it moved since extraction")
+    p.add_argument("--fine-weights", help="the fine backbone's checkpoint, if it moved since extraction")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    p.add_argument("--realtime", action="store_true",
+                   help="wait for each frame's time in the video, as a camera would deliver it (default: as fast as "
+                        "decoding allows)")
+    p.add_argument("--top", type=int, default=3, help="running top classes printed per frame (3)")
+    p.add_argument("--out", help="also write the whole record (per-frame decisions, times, machine) as JSON here")
+    p.set_defaults(func=_cmd_stream)
 
     p = sub.add_parser("plot", help="redraw the figures (PNG and PDF) from saved results, under "
                                     "results/<name>/figures/")

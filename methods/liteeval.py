@@ -16,6 +16,10 @@ At every frame t (1 fps), with coarse features v_t^c and fine features v_t^f:
                          ``sync=False`` (Table 2's ablation) h_t^f = h_{t-1}^f as in eq. 4;
 * classifier:            p_t = softmax(W_p h_t^f) at every step (the online predictions).
 
+Live (``python -m benchmark stream``): ``start_stream()`` runs the same evaluation step on a
+video as it plays, one frame at a time, asking for a frame's fine feature (so running the fine
+backbone on it) only where the gate fires.
+
 Online (section 3.3, LiteEval-K): ``forward_budget(batch, K)`` stops each video right after
 its K-th fine read (or at its end), reading and running nothing more, and predicts from that
 step; ``python -m benchmark online`` sweeps K.
@@ -54,6 +58,8 @@ stated so that it can be checked.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -62,7 +68,15 @@ from torch import nn
 
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import AllFrames, FrameSampler
-from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
+from methods.base import (
+    STANDARD_SEARCH_SPACE,
+    FeatureSource,
+    FrameStream,
+    MethodOutput,
+    StepModule,
+    TrainConfig,
+    VideoMethod,
+)
 from methods.losses import label_distribution, soft_cross_entropy
 from methods.recurrent import cell_states, fused_lstm, input_projection, lstm_update
 from methods.registry import register_method
@@ -312,6 +326,28 @@ class _LiteEvalNet(VideoMethod):
                     "valid": valid},
         )
 
+    def _gated_step(self, x: torch.Tensor, hc: torch.Tensor, cc: torch.Tensor, hf: torch.Tensor, cf: torch.Tensor,
+                    valid: torch.Tensor, read_fine: Callable[[torch.Tensor], torch.Tensor]
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Eqs. 2-4 at one evaluation step for B rows: the gate's decision from [x_t, h^f, c^f],
+        then the fine LSTM on the rows where it fired, whose fine features ``read_fine(rows)``
+        gives (read only for them), and the synchronised state elsewhere. Rows not ``valid``
+        keep their state. Returns the new (h^f, c^f) and the decisions (B,) bool."""
+        fire = (self.gate(torch.cat([x, hf, cf], dim=1)).argmax(1) == 1) & valid
+        hf_next, cf_next = self._skip_state(hc, hf), self._skip_state(cc, cf)
+        rows = torch.nonzero(fire).flatten()
+        if len(rows):
+            vf = self.fine_embedding(read_fine(rows))
+            h_new, c_new = self.fine_cell(torch.cat([x[rows], vf], dim=1), (hf[rows], cf[rows]))
+            hf_next, cf_next = hf_next.index_copy(0, rows, h_new), cf_next.index_copy(0, rows, c_new)
+        keep = valid.unsqueeze(1)
+        return torch.where(keep, hf_next, hf), torch.where(keep, cf_next, cf), fire
+
+    def start_stream(self) -> FrameStream:
+        if self.training:
+            raise RuntimeError(f"{self.name}: call .eval() before streaming (the gate decides by argmax there)")
+        return LiteEvalStream(self)
+
     @torch.no_grad()
     def _forward_eval(self, batch: Batch, budget: int | None = None) -> MethodOutput:
         """Conditional: fine features are read, and the fine LSTM run, only where the gate fires.
@@ -336,21 +372,14 @@ class _LiteEvalNet(VideoMethod):
         live_steps = torch.zeros(b, dtype=torch.long, device=device)
         for t in range(steps):
             valid = batch.mask[:, t] if budget is None else batch.mask[:, t] & (fine_reads < budget)
-            keep = valid.unsqueeze(1)
             if coarse_steps is not None:
                 x, hc, cc = coarse_steps[t]
             else:
                 x = self.embed(features.read_step("coarse", t, where=valid))
                 hc_new, cc_new = self.coarse_cell(x, (hc, cc))
+                keep = valid.unsqueeze(1)
                 hc, cc = torch.where(keep, hc_new, hc), torch.where(keep, cc_new, cc)
-            fire = (self.gate(torch.cat([x, hf, cf], dim=1)).argmax(1) == 1) & valid
-            hf_next, cf_next = self._skip_state(hc, hf), self._skip_state(cc, cf)
-            rows = torch.nonzero(fire).flatten()
-            if len(rows):
-                vf = self.fine_embedding(features.read_step("fine", t, rows))
-                h_new, c_new = self.fine_cell(torch.cat([x[rows], vf], dim=1), (hf[rows], cf[rows]))
-                hf_next, cf_next = hf_next.index_copy(0, rows, h_new), cf_next.index_copy(0, rows, c_new)
-            hf, cf = torch.where(keep, hf_next, hf), torch.where(keep, cf_next, cf)
+            hf, cf, fire = self._gated_step(x, hc, cc, hf, cf, valid, functools.partial(features.read_step, "fine", t))
             states.append(hf)
             decisions[:, t] = fire
             fine_reads += fire
@@ -374,6 +403,32 @@ class _LiteEvalNet(VideoMethod):
             },
             diagnostics={"fine_steps": decisions},
         )
+
+
+class LiteEvalStream(FrameStream):
+    """LiteEval on a live video (``python -m benchmark stream``): per arriving frame, the coarse
+    feature and LSTM, the gate, and the fine feature only where the gate fires. It runs the same
+    step as evaluation on stored features (``_gated_step``), one video at a time, so the two
+    make the same decisions on the same features (tests/test_liteeval.py checks it)."""
+
+    def __init__(self, net: _LiteEvalNet) -> None:
+        self.net = net
+        self.device = next(net.parameters()).device
+        self.state = net._init_state(1, self.device)
+        self.fired: list[bool] = []  # the gate's decision at each frame so far
+
+    @torch.no_grad()
+    def step(self, features: Mapping[str, FeatureSource]) -> torch.Tensor:
+        net = self.net
+        hc, cc, hf, cf = self.state
+        x = net.embed(features["coarse"]().reshape(1, -1).to(self.device, torch.float32))
+        hc, cc = net.coarse_cell(x, (hc, cc))
+        valid = torch.ones(1, dtype=torch.bool, device=self.device)
+        hf, cf, fire = net._gated_step(
+            x, hc, cc, hf, cf, valid, lambda rows: features["fine"]().reshape(1, -1).to(self.device, torch.float32))
+        self.state = (hc, cc, hf, cf)
+        self.fired.append(bool(fire[0]))
+        return net.classifier(hf)[0].softmax(-1)
 
 
 @register_method("liteeval")

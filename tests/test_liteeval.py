@@ -285,3 +285,39 @@ def test_temperature_can_follow_the_optimizer_steps(banks):
     assert all(a > b for a, b in zip(taus, taus[1:]))
     fit(method, train, TrainConfig(), Budget(steps=4, batch_size=32), seed=0, show_progress=False)
     assert method.tau == pytest.approx(0.5)  # the last step of the budget ran at tau_end
+
+
+def test_a_live_stream_decides_as_evaluation_does_frame_by_frame(trained, banks):
+    """start_stream fed one video's stored features frame by frame gives evaluation's step scores,
+    and asks for a fine feature exactly at the frames where evaluation's gate fired."""
+    _, test = banks
+    trained.eval()
+    batch = next(test.batches(8, trained.sampler(train=False)))
+    out = trained(batch)
+    coarse, fine = batch.read("coarse"), batch.read("fine")
+    fired_somewhere = False
+    for row in range(batch.size):
+        stream = trained.start_stream()
+        asked: list[int] = []
+        for t in range(int(batch.steps[row])):
+            def fine_source(row=row, t=t):
+                asked.append(t)
+                return fine[row, t]
+
+            scores = stream.step({"coarse": lambda row=row, t=t: coarse[row, t], "fine": fine_source})
+            assert torch.allclose(scores, out.step_scores[row, t], atol=1e-5)
+        assert asked == torch.nonzero(out.diagnostics["fine_steps"][row]).flatten().tolist()
+        assert stream.fired == [t in asked for t in range(int(batch.steps[row]))]
+        fired_somewhere = fired_somewhere or bool(asked)
+    assert fired_somewhere
+
+
+def test_only_methods_that_decide_per_frame_can_stream(trained, banks):
+    train, _ = banks
+    assert resolve_method("liteeval").can_stream() and resolve_method("liteeval_rl").can_stream()
+    uniform = make("uniform", train)
+    assert not uniform.can_stream()
+    with pytest.raises(TypeError, match="frame by frame"):
+        uniform.start_stream()
+    with pytest.raises(RuntimeError, match="eval"):
+        make("liteeval", train).start_stream()  # a fresh module is in training mode

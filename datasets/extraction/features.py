@@ -80,6 +80,21 @@ class Backbone:
         return bool(self.weights["random"])
 
 
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of a model's parameters and buffers (names, dtypes, shapes, values): what its
+    features depend on. Stores record it per stream, so that a later user of the same backbone
+    (``python -m benchmark stream``) can prove it runs the weights the store was extracted with;
+    for random weights too, whose initialisation may change with the torch version."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def load_backbone(stream: str, spec: BackboneSpec, checkpoint: Path | str | None, device: torch.device) -> Backbone:
     """The stream's backbone with the checkpoint's weights, or random ones (seeded: a resumed or
     sharded extraction without a checkpoint still uses one set of weights throughout)."""
@@ -95,6 +110,7 @@ def load_backbone(stream: str, spec: BackboneSpec, checkpoint: Path | str | None
         path = Path(checkpoint)
         load_checkpoint(model, path, f"--{stream}-weights")
         weights = {"random": False, "checkpoint": str(path.resolve()), "sha256": file_sha256(path)}
+    weights["state_sha256"] = weights_digest(model)
     return Backbone(stream, spec, model.to(device).eval(), weights)
 
 

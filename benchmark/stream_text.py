@@ -1,0 +1,62 @@
+"""What ``python -m benchmark stream`` prints, from its record: written once, so that the
+command's output, the JSON it saves and the README's copy (``python -m benchmark report``) are
+the same text. No torch here: reading a saved record must not load it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def header(video: str, method: str, run: str) -> str:
+    return (f"{video}: {method} from {run}, frame by frame as the video plays (time in the video, backbones run on "
+            "the frame, time spent on it, running top classes)")
+
+
+def describe_frame(record: dict[str, Any]) -> str:
+    ran = "+".join(record["backbones"]) or "-"
+    top = ", ".join(f"{name} {100 * p:.0f}%" for name, p in record["top"])
+    return f"  {record['time_s']:6.1f} s  {ran:<12} {record['ms']:7.1f} ms   top: {top}"
+
+
+def summary(record: dict[str, Any]) -> str:
+    """The end of a streaming run: each method's frames, backbone runs and wall-clock time."""
+    live, gmacs = record["live"], record["gmacs_per_frame"]
+
+    def cost(runs: dict[str, int]) -> str:
+        return f"{sum(runs[s] * gmacs[s] for s in runs):.1f} GMACs of backbones"
+
+    fine = live["backbone_frames"].get("fine", 0)
+    lines = [f"{record['display'][live['method']]} (live, seed {live['seed']}): {live['frames']} frames at "
+             f"{record['fps']:g} fps; coarse backbone on {live['backbone_frames'].get('coarse', 0)}, fine backbone "
+             f"on {fine} ({100 * fine / live['frames']:.0f}%), {cost(live['backbone_frames'])}; "
+             f"{live['wall_s']:.2f} s wall-clock (decode {live['decode_s']:.2f} s, "
+             + ", ".join(f"{s} {v:.2f} s" for s, v in live["backbone_s"].items())
+             + f", method {live['method_s'] * 1000:.1f} ms); top: {live['top'][0][0]}"]
+    other = record.get("offline")
+    if other:
+        fine_offline = other["backbone_frames"].get("fine", 0)
+        lines.append(f"{record['display'][other['method']]} (offline, seed {other['seed']}, after the whole video): "
+                     f"{other['frames']} frames decoded, fine backbone on the {fine_offline} "
+                     f"distinct frames of its {other['grid']}-frame grid, {cost(other['backbone_frames'])}; "
+                     f"{other['wall_s']:.2f} s wall-clock (decode {other['decode_s']:.2f} s, "
+                     + ", ".join(f"{s} {v:.2f} s" for s, v in other["backbone_s"].items())
+                     + f"); top: {other['top'][0][0]}")
+    machine = record["machine"]
+    backbones = ", ".join(
+        f"{s} {b['backbone']}@{b['resolution']} ("
+        + (f"RANDOM weights, seed {b.get('seed')}" if b["random"] else f"checkpoint {Path(b['checkpoint']).name}") + ")"
+        for s, b in record["backbones"].items())
+    video_seconds = f" for {live['video_s']:.1f} s of video" if live.get("video_s") else ""
+    lines.append(f"Measured on {machine['cpu'] if machine['device'] == 'cpu' else machine.get('gpu')} "
+                 f"({machine['device']}, {machine['torch_threads']} threads), torch {record['versions']['torch']}, "
+                 f"{record['written'][:10]}; live wall-clock {live['wall_s']:.2f} s{video_seconds}; backbones: "
+                 f"{backbones}.")
+    return "\n".join(lines)
+
+
+def render(record: dict[str, Any]) -> str:
+    """The whole output of the streaming run ``record`` describes, as the command printed it."""
+    lines = [header(record["video"], record["live"]["method"], record["run"])]
+    lines += [describe_frame(frame) for frame in record["live"]["per_frame"]]
+    return "\n".join([*lines, summary(record)])
