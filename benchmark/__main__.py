@@ -150,7 +150,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from benchmark.report import write
 
     write(Path(args.results_dir), Path(args.out), Path(args.readme))
-    print(f"written: {args.out} and the headline table of {args.readme}")
+    print(f"written: {args.out} and the generated blocks of {args.readme} (headline table, streaming run)")
     return 0
 
 
@@ -231,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figures", nargs="+", choices=sorted(FIGURES), help="only these figures (default: all)")
     p.set_defaults(func=_cmd_plot)
 
-    p = sub.add_parser("report", help="write docs/results.md and the README's headline table from results/")
+    p = sub.add_parser("report", help="write docs/results.md and the README's generated blocks (headline table, "
+                                      "streaming run) from results/")
     p.add_argument("--results-dir", default="results", help="root of the results (default: results)")
     p.add_argument("--out", default="docs/results.md", help="the results page to write (default: docs/results.md)")
     p.add_argument("--readme", default="README.md", help="the README whose headline table is replaced")

@@ -1,15 +1,17 @@
-"""``python -m benchmark report``: docs/results.md and the README's headline table, from results/.
+"""``python -m benchmark report``: docs/results.md and the README's generated blocks, from results/.
 
 No table or figure is pasted by hand: every number on the results page comes from a committed
 results folder. For each folder (the catalogue's order first, then any other), the page shows
 where and with what it was computed (``provenance.json``: machine, torch, commit, date; the
 command where the run recorded it), the folder's hand-written ``notes.md`` (the command for
 older runs, and what the numbers say), its table (``table.md``, or ``tune.md`` for a tuning
-run) and, where present, the online curves (``online.csv``) and figures. The main run's rows
-are also set beside the paper's published numbers (benchmark/paper.py). The README's headline
-table, between its two markers, is the main run's table with the columns a reader needs first.
+run) and, where present, the measured time per video, the online curves (``online.csv``), the
+figures and the saved streaming runs (``stream-*.json``, as the command printed them). The main
+run's rows are also set beside the paper's published numbers (benchmark/paper.py). The README's headline
+table, between its two markers, is the main run's table with the columns a reader needs first;
+its streaming block is the saved run named by ``README_STREAM``.
 
-tests/test_report.py checks that the committed docs/results.md and README block are what this
+tests/test_report.py checks that the committed docs/results.md and README blocks are what this
 writes from the committed results.
 """
 
@@ -21,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark import paper, tables
+from benchmark import paper, stream_text, tables
 from benchmark.results import online_summary, read_json
 from datasets.common.atomic import atomic_write_text
 
@@ -38,10 +40,14 @@ CATALOGUE: tuple[tuple[str, str], ...] = (
     ("default-arnet-tune", "AR-Net, first tune (collapsed)"),
     ("default-arnet-warmup-tune", "AR-Net, second tune (collapsed)"),
     ("default-arnet-tune-v3", "AR-Net, final tune"),
+    ("real-clips", "Real video: LiteEval streaming a clip"),
 )
 MAIN_RUN = "default"
 ABLATIONS = ("sync", "gamma", "units")  # results/<main run>-ablate-<kind>/, set beside the paper's Tables 2-4
 HEADLINE_START, HEADLINE_END = "<!-- headline table: python -m benchmark report -->", "<!-- end of headline table -->"
+#: The streaming run the README shows (``python -m benchmark stream ... --out``), and its markers.
+README_STREAM = ("real-clips", "stream-bikes.json")
+STREAM_START, STREAM_END = "<!-- streaming run: python -m benchmark report -->", "<!-- end of streaming run -->"
 HEADLINE_COLUMNS = ["Method", "Online", "mAP (%)", "Δ mAP vs Uniform [95% CI]", "GFLOPs/video", "Fine frames/video"]
 ONLINE_BUDGETS = (1, 2, 4, 6, 8, 10)
 PAGE_HEADER = """# Results
@@ -58,6 +64,7 @@ the field reports them.
 class Report:
     page: str
     headline: str
+    stream: str  # the README's streaming run
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -186,6 +193,8 @@ def _section(folder: Path, title: str) -> str:
         lines += ["", "### Time per video (measured on one device)", "", (folder / "latency.md").read_text().strip()]
     if (folder / "online.csv").is_file():
         lines += ["", "### Online budget curves", "", _online_table(folder).strip()]
+    for record in sorted(folder.glob("stream-*.json")):
+        lines += ["", f"### Streaming run: `{record.name}`", "", streaming_run(record).strip()]
     figures = sorted((folder / "figures").glob("*.png")) if (folder / "figures").is_dir() else []
     if figures:
         lines += ["", "### Figures", ""]
@@ -205,10 +214,20 @@ def headline(results: Path) -> str:
     seeds = int(summary.seeds.max())
     timed = any(c.startswith(tables.LATENCY_COLUMN) for c in shown.columns)
     time_note = (" The time per video was measured on the one device its heading names (`python -m benchmark "
-                 "latency`), not where the pairs were computed, and says nothing about another device." if timed else "")
+                 "latency`), not where the pairs were computed, and says nothing about another device."
+                 if timed else "")
     return (shown.to_markdown(index=False, disable_numparse=True)
             + f"\n\nFrom `results/{MAIN_RUN}/`, {seeds} seeds, mean ± std (pairs computed on: {machines}).{time_note} "
             "Every column, the protocol and what the numbers say: [docs/results.md](docs/results.md).\n")
+
+
+def streaming_run(path: Path) -> str:
+    """A saved streaming run as the command printed it, with the command that made it."""
+    record = _read_json(path)
+    if not record.get("live"):
+        return f"(`{path}` is not a streaming record of `python -m benchmark stream --out`)\n"
+    command = record.get("command") or f"python -m benchmark stream {record['video']} --run {record['run']}"
+    return f"```\n{stream_text.render(record)}\n```\n\nPrinted by `{command}` (the record: `results/{path.parent.name}/{path.name}`).\n"
 
 
 def build(results: Path) -> Report:
@@ -218,7 +237,10 @@ def build(results: Path) -> Report:
     order += [(name, f"`{name}`") for name in sorted(present - {n for n, _ in CATALOGUE})]
     contents = "\n".join(f"- [{title}](#{_anchor(title)})" for _, title in order)
     sections = "\n".join(_section(results / name, title) for name, title in order)
-    return Report(page=f"{PAGE_HEADER}\n{contents}\n\n{sections}", headline=headline(results))
+    folder, name = README_STREAM
+    stream = (streaming_run(results / folder / name) if (results / folder / name).is_file()
+              else f"(no `results/{folder}/{name}` yet: see docs/running.md, Streaming a video)\n")
+    return Report(page=f"{PAGE_HEADER}\n{contents}\n\n{sections}", headline=headline(results), stream=stream)
 
 
 def _anchor(title: str) -> str:
@@ -227,13 +249,20 @@ def _anchor(title: str) -> str:
     return kept.replace(" ", "-")
 
 
-def with_headline(readme: str, block: str) -> str:
-    """``readme`` with the text between the headline markers replaced by ``block``."""
-    start, end = readme.find(HEADLINE_START), readme.find(HEADLINE_END)
+def with_block(readme: str, block: str, markers: tuple[str, str]) -> str:
+    """``readme`` with the text between ``markers`` replaced by ``block``."""
+    opening, closing = markers
+    start, end = readme.find(opening), readme.find(closing)
     if start < 0 or end < start:
-        raise ValueError(f"README.md has no headline markers ({HEADLINE_START!r} ... {HEADLINE_END!r}); "
-                         "put them where the headline table goes")
-    return readme[: start + len(HEADLINE_START)] + "\n\n" + block + "\n" + readme[end:]
+        raise ValueError(f"README.md has no markers {opening!r} ... {closing!r}; put them where the generated "
+                         "block goes")
+    return readme[: start + len(opening)] + "\n\n" + block + "\n" + readme[end:]
+
+
+def with_generated(readme: str, report: Report) -> str:
+    """``readme`` with its generated blocks (the headline table, the streaming run) replaced."""
+    readme = with_block(readme, report.headline, (HEADLINE_START, HEADLINE_END))
+    return with_block(readme, report.stream, (STREAM_START, STREAM_END))
 
 
 def write(results: Path, page: Path, readme: Path) -> Report:
@@ -241,7 +270,7 @@ def write(results: Path, page: Path, readme: Path) -> Report:
     if not results.is_dir():
         raise ValueError(f"--results-dir {results}: no such folder; run `python -m benchmark run` first")
     report = build(results)
-    text = with_headline(readme.read_text(), report.headline)
+    text = with_generated(readme.read_text(), report)
     atomic_write_text(page, report.page)
     atomic_write_text(readme, text)
     return report

@@ -16,7 +16,7 @@ def test_the_committed_results_page_and_headline_are_generated():
     built = report.build(REPO / "results")
     assert (REPO / "docs/results.md").read_text() == built.page, "run `python -m benchmark report`"
     readme = (REPO / "README.md").read_text()
-    assert report.with_headline(readme, built.headline) == readme, "run `python -m benchmark report`"
+    assert report.with_generated(readme, built) == readme, "run `python -m benchmark report`"
 
 
 def test_report_writes_both_files_and_every_folder_gets_a_section(tmp_path):
@@ -26,18 +26,20 @@ def test_report_writes_both_files_and_every_folder_gets_a_section(tmp_path):
     (results / "mine").mkdir()
     (results / "mine" / "table.md").write_text("| Method | mAP (%) |\n|:--|:--|\n| Mine | 1.0 |\n")
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{report.HEADLINE_START}\nold\n{report.HEADLINE_END}\nrest\n")
+    readme.write_text(f"intro\n{report.HEADLINE_START}\nold\n{report.HEADLINE_END}\nrest\n"
+                      f"{report.STREAM_START}\nold\n{report.STREAM_END}\nend\n")
     report.write(results, tmp_path / "results.md", readme)
     page = (tmp_path / "results.md").read_text()
     assert "## Table 2: synchronisation" in page and "## `mine`" in page and "| Mine | 1.0 |" in page
-    assert "old" not in readme.read_text() and readme.read_text().endswith(f"{report.HEADLINE_END}\nrest\n")
+    assert "old" not in readme.read_text() and readme.read_text().endswith(f"{report.STREAM_END}\nend\n")
     assert "no `results/default/table.csv` yet" in readme.read_text()
+    assert "no `results/real-clips/stream-bikes.json` yet" in readme.read_text()
 
 
 def test_a_readme_without_the_markers_is_refused_with_the_fix(tmp_path):
     (tmp_path / "results").mkdir()
     readme = tmp_path / "README.md"
     readme.write_text("no markers here\n")
-    with pytest.raises(ValueError, match="headline markers"):
+    with pytest.raises(ValueError, match="has no markers"):
         report.write(tmp_path / "results", tmp_path / "results.md", readme)
     assert readme.read_text() == "no markers here\n"  # nothing half-written
