@@ -227,7 +227,8 @@ def streaming_run(path: Path) -> str:
     if not record.get("live"):
         return f"(`{path}` is not a streaming record of `python -m benchmark stream --out`)\n"
     command = record.get("command") or f"python -m benchmark stream {record['video']} --run {record['run']}"
-    return f"```\n{stream_text.render(record)}\n```\n\nPrinted by `{command}` (the record: `results/{path.parent.name}/{path.name}`).\n"
+    saved = f"results/{path.parent.name}/{path.name}"
+    return f"```\n{stream_text.render(record)}\n```\n\nPrinted by `{command}` (the record: `{saved}`).\n"
 
 
 def build(results: Path) -> Report:

@@ -127,3 +127,11 @@ def test_stream_names_a_missing_offline_model(real_run, capsys):
     videos, run = real_run
     assert benchmark_main(["stream", str(videos / "bikes_test1.mp4"), "--run", str(run), "--compare", "lstm"]) == 2
     assert "no complete trained 'lstm'" in capsys.readouterr().err
+
+
+def test_realtime_streaming_waits_for_each_frame_as_a_camera_would(real_run):
+    videos, run = real_run
+    record = stream_video(videos / "carphone_test1.mp4", run, StreamOptions(compare=None, realtime=True))
+    live = record["live"]
+    assert record["realtime"] and record["offline"] is None
+    assert live["wall_s"] >= live["per_frame"][-1]["time_s"] >= 2.9  # the last frame arrives at about 3 s
