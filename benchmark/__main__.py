@@ -109,11 +109,16 @@ def _cmd_latency(args: argparse.Namespace) -> int:
 
 
 def _cmd_stream(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from benchmark.stream import StreamOptions, stream_video, write_record
     from benchmark.stream_text import describe_frame, header, summary
 
     if args.top < 1:
         raise ValueError(f"--top must be >= 1, got {args.top}")
+    if args.out and Path(args.out).exists() and not args.overwrite:
+        raise FileExistsError(f"--out {args.out} already exists; choose another path, or pass --overwrite to replace "
+                              "it")
     weights = {s: w for s, w in (("coarse", args.coarse_weights), ("fine", args.fine_weights)) if w}
     compare = None if args.compare == "none" else args.compare
     options = StreamOptions(method=args.method, seed=args.seed, compare=compare, store=args.store, weights=weights,
@@ -222,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "decoding allows)")
     p.add_argument("--top", type=int, default=3, help="running top classes printed per frame (3)")
     p.add_argument("--out", help="also write the whole record (per-frame decisions, times, machine) as JSON here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(func=_cmd_stream)
 
     p = sub.add_parser("plot", help="redraw the figures (PNG and PDF) from saved results, under "

@@ -123,6 +123,16 @@ def test_stream_refuses_a_synthetic_run(tiny_store, tmp_path):
     assert benchmark_main(["stream", str(clip), "--run", str(tmp_path / "tiny"), "--compare", "none"]) == 2
 
 
+def test_stream_never_overwrites_a_record_silently(real_run, tmp_path, capsys):
+    videos, run = real_run
+    out = tmp_path / "kept.json"
+    out.write_text("{}")
+    args = ["stream", str(videos / "carphone_test1.mp4"), "--run", str(run), "--compare", "none", "--out", str(out)]
+    assert benchmark_main(args) == 2 and out.read_text() == "{}"
+    assert "--overwrite" in capsys.readouterr().err
+    assert benchmark_main([*args, "--overwrite"]) == 0 and json.loads(out.read_text())["live"]["frames"] >= 3
+
+
 def test_stream_names_a_missing_offline_model(real_run, capsys):
     videos, run = real_run
     assert benchmark_main(["stream", str(videos / "bikes_test1.mp4"), "--run", str(run), "--compare", "lstm"]) == 2
