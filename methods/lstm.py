@@ -43,10 +43,10 @@ class LSTM(VideoMethod):
     search_space = STANDARD_SEARCH_SPACE
     # The paper's FCVID setting uses a 2048-unit LSTM on 2048-d features (it reports 196.0
     # GFLOPs, i.e. ~0.5 GMACs of LSTM on top of 195.5), as large as LiteEval's fine LSTM; the
-    # synthetic default keeps that match at LiteEval's default size (128). The `default`
-    # preset's optimiser and dropout were tuned when the LSTM had 256 units.
+    # synthetic default keeps that match at LiteEval's default size (128).
     # `default`: the optimiser and dropout that `python -m benchmark tune --trials 4` chose on the default
-    # dataset's validation split (results/default-tune/, tune.md); other datasets start from the class defaults.
+    # dataset's validation split (results/default-tune-fcvid/, tune.md, on the FCVID-length store; the first
+    # tune, results/default-tune/, was on the earlier 60-frame store); other datasets start from the class defaults.
     presets = {"paper": {"hidden": 2048, "train": {"lr": 1e-4}},
                "default": {"dropout": 0.5, "train": {"lr": 3e-3, "weight_decay": 1e-4}}}
 
