@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmark import provenance
+from benchmark import provenance, results
+from benchmark.record import PairRecord
 from benchmark.runner import Runner
 from benchmark.tables import LATENCY_COLUMN
 from benchmark.training import evaluate
@@ -107,7 +108,10 @@ def measure(runner: Runner, options: LatencyOptions) -> dict[str, Any]:
             own = 1000 * result.seconds / len(result.video_ids)
             frames = {s: float(result.frames_read[s].mean()) for s in plan.cls.streams}
             backbone = sum(frames[s] * per_frame[s] for s in plan.cls.streams)
+            record = PairRecord.load(runner.pair_dir(plan, seed) / results.DONE_MARKER)
             pairs.setdefault(plan.name, {})[str(seed)] = {
+                # which trained model was timed: the table uses the estimate only while the pair holds it
+                "model_sha256": (record.files or {}).get("model.pt"),
                 "online": plan.cls.online, "frames_per_video": frames, "own_ms_per_video": own,
                 "backbone_ms_per_video": backbone, "estimated_ms_per_video": own + backbone,
                 "own_time_batch": plan.train.eval_batch_size,
@@ -155,7 +159,8 @@ def caption_note(record: dict[str, Any]) -> str:
     return (f"{LATENCY_COLUMN}{device_label(record)}): measured on that device ({record['device']}, "
             f"{record['threads']} threads) by `python -m benchmark latency` on {record['written'][:10]}: the method's "
             f"own time per video + frames read per stream x that stream's backbone latency per frame "
-            f"({'; '.join(settings)}); the parts are in {LATENCY_TABLE}. It says nothing about another device.")
+            f"({'; '.join(settings)}); the parts are in {LATENCY_TABLE}. It says nothing about another device; "
+            "— where a pair was computed again after the measurement (run `python -m benchmark latency` again).")
 
 
 def run_latency(runner: Runner, options: LatencyOptions) -> dict[str, Any]:

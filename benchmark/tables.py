@@ -52,6 +52,21 @@ def _stat(values: list[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else float("nan")
 
 
+def measured_estimates(latency: dict[str, Any], name: str, records: dict[str, PairRecord]) -> list[float]:
+    """The latency record's time per video for each of ``records``' pairs, or [] unless every one
+    was measured on the very model the pair holds now (its model.pt checksum): a pair computed
+    again after the measurement shows no time rather than the time of its earlier model."""
+    measured = latency["pairs"].get(name) or {}
+    estimates = []
+    for seed, record in records.items():
+        entry = measured.get(seed) or {}
+        model = (record.files or {}).get("model.pt")
+        if model is None or entry.get("model_sha256") != model:
+            return []
+        estimates.append(float(entry["estimated_ms_per_video"]))
+    return estimates
+
+
 def summary_frame(
     metrics: dict[str, dict[str, PairRecord]], online: dict[str, bool], display: dict[str, str] | None = None,
     differences: dict[str, dict[str, Any]] | None = None, latency: dict[str, Any] | None = None,
@@ -81,7 +96,7 @@ def summary_frame(
         for key, get in fields.items():
             row[f"{key}_mean"], row[f"{key}_std"] = _stat([get(m) for m in per_seed])
         if latency is not None:  # benchmark/latency.py: estimated ms per video on one device
-            estimates = [s["estimated_ms_per_video"] for s in (latency["pairs"].get(name) or {}).values()]
+            estimates = measured_estimates(latency, name, metrics[name])
             row["latency_ms_mean"], row["latency_ms_std"] = _stat(estimates or [np.nan])
             row["latency_device"] = latency["device_label"]
         delta = (differences or {}).get(name)

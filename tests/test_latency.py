@@ -52,7 +52,16 @@ def test_the_table_gains_the_estimate_with_its_device_and_drops_it_for_another_d
     header = (measured / "table.md").read_text().splitlines()[0]
     device = json.loads((measured / "latency.json").read_text())["platform"]["cpu"]
     assert f"ms/video (est., {device})" in header
+    # A pair computed again after the measurement: its time is no longer shown (the model changed).
     record = json.loads((measured / "latency.json").read_text())
+    original = json.dumps(record)
+    record["pairs"]["liteeval"]["1"]["model_sha256"] = "an earlier model"
+    (measured / "latency.json").write_text(json.dumps(record))
+    assert run(root, "run") == 0
+    rows = {line.split("|")[1].strip(): line.split("|")[-2].strip()
+            for line in (measured / "table.md").read_text().splitlines()[2:] if line.startswith("|")}
+    assert rows["LiteEval"] == "—" and rows["Uniform"] != "—"
+    record = json.loads(original)
     record["dataset"]["fingerprint"] = "another dataset"
     (measured / "latency.json").write_text(json.dumps(record))
     assert run(root, "run") == 0
