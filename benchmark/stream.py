@@ -74,13 +74,9 @@ class TrainedPair:
 
 
 def _seed_folders(run: Path, method: str) -> dict[int, Path]:
-    root = run / "runs" / method
-    found = {}
-    for folder in sorted(root.glob("seed*")) if root.is_dir() else []:
-        suffix = folder.name.removeprefix("seed")
-        if suffix.isdigit() and results.pair_state(folder).done:
-            found[int(suffix)] = folder
-    return found
+    """The complete pairs of ``method`` in ``run``, by seed."""
+    folders = {seed: run / "runs" / name / f"seed{seed}" for name, seed in results.pairs_on_disk(run) if name == method}
+    return {seed: folder for seed, folder in folders.items() if results.pair_state(folder).done}
 
 
 def load_pair(run: Path, method: str, seed: int | None, store: FeatureStore, device: torch.device) -> TrainedPair:

@@ -26,13 +26,15 @@ def summary(record: dict[str, Any]) -> str:
     def cost(runs: dict[str, int]) -> str:
         return f"{sum(runs[s] * gmacs[s] for s in runs):.1f} GMACs of backbones"
 
+    def seconds(spent: dict[str, float]) -> str:
+        return ", ".join(f"{s} {v:.2f} s" for s, v in spent.items())
+
     fine = live["backbone_frames"].get("fine", 0)
     lines = [f"{record['display'][live['method']]} (live, seed {live['seed']}): {live['frames']} frames at "
              f"{record['fps']:g} fps; coarse backbone on {live['backbone_frames'].get('coarse', 0)}, fine backbone "
              f"on {fine} ({100 * fine / live['frames']:.0f}%), {cost(live['backbone_frames'])}; "
              f"{live['wall_s']:.2f} s wall-clock (decode {live['decode_s']:.2f} s, "
-             + ", ".join(f"{s} {v:.2f} s" for s, v in live["backbone_s"].items())
-             + f", method {live['method_s'] * 1000:.1f} ms); top: {live['top'][0][0]}"]
+             + seconds(live["backbone_s"]) + f", method {live['method_s'] * 1000:.1f} ms); top: {live['top'][0][0]}"]
     other = record.get("offline")
     if other:
         fine_offline = other["backbone_frames"].get("fine", 0)
@@ -40,8 +42,7 @@ def summary(record: dict[str, Any]) -> str:
                      f"{other['frames']} frames decoded, fine backbone on the {fine_offline} "
                      f"distinct frames of its {other['grid']}-frame grid, {cost(other['backbone_frames'])}; "
                      f"{other['wall_s']:.2f} s wall-clock (decode {other['decode_s']:.2f} s, "
-                     + ", ".join(f"{s} {v:.2f} s" for s, v in other["backbone_s"].items())
-                     + f"); top: {other['top'][0][0]}")
+                     + seconds(other["backbone_s"]) + f"); top: {other['top'][0][0]}")
     machine = record["machine"]
     backbones = ", ".join(
         f"{s} {b['backbone']}@{b['resolution']} ("
