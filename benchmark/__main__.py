@@ -1,4 +1,5 @@
-"""Command line of the harness: ``python -m benchmark {run,tune,ablate,online,latency,stream,plot,report,methods}``."""
+"""Command line of the harness: ``python -m benchmark {run,tune,ablate,online,latency,stream,plot,report,compare,
+methods}``."""
 
 from __future__ import annotations
 
@@ -66,6 +67,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         raise ValueError(f"--space is not valid JSON ({exc}); e.g. '{{\"penalty\": [\"video\", \"batch\"]}}'") from exc
     result = tune(_config(args), trials=args.trials, tune_seed=args.tune_seed, space=space)
+    if result is None:  # a torchrun rank other than 0: rank 0 chooses and prints
+        return 0
     print(result.table)
     print(f"\nbest settings written to {result.config_path}; use them with "
           f"`python -m benchmark run --config {result.config_path}`")
@@ -149,6 +152,13 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from benchmark.compare import compare, describe
+
+    print(describe(compare(args.run, args.a, args.b)))
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -168,9 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(p, methods=True)
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("tune", help="search each method's declared settings on the validation split (the same "
-                                    "number of trials for every method); writes a config file for run --config")
-    _run_options(p, methods=True, seeds=(0,))
+    p = sub.add_parser("tune", help="search each method's declared settings on the held-out validation part of the "
+                                    "training split (the same number of trials for every method; the evaluation "
+                                    "split is never read); writes a config file for run --config")
+    _run_options(p, methods=True, seeds=(0,), evaluates=False)
     p.add_argument("--trials", type=int, default=4, help="settings tried per method; the first is the method's "
                                                          "current one (default 4)")
     p.add_argument("--tune-seed", type=int, default=0, help="seed of the random draw of settings (default 0)")
@@ -244,14 +255,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--readme", default="README.md", help="the README whose headline table is replaced")
     p.set_defaults(func=_cmd_report)
 
+    p = sub.add_parser("compare", help="two rows of a results folder: their mAP difference with its paired bootstrap "
+                                       "interval over the same videos (seeds pooled), and their costs")
+    p.add_argument("run", help="the results folder (results/<name>)")
+    p.add_argument("a", help="a row: its result name (runs/<name>) or its name in the table")
+    p.add_argument("b", help="the row it is compared with")
+    p.set_defaults(func=_cmd_compare)
+
     p = sub.add_parser("methods", help="list the registered methods")
     p.set_defaults(func=_cmd_methods)
     return parser
 
 
 def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = True,
-                 seeds: tuple[int, ...] = DEFAULT_SEEDS) -> None:
-    """Options shared by run, ablate and online (which must name the run's settings)."""
+                 seeds: tuple[int, ...] = DEFAULT_SEEDS, evaluates: bool = True) -> None:
+    """Options shared by run, ablate and online (which must name the run's settings).
+    ``evaluates=False`` (tune, a selection run): no --eval-split, nor --reread-evidence, which
+    would name or read the evaluation split."""
     p.add_argument("--dataset", default="default",
                    help="synthetic preset (tiny, default, paper; generated on first use) or a store directory")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic store (default 0)")
@@ -293,7 +313,10 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = Tru
     p.add_argument("--config", help="per-method hyper-parameters (JSON or TOML); see benchmark/config.py")
     p.add_argument("--results-dir", default="results", help="root of the results (default: results)")
     p.add_argument("--train-split", help="split to train on (default: train/training)")
-    p.add_argument("--eval-split", help="split to evaluate on (default: test, else validation)")
+    if evaluates:
+        p.add_argument("--eval-split", help="split to evaluate on (default: test, else validation)")
+    else:
+        p.set_defaults(eval_split=None)
     if force:
         p.add_argument("--force", action="store_true", help="recompute method/seed pairs that are done already")
         p.add_argument("--jobs", type=int, help="method/seed pairs computed at once in worker processes (default: "
@@ -301,10 +324,11 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = Tru
                                                 "each rank takes its share of the pairs)")
         p.add_argument("--threads", type=int, help="threads per pair (default 1 on a CPU; the floating-point "
                                                    "results depend on it, not on --jobs)")
-        p.add_argument("--reread-evidence", action="store_true",
-                       help="synthetic stores: recompute each saved pair's evidence statistics (lift, first-fifth "
-                            "share) by evaluating its saved model again, for results written before their "
-                            "current definition (benchmark/evidence.py)")
+        if evaluates:
+            p.add_argument("--reread-evidence", action="store_true",
+                           help="synthetic stores: recompute each saved pair's evidence statistics (lift, "
+                                "first-fifth share) by evaluating its saved model again, for results written before "
+                                "their current definition (benchmark/evidence.py)")
     else:
         p.set_defaults(force=False)
 

@@ -7,9 +7,10 @@ trains for the same number of steps of the same batch size,
 
 so a small dataset still gets ``min_steps`` (a floor that does not depend on its size) and a
 large one ``epochs`` passes. Within that budget the model is validated ``validations`` times
-(evenly spread; the last at the final step) on the held-out validation rows, the best
-checkpoint by validation mAP is kept, and training stops early once ``patience``
-validations in a row have not improved on it. Per-method learning rates and model sizes
+(evenly spread; the last at the final step) on the held-out validation rows, the checkpoint
+the selection rule chooses is kept (benchmark/selection.py: the cheapest within one standard
+error of the best validation mAP), and training stops early once ``patience`` validations in
+a row have not improved on the best validation mAP. Per-method learning rates and model sizes
 are the methods' own settings (methods/base.py ``TrainConfig``, ``Hparams``); the budget is
 the run's.
 
@@ -71,8 +72,9 @@ class Budget:
         rule = (f"{self.steps} steps" if self.steps is not None else
                 f"max({self.min_steps}, {self.epochs:g} epochs) = {total} steps")
         stop = (f", early stop after {self.patience} validations without gain" if self.patience is not None else "")
-        return (f"the same for every method, {rule} of batch {self.batch_size}, the checkpoint with "
-                f"the best validation mAP among {len(self.validation_steps(total))} validations kept{stop}")
+        return (f"the same for every method, {rule} of batch {self.batch_size}, of {len(self.validation_steps(total))} "
+                "validations the checkpoint kept is the cheapest within one standard error of the best validation "
+                f"mAP{stop}")
 
     def to_dict(self, num_train_videos: int) -> dict[str, Any]:
         return {**asdict(self), "total_steps": self.total_steps(num_train_videos)}

@@ -24,6 +24,8 @@ from typing import Any
 from benchmark.budget import Budget
 from benchmark.splits import VALIDATION_FRACTION, VALIDATION_SEED
 
+#: How a searched setting names a training setting (``train.lr``) rather than a hyper-parameter.
+TRAIN_PREFIX = "train."
 #: Training seeds of the main job: one seed supports no conclusion.
 DEFAULT_SEEDS = (0, 1, 2)
 
@@ -49,6 +51,9 @@ class RunConfig:
     jobs: int | None = None  # worker processes for the pairs; None: one per core on a CPU (benchmark/parallel.py)
     threads: int | None = None  # threads per pair; None: benchmark/parallel.py's DEFAULT_THREADS
     reread_evidence: bool = False  # recompute saved pairs' evidence statistics (Runner.reread_evidence)
+    # A selection run (benchmark tune): every pair scored on the held-out validation part, the evaluation split
+    # neither named nor loadable (benchmark/runner.py). Part of the config, so every worker and rank gets it.
+    selection: bool = False
 
     def __post_init__(self) -> None:
         if not self.seeds:
@@ -67,6 +72,12 @@ class RunConfig:
             raise ValueError(f"--suite {self.suite}: choose one of {', '.join(SUITES)}")
         if self.data_seed < 0:
             raise ValueError(f"--data-seed {self.data_seed}: must be >= 0")
+        if self.selection and self.eval_split is not None:
+            raise ValueError(f"--eval-split {self.eval_split}: a selection run (tune) scores on the held-out part of "
+                             "the training split and never names the evaluation split; leave --eval-split out")
+        if self.selection and self.reread_evidence:
+            raise ValueError("--reread-evidence re-evaluates on the evaluation split, which a selection run (tune) "
+                             "never reads")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,3 +108,13 @@ def load_method_config(path: str | Path | None) -> dict[str, dict[str, Any]]:
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise ValueError(f"{path}: expected one table (object) per method name")
     return data
+
+
+def as_config(setting: dict[str, Any]) -> dict[str, Any]:
+    """A searched setting (``{"dropout": 0.5, "train.lr": 0.001}``) as a method's table of the
+    config file (``{"dropout": 0.5, "train": {"lr": 0.001}}``)."""
+    section: dict[str, Any] = {k: v for k, v in setting.items() if not k.startswith(TRAIN_PREFIX)}
+    train = {k[len(TRAIN_PREFIX):]: v for k, v in setting.items() if k.startswith(TRAIN_PREFIX)}
+    if train:
+        section["train"] = train
+    return section

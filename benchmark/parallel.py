@@ -33,6 +33,7 @@ import torch
 
 from datasets.common.progress import progress_bar
 from datasets.loading.device import host_available_bytes
+from datasets.loading.guard import restrict_splits
 
 if TYPE_CHECKING:
     from benchmark.config import RunConfig
@@ -76,15 +77,19 @@ _WORKER: Runner | None = None
 
 
 def _start_worker(cfg: RunConfig, plans: list[MethodPlan], threads: int) -> None:
-    """Each worker builds its own Runner once (store, banks on first use, costs)."""
+    """Each worker builds its own Runner once (store, banks on first use, costs) from the
+    run's config, so it computes what the parent would (a selection run's worker scores on
+    validation, and may load no other split than the training split)."""
     global _WORKER
-    from benchmark.runner import Runner
+    from benchmark.runner import SELECTION_GUARD, Runner
 
     # Ctrl-C reaches the whole process group; the parent alone handles it (it stops the
     # workers), so the user sees one line, not a traceback per worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     _WORKER = Runner(replace(cfg, show_progress=False), plans=plans)
+    if _WORKER.selection:  # a worker of a selection run: the training split alone, for the worker's life
+        restrict_splits({_WORKER.train_split}, SELECTION_GUARD)
 
 
 def _run_in_worker(index: int, seed: int) -> tuple[int, int]:

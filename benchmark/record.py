@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from benchmark.code_fingerprint import stale_reason
 from benchmark.results import read_json
 from datasets.common.atomic import atomic_write_json
 
@@ -30,7 +31,7 @@ class PairRecord:
     method: str  # the result's name (a registry name, or an ablation / tuning label)
     seed: int
     online: bool
-    evaluated_on: str  # the evaluation split, or "validation" for tuning trials
+    evaluated_on: str  # the evaluation split, or "validation" for tuning trials (a selection run)
     map: float
     map_interpolated: float
     top1: float
@@ -58,6 +59,8 @@ class PairRecord:
     train: dict[str, Any]
     computed: dict[str, Any]  # where, when and with what the pair was computed
     files: dict[str, str] | None = None  # SHA-256 of the pair's other files (benchmark/results.py)
+    # The code that computed it, file by file (benchmark/code_fingerprint.py); None: written before fingerprints.
+    code: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ derived numbers
@@ -67,14 +70,20 @@ class PairRecord:
         return float(self.frames_read.get("fine", {}).get("mean", 0.0))
 
     @property
+    def stale(self) -> str:
+        """Why this pair's numbers may not be what the current code computes ("" when they are)."""
+        return stale_reason(self.code)
+
+    @property
     def evidence_lift(self) -> float | None:
         return (self.fine_reads_vs_evidence or {}).get("lift")
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
-        if data["files"] is None:
-            del data["files"]
+        for optional in ("files", "code"):
+            if data[optional] is None:
+                del data[optional]
         return {**data, **self.extra}
 
     @classmethod
@@ -82,7 +91,7 @@ class PairRecord:
         if not isinstance(data, dict):
             raise ValueError(f"{where}: not a result record (a JSON object is expected)")
         known = {f.name for f in fields(cls)} - {"extra"}
-        required = [f.name for f in fields(cls) if f.name not in ("files", "extra")]
+        required = [f.name for f in fields(cls) if f.name not in ("files", "code", "extra")]
         missing = [name for name in required if name not in data]
         if missing:
             raise ValueError(f"{where}: the result record lacks {missing}; recompute the pair with --force")

@@ -23,7 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark import paper, stream_text, tables
+from benchmark import paper, preset_origin, stream_text, tables
+from benchmark.code_fingerprint import stale_reason
 from benchmark.results import online_summary, read_json
 from datasets.common.atomic import atomic_write_text
 
@@ -168,6 +169,46 @@ def _ablation_beside_the_paper(kind: str, summary: pd.DataFrame) -> str:
             + f"\n\nPaper: FCVID, {label} (benchmark/paper.py). Here: the table above.\n")
 
 
+def stale_rows(folder: Path) -> dict[str, str]:
+    """The folder's rows whose pairs were computed by code that has changed since (row name ->
+    why), judged now against the current code (benchmark/code_fingerprint.py), not when the
+    table was written."""
+    data = _read_json(folder / "metrics.json")
+    summary, per_seed = data.get("summary") or {}, data.get("per_seed") or {}
+    stale = {}
+    for label, seeds in per_seed.items():
+        reasons = sorted({stale_reason(r.get("code")) for r in seeds.values() if isinstance(r, dict)} - {""})
+        if reasons:
+            stale[(summary.get(label) or {}).get("display_name") or label] = "; ".join(reasons)
+    return stale
+
+
+def marks(folder: Path) -> tuple[dict[str, str], str]:
+    """The folder's stale rows, and the caption sentences a table of it owes its reader: which
+    rows are stale, and which rest on presets chosen on the test split (benchmark/preset_origin.py)."""
+    stale = stale_rows(folder)
+    rows = len(_read_json(folder / "metrics.json").get("per_seed") or {})
+    tuning = (folder / "tune.json").is_file()  # a tune re-chooses presets: its trials are not rows resting on one
+    on_test = {} if tuning else preset_origin.chosen_on_test(preset_origin.folder_rows(folder))
+    return stale, " ".join(filter(None, [tables.stale_note(stale, rows), preset_origin.note(on_test)]))
+
+
+def _trials_table(folder: Path) -> str:
+    """A tuning folder's trials: its tune.md, or, for a tune that chose on the test split, the
+    trials as its record has them beside what validation said of them (preset_origin.audit_rows)."""
+    audit = preset_origin.audit_rows(folder)
+    if audit is None:
+        return (folder / "tune.md").read_text().strip()
+    split = preset_origin.scored_on(folder)
+    return (tables.tune_markdown(audit, scored_on=split)
+            + f"\n\nThese trials were scored on the **{split}** split, not on validation: `tune` ran them in worker "
+            f"processes, which evaluated on the evaluation split before the fix of {preset_origin.ISSUE}, and "
+            "\"Chosen\" is the trial with the highest of those scores. \"Validation mAP, kept checkpoint\" is what "
+            "the held-out validation videos said of the same trained models (each record keeps it); \"Validation's "
+            "pick\" is the trial a choice on those would have taken (validation GFLOPs were not recorded, so the "
+            "cost-aware rule of benchmark/selection.py cannot be applied to these trials).")
+
+
 def _section(folder: Path, title: str) -> str:
     provenance = _read_json(folder / "provenance.json")
     lines = [f"## {title}", "",
@@ -180,9 +221,13 @@ def _section(folder: Path, title: str) -> str:
     notes = folder / "notes.md"
     if notes.is_file():
         lines += ["", "**Notes.**", "", notes.read_text().strip()]
-    table = folder / ("tune.md" if (folder / "tune.md").is_file() else "table.md")
-    if table.is_file():
-        lines += ["", table.read_text().strip()]
+    stale, owed = marks(folder)
+    if (folder / "tune.md").is_file():
+        lines += ["", _trials_table(folder)]
+    elif (folder / "table.md").is_file():
+        lines += ["", tables.mark_stale_rows((folder / "table.md").read_text().strip(), set(stale))]
+    if owed and ((folder / "tune.md").is_file() or (folder / "table.md").is_file()):
+        lines += ["", f"{tables.MARKS_HEADING} {owed}"]
     if folder.name == MAIN_RUN and (folder / "table.csv").is_file():
         beside = _beside_the_paper(pd.read_csv(folder / "table.csv"))
         lines += ["", "### Beside the published numbers", "", beside.strip()]
@@ -209,6 +254,8 @@ def headline(results: Path) -> str:
     if not csv.is_file():
         return f"(no `results/{MAIN_RUN}/table.csv` yet: run `python -m benchmark run`)\n"
     summary = pd.read_csv(csv)
+    stale, owed = marks(results / MAIN_RUN)
+    summary["stale"] = [stale.get(name, "") for name in summary.display_name]  # judged now, not when written
     shown = tables.display_frame(summary)
     shown = shown[HEADLINE_COLUMNS + [c for c in shown.columns if c.startswith(tables.LATENCY_COLUMN)]]
     machines = pair_machines(results / MAIN_RUN)
@@ -219,7 +266,8 @@ def headline(results: Path) -> str:
                  if timed else "")
     return (shown.to_markdown(index=False, disable_numparse=True)
             + f"\n\nFrom `results/{MAIN_RUN}/`, {seeds} seeds, mean ± std (pairs computed on: {machines}).{time_note} "
-            "Every column, the protocol and what the numbers say: [docs/results.md](docs/results.md).\n")
+            + (f"{owed} " if owed else "")
+            + "Every column, the protocol and what the numbers say: [docs/results.md](docs/results.md).\n")
 
 
 def streaming_run(path: Path) -> str:

@@ -225,6 +225,28 @@ def pairs_on_disk(out: Path) -> list[tuple[str, int]]:
     return found
 
 
+def load_scores(out: Path, name: str, seeds: Iterable[int | str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-video scores of result ``name``'s ``seeds`` in the folder ``out``: video ids (N,),
+    labels (N, C) and scores stacked over the seeds (S, N, C). Every seed must have scored the
+    same videos in the same order (a paired comparison needs it)."""
+    ids: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    stacked = []
+    for seed in seeds:
+        path = out / "runs" / name / f"seed{seed}" / "scores.npz"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no scores for {name} seed {seed}; compute the pair first")
+        with np.load(path) as data:
+            if ids is None:
+                ids, labels = data["video_ids"], data["labels"]
+            elif not np.array_equal(ids, data["video_ids"]):
+                raise ValueError(f"{path}: {name} seed {seed} scored other videos than its other seeds")
+            stacked.append(data["scores"])
+    if ids is None or labels is None:
+        raise ValueError(f"{out}: no seeds of {name} asked for")
+    return ids, labels, np.stack(stacked)
+
+
 # ---------------------------------------------------------------------- online.csv
 #: The ``method`` values of the online curves that are not methods but readings of the trained
 #: frame classifier (benchmark/online.py): Seq-K and Uniform-K.

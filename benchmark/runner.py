@@ -9,12 +9,17 @@ another machine are recomputed and compared, never silently reused) and computes
 run promises and the tests that check it.
 
 Model selection never reads the evaluation split: each method trains on the training split
-minus a held-out validation part (benchmark/splits.py), keeps its best checkpoint on it
-within the run's budget (benchmark/budget.py), and is evaluated once, at the end.
+minus a held-out validation part (benchmark/splits.py), keeps the checkpoint the selection rule
+chooses on it (benchmark/selection.py) within the run's budget (benchmark/budget.py), and is
+evaluated once, at the end. A *selection run* (``RunConfig.selection``: ``benchmark tune``)
+scores its trials on that validation part instead: it never names the evaluation split, and
+while it runs, here, in its worker processes and on its torchrun ranks, no bank of another split
+than the training split can be loaded (datasets/loading/guard.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -27,7 +32,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark import bootstrap, costs, evidence, metrics, parallel, provenance, reference, results, tables
+from benchmark import (
+    bootstrap,
+    costs,
+    evidence,
+    metrics,
+    parallel,
+    preset_origin,
+    provenance,
+    reference,
+    results,
+    selection,
+    tables,
+)
+from benchmark.code_fingerprint import code_fingerprint, stale_reason
 from benchmark.config import RunConfig
 from benchmark.plans import MethodPlan, plan_methods
 from benchmark.record import GFLOPS_UNIT, PairRecord
@@ -38,28 +56,37 @@ from datasets.common.atomic import atomic_write_bytes, atomic_write_json, json_t
 from datasets.common.distributed import barrier, distributed_rank, finish, rank_device
 from datasets.loading.bank import FeatureBank
 from datasets.loading.device import resolve_device
+from datasets.loading.guard import only_splits
 from datasets.store.reader import FeatureStore
 from methods.base import VideoMethod
 
 log = logging.getLogger(__name__)
 
+#: Why a selection run may load only the training split (the guard's one line says it).
+SELECTION_GUARD = ("a selection run (python -m benchmark tune) scores its trials on the held-out part of the training "
+                   "split only")
+
 
 class Runner:
     """Runs one configuration end to end; see the module docstring for what it writes."""
 
-    def __init__(self, cfg: RunConfig, plans: list[MethodPlan] | None = None, *, select_only: bool = False) -> None:
-        """``select_only`` (``benchmark tune``): score each trained model on the validation
-        rows instead of the evaluation split, which is then never loaded."""
+    def __init__(self, cfg: RunConfig, plans: list[MethodPlan] | None = None) -> None:
+        """With ``cfg.selection`` (``benchmark tune``) each trained model is scored on the
+        validation rows, and the evaluation split is neither named (``eval_split`` is None)
+        nor loadable while the run runs."""
         self.cfg = cfg
-        self.select_only = select_only
+        self.selection = cfg.selection
         self.store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
         self.train_split = pick_split(self.store, cfg.train_split, TRAIN_SPLITS, "train")
-        self.eval_split = pick_split(self.store, cfg.eval_split, EVAL_SPLITS, "eval")
-        if self.eval_split == self.train_split:
-            raise ValueError(f"--eval-split {self.eval_split!r} is the training split; evaluate on another split")
+        self.eval_split: str | None = None
+        if not self.selection:
+            self.eval_split = pick_split(self.store, cfg.eval_split, EVAL_SPLITS, "eval")
+            if self.eval_split == self.train_split:
+                raise ValueError(f"--eval-split {self.eval_split!r} is the training split; evaluate on another split")
         train_rows = self.store.split_rows(self.train_split)
         self.train_ids: list[str] = self.store.header.video_ids[train_rows].tolist()
         self.held_out = carve_validation(self.store.header.labels[train_rows], cfg.val_fraction, cfg.val_seed)
+        self.validation_counts = selection.resample_counts(len(self.held_out.val_rows))  # paired resamples
         self.budget = cfg.budget
         self.plans = plans if plans is not None else plan_methods(cfg, self.store.manifest.name)
         self.device = resolve_device(cfg.device)
@@ -74,6 +101,8 @@ class Runner:
         self.platform = provenance.platform_key(self.environment["device"], self.environment["versions"])
         self._banks: dict[str, FeatureBank] = {}
         self._evidence: dict[tuple[str, ...], np.ndarray | None] = {}
+        self._code: dict[type, dict[str, Any]] = {}
+        self._step_costs: dict[str, dict[str, float]] = {}
         self.execution: dict[str, Any] = {}  # how the last run() computed its pairs (benchmark/parallel.py)
         self._lock_depth = 0
 
@@ -95,8 +124,11 @@ class Runner:
                 self._lock_depth = 0
 
     # ------------------------------------------------------------------ helpers
-    def bank(self, split: str) -> FeatureBank:
+    def bank(self, split: str | None) -> FeatureBank:
         """Each split is loaded once and shared by every method of the run."""
+        if split is None:
+            raise ValueError("a selection run (python -m benchmark tune) has no evaluation split to load; evaluate "
+                             "with `python -m benchmark run`")
         if split not in self._banks:
             self._banks[split] = FeatureBank(self.store, split, device=self.device, streams=self.streams,
                                              show_progress=self.cfg.show_progress)
@@ -117,9 +149,27 @@ class Runner:
             "dataset": {"name": self.store.manifest.name, "fingerprint": self.fingerprint},
             "train_split": self.train_split,
             "validation": self.validation_record(ids=False),
-            "eval_split": "validation" if self.select_only else self.eval_split,
+            "eval_split": self.scored_on,
             "streams": list(plan.cls.streams),  # the method's own, not the run's union
         }
+
+    @property
+    def scored_on(self) -> str:
+        """What each pair's numbers are computed on: the evaluation split, or "validation"."""
+        return "validation" if self.eval_split is None else self.eval_split
+
+    def guard(self) -> Any:
+        """While a selection run runs, only the training split may be loaded in this process
+        (datasets/loading/guard.py); a run for the table is not restricted."""
+        if not self.selection:
+            return contextlib.nullcontext()
+        return only_splits({self.train_split}, SELECTION_GUARD)
+
+    def code(self, plan: MethodPlan) -> dict[str, Any]:
+        """The code fingerprint of the plan's method and the harness (benchmark/code_fingerprint.py)."""
+        if plan.cls not in self._code:
+            self._code[plan.cls] = code_fingerprint(plan.cls)
+        return self._code[plan.cls]
 
     def validation_record(self, *, ids: bool) -> dict[str, Any]:
         """The held-out part of the training split (its ids only where asked: provenance)."""
@@ -152,7 +202,13 @@ class Runner:
             log.warning("%s seed %d: the result in %s was computed on another kind of machine; recomputing it here "
                         "(%s), then comparing", plan.name, seed, folder, self.platform)
             return False
-        return not self.cfg.force
+        if self.cfg.force:
+            return False
+        stale = stale_reason(PairRecord.load(folder / results.DONE_MARKER).code)
+        if stale:
+            log.warning("%s seed %d: kept, but STALE: %s. Its row is marked stale; recompute it with --force",
+                        plan.name, seed, stale)
+        return True
 
     def build(self, plan: MethodPlan) -> VideoMethod:
         """A fresh (untrained) instance of the plan's method on the run's device."""
@@ -160,6 +216,13 @@ class Runner:
         method = plan.cls(len(self.store.manifest.classes), dims, **plan.hparams).to(self.device)
         method.frame_gmacs = {s: self.per_frame[s] for s in plan.cls.streams}
         return method
+
+    def step_costs(self, plan: MethodPlan, method: VideoMethod) -> dict[str, float]:
+        """GMACs per run of each of the plan's modules (counted once per plan: they depend on its
+        settings, not on the weights)."""
+        if plan.name not in self._step_costs:
+            self._step_costs[plan.name] = costs.step_costs(method)
+        return self._step_costs[plan.name]
 
     def gmacs(self, plan: MethodPlan, result: Evaluation, per_step: dict[str, float]) -> np.ndarray:
         """Per-video cost of an evaluation: the method's own streams, from the meter."""
@@ -206,27 +269,31 @@ class Runner:
             self._evidence[key] = evidence.store_evidence(self.store, video_ids)
         return self._evidence[key]
 
-    def validation_score(self, method: VideoMethod, batch_size: int) -> float:
-        """mAP on the held-out validation rows of the training split (model selection)."""
-        result = evaluate(method, self.bank(self.train_split), batch_size, rows=self.held_out.val_rows,
+    def validation_candidate(self, plan: MethodPlan, method: VideoMethod, per_step: dict[str, float],
+                             key: Any) -> selection.Candidate:
+        """A checkpoint scored on the held-out validation rows of the training split (model
+        selection, benchmark/selection.py): its mAP, resampled mAPs and mean GFLOPs there."""
+        result = evaluate(method, self.bank(self.train_split), plan.train.eval_batch_size, rows=self.held_out.val_rows,
                           show_progress=False)
-        return metrics.score(result.scores, result.labels).map
+        return selection.candidate(key, result.scores, result.labels, float(self.gmacs(plan, result, per_step).mean()),
+                                   self.validation_counts)
 
     def train_pair(self, plan: MethodPlan, seed: int) -> tuple[VideoMethod, TrainStats]:
         """Train and select one method on the training split alone (never the evaluation split)."""
         seed_everything(seed)
         method = self.build(plan)
+        per_step = self.step_costs(plan, method)
         log.info("%s seed %d: training (%s, %s)", plan.name, seed, plan.train, self.budget)
         stats = fit(method, self.bank(self.train_split), plan.train, self.budget, seed=seed,
                     rows=self.held_out.train_rows,
-                    validate=lambda m: self.validation_score(m, plan.train.eval_batch_size),
+                    validate=lambda m, step: self.validation_candidate(plan, m, per_step, step),
                     show_progress=self.cfg.show_progress)
         return method, stats
 
     def run_pair(self, plan: MethodPlan, seed: int) -> PairRecord:
         method, stats = self.train_pair(plan, seed)
-        per_step = costs.step_costs(method)
-        if self.select_only:
+        per_step = self.step_costs(plan, method)
+        if self.eval_split is None:  # a selection run: the validation rows, never the evaluation split
             eval_bank, rows = self.bank(self.train_split), self.held_out.val_rows
         else:
             eval_bank, rows = self.bank(self.eval_split), None  # touched once, here
@@ -245,7 +312,7 @@ class Runner:
             method=plan.name,
             seed=seed,
             online=plan.cls.online,
-            evaluated_on="validation" if self.select_only else self.eval_split,
+            evaluated_on=self.scored_on,
             map=scored.map,
             map_interpolated=scored.map_interpolated,
             top1=scored.top1,
@@ -264,13 +331,7 @@ class Runner:
             train_steps=stats.steps,
             budget_steps=stats.budget_steps,
             epochs=stats.epochs,
-            selection={
-                "criterion": "validation mAP (held-out part of the training split)",
-                "best_step": stats.best_step,
-                "best_validation_map": stats.best_validation,
-                "stopped_early": stats.stopped_early,
-                "validations": stats.validations,
-            },
+            selection=stats.selection_record(),
             final_train_loss=stats.final_loss,
             train_history=stats.history,
             eval_seconds=result.seconds,
@@ -286,6 +347,7 @@ class Runner:
                 "device": {**self.environment["device"], "torch_threads": torch.get_num_threads()},
                 "platform": self.platform,
             },
+            code=self.code(plan),
         )
         buffer = io.BytesIO()
         arrays = {"video_ids": np.asarray(result.video_ids), "scores": result.scores, "labels": result.labels,
@@ -316,10 +378,11 @@ class Runner:
         other ranks return an empty dict. Where results were already here, the texts also
         hold "reference_check": how the recomputed ones compare (benchmark/reference.py)."""
         rank, world, local_rank, started_group = distributed_rank()
-        if rank != 0:
-            return self._run(columns, rank, world, local_rank, started_group)
-        with self.locked():  # one writer per results folder; also proves it writable before training
-            return self._run(columns, rank, world, local_rank, started_group)
+        with self.guard():
+            if rank != 0:
+                return self._run(columns, rank, world, local_rank, started_group)
+            with self.locked():  # one writer per results folder; also proves it writable before training
+                return self._run(columns, rank, world, local_rank, started_group)
 
     def _run(self, columns: list[str] | None, rank: int, world: int, local_rank: int,
              started_group: bool) -> dict[str, str]:
@@ -336,7 +399,7 @@ class Runner:
                     else:
                         pending.append((index, seed))
                         foreign = foreign or reference.computed_elsewhere(self.pair_dir(plan, seed), self.platform)
-            earlier = reference.load(self.out) if pending and rank == 0 and not self.select_only else None
+            earlier = reference.load(self.out) if pending and rank == 0 and not self.selection else None
             if earlier is not None and foreign:
                 reference.keep(self.out, earlier)  # a resumed run still compares with the same reference
             if world > 1:
@@ -401,7 +464,7 @@ class Runner:
     def bank_bytes(self) -> int:
         """Host bytes of the run's banks (what each worker process loads)."""
         header, manifest = self.store.header, self.store.manifest
-        splits = {self.train_split} if self.select_only else {self.train_split, self.eval_split}
+        splits = {self.train_split} if self.eval_split is None else {self.train_split, self.eval_split}
         frames = sum(int(header.lengths[self.store.split_rows(s)].sum()) for s in splits)
         return frames * sum(2 * manifest.streams[s].dim for s in self.streams)
 
@@ -463,21 +526,17 @@ class Runner:
         """Each method's mAP difference to the table's baseline with its paired bootstrap
         interval over the evaluated videos, seeds pooled (benchmark/bootstrap.py)."""
         names = names if names is not None else [p.name for p in self.plans]
-        if tables.BASELINE not in names or self.select_only:
+        if tables.BASELINE not in names or self.selection:
             return {}
         per_method: dict[str, np.ndarray] = {}
         labels: np.ndarray | None = None
         ids: np.ndarray | None = None
         for name in names:
-            stacked = []
-            for seed in self.cfg.seeds:
-                with np.load(self.out / "runs" / name / f"seed{seed}" / "scores.npz") as data:
-                    if ids is None:
-                        ids, labels = data["video_ids"], data["labels"]
-                    elif not np.array_equal(ids, data["video_ids"]):
-                        raise RuntimeError(f"{name} seed {seed}: scored other videos than the rest of the run")
-                    stacked.append(data["scores"])
-            per_method[name] = np.stack(stacked)
+            videos, labels, per_method[name] = results.load_scores(self.out, name, self.cfg.seeds)
+            if ids is None:
+                ids = videos
+            elif not np.array_equal(ids, videos):
+                raise RuntimeError(f"{name}: scored other videos than the rest of the run")
         if ids is None or labels is None:
             return {}
         counts = bootstrap.resample_counts(bootstrap.resample_indices(len(ids)), len(ids))
@@ -493,7 +552,7 @@ class Runner:
         n_train = len(self.held_out.train_rows)
         seeds = self.cfg.seeds
         evaluated = (f"scored on the {len(self.held_out.val_rows)} validation videos (tuning: the evaluation split "
-                     "was not read)" if self.select_only else
+                     "was not read)" if self.eval_split is None else
                      f"evaluated once on {self.eval_split} ({self.store.manifest.splits[self.eval_split].num_videos} "
                      "videos)")
         spread = (f"mean ± std over {len(seeds)} seeds {seeds}" if len(seeds) > 1 else
@@ -530,12 +589,16 @@ class Runner:
         if invocation:
             atomic_write_json(self.out / "provenance.json", self.provenance())
         caption = self.caption(with_differences=bool(differences), left_out=left_out)
+        stale = {r["display_name"]: r["stale"] for r in summary.to_dict("records") if tables.is_stale(r)}
+        marks = [tables.stale_note(stale, len(summary))]
+        if not self.selection:  # a tune re-chooses presets; a table says which of its rows rest on test-chosen ones
+            marks.append(preset_origin.note(preset_origin.chosen_on_test(preset_origin.folder_rows(self.out))))
         latency = self.latency()
         if latency is not None:
             from benchmark.latency import caption_note
 
             caption += " " + caption_note(latency)
-        return tables.write_tables(summary, self.out, caption, columns=columns)
+        return tables.write_tables(summary, self.out, caption, columns=columns, marks=" ".join(filter(None, marks)))
 
     def latency(self) -> dict[str, Any] | None:
         """The folder's latency.json (benchmark/latency.py) when it was measured on this dataset."""
@@ -566,7 +629,7 @@ class Runner:
                 "fingerprint": self.fingerprint,
                 "provenance": self.store.manifest.provenance,
                 "train_split": self.train_split,
-                "eval_split": "validation (held out of the training split)" if self.select_only else self.eval_split,
+                "eval_split": "validation (held out of the training split)" if self.selection else self.eval_split,
             },
             "cost_model": {"per_frame_gmacs": self.per_frame, "backend": costs.COST_BACKEND},
             "execution": self.execution,

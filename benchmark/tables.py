@@ -28,6 +28,9 @@ from datasets.common.atomic import atomic_write_text
 #: The method every other is compared with (the paper's strong baseline).
 BASELINE = "uniform"
 COST_UNIT_NOTE = "GFLOPs are multiply-accumulates (GMACs) per video, as the field reports them."
+#: How a stale row is marked (``stale_name``), and the paragraph that says why (``write_tables``).
+STALE_MARK = "(stale)"
+MARKS_HEADING = "**Marks.**"
 #: The heading of the measured time column, completed with the device it was measured on.
 LATENCY_COLUMN = "ms/video (est., "
 
@@ -99,6 +102,8 @@ def summary_frame(
             estimates = measured_estimates(latency, name, metrics[name])
             row["latency_ms_mean"], row["latency_ms_std"] = _stat(estimates or [np.nan])
             row["latency_device"] = latency["device_label"]
+        reasons = sorted({m.stale for m in per_seed if m.stale})
+        row["stale"] = "; ".join(reasons)  # "" when every seed was computed by the current code
         delta = (differences or {}).get(name)
         row["delta_map"], row["delta_map_ci_low"], row["delta_map_ci_high"] = (
             (100 * delta["estimate"], 100 * delta["ci_low"], 100 * delta["ci_high"]) if delta else (np.nan,) * 3)
@@ -138,12 +143,58 @@ def _count(n: float) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}K"
 
 
+def is_stale(row: dict[str, Any]) -> bool:
+    """Whether a summary row (a dict of table.csv) is marked stale (older tables have no column)."""
+    return isinstance(row.get("stale"), str) and bool(row["stale"])
+
+
+def stale_name(name: str) -> str:
+    """A row's name as the table shows it when its numbers were computed by code that changed since."""
+    return f"{name} {STALE_MARK}"
+
+
+def stale_note(stale: dict[str, str], rows: int | None = None) -> str:
+    """The caption sentence for the stale rows (row name -> why) of a table of ``rows`` rows, ""
+    for none."""
+    if not stale:
+        return ""
+    by_reason: dict[str, list[str]] = {}
+    for name, why in stale.items():
+        by_reason.setdefault(why, []).append(name)
+    if rows == len(stale) and len(by_reason) == 1:
+        which = f"every row: {next(iter(by_reason))}"
+    else:
+        which = "; ".join(f"{', '.join(names)}: {why}" for why, names in by_reason.items())
+    return (f"Rows marked {STALE_MARK} were computed by code that has changed since, so the current code may give "
+            f"other numbers (benchmark/code_fingerprint.py): {which}. Recompute them with --force.")
+
+
+def mark_stale_rows(markdown: str, names: set[str]) -> str:
+    """A written table (table.md) with the stale marks of when it was written taken off
+    (``strip_marks``) and the first cell of each row in ``names`` marked stale instead."""
+    lines = strip_marks(markdown).split("\n")
+    for i, line in enumerate(lines):
+        cells = line.split("|")
+        if i >= 2 and line.startswith("|") and len(cells) > 2 and cells[1].strip() in names:
+            name = cells[1].strip()
+            cells[1] = cells[1].replace(name, stale_name(name), 1)
+            lines[i] = "|".join(cells)
+    return "\n".join(lines)
+
+
+def strip_marks(markdown: str) -> str:
+    """A written table.md without the marks it was written with (its "Marks." paragraph and the
+    rows' stale marks): what holds whatever the code is now."""
+    markdown = markdown.split(f"\n{MARKS_HEADING}", 1)[0].rstrip("\n")
+    return markdown.replace(f" {STALE_MARK} ", " ").replace(f" {STALE_MARK}|", "|")
+
+
 def display_frame(summary: pd.DataFrame) -> pd.DataFrame:
     """The human-readable table (strings), in the same row order."""
     rows = []
     for r in summary.to_dict("records"):
         rows.append({
-            "Method": r["display_name"],
+            "Method": stale_name(r["display_name"]) if is_stale(r) else r["display_name"],
             "Online": "yes" if r["online"] else "no",
             "mAP (%)": _pm(r["map_mean"], r["map_std"], 1),
             "Δ mAP vs Uniform [95% CI]": _delta(r),
@@ -165,18 +216,20 @@ def display_frame(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_tables(
-    summary: pd.DataFrame, out_dir: Path, caption: str, columns: list[str] | None = None
+    summary: pd.DataFrame, out_dir: Path, caption: str, columns: list[str] | None = None, marks: str = ""
 ) -> dict[str, str]:
     """Write table.md, table.csv and table.tex under ``out_dir``; return their texts.
 
     ``columns`` picks and orders the displayed columns (all by default); the CSV always
-    has every number."""
+    has every number. ``marks`` (stale rows, presets chosen on the test split) follow the
+    caption as a paragraph of their own, which ``strip_marks`` can take off again."""
     shown = display_frame(summary)
     if columns is not None:
         shown = shown[columns]
-    markdown = shown.to_markdown(index=False, disable_numparse=True) + f"\n\n{caption} {COST_UNIT_NOTE}\n"
+    after = f"{MARKS_HEADING} {marks}\n" if marks else ""
+    markdown = shown.to_markdown(index=False, disable_numparse=True) + f"\n\n{caption} {COST_UNIT_NOTE}\n{after}"
     latex = (
-        "% " + caption + " " + COST_UNIT_NOTE + "\n"
+        "% " + caption + " " + COST_UNIT_NOTE + (f" {marks}" if marks else "") + "\n"
         + tabulate(shown.values.tolist(), headers=list(shown.columns), tablefmt="latex_booktabs", disable_numparse=True)
         + "\n"
     )
@@ -184,3 +237,32 @@ def write_tables(
     for name, text in texts.items():
         atomic_write_text(out_dir / name, text)
     return texts
+
+
+# ---------------------------------------------------------------------- a tuning run's trials
+def setting_text(setting: dict[str, Any]) -> str:
+    """A trial's setting on one line (``train.lr=0.001, dropout=0.5``)."""
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in setting.items())
+
+
+def tune_markdown(rows: list[dict[str, Any]], *, scored_on: str) -> str:
+    """The trials of a tuning run (``tune.json``'s ``trials``) as a Markdown table.
+
+    ``scored_on`` names what the trials were scored on, which heads the mAP column: "validation"
+    for every tune since the selection-integrity fix (issue 24); the records of earlier tunes run
+    with worker processes say "test". Rows with ``within_noise`` show the selection rule's verdict
+    (benchmark/selection.py); rows with ``kept_checkpoint_validation_map`` (an earlier tune's
+    audit, benchmark/preset_origin.py) show what validation said of the same trained models."""
+    heading = "Validation mAP (%)" if scored_on == "validation" else f"{scored_on.capitalize()} mAP (%), what chose"
+    shown = []
+    for r in rows:
+        row = {"Method": _display_name(r["method"]), "Trial": str(r["trial"]), "Setting": setting_text(r["setting"]),
+               heading: f"{r['validation_map']:.1f}", "GFLOPs/video": f"{r['gflops']:.1f}"}
+        if "within_noise" in r:
+            row["± 1 SE of the best"] = "yes" if r["within_noise"] else ""
+        if "kept_checkpoint_validation_map" in r:
+            row["Validation mAP (%), kept checkpoint"] = f"{r['kept_checkpoint_validation_map']:.1f}"
+            row["Validation's pick"] = "yes" if r.get("validation_pick") else ""
+        row["Chosen"] = "yes" if r["chosen"] else ""
+        shown.append(row)
+    return pd.DataFrame(shown).to_markdown(index=False, disable_numparse=True)

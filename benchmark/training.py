@@ -10,11 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
 from benchmark.budget import Budget
+from benchmark.selection import RULE, Candidate, Selection, choose
 from datasets.common.progress import progress_bar
 from datasets.loading.bank import Batch, FeatureBank, frame_ranges
 from datasets.loading.sampling import FrameSampler
@@ -35,14 +37,34 @@ class TrainStats:
     epochs: float  # passes over the training rows that ``steps`` amount to
     final_loss: float
     history: list[dict[str, float]] = field(default_factory=list)  # per epoch: mean of the logged numbers
-    best_step: int | None = None  # the kept checkpoint (None: no validation, the last step is kept)
-    best_validation: float | None = None
-    validations: list[dict[str, float]] = field(default_factory=list)  # {"step", "map"} per validation
+    selection: Selection | None = None  # the checkpoints and the kept one (None: no validation, the last step kept)
     stopped_early: bool = False
 
+    @property
+    def chosen_step(self) -> int | None:
+        """The step of the kept checkpoint (None: no validation, the last step is kept)."""
+        return None if self.selection is None else self.selection.chosen
 
-#: A validation: the method (in training mode) -> a score to maximise (validation mAP).
-Validator = Callable[[VideoMethod], float]
+    def selection_record(self) -> dict[str, Any]:
+        """How the kept checkpoint was chosen, for the pair's record: every validation's
+        mAP, GFLOPs and verdict (benchmark/selection.py)."""
+        if self.selection is None:
+            return {"criterion": "no validation: the last step is kept", "chosen_step": None,
+                    "stopped_early": self.stopped_early, "validations": []}
+        chosen, best = self.selection.verdict(self.selection.chosen), self.selection.verdict(self.selection.best)
+        return {
+            "criterion": RULE,
+            "chosen_step": self.selection.chosen, "chosen_validation_map": chosen.map,
+            "chosen_validation_gflops": chosen.gflops,
+            "best_step": self.selection.best, "best_validation_map": best.map,
+            "stopped_early": self.stopped_early,
+            "validations": [{"step": v.key, **v.to_dict()} for v in self.selection.verdicts],
+        }
+
+
+#: A validation: the method (in training mode) and the step -> the checkpoint scored on the
+#: validation videos (mAP, its resamples, GFLOPs; benchmark/selection.py).
+Validator = Callable[[VideoMethod, int], Candidate]
 
 
 def fit(
@@ -58,9 +80,10 @@ def fit(
 ) -> TrainStats:
     """Train ``method`` with Adam for the run's step budget on ``rows`` of ``bank``.
 
-    With ``validate``, the model is scored at the budget's validation steps, the best state
-    (strictly better than every earlier one) is restored at the end, and training stops
-    after ``budget.patience`` validations without improvement."""
+    With ``validate``, the model is scored at the budget's validation steps; training stops
+    after ``budget.patience`` validations without a higher validation mAP than every earlier
+    one, and the checkpoint the selection rule chooses (benchmark/selection.py: the cheapest
+    within the validation noise of the best) is restored at the end."""
     optimiser = torch.optim.Adam(method.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(seed)
     num_rows = bank.num_videos if rows is None else len(rows)
@@ -69,8 +92,9 @@ def fit(
     steps_per_epoch = -(-num_rows // budget.batch_size)
     planned_epochs = -(-total // steps_per_epoch)
     history: list[dict[str, float]] = []
-    validations: list[dict[str, float]] = []
-    best_score, best_state, best_step, since_best = -float("inf"), None, None, 0
+    candidates: list[Candidate] = []
+    states: dict[int, dict[str, torch.Tensor]] = {}  # every scored checkpoint: any may be chosen at the end
+    best_score, since_best = -float("inf"), 0
     step, epoch, stopped_early = 0, 0, False
     start = time.perf_counter()
     loss_value = float("nan")
@@ -103,12 +127,12 @@ def fit(
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.3f}")
                 if validate is not None and step in checkpoints:
-                    score = float(validate(method))
+                    scored = validate(method, step)
                     method.train()
-                    validations.append({"step": step, "map": score})
-                    if score > best_score:
-                        best_score, best_step, since_best = score, step, 0
-                        best_state = {k: v.detach().clone() for k, v in method.state_dict().items()}
+                    candidates.append(scored)
+                    states[step] = {k: v.detach().clone() for k, v in method.state_dict().items()}
+                    if scored.map > best_score:
+                        best_score, since_best = scored.map, 0
                     else:
                         since_best += 1
                         stopped_early = budget.patience is not None and since_best >= budget.patience
@@ -116,13 +140,12 @@ def fit(
                     break
             history.append({key: value / max(batches, 1) for key, value in totals.items()})
             epoch += 1
-    if best_state is not None:
-        method.load_state_dict(best_state)
+    selection = choose(candidates) if candidates else None
+    if selection is not None:
+        method.load_state_dict(states[selection.chosen])
     return TrainStats(
         seconds=time.perf_counter() - start, steps=step, budget_steps=total, epochs=step / steps_per_epoch,
-        final_loss=loss_value, history=history, best_step=best_step,
-        best_validation=best_score if best_state is not None else None, validations=validations,
-        stopped_early=stopped_early,
+        final_loss=loss_value, history=history, selection=selection, stopped_early=stopped_early,
     )
 
 

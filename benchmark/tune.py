@@ -5,13 +5,16 @@ values). For every method, ``trials`` settings are tried: the first is the metho
 one (its defaults, preset and config file), the others are drawn without replacement from
 the grid of its search space (seeded by ``--tune-seed`` and the method's name). Every trial
 trains under the run's budget on the training split minus the held-out validation part,
-and is scored on that validation part; the evaluation split is never loaded. The best trial
-per method (highest mean validation mAP over the seeds; ties go to the earlier trial, so
-the current setting wins a tie) is written as a config file that ``run --config`` takes.
+and is scored on that validation part: tune is a selection run (benchmark/runner.py), so the
+evaluation split is never named, and no process of it (workers, torchrun ranks) can load it.
+Per method, the trial the selection rule chooses (benchmark/selection.py: the cheapest within
+one paired-bootstrap standard error of the highest validation mAP, seeds pooled; ties go to
+the earlier trial, so the current setting wins a tie) is written as a config file that
+``run --config`` takes; a trial whose record says it was scored elsewhere is refused.
 
 Written under ``results/<name>/`` (default ``<dataset>-tune``): the trials as an ordinary
 run (resumable), ``tune.md`` / ``tune.json`` (every trial, its settings and scores, the
-command) and ``tuned.json`` (the chosen settings).
+command, each trial's validation mAP, GFLOPs and verdict) and ``tuned.json`` (the chosen settings).
 """
 
 from __future__ import annotations
@@ -24,18 +27,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from benchmark.config import RunConfig
+from benchmark import results, selection, tables
+from benchmark.config import TRAIN_PREFIX, RunConfig, as_config
 from benchmark.plans import MethodPlan, plan_methods
 from benchmark.runner import Runner
 from benchmark.stores import dataset_label, resolve_store
 from datasets.common.atomic import atomic_write_json, atomic_write_text
+from datasets.common.distributed import distributed_rank, finish
 from datasets.store.reader import FeatureStore
 from methods.base import TrainConfig, VideoMethod
-from methods.registry import display_name
 
-TRAIN_PREFIX = "train."
+#: The columns of a tuning run's own table of its trials (the folder's table.md).
+TRIAL_COLUMNS = ["Method", "mAP (%)", "Top-1 (%)", "GFLOPs/video", "Fine frames/video"]
 
 
 def search_keys(cls: type[VideoMethod], space: dict[str, Any] | None = None) -> dict[str, str]:
@@ -88,15 +92,6 @@ def apply_setting(plan: MethodPlan, setting: dict[str, Any], label: str, display
     return MethodPlan(plan.spec, plan.cls, hparams, train, label=label, display=display)
 
 
-def as_config(setting: dict[str, Any]) -> dict[str, Any]:
-    """A setting as a method's table of the config file (benchmark/config.py)."""
-    section: dict[str, Any] = {k: v for k, v in setting.items() if not k.startswith(TRAIN_PREFIX)}
-    train = {k[len(TRAIN_PREFIX):]: v for k, v in setting.items() if k.startswith(TRAIN_PREFIX)}
-    if train:
-        section["train"] = train
-    return section
-
-
 @dataclass
 class TuneResult:
     table: str
@@ -104,11 +99,13 @@ class TuneResult:
     best: dict[str, dict[str, Any]]
 
 
-def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, list[Any]] | None = None) -> TuneResult:
+def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0,
+         space: dict[str, list[Any]] | None = None) -> TuneResult | None:
     """Run the trials of every method of ``cfg``; write and return the chosen settings.
 
     ``space`` replaces every method's declared search space (e.g. to compare readings of one
-    method: ``--space '{"penalty": ["video", "batch"]}'``)."""
+    method: ``--space '{"penalty": ["video", "batch"]}'``). Under torchrun every rank computes
+    its share of the trials and rank 0 alone chooses and writes (the other ranks return None)."""
     store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
     bases = plan_methods(cfg, store.manifest.name)
     searched: dict[str, tuple[Any, ...]] | None = None
@@ -125,41 +122,65 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
             shown = base.cls.shown_name()
             plans.append(apply_setting(base, setting, label, f"{shown} #{k}"))
     dataset = dataset_label(cfg.dataset, store)
-    cfg = replace(cfg, methods=None, name=cfg.name or f"{dataset}-tune")
-    runner = Runner(cfg, plans=plans, select_only=True)
-    with runner.locked():  # the trials and tune.md/tuned.json are written under one lock
-        runner.run(columns=["Method", "mAP (%)", "Top-1 (%)", "GFLOPs/video", "Fine frames/video"])
-        records = runner.records()
+    # A selection run: every trial, here, in workers or on ranks, is scored on validation (benchmark/runner.py).
+    cfg = replace(cfg, methods=None, name=cfg.name or f"{dataset}-tune", selection=True)
+    runner = Runner(cfg, plans=plans)
+    rank, _, _, started = distributed_rank()
+    try:
+        if rank != 0:  # this rank's share of the trials; rank 0 chooses once every rank is done
+            runner.run(columns=TRIAL_COLUMNS)
+            return None
+        with runner.locked():  # the trials and tune.md/tuned.json are written under one lock
+            runner.run(columns=TRIAL_COLUMNS)
+            rows = trial_rows(runner, settings)
+            best = {row["method"]: row for row in rows if row["chosen"]}
+            config = {method: as_config(row["setting"]) for method, row in best.items()}
+            config_path = runner.out / "tuned.json"
+            atomic_write_json(config_path, config)
+            atomic_write_json(runner.out / "tune.json", {
+                "command": "python -m benchmark " + " ".join(sys.argv[1:]) if sys.argv[1:] else None,
+                "trials_per_method": trials, "tune_seed": tune_seed, "seeds": cfg.seeds,
+                "search_spaces": {b.name: {k: list(v) for k, v in (searched or b.cls.search_space).items()}
+                                  for b in bases},
+                "scored_on": "validation",  # every trial's record says so (trial_rows refuses any other)
+                "selection": selection.RULE,
+                "validation": runner.validation_record(ids=False),
+                "budget": runner.budget.to_dict(len(runner.held_out.train_rows)),
+                "trials": rows, "chosen": config,
+            })
+            table = tables.tune_markdown(rows, scored_on="validation") + (
+                f"\n\n{len(bases)} methods x {trials} trials, seeds {cfg.seeds}; chosen: {selection.RULE}. "
+                f"{runner.caption(with_differences=False)}\n")
+            atomic_write_text(runner.out / "tune.md", table)
+            return TuneResult(table=table, config_path=config_path, best=config)
+    finally:
+        finish(started)
 
-        rows: list[dict[str, Any]] = []
-        best: dict[str, dict[str, Any]] = {}
-        for label, (method, k, setting) in settings.items():
-            maps = [100 * r.map for r in records[label].values()]
-            gflops = [r.gflops["mean"] for r in records[label].values()]
-            rows.append({"method": method, "trial": k, "setting": setting, "validation_map": float(np.mean(maps)),
-                         "validation_map_per_seed": maps, "gflops": float(np.mean(gflops))})
-            if method not in best or rows[-1]["validation_map"] > best[method]["validation_map"]:
-                best[method] = rows[-1]
-        config = {method: as_config(row["setting"]) for method, row in best.items()}
-        config_path = runner.out / "tuned.json"
-        atomic_write_json(config_path, config)
-        atomic_write_json(runner.out / "tune.json", {
-            "command": "python -m benchmark " + " ".join(sys.argv[1:]) if sys.argv[1:] else None,
-            "trials_per_method": trials, "tune_seed": tune_seed, "seeds": cfg.seeds,
-            "search_spaces": {b.name: {k: list(v) for k, v in (searched or b.cls.search_space).items()} for b in bases},
-            "selection": "highest mean validation mAP over seeds; ties: the earlier trial (trial 0 = current settings)",
-            "validation": runner.validation_record(ids=False),
-            "budget": runner.budget.to_dict(len(runner.held_out.train_rows)),
-            "trials": rows, "chosen": config,
-        })
-        frame = pd.DataFrame([{
-            "Method": display_name(r["method"]), "Trial": r["trial"],
-            "Setting": ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["setting"].items()),
-            "Validation mAP (%)": f"{r['validation_map']:.1f}", "GFLOPs/video": f"{r['gflops']:.1f}",
-            "Chosen": "yes" if best[r["method"]] is r else "",
-        } for r in rows])
-        table = (frame.to_markdown(index=False, disable_numparse=True)
-                 + f"\n\n{len(bases)} methods x {trials} trials, seeds {cfg.seeds}; "
-                 + f"{runner.caption(with_differences=False)}\n")
-        atomic_write_text(runner.out / "tune.md", table)
-        return TuneResult(table=table, config_path=config_path, best=config)
+
+def trial_rows(runner: Runner, settings: dict[str, tuple[str, int, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Every trial with its validation mAP and GFLOPs, and the selection rule's verdict per
+    method (benchmark/selection.py). A trial whose record was scored on anything but the
+    validation part is refused: a choice must never rest on the evaluation split."""
+    records = runner.records()
+    wrong = [f"{label} seed {seed} ({record.evaluated_on})" for label, seeds in records.items()
+             for seed, record in seeds.items() if record.evaluated_on != "validation"]
+    if wrong:
+        raise ValueError(f"{runner.out}: trial(s) {', '.join(wrong)} were not scored on the validation part; tune "
+                         "chooses only from validation scores. Recompute them with --force")
+    rows: list[dict[str, Any]] = []
+    candidates: dict[str, list[selection.Candidate]] = {}
+    for label, (method, k, setting) in settings.items():
+        per_seed = records[label]
+        _, labels, scores = results.load_scores(runner.out, label, per_seed)
+        gflops = float(np.mean([r.gflops["mean"] for r in per_seed.values()]))
+        candidates.setdefault(method, []).append(
+            selection.candidate(k, scores, labels, gflops, runner.validation_counts))
+        rows.append({"method": method, "trial": k, "setting": setting,
+                     "validation_map_per_seed": [100 * r.map for r in per_seed.values()]})
+    verdicts = {(method, v.key): v for method, found in candidates.items() for v in selection.choose(found).verdicts}
+    for row in rows:
+        verdict = verdicts[row["method"], row["trial"]]
+        row.update(validation_map=100 * verdict.map, gflops=verdict.gflops, gap_to_best=100 * verdict.gap,
+                   standard_error=100 * verdict.standard_error, within_noise=verdict.within_noise,
+                   chosen=verdict.chosen)
+    return rows

@@ -78,3 +78,33 @@ def replace_dataset(path: Path, name: str, data: np.ndarray, **kwargs) -> None:
     with h5py.File(path / layout.FEATURES_FILE, "r+") as h5:
         del h5[name]
         h5.create_dataset(name, data=data, **kwargs)
+
+
+def poison_split(source: Path, out: Path, split: str, seed: int = 0) -> Path:
+    """A copy of the store ``source`` at ``out`` whose ``split`` is poisoned: its labels shuffled
+    between its videos and every one of its frames NaN. Whatever reads that split gives other
+    (or no) numbers; what never reads it gives the same. The manifest's header checksum is
+    recomputed, so the copy is a valid store."""
+    import json
+    import shutil
+
+    from datasets.store.checks import header_digest
+
+    shutil.copytree(source, out)
+    with h5py.File(out / layout.FEATURES_FILE, "r+") as f:
+        splits = f[layout.SPLITS][:].astype(str)
+        rows = np.flatnonzero(splits == split)
+        offsets = f[layout.OFFSETS][:]
+        labels = f[layout.LABELS][:]
+        labels[rows] = labels[np.random.default_rng(seed).permutation(rows)]
+        f[layout.LABELS][...] = labels
+        for stream in f[layout.FEATURES_GROUP]:
+            frames = f[layout.feature_dataset(stream)]
+            for row in rows:
+                frames[offsets[row] : offsets[row + 1]] = np.nan
+        digest = header_digest(f[layout.VIDEO_IDS][:].astype(str), splits, labels, offsets)
+    manifest_path = out / layout.MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text())
+    manifest["checksums"][layout.HEADER_CHECKSUM] = digest
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    return out

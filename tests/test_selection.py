@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +11,12 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from benchmark import bootstrap, metrics, reference
+from benchmark import bootstrap, metrics, reference, selection
 from benchmark.__main__ import main
 from benchmark.budget import Budget
 from benchmark.config import RunConfig
 from benchmark.runner import Runner
+from benchmark.selection import Candidate
 from benchmark.splits import carve_validation
 from benchmark.training import fit
 from benchmark.tune import search_keys, trial_settings
@@ -78,9 +80,14 @@ def test_selection_never_reads_the_evaluation_split(tiny_store, tmp_path, monkey
     monkeypatch.setattr(FeatureBank, "batches", spy)
     again, stats_again = poisoned.train_pair(poisoned.plans[0], 0)
     assert set(read) == {poisoned.train_split}
-    assert stats_again.validations == stats.validations and stats.best_step is not None
+    assert stats_again.selection_record() == stats.selection_record() and stats.chosen_step is not None
     for name, tensor in method.state_dict().items():
         assert torch.equal(tensor, again.state_dict()[name]), name
+
+
+def exact(step: int, score: float, gflops: float = 1.0) -> Candidate:
+    """A checkpoint scored without noise (every resample gives its mAP)."""
+    return Candidate(step, score, np.full(selection.RESAMPLES, score), gflops)
 
 
 def test_the_best_validation_checkpoint_is_kept_and_patience_stops(tiny_store):
@@ -88,17 +95,74 @@ def test_the_best_validation_checkpoint_is_kept_and_patience_stops(tiny_store):
     cls = resolve_method("uniform")
     states, scores = [], iter([0.2, 0.6, 0.4, 0.3, 0.1, 0.9])
 
-    def validate(method):
+    def validate(method, step):
         states.append({k: v.clone() for k, v in method.state_dict().items()})
-        return next(scores)
+        return exact(step, next(scores))
 
     method = cls(bank.num_classes, {"fine": bank.dim("fine")})
     stats = fit(method, bank, TrainConfig(), Budget(steps=12, validations=6, patience=3, batch_size=32), seed=0,
                 validate=validate, show_progress=False)
-    assert [v["step"] for v in stats.validations] == [2, 4, 6, 8, 10]  # stopped: 3 validations without gain
-    assert stats.stopped_early and stats.steps == 10 and stats.best_step == 4 and stats.best_validation == 0.6
+    record = stats.selection_record()
+    assert [v["step"] for v in record["validations"]] == [2, 4, 6, 8, 10]  # stopped: 3 validations without gain
+    assert stats.stopped_early and stats.steps == 10 and stats.chosen_step == 4
+    assert record["chosen_validation_map"] == record["best_validation_map"] == 0.6
     for name, tensor in method.state_dict().items():
         assert torch.equal(tensor, states[1][name])
+
+
+def test_a_cheaper_checkpoint_within_the_noise_is_kept(tiny_store):
+    """The rule, applied to checkpoints: the best mAP (step 4) costs 3x; step 2 is within one
+    standard error of it and cheaper, so step 2's weights are restored, and the record says why."""
+    bank = FeatureBank(tiny_store, "train", device="cpu", show_progress=False)
+    method = resolve_method("uniform")(bank.num_classes, {"fine": bank.dim("fine")})
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.02, selection.RESAMPLES)
+    scored = {2: (0.80, 10.0, noise), 4: (0.81, 30.0, np.zeros(selection.RESAMPLES)), 6: (0.70, 5.0, noise)}
+    states = {}
+
+    def validate(method, step):
+        states[step] = {k: v.clone() for k, v in method.state_dict().items()}
+        score, gflops, jitter = scored[step]
+        return Candidate(step, score, score + jitter, gflops)
+
+    stats = fit(method, bank, TrainConfig(), Budget(steps=6, validations=3, patience=None, batch_size=32), seed=0,
+                validate=validate, show_progress=False)
+    record = stats.selection_record()
+    assert stats.chosen_step == 2 and record["best_step"] == 4 and record["criterion"] == selection.RULE
+    verdicts = {v["step"]: v for v in record["validations"]}
+    assert verdicts[2]["within_noise"] and verdicts[4]["within_noise"] and not verdicts[6]["within_noise"]
+    assert verdicts[2]["chosen"] and verdicts[2]["gap_to_best"] == pytest.approx(0.01)
+    for name, tensor in method.state_dict().items():
+        assert torch.equal(tensor, states[2][name])
+
+
+def test_the_selection_rule_on_scores():
+    """One function decides for trials and checkpoints: within one paired-bootstrap standard error
+    of the best, the cheapest; a constant cost leaves the choice to mAP; ties go to the earlier."""
+    rng = np.random.default_rng(3)
+    n, c = 200, 5
+    labels = np.eye(c, dtype=bool)[rng.integers(0, c, n)]
+    noise = rng.random((n, c))
+    counts = selection.resample_counts(n)
+    strong = selection.candidate("strong", noise + 0.5 * labels, labels, 100.0, counts)
+    jitter = np.random.default_rng(1).normal(0, 0.03, (n, c))  # a little worse, well within the noise
+    close = selection.candidate("close", noise + 0.5 * labels + jitter, labels, 60.0, counts)
+    weak = selection.candidate("weak", noise + 0.05 * labels, labels, 10.0, counts)
+    assert strong.map > close.map > weak.map
+    chosen = selection.choose([strong, close, weak])
+    assert chosen.best == "strong" and chosen.chosen == "close"
+    verdict = chosen.verdict("close")
+    assert verdict.within_noise and 0 < verdict.gap <= verdict.standard_error
+    assert not chosen.verdict("weak").within_noise
+    # The standard error is that of the paired difference over the fixed resamples.
+    expected = np.std(strong.draws - close.draws)
+    assert verdict.standard_error == pytest.approx(expected)
+    # A constant cost: the highest mAP; equal candidates: the earlier one.
+    flat = [selection.Candidate(k, m.map, m.draws, 50.0) for k, m in enumerate([weak, close, strong])]
+    assert selection.choose(flat).chosen == 2
+    assert selection.choose([exact(0, 0.5), exact(1, 0.5)]).chosen == 0
+    with pytest.raises(ValueError, match="nothing to select"):
+        selection.choose([])
 
 
 # ---------------------------------------------------------------------------- one budget
@@ -161,6 +225,26 @@ def test_the_table_shows_seeds_and_the_difference_to_uniform(tiny_store, tmp_pat
     delta = summary["lstm"]["delta_map_vs_uniform"]
     assert delta["ci_low"] <= delta["estimate"] <= delta["ci_high"] and delta["resamples"] == bootstrap.RESAMPLES
     assert summary["lstm"]["map"]["std"] is not None and "delta_map_vs_uniform" not in summary["uniform"]
+
+
+def test_compare_prints_the_paired_difference_of_two_rows(tiny_store, tmp_path, capsys):
+    """`benchmark compare` is the table's Δ for any two rows: against Uniform it prints the table's number."""
+    from benchmark.compare import compare
+
+    cfg = config(tiny_store, tmp_path, ["uniform", "lstm", "liteeval"], seeds=[0, 1])
+    Runner(cfg).run()
+    out = tmp_path / "tiny"
+    summary = json.loads((out / "metrics.json").read_text())["summary"]
+    delta = summary["lstm"]["delta_map_vs_uniform"]
+    found = compare(out, "LSTM", "uniform")  # a row name or a result name, any case
+    assert (found.difference.estimate, found.difference.low, found.difference.high) == pytest.approx(
+        (delta["estimate"], delta["ci_low"], delta["ci_high"]))
+    assert found.seeds == [0, 1] and found.evaluated_on == "test"
+    assert main(["compare", str(out), "liteeval", "lstm"]) == 0
+    printed = capsys.readouterr().out
+    assert "LiteEval against LSTM, seeds [0, 1] pooled" in printed and "times LSTM" in printed
+    assert main(["compare", str(out), "liteeval", "framexit"]) == 2
+    assert "no row 'framexit'" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------- tuning
@@ -260,19 +344,20 @@ def test_results_on_another_dataset_are_not_compared_with_the_reference():
 
 
 def test_the_shipped_default_settings_are_the_recorded_tuning_choice():
-    """The `default` presets were chosen by `benchmark tune` on validation: they must equal its record."""
+    """The `default` presets (and LiteEval's default readings) repeat the committed tuning records that
+    benchmark/preset_origin.py names; a later record overrides an earlier one for the settings it chose
+    (AR-Net was tuned again after its loss and training were made the original's). Which split each
+    record chose on is its own business (preset_origin.scored_on); here: that the code repeats it."""
     from benchmark.plans import plan_methods
-    from benchmark.tune import as_config, current_setting
+    from benchmark.preset_origin import PRESET_RECORDS, RESULTS, uses
 
-    results = Path(__file__).resolve().parents[1] / "results"
-    # Table 1's methods, tuned again on the FCVID-length default (the first tune, results/default-tune, was on
-    # the earlier 60-frame store).
-    chosen = json.loads((results / "default-tune-fcvid" / "tuned.json").read_text())
-    plans = plan_methods(RunConfig(), "default")
-    assert {p.name: as_config(current_setting(p)) for p in plans} == chosen
-    # The extended suite's methods, tuned the same way (4 trials each) into their own record.
-    chosen = json.loads((results / "default-extended-tune" / "tuned.json").read_text())
-    # AR-Net was tuned again, in its own record, after its loss and training were made the original's.
-    chosen.update(json.loads((results / "default-arnet-tune-v3" / "tuned.json").read_text()))
-    plans = [p for p in plan_methods(RunConfig(suite="extended"), "default") if p.cls.suite == "extended"]
-    assert {p.name: as_config(current_setting(p)) for p in plans} == chosen
+    chosen: dict[str, dict] = {}
+    for name in PRESET_RECORDS["default"]:
+        for method, setting in json.loads((RESULTS / name / "tuned.json").read_text()).items():
+            merged = chosen.setdefault(method, {})
+            merged.update({k: v for k, v in setting.items() if k != "train"})
+            merged.setdefault("train", {}).update(setting.get("train", {}))
+    plans = plan_methods(RunConfig(suite="extended"), "default")
+    assert {p.name for p in plans} == set(chosen)  # every built-in method's preset comes from a record
+    for plan in plans:
+        assert uses(chosen[plan.name], plan.full_hparams(), asdict(plan.train)), plan.name

@@ -48,6 +48,11 @@ class StoreValidationError(StoreError):
             shown += f"\n  ... and {more} more (run `python -m datasets validate {self.path}`)"
         super().__init__(f"feature store {self.path} failed {len(self.problems)} check(s):\n{shown}")
 
+    def __reduce__(self) -> tuple[type, tuple[Path, list[Problem]]]:
+        # Raised in a worker process (--jobs), it must cross to the parent as itself: the default
+        # pickling passes only the message and fails on this __init__.
+        return (type(self), (self.path, self.problems))
+
 
 class IngestError(StoreError):
     """Ingest found problems in the inputs and was not allowed to drop anything."""

@@ -6,23 +6,27 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+#: The repository root (this file is datasets/common/gitinfo.py): the whole suite's code, not
+#: only datasets/, decides what a result is.
+REPO = Path(__file__).resolve().parents[2]
 
 
-def git_state() -> dict[str, Any]:
+def git_state(repo: Path = REPO) -> dict[str, Any]:
     """Commit of the suite's checkout and whether its code had uncommitted changes.
 
-    Changes under results/ do not count: runs write there, and "dirty" is meant to say
-    whether the code that produced a result differs from the commit. Both values are None
-    outside a git checkout."""
+    Every tracked file of the repository counts (methods/, benchmark/, datasets/, docs'
+    examples, the project files), except under results/: runs write there, and "dirty" is
+    meant to say whether the code that produced a result differs from the commit. Untracked
+    files do not count (generated stores, scratch). Both values are None outside a git
+    checkout."""
 
     def git(*args: str) -> str | None:
         try:
-            out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True)
+            out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
         except (OSError, subprocess.CalledProcessError):
             return None
         return out.stdout.strip()
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)results")
     return {"commit": commit or None, "dirty": bool(status) if status is not None else None}

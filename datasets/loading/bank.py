@@ -25,6 +25,7 @@ from datasets.common.errors import StoreError, StoreValidationError
 from datasets.common.progress import progress_bar
 from datasets.loading.access import MeteredFeatures
 from datasets.loading.device import device_budget_bytes, host_available_bytes, resolve_device, tune_host_allocator
+from datasets.loading.guard import check_split
 from datasets.loading.meter import ReadMeter
 from datasets.loading.sampling import FrameSampler
 from datasets.store.checks import frame_problems
@@ -93,6 +94,7 @@ class FeatureBank:
         memory_budget_bytes: int | None = None,
         show_progress: bool = True,
     ) -> None:
+        check_split(split, store.path if isinstance(store, FeatureStore) else store)  # a selection run's guard
         self.store = store if isinstance(store, FeatureStore) else FeatureStore.open(store)
         manifest = self.store.manifest
         self.split = split

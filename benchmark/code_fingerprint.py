@@ -1,0 +1,182 @@
+"""Which code produced a pair's numbers, hashed file by file, so that a later change is seen.
+
+Every pair's record keeps ``code`` (``code_fingerprint``): the SHA-256 (16 hex digits) of each
+source file its numbers depend on, and, for a method from an installed distribution (an
+entry-point plug-in), that distribution's name and version. The files are
+
+* the method's own module (for a file plug-in, that file) and every module of the suite it
+  imports, followed transitively;
+* ``HARNESS``: the modules that decide how a pair is trained, selected and measured (the
+  training loop, the selection rule, the budget, the held-out carve, the cost model, the
+  metrics, the evidence statistics), with what they import.
+
+Imports are read from the source (module level only: an import inside a function, such as the
+registry's lazy ``import methods``, does not tie every method to every other). A pair is
+*stale* (``stale_reason``) when one of its files changed since, or is gone, or its package has
+another version now; a record without ``code`` was written before fingerprints existed and is
+stale, since the code that made it is unknown. ``python -m benchmark run`` says which kept
+pairs are stale and marks their rows; ``python -m benchmark report`` marks them on the pages.
+benchmark/runner.py (which pairs run where, and where they are written) and the presentation
+modules are deliberately left out: changing a table's layout does not change a number.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import sys
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from datasets.common.gitinfo import REPO
+
+#: The suite's own packages: imports of these are followed (any other import is a dependency
+#: whose version the provenance records).
+PACKAGES = ("benchmark", "datasets", "methods")
+#: The harness modules behind every pair's numbers (see the module docstring).
+HARNESS = ("benchmark.training", "benchmark.selection", "benchmark.budget", "benchmark.splits", "benchmark.costs",
+           "benchmark.metrics", "benchmark.evidence")
+#: What ``stale_reason`` says of a record written before code fingerprints.
+UNKNOWN_CODE = "computed before code fingerprints were recorded (the code that made it is unknown)"
+
+
+def _file_of(module: str) -> Path | None:
+    """The source file of one of the suite's modules (None: not one of its files)."""
+    base = REPO.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _shown(path: Path) -> str:
+    """A file as records name it: relative to the repository where it lies inside it."""
+    try:
+        return path.resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def _module_level(tree: ast.Module) -> list[ast.stmt]:
+    """The statements that run when the module is imported (not function bodies, and not
+    ``if TYPE_CHECKING:`` blocks, which never run)."""
+    out: list[ast.stmt] = []
+    pending: list[ast.stmt] = list(tree.body)
+    while pending:
+        node = pending.pop(0)
+        out.append(node)
+        if isinstance(node, ast.If):
+            test = ast.unparse(node.test)
+            if "TYPE_CHECKING" not in test:
+                pending += node.body + node.orelse
+        elif isinstance(node, ast.Try):
+            pending += node.body + [s for h in node.handlers for s in h.body] + node.orelse + node.finalbody
+        elif isinstance(node, ast.ClassDef | ast.With):
+            pending += node.body
+    return out
+
+
+def _imports(path: Path, module: str | None) -> set[str]:
+    """The suite's modules that ``path`` (named ``module``, if it is one of the suite's) imports."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    package = module.rsplit(".", 1)[0] if module and path.name != "__init__.py" else module
+    for node in _module_level(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                if package is None:
+                    continue
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1])
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            found.add(target)
+            found.update(f"{target}.{alias.name}" for alias in node.names)  # `from pkg import submodule`
+    return {name for name in found if name.split(".")[0] in PACKAGES and _file_of(name) is not None}
+
+
+@cache
+def _closure(roots: tuple[tuple[str, str | None], ...]) -> dict[str, str]:
+    """Hashes of the files ``roots`` ((path, module name or None) pairs) import, and their own."""
+    files: dict[str, str] = {}
+    pending = [(Path(path), module) for path, module in roots]
+    while pending:
+        path, module = pending.pop()
+        shown = _shown(path)
+        if shown in files:
+            continue
+        files[shown] = file_hash(path)
+        for name in _imports(path, module):
+            target = _file_of(name)
+            if target is not None:
+                pending.append((target, name))
+    return dict(sorted(files.items()))
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _package(module: str) -> dict[str, str] | None:
+    """The installed distribution a module comes from (entry-point plug-ins), with its version."""
+    top = module.split(".")[0]
+    if top in PACKAGES or top.startswith("_liteeval_plugin_"):
+        return None
+    names = metadata.packages_distributions().get(top) or []
+    if not names:
+        return None
+    try:
+        return {"name": names[0], "version": metadata.version(names[0])}
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def code_fingerprint(cls: type) -> dict[str, Any]:
+    """What a pair of method ``cls`` is computed with (see the module docstring)."""
+    source = sys.modules[cls.__module__].__file__
+    if source is None:
+        raise ValueError(f"{cls.__module__}:{cls.__qualname__} has no source file to fingerprint")
+    own = cls.__module__ if cls.__module__.split(".")[0] in PACKAGES else None
+    roots = ((source, own), *((str(_file_of(m)), m) for m in HARNESS))
+    files = _closure(roots)
+    record: dict[str, Any] = {
+        "method_file": _shown(Path(source)),
+        "files": files,
+        "digest": hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:16],
+    }
+    package = _package(cls.__module__)
+    if package is not None:
+        record["package"] = package
+    return record
+
+
+def stale_reason(recorded: dict[str, Any] | None) -> str:
+    """Why a pair with this ``code`` record is stale now; "" when its code is unchanged."""
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("files"), dict):
+        return UNKNOWN_CODE
+    changed, gone = [], []
+    for name, digest in recorded["files"].items():
+        path = Path(name) if Path(name).is_absolute() else REPO / name
+        if not path.is_file():
+            gone.append(name)
+        elif file_hash(path) != digest:
+            changed.append(name)
+    reasons = []
+    if changed:
+        reasons.append(f"changed since: {', '.join(changed)}")
+    if gone:
+        reasons.append(f"gone: {', '.join(gone)}")
+    package = recorded.get("package")
+    if isinstance(package, dict):
+        try:
+            now = metadata.version(package["name"])
+        except metadata.PackageNotFoundError:
+            now = None
+        if now != package.get("version"):
+            reasons.append(f"package {package['name']} {package.get('version')} is {now or 'not installed'} now")
+    return "; ".join(reasons)

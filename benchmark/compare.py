@@ -1,0 +1,123 @@
+"""``python -m benchmark compare RUN A B``: two rows of a results folder, compared on the same videos.
+
+Prose about results quotes numbers a command printed; this is the command for "A against B".
+It computes what the table computes for every row against Uniform (benchmark/bootstrap.py):
+the seed-pooled mAP difference A - B with its paired percentile bootstrap interval over the
+evaluated videos (the same resamples, so ``compare RUN x uniform`` prints the table's Δ), and
+the two costs with their ratio, from the pairs' saved scores and records. Rows are named by
+their result name (``runs/<name>``) or their row name in the table, in any case; the seeds are
+those both rows have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmark import bootstrap, results
+from benchmark.record import PairRecord
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str  # the result name under runs/
+    shown: str  # the row name in the table
+    records: dict[int, PairRecord]
+
+    @property
+    def gflops(self) -> float:
+        return float(np.mean([r.gflops["mean"] for r in self.records.values()]))
+
+    @property
+    def stale(self) -> str:
+        return "; ".join(sorted({r.stale for r in self.records.values()} - {""}))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    folder: Path
+    a: Row
+    b: Row
+    seeds: list[int]
+    evaluated_on: str
+    num_videos: int
+    map_a: float  # mean over seeds, 0..1
+    map_b: float
+    difference: bootstrap.Difference
+
+
+def _rows(folder: Path) -> dict[str, str]:
+    """Every row name of the folder's summary (and result name) -> its result name."""
+    summary = (results.read_json(folder / "metrics.json") or {}).get("summary") or {}
+    names = {name: name for name, _ in results.pairs_on_disk(folder)}
+    names.update({str(entry.get("display_name")): name for name, entry in summary.items() if isinstance(entry, dict)})
+    return names
+
+
+def _resolve(folder: Path, asked: str, names: dict[str, str]) -> str:
+    lowered = {k.lower(): v for k, v in names.items()}
+    if asked.lower() not in lowered:
+        raise ValueError(f"{folder}: no row {asked!r}; its rows: {', '.join(sorted(set(names.values())))}")
+    return lowered[asked.lower()]
+
+
+def _row(folder: Path, name: str, shown: dict[str, str]) -> Row:
+    records = {}
+    for result, seed in results.pairs_on_disk(folder):
+        state = results.pair_state(folder / "runs" / result / f"seed{seed}")
+        if result == name and state.done:
+            records[seed] = PairRecord.load(folder / "runs" / result / f"seed{seed}" / results.DONE_MARKER)
+    if not records:
+        raise ValueError(f"{folder}: {name} has no complete pair; compute it with `python -m benchmark run`")
+    return Row(name, shown.get(name, name), records)
+
+
+def compare(folder: Path | str, a: str, b: str) -> Comparison:
+    """Row ``a`` against row ``b`` of the results folder ``folder`` (see the module docstring)."""
+    folder = Path(folder)
+    if not (folder / "runs").is_dir():
+        raise FileNotFoundError(f"{folder}: no results folder with pairs here; pass results/<name> of a run")
+    names = _rows(folder)
+    shown = {result: row for row, result in names.items() if row != result}
+    left, right = (_row(folder, _resolve(folder, asked, names), shown) for asked in (a, b))
+    if left.name == right.name:
+        raise ValueError(f"{a!r} and {b!r} are the same row; name two different rows")
+    seeds = sorted(set(left.records) & set(right.records))
+    if not seeds:
+        raise ValueError(f"{folder}: {left.name} (seeds {sorted(left.records)}) and {right.name} (seeds "
+                         f"{sorted(right.records)}) share no seed")
+    split = {r.evaluated_on for row in (left, right) for s, r in row.records.items() if s in seeds}
+    if len(split) != 1:
+        raise ValueError(f"{folder}: {left.name} and {right.name} were scored on different splits ({sorted(split)})")
+    ids_a, labels, scores_a = results.load_scores(folder, left.name, seeds)
+    ids_b, _, scores_b = results.load_scores(folder, right.name, seeds)
+    if not np.array_equal(ids_a, ids_b):
+        raise ValueError(f"{folder}: {left.name} and {right.name} scored other videos; a paired comparison needs the "
+                         "same videos")
+    counts = bootstrap.resample_counts(bootstrap.resample_indices(len(ids_a)), len(ids_a))
+    difference = bootstrap.paired_difference(scores_a, scores_b, labels, counts)
+    return Comparison(folder, left, right, seeds, split.pop(), len(ids_a),
+                      float(bootstrap.mean_ap(scores_a, labels).mean()),
+                      float(bootstrap.mean_ap(scores_b, labels).mean()), difference)
+
+
+def describe(c: Comparison) -> str:
+    """What ``python -m benchmark compare`` prints."""
+    d = c.difference
+    verdict = ("the interval excludes 0: a difference these videos support" if d.low > 0 or d.high < 0 else
+               "the interval contains 0: no evidence of a difference")
+    lines = [
+        f"{c.folder}: {c.a.shown} against {c.b.shown}, seeds {c.seeds} pooled, {c.num_videos} videos of "
+        f"{c.evaluated_on}",
+        f"  mAP (%)       {100 * c.map_a:.2f} vs {100 * c.map_b:.2f}; difference {100 * d.estimate:+.2f} "
+        f"[{100 * d.low:+.2f}, {100 * d.high:+.2f}] ({int(100 * d.confidence)}% paired bootstrap over the videos, "
+        f"{d.resamples} resamples; {verdict})",
+        f"  GFLOPs/video  {c.a.gflops:.1f} vs {c.b.gflops:.1f}; {c.a.shown} costs {c.a.gflops / c.b.gflops:.2f} "
+        f"times {c.b.shown}",
+    ]
+    for row in (c.a, c.b):
+        if row.stale:
+            lines.append(f"  note: {row.shown} is stale: {row.stale}")
+    return "\n".join(lines)

@@ -1,0 +1,160 @@
+"""Where the shipped presets were chosen, and on which split: what a table must say about its rows.
+
+The methods' ``presets`` (and LiteEval's default readings) repeat the choice of a tuning run
+whose record is committed under results/: ``PRESET_RECORDS`` names those records per preset,
+and tests/test_selection.py checks that the code agrees with them. Whether a record chose on
+validation is read from its trials' own records (``evaluated_on``), never assumed: until the
+selection-integrity fix (issue 24), ``tune`` with worker processes scored every trial on the
+*test* split, so four committed records chose on test accuracy. Every table row computed with
+a setting chosen that way says so in its caption (``note``; the run's table.md, the README's
+headline and docs/results.md), until the presets are chosen again on validation and
+``PRESET_RECORDS`` points at the new records.
+
+For those records, ``audit_rows`` also shows what validation said of the very same trained
+trials (each trial's record keeps the validation mAP of the checkpoint it kept), so a reader
+sees which choices validation would have made differently.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmark.config import as_config
+from benchmark.results import read_json
+from datasets.common.gitinfo import REPO
+
+#: The committed tuning records the shipped settings repeat, per preset (dataset) name.
+PRESET_RECORDS: dict[str, tuple[str, ...]] = {
+    "default": ("default-tune-fcvid", "default-extended-tune", "default-arnet-tune-v3", "default-liteeval-readings"),
+}
+RESULTS = REPO / "results"
+ISSUE = "issue 24"
+
+
+def _per_seed(folder: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    data = read_json(folder / "metrics.json")
+    per_seed = data.get("per_seed") if isinstance(data, dict) else None
+    return per_seed if isinstance(per_seed, dict) else {}
+
+
+def scored_on(folder: Path) -> str:
+    """What a tuning record's trials were scored on, from the trials' own records: "validation",
+    "test", or several joined with " and " ("" when the folder holds no trial record)."""
+    splits = sorted({str(record.get("evaluated_on")) for seeds in _per_seed(folder).values()
+                     for record in seeds.values() if isinstance(record, dict)})
+    return " and ".join(splits)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One method's setting as a committed tuning record chose it."""
+
+    method: str
+    folder: str  # the record, results/<folder>
+    setting: dict[str, Any]  # as the config file has it (hyper-parameters; training settings under "train")
+    scored_on: str
+
+
+def choices(preset: str = "default", results: Path = RESULTS) -> list[Choice]:
+    """The choices behind ``preset``'s shipped settings, with the split each was made on."""
+    out = []
+    for name in PRESET_RECORDS.get(preset, ()):
+        folder = results / name
+        tuned = read_json(folder / "tuned.json")
+        if not isinstance(tuned, dict):
+            continue
+        split = scored_on(folder) or "an unrecorded split"
+        out += [Choice(method, name, setting, split) for method, setting in tuned.items() if isinstance(setting, dict)]
+    return out
+
+
+def uses(setting: Mapping[str, Any], hparams: Mapping[str, Any], train: Mapping[str, Any]) -> bool:
+    """Whether a pair's ``hparams`` and ``train`` have every value ``setting`` chose."""
+    for key, value in setting.items():
+        if key == "train":
+            if any(train.get(k) != v for k, v in value.items()):
+                return False
+        elif hparams.get(key) != value:
+            return False
+    return True
+
+
+def chosen_on_test(rows: Iterable[tuple[str, str, Mapping[str, Any], Mapping[str, Any]]],
+                preset: str = "default", results: Path = RESULTS) -> dict[str, list[str]]:
+    """Of ``rows`` (row name, registered method, hyper-parameters, training settings), those that
+    use a setting chosen on anything but validation -> the records that chose them."""
+    found = [c for c in choices(preset, results) if c.scored_on != "validation"]
+    marked: dict[str, list[str]] = {}
+    for row, method, hparams, train in rows:
+        for choice in found:
+            if choice.method == method and uses(choice.setting, hparams, train):
+                marked.setdefault(row, []).append(choice.folder)
+    return marked
+
+
+def note(marked: Mapping[str, list[str]]) -> str:
+    """The caption sentence for rows resting on settings chosen on the test split ("" for none)."""
+    if not marked:
+        return ""
+    folders = sorted({f for names in marked.values() for f in names})
+    where = ", ".join(f"results/{f}" for f in folders)
+    return (f"Presets chosen on the test split ({ISSUE}; see {where}): {', '.join(marked)} ran with settings that "
+            "a tune picked by test accuracy, not validation; they stay marked until chosen again on validation.")
+
+
+def folder_rows(folder: Path) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+    """(row name, registered method, hyper-parameters, training settings) of every pair in a
+    results folder, from its records (seed by seed; the method from the pair's config.json)."""
+    from methods.registry import available_methods, display_name
+
+    classes = {f"{c.__module__}:{c.__qualname__}": name for name, c in available_methods().items()}
+    rows = []
+    for label, seeds in _per_seed(folder).items():
+        for seed, record in seeds.items():
+            config = read_json(folder / "runs" / label / f"seed{seed}" / "config.json")
+            method = classes.get(str((config or {}).get("class")))
+            if method is None:  # not a registered method (a plug-in by path): no shipped preset to compare
+                continue
+            rows.append((display_of(folder, label) or display_name(label), method, record.get("hparams") or {},
+                         record.get("train") or {}))
+    return rows
+
+
+def display_of(folder: Path, label: str) -> str | None:
+    """A row's name as the folder's summary shows it."""
+    data = read_json(folder / "metrics.json")
+    entry = ((data or {}).get("summary") or {}).get(label) if isinstance(data, dict) else None
+    return entry.get("display_name") if isinstance(entry, dict) else None
+
+
+def audit_rows(folder: Path) -> list[dict[str, Any]] | None:
+    """The trials of a tuning record that chose on something else than validation, as
+    ``tables.tune_markdown`` shows them: the mAP that chose (``validation_map``, the record's own
+    key, holds the score the trials were ranked by), the validation mAP of the checkpoint each
+    trial kept, and which trial validation would have picked (highest of those, ties to the
+    earlier, as the record's rule ranked; GFLOPs on validation were not recorded, so the
+    cost-aware rule cannot be applied to them). None for a record that chose on validation."""
+    tune = read_json(folder / "tune.json")
+    split = scored_on(folder)
+    if not isinstance(tune, dict) or not split or split == "validation":
+        return None
+    per_seed = _per_seed(folder)
+    chosen = tune.get("chosen") or {}
+    rows = []
+    for trial in tune.get("trials") or []:
+        label = f"{trial['method']}-trial{trial['trial']}"
+        kept = [r["selection"]["best_validation_map"] for r in (per_seed.get(label) or {}).values()]
+        rows.append({**trial, "kept_checkpoint_validation_map": 100 * sum(kept) / len(kept) if kept else float("nan"),
+                     "chosen": json.dumps(as_config(trial["setting"]), sort_keys=True)
+                     == json.dumps(chosen.get(trial["method"]), sort_keys=True)})
+    for method in dict.fromkeys(r["method"] for r in rows):
+        trials = [r for r in rows if r["method"] == method]
+        pick = max(trials, key=lambda r: (r["kept_checkpoint_validation_map"], -r["trial"]))
+        for r in trials:
+            r["validation_pick"] = r is pick
+    return rows
+

@@ -1,0 +1,223 @@
+"""Selection never reads the evaluation split, in any process; provenance and staleness tell the truth.
+
+The tuning runs here poison the evaluation split on disk (labels shuffled, every frame NaN):
+a choice that depends on it in any way (serial, two worker processes, two torchrun ranks)
+comes out different or fails, one that does not is identical to the clean store's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from benchmark.__main__ import main
+from benchmark.budget import Budget
+from benchmark.config import RunConfig
+from benchmark.runner import Runner
+from datasets.loading.bank import FeatureBank
+from datasets.loading.guard import SplitNotAllowedError, only_splits, restrict_splits
+from tests.helpers import poison_split
+
+REPO = Path(__file__).resolve().parents[1]
+TUNE = ["-q", "tune", "--methods", "uniform", "liteeval", "--trials", "2", "--steps", "3", "--validations", "2"]
+
+
+@pytest.fixture(autouse=True)
+def data_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("LITEEVAL_DATA", str(tmp_path_factory.getbasetemp() / "data-cache"))
+
+
+@pytest.fixture(scope="module")
+def poisoned(tiny_store, tmp_path_factory) -> Path:
+    return poison_split(tiny_store, tmp_path_factory.mktemp("poisoned") / "tiny", "test")
+
+
+def choice(root: Path, name: str = "tiny-tune") -> dict:
+    """What a tune chose and every number it chose from (the trials' records say where they were scored)."""
+    out = root / name
+    record = json.loads((out / "tune.json").read_text())
+    scored = {p.parent.parent.name + "/" + p.parent.name: json.loads(p.read_text())["evaluated_on"]
+              for p in out.glob("runs/*/seed*/metrics.json")}
+    return {"chosen": json.loads((out / "tuned.json").read_text()), "trials": record["trials"], "scored": scored}
+
+
+@pytest.fixture(scope="module")
+def clean_choice(tiny_store, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("clean-tune")
+    assert main([*TUNE, "--dataset", str(tiny_store), "--jobs", "1", "--results-dir", str(root)]) == 0
+    found = choice(root)
+    assert set(found["scored"].values()) == {"validation"} and len(found["scored"]) == 4
+    return found
+
+
+def test_tune_with_two_workers_chooses_on_validation_whatever_the_test_split_holds(clean_choice, poisoned, tmp_path):
+    assert main([*TUNE, "--dataset", str(poisoned), "--jobs", "2", "--results-dir", str(tmp_path)]) == 0
+    provenance = json.loads((tmp_path / "tiny-tune" / "provenance.json").read_text())
+    assert provenance["execution"]["jobs"] == 2  # the pairs really ran in two worker processes
+    assert choice(tmp_path) == clean_choice  # every trial on validation, every number and the choice identical
+
+
+def test_tune_on_two_torchrun_ranks_chooses_on_validation(clean_choice, poisoned, tmp_path):
+    env = {**os.environ, "LITEEVAL_PROGRESS": "0", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "benchmark",
+         *TUNE, "--dataset", str(poisoned), "--device", "cpu", "--results-dir", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("best settings written to") == 1  # rank 0 alone chooses and prints
+    provenance = json.loads((tmp_path / "tiny-tune" / "provenance.json").read_text())
+    assert provenance["execution"]["world_size"] == 2
+    assert choice(tmp_path) == clean_choice
+
+
+def test_a_selection_run_cannot_name_or_load_the_evaluation_split(tiny_store, tmp_path, capsys):
+    cfg = RunConfig(dataset=str(tiny_store), methods=["uniform"], seeds=[0], budget=Budget(steps=2),
+                    results_root=str(tmp_path), show_progress=False, selection=True)
+    runner = Runner(cfg)
+    assert runner.eval_split is None and runner.scored_on == "validation"
+    with pytest.raises(ValueError, match="no evaluation split"):
+        runner.bank(runner.eval_split)
+    # While it runs, no bank of another split loads in this process (nor in its workers: parallel.py).
+    with runner.guard(), pytest.raises(SplitNotAllowedError, match="split 'test' may not be loaded here"):
+        FeatureBank(tiny_store, "test", device="cpu", show_progress=False)
+    FeatureBank(tiny_store, "test", device="cpu", show_progress=False)  # outside it, nothing is restricted
+    with pytest.raises(ValueError, match="never names the evaluation split"):
+        replace(cfg, eval_split="test")
+    # At the command line: tune has no --eval-split, and a refused split is one line, exit 2.
+    with pytest.raises(SystemExit):
+        main(["tune", "--eval-split", "test"])
+    capsys.readouterr()
+    with only_splits({"train"}, "a test says so"):
+        code = main(["-q", "run", "--dataset", str(tiny_store), "--methods", "uniform", "--seeds", "0", "--steps",
+                     "1", "--jobs", "1", "--results-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "split 'test' may not be loaded here; a test says so" in err
+
+
+def test_a_worker_of_a_selection_run_is_restricted_for_its_life(tiny_store, tmp_path):
+    from benchmark import parallel
+
+    cfg = RunConfig(dataset=str(tiny_store), methods=["uniform"], seeds=[0], results_root=str(tmp_path),
+                    show_progress=False, selection=True)
+    try:
+        parallel._start_worker(cfg, Runner(cfg).plans, 1)
+        with pytest.raises(SplitNotAllowedError):
+            FeatureBank(tiny_store, "test", device="cpu", show_progress=False)
+    finally:
+        restrict_splits(None)
+        parallel._WORKER = None
+
+
+def test_tune_refuses_trials_that_were_not_scored_on_validation(tiny_store, tmp_path, capsys):
+    args = [*TUNE, "--dataset", str(tiny_store), "--jobs", "1", "--results-dir", str(tmp_path)]
+    assert main(args) == 0
+    record = tmp_path / "tiny-tune" / "runs" / "liteeval-trial1" / "seed0" / "metrics.json"
+    data = json.loads(record.read_text())
+    data["evaluated_on"] = "test"  # what the parallel tune wrote before the fix
+    record.write_text(json.dumps(data))
+    # The checksums do not cover metrics.json itself: the pair still counts as done, and tune refuses it.
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "liteeval-trial1 seed 0 (test) were not scored on the validation part" in err
+
+
+def test_store_errors_cross_from_a_worker_process_as_themselves():
+    """A worker's error reaches the parent through pickle; it must arrive as the same one line."""
+    import pickle
+
+    from datasets.common.errors import Problem, StoreValidationError
+
+    error = StoreValidationError("/stores/x", [Problem("features.h5", "NaN in 3 frames", "rebuild it")])
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is StoreValidationError and str(again) == str(error) and again.problems == error.problems
+    refused = pickle.loads(pickle.dumps(SplitNotAllowedError("split 'test' may not be loaded here")))
+    assert str(refused) == "split 'test' may not be loaded here"
+
+
+# ---------------------------------------------------------------------------- provenance and staleness
+def copy_of_the_suite(root: Path) -> Path:
+    """The suite's code (not its results) as a fresh git repository of its own, to edit freely."""
+    import shutil
+
+    repo = root / "suite"
+    for part in ("benchmark", "datasets", "methods", "docs/examples"):
+        shutil.copytree(REPO / part, repo / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", repo / "pyproject.toml")
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+    return repo
+
+
+def test_an_edit_under_methods_makes_provenance_dirty_and_the_row_stale(tmp_path, tmp_path_factory):
+    repo = copy_of_the_suite(tmp_path)
+    env = {**os.environ, "LITEEVAL_PROGRESS": "0", "LITEEVAL_DATA": str(tmp_path_factory.getbasetemp() / "data-cache")}
+    results = tmp_path / "results"
+    command = [sys.executable, "-m", "benchmark", "-q", "run", "--dataset", "tiny", "--methods", "uniform", "lstm",
+               "--seeds", "0", "--steps", "2", "--jobs", "1", "--results-dir", str(results)]
+
+    def run() -> subprocess.CompletedProcess:
+        done = subprocess.run(command, cwd=repo, capture_output=True, text=True, env=env, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    first = run()
+    assert "STALE" not in first.stderr and "(stale)" not in (results / "tiny" / "table.md").read_text()
+    assert json.loads((results / "tiny" / "provenance.json").read_text())["git"]["dirty"] is False
+    record = json.loads((results / "tiny" / "runs" / "lstm" / "seed0" / "metrics.json").read_text())
+    assert "methods/lstm.py" in record["code"]["files"] and "benchmark/training.py" in record["code"]["files"]
+    assert "methods/uniform.py" not in record["code"]["files"]  # one method's edit leaves another's rows alone
+
+    lstm = repo / "methods" / "lstm.py"
+    original = lstm.read_text()
+    lstm.write_text(original + "\n# an edit that may change what the method computes\n")
+    second = run()  # nothing is recomputed without --force; the stale pair is named, kept and marked
+    assert "lstm seed 0: kept, but STALE: changed since: methods/lstm.py" in second.stderr
+    assert "uniform seed 0: kept, but STALE" not in second.stderr
+    table = (results / "tiny" / "table.md").read_text()
+    assert "| LSTM (stale) " in table and "| Uniform " in table and "Uniform (stale)" not in table
+    assert "LSTM: changed since: methods/lstm.py" in table
+    assert json.loads((results / "tiny" / "provenance.json").read_text())["git"]["dirty"] is True
+
+    # The report judges staleness against the code as it is when the report is written.
+    readme = tmp_path / "README.md"
+    markers = "<!-- headline table: python -m benchmark report -->\n<!-- end of headline table -->\n"
+    readme.write_text(markers + "<!-- streaming run: python -m benchmark report -->\n<!-- end of streaming run -->\n")
+    report = [sys.executable, "-m", "benchmark", "report", "--results-dir", str(results), "--out",
+              str(tmp_path / "page.md"), "--readme", str(readme)]
+    subprocess.run(report, cwd=repo, check=True, capture_output=True, env=env, timeout=300)
+    assert "| LSTM (stale) " in (tmp_path / "page.md").read_text()
+    lstm.write_text(original)  # the same code again: the pair is current again
+    subprocess.run(report, cwd=repo, check=True, capture_output=True, env=env, timeout=300)
+    assert "(stale)" not in (tmp_path / "page.md").read_text()
+
+
+def test_rows_on_presets_chosen_on_the_test_split_are_marked(tmp_path, monkeypatch):
+    from benchmark import preset_origin, report
+
+    record = tmp_path / "default-tune-fcvid"
+    record.mkdir()
+    (record / "tuned.json").write_text(json.dumps({"uniform": {"dropout": 0.5, "train": {"lr": 0.003}}}))
+    trials = {"uniform-trial0": {"0": {"evaluated_on": "test"}}}
+    (record / "metrics.json").write_text(json.dumps({"per_seed": trials}))
+    rows = [("Uniform", "uniform", {"dropout": 0.5}, {"lr": 0.003}), ("LSTM", "lstm", {"dropout": 0.5}, {"lr": 0.003}),
+            ("Uniform, other dropout", "uniform", {"dropout": 0.2}, {"lr": 0.003})]
+    marked = preset_origin.chosen_on_test(rows, results=tmp_path)
+    assert marked == {"Uniform": ["default-tune-fcvid"]}
+    assert "Presets chosen on the test split" in preset_origin.note(marked) and preset_origin.note({}) == ""
+    trials["uniform-trial0"]["0"]["evaluated_on"] = "validation"  # the same record, chosen on validation
+    (record / "metrics.json").write_text(json.dumps({"per_seed": trials}))
+    assert preset_origin.chosen_on_test(rows, results=tmp_path) == {}
+
+    # The committed records: four tunes chose on the test split, and the headline says which rows rest on them.
+    assert {c.folder for c in preset_origin.choices() if c.scored_on == "test"} == {
+        "default-tune-fcvid", "default-extended-tune", "default-liteeval-readings"}
+    assert preset_origin.scored_on(preset_origin.RESULTS / "default-tune") == "test"
+    _, owed = report.marks(preset_origin.RESULTS / "default")
+    assert "Presets chosen on the test split" in owed and "LiteEval" in owed and "results/default-tune-fcvid" in owed
