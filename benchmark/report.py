@@ -1,5 +1,8 @@
 """``python -m benchmark report``: docs/results.md and the README's generated blocks, from results/.
 
+It also brings each folder's table.md up to date with the marks it owes (stale rows, presets
+chosen on the test split: ``marked_table``), which change when the code or the records do.
+
 No table or figure is pasted by hand: every number on the results page comes from a committed
 results folder. For each folder (the catalogue's order first, then any other), the page shows
 where and with what it was computed (``provenance.json``: machine, torch, commit, date; the
@@ -25,7 +28,7 @@ import pandas as pd
 
 from benchmark import paper, preset_origin, stream_text, tables
 from benchmark.code_fingerprint import stale_reason
-from benchmark.results import online_summary, read_json
+from benchmark.results import folder_lock, online_summary, read_json
 from datasets.common.atomic import atomic_write_text
 
 #: The results folders in the page's order, with their titles; folders not listed follow.
@@ -67,6 +70,7 @@ class Report:
     page: str
     headline: str
     stream: str  # the README's streaming run
+    tables: dict[str, str]  # results folder name -> its table.md with the marks it owes now
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -209,7 +213,18 @@ def _trials_table(folder: Path) -> str:
             "cost-aware rule of benchmark/selection.py cannot be applied to these trials).")
 
 
-def _section(folder: Path, title: str) -> str:
+def marked_table(folder: Path) -> str | None:
+    """The folder's table.md with the marks it owes now (stale rows, presets chosen on the test
+    split) in place of those it was written with; None where there is no table.md. ``write``
+    puts it back in the folder, so a table read on its own says what the pages say."""
+    path = folder / "table.md"
+    if not path.is_file():
+        return None
+    stale, owed = marks(folder)
+    return tables.with_marks(tables.mark_stale_rows(path.read_text(), set(stale)), owed)
+
+
+def _section(folder: Path, title: str, marked: str | None) -> str:
     provenance = _read_json(folder / "provenance.json")
     lines = [f"## {title}", "",
              f"`results/{folder.name}/`, last written by: {machine_line(provenance) or 'no provenance.json'}."]
@@ -221,13 +236,13 @@ def _section(folder: Path, title: str) -> str:
     notes = folder / "notes.md"
     if notes.is_file():
         lines += ["", "**Notes.**", "", notes.read_text().strip()]
-    stale, owed = marks(folder)
     if (folder / "tune.md").is_file():
         lines += ["", _trials_table(folder)]
-    elif (folder / "table.md").is_file():
-        lines += ["", tables.mark_stale_rows((folder / "table.md").read_text().strip(), set(stale))]
-    if owed and ((folder / "tune.md").is_file() or (folder / "table.md").is_file()):
-        lines += ["", f"{tables.MARKS_HEADING} {owed}"]
+        owed = marks(folder)[1]
+        if owed:
+            lines += ["", f"{tables.MARKS_HEADING} {owed}"]
+    elif marked is not None:
+        lines += ["", marked.strip()]
     if folder.name == MAIN_RUN and (folder / "table.csv").is_file():
         beside = _beside_the_paper(pd.read_csv(folder / "table.csv"))
         lines += ["", "### Beside the published numbers", "", beside.strip()]
@@ -286,11 +301,13 @@ def build(results: Path) -> Report:
     order = [(name, title) for name, title in CATALOGUE if name in present]
     order += [(name, f"`{name}`") for name in sorted(present - {n for n, _ in CATALOGUE})]
     contents = "\n".join(f"- [{title}](#{_anchor(title)})" for _, title in order)
-    sections = "\n".join(_section(results / name, title) for name, title in order)
+    marked = {name: marked_table(results / name) for name, _ in order}
+    sections = "\n".join(_section(results / name, title, marked[name]) for name, title in order)
     folder, name = README_STREAM
     stream = (streaming_run(results / folder / name) if (results / folder / name).is_file()
               else f"(no `results/{folder}/{name}` yet: see docs/running.md, Streaming a video)\n")
-    return Report(page=f"{PAGE_HEADER}\n{contents}\n\n{sections}", headline=headline(results), stream=stream)
+    return Report(page=f"{PAGE_HEADER}\n{contents}\n\n{sections}", headline=headline(results), stream=stream,
+                  tables={name: text for name, text in marked.items() if text is not None})
 
 
 def _anchor(title: str) -> str:
@@ -321,6 +338,11 @@ def write(results: Path, page: Path, readme: Path) -> Report:
         raise ValueError(f"--results-dir {results}: no such folder; run `python -m benchmark run` first")
     report = build(results)
     text = with_generated(readme.read_text(), report)
+    for name, table in report.tables.items():
+        folder = results / name
+        if (folder / "table.md").read_text() != table:
+            with folder_lock(folder):  # a run writing this folder must not have its table changed under it
+                atomic_write_text(folder / "table.md", table)
     atomic_write_text(page, report.page)
     atomic_write_text(readme, text)
     return report

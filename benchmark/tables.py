@@ -182,6 +182,11 @@ def mark_stale_rows(markdown: str, names: set[str]) -> str:
     return "\n".join(lines)
 
 
+def with_marks(markdown: str, marks: str) -> str:
+    """A table.md text with its marks paragraph (none when ``marks`` is empty), as written."""
+    return markdown.rstrip("\n") + "\n" + (f"\n{MARKS_HEADING} {marks}\n" if marks else "")
+
+
 def strip_marks(markdown: str) -> str:
     """A written table.md without the marks it was written with (its "Marks." paragraph and the
     rows' stale marks): what holds whatever the code is now."""
@@ -226,8 +231,8 @@ def write_tables(
     shown = display_frame(summary)
     if columns is not None:
         shown = shown[columns]
-    after = f"{MARKS_HEADING} {marks}\n" if marks else ""
-    markdown = shown.to_markdown(index=False, disable_numparse=True) + f"\n\n{caption} {COST_UNIT_NOTE}\n{after}"
+    markdown = with_marks(shown.to_markdown(index=False, disable_numparse=True) + f"\n\n{caption} {COST_UNIT_NOTE}",
+                          marks)
     latex = (
         "% " + caption + " " + COST_UNIT_NOTE + (f" {marks}" if marks else "") + "\n"
         + tabulate(shown.values.tolist(), headers=list(shown.columns), tablefmt="latex_booktabs", disable_numparse=True)

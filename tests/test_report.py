@@ -17,6 +17,8 @@ def test_the_committed_results_page_and_headline_are_generated():
     assert (REPO / "docs/results.md").read_text() == built.page, "run `python -m benchmark report`"
     readme = (REPO / "README.md").read_text()
     assert report.with_generated(readme, built) == readme, "run `python -m benchmark report`"
+    for name, table in built.tables.items():  # each folder's table carries the marks it owes now
+        assert (REPO / "results" / name / "table.md").read_text() == table, "run `python -m benchmark report`"
 
 
 def test_report_writes_both_files_and_every_folder_gets_a_section(tmp_path):
