@@ -8,7 +8,8 @@ and matrix products split their work by thread), so every pair runs with the sam
 ``--jobs 1`` on the same machine (tests/test_parallel.py).
 
 * ``--jobs N`` (CPU): N worker processes (spawned, not forked: OpenMP is not fork-safe), each
-  loading the banks once and taking pairs as they come. Small recurrences are latency-bound,
+  loading the banks once and taking pairs as they come; they die with the run's process and
+  write nothing once it is gone (``_die_with_parent``). Small recurrences are latency-bound,
   so one process with two threads leaves a 2-core machine half idle; two processes with one
   thread each fill it. Default: one job per core, as many as the pairs and the host memory
   allow, one thread per pair. On a GPU the default is one job.
@@ -20,10 +21,14 @@ and matrix products split their work by thread), so every pair runs with the sam
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
 import signal
+import sys
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
@@ -76,18 +81,63 @@ def check_counts(jobs: int | None, threads: int | None) -> None:
 _WORKER: Runner | None = None
 
 
-def _start_worker(cfg: RunConfig, plans: list[MethodPlan], threads: int) -> None:
+#: Seconds between a worker's checks that the run's process is still there (where the kernel
+#: cannot be asked to kill it with its parent).
+PARENT_CHECK_SECONDS = 1.0
+
+
+class OrphanedError(RuntimeError):
+    """A worker found that the run which started it is gone."""
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this worker end with the run's process, however that ends (Ctrl-C, SIGTERM, kill -9).
+
+    Only the run's process holds the results folder's lock; a worker that outlived it would go
+    on writing pairs into a folder that another run may have locked since. On Linux the kernel
+    kills the worker when its parent dies (``PR_SET_PDEATHSIG``); everywhere a daemon thread
+    checks once a second that the parent is still its parent, and ``check_parent`` is called
+    before any pair is written."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+            pass
+    check_parent(parent)  # the parent may have died before the line above
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_SECONDS)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def check_parent(parent: int) -> None:
+    """Refuse to go on (and to write) once the run's process ``parent`` is gone."""
+    if os.getppid() != parent:
+        raise OrphanedError(f"the run that started this worker (pid {parent}) is gone; its pair is not written")
+
+
+def _start_worker(cfg: RunConfig, plans: list[MethodPlan], threads: int, parent: int | None = None) -> None:
     """Each worker builds its own Runner once (store, banks on first use, costs) from the
     run's config, so it computes what the parent would (a selection run's worker scores on
-    validation, and may load no other split than the training split)."""
+    validation, and may load no other split than the training split). It lives only as long
+    as the run's process ``parent`` (``_die_with_parent``)."""
     global _WORKER
     from benchmark.runner import SELECTION_GUARD, Runner
 
+    if parent is not None:
+        _die_with_parent(parent)
     # Ctrl-C reaches the whole process group; the parent alone handles it (it stops the
     # workers), so the user sees one line, not a traceback per worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     _WORKER = Runner(replace(cfg, show_progress=False), plans=plans)
+    if parent is not None:
+        _WORKER.before_write = lambda: check_parent(parent)
     if _WORKER.selection:  # a worker of a selection run: the training split alone, for the worker's life
         restrict_splits({_WORKER.train_split}, SELECTION_GUARD)
 
@@ -104,7 +154,7 @@ def run_in_processes(runner: Runner, pending: Sequence[tuple[int, int]], jobs: i
     log.info("computing %d method/seed pair(s) in %d worker processes, %d thread(s) each", len(pending), jobs,
              threads)
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker,
-                               initargs=(runner.cfg, runner.plans, threads))
+                               initargs=(runner.cfg, runner.plans, threads, os.getpid()))
     try:
         with progress_bar(total=len(pending), desc="pairs", unit="pair", enable=runner.cfg.show_progress) as bar:
             futures = [pool.submit(_run_in_worker, index, seed) for index, seed in pending]

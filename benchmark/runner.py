@@ -23,7 +23,7 @@ import contextlib
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -103,6 +103,9 @@ class Runner:
         self._evidence: dict[tuple[str, ...], np.ndarray | None] = {}
         self._code: dict[type, dict[str, Any]] = {}
         self._step_costs: dict[str, dict[str, float]] = {}
+        # Called before a pair's files are written: a worker process checks that the run holding the
+        # folder's lock is still there (benchmark/parallel.py).
+        self.before_write: Callable[[], None] = lambda: None
         self.execution: dict[str, Any] = {}  # how the last run() computed its pairs (benchmark/parallel.py)
         self._lock_depth = 0
 
@@ -362,6 +365,7 @@ class Runner:
         if result.diagnostics:
             files["diagnostics.npz"] = results.pack_diagnostics(result.video_ids, result.diagnostics)
         folder = self.pair_dir(plan, seed)
+        self.before_write()
         results.start_pair(folder)  # not done from here until metrics.json is back
         for name, data in files.items():
             atomic_write_bytes(folder / name, data)
