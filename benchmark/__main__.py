@@ -141,7 +141,10 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
     from benchmark.plots import plot_all
     from benchmark.results import folder_lock
+    from datasets.common.paths import name_problem
 
+    if name_problem(args.name):
+        raise ValueError(f"--name {args.name!r}: {name_problem(args.name)}; results/<name> is one folder")
     folder = Path(args.results_dir) / args.name
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such results folder; run `python -m benchmark run` first, or pass "

@@ -23,6 +23,7 @@ from typing import Any
 
 from benchmark.budget import Budget
 from benchmark.splits import VALIDATION_FRACTION, VALIDATION_SEED
+from datasets.common.paths import name_problem
 
 #: How a searched setting names a training setting (``train.lr``) rather than a hyper-parameter.
 TRAIN_PREFIX = "train."
@@ -72,6 +73,8 @@ class RunConfig:
             raise ValueError(f"--suite {self.suite}: choose one of {', '.join(SUITES)}")
         if self.data_seed < 0:
             raise ValueError(f"--data-seed {self.data_seed}: must be >= 0")
+        if self.name is not None and name_problem(self.name):
+            raise ValueError(f"--name {self.name!r}: {name_problem(self.name)}; results/<name> is one folder")
         if self.selection and self.eval_split is not None:
             raise ValueError(f"--eval-split {self.eval_split}: a selection run (tune) scores on the held-out part of "
                              "the training split and never names the evaluation split; leave --eval-split out")

@@ -75,8 +75,32 @@ REQUIRED_FILES = ("config.json", "scores.npz", "model.pt")
 OPTIONAL_FILES = ("diagnostics.npz",)
 
 
+#: Where in a results folder the suite writes (globs relative to the folder; "" is the folder):
+#: the only places where a killed writer's temporaries are looked for.
+WRITTEN_IN = ("", "runs/*/seed*", "figures")
+
+
 class FolderInUseError(ValueError):
     """Another process holds the results folder's lock."""
+
+
+class LinkInFolderError(ValueError):
+    """A results folder holds a symbolic link, which could send its writes elsewhere."""
+
+
+def refuse_links(folder: Path) -> None:
+    """Refuse a results folder that holds a symbolic link anywhere inside it.
+
+    Results folders are committed to git, so a clone can carry links: a ``.lock`` linking to
+    another file would have that file truncated, a ``runs`` link would send the pairs' files
+    elsewhere. Nothing the suite writes is a link, so any link is refused, with its path."""
+    for top, dirs, files in os.walk(folder, followlinks=False):
+        for name in [*dirs, *files]:
+            path = Path(top) / name
+            if path.is_symlink():
+                raise LinkInFolderError(
+                    f"results folder {folder} holds a symbolic link, {path} -> {os.readlink(path)}; the suite writes "
+                    "only plain files there and follows no link. Remove the link (or choose another --name)")
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -101,8 +125,14 @@ def folder_lock(folder: Path) -> Iterator[None]:
     is held (no other writer can be active then)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise FolderInUseError(
+            f"results folder {folder} cannot be written ({exc.strerror or exc}); make it writable or choose "
+            "another --results-dir / --name") from None
+    refuse_links(folder)
+    path = folder / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
     except OSError as exc:
         raise FolderInUseError(
             f"results folder {folder} cannot be written ({exc.strerror or exc}); make it writable or choose "
@@ -122,7 +152,7 @@ def folder_lock(folder: Path) -> Iterator[None]:
                 "command": shlex.join([Path(sys.executable).name, *sys.argv])}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
-        for orphan in remove_orphans(folder):
+        for orphan in remove_orphans(folder, WRITTEN_IN):
             log.info("removed %s, left by a writer that was killed mid-write", orphan)
         yield
     finally:

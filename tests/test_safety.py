@@ -97,3 +97,80 @@ def test_a_worker_refuses_to_write_once_its_run_is_gone(monkeypatch):
     parallel.check_parent(os.getppid())  # its parent: fine
     with pytest.raises(parallel.OrphanedError, match="is gone; its pair is not written"):
         parallel.check_parent(os.getppid() + 10**6)
+
+
+# ---------------------------------------------------------------------------- 2. links, 3. names
+def quick_run(root: Path, *extra: str, dataset: str = "tiny", name: str = "t") -> list[str]:
+    return ["-q", "run", "--dataset", dataset, "--methods", "uniform", "--seeds", "0", "--steps", "1", "--jobs", "1",
+            "--validations", "1", "--results-dir", str(root), "--name", name, *extra]
+
+
+def one_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    return err
+
+
+def test_links_inside_a_results_folder_are_refused_and_never_followed(tmp_path, capsys):
+    """Found: a `.lock` linking to another file got that file truncated; a `runs` link sent the pairs elsewhere."""
+    from benchmark.__main__ import main
+
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    folder = tmp_path / "results" / "t"
+    folder.mkdir(parents=True)
+    (folder / ".lock").symlink_to(victim)
+    assert main(quick_run(tmp_path / "results")) == 2
+    assert "holds a symbolic link" in one_line(capsys) and victim.read_text() == "keep me"
+
+    (folder / ".lock").unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (folder / "runs").symlink_to(elsewhere, target_is_directory=True)
+    assert main(quick_run(tmp_path / "results")) == 2
+    assert "runs -> " in one_line(capsys) and not any(elsewhere.iterdir())
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/escaped-store", "", ".", ".hidden"])
+def test_a_store_name_that_is_not_one_folder_is_refused(tiny_store, tmp_path, capsys, name):
+    """Found: a manifest name of `/some/other/folder` or `../..` put the results (and the clean-up) there."""
+    import shutil
+
+    from benchmark.__main__ import main
+
+    store = tmp_path / "store"
+    shutil.copytree(tiny_store, store)
+    manifest = json.loads((store / "manifest.json").read_text())
+    manifest["name"] = name
+    (store / "manifest.json").write_text(json.dumps(manifest))
+    args = quick_run(tmp_path / "results", dataset=str(store))
+    args.remove("--name"), args.remove("t")  # the folder is named after the store
+    assert main(args) == 2
+    assert "cannot name a results folder" in capsys.readouterr().err
+    assert not (tmp_path / "escaped").exists() and not Path("/tmp/escaped-store").exists()
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_a_results_name_that_is_not_one_folder_is_refused(tmp_path, capsys):
+    from benchmark.__main__ import main
+
+    for name in ("../up", "a/b", "."):
+        assert main(quick_run(tmp_path / "results", name=name)) == 2
+        assert "is one folder" in one_line(capsys)
+    assert main(["plot", "--name", "../up", "--results-dir", str(tmp_path)]) == 2
+    assert "is one folder" in one_line(capsys)
+
+
+def test_the_clean_up_touches_only_the_locked_folders_own_temporaries(tmp_path):
+    """Found: a run on --name nest deleted a temporary under results/nest/inner, another run's folder."""
+    from benchmark.__main__ import main
+
+    nest = tmp_path / "results" / "nest"
+    (nest / "inner").mkdir(parents=True)
+    (nest / "runs" / "uniform" / "seed0").mkdir(parents=True)
+    theirs = nest / "inner" / ".table.md.abc123.tmp"
+    ours = [nest / ".table.md.abc123.tmp", nest / "runs" / "uniform" / "seed0" / ".scores.npz.xyz.tmp"]
+    for path in [theirs, *ours]:
+        path.write_text("half-written")
+    assert main(quick_run(tmp_path / "results", name="nest")) == 0
+    assert theirs.exists() and not any(path.exists() for path in ours)

@@ -102,15 +102,22 @@ def atomic_write_json(path: Path | str, obj: Any) -> None:
     atomic_write_text(path, json_text(obj))
 
 
-def remove_orphans(folder: Path | str) -> list[Path]:
-    """Delete the temporary files that writers killed mid-write (SIGKILL, power loss) left
-    under ``folder``; call it only while no writer can be active there (under the results
-    folder's lock). Returns what was removed."""
+def remove_orphans(folder: Path | str, where: tuple[str, ...] = ("",)) -> list[Path]:
+    """Delete the temporary files that writers killed mid-write (SIGKILL, power loss) left in
+    ``folder`` and in its subfolders matching the globs ``where`` (the places its owner writes;
+    nothing else, so a nested folder of another owner is left alone); call it only while no
+    writer can be active there (under the results folder's lock). Only this module's own
+    temporaries (``.<name>.<random>.tmp``, regular files, not links) are removed. Returns them."""
     removed = []
-    for tmp in Path(folder).rglob(f".*{TMP_SUFFIX}"):
-        if tmp.is_file():
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
+    root = Path(folder)
+    for pattern in where:
+        for place in [root] if not pattern else sorted(root.glob(pattern)):
+            if place.is_symlink() or not place.is_dir():
+                continue
+            for tmp in place.glob(f".*{TMP_SUFFIX}"):
+                if tmp.is_file() and not tmp.is_symlink():
+                    tmp.unlink(missing_ok=True)
+                    removed.append(tmp)
     return removed
 
 

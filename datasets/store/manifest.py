@@ -16,6 +16,7 @@ from typing import Any
 
 from datasets.common.atomic import atomic_write_json
 from datasets.common.errors import Problem, StoreValidationError
+from datasets.common.paths import name_problem
 from datasets.store import layout
 
 
@@ -157,6 +158,9 @@ def parse_manifest(data: Any, file: str) -> tuple[Manifest | None, list[Problem]
             )
         )
     name = _require(data, "name", str, file, problems)
+    if isinstance(name, str) and name_problem(name):
+        problems.append(Problem(file, f"'name' {name!r} cannot name a results folder: {name_problem(name)}",
+                                "give the store a plain name such as 'fcvid' (letters, digits, '-', '_', '.')"))
     classes = _require(data, "classes", list, file, problems)
     multi_label = _require(data, "multi_label", bool, file, problems)
     fps = _require(data, "fps", (int, float), file, problems)

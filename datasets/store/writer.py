@@ -19,6 +19,7 @@ import numpy as np
 
 from datasets.common.atomic import atomic_directory
 from datasets.common.errors import StoreError
+from datasets.common.paths import name_problem
 from datasets.store import layout
 from datasets.store.checks import header_digest
 from datasets.store.manifest import Manifest, SplitSpec, StreamSpec
@@ -87,6 +88,9 @@ class StoreWriter:
         n = len(video_ids)
         if n == 0:
             raise StoreError(f"{self.out}: refusing to write a store with no videos")
+        if name_problem(name):
+            raise StoreError(f"{self.out}: the store's name {name!r} cannot name a results folder: "
+                             f"{name_problem(name)}; pass a plain one with --name")
         if not (len(splits) == n == len(self.lengths) == self.labels.shape[0]):
             raise StoreError(
                 f"{self.out}: video_ids ({n}), splits ({len(splits)}), lengths ({len(self.lengths)}) "
