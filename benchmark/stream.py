@@ -245,7 +245,7 @@ def offline_on_video(video: Path, pair: TrainedPair, backbones: dict[str, Backbo
         values = torch.zeros(length, backbones[stream].spec.feature_dim, device=device)
         values[positions.to(device)] = sources.compute(stream, pixels)
         features[stream] = values
-    batch, meter = live_batch(features, length, model.sampler(train=False), len(classes), video_id=video.name,
+    batch, meter = live_batch(features, length, model.sampler(train=False), video_id=video.name,
                               reader=pair.name, device=device)
     with torch.no_grad():
         scores = model(batch).scores[0]

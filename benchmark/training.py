@@ -20,7 +20,7 @@ from benchmark.selection import RULE, Candidate, Selection, choose
 from datasets.common.progress import progress_bar
 from datasets.loading.bank import Batch, FeatureBank, frame_ranges
 from datasets.loading.sampling import FrameSampler
-from methods.base import MethodOutput, TrainConfig, VideoMethod
+from methods.base import MethodOutput, MethodOutputError, TrainConfig, VideoMethod, output_problem
 
 
 def seed_everything(seed: int) -> None:
@@ -191,6 +191,7 @@ def evaluate(
     forward = forward or method
     sampler = sampler or method.sampler(train=False)
     meter = bank.new_meter()
+    modules = set(method.cost_modules())
     rows = np.arange(bank.num_videos) if rows is None else np.asarray(rows, dtype=np.int64)
     position = np.full(bank.num_videos, -1, dtype=np.int64)
     position[rows] = np.arange(len(rows))
@@ -205,6 +206,9 @@ def evaluate(
         for batch in bank.batches(batch_size, sampler, meter=meter, horizons=horizons, rows=rows,
                                   streams=method.streams, reader=method.name):
             output = forward(batch)
+            problem = output_problem(output, batch.size, bank.num_classes, modules)
+            if problem:
+                raise MethodOutputError(f"method {method.name!r}: {problem}; fix its forward()")
             at = position[batch.index.cpu().numpy()]
             scores[at] = output.scores.float().cpu().numpy()
             for name, runs in output.step_counts.items():

@@ -121,6 +121,49 @@ class MethodOutput:
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+class MethodOutputError(ValueError):
+    """A method's output breaks the interface (shapes, types, signs, completeness)."""
+
+
+def output_problem(output: Any, batch_size: int, num_classes: int, modules: set[str]) -> str:
+    """What is wrong with a forward pass's ``output`` for a batch of ``batch_size`` videos, ""
+    when nothing is. Costs and accuracy are computed from it, so it is checked where it
+    leaves the method: per-video class scores (B, C) of a float type (a scalar would be
+    broadcast to every video), one run count per video for every module of ``cost_modules()``
+    (a module left out would be charged nothing) and none other, counts whole and
+    non-negative (a negative one would subtract cost), and per-step scores, if any, (B, T, C)."""
+    if not isinstance(output, MethodOutput):
+        return f"forward returned a {type(output).__name__}, not a MethodOutput"
+    scores = output.scores
+    if not isinstance(scores, torch.Tensor) or not scores.is_floating_point():
+        return f"scores must be a float tensor, got {type(scores).__name__} {getattr(scores, 'dtype', '')}".rstrip()
+    if tuple(scores.shape) != (batch_size, num_classes):
+        return f"scores have shape {tuple(scores.shape)}; one row per video and one column per class is " \
+               f"({batch_size}, {num_classes})"
+    counts = output.step_counts
+    if not isinstance(counts, dict):
+        return f"step_counts must be a dict of module -> (B,) run counts, got {type(counts).__name__}"
+    missing, unknown = sorted(modules - set(counts)), sorted(set(counts) - modules)
+    if missing:
+        return f"step_counts lacks {missing}, declared by cost_modules(): every declared module's runs must be counted"
+    if unknown:
+        return f"step_counts names {unknown}, which cost_modules() does not declare (declared: {sorted(modules)})"
+    for name, runs in counts.items():
+        if not isinstance(runs, torch.Tensor) or tuple(runs.shape) != (batch_size,):
+            shape = tuple(runs.shape) if isinstance(runs, torch.Tensor) else type(runs).__name__
+            return f"step_counts[{name!r}] must be a ({batch_size},) tensor of runs per video, got {shape}"
+        values = runs.detach().double()
+        if not bool(torch.isfinite(values).all()) or bool((values < 0).any()) or bool((values != values.round()).any()):
+            return f"step_counts[{name!r}] must be whole, non-negative run counts, got values such as " \
+                   f"{values[(values < 0) | (values != values.round()) | ~torch.isfinite(values)][:3].tolist()}"
+    steps = output.step_scores
+    if steps is not None and (not isinstance(steps, torch.Tensor) or steps.dim() != 3
+                              or steps.shape[0] != batch_size or steps.shape[2] != num_classes):
+        shape = tuple(steps.shape) if isinstance(steps, torch.Tensor) else type(steps).__name__
+        return f"step_scores must be (B, T, C) = ({batch_size}, T, {num_classes}), got {shape}"
+    return ""
+
+
 @dataclass(frozen=True)
 class StepModule:
     """A module a method runs a counted number of times per video, with an example input.

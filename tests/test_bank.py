@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.loading.bank import FeatureBank
+from datasets.loading.bank import FeatureBank, LabelsHiddenError
 from datasets.loading.sampling import AllFrames, ConsecutiveFrames, UniformFrames
 from tests.helpers import DIMS, decode, write_store
 
@@ -43,7 +43,10 @@ def test_padded_batch_matches_the_stored_frames(bank):
         n = LENGTHS[b]
         assert (video[b, :n] == b).all() and frame[b, :n].tolist() == list(range(n))
         assert (fine[b, n:] == 0).all()  # padding is zero
-    assert torch.equal(batch.labels, bank.labels[:4])
+    with pytest.raises(LabelsHiddenError, match="labels are for the loss"):
+        batch.labels  # an evaluation batch carries no labels
+    labelled = next(bank.batches(4, AllFrames(), bucket=False, labels=True))
+    assert torch.equal(labelled.labels, bank.labels[:4])
     assert batch.video_ids == ["v0", "v1", "v2", "v3"]
 
 

@@ -140,7 +140,7 @@ def test_arnet_loss_is_the_official_accuracy_cost_and_balance_terms(bank):
         method.policy.weight.zero_()
         method.policy.bias.fill_(-30.0)
         method.policy.bias[ACTIONS.index("coarse")] = 30.0  # every decision: coarse only
-    batch = next(bank.batches(8, method.sampler(train=True)))
+    batch = next(bank.batches(8, method.sampler(train=True), labels=True))
     out = method.train()(batch)
     loss, logged = method.loss(out, batch)
     assert logged["gmacs_per_position"] == pytest.approx(0.0, abs=1e-4)  # no fine frame chosen
@@ -174,7 +174,7 @@ def test_arnet_warms_up_its_classifiers_on_every_frame_before_the_policy_trains(
     method.on_step(0, 60)  # 1/6 of 60 steps = 10 warm-up steps
     assert method.warming_up and method.tau == pytest.approx(5.0)
     meter = bank.new_meter()
-    batch = next(bank.batches(8, method.sampler(train=True), meter=meter))
+    batch = next(bank.batches(8, method.sampler(train=True), meter=meter, labels=True))
     out = method(batch)
     assert out.step_counts["fine_classifier"].tolist() == batch.mask.sum(1).tolist()  # every sampled frame
     loss, _ = method.loss(out, batch)

@@ -59,7 +59,7 @@ class Plugin(VideoMethod):
         {extra}
         logits = self.classifier(feature)
         ones = torch.ones(batch.size, dtype=torch.long, device=logits.device)
-        return MethodOutput(scores={scores}, step_counts={{"classifier": ones}}, extras={{"logits": logits}})
+        return MethodOutput(scores={scores}, step_counts={counts}, extras={{"logits": logits}})
 
     def loss(self, output, batch):
         loss = soft_cross_entropy(output.extras["logits"], batch.labels)
@@ -81,9 +81,10 @@ def run(tmp_path: Path, *extra: str, steps: int = 2, name: str = "t") -> int:
                  "--results-dir", str(tmp_path), "--name", name, *extra])
 
 
-def plugin(tmp_path: Path, name: str, *, extra: str = "", scores: str = "logits.softmax(-1)") -> str:
+def plugin(tmp_path: Path, name: str, *, extra: str = "", scores: str = "logits.softmax(-1)",
+           counts: str = '{"classifier": ones}') -> str:
     path = tmp_path / f"{name}.py"
-    path.write_text(PLUGIN.format(name=name, extra=extra, scores=scores))
+    path.write_text(PLUGIN.format(name=name, extra=extra, scores=scores, counts=counts))
     return f"{path}:Plugin"
 
 

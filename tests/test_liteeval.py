@@ -198,7 +198,7 @@ def test_training_and_evaluation_paths_give_the_same_states_for_the_same_decisio
     train, _ = banks
     torch.manual_seed(4)
     method = make("liteeval", train, coarse_hidden=6, fine_hidden=10, dropout=0.0, **hparams)
-    batch = next(train.batches(16, method.sampler(train=False), seed=0))
+    batch = next(train.batches(16, method.sampler(train=False), seed=0, labels=True))
     pattern = torch.rand(batch.mask.shape) < 0.4
     method.eval()  # batch-norm with running statistics in both passes
     forced(method, pattern)
@@ -220,7 +220,7 @@ def test_a_skipped_step_copies_both_h_and_c_from_the_coarse_lstm(banks):
     train, _ = banks
     torch.manual_seed(5)
     method = make("liteeval", train, coarse_hidden=6, fine_hidden=10, dropout=0.0).eval()
-    batch = next(train.batches(8, method.sampler(train=False), seed=0))
+    batch = next(train.batches(8, method.sampler(train=False), seed=0, labels=True))
     last = batch.steps - 1
     pattern = torch.zeros(batch.mask.shape, dtype=torch.bool)
     pattern[torch.arange(batch.size), last] = True

@@ -48,7 +48,8 @@ def test_methods_follow_the_interface(bank, spec):
     for stream in bank.streams:
         assert (read[stream] > 0) == (stream in cls.streams), read  # reads only what it declares
     method.train()
-    loss, logs = method.loss(method(next(bank.batches(16, method.sampler(train=True), train=True, seed=0))), batch)
+    training = next(bank.batches(16, method.sampler(train=True), train=True, seed=0))
+    loss, logs = method.loss(method(training), training)
     assert loss.dim() == 0 and torch.isfinite(loss) and all(isinstance(v, float) for v in logs.values())
 
 
@@ -56,7 +57,7 @@ def test_methods_follow_the_interface(bank, spec):
 def test_methods_can_fit_one_batch(bank, spec):
     torch.manual_seed(0)
     method = resolve_method(spec)(bank.num_classes, {s: bank.dim(s) for s in bank.streams}, dropout=0.0)
-    batch = next(bank.batches(32, method.sampler(train=False)))
+    batch = next(bank.batches(32, method.sampler(train=False), labels=True))  # fitted and checked on its labels
     optimiser = torch.optim.Adam(method.parameters(), lr=1e-2)
     first = None
     for _ in range(60):

@@ -174,3 +174,21 @@ def test_the_clean_up_touches_only_the_locked_folders_own_temporaries(tmp_path):
         path.write_text("half-written")
     assert main(quick_run(tmp_path / "results", name="nest")) == 0
     assert theirs.exists() and not any(path.exists() for path in ours)
+
+
+# ---------------------------------------------------------------------------- 4. labels, 5. plug-in outputs
+@pytest.mark.parametrize("scores, counts, expected", [
+    ("batch.labels", '{"classifier": ones}', "labels are for the loss"),  # found: 100.0 mAP at 1.7 GFLOPs
+    ("torch.tensor(0.5)", '{"classifier": ones}', "scores have shape ()"),  # found: broadcast to every video
+    ("logits.softmax(-1)", '{"classifier": -ones}', "whole, non-negative run counts"),  # found: subtracted cost
+    ("logits.softmax(-1)", "{}", "step_counts lacks ['classifier']"),  # found: charged 0
+    ("logits.softmax(-1)", '{"classifier": ones, "free": ones}', "cost_modules() does not declare"),
+    ("logits.argmax(-1)", '{"classifier": ones}', "scores must be a float tensor"),
+])
+def test_a_plugins_output_is_checked_where_it_leaves_the_method(tmp_path, capsys, scores, counts, expected):
+    from tests.test_guarantees import error_line, plugin, run
+
+    spec = plugin(tmp_path, "cheat", scores=scores, counts=counts)
+    assert run(tmp_path, "--methods", spec) == 2
+    line = error_line(capsys)
+    assert expected in line and "'cheat'" in line

@@ -37,17 +37,35 @@ FINITE_CHECK_ROWS = 1 << 16  # rows per block of the NaN/Inf check (bounds its t
 BUCKET_POOL = 16  # batches per pool when bucketing shuffled epochs by length
 
 
+class LabelsHiddenError(ValueError):
+    """A method asked an evaluation batch for its labels."""
+
+
 @dataclass
 class Batch:
-    """B videos of one bank, with their sampled frame grid and a metered accessor."""
+    """B videos of one bank, with their sampled frame grid and a metered accessor.
+
+    Labels are for the loss: a training batch carries them, an evaluation batch does not
+    (``labels`` raises ``LabelsHiddenError``), so no ``forward`` can score a video by its label."""
 
     index: torch.Tensor  # (B,) bank rows
     video_ids: list[str]
-    labels: torch.Tensor  # (B, C) float32 multi-hot (all zero in an unlabelled split)
+    targets: torch.Tensor | None  # (B, C) float32 multi-hot (all zero in an unlabelled split); None: hidden
     lengths: torch.Tensor  # (B,) frames per video
     frames: torch.Tensor  # (B, T) sampled frame positions
     mask: torch.Tensor  # (B, T) which grid steps exist
     features: MeteredFeatures = field(repr=False)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """(B, C) float32 multi-hot labels of a training batch (for the loss)."""
+        if self.targets is None:
+            reader = getattr(self.features, "_reader", None)
+            who = f"method {reader!r} asked an evaluation batch for its labels: " if reader else ""
+            raise LabelsHiddenError(
+                f"{who}labels are for the loss: an evaluation batch carries none, so a method cannot score videos by "
+                "their labels (read batch.labels only in loss(), on training batches)")
+        return self.targets
 
     @property
     def size(self) -> int:
@@ -211,6 +229,7 @@ class FeatureBank:
         horizons: Sequence[int] | np.ndarray | None = None,
         streams: Sequence[str] | None = None,
         reader: str | None = None,
+        labels: bool | None = None,
     ) -> Iterator[Batch]:
         """Iterate over the split (or ``rows`` of it) in batches of ``batch_size`` videos.
 
@@ -233,6 +252,9 @@ class FeatureBank:
         ``streams`` (with ``reader``, the reading method's name) are the only streams the
         batches may read: a read of another one is refused (``UndeclaredStreamError``), so a
         method cannot read, uncharged, a stream that another method of the run loaded.
+
+        ``labels``: whether the batches carry their labels; by default training batches do
+        and evaluation batches do not (``Batch.labels``).
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -242,7 +264,7 @@ class FeatureBank:
         if generator is None and (train or shuffle):
             raise ValueError("training batches and shuffling need a seed= or generator= (runs must be reproducible)")
         visible = self._visible_lengths(horizons)
-        access = (None if streams is None else tuple(streams), reader)
+        access = (None if streams is None else tuple(streams), reader, train if labels is None else labels)
         order = np.arange(self.num_videos) if rows is None else np.asarray(rows, dtype=np.int64)
         if len(order) and (order.min() < 0 or order.max() >= self.num_videos):
             raise IndexError(f"rows must lie in [0, {self.num_videos}) for bank {self.split!r}")
@@ -292,17 +314,18 @@ class FeatureBank:
         meter: ReadMeter | None,
         dtype: torch.dtype,
         visible: tuple[np.ndarray, torch.Tensor],
-        access: tuple[tuple[str, ...] | None, str | None] = (None, None),
+        access: tuple[tuple[str, ...] | None, str | None, bool] = (None, None, True),
     ) -> Batch:
         index = torch.from_numpy(rows).to(self.device)
         lengths = visible[1][index]
         max_length = int(visible[0][rows].max())
         frames, mask = sampler.sample(lengths, max_length, train=train, generator=generator)
         ids = [self.video_ids[i] for i in rows.tolist()]
+        declared, reader, labelled = access
         features = MeteredFeatures(
-            sources, source_start, self.offsets[index], lengths, frames, mask, meter, ids, dtype, *access
+            sources, source_start, self.offsets[index], lengths, frames, mask, meter, ids, dtype, declared, reader
         )
-        return Batch(index, ids, self.labels[index], lengths, frames, mask, features)
+        return Batch(index, ids, self.labels[index] if labelled else None, lengths, frames, mask, features)
 
     # ------------------------------------------------------------------ streaming
     def _streamed(self, chunks, sampler, train, generator, meter, dtype, visible, access) -> Iterator[Batch]:

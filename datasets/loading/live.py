@@ -25,7 +25,7 @@ def sampled_positions(sampler: FrameSampler, length: int) -> torch.Tensor:
     return torch.unique(frames[mask])
 
 
-def live_batch(features: dict[str, torch.Tensor], length: int, sampler: FrameSampler, num_classes: int, *,
+def live_batch(features: dict[str, torch.Tensor], length: int, sampler: FrameSampler, *,
                video_id: str, reader: str, device: torch.device) -> tuple[Batch, ReadMeter]:
     """A one-video batch over ``features`` (stream -> (length, D), zero where not computed), on
     ``sampler``'s evaluation grid, with a meter of its reads. Reads are restricted to the given
@@ -42,7 +42,7 @@ def live_batch(features: dict[str, torch.Tensor], length: int, sampler: FrameSam
                for s, v in features.items()}
     accessor = MeteredFeatures(sources, zero, zero, lengths, frames, mask, meter, video_ids=[video_id],
                                declared=tuple(features), reader=reader)
-    batch = Batch(index=zero, video_ids=[video_id], labels=torch.zeros(1, num_classes, device=device),
+    batch = Batch(index=zero, video_ids=[video_id], targets=None,  # a live video has no label
                   lengths=lengths, frames=frames, mask=mask, features=accessor)
     return batch, meter
 

@@ -100,7 +100,7 @@ def sync(device: torch.device) -> None:
 def bank_epoch(bank: FeatureBank, sampler: FrameSampler) -> int:
     checksum = 0.0
     # bucket=False: the same batches (and padding) as the DataLoader, which is not bucketed.
-    for batch in bank.batches(BATCH, sampler, bucket=False):
+    for batch in bank.batches(BATCH, sampler, bucket=False, labels=True):
         coarse, fine = batch.read("coarse"), batch.read("fine")
         checksum += float(fine[:, 0, 0].sum()) + float(coarse[:, 0, 0].sum()) + float(batch.labels[:, 0].sum())
     return checksum
