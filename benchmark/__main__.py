@@ -1,5 +1,5 @@
 """Command line of the harness: ``python -m benchmark {run,tune,ablate,online,latency,stream,plot,report,compare,
-methods}``."""
+migrate,methods}``."""
 
 from __future__ import annotations
 
@@ -162,6 +162,33 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark.results import DONE_MARKER, adopt_legacy_pair, folder_lock, pairs_on_disk, read_json
+
+    root = Path(args.results_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--results-dir {root}: no such folder")
+    added, refused = 0, []
+    for folder in sorted(p for p in root.iterdir() if (p / "runs").is_dir()):
+        legacy = [(name, seed) for name, seed in pairs_on_disk(folder)
+                  if isinstance(record := read_json(folder / "runs" / name / f"seed{seed}" / DONE_MARKER), dict)
+                  and record.get("files") is None]
+        if not legacy:
+            continue
+        with folder_lock(folder):
+            for name, seed in legacy:
+                why = adopt_legacy_pair(folder / "runs" / name / f"seed{seed}")
+                if why:
+                    refused.append(f"{folder}/runs/{name}/seed{seed}: {why}")
+                else:
+                    added += 1
+                    print(f"{folder}/runs/{name}/seed{seed}: checksums added")
+    print(f"{added} pair(s) given checksums; {len(refused)} left as they were" + "".join(f"\n  {r}" for r in refused))
+    return 0 if not refused else 1
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -264,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("a", help="a row: its result name (runs/<name>) or its name in the table")
     p.add_argument("b", help="the row it is compared with")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("migrate", help="bring results folders written by an earlier version up to date: add the "
+                                       "checksums to pairs written before them, where the pair's files agree")
+    p.add_argument("--results-dir", default="results", help="root of the results (default: results)")
+    p.set_defaults(func=_cmd_migrate)
 
     p = sub.add_parser("methods", help="list the registered methods")
     p.set_defaults(func=_cmd_methods)

@@ -34,7 +34,8 @@ Two promises live here (docs/guarantees.md):
   so a folder that cannot be written is reported before anything trains.
 * **Done means complete and consistent.** A method/seed pair is done only when its
   ``metrics.json`` (written last) parses and records the SHA-256 of every other file of the
-  pair, and those files are there with exactly those contents. A pair whose rewrite was
+  pair, those files are there with exactly those contents, and its numbers are what its
+  scores.npz gives (``numbers_disagreement``). A pair whose rewrite was
   interrupted, or whose scores or weights were deleted, is therefore not done and is
   computed again; ``metrics.json`` of a pair being recomputed is removed first.
 """
@@ -58,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from datasets.common.atomic import file_sha256, remove_orphans
+from datasets.common.atomic import atomic_write_json, file_sha256, remove_orphans
 
 try:  # POSIX; elsewhere the folder is not locked (and the user is told so)
     import fcntl
@@ -195,8 +196,8 @@ def pair_state(folder: Path) -> PairState:
         return PairState(False, "config.json is missing or corrupt")
     files = record.get("files")
     if files is None:
-        problem = _legacy_disagreement(folder, record, config)
-        return PairState(not problem, problem, config)
+        return PairState(False, f"{DONE_MARKER} has no checksums (written before they were recorded, or stripped); "
+                                "`python -m benchmark migrate` adds them where the pair's files agree", config)
     if not isinstance(files, dict):
         return PairState(False, f"{DONE_MARKER} has unreadable checksums", config)
     for name in REQUIRED_FILES:
@@ -208,14 +209,88 @@ def pair_state(folder: Path) -> PairState:
             return PairState(False, f"{name} is missing", config)
         if file_sha256(path) != digest:
             return PairState(False, f"{name} does not match {DONE_MARKER} (an interrupted rewrite?)", config)
-    return PairState(True, "", config)
+    problem = numbers_disagreement(folder, record)
+    return PairState(not problem, problem, config)
+
+
+def numbers_disagreement(folder: Path, record: dict[str, Any]) -> str:
+    """Where a pair's record disagrees with its checksummed scores.npz ("" where it does not).
+
+    The checksums cover the pair's other files, not the record itself, so its numbers are
+    recomputed from the per-video scores, costs and reads and must equal what it says: mAP
+    (also interpolated), top-1, the number of videos, and the per-video distributions of
+    GFLOPs, frames read and module runs. A record edited by hand ("map": 99.9) is thus not
+    a result, and the table, which reads the records, shows only numbers the artefacts give."""
+    from benchmark.costs import distribution  # heavy imports (torch, scikit-learn), needed only here
+    from benchmark.metrics import score
+
+    try:
+        with np.load(folder / "scores.npz") as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception:  # noqa: BLE001 - any failure to read it means the file is not complete
+        return "scores.npz is unreadable"
+    if len(arrays.get("video_ids", [])) != record.get("num_eval_videos"):
+        return f"scores.npz has {len(arrays.get('video_ids', []))} videos, {DONE_MARKER} says " \
+               f"{record.get('num_eval_videos')}"
+    scored = score(arrays["scores"], arrays["labels"])
+    expected: dict[str, Any] = {"map": scored.map, "map_interpolated": scored.map_interpolated, "top1": scored.top1,
+                                "gflops": distribution(arrays["gmacs"])}
+    for prefix, key in (("frames_read_", "frames_read"), ("steps_", "steps")):
+        expected[key] = {k[len(prefix):]: distribution(v) for k, v in arrays.items() if k.startswith(prefix)}
+    # scores.npz keeps the reads of every stream the run loaded; the record, the method's own. A stream
+    # the record leaves out must not have been read at all.
+    recorded_streams = record.get("frames_read") if isinstance(record.get("frames_read"), dict) else {}
+    for stream in [s for s in expected["frames_read"] if s not in recorded_streams]:
+        if expected["frames_read"].pop(stream)["max"] > 0:
+            return f"scores.npz records reads of stream {stream!r} that {DONE_MARKER} leaves out (an edited record?)"
+    for key, value in expected.items():
+        if not _same(record.get(key), value):
+            return f"{DONE_MARKER} says {key} = {_short(record.get(key))}, its scores.npz gives {_short(value)} (an " \
+                   "edited record?); recompute the pair with --force"
+    return ""
+
+
+def _same(recorded: Any, computed: Any) -> bool:
+    if isinstance(computed, dict):
+        return isinstance(recorded, dict) and set(recorded) == set(computed) and all(
+            _same(recorded[k], v) for k, v in computed.items())
+    return isinstance(recorded, int | float) and abs(recorded - computed) <= 1e-9 * max(1.0, abs(computed))
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{...}" if "mean" not in value else f"mean {value['mean']:.6g}"
+    return f"{value:.6g}" if isinstance(value, float) else repr(value)
+
+
+def adopt_legacy_pair(folder: Path) -> str:
+    """Add the checksums to a pair written before they were recorded, if its files agree (see
+    ``_legacy_disagreement`` and ``numbers_disagreement``); returns why not ("" when added).
+    The record notes when and how (``checksums_added``). Call it under the folder's lock."""
+    record = read_json(folder / DONE_MARKER)
+    config = read_json(folder / "config.json")
+    if not isinstance(record, dict) or not isinstance(config, dict):
+        return f"{DONE_MARKER} or config.json is missing or corrupt"
+    if record.get("files") is not None:
+        return "it has checksums already"
+    problem = _legacy_disagreement(folder, record, config) or numbers_disagreement(folder, record)
+    if problem:
+        return problem
+    names = [*REQUIRED_FILES, *(f for f in OPTIONAL_FILES if (folder / f).is_file())]
+    record["files"] = {name: file_sha256(folder / name) for name in names}
+    record["checksums_added"] = {
+        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "by": "python -m benchmark migrate",
+        "checked": "its files agree with each other (method, seed, settings, budget, videos) and every number of the "
+                   "record equals what its scores.npz gives"}
+    atomic_write_json(folder / DONE_MARKER, record)
+    return ""
 
 
 def _legacy_disagreement(folder: Path, record: dict[str, Any], config: dict[str, Any]) -> str:
-    """For pairs written before checksums (metrics.json without "files"): every file present
-    and readable, and what metrics.json says it was computed with equal to config.json
-    (method, seed, hyper-parameters, training settings, budget), and the scores cover as many
-    videos as it says. "" when they agree, else the first disagreement."""
+    """For pairs written before checksums (metrics.json without "files"), before ``migrate``
+    adds them: every file present and readable, and what metrics.json says it was computed
+    with equal to config.json (method, seed, hyper-parameters, training settings, budget), and
+    the scores cover as many videos as it says. "" when they agree, else the first disagreement."""
     for name in REQUIRED_FILES:
         if not (folder / name).is_file():
             return f"{name} is missing"

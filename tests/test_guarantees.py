@@ -329,20 +329,41 @@ def test_ctrl_c_is_one_line_and_resumable(tmp_path):
     assert not (tmp_path / "tiny" / "runs" / "lstm" / "seed0" / "metrics.json").exists()
 
 
-def test_scores_checked_for_videos_in_legacy_results(tmp_path):
-    """Results written before checksums are accepted only when their files agree with each other."""
+def test_a_record_without_checksums_is_not_done_until_migrate_checks_it(tmp_path, capsys):
+    """Found: deleting a record's "files" switched every checksum off. Results written before
+    checksums are done only once `migrate` has found their files in agreement and added them."""
     assert run(tmp_path, "--methods", "uniform") == 0
     folder = pair(tmp_path, "uniform")
     record = json.loads((folder / "metrics.json").read_text())
     del record["files"]
     (folder / "metrics.json").write_text(json.dumps(record))
-    assert results.pair_state(folder).done
+    assert "no checksums" in results.pair_state(folder).reason
     record["budget_steps"] = 99  # metrics of another budget under this config.json
     (folder / "metrics.json").write_text(json.dumps(record))
-    assert "budget" in results.pair_state(folder).reason
+    assert main(["migrate", "--results-dir", str(tmp_path)]) == 1
+    assert "disagree on budget" in capsys.readouterr().out and not results.pair_state(folder).done
     record["budget_steps"] = 2
     (folder / "metrics.json").write_text(json.dumps(record))
+    assert main(["migrate", "--results-dir", str(tmp_path)]) == 0
+    assert "1 pair(s) given checksums" in capsys.readouterr().out
+    state = results.pair_state(folder)
+    assert state.done and "checksums_added" in json.loads((folder / "metrics.json").read_text())
     with np.load(folder / "scores.npz") as data:
         arrays = {k: data[k][:10] if k in ("video_ids", "scores", "labels", "gmacs") else data[k] for k in data.files}
     np.savez(folder / "scores.npz", **arrays)
-    assert "scores.npz has 10 videos" in results.pair_state(folder).reason
+    assert not results.pair_state(folder).done  # the checksum no longer matches
+
+
+def test_an_edited_record_is_not_a_result(tmp_path, capsys):
+    """Found: editing a pair's "map" to 99.9 and rerunning showed 9990.0 mAP. The record's numbers must
+    be what its checksummed scores give; an edited one is recomputed."""
+    assert run(tmp_path, "--methods", "uniform") == 0
+    folder = pair(tmp_path, "uniform")
+    record = json.loads((folder / "metrics.json").read_text())
+    record["map"] = 99.9
+    (folder / "metrics.json").write_text(json.dumps(record))
+    state = results.pair_state(folder)
+    assert not state.done and "says map = 99.9" in state.reason
+    assert run(tmp_path, "--methods", "uniform") == 0  # computed again, not tabulated
+    assert "9990" not in (tmp_path / "t" / "table.md").read_text()
+    assert results.pair_state(folder).done
