@@ -28,7 +28,7 @@ import pandas as pd
 
 from benchmark import paper, preset_origin, stream_text, tables
 from benchmark.code_fingerprint import stale_reason
-from benchmark.results import folder_lock, online_summary, read_json
+from benchmark.results import folder_lock, online_summary, read_json, unbacked_pairs
 from datasets.common.atomic import atomic_write_text
 
 #: The results folders in the page's order, with their titles; folders not listed follow.
@@ -228,6 +228,9 @@ def _section(folder: Path, title: str, marked: str | None) -> str:
     provenance = _read_json(folder / "provenance.json")
     lines = [f"## {title}", "",
              f"`results/{folder.name}/`, last written by: {machine_line(provenance) or 'no provenance.json'}."]
+    if (folder / "metrics.json").is_file() and not (folder / "runs").is_dir():
+        lines.append("Its method/seed pairs were not kept: the numbers below are its summary as written, and nothing "
+                     "here can be checked against per-video scores.")
     pairs = pair_machines(folder)
     if pairs:
         lines.append(f"Pairs computed on: {pairs}.")
@@ -298,6 +301,13 @@ def streaming_run(path: Path) -> str:
 def build(results: Path) -> Report:
     present = {p.name for p in results.iterdir()
                if p.is_dir() and any((p / f).is_file() for f in ("provenance.json", "notes.md", "table.md"))}
+    unbacked = {name: missing for name in sorted(present) if (missing := unbacked_pairs(results / name))}
+    if unbacked:
+        name, missing = next(iter(unbacked.items()))
+        more = f" (and {len(unbacked) - 1} other folder(s))" if len(unbacked) > 1 else ""
+        raise ValueError(f"results/{name}: its table lists pairs that are not complete on disk: {'; '.join(missing)}"
+                         f"{more}. Recompute them with `python -m benchmark run --name {name} ...` (the folder's "
+                         "command), or remove the folder; the report publishes only what its pairs hold")
     order = [(name, title) for name, title in CATALOGUE if name in present]
     order += [(name, f"`{name}`") for name in sorted(present - {n for n, _ in CATALOGUE})]
     contents = "\n".join(f"- [{title}](#{_anchor(title)})" for _, title in order)

@@ -239,7 +239,8 @@ def numbers_disagreement(folder: Path, record: dict[str, Any]) -> str:
         expected[key] = {k[len(prefix):]: distribution(v) for k, v in arrays.items() if k.startswith(prefix)}
     # scores.npz keeps the reads of every stream the run loaded; the record, the method's own. A stream
     # the record leaves out must not have been read at all.
-    recorded_streams = record.get("frames_read") if isinstance(record.get("frames_read"), dict) else {}
+    recorded = record.get("frames_read")
+    recorded_streams: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
     for stream in [s for s in expected["frames_read"] if s not in recorded_streams]:
         if expected["frames_read"].pop(stream)["max"] > 0:
             return f"scores.npz records reads of stream {stream!r} that {DONE_MARKER} leaves out (an edited record?)"
@@ -310,6 +311,25 @@ def _legacy_disagreement(folder: Path, record: dict[str, Any], config: dict[str,
     if videos != record.get("num_eval_videos"):
         return f"scores.npz has {videos} videos, {DONE_MARKER} says {record.get('num_eval_videos')}"
     return ""
+
+
+def unbacked_pairs(out: Path) -> list[str]:
+    """The pairs a results folder's summary (metrics.json's ``per_seed``, what its table shows)
+    lists that are not done on disk (``pair_state``), each with why: the one rule every reader
+    of a folder applies (the report refuses such a folder; ``online``, ``latency`` and
+    ``stream`` refuse the pair). A folder without ``runs/`` keeps its summary only (its pairs
+    were not kept) and is not checked here; the report says so."""
+    data = read_json(out / "metrics.json")
+    per_seed = data.get("per_seed") if isinstance(data, dict) else None
+    if not isinstance(per_seed, dict) or not (out / "runs").is_dir():
+        return []
+    missing = []
+    for name, seeds in per_seed.items():
+        for seed in seeds if isinstance(seeds, dict) else {}:
+            state = pair_state(out / "runs" / name / f"seed{seed}")
+            if not state.done:
+                missing.append(f"{name} seed {seed} ({state.reason})")
+    return missing
 
 
 def start_pair(folder: Path) -> None:

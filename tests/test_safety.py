@@ -192,3 +192,26 @@ def test_a_plugins_output_is_checked_where_it_leaves_the_method(tmp_path, capsys
     assert run(tmp_path, "--methods", spec) == 2
     line = error_line(capsys)
     assert expected in line and "'cheat'" in line
+
+
+# ---------------------------------------------------------------------------- 6-7. what a folder holds
+def test_the_report_refuses_a_folder_whose_pairs_are_gone(tmp_path, capsys):
+    """Found: a deleted or truncated pair's row, latency and online curve stayed on the page, exit 0."""
+    import shutil
+
+    from benchmark.__main__ import main
+
+    results = tmp_path / "results"
+    shutil.copytree(REPO / "results" / "default-ablate-sync", results / "default-ablate-sync")
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- headline table: python -m benchmark report -->\n<!-- end of headline table -->\n"
+                      "<!-- streaming run: python -m benchmark report -->\n<!-- end of streaming run -->\n")
+    report = ["report", "--results-dir", str(results), "--out", str(tmp_path / "page.md"), "--readme", str(readme)]
+    assert main(report) == 0
+    (results / "default-ablate-sync" / "runs" / "liteeval-sync" / "seed1" / "scores.npz").unlink()
+    assert main(report) == 2
+    line = one_line(capsys)
+    assert "liteeval-sync seed 1 (scores.npz is missing)" in line and "not complete on disk" in line
+    shutil.rmtree(results / "default-ablate-sync" / "runs")  # a folder that kept its summary only says so
+    assert main(report) == 0
+    assert "Its method/seed pairs were not kept" in (tmp_path / "page.md").read_text()
