@@ -41,7 +41,8 @@ class Budget:
 
     def __post_init__(self) -> None:
         checks = [
-            ("--epochs", self.epochs > 0, "a positive number of passes, e.g. 30"),
+            ("--epochs", math.isfinite(self.epochs) and self.epochs > 0,
+             "a positive, finite number of passes, e.g. 30"),
             ("--min-steps", self.min_steps >= 1, "a positive number of steps, e.g. 600"),
             ("--steps", self.steps is None or self.steps >= 1, "a positive number of steps"),
             ("--batch-size", self.batch_size >= 1, "a positive number of videos, e.g. 64"),

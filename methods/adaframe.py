@@ -36,7 +36,7 @@ from torch import nn
 
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
-from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
+from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod, bounded
 from methods.losses import label_distribution
 from methods.registry import register_method
 
@@ -77,13 +77,13 @@ class AdaFrame(VideoMethod):
 
     @dataclass(frozen=True)
     class Hparams:
-        hidden: int = 128
-        memory_frames: int = 16
-        max_steps: int = 10
-        location_std: float = 0.1
-        discount: float = 0.9
-        utility_threshold: float = 0.01
-        dropout: float = 0.5
+        hidden: int = bounded(128, ge=1)
+        memory_frames: int = bounded(16, ge=1)
+        max_steps: int = bounded(10, ge=1)
+        location_std: float = bounded(0.1, gt=0)
+        discount: float = bounded(0.9, ge=0, le=1)
+        utility_threshold: float = bounded(0.01)
+        dropout: float = bounded(0.5, ge=0, lt=1)
 
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE

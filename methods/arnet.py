@@ -58,7 +58,7 @@ from torch import nn
 
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
-from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
+from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod, bounded
 from methods.liteeval import gumbel_noise
 from methods.losses import label_distribution, soft_cross_entropy
 from methods.registry import register_method
@@ -81,15 +81,15 @@ class ARNet(VideoMethod):
 
     @dataclass(frozen=True)
     class Hparams:
-        frames: int = 16
-        hidden: int = 128  # the policy LSTM's units
-        accuracy: float = 0.95  # weight of the cross-entropy (official --accuracy_weight)
-        efficiency: float = 0.05  # weight of the cost and balance terms (official --efficency_weight)
-        balance: float = 3.0  # weight of the action-usage balance term (official --uniform_loss_weight)
-        warmup: float = 1 / 6  # share of the step budget that trains the classifiers alone
-        tau_start: float = 5.0
-        tau_end: float = 0.5
-        dropout: float = 0.5
+        frames: int = bounded(16, ge=1)
+        hidden: int = bounded(128, ge=1)  # the policy LSTM's units
+        accuracy: float = bounded(0.95, ge=0)  # weight of the cross-entropy (official --accuracy_weight)
+        efficiency: float = bounded(0.05, ge=0)  # weight of the cost and balance terms (official --efficency_weight)
+        balance: float = bounded(3.0, ge=0)  # weight of the action-usage balance term (official --uniform_loss_weight)
+        warmup: float = bounded(1 / 6, ge=0, lt=1)  # share of the step budget that trains the classifiers alone
+        tau_start: float = bounded(5.0, gt=0)
+        tau_end: float = bounded(0.5, gt=0)
+        dropout: float = bounded(0.5, ge=0, lt=1)
 
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE

@@ -14,6 +14,7 @@ defaults that the config file can override. See README "Adding a method".
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from abc import ABC, abstractmethod
@@ -55,15 +56,56 @@ def _accepts(kind: Any, value: Any) -> bool:
     return True  # a type the settings do not use: left to the method
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """The values a numeric setting may take (each number of a tuple setting, e.g. jumps)."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def problem(self, value: Any) -> str:
+        """Why ``value`` is out of bounds ("" when it is not)."""
+        for number in value if isinstance(value, tuple | list) else (value,):
+            if isinstance(number, bool) or not isinstance(number, int | float):
+                continue
+            if not math.isfinite(number):
+                return "it must be a finite number"
+            for bound, ok, text in ((self.ge, lambda b: number >= b, ">="), (self.gt, lambda b: number > b, ">"),
+                                    (self.le, lambda b: number <= b, "<="), (self.lt, lambda b: number < b, "<")):
+                if bound is not None and not ok(bound):
+                    return f"it must be {self.describe()}"
+        return ""
+
+    def describe(self) -> str:
+        parts = [f"{op} {bound:g}" for op, bound in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+                 if bound is not None]
+        return " and ".join(parts) or "a finite number"
+
+
+def bounded(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+            lt: float | None = None) -> Any:
+    """A setting's dataclass field with the values it may take (checked with its type where a
+    config file or a command line sets it: a negative ``grad_clip`` or a ``hidden`` of 0 is
+    refused, naming the key, instead of training something else)."""
+    return field(default=default, metadata={"bounds": Bounds(ge, gt, le, lt)})
+
+
 def check_setting_types(settings_cls: type, values: dict[str, Any], *, where: str) -> None:
-    """Refuse a value of the wrong type (``{"hidden": "big"}``) with one line that names the
-    setting, the value and the type it needs, before anything is built or trained."""
+    """Refuse a value of the wrong type (``{"hidden": "big"}``), or out of the setting's bounds
+    (``bounded``; every float must be finite), with one line that names the setting, the value
+    and what it must be, before anything is built or trained."""
     hints = typing.get_type_hints(settings_cls)
+    bounds = {f.name: f.metadata.get("bounds", Bounds()) for f in fields(settings_cls)}
     for key, value in values.items():
         kind = hints.get(key)
         if kind is not None and not _accepts(kind, value):
             shown = getattr(kind, "__name__", None) or str(kind).replace("typing.", "")
             raise ValueError(f"{where}: {key} = {value!r} is a {type(value).__name__}; it must be {shown}")
+        problem = bounds.get(key, Bounds()).problem(value)
+        if problem:
+            raise ValueError(f"{where}: {key} = {value!r} is out of range: {problem}")
 
 
 #: What ``--suite`` runs when no ``--methods`` are named: the method suites it includes.
@@ -83,10 +125,10 @@ class TrainConfig:
     How long it trains, and on batches of which size, is the run's budget, the same for
     every method (benchmark/budget.py); a method only sets its optimiser's settings."""
 
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    grad_clip: float | None = 5.0  # max gradient norm; None: no clipping
-    eval_batch_size: int = 256
+    lr: float = bounded(1e-3, gt=0)
+    weight_decay: float = bounded(0.0, ge=0)
+    grad_clip: float | None = bounded(5.0, gt=0)  # max gradient norm; None: no clipping
+    eval_batch_size: int = bounded(256, ge=1)
 
     def updated(self, overrides: dict[str, Any], *, where: str) -> TrainConfig:
         budget = sorted(set(overrides) & set(BUDGET_SETTINGS))

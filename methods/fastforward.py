@@ -26,7 +26,7 @@ from torch import nn
 
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
-from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
+from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod, bounded
 from methods.policy import Baseline, agent_loss, episode_extras
 from methods.registry import register_method
 
@@ -44,11 +44,11 @@ class FastForward(VideoMethod):
 
     @dataclass(frozen=True)
     class Hparams:
-        hidden: int = 128
-        max_steps: int = 10
-        jumps: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-        frame_cost: float = 0.02
-        dropout: float = 0.2
+        hidden: int = bounded(128, ge=1)
+        max_steps: int = bounded(10, ge=1)
+        jumps: tuple[int, ...] = bounded((1, 2, 4, 8, 16, 32), ge=1)
+        frame_cost: float = bounded(0.02, ge=0)
+        dropout: float = bounded(0.2, ge=0, lt=1)
 
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE

@@ -33,7 +33,7 @@ from torch import nn
 
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
-from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
+from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod, bounded
 from methods.losses import label_distribution
 from methods.registry import register_method
 
@@ -53,9 +53,10 @@ class FrameExit(VideoMethod):
 
     @dataclass(frozen=True)
     class Hparams:
-        exit_threshold: float = 0.3  # a step's pseudo-label says "exit" when its cross-entropy is below this
-        gate_weight: float = 1.0
-        dropout: float = 0.5
+        # A step's pseudo-label says "exit" when its cross-entropy is below this.
+        exit_threshold: float = bounded(0.3, gt=0)
+        gate_weight: float = bounded(1.0, ge=0)
+        dropout: float = bounded(0.5, ge=0, lt=1)
 
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE

@@ -31,7 +31,7 @@ from torch import nn
 
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
-from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
+from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod, bounded
 from methods.policy import Baseline, agent_loss, episode_extras
 from methods.registry import register_method
 
@@ -50,11 +50,11 @@ class FrameGlimpse(VideoMethod):
 
     @dataclass(frozen=True)
     class Hparams:
-        hidden: int = 128
-        max_glimpses: int = 10
-        location_std: float = 0.1
-        glimpse_cost: float = 0.02
-        dropout: float = 0.2
+        hidden: int = bounded(128, ge=1)
+        max_glimpses: int = bounded(10, ge=1)
+        location_std: float = bounded(0.1, gt=0)
+        glimpse_cost: float = bounded(0.02, ge=0)
+        dropout: float = bounded(0.2, ge=0, lt=1)
 
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE

@@ -76,6 +76,7 @@ from methods.base import (
     StepModule,
     TrainConfig,
     VideoMethod,
+    bounded,
 )
 from methods.losses import label_distribution, soft_cross_entropy
 from methods.recurrent import cell_states, fused_lstm, input_projection, lstm_update
@@ -152,20 +153,20 @@ class _LiteEvalNet(VideoMethod):
     # `default` preset of each subclass holds the optimiser and dropout `tune` chose.
     @dataclass(frozen=True)
     class Hparams:
-        coarse_hidden: int = 32
-        fine_hidden: int = 128
-        coarse_embed: int = 128  # 0: feed v^c directly; > 0: embed it to this size (official code: 512)
-        fine_embed: int = 128  # 0: feed v^f directly; > 0: embed it to this size (official code: 2048)
+        coarse_hidden: int = bounded(32, ge=1)
+        fine_hidden: int = bounded(128, ge=1)
+        coarse_embed: int = bounded(128, ge=0)  # 0: feed v^c directly; > 0: embed it to this size (official code: 512)
+        fine_embed: int = bounded(128, ge=0)  # 0: feed v^f directly; > 0: embed it to this size (official code: 2048)
         embed_style: str = "official"  # "official": BN + Linear + BN + ReLU; "linear": Linear + ReLU
         penalty: str = "batch"  # "video": eq. 5 per video; "batch": on the batch-mean usage (official code)
         tau_schedule: str = "step"  # geometric tau_start -> tau_end per "epoch" or per optimizer "step"
         sync: bool = True
-        lam: float = 2.0
-        gamma: float = 0.05
-        tau_start: float = 5.0
-        tau_end: float = 0.5
-        dropout: float = 0.2
-        baseline_momentum: float = 0.9  # LiteEval-RL only
+        lam: float = bounded(2.0, ge=0)
+        gamma: float = bounded(0.05, ge=0, le=1)
+        tau_start: float = bounded(5.0, gt=0)
+        tau_end: float = bounded(0.5, gt=0)
+        dropout: float = bounded(0.2, ge=0, lt=1)
+        baseline_momentum: float = bounded(0.9, ge=0, lt=1)  # LiteEval-RL only
 
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE

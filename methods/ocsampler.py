@@ -32,7 +32,7 @@ import torch
 
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import AllFrames, FrameSampler
-from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
+from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod, bounded
 from methods.losses import average_probabilities, label_distribution, masked_cross_entropy
 from methods.registry import register_method
 from methods.uniform import frame_classifier
@@ -66,10 +66,10 @@ class OCSampler(VideoMethod):
 
     @dataclass(frozen=True)
     class Hparams:
-        frames: int = 10  # N: fine frames read per video
-        skim_hidden: int = 128
-        hidden: int = 0  # the fine classifier's hidden units (0: linear)
-        dropout: float = 0.5
+        frames: int = bounded(10, ge=1)  # N: fine frames read per video
+        skim_hidden: int = bounded(128, ge=1)
+        hidden: int = bounded(0, ge=0)  # the fine classifier's hidden units (0: linear)
+        dropout: float = bounded(0.5, ge=0, lt=1)
 
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE

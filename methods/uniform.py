@@ -16,7 +16,7 @@ from torch import nn
 
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
-from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod
+from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod, bounded
 from methods.losses import soft_cross_entropy
 from methods.registry import register_method
 
@@ -40,9 +40,9 @@ class Uniform(VideoMethod):
 
     @dataclass(frozen=True)
     class Hparams:
-        frames: int = 25
-        hidden: int = 0
-        dropout: float = 0.5
+        frames: int = bounded(25, ge=1)
+        hidden: int = bounded(0, ge=0)
+        dropout: float = bounded(0.5, ge=0, lt=1)
 
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE

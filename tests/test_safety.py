@@ -100,8 +100,8 @@ def test_a_worker_refuses_to_write_once_its_run_is_gone(monkeypatch):
 
 
 # ---------------------------------------------------------------------------- 2. links, 3. names
-def quick_run(root: Path, *extra: str, dataset: str = "tiny", name: str = "t") -> list[str]:
-    return ["-q", "run", "--dataset", dataset, "--methods", "uniform", "--seeds", "0", "--steps", "1", "--jobs", "1",
+def quick_run(root: Path, *extra: str, dataset: str = "tiny", name: str = "t", method: str = "uniform") -> list[str]:
+    return ["-q", "run", "--dataset", dataset, "--methods", method, "--seeds", "0", "--steps", "1", "--jobs", "1",
             "--validations", "1", "--results-dir", str(root), "--name", name, *extra]
 
 
@@ -215,3 +215,45 @@ def test_the_report_refuses_a_folder_whose_pairs_are_gone(tmp_path, capsys):
     shutil.rmtree(results / "default-ablate-sync" / "runs")  # a folder that kept its summary only says so
     assert main(report) == 0
     assert "Its method/seed pairs were not kept" in (tmp_path / "page.md").read_text()
+
+
+# ---------------------------------------------------------------------------- 8. settings in range
+@pytest.mark.parametrize("config, expected", [
+    ({"lstm": {"train": {"grad_clip": -1.0}}}, "grad_clip = -1.0 is out of range: it must be > 0"),  # found: ascent
+    ({"lstm": {"hidden": 0}}, "hidden = 0 is out of range: it must be >= 1"),
+    ({"lstm": {"dropout": 1.0}}, "dropout = 1.0 is out of range: it must be >= 0 and < 1"),
+    ({"lstm": {"train": {"lr": 0.0}}}, "lr = 0.0 is out of range: it must be > 0"),
+    ({"fastforward": {"jumps": [1, 0]}}, "jumps = [1, 0] is out of range: it must be >= 1"),
+    ({"liteeval": {"gamma": float("nan")}}, "gamma = nan is out of range: it must be a finite number"),
+])
+def test_settings_out_of_range_are_refused_naming_the_key(tmp_path, capsys, config, expected):
+    from benchmark.__main__ import main
+
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(config))
+    method = next(iter(config))
+    assert main(quick_run(tmp_path / "results", "--config", str(path), method=method)) == 2
+    line = one_line(capsys)
+    assert expected in line and f"'{method}'" in line
+
+
+def test_an_infinite_budget_is_one_line(tmp_path, capsys):
+    from benchmark.__main__ import main
+
+    assert main(["-q", "run", "--dataset", "tiny", "--epochs", "inf", "--results-dir", str(tmp_path)]) == 2
+    assert "--epochs inf: must be a positive, finite number" in one_line(capsys)
+
+
+def test_every_numeric_setting_declares_its_bounds():
+    """So a new method or setting cannot leave one unchecked (methods/base.py ``bounded``)."""
+    import typing
+    from dataclasses import fields
+
+    from methods import TrainConfig, available_methods
+
+    for owner in [TrainConfig, *(cls.Hparams for cls in available_methods().values())]:
+        hints = typing.get_type_hints(owner)
+        for f in fields(owner):
+            numeric = any(t in (int, float) for t in (hints[f.name], *typing.get_args(hints[f.name]))
+                          ) and hints[f.name] is not bool
+            assert not numeric or "bounds" in f.metadata, f"{owner.__qualname__}.{f.name} has no bounds"
