@@ -13,9 +13,16 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+try:  # POSIX; elsewhere concurrent first runs are not serialised
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 from datasets.sources.synthetic import PRESETS, matching_store, preset, synthesize
 from datasets.store.reader import FeatureStore
@@ -31,17 +38,41 @@ def data_root() -> Path:
     return Path(os.environ.get("LITEEVAL_DATA", REPO / "data"))
 
 
+@contextmanager
+def _generating(path: Path) -> Iterator[None]:
+    """Hold the lock on generating the store at ``path``, waiting for another process that
+    generates it (several runs started at once on a new machine all find it missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("another process is generating %s; waiting for it", path)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def resolve_store(dataset: str, data_seed: int, *, show_progress: bool = True) -> Path:
-    """A store directory for ``dataset``: a preset is generated on first use and cached."""
+    """A store directory for ``dataset``: a preset is generated on first use and cached.
+
+    Generation happens under a lock and is published by one rename: of several runs that find
+    the store missing at once, one generates it and the others wait and use it."""
     if dataset in PRESETS:
         path = data_root() / "synthetic" / f"{dataset}-seed{data_seed}"
         cfg = preset(dataset)
-        if not matching_store(path, cfg, data_seed):
-            if path.exists():
-                log.warning("cached store %s was made with other settings; regenerating it", path)
-            log.info("generating the %r synthetic store (seed %d) at %s", dataset, data_seed, path)
-            synthesize(cfg, path, seed=data_seed, name=dataset, preset_name=dataset, overwrite=path.exists(),
-                       show_progress=show_progress)
+        if matching_store(path, cfg, data_seed):
+            return path
+        with _generating(path):
+            if not matching_store(path, cfg, data_seed):  # another process may have made it meanwhile
+                if path.exists():
+                    log.warning("cached store %s was made with other settings; regenerating it", path)
+                log.info("generating the %r synthetic store (seed %d) at %s", dataset, data_seed, path)
+                synthesize(cfg, path, seed=data_seed, name=dataset, preset_name=dataset, overwrite=path.exists(),
+                           show_progress=show_progress)
         return path
     path = Path(dataset)
     if not path.is_dir():

@@ -257,3 +257,18 @@ def test_every_numeric_setting_declares_its_bounds():
             numeric = any(t in (int, float) for t in (hints[f.name], *typing.get_args(hints[f.name]))
                           ) and hints[f.name] is not bool
             assert not numeric or "bounds" in f.metadata, f"{owner.__qualname__}.{f.name} has no bounds"
+
+
+# ---------------------------------------------------------------------------- 9. concurrent first use
+def test_runs_started_at_once_on_a_new_machine_share_one_generated_store(tmp_path):
+    """Found: of three runs that found the preset store missing, one failed (asking for an --overwrite run
+    does not have) and another replaced the store under a run already using it."""
+    env = {**environment(), "LITEEVAL_DATA": str(tmp_path / "data")}
+    code = ("import logging; logging.basicConfig(level=logging.INFO)\n"
+            "from benchmark.stores import resolve_store; print(resolve_store('tiny', 0, show_progress=False))")
+    runs = [subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], [err[-1500:] for _, err in outputs]
+    assert len({out.strip() for out, _ in outputs}) == 1
+    assert sum("generating the 'tiny' synthetic store" in err for _, err in outputs) == 1
