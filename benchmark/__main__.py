@@ -10,6 +10,7 @@ from benchmark.budget import Budget
 from benchmark.config import DEFAULT_SEEDS, RunConfig
 from benchmark.splits import VALIDATION_FRACTION, VALIDATION_SEED
 from datasets.common.cli import run_cli
+from datasets.common.errors import UsageError
 from methods.base import SUITES
 
 
@@ -65,7 +66,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     try:
         space = json.loads(args.space) if args.space is not None else None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"--space is not valid JSON ({exc}); e.g. '{{\"penalty\": [\"video\", \"batch\"]}}'") from exc
+        raise UsageError(f"--space is not valid JSON ({exc}); e.g. '{{\"penalty\": [\"video\", \"batch\"]}}'") from exc
     result = tune(_config(args), trials=args.trials, tune_seed=args.tune_seed, space=space)
     if result is None:  # a torchrun rank other than 0: rank 0 chooses and prints
         return 0
@@ -86,7 +87,7 @@ def _cmd_online(args: argparse.Namespace) -> int:
     from benchmark.runner import Runner
 
     if args.max_k < 1:
-        raise ValueError(f"--max-k must be >= 1, got {args.max_k}")
+        raise UsageError(f"--max-k must be >= 1, got {args.max_k}")
     runner = Runner(_config(args))
     with runner.locked():
         table = run_online(runner, OnlineOptions(budgets=tuple(range(1, args.max_k + 1)), reference=args.reference,
@@ -118,7 +119,7 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     from benchmark.stream_text import describe_frame, header, summary
 
     if args.top < 1:
-        raise ValueError(f"--top must be >= 1, got {args.top}")
+        raise UsageError(f"--top must be >= 1, got {args.top}")
     if args.out and Path(args.out).exists() and not args.overwrite:
         raise FileExistsError(f"--out {args.out} already exists; choose another path, or pass --overwrite to replace "
                               "it")
@@ -144,7 +145,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from datasets.common.paths import name_problem
 
     if name_problem(args.name):
-        raise ValueError(f"--name {args.name!r}: {name_problem(args.name)}; results/<name> is one folder")
+        raise UsageError(f"--name {args.name!r}: {name_problem(args.name)}; results/<name> is one folder")
     folder = Path(args.results_dir) / args.name
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such results folder; run `python -m benchmark run` first, or pass "

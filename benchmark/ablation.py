@@ -24,6 +24,7 @@ from benchmark.config import RunConfig
 from benchmark.plans import MethodPlan, plan_methods
 from benchmark.runner import Runner
 from benchmark.stores import dataset_label
+from datasets.common.errors import UsageError
 from datasets.store.reader import FeatureStore
 
 COLUMNS = {
@@ -44,13 +45,13 @@ def variants(kind: str, base: MethodPlan) -> list[tuple[str, str, dict[str, Any]
         coarse, fine = base.full_hparams()["coarse_hidden"], base.full_hparams()["fine_hidden"]
         sizes = sorted({max(1, coarse // d) for d in (8, 4, 2, 1)})
         return [(f"liteeval-coarse{u}", f"{u} coarse units (fine {fine})", {"coarse_hidden": u}) for u in sizes]
-    raise ValueError(f"unknown ablation {kind!r}; choose one of {KINDS}")
+    raise UsageError(f"unknown ablation {kind!r}; choose one of {KINDS}")
 
 
 def ablate(kind: str, cfg: RunConfig) -> dict[str, str]:
     """Run the ``kind`` ablation; return the written tables' texts."""
     if kind not in KINDS:
-        raise ValueError(f"unknown ablation {kind!r}; choose one of {KINDS}")
+        raise UsageError(f"unknown ablation {kind!r}; choose one of {KINDS}")
     from benchmark.stores import resolve_store
 
     store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))

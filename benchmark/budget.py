@@ -29,6 +29,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from datasets.common.errors import UsageError
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -54,7 +56,7 @@ class Budget:
                 value = {"--epochs": self.epochs, "--min-steps": self.min_steps, "--steps": self.steps,
                          "--batch-size": self.batch_size, "--validations": self.validations,
                          "--patience": self.patience}[flag]
-                raise ValueError(f"{flag} {value}: must be {fix}")
+                raise UsageError(f"{flag} {value}: must be {fix}")
 
     def total_steps(self, num_train_videos: int) -> int:
         """Optimizer steps for a training set of ``num_train_videos`` (the same for every method)."""

@@ -30,6 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from datasets.common.errors import UsageError
 from datasets.common.gitinfo import REPO
 
 #: The suite's own packages: imports of these are followed (any other import is a dependency
@@ -140,7 +141,7 @@ def code_fingerprint(cls: type) -> dict[str, Any]:
     """What a pair of method ``cls`` is computed with (see the module docstring)."""
     source = sys.modules[cls.__module__].__file__
     if source is None:
-        raise ValueError(f"{cls.__module__}:{cls.__qualname__} has no source file to fingerprint")
+        raise UsageError(f"{cls.__module__}:{cls.__qualname__} has no source file to fingerprint")
     own = cls.__module__ if cls.__module__.split(".")[0] in PACKAGES else None
     roots = ((source, own), *((str(_file_of(m)), m) for m in HARNESS))
     files = _closure(roots)

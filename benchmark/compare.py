@@ -18,6 +18,7 @@ import numpy as np
 
 from benchmark import bootstrap, results
 from benchmark.record import PairRecord
+from datasets.common.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def _rows(folder: Path) -> dict[str, str]:
 def _resolve(folder: Path, asked: str, names: dict[str, str]) -> str:
     lowered = {k.lower(): v for k, v in names.items()}
     if asked.lower() not in lowered:
-        raise ValueError(f"{folder}: no row {asked!r}; its rows: {', '.join(sorted(set(names.values())))}")
+        raise UsageError(f"{folder}: no row {asked!r}; its rows: {', '.join(sorted(set(names.values())))}")
     return lowered[asked.lower()]
 
 
@@ -70,7 +71,7 @@ def _row(folder: Path, name: str, shown: dict[str, str]) -> Row:
         if result == name and state.done:
             records[seed] = PairRecord.load(folder / "runs" / result / f"seed{seed}" / results.DONE_MARKER)
     if not records:
-        raise ValueError(f"{folder}: {name} has no complete pair; compute it with `python -m benchmark run`")
+        raise UsageError(f"{folder}: {name} has no complete pair; compute it with `python -m benchmark run`")
     return Row(name, shown.get(name, name), records)
 
 
@@ -83,18 +84,18 @@ def compare(folder: Path | str, a: str, b: str) -> Comparison:
     shown = {result: row for row, result in names.items() if row != result}
     left, right = (_row(folder, _resolve(folder, asked, names), shown) for asked in (a, b))
     if left.name == right.name:
-        raise ValueError(f"{a!r} and {b!r} are the same row; name two different rows")
+        raise UsageError(f"{a!r} and {b!r} are the same row; name two different rows")
     seeds = sorted(set(left.records) & set(right.records))
     if not seeds:
-        raise ValueError(f"{folder}: {left.name} (seeds {sorted(left.records)}) and {right.name} (seeds "
+        raise UsageError(f"{folder}: {left.name} (seeds {sorted(left.records)}) and {right.name} (seeds "
                          f"{sorted(right.records)}) share no seed")
     split = {r.evaluated_on for row in (left, right) for s, r in row.records.items() if s in seeds}
     if len(split) != 1:
-        raise ValueError(f"{folder}: {left.name} and {right.name} were scored on different splits ({sorted(split)})")
+        raise UsageError(f"{folder}: {left.name} and {right.name} were scored on different splits ({sorted(split)})")
     ids_a, labels, scores_a = results.load_scores(folder, left.name, seeds)
     ids_b, _, scores_b = results.load_scores(folder, right.name, seeds)
     if not np.array_equal(ids_a, ids_b):
-        raise ValueError(f"{folder}: {left.name} and {right.name} scored other videos; a paired comparison needs the "
+        raise UsageError(f"{folder}: {left.name} and {right.name} scored other videos; a paired comparison needs the "
                          "same videos")
     counts = bootstrap.resample_counts(bootstrap.resample_indices(len(ids_a)), len(ids_a))
     difference = bootstrap.paired_difference(scores_a, scores_b, labels, counts)

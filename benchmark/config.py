@@ -23,10 +23,13 @@ from typing import Any
 
 from benchmark.budget import Budget
 from benchmark.splits import VALIDATION_FRACTION, VALIDATION_SEED
+from datasets.common.errors import UsageError
 from datasets.common.paths import name_problem
 
 #: How a searched setting names a training setting (``train.lr``) rather than a hyper-parameter.
 TRAIN_PREFIX = "train."
+#: Seeds lie in [0, MAX_SEED): NumPy refuses negative seeds and torch overflows past 2**63.
+MAX_SEED = 2**32
 #: Training seeds of the main job: one seed supports no conclusion.
 DEFAULT_SEEDS = (0, 1, 2)
 
@@ -58,28 +61,29 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if not self.seeds:
-            raise ValueError("--seeds: give at least one training seed, e.g. --seeds 0 1 2")
-        negative = [s for s in self.seeds if s < 0]
-        if negative:
-            raise ValueError(f"--seeds {' '.join(map(str, self.seeds))}: seeds must be >= 0 (NumPy's generators "
-                             f"refuse negative seeds); got {negative}")
+            raise UsageError("--seeds: give at least one training seed, e.g. --seeds 0 1 2")
+        out_of_range = [s for s in self.seeds if not 0 <= s < MAX_SEED]
+        if out_of_range:
+            raise UsageError(f"--seeds {' '.join(map(str, self.seeds))}: seeds must lie in [0, 2**32) (NumPy's "
+                             f"generators refuse negative seeds, torch's overflow on huge ones); got {out_of_range}")
         repeated = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
         if repeated:
-            raise ValueError(f"--seeds {' '.join(map(str, self.seeds))}: seed(s) {repeated} given twice; a repeated "
+            raise UsageError(f"--seeds {' '.join(map(str, self.seeds))}: seed(s) {repeated} given twice; a repeated "
                              "seed would count one result twice in the mean and std")
         from methods.base import SUITES
 
         if self.suite not in SUITES:
-            raise ValueError(f"--suite {self.suite}: choose one of {', '.join(SUITES)}")
-        if self.data_seed < 0:
-            raise ValueError(f"--data-seed {self.data_seed}: must be >= 0")
+            raise UsageError(f"--suite {self.suite}: choose one of {', '.join(SUITES)}")
+        for flag, value in (("--data-seed", self.data_seed), ("--val-seed", self.val_seed)):
+            if not 0 <= value < MAX_SEED:
+                raise UsageError(f"{flag} {value}: must lie in [0, 2**32)")
         if self.name is not None and name_problem(self.name):
-            raise ValueError(f"--name {self.name!r}: {name_problem(self.name)}; results/<name> is one folder")
+            raise UsageError(f"--name {self.name!r}: {name_problem(self.name)}; results/<name> is one folder")
         if self.selection and self.eval_split is not None:
-            raise ValueError(f"--eval-split {self.eval_split}: a selection run (tune) scores on the held-out part of "
+            raise UsageError(f"--eval-split {self.eval_split}: a selection run (tune) scores on the held-out part of "
                              "the training split and never names the evaluation split; leave --eval-split out")
         if self.selection and self.reread_evidence:
-            raise ValueError("--reread-evidence re-evaluates on the evaluation split, which a selection run (tune) "
+            raise UsageError("--reread-evidence re-evaluates on the evaluation split, which a selection run (tune) "
                              "never reads")
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,24 +96,24 @@ def load_method_config(path: str | Path | None) -> dict[str, dict[str, Any]]:
         return {}
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"config file {path} does not exist")
+        raise UsageError(f"config file {path} does not exist")
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".toml":
         try:
             import tomllib
         except ModuleNotFoundError as exc:  # Python 3.10
-            raise ValueError(f"{path}: TOML config files need Python 3.11+; use JSON") from exc
+            raise UsageError(f"{path}: TOML config files need Python 3.11+; use JSON") from exc
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{path}: not valid TOML ({exc})") from exc
+            raise UsageError(f"{path}: not valid TOML ({exc})") from exc
     else:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+            raise UsageError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise ValueError(f"{path}: expected one table (object) per method name")
+        raise UsageError(f"{path}: expected one table (object) per method name")
     return data
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from datasets.common.errors import UsageError
 from datasets.common.flops import COST_BACKEND, count_gmacs
 from datasets.extraction.backbones import count_gmacs_per_frame
 from datasets.store.manifest import Manifest
@@ -75,7 +76,7 @@ def video_gmacs(
     """Per-video cost in GMACs (see the module docstring)."""
     unknown = sorted(set(step_counts) - set(per_step))
     if unknown:
-        raise ValueError(f"step_counts name modules {unknown} that cost_modules() does not declare")
+        raise UsageError(f"step_counts name modules {unknown} that cost_modules() does not declare")
     total = None
     for stream, frames in frames_read.items():
         part = np.asarray(frames, dtype=np.float64) * per_frame[stream]
@@ -84,7 +85,7 @@ def video_gmacs(
         part = np.asarray(runs, dtype=np.float64) * per_step[name]
         total = part if total is None else total + part
     if total is None:
-        raise ValueError("nothing to cost: no frames read and no steps run")
+        raise UsageError("nothing to cost: no frames read and no steps run")
     return total
 
 

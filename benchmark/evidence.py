@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from datasets.common.errors import UsageError
 from datasets.loading.bank import frame_ranges
 from datasets.store.layout import EXTRAS_GROUP
 from datasets.store.reader import FeatureStore, open_h5
@@ -50,7 +51,7 @@ def read_statistics(reads: np.ndarray, evidence: np.ndarray, lengths: np.ndarray
     """Lift and timing of ``reads`` (flat bool, video after video, as ``evidence``); None if nothing was read."""
     reads, evidence = np.asarray(reads, dtype=bool), np.asarray(evidence, dtype=bool)
     if reads.shape != evidence.shape or int(np.sum(lengths)) != len(reads):
-        raise ValueError(f"reads {reads.shape}, evidence {evidence.shape} and lengths (sum {np.sum(lengths)}) disagree")
+        raise UsageError(f"reads {reads.shape}, evidence {evidence.shape} and lengths (sum {np.sum(lengths)}) disagree")
     if not reads.any() or not evidence.any():
         return None
     lengths = np.asarray(lengths, dtype=np.int64)

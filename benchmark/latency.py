@@ -39,6 +39,7 @@ from benchmark.runner import Runner
 from benchmark.tables import LATENCY_COLUMN
 from benchmark.training import evaluate
 from datasets.common.atomic import atomic_write_json, atomic_write_text
+from datasets.common.errors import UsageError
 from datasets.extraction.backbones import build_feature_extractor
 from datasets.store.manifest import StreamSpec
 
@@ -93,7 +94,7 @@ def backbone_latency(spec: StreamSpec, device: torch.device, options: LatencyOpt
 def measure(runner: Runner, options: LatencyOptions) -> dict[str, Any]:
     """Backbone latencies and every pair's own and estimated time per video, on the runner's device."""
     if options.batch < 1 or options.repeats < 1 or options.warmup < 0:
-        raise ValueError(f"--latency-batch and --repeats must be >= 1 and --warmup >= 0, got {asdict(options)}")
+        raise UsageError(f"--latency-batch and --repeats must be >= 1 and --warmup >= 0, got {asdict(options)}")
     device = runner.device
     streams = {s: backbone_latency(runner.store.manifest.streams[s], device, options) for s in runner.streams}
     bank = runner.bank(runner.eval_split)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import average_precision_score
 
+from datasets.common.errors import UsageError
+
 
 @dataclass(frozen=True)
 class Scores:
@@ -55,7 +57,7 @@ def score(scores: np.ndarray, labels: np.ndarray) -> Scores:
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels).astype(bool)
     if scores.shape != labels.shape:
-        raise ValueError(f"scores {scores.shape} and labels {labels.shape} differ in shape")
+        raise UsageError(f"scores {scores.shape} and labels {labels.shape} differ in shape")
     per_class: list[float | None] = []
     interpolated: list[float] = []
     absent: list[int] = []
@@ -68,7 +70,7 @@ def score(scores: np.ndarray, labels: np.ndarray) -> Scores:
         interpolated.append(interpolated_ap(scores[:, c], labels[:, c]))
     present = [ap for ap in per_class if ap is not None]
     if not present:
-        raise ValueError("no class has a positive video: there is nothing to score")
+        raise UsageError("no class has a positive video: there is nothing to score")
     return Scores(
         map=float(np.mean(present)),
         map_interpolated=float(np.mean(interpolated)),

@@ -36,6 +36,7 @@ from benchmark.results import SEQ_K, UNIFORM_K, online_summary
 from benchmark.runner import Runner
 from benchmark.training import Evaluation, evaluate
 from datasets.common.atomic import atomic_write_bytes, atomic_write_json
+from datasets.common.errors import UsageError
 from datasets.loading.bank import FeatureBank
 from datasets.loading.sampling import ConsecutiveFrames, UniformFrames
 from methods.base import VideoMethod
@@ -95,17 +96,17 @@ def _plan(plans: list[MethodPlan], name: str, role: str) -> MethodPlan:
     for plan in plans:
         if plan.name == name:
             return plan
-    raise ValueError(f"{role} {name!r} is not among the methods of this command ({[p.name for p in plans]})")
+    raise UsageError(f"{role} {name!r} is not among the methods of this command ({[p.name for p in plans]})")
 
 
 def evaluate_online(trained: TrainedModels, options: OnlineOptions) -> pd.DataFrame:
     """Every curve for every seed of the run; one row per (curve, K, seed)."""
     if not options.budgets or min(options.budgets) < 1:
-        raise ValueError(f"budgets must be integers >= 1, got {list(options.budgets)}")
+        raise UsageError(f"budgets must be integers >= 1, got {list(options.budgets)}")
     bank = trained.bank
     online = [p for p in trained.plans if p.cls.online]
     if not online:
-        raise ValueError("none of the methods of this command runs online (online = True); nothing to sweep")
+        raise UsageError("none of the methods of this command runs online (online = True); nothing to sweep")
     names = [p.name for p in online]
     reference = _plan(trained.plans, options.reference, "--reference") if options.reference in names else None
     if reference is None:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from datasets.common.errors import UsageError
 from datasets.common.progress import progress_bar
 from datasets.loading.device import host_available_bytes
 from datasets.loading.guard import restrict_splits
@@ -74,7 +75,7 @@ def default_jobs(device: torch.device, pending: int, bytes_per_worker: int) -> i
 def check_counts(jobs: int | None, threads: int | None) -> None:
     for name, value in (("--jobs", jobs), ("--threads", threads)):
         if value is not None and value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
+            raise UsageError(f"{name} must be >= 1, got {value}")
 
 
 # ---------------------------------------------------------------------- worker processes

@@ -10,6 +10,7 @@ from typing import Any
 
 from benchmark import tables
 from benchmark.config import RunConfig, load_method_config
+from datasets.common.errors import UsageError
 from methods.base import SUITES, TrainConfig, VideoMethod, check_setting_types
 from methods.registry import available_methods, resolve_method
 
@@ -54,7 +55,7 @@ def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
     for spec in specs:
         cls = resolve_method(spec)
         if cls.name in names:
-            raise ValueError(f"method {cls.name!r} is listed twice")
+            raise UsageError(f"method {cls.name!r} is listed twice")
         names.add(cls.name)
         section: dict[str, Any] = {}
         train_overrides: dict[str, Any] = {}
@@ -65,11 +66,11 @@ def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
         train = cls.train_defaults.updated(train_overrides, where=f"settings of {cls.name!r} (train)")
         unknown_keys = sorted(set(section) - {f.name for f in fields(cls.Hparams)})
         if unknown_keys:
-            raise ValueError(f"settings of {cls.name!r}: unknown hyper-parameter(s) {unknown_keys}; known: "
+            raise UsageError(f"settings of {cls.name!r}: unknown hyper-parameter(s) {unknown_keys}; known: "
                              f"{[f.name for f in fields(cls.Hparams)]}")
         check_setting_types(cls.Hparams, section, where=f"settings of {cls.name!r}")
         plans.append(MethodPlan(spec, cls, section, train))
     unknown = sorted(set(file_config) - names - set(available_methods()))
     if unknown:
-        raise ValueError(f"config file {cfg.config_file}: unknown method(s) {unknown}")
+        raise UsageError(f"config file {cfg.config_file}: unknown method(s) {unknown}")
     return plans

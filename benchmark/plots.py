@@ -33,6 +33,7 @@ import pandas as pd
 from benchmark.results import ONLINE_BASELINES, SEQ_K, UNIFORM_K, unpack_diagnostics
 from benchmark.tables import COST_UNIT_NOTE, order_methods
 from datasets.common.atomic import atomic_write_bytes
+from datasets.common.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,7 @@ def _usage(folder: Path) -> tuple[list[str], list[np.ndarray], np.ndarray, list[
     ids, diagnostics = unpack_diagnostics(folder / "diagnostics.npz")
     with np.load(folder / "scores.npz") as data:
         if data["video_ids"].tolist() != ids:
-            raise ValueError(f"{folder}: scores.npz and diagnostics.npz list different videos; re-run the method")
+            raise UsageError(f"{folder}: scores.npz and diagnostics.npz list different videos; re-run the method")
         labels, classes, scores = data["labels"].astype(bool), data["class_names"].tolist(), data["scores"]
     return ids, [d.astype(bool) for d in diagnostics["fine_steps"]], labels, classes, scores
 
@@ -292,7 +293,7 @@ def plot_all(results: Path | str, figures: list[str] | None = None) -> list[Path
         raise FileNotFoundError(f"{results}: no results folder; make one with `python -m benchmark run`")
     unknown = sorted(set(figures or []) - set(FIGURES))
     if unknown:
-        raise ValueError(f"unknown figure(s) {unknown}; known: {sorted(FIGURES)}")
+        raise UsageError(f"unknown figure(s) {unknown}; known: {sorted(FIGURES)}")
     out_dir = results / "figures"
     written: list[Path] = []
     for name in figures or list(FIGURES):

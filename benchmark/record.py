@@ -17,6 +17,7 @@ from typing import Any
 from benchmark.code_fingerprint import stale_reason
 from benchmark.results import read_json
 from datasets.common.atomic import atomic_write_json
+from datasets.common.errors import UsageError
 
 #: What ``gflops_unit`` says in every record.
 GFLOPS_UNIT = "GMACs per video (multiply-accumulates / 1e9), counted with ptflops (aten backend)"
@@ -89,12 +90,12 @@ class PairRecord:
     @classmethod
     def from_json(cls, data: dict[str, Any], where: str = "metrics.json") -> PairRecord:
         if not isinstance(data, dict):
-            raise ValueError(f"{where}: not a result record (a JSON object is expected)")
+            raise UsageError(f"{where}: not a result record (a JSON object is expected)")
         known = {f.name for f in fields(cls)} - {"extra"}
         required = [f.name for f in fields(cls) if f.name not in ("files", "code", "extra")]
         missing = [name for name in required if name not in data]
         if missing:
-            raise ValueError(f"{where}: the result record lacks {missing}; recompute the pair with --force")
+            raise UsageError(f"{where}: the result record lacks {missing}; recompute the pair with --force")
         return cls(**{k: v for k, v in data.items() if k in known},
                    extra={k: v for k, v in data.items() if k not in known})
 
@@ -102,7 +103,7 @@ class PairRecord:
     def load(cls, path: Path) -> PairRecord:
         data = read_json(path)
         if data is None:
-            raise ValueError(f"{path}: missing, empty or not JSON; recompute the pair with --force")
+            raise UsageError(f"{path}: missing, empty or not JSON; recompute the pair with --force")
         return cls.from_json(data, where=str(path))
 
     def save(self, path: Path) -> None:

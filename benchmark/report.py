@@ -30,6 +30,7 @@ from benchmark import paper, preset_origin, stream_text, tables
 from benchmark.code_fingerprint import stale_reason
 from benchmark.results import folder_lock, online_summary, read_json, unbacked_pairs
 from datasets.common.atomic import atomic_write_text
+from datasets.common.errors import UsageError
 
 #: The results folders in the page's order, with their titles; folders not listed follow.
 CATALOGUE: tuple[tuple[str, str], ...] = (
@@ -305,7 +306,7 @@ def build(results: Path) -> Report:
     if unbacked:
         name, missing = next(iter(unbacked.items()))
         more = f" (and {len(unbacked) - 1} other folder(s))" if len(unbacked) > 1 else ""
-        raise ValueError(f"results/{name}: its table lists pairs that are not complete on disk: {'; '.join(missing)}"
+        raise UsageError(f"results/{name}: its table lists pairs that are not complete on disk: {'; '.join(missing)}"
                          f"{more}. Recompute them with `python -m benchmark run --name {name} ...` (the folder's "
                          "command), or remove the folder; the report publishes only what its pairs hold")
     order = [(name, title) for name, title in CATALOGUE if name in present]
@@ -331,7 +332,7 @@ def with_block(readme: str, block: str, markers: tuple[str, str]) -> str:
     opening, closing = markers
     start, end = readme.find(opening), readme.find(closing)
     if start < 0 or end < start:
-        raise ValueError(f"README.md has no markers {opening!r} ... {closing!r}; put them where the generated "
+        raise UsageError(f"README.md has no markers {opening!r} ... {closing!r}; put them where the generated "
                          "block goes")
     return readme[: start + len(opening)] + "\n\n" + block + "\n" + readme[end:]
 
@@ -345,7 +346,7 @@ def with_generated(readme: str, report: Report) -> str:
 def write(results: Path, page: Path, readme: Path) -> Report:
     """Write ``page`` and the headline block of ``readme``; return what was written."""
     if not results.is_dir():
-        raise ValueError(f"--results-dir {results}: no such folder; run `python -m benchmark run` first")
+        raise UsageError(f"--results-dir {results}: no such folder; run `python -m benchmark run` first")
     report = build(results)
     text = with_generated(readme.read_text(), report)
     for name, table in report.tables.items():

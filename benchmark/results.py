@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 
 from datasets.common.atomic import atomic_write_json, file_sha256, remove_orphans
+from datasets.common.errors import UsageError
 
 try:  # POSIX; elsewhere the folder is not locked (and the user is told so)
     import fcntl
@@ -81,11 +82,11 @@ OPTIONAL_FILES = ("diagnostics.npz",)
 WRITTEN_IN = ("", "runs/*/seed*", "figures")
 
 
-class FolderInUseError(ValueError):
+class FolderInUseError(UsageError):
     """Another process holds the results folder's lock."""
 
 
-class LinkInFolderError(ValueError):
+class LinkInFolderError(UsageError):
     """A results folder holds a symbolic link, which could send its writes elsewhere."""
 
 
@@ -313,6 +314,22 @@ def _legacy_disagreement(folder: Path, record: dict[str, Any], config: dict[str,
     return ""
 
 
+def load_weights(folder: Path, device: Any) -> dict[str, Any]:
+    """A pair's saved weights (``model.pt``), loaded as plain tensors only (``weights_only``: a
+    pickle payload in the file never runs); a file that is not a plain state dict is one line."""
+    import pickle
+
+    import torch
+
+    path = folder / "model.pt"
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{path} is not a plain state dict of tensors that torch.load(weights_only=True) reads "
+                         f"({reason}); recompute the pair with `python -m benchmark run ... --force`") from None
+
+
 def unbacked_pairs(out: Path) -> list[str]:
     """The pairs a results folder's summary (metrics.json's ``per_seed``, what its table shows)
     lists that are not done on disk (``pair_state``), each with why: the one rule every reader
@@ -365,10 +382,10 @@ def load_scores(out: Path, name: str, seeds: Iterable[int | str]) -> tuple[np.nd
             if ids is None:
                 ids, labels = data["video_ids"], data["labels"]
             elif not np.array_equal(ids, data["video_ids"]):
-                raise ValueError(f"{path}: {name} seed {seed} scored other videos than its other seeds")
+                raise UsageError(f"{path}: {name} seed {seed} scored other videos than its other seeds")
             stacked.append(data["scores"])
     if ids is None or labels is None:
-        raise ValueError(f"{out}: no seeds of {name} asked for")
+        raise UsageError(f"{out}: no seeds of {name} asked for")
     return ids, labels, np.stack(stacked)
 
 

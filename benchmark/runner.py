@@ -54,6 +54,7 @@ from benchmark.stores import EVAL_SPLITS, TRAIN_SPLITS, dataset_fingerprint, dat
 from benchmark.training import Evaluation, TrainStats, evaluate, fit, seed_everything
 from datasets.common.atomic import atomic_write_bytes, atomic_write_json, json_text
 from datasets.common.distributed import barrier, distributed_rank, finish, rank_device
+from datasets.common.errors import UsageError
 from datasets.loading.bank import FeatureBank
 from datasets.loading.device import resolve_device
 from datasets.loading.guard import only_splits
@@ -82,7 +83,10 @@ class Runner:
         if not self.selection:
             self.eval_split = pick_split(self.store, cfg.eval_split, EVAL_SPLITS, "eval")
             if self.eval_split == self.train_split:
-                raise ValueError(f"--eval-split {self.eval_split!r} is the training split; evaluate on another split")
+                asked = "--train-split" if cfg.train_split is not None and cfg.eval_split is None else "--eval-split"
+                raise UsageError(f"{asked} {self.eval_split!r}: the training and evaluation splits are both "
+                                 f"{self.eval_split!r}; a model is never evaluated on what it trained on. Name "
+                                 "different ones with --train-split and --eval-split")
         train_rows = self.store.split_rows(self.train_split)
         self.train_ids: list[str] = self.store.header.video_ids[train_rows].tolist()
         self.held_out = carve_validation(self.store.header.labels[train_rows], cfg.val_fraction, cfg.val_seed)
@@ -130,7 +134,7 @@ class Runner:
     def bank(self, split: str | None) -> FeatureBank:
         """Each split is loaded once and shared by every method of the run."""
         if split is None:
-            raise ValueError("a selection run (python -m benchmark tune) has no evaluation split to load; evaluate "
+            raise UsageError("a selection run (python -m benchmark tune) has no evaluation split to load; evaluate "
                              "with `python -m benchmark run`")
         if split not in self._banks:
             self._banks[split] = FeatureBank(self.store, split, device=self.device, streams=self.streams,
@@ -197,7 +201,7 @@ class Runner:
         if state.config != json.loads(json.dumps(self.identity(plan, seed))):
             if self.cfg.force:
                 return False
-            raise ValueError(
+            raise UsageError(
                 f"{folder} holds a result computed with a different configuration. Re-run with --force to "
                 "replace it, or choose another --name"
             )
@@ -255,13 +259,12 @@ class Runner:
                 f"{folder}: no complete trained {plan.name} (seed {seed}) here ({state.reason}). "
                 f"Train it with {retrain}")
         if state.config != json.loads(json.dumps(self.identity(plan, seed))):
-            raise ValueError(
+            raise UsageError(
                 f"{folder} was trained with a different configuration than this command asks for; pass the same "
                 "--dataset/--config/--epochs/--name as the run that trained it"
             )
         method = self.build(plan)
-        state = torch.load(folder / "model.pt", map_location=self.device, weights_only=True)
-        method.load_state_dict(state)
+        method.load_state_dict(results.load_weights(folder, self.device))
         return method.eval()
 
     # ------------------------------------------------------------------ one pair
@@ -451,7 +454,7 @@ class Runner:
                                        "saved result records; its evidence statistics were left as they were")
                 ground_truth = self.evidence(result.video_ids)
                 if ground_truth is None:
-                    raise ValueError(f"--reread-evidence: {self.store.path} has no ground truth of evidence frames "
+                    raise UsageError(f"--reread-evidence: {self.store.path} has no ground truth of evidence frames "
                                      "(only synthetic stores have one)")
                 record = PairRecord.load(folder / results.DONE_MARKER)
                 record.fine_reads_vs_evidence = evidence.read_statistics(result.read_masks["fine"], ground_truth,

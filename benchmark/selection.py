@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from benchmark import bootstrap
+from datasets.common.errors import UsageError
 
 #: Resamples of the validation videos behind each standard error, and their fixed seed.
 RESAMPLES = 1000
@@ -90,7 +91,7 @@ def candidate(key: Any, scores: np.ndarray, labels: np.ndarray, gflops: float, c
     if scores.ndim == 2:
         scores = scores[None]
     if counts.shape[1] != scores.shape[1]:
-        raise ValueError(f"{scores.shape[1]} scored videos, but resamples of {counts.shape[1]}")
+        raise UsageError(f"{scores.shape[1]} scored videos, but resamples of {counts.shape[1]}")
     score = float(bootstrap.mean_ap(scores, labels).mean())
     draws = bootstrap.resampled_maps(scores, labels, counts).mean(axis=1)
     return Candidate(key, score, draws, float(gflops))
@@ -99,7 +100,7 @@ def candidate(key: Any, scores: np.ndarray, labels: np.ndarray, gflops: float, c
 def choose(candidates: Sequence[Candidate]) -> Selection:
     """Apply the rule of the module docstring to ``candidates`` (in order: earliest first)."""
     if not candidates:
-        raise ValueError("nothing to select from: no candidate was scored on validation")
+        raise UsageError("nothing to select from: no candidate was scored on validation")
     best = max(range(len(candidates)), key=lambda i: (candidates[i].map, -i))
     top = candidates[best]
     gaps = [top.map - c.map for c in candidates]

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from datasets.common.errors import UsageError
+
 VALIDATION_FRACTION = 0.15
 VALIDATION_SEED = 0
 
@@ -45,11 +47,11 @@ def carve_validation(labels: np.ndarray, fraction: float = VALIDATION_FRACTION,
     stay in training; at least one validation video per stratum is drawn when the fraction
     allows it."""
     if not 0 < fraction < 1:
-        raise ValueError(f"--val-fraction {fraction}: must lie strictly between 0 and 1, e.g. 0.15")
+        raise UsageError(f"--val-fraction {fraction}: must lie strictly between 0 and 1, e.g. 0.15")
     labels = np.asarray(labels)
     n = len(labels)
     if n < 4:
-        raise ValueError(f"the training split has {n} videos: too few to hold some out for validation")
+        raise UsageError(f"the training split has {n} videos: too few to hold some out for validation")
     strata = labels.argmax(axis=1)
     counts = np.bincount(strata, minlength=labels.shape[1])
     stratifiable = np.flatnonzero(counts[strata] >= 2)
@@ -58,7 +60,7 @@ def carve_validation(labels: np.ndarray, fraction: float = VALIDATION_FRACTION,
     groups = len(np.unique(strata[stratifiable]))
     size = min(max(wanted, groups), len(stratifiable) - groups) if groups else 0
     if size < 1:
-        raise ValueError(f"the training split ({n} videos) cannot spare a validation video; use more training data")
+        raise UsageError(f"the training split ({n} videos) cannot spare a validation video; use more training data")
     stratify = strata[stratifiable] if size >= groups and len(stratifiable) - size >= groups else None
     train, val = train_test_split(stratifiable, test_size=size, random_state=seed, stratify=stratify)
     return HeldOut(np.sort(np.concatenate([train, solo])).astype(np.int64), np.sort(val).astype(np.int64),

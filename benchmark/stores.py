@@ -24,6 +24,7 @@ try:  # POSIX; elsewhere concurrent first runs are not serialised
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
+from datasets.common.errors import UsageError
 from datasets.sources.synthetic import PRESETS, matching_store, preset, synthesize
 from datasets.store.reader import FeatureStore
 
@@ -76,7 +77,7 @@ def resolve_store(dataset: str, data_seed: int, *, show_progress: bool = True) -
         return path
     path = Path(dataset)
     if not path.is_dir():
-        raise ValueError(
+        raise UsageError(
             f"--dataset {dataset!r} is neither a synthetic preset ({', '.join(PRESETS)}) nor a store directory"
         )
     return path
@@ -91,12 +92,16 @@ def pick_split(store: FeatureStore, asked: str | None, candidates: tuple[str, ..
     splits = store.manifest.splits
     if asked is not None:
         if asked not in splits:
-            raise ValueError(f"--{role}-split {asked!r}: the store has splits {sorted(splits)}")
+            raise UsageError(f"--{role}-split {asked!r}: the store has splits {sorted(splits)}")
+        if not splits[asked].labelled:
+            labelled = sorted(s for s, spec in splits.items() if spec.labelled)
+            raise UsageError(f"--{role}-split {asked!r} carries no labels (an unlabelled split cannot be "
+                             f"{'trained' if role == 'train' else 'scored'} on); labelled splits: {labelled}")
         return asked
     for name in candidates:
         if name in splits and splits[name].labelled:
             return name
-    raise ValueError(f"no labelled {role} split among {sorted(splits)}; name one with --{role}-split")
+    raise UsageError(f"no labelled {role} split among {sorted(splits)}; name one with --{role}-split")
 
 
 def dataset_fingerprint(store: FeatureStore) -> str:

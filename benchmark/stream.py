@@ -40,6 +40,7 @@ import torch
 from benchmark import provenance, results
 from benchmark.stores import dataset_fingerprint
 from datasets.common.atomic import atomic_write_json
+from datasets.common.errors import UsageError
 from datasets.extraction.backbones import BackboneSpec
 from datasets.extraction.decode import FrameReader, VideoDecodeError, decode_at_fps
 from datasets.extraction.features import Backbone, decode_short_side, frame_features, load_backbone
@@ -94,12 +95,12 @@ def load_pair(run: Path, method: str, seed: int | None, store: FeatureStore, dev
     cls = resolve_method(config["class"])  # the class it was trained as ("module:Class", plug-ins too)
     fingerprint = dataset_fingerprint(store)
     if config["dataset"]["fingerprint"] != fingerprint:
-        raise ValueError(f"{folder} was trained on dataset {config['dataset']['name']!r} (fingerprint "
+        raise UsageError(f"{folder} was trained on dataset {config['dataset']['name']!r} (fingerprint "
                          f"{config['dataset']['fingerprint']}), not on the store at {store.path} ({fingerprint}); "
                          "pass the run's store with --store")
     dims = {s: store.manifest.streams[s].dim for s in store.manifest.streams}
     model = cls(len(store.manifest.classes), dims, **config["hparams"]).to(device)
-    model.load_state_dict(torch.load(folder / "model.pt", map_location=device, weights_only=True))
+    model.load_state_dict(results.load_weights(folder, device))
     return TrainedPair(method, seed, model.eval(), folder)
 
 
@@ -123,14 +124,14 @@ def matching_backbone(stream: str, spec: StreamSpec, checkpoint: str | None, dev
     """The stream's backbone with the weights the store was extracted with, or a clear refusal."""
     origin = spec.provenance or {}
     if origin.get("kind") != "extract":
-        raise ValueError(f"the run's {stream!r} features were not extracted from video (provenance kind "
+        raise UsageError(f"the run's {stream!r} features were not extracted from video (provenance kind "
                          f"{origin.get('kind')!r}; a synthetic store's features come from no backbone), so its models "
                          "cannot read a video's frames; extract a store from videos (`python -m datasets extract`, "
                          "docs/real-datasets.md), train on it, and stream that run")
     recorded = origin.get("weights") or {}
     if recorded.get("random"):
         if checkpoint is not None:
-            raise ValueError(f"--{stream}-weights {checkpoint}: the store's {stream} features come from a randomly "
+            raise UsageError(f"--{stream}-weights {checkpoint}: the store's {stream} features come from a randomly "
                              f"initialised {spec.backbone} (seed {recorded.get('seed')}); stream without the option")
         path = None
     else:
@@ -142,7 +143,7 @@ def matching_backbone(stream: str, spec: StreamSpec, checkpoint: str | None, dev
     backbone = load_backbone(stream, BackboneSpec(spec.backbone, spec.resolution, spec.dim), path, device)
     for key in ("sha256", "seed", "state_sha256"):
         if key in recorded and key in backbone.weights and recorded[key] != backbone.weights[key]:
-            raise ValueError(f"{stream} backbone: the store was extracted with weights whose {key} is {recorded[key]}, "
+            raise UsageError(f"{stream} backbone: the store was extracted with weights whose {key} is {recorded[key]}, "
                              f"these have {backbone.weights[key]} ({path or 'random initialisation'}); a model trained "
                              "on that store cannot read these features. Use the checkpoint it was extracted with "
                              f"(--{stream}-weights), or extract and train again with these weights")
@@ -272,7 +273,7 @@ def stream_video(video: Path | str, run: Path | str, options: StreamOptions,
     manifest = store.manifest
     method_cls = resolve_method(options.method)
     if not method_cls.can_stream():
-        raise ValueError(f"--method {options.method}: it does not process a live video frame by frame; stream an "
+        raise UsageError(f"--method {options.method}: it does not process a live video frame by frame; stream an "
                          "online method that implements start_stream (liteeval, liteeval_rl)")
     pair = load_pair(run, options.method, options.seed, store, device)
     other = (load_pair(run, options.compare, options.seed if options.seed is not None else pair.seed, store, device)

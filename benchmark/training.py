@@ -8,7 +8,8 @@ seeds, metering, timing), so every method is trained and measured the same way.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +18,27 @@ import torch
 
 from benchmark.budget import Budget
 from benchmark.selection import RULE, Candidate, Selection, choose
+from datasets.common.errors import UsageError, UserError
 from datasets.common.progress import progress_bar
 from datasets.loading.bank import Batch, FeatureBank, frame_ranges
 from datasets.loading.sampling import FrameSampler
-from methods.base import MethodOutput, MethodOutputError, TrainConfig, VideoMethod, output_problem
+from methods.base import MethodOutput, MethodOutputError, TrainConfig, VideoMethod, method_failure, output_problem
+
+
+class DivergedError(UserError, FloatingPointError):
+    """The training loss stopped being finite (the fix is usually a lower learning rate)."""
+
+
+@contextmanager
+def blame(method: VideoMethod, stage: str) -> Iterator[None]:
+    """Raise what the method's own code raises in ``stage`` as one line that names the method
+    and where (methods/base.py ``method_failure``); the suite's own one-line errors pass."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a plug-in raises is reported as the plug-in's
+        raise method_failure(method.name, stage, exc) from exc
 
 
 def seed_everything(seed: int) -> None:
@@ -101,21 +119,26 @@ def fit(
     with progress_bar(total=total, desc=f"train {method.name}", unit="step", enable=show_progress) as bar:
         while step < total and not stopped_early:
             method.train()
-            method.on_epoch_start(epoch, planned_epochs)
+            with blame(method, "on_epoch_start"):
+                method.on_epoch_start(epoch, planned_epochs)
             totals: dict[str, float] = {}
             batches = 0
             for batch in bank.batches(budget.batch_size, method.sampler(train=True), train=True,
                                       generator=generator, rows=rows, streams=method.streams, reader=method.name):
-                method.on_step(step, total)
-                output = method(batch)
-                loss, logs = method.loss(output, batch)
+                with blame(method, "on_step"):
+                    method.on_step(step, total)
+                with blame(method, "forward"):
+                    output = method(batch)
+                with blame(method, "loss"):
+                    loss, logs = method.loss(output, batch)
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"{method.name}: the training loss became {float(loss)} at step {step + 1}; "
+                    raise DivergedError(
+                        f"{method.name}: the training loss became {float(loss.detach())} at step {step + 1}; "
                         f"lower the learning rate (config file: [{method.name}.train] lr = ...)"
                     )
                 optimiser.zero_grad(set_to_none=True)
-                loss.backward()
+                with blame(method, "backward"):
+                    loss.backward()
                 if config.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(method.parameters(), config.grad_clip)
                 optimiser.step()
@@ -205,7 +228,8 @@ def evaluate(
     with progress_bar(total=n, desc=desc or f"eval {method.name}", unit="video", enable=show_progress) as bar:
         for batch in bank.batches(batch_size, sampler, meter=meter, horizons=horizons, rows=rows,
                                   streams=method.streams, reader=method.name):
-            output = forward(batch)
+            with blame(method, "forward"):
+                output = forward(batch)
             problem = output_problem(output, batch.size, bank.num_classes, modules)
             if problem:
                 raise MethodOutputError(f"method {method.name!r}: {problem}; fix its forward()")
@@ -229,7 +253,7 @@ def evaluate(
     bad = ~np.isfinite(scores).all(axis=1)
     if bad.any():
         first = bank.video_ids[int(rows[np.argmax(bad)])]
-        raise ValueError(
+        raise UsageError(
             f"method {method.name!r} returned non-finite scores (NaN or inf) for {int(bad.sum())} of {n} videos "
             f"(first: {first!r}); fix its forward pass (average precision is undefined on them)")
     lengths = bank.lengths_host[rows]

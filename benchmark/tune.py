@@ -29,12 +29,13 @@ from typing import Any
 import numpy as np
 
 from benchmark import results, selection, tables
-from benchmark.config import TRAIN_PREFIX, RunConfig, as_config
+from benchmark.config import MAX_SEED, TRAIN_PREFIX, RunConfig, as_config
 from benchmark.plans import MethodPlan, plan_methods
 from benchmark.runner import Runner
 from benchmark.stores import dataset_label, resolve_store
 from datasets.common.atomic import atomic_write_json, atomic_write_text
 from datasets.common.distributed import distributed_rank, finish
+from datasets.common.errors import UsageError
 from datasets.store.reader import FeatureStore
 from methods.base import TrainConfig, VideoMethod
 
@@ -54,10 +55,10 @@ def search_keys(cls: type[VideoMethod], space: dict[str, Any] | None = None) -> 
         elif key in hparams:
             kinds[key] = "hparam"
         else:
-            raise ValueError(f"{cls.name}.search_space: {key!r} is neither a hyper-parameter ({sorted(hparams)}) "
+            raise UsageError(f"{cls.name}.search_space: {key!r} is neither a hyper-parameter ({sorted(hparams)}) "
                              f"nor 'train.<setting>' ({sorted(train)})")
         if not isinstance(values, tuple | list) or not values:
-            raise ValueError(f"{cls.name}.search_space[{key!r}] must be a non-empty tuple of candidate values")
+            raise UsageError(f"{cls.name}.search_space[{key!r}] must be a non-empty tuple of candidate values")
     return kinds
 
 
@@ -73,7 +74,9 @@ def trial_settings(plan: MethodPlan, trials: int, tune_seed: int,
     """The plan's current setting, then ``trials - 1`` others drawn from its grid (the
     method's ``search_space``, or ``space``)."""
     if trials < 1:
-        raise ValueError(f"--trials {trials}: must be at least 1")
+        raise UsageError(f"--trials {trials}: must be at least 1")
+    if not 0 <= tune_seed < MAX_SEED:
+        raise UsageError(f"--tune-seed {tune_seed}: must lie in [0, 2**32)")
     space = plan.cls.search_space if space is None else space
     current = current_setting(plan, space)
     grid = [dict(zip(space, values)) for values in itertools.product(*space.values())]
@@ -81,7 +84,7 @@ def trial_settings(plan: MethodPlan, trials: int, tune_seed: int,
     rng = np.random.default_rng([tune_seed, zlib.crc32(plan.name.encode())])
     order = rng.permutation(len(others))
     if trials - 1 > len(others):
-        raise ValueError(f"--trials {trials}: {plan.name}'s search space has only {len(others) + 1} settings")
+        raise UsageError(f"--trials {trials}: {plan.name}'s search space has only {len(others) + 1} settings")
     return [current] + [others[i] for i in order[: trials - 1]]
 
 
@@ -111,7 +114,7 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0,
     searched: dict[str, tuple[Any, ...]] | None = None
     if space is not None:
         if not isinstance(space, dict) or not space:
-            raise ValueError("--space must be a JSON object of setting -> list of candidate values")
+            raise UsageError("--space must be a JSON object of setting -> list of candidate values")
         searched = {key: tuple(values) if isinstance(values, list) else values for key, values in space.items()}
     plans: list[MethodPlan] = []
     settings: dict[str, tuple[str, int, dict[str, Any]]] = {}
@@ -165,7 +168,7 @@ def trial_rows(runner: Runner, settings: dict[str, tuple[str, int, dict[str, Any
     wrong = [f"{label} seed {seed} ({record.evaluated_on})" for label, seeds in records.items()
              for seed, record in seeds.items() if record.evaluated_on != "validation"]
     if wrong:
-        raise ValueError(f"{runner.out}: trial(s) {', '.join(wrong)} were not scored on the validation part; tune "
+        raise UsageError(f"{runner.out}: trial(s) {', '.join(wrong)} were not scored on the validation part; tune "
                          "chooses only from validation scores. Recompute them with --force")
     rows: list[dict[str, Any]] = []
     candidates: dict[str, list[selection.Candidate]] = {}

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from datasets.common.errors import UsageError
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
 from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod, bounded
@@ -93,7 +94,7 @@ class AdaFrame(VideoMethod):
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
         super().__init__(num_classes, dims, **hparams)
         if self.hp.max_steps < 1 or self.hp.memory_frames < 1:
-            raise ValueError("method 'adaframe': max_steps and memory_frames must be >= 1")
+            raise UsageError("method 'adaframe': max_steps and memory_frames must be >= 1")
         hidden = self.hp.hidden
         self.project = nn.Sequential(nn.Linear(dims["coarse"], hidden), nn.ReLU())
         self.readout = MemoryReadout(hidden)

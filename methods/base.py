@@ -15,6 +15,7 @@ defaults that the config file can override. See README "Adding a method".
 from __future__ import annotations
 
 import math
+import traceback
 import types
 import typing
 from abc import ABC, abstractmethod
@@ -25,6 +26,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from datasets.common.errors import UsageError, UserError
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler
 
@@ -102,10 +104,10 @@ def check_setting_types(settings_cls: type, values: dict[str, Any], *, where: st
         kind = hints.get(key)
         if kind is not None and not _accepts(kind, value):
             shown = getattr(kind, "__name__", None) or str(kind).replace("typing.", "")
-            raise ValueError(f"{where}: {key} = {value!r} is a {type(value).__name__}; it must be {shown}")
+            raise UsageError(f"{where}: {key} = {value!r} is a {type(value).__name__}; it must be {shown}")
         problem = bounds.get(key, Bounds()).problem(value)
         if problem:
-            raise ValueError(f"{where}: {key} = {value!r} is out of range: {problem}")
+            raise UsageError(f"{where}: {key} = {value!r} is out of range: {problem}")
 
 
 #: What ``--suite`` runs when no ``--methods`` are named: the method suites it includes.
@@ -134,12 +136,12 @@ class TrainConfig:
         budget = sorted(set(overrides) & set(BUDGET_SETTINGS))
         if budget:
             flags = ", ".join(BUDGET_SETTINGS[k] for k in budget)
-            raise ValueError(f"{where}: {budget} is the run's training budget, the same for every method; "
+            raise UsageError(f"{where}: {budget} is the run's training budget, the same for every method; "
                              f"remove it there and pass {flags} to the command instead")
         known = {f.name for f in fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise ValueError(f"{where}: unknown training setting(s) {unknown}; known: {sorted(known)}")
+            raise UsageError(f"{where}: unknown training setting(s) {unknown}; known: {sorted(known)}")
         check_setting_types(TrainConfig, overrides, where=where)
         return replace(self, **overrides)
 
@@ -163,7 +165,23 @@ class MethodOutput:
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-class MethodOutputError(ValueError):
+class MethodError(UserError):
+    """A method's own code raised while the harness ran it (a plug-in's bug, usually)."""
+
+
+def method_failure(name: str, stage: str, exc: BaseException) -> MethodError:
+    """``exc``, raised in method ``name``'s ``stage`` (forward, loss...), as one line that names the
+    method, what it raised and where (the innermost frame outside torch and the harness)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if "site-packages" not in f.filename and "/torch/" not in f.filename
+           and not f.filename.endswith(("benchmark/training.py", "datasets/loading/access.py"))]
+    found = own or frames
+    at = f" at {found[-1].filename}:{found[-1].lineno}" if found else ""
+    return MethodError(f"method {name!r} raised {type(exc).__name__} in {stage}(){at}: {exc} (set LITEEVAL_DEBUG=1 "
+                       "for the traceback)")
+
+
+class MethodOutputError(UsageError):
     """A method's output breaks the interface (shapes, types, signs, completeness)."""
 
 
@@ -284,10 +302,10 @@ class VideoMethod(nn.Module, ABC):
             self.hp = self.Hparams(**hparams)
         except TypeError as exc:
             known = [f.name for f in fields(self.Hparams)]
-            raise ValueError(f"method {self.name!r}: bad hyper-parameters {hparams} ({exc}); known: {known}") from None
+            raise UsageError(f"method {self.name!r}: bad hyper-parameters {hparams} ({exc}); known: {known}") from None
         missing = [s for s in self.streams if s not in dims]
         if missing:
-            raise ValueError(f"method {self.name!r} needs streams {missing}, the dataset has {sorted(dims)}")
+            raise UsageError(f"method {self.name!r} needs streams {missing}, the dataset has {sorted(dims)}")
         self.num_classes = num_classes
         self.dims = dict(dims)
         # GMACs per frame of each stream, as the harness counted them (benchmark/costs.py); set

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from datasets.common.errors import UsageError
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
 from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod, bounded
@@ -60,7 +61,7 @@ class FastForward(VideoMethod):
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
         super().__init__(num_classes, dims, **hparams)
         if self.hp.max_steps < 1 or not self.hp.jumps or min(self.hp.jumps) < 1:
-            raise ValueError(f"{self.name}: need max_steps >= 1 and positive jumps")
+            raise UsageError(f"{self.name}: need max_steps >= 1 and positive jumps")
         hidden = self.hp.hidden
         self.cell = nn.LSTMCell(dims["fine"], hidden)
         self.classifier = nn.Linear(hidden, num_classes)

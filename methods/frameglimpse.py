@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from datasets.common.errors import UsageError
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
 from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod, bounded
@@ -66,7 +67,7 @@ class FrameGlimpse(VideoMethod):
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
         super().__init__(num_classes, dims, **hparams)
         if self.hp.max_glimpses < 1:
-            raise ValueError(f"{self.name}: max_glimpses must be >= 1")
+            raise UsageError(f"{self.name}: max_glimpses must be >= 1")
         hidden = self.hp.hidden
         self.cell = nn.LSTMCell(dims["fine"] + 1, hidden)
         self.classifier = nn.Linear(hidden, num_classes)

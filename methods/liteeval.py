@@ -66,6 +66,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from datasets.common.errors import UsageError
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import AllFrames, FrameSampler
 from methods.base import (
@@ -185,14 +186,14 @@ class _LiteEvalNet(VideoMethod):
         super().__init__(num_classes, dims, **hparams)
         hp = self.hp
         if hp.sync and hp.fine_hidden < hp.coarse_hidden:
-            raise ValueError(
+            raise UsageError(
                 f"{self.name}: synchronisation copies the coarse state into the first units of the fine state, "
                 f"so fine_hidden ({hp.fine_hidden}) must be >= coarse_hidden ({hp.coarse_hidden})"
             )
         for key, value, allowed in (("penalty", hp.penalty, PENALTIES), ("embed_style", hp.embed_style, EMBED_STYLES),
                                     ("tau_schedule", hp.tau_schedule, TAU_SCHEDULES)):
             if value not in allowed:
-                raise ValueError(f"{self.name}: {key} = {value!r}; choose one of {list(allowed)}")
+                raise UsageError(f"{self.name}: {key} = {value!r}; choose one of {list(allowed)}")
         coarse_in = hp.coarse_embed or dims["coarse"]
         fine_in = hp.fine_embed or dims["fine"]
         self.embed = embedding(dims["coarse"], hp.coarse_embed, hp.embed_style) if hp.coarse_embed else nn.Identity()
@@ -263,7 +264,7 @@ class _LiteEvalNet(VideoMethod):
     def forward_budget(self, batch: Batch, budget: int) -> MethodOutput:
         """LiteEval-K (section 3.3): the prediction is forced right after the K-th fine read."""
         if budget < 1:
-            raise ValueError(f"{self.name}: the budget counts fine-feature reads and must be >= 1, got {budget}")
+            raise UsageError(f"{self.name}: the budget counts fine-feature reads and must be >= 1, got {budget}")
         return self._forward_eval(batch, budget)
 
     def _init_state(self, b: int, device: torch.device):

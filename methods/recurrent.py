@@ -30,6 +30,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from datasets.common.errors import UsageError
+
 
 def fused_lstm(cell: nn.LSTMCell, inputs: torch.Tensor) -> torch.Tensor:
     """Hidden states (B, T, H) of ``cell`` run over ``inputs`` (B, T, D) from zero states, in
@@ -123,9 +125,9 @@ def input_projection(cell: nn.LSTMCell, *parts: torch.Tensor, row_sparse: bool =
         projected = product(part, block, row_sparse)
         out = projected if out is None else out + projected
     if start != cell.input_size:
-        raise ValueError(f"input parts add up to {start} features, the cell takes {cell.input_size}")
+        raise UsageError(f"input parts add up to {start} features, the cell takes {cell.input_size}")
     if out is None:
-        raise ValueError("no input parts were given")
+        raise UsageError("no input parts were given")
     if cell.bias:
         out = out + (cell.bias_ih + cell.bias_hh)
     return out

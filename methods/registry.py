@@ -14,9 +14,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import traceback
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from datasets.common.errors import UsageError
 from methods.base import SUITES, VideoMethod
 
 ENTRY_POINT_GROUP = "liteeval_bench.methods"
@@ -30,7 +32,7 @@ def register_method(name: str):
         if not (isinstance(cls, type) and issubclass(cls, VideoMethod)):
             raise TypeError(f"@register_method({name!r}) must decorate a VideoMethod subclass, got {cls!r}")
         if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"method name {name!r} is already registered by {_REGISTRY[name].__module__}")
+            raise UsageError(f"method name {name!r} is already registered by {_REGISTRY[name].__module__}")
         cls.name = name
         _REGISTRY[name] = cls
         return cls
@@ -82,32 +84,44 @@ def display_name(name: str) -> str:
 def _load_dotted(spec: str) -> type[VideoMethod]:
     target, _, attr = spec.rpartition(":")
     if not target or not attr:
-        raise ValueError(f"plug-in {spec!r} must look like 'package.module:ClassName' or 'path/file.py:ClassName'")
+        raise UsageError(f"plug-in {spec!r} must look like 'package.module:ClassName' or 'path/file.py:ClassName'")
     if target.endswith(".py"):
         path = Path(target).resolve()
         if not path.is_file():
-            raise ValueError(f"plug-in file {path} does not exist")
+            raise UsageError(f"plug-in file {path} does not exist")
         module_name = f"_liteeval_plugin_{path.stem}"
         loader_spec = importlib.util.spec_from_file_location(module_name, path)
         if loader_spec is None or loader_spec.loader is None:
-            raise ValueError(f"plug-in file {path} cannot be imported as a Python module")
+            raise UsageError(f"plug-in file {path} cannot be imported as a Python module")
         module = importlib.util.module_from_spec(loader_spec)
         sys.modules[module_name] = module
-        loader_spec.loader.exec_module(module)
+        try:
+            loader_spec.loader.exec_module(module)
+        except Exception as exc:  # noqa: BLE001 - a syntax or import error in the user's file, whatever it is
+            del sys.modules[module_name]
+            raise UsageError(f"plug-in file {path} could not be imported: {_where(exc, path)}") from exc
     else:
         try:
             module = importlib.import_module(target)
-        except ImportError as exc:
-            raise ValueError(f"plug-in {spec!r}: cannot import {target!r} ({exc})") from exc
+        except Exception as exc:  # noqa: BLE001 - ImportError, or anything the module raises as it loads
+            raise UsageError(f"plug-in {spec!r}: cannot import {target!r}: {_where(exc, None)}") from exc
     try:
         cls = getattr(module, attr)
     except AttributeError:
-        raise ValueError(f"plug-in {spec!r}: {target} has no attribute {attr!r}") from None
+        raise UsageError(f"plug-in {spec!r}: {target} has no attribute {attr!r}") from None
     if not (isinstance(cls, type) and issubclass(cls, VideoMethod)):
-        raise ValueError(f"plug-in {spec!r} is not a VideoMethod subclass")
+        raise UsageError(f"plug-in {spec!r} is not a VideoMethod subclass")
     if not cls.name:
         cls.name = attr.lower()
     return cls
+
+
+def _where(exc: BaseException, path: Path | None) -> str:
+    """What a plug-in raised while loading, and at which line of its file."""
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError at line {exc.lineno}: {exc.msg}"
+    lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if path is not None and Path(f.filename) == path]
+    return f"{type(exc).__name__}{f' at line {lines[-1]}' if lines else ''}: {exc}"
 
 
 def resolve_method(spec: str) -> type[VideoMethod]:
@@ -116,5 +130,7 @@ def resolve_method(spec: str) -> type[VideoMethod]:
         return _load_dotted(spec)
     known = available_methods()
     if spec not in known:
-        raise ValueError(f"unknown method {spec!r}; registered: {sorted(known)} (or pass module:Class)")
+        if spec.endswith(".py") or "/" in spec:
+            raise UsageError(f"plug-in {spec!r} names a file but no class: pass it as {spec}:ClassName")
+        raise UsageError(f"unknown method {spec!r}; registered: {sorted(known)} (or pass module:Class)")
     return known[spec]

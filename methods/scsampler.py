@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
+from datasets.common.errors import UsageError
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import AllFrames, FrameSampler
 from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod, bounded
@@ -65,7 +66,7 @@ class SCSampler(VideoMethod):
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
         super().__init__(num_classes, dims, **hparams)
         if self.hp.frames < 1:
-            raise ValueError(f"method 'scsampler': frames must be >= 1, got {self.hp.frames}")
+            raise UsageError(f"method 'scsampler': frames must be >= 1, got {self.hp.frames}")
         self.scorer = frame_classifier(dims["coarse"], num_classes, self.hp.scorer_hidden, self.hp.dropout)
         self.classifier = frame_classifier(dims["fine"], num_classes, self.hp.hidden, self.hp.dropout)
 

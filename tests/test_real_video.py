@@ -145,3 +145,19 @@ def test_realtime_streaming_waits_for_each_frame_as_a_camera_would(real_run):
     live = record["live"]
     assert record["realtime"] and record["offline"] is None
     assert live["wall_s"] >= live["per_frame"][-1]["time_s"] >= 2.9  # the last frame arrives at about 3 s
+
+
+@pytest.mark.parametrize("damage", ["empty", "text", "head", "half", "zeros", "missing"])
+def test_streaming_a_broken_video_is_one_line_naming_it(real_run, tmp_path, capsys, damage):
+    """Found: six kinds of broken file gave tracebacks; each is one line that names the file."""
+    videos, run = real_run
+    data = (videos / "bikes_test1.mp4").read_bytes()
+    contents = {"empty": b"", "text": b"not a video\n" * 50, "head": data[:2000], "half": data[: len(data) // 2],
+                "zeros": bytes(len(data)), "missing": None}[damage]
+    broken = tmp_path / f"{damage}.mp4"
+    if contents is not None:
+        broken.write_bytes(contents)
+    assert benchmark_main(["stream", str(broken), "--run", str(run), "--compare", "none"]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err and str(broken) in lines[0], err

@@ -272,3 +272,173 @@ def test_runs_started_at_once_on_a_new_machine_share_one_generated_store(tmp_pat
     assert [run.returncode for run in runs] == [0, 0, 0], [err[-1500:] for _, err in outputs]
     assert len({out.strip() for out, _ in outputs}) == 1
     assert sum("generating the 'tiny' synthetic store" in err for _, err in outputs) == 1
+
+
+# ---------------------------------------------------------------------------- 10. one line, or a traceback
+def test_a_diverging_loss_is_one_line(tmp_path, capsys):
+    from tests.test_guarantees import error_line, plugin, run
+
+    spec = plugin(tmp_path, "diverges", extra="feature = feature * float('nan')")
+    assert run(tmp_path, "--methods", spec) == 2
+    assert "the training loss became nan at step 1; lower the learning rate" in error_line(capsys)
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("def broken(:\n", "SyntaxError at line 1"),
+    ("import no_such_module_anywhere\n", "ModuleNotFoundError at line 1: No module named 'no_such_module_anywhere'"),
+    ("x = 1\nraise RuntimeError('boom')\n", "RuntimeError at line 2: boom"),
+])
+def test_a_plugin_file_that_fails_to_import_is_one_line(tmp_path, capsys, body, expected):
+    from tests.test_guarantees import error_line, run
+
+    path = tmp_path / "bad_plugin.py"
+    path.write_text(body)
+    assert run(tmp_path, "--methods", f"{path}:Bad") == 2
+    line = error_line(capsys)
+    assert f"plug-in file {path} could not be imported: {expected}" in line
+
+
+def test_a_plugin_file_without_its_class_is_named_as_a_file(tmp_path, capsys):
+    from tests.test_guarantees import error_line, run
+
+    assert run(tmp_path, "--methods", "docs/examples/coarse_mean.py") == 2
+    assert "names a file but no class: pass it as docs/examples/coarse_mean.py:ClassName" in error_line(capsys)
+
+
+def test_a_plugin_that_raises_in_forward_is_named_with_its_line(tmp_path, capsys):
+    from tests.test_guarantees import error_line, plugin, run
+
+    spec = plugin(tmp_path, "raises", extra="feature = feature.reshape(7, -1, 3)")
+    assert run(tmp_path, "--methods", spec) == 2
+    line = error_line(capsys)
+    assert "method 'raises' raised RuntimeError in forward() at " in line and "raises.py:" in line
+
+
+def test_a_pickled_model_file_is_one_line_not_run(tmp_path, capsys):
+    """Found: a pickle payload in model.pt (with its checksum updated) gave a traceback under online."""
+    import hashlib
+    import pickle
+
+    from benchmark.__main__ import main
+    from tests.test_guarantees import error_line, pair, run
+
+    assert run(tmp_path, "--methods", "uniform", "liteeval") == 0
+    folder = pair(tmp_path, "liteeval")
+    marker = tmp_path / "payload-ran"
+    (folder / "model.pt").write_bytes(pickle.dumps(Payload(str(marker))))
+    record = json.loads((folder / "metrics.json").read_text())
+    record["files"]["model.pt"] = hashlib.sha256((folder / "model.pt").read_bytes()).hexdigest()
+    (folder / "metrics.json").write_text(json.dumps(record))
+    code = main(["-q", "online", "--dataset", "tiny", "--methods", "uniform", "liteeval", "--seeds", "0",
+                 "--steps", "2", "--max-k", "2", "--results-dir", str(tmp_path), "--name", "t"])
+    assert code == 2 and "is not a plain state dict of tensors" in error_line(capsys)
+    assert not marker.exists()
+
+
+class Payload:
+    """What a malicious model.pt would carry: code that runs when unpickled."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path(self.marker).write_text, ("ran",))
+
+
+def test_an_internal_error_is_a_traceback_not_a_user_line():
+    """Found: a NumPy ValueError ('shape mismatch') printed as a bare `error:` line; only the suite's
+    own errors (and the file system's) are one line."""
+    import argparse
+
+    from datasets.common.cli import run_cli
+
+    parser = argparse.ArgumentParser()
+    parser.set_defaults(func=lambda args: int(__import__("numpy").zeros(2) + __import__("numpy").zeros(3)))
+    with pytest.raises(ValueError, match="could not be broadcast"):
+        run_cli(parser, [])
+
+
+# ---------------------------------------------------------------------------- 11. lines that say what is wrong
+def store_copy(tiny_store: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    store = tmp_path / "store"
+    shutil.copytree(tiny_store, store)
+    return store
+
+
+def edit_manifest(store: Path, edit) -> None:
+    manifest = json.loads((store / "manifest.json").read_text())
+    edit(manifest)
+    (store / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_an_empty_split_and_unknown_manifest_keys_are_store_problems(tiny_store, tmp_path, capsys):
+    """Found: an empty evaluation split passed validate and failed after training; unknown keys passed silently."""
+    from datasets.__main__ import main as datasets_main
+    from datasets.store.reader import FeatureStore
+
+    store = store_copy(tiny_store, tmp_path)
+    edit_manifest(store, lambda m: m["splits"].update(extra={"num_videos": 0, "labelled": True}))
+    assert datasets_main(["validate", str(store)]) != 0
+    captured = capsys.readouterr()
+    assert "the split has 0 videos" in captured.out + captured.err
+    edit_manifest(store, lambda m: (m["splits"].pop("extra"), m.update(nmae="typo"),
+                                    m["streams"]["fine"].update(dimm=3)))
+    with pytest.raises(Exception, match=r"unknown key\(s\) \['nmae'\]") as found:
+        FeatureStore.open(store)
+    assert "unknown key(s) ['dimm']" in str(found.value)
+
+
+def test_a_store_whose_data_lies_outside_it_is_refused(tiny_store, tmp_path):
+    """Found: an HDF5 file with external storage outside its folder was accepted."""
+    import h5py
+
+    from datasets.store.reader import FeatureStore
+
+    store = store_copy(tiny_store, tmp_path)
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(bytes(64))
+    with h5py.File(store / "features.h5", "r+") as f:
+        f.create_dataset("extras/elsewhere", shape=(4,), dtype="int64", external=[(str(outside), 0, 32)])
+    with pytest.raises(Exception, match="'extras/elsewhere' stores its data in"):
+        FeatureStore.open(store)
+    with h5py.File(store / "features.h5", "r+") as f:
+        del f["extras/elsewhere"]
+        f["extras/link"] = h5py.ExternalLink(str(outside), "/x")
+    with pytest.raises(Exception, match="'extras/link' is an external link"):
+        FeatureStore.open(store)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--train-split", "test"], "--train-split 'test': the training and evaluation splits are both 'test'"),
+    (["--seeds", str(2**70)], "seeds must lie in [0, 2**32)"),
+])
+def test_unclear_lines_now_say_what_is_wrong(tmp_path, capsys, args, expected):
+    from benchmark.__main__ import main
+
+    base = ["-q", "run", "--dataset", "tiny", "--methods", "uniform", "--steps", "1", "--results-dir", str(tmp_path)]
+    assert main([*base, *args]) == 2
+    assert expected in one_line(capsys)
+
+
+def test_an_unlabelled_split_is_refused_before_training(tiny_store, tmp_path, capsys):
+    import h5py
+    import numpy as np
+
+    from benchmark.__main__ import main
+    from datasets.store.checks import header_digest
+
+    store = store_copy(tiny_store, tmp_path)
+    with h5py.File(store / "features.h5", "r+") as f:
+        splits = f["splits"][:].astype(str)
+        labels = f["labels"][:]
+        labels[splits == "test"] = 0
+        f["labels"][...] = labels
+        digest = header_digest(f["video_ids"][:].astype(str), splits, labels, f["offsets"][:])
+    edit_manifest(store, lambda m: (m["splits"]["test"].update(labelled=False),
+                                    m["checksums"].update(header_sha256=digest)))
+    code = main(["-q", "run", "--dataset", str(store), "--methods", "uniform", "--steps", "1", "--eval-split", "test",
+                 "--results-dir", str(tmp_path / "results")])
+    assert code == 2 and "--eval-split 'test' carries no labels" in one_line(capsys)
+    assert not list((tmp_path / "results").glob("*/runs/*/seed*/metrics.json")) and np.any(labels)

@@ -1,21 +1,29 @@
 """What every command line of the suite does around its subcommands.
 
 Subcommands set ``func`` on their parser; ``run_cli`` parses, sets up logging, runs the
-subcommand, and turns the errors a user can fix (bad input, refused overwrite) into one
-``error: ...`` line and exit code 2, instead of a traceback; Ctrl-C gives one line and exit
-code 130 (the shell's code for SIGINT).
+subcommand, and turns the errors a user can fix (``UserError``: bad input, a refused overwrite,
+a plug-in that fails; and the file system's errors) into one ``error: ...`` line and exit code
+2, instead of a traceback (``LITEEVAL_DEBUG=1`` shows it too); Ctrl-C gives one line and exit
+code 130 (the shell's code for SIGINT). Any other exception is a bug of the suite and keeps its
+traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import traceback
 
-from datasets.common.errors import StoreError
+from datasets.common.errors import UserError
 
-# Errors whose message says what to fix (a missing input names the command that makes it).
-USER_ERRORS = (StoreError, FileExistsError, FileNotFoundError, ValueError)
+# Errors whose message says what to fix: the suite's own (UserError: bad arguments, settings,
+# stores, plug-ins, results folders), and the file system's, which name the file. Anything else
+# (a ValueError from inside NumPy, say) is a bug and keeps its traceback.
+USER_ERRORS = (UserError, FileExistsError, FileNotFoundError, PermissionError)
+#: Set to 1 to see the traceback behind a one-line error too.
+DEBUG_VARIABLE = "LITEEVAL_DEBUG"
 
 
 def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
@@ -24,6 +32,8 @@ def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> i
     try:
         return args.func(args)
     except USER_ERRORS as exc:
+        if os.environ.get(DEBUG_VARIABLE) == "1":
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -25,7 +25,18 @@ class Problem:
         return text
 
 
-class StoreError(Exception):
+class UserError(Exception):
+    """An error the user can fix, whose message names the input and the fix.
+
+    The command lines print it as one ``error: ...`` line with exit code 2
+    (datasets/common/cli.py); anything else is a bug, and keeps its traceback."""
+
+
+class UsageError(UserError, ValueError):
+    """A bad argument, setting, name or plug-in (a ValueError, as callers of the library expect)."""
+
+
+class StoreError(UserError):
     """A feature store cannot be read or written as asked."""
 
 

@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 from datasets.common.atomic import atomic_write_json
+from datasets.common.errors import UsageError
 from datasets.common.flops import COST_BACKEND, count_gmacs
 
 __all__ = ["COST_BACKEND", "PAPER_STREAMS", "BackboneSpec", "backbone_spec", "build_feature_extractor",
@@ -55,7 +56,7 @@ def build_feature_extractor(name: str):
     try:
         builder = getattr(torchvision.models, name)
     except AttributeError as exc:
-        raise ValueError(f"torchvision.models has no model {name!r}") from exc
+        raise UsageError(f"torchvision.models has no model {name!r}") from exc
     residual = name.startswith(("resnet", "resnext", "wide_resnet"))
     model = builder(weights=None, **({"zero_init_residual": True} if residual else {}))
     if hasattr(model, "fc"):
@@ -63,7 +64,7 @@ def build_feature_extractor(name: str):
     elif hasattr(model, "classifier"):
         model.classifier = nn.Identity()
     else:  # pragma: no cover - only for backbones we do not ship
-        raise ValueError(f"do not know how to remove the classifier of {name!r}")
+        raise UsageError(f"do not know how to remove the classifier of {name!r}")
     return model.eval()
 
 

@@ -28,11 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from datasets.common.errors import UsageError, UserError
+
 SEEK_GAP_SECONDS = 1.0  # seek when the next target is further ahead than this
 
 
-class VideoDecodeError(RuntimeError):
-    """A video cannot be opened or yields no frame; the message says why."""
+class VideoDecodeError(UserError, RuntimeError):
+    """A video cannot be opened or yields no frame; the message names the file and says why."""
 
 
 @dataclass
@@ -59,16 +61,17 @@ class FrameReader:
         import av
 
         if fps <= 0:
-            raise ValueError(f"fps must be positive, got {fps}")
+            raise UsageError(f"fps must be positive, got {fps}")
         self._av = av
+        self.path = Path(path)
         self.fps, self.short_side = fps, short_side
         try:
             self._container = av.open(str(path))
         except (av.FFmpegError, OSError, ValueError) as exc:
-            raise VideoDecodeError(f"cannot open: {exc}") from None
+            raise self._error(f"cannot open: {exc} (is it a complete video file?)") from None
         if not self._container.streams.video:
             self._container.close()
-            raise VideoDecodeError("no video stream")
+            raise self._error("no video stream")
         self._stream = stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         base = stream.time_base
@@ -83,6 +86,9 @@ class FrameReader:
         self.count = max(1, math.floor(self.duration * fps + 1e-6)) if self.duration else None
         self.decoded = self.seeks = 0
         self._frames: Iterator[Any] | None = None
+
+    def _error(self, why: str) -> VideoDecodeError:
+        return VideoDecodeError(f"video {self.path}: {why}")
 
     def __enter__(self) -> FrameReader:
         return self
@@ -100,19 +106,19 @@ class FrameReader:
             frame = next(self._frames, None)
         except self._av.FFmpegError as exc:
             if not yielded:
-                raise VideoDecodeError(f"corrupt stream: {exc}") from None
+                raise self._error(f"corrupt stream: {exc}") from None
             return None  # a damaged tail: keep what was decoded before it
         if frame is not None:
             self.decoded += 1
             if frame.time is None:
-                raise VideoDecodeError("frames carry no timestamps; re-mux the file (ffmpeg -i in -c copy out)")
+                raise self._error("frames carry no timestamps; re-mux the file (ffmpeg -i in -c copy out)")
         return frame
 
     def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
         try:
             yield from self._targets()
         except self._av.FFmpegError as exc:
-            raise VideoDecodeError(f"decoding failed: {exc}") from None
+            raise self._error(f"decoding failed: {exc}") from None
 
     def _targets(self) -> Iterator[tuple[float, np.ndarray]]:
         base, stream = self._stream.time_base, self._stream
@@ -150,5 +156,5 @@ def decode_at_fps(path: Path | str, fps: float, short_side: int) -> DecodedVideo
     with FrameReader(path, fps, short_side) as reader:
         frames = [frame for _, frame in reader]
     if not frames:
-        raise VideoDecodeError("no decodable frame")
+        raise VideoDecodeError(f"video {path}: no decodable frame")
     return DecodedVideo(np.stack(frames), reader.duration, reader.decoded, reader.seeks)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from datasets.common.atomic import file_sha256
+from datasets.common.errors import UsageError
 from datasets.extraction.backbones import BackboneSpec, build_feature_extractor
 
 log = logging.getLogger(__name__)
@@ -47,17 +48,17 @@ def load_checkpoint(model: torch.nn.Module, path: Path, what: str) -> None:
     try:
         state: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a bad file
-        raise ValueError(f"{what}: {path} is not a PyTorch checkpoint torch.load can read ({exc})") from None
+        raise UsageError(f"{what}: {path} is not a PyTorch checkpoint torch.load can read ({exc})") from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict):
-        raise ValueError(f"{what}: {path} holds a {type(state).__name__}, not a state dict")
+        raise UsageError(f"{what}: {path} holds a {type(state).__name__}, not a state dict")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     state = {k: v for k, v in state.items() if not k.startswith(CLASSIFIER_PREFIXES)}
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
-        raise ValueError(
+        raise UsageError(
             f"{what}: {path} does not fit torchvision's {type(model).__name__}: "
             f"{len(result.missing_keys)} missing key(s) (e.g. {result.missing_keys[:3]}), "
             f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[:3]})"

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from datasets.common.distributed import barrier, distributed_rank, finish, rank_device
-from datasets.common.errors import StoreError
+from datasets.common.errors import StoreError, UsageError
 from datasets.common.progress import progress_bar
 from datasets.extraction.backbones import PAPER_STREAMS, BackboneSpec
 from datasets.extraction.decode import DecodedVideo, VideoDecodeError, decode_at_fps
@@ -112,7 +112,7 @@ def extract(
     """
     out, videos_dir = Path(out), Path(videos_dir)
     if cfg.fps <= 0:
-        raise ValueError(f"--fps must be positive, got {cfg.fps}")
+        raise UsageError(f"--fps must be positive, got {cfg.fps}")
     if out.exists():
         raise FileExistsError(f"{out} already exists; refusing to overwrite it (choose another --out)")
     local_rank, started_group = 0, False
@@ -181,7 +181,7 @@ def _extract_videos(todo: list[tuple[str, Path | None]], shard: ShardWriter, mod
                 try:
                     decoded: DecodedVideo = future.result()
                 except VideoDecodeError as exc:
-                    shard.fail(vid, f"{path}: {exc}")
+                    shard.fail(vid, str(exc))  # it names the file
                 else:
                     pixels = torch.from_numpy(decoded.frames).to(device).permute(0, 3, 1, 2)
                     features = {s: frame_features(m, pixels, cfg.batch_size) for s, m in models.items()}

@@ -24,10 +24,11 @@ import copy
 
 import torch
 
+from datasets.common.errors import UsageError
 from datasets.loading.meter import ReadMeter
 
 
-class UndeclaredStreamError(ValueError):
+class UndeclaredStreamError(UsageError):
     """A method read a stream that its ``streams`` does not declare.
 
     The run loads and charges only the streams its methods declare, so such a read would

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datasets.common.errors import StoreError, StoreValidationError
+from datasets.common.errors import StoreError, StoreValidationError, UsageError
 from datasets.common.progress import progress_bar
 from datasets.loading.access import MeteredFeatures
 from datasets.loading.device import device_budget_bytes, host_available_bytes, resolve_device, tune_host_allocator
@@ -37,7 +37,7 @@ FINITE_CHECK_ROWS = 1 << 16  # rows per block of the NaN/Inf check (bounds its t
 BUCKET_POOL = 16  # batches per pool when bucketing shuffled epochs by length
 
 
-class LabelsHiddenError(ValueError):
+class LabelsHiddenError(UsageError):
     """A method asked an evaluation batch for its labels."""
 
 
@@ -84,7 +84,7 @@ class Batch:
         """The batch cut to its first ``k`` grid steps: what an online method has seen after
         ``k`` frames of its (in-order) grid. Reads through the cut batch are metered as usual."""
         if k < 1:
-            raise ValueError(f"first_steps needs k >= 1, got {k}")
+            raise UsageError(f"first_steps needs k >= 1, got {k}")
         frames, mask = self.frames[:, :k], self.mask[:, :k]
         return replace(self, frames=frames, mask=mask, features=self.features.on_grid(frames, mask))
 
@@ -257,12 +257,12 @@ class FeatureBank:
         and evaluation batches do not (``Batch.labels``).
         """
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise UsageError(f"batch_size must be >= 1, got {batch_size}")
         shuffle = train if shuffle is None else shuffle
         if generator is None and seed is not None:
             generator = torch.Generator().manual_seed(seed)
         if generator is None and (train or shuffle):
-            raise ValueError("training batches and shuffling need a seed= or generator= (runs must be reproducible)")
+            raise UsageError("training batches and shuffling need a seed= or generator= (runs must be reproducible)")
         visible = self._visible_lengths(horizons)
         access = (None if streams is None else tuple(streams), reader, train if labels is None else labels)
         order = np.arange(self.num_videos) if rows is None else np.asarray(rows, dtype=np.int64)
@@ -294,11 +294,11 @@ class FeatureBank:
             return self.lengths_host, self.lengths
         limits = np.asarray(horizons)
         if limits.shape != (self.num_videos,) or not np.issubdtype(limits.dtype, np.integer):
-            raise ValueError(f"horizons must be {self.num_videos} integers (one per video of bank {self.split!r}), "
+            raise UsageError(f"horizons must be {self.num_videos} integers (one per video of bank {self.split!r}), "
                              f"got an array of shape {limits.shape} and dtype {limits.dtype}")
         if len(limits) and limits.min() < 1:
             video = self.video_ids[int(np.argmin(limits))]
-            raise ValueError(f"horizons must be >= 1 (a video shows at least one frame); video {video!r} has "
+            raise UsageError(f"horizons must be >= 1 (a video shows at least one frame); video {video!r} has "
                              f"{int(limits.min())}")
         host = np.minimum(self.lengths_host, limits.astype(np.int64))
         return host, torch.from_numpy(host).to(self.device)

@@ -18,6 +18,8 @@ import os
 
 import torch
 
+from datasets.common.errors import UsageError
+
 RESIDENT_FRACTION = 0.5
 
 
@@ -28,15 +30,15 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise ValueError(f"--device {device}: not a device this suite runs on; use auto, cpu, cuda or cuda:N") from None
+        raise UsageError(f"--device {device}: not a device this suite runs on; use auto, cpu, cuda or cuda:N") from None
     if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"--device {device}: the suite runs on cpu or cuda; use auto, cpu, cuda or cuda:N")
+        raise UsageError(f"--device {device}: the suite runs on cpu or cuda; use auto, cpu, cuda or cuda:N")
     if dev.type == "cuda" and dev.index is not None and torch.cuda.is_available() \
             and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+        raise UsageError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
                          f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
+        raise UsageError(
             f"--device {device} was asked for, but this PyTorch build sees no CUDA GPU "
             f"(torch {torch.__version__}); use --device cpu or --device auto"
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from datasets.common.errors import UsageError
 from datasets.loading.access import MeteredFeatures
 from datasets.loading.bank import Batch
 from datasets.loading.meter import ReadMeter
@@ -32,7 +33,7 @@ def live_batch(features: dict[str, torch.Tensor], length: int, sampler: FrameSam
     streams (the method's declared ones)."""
     for stream, values in features.items():
         if values.shape[0] != length:
-            raise ValueError(f"live features of stream {stream!r}: {values.shape[0]} frames, the video has {length}")
+            raise UsageError(f"live features of stream {stream!r}: {values.shape[0]} frames, the video has {length}")
     lengths = torch.tensor([length], device=device)
     frames, mask = sampler.sample(lengths, length, train=False, generator=None)
     offsets = torch.tensor([0, length], device=device)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from datasets.common.errors import UsageError
+
 
 class FrameSampler(ABC):
     """Chooses which frame positions of each video a batch exposes."""
@@ -76,7 +78,7 @@ class UniformFrames(FrameSampler):
 
     def __post_init__(self) -> None:
         if self.k < 1:
-            raise ValueError(f"UniformFrames needs k >= 1, got {self.k}")
+            raise UsageError(f"UniformFrames needs k >= 1, got {self.k}")
 
     def num_steps(self, max_length: int) -> int:
         return self.k
@@ -99,7 +101,7 @@ class ConsecutiveFrames(FrameSampler):
 
     def __post_init__(self) -> None:
         if self.k < 1:
-            raise ValueError(f"ConsecutiveFrames needs k >= 1, got {self.k}")
+            raise UsageError(f"ConsecutiveFrames needs k >= 1, got {self.k}")
 
     def num_steps(self, max_length: int) -> int:
         return self.k

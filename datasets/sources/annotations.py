@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets.common.errors import StoreError
+from datasets.common.errors import StoreError, UsageError
 
 LABEL_SEPARATOR = "|"
 CSV_HEADER = ("video_id", "split", "labels")
@@ -70,7 +70,7 @@ def register_annotation_format(name: str, files: tuple[str, ...] = ("annotation 
 
     def decorate(reader: Reader) -> Reader:
         if name in READERS:
-            raise ValueError(f"annotation format {name!r} is registered twice")
+            raise UsageError(f"annotation format {name!r} is registered twice")
         READERS[name] = reader
         FILES[name] = files
         return reader

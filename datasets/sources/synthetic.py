@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from datasets.common.errors import UsageError
 from datasets.common.gitinfo import git_state
 from datasets.common.progress import progress_bar
 from datasets.extraction.backbones import COST_BACKEND, PAPER_STREAMS, count_gmacs_per_frame
@@ -79,15 +80,15 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         if self.num_classes < 2:
-            raise ValueError("num_classes must be at least 2")
+            raise UsageError("num_classes must be at least 2")
         if self.num_videos < 2:
-            raise ValueError("num_videos must be at least 2")
+            raise UsageError("num_videos must be at least 2")
         if not 0 < self.train_fraction < 1:
-            raise ValueError("train_fraction must be in (0, 1)")
+            raise UsageError("train_fraction must be in (0, 1)")
         if not 1 <= self.min_frames <= self.max_frames:
-            raise ValueError("need 1 <= min_frames <= max_frames")
+            raise UsageError("need 1 <= min_frames <= max_frames")
         if not 0 <= self.temporal_rho < 1:
-            raise ValueError("temporal_rho must be in [0, 1)")
+            raise UsageError("temporal_rho must be in [0, 1)")
 
 
 # Preset sizes. ``default`` is the embedded default of the main job: FCVID's per-video length
@@ -124,7 +125,7 @@ PAPER_BYTES_PER_VIDEO = 167 * (1280 + 2048) * 2
 def preset(name: str, **overrides: Any) -> SynthConfig:
     """A preset's config, with ``overrides`` (e.g. ``num_videos``) applied."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        raise UsageError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,10 @@ def parse_manifest(data: Any, file: str) -> tuple[Manifest | None, list[Problem]
     problems: list[Problem] = []
     if not isinstance(data, dict):
         return None, [Problem(file, "top level must be a JSON object", "see docs/feature-store.md")]
+    unknown = sorted(set(data) - {f.name for f in fields(Manifest)})
+    if unknown:
+        problems.append(Problem(file, f"unknown key(s) {unknown}", "remove them or check their spelling "
+                                                                   "(docs/feature-store.md lists every key)"))
     fmt = data.get("format")
     if fmt != layout.FORMAT_NAME:
         problems.append(
@@ -219,7 +223,7 @@ def _parse_streams(streams_raw: dict | None, file: str, problems: list[Problem])
                 problems.append(
                     Problem(file, f"stream {required!r} is missing from 'streams'", "every store needs coarse and fine")
                 )
-        for sname, raw, where in _records(streams_raw, "streams", file, problems):
+        for sname, raw, where in _records(streams_raw, "streams", file, problems, StreamSpec):
             sub: list[Problem] = []
             backbone = _require(raw, "backbone", str, where, sub)
             resolution = _require(raw, "resolution", int, where, sub)
@@ -242,22 +246,28 @@ def _parse_splits(splits_raw: dict | None, file: str, problems: list[Problem]) -
     if splits_raw is not None:
         if not splits_raw:
             problems.append(Problem(file, "'splits' is empty", "list every split with its video count"))
-        for sname, raw, where in _records(splits_raw, "splits", file, problems):
+        for sname, raw, where in _records(splits_raw, "splits", file, problems, SplitSpec):
             sub: list[Problem] = []
             count = _require(raw, "num_videos", int, where, sub)
             labelled = _require(raw, "labelled", bool, where, sub)
+            if count is not None and count < 1:
+                sub.append(Problem(where, f"the split has {count} videos", "leave an empty split out of 'splits'"))
             problems.extend(sub)
             if not sub:
                 splits[sname] = SplitSpec(count, labelled)
     return splits
 
 
-def _records(section: dict, name: str, file: str, problems: list[Problem]) -> Iterator[tuple[str, dict, str]]:
+def _records(section: dict, name: str, file: str, problems: list[Problem],
+             record: type) -> Iterator[tuple[str, dict, str]]:
     """Each entry of the manifest's ``name`` section that is an object, with where it is; any
-    other entry is a problem."""
+    other entry, or a key the ``record`` dataclass does not have, is a problem."""
     for key, raw in section.items():
         where = f"{file} ({name}.{key})"
         if not isinstance(raw, dict):
             problems.append(Problem(where, "must be an object", "see docs/feature-store.md"))
             continue
+        unknown = sorted(set(raw) - {f.name for f in fields(record)})
+        if unknown:
+            problems.append(Problem(where, f"unknown key(s) {unknown}", "remove them or check their spelling"))
         yield key, raw, where

@@ -51,9 +51,35 @@ def open_h5(path: Path) -> Iterator[h5py.File]:
         handle.close()
 
 
+def storage_problems(h5: h5py.File, file: str) -> list[Problem]:
+    """Anything in features.h5 whose data lies outside it: an external link, a dataset with
+    external storage or a virtual dataset. A store is one self-contained folder; such a file
+    would read (or, if written, change) files elsewhere. Found before any value is read."""
+    problems: list[Problem] = []
+
+    def walk(group: h5py.Group, prefix: str) -> None:
+        for name in group:
+            link = group.get(name, getlink=True)
+            path = f"{prefix}{name}"
+            if isinstance(link, h5py.ExternalLink):
+                problems.append(Problem(file, f"'{path}' is an external link to {link.filename}", REBUILD))
+                continue
+            item = group.get(name)
+            if isinstance(item, h5py.Group):
+                walk(item, f"{path}/")
+            elif isinstance(item, h5py.Dataset) and (item.external or item.is_virtual):
+                kind = "is a virtual dataset" if item.is_virtual else f"stores its data in {item.external}"
+                problems.append(Problem(file, f"'{path}' {kind}, outside the store", REBUILD))
+
+    walk(h5, "")
+    return problems
+
+
 def read_header(h5: h5py.File, file: str) -> tuple[Header | None, list[Problem]]:
     """The per-video arrays and frame-array shapes of an open features.h5, or the problems."""
-    problems: list[Problem] = []
+    problems: list[Problem] = storage_problems(h5, file)
+    if problems:
+        return None, problems
     for name in (layout.VIDEO_IDS, layout.SPLITS, layout.LABELS, layout.OFFSETS):
         if name not in h5 or not isinstance(h5[name], h5py.Dataset):
             problems.append(Problem(file, f"dataset '{name}' is missing", REBUILD))

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from datasets import AllFrames
-from methods.base import MethodOutput, StepModule, TrainConfig, VideoMethod
+from methods.base import MethodOutput, StepModule, TrainConfig, VideoMethod, bounded
 from methods.losses import soft_cross_entropy
 
 
@@ -26,8 +26,8 @@ class CoarseMean(VideoMethod):
     online = False  # the mean uses the whole video
 
     @dataclass(frozen=True)
-    class Hparams:  # every key a config file may set; unknown keys are errors
-        dropout: float = 0.2
+    class Hparams:  # every key a config file may set; unknown keys and values out of bounds are errors
+        dropout: float = bounded(0.2, ge=0, lt=1)
 
     train_defaults = TrainConfig(lr=1e-3)  # how long it trains is the run's budget, the same for all
     # What `python -m benchmark tune` may try: Hparams fields, or "train.<TrainConfig field>".
@@ -46,9 +46,11 @@ class CoarseMean(VideoMethod):
         mean = coarse.sum(1) / batch.steps.unsqueeze(1)
         logits = self.classifier(self.dropout(mean))
         ones = torch.ones(batch.size, dtype=torch.long, device=logits.device)
+        # Checked as it leaves: (B, C) float scores, a whole run count per video for every cost module.
         return MethodOutput(scores=logits.softmax(-1), step_counts={"classifier": ones}, extras={"logits": logits})
 
     def loss(self, output, batch):
+        # Labels are for the loss: a training batch carries them, an evaluation batch does not.
         loss = soft_cross_entropy(output.extras["logits"], batch.labels)
         return loss, {"ce": loss.item()}
 
