@@ -66,10 +66,10 @@ def _resolve(folder: Path, asked: str, names: dict[str, str]) -> str:
 
 def _row(folder: Path, name: str, shown: dict[str, str]) -> Row:
     records = {}
-    for result, seed in results.pairs_on_disk(folder):
-        state = results.pair_state(folder / "runs" / result / f"seed{seed}")
-        if result == name and state.done:
-            records[seed] = PairRecord.load(folder / "runs" / result / f"seed{seed}" / results.DONE_MARKER)
+    for seed in [seed for result, seed in results.pairs_on_disk(folder) if result == name]:
+        pair = folder / "runs" / name / f"seed{seed}"
+        if results.pair_state(pair).done:
+            records[seed] = PairRecord.load(pair / results.DONE_MARKER)
     if not records:
         raise UsageError(f"{folder}: {name} has no complete pair; compute it with `python -m benchmark run`")
     return Row(name, shown.get(name, name), records)

@@ -224,11 +224,12 @@ class Runner:
         method.frame_gmacs = {s: self.per_frame[s] for s in plan.cls.streams}
         return method
 
-    def step_costs(self, plan: MethodPlan, method: VideoMethod) -> dict[str, float]:
-        """GMACs per run of each of the plan's modules (counted once per plan: they depend on its
-        settings, not on the weights)."""
+    def step_costs(self, plan: MethodPlan) -> dict[str, float]:
+        """GMACs per run of each of the plan's modules, counted once per plan on an instance of
+        its own (they depend on its settings, not on the weights); called before a pair seeds its
+        generators, so counting never shifts the pair's random numbers."""
         if plan.name not in self._step_costs:
-            self._step_costs[plan.name] = costs.step_costs(method)
+            self._step_costs[plan.name] = costs.step_costs(self.build(plan))
         return self._step_costs[plan.name]
 
     def gmacs(self, plan: MethodPlan, result: Evaluation, per_step: dict[str, float]) -> np.ndarray:
@@ -286,9 +287,9 @@ class Runner:
 
     def train_pair(self, plan: MethodPlan, seed: int) -> tuple[VideoMethod, TrainStats]:
         """Train and select one method on the training split alone (never the evaluation split)."""
+        per_step = self.step_costs(plan)
         seed_everything(seed)
         method = self.build(plan)
-        per_step = self.step_costs(plan, method)
         log.info("%s seed %d: training (%s, %s)", plan.name, seed, plan.train, self.budget)
         stats = fit(method, self.bank(self.train_split), plan.train, self.budget, seed=seed,
                     rows=self.held_out.train_rows,
@@ -298,7 +299,7 @@ class Runner:
 
     def run_pair(self, plan: MethodPlan, seed: int) -> PairRecord:
         method, stats = self.train_pair(plan, seed)
-        per_step = self.step_costs(plan, method)
+        per_step = self.step_costs(plan)
         if self.eval_split is None:  # a selection run: the validation rows, never the evaluation split
             eval_bank, rows = self.bank(self.train_split), self.held_out.val_rows
         else:
