@@ -314,6 +314,7 @@ def test_a_plugin_that_raises_in_forward_is_named_with_its_line(tmp_path, capsys
     assert "method 'raises' raised RuntimeError in forward() at " in line and "raises.py:" in line
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's note on the crafted file, expected here
 def test_a_pickled_model_file_is_one_line_not_run(tmp_path, capsys):
     """Found: a pickle payload in model.pt (with its checksum updated) gave a traceback under online."""
     import hashlib
