@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from benchmark import results as results_layout
 from benchmark.budget import Budget
 from benchmark.config import DEFAULT_SEEDS, RunConfig
 from benchmark.splits import VALIDATION_FRACTION, VALIDATION_SEED
@@ -46,7 +47,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
 def _print_table(texts: dict[str, str]) -> int:
     # Under torchrun only rank 0 writes (and prints) the table; the other ranks return {}.
     if texts:
-        print(texts["table.md"])
+        print(texts[results_layout.TABLE_MD])
         if "reference_check" in texts:
             print(texts["reference_check"])
     return 0
@@ -93,7 +94,7 @@ def _cmd_online(args: argparse.Namespace) -> int:
         table = run_online(runner, OnlineOptions(budgets=tuple(range(1, args.max_k + 1)), reference=args.reference,
                                                  frame_model=args.frame_model))
     print(summary(table))
-    print(f"\nwritten: {runner.out / 'online.csv'}")
+    print(f"\nwritten: {runner.out / results_layout.ONLINE_CSV}")
     return 0
 
 
@@ -107,7 +108,7 @@ def _cmd_latency(args: argparse.Namespace) -> int:
         # The folder's table gains the estimate as a column, from the saved pairs (nothing is recomputed).
         texts = runner.write_results(invocation=False)
     print((runner.out / LATENCY_TABLE).read_text())
-    print(texts["table.md"])
+    print(texts[results_layout.TABLE_MD])
     print(f"written: {runner.out / LATENCY_TABLE}, latency.json, and the folder's table with the estimate as a column")
     return 0
 
@@ -166,21 +167,21 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_migrate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.results import DONE_MARKER, adopt_legacy_pair, folder_lock, pairs_on_disk, read_json
+    from benchmark.results import DONE_MARKER, RUNS, adopt_legacy_pair, folder_lock, pair_dir, pairs_on_disk, read_json
 
     root = Path(args.results_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"--results-dir {root}: no such folder")
     added, refused = 0, []
-    for folder in sorted(p for p in root.iterdir() if (p / "runs").is_dir()):
+    for folder in sorted(p for p in root.iterdir() if (p / RUNS).is_dir()):
         legacy = [(name, seed) for name, seed in pairs_on_disk(folder)
-                  if isinstance(record := read_json(folder / "runs" / name / f"seed{seed}" / DONE_MARKER), dict)
+                  if isinstance(record := read_json(pair_dir(folder, name, seed) / DONE_MARKER), dict)
                   and record.get("files") is None]
         if not legacy:
             continue
         with folder_lock(folder):
             for name, seed in legacy:
-                why = adopt_legacy_pair(folder / "runs" / name / f"seed{seed}")
+                why = adopt_legacy_pair(pair_dir(folder, name, seed))
                 if why:
                     refused.append(f"{folder}/runs/{name}/seed{seed}: {why}")
                 else:

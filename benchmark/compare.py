@@ -51,7 +51,7 @@ class Comparison:
 
 def _rows(folder: Path) -> dict[str, str]:
     """Every row name of the folder's summary (and result name) -> its result name."""
-    summary = (results.read_json(folder / "metrics.json") or {}).get("summary") or {}
+    summary = (results.read_json(folder / results.SUMMARY) or {}).get("summary") or {}
     names = {name: name for name, _ in results.pairs_on_disk(folder)}
     names.update({str(entry.get("display_name")): name for name, entry in summary.items() if isinstance(entry, dict)})
     return names
@@ -67,7 +67,7 @@ def _resolve(folder: Path, asked: str, names: dict[str, str]) -> str:
 def _row(folder: Path, name: str, shown: dict[str, str]) -> Row:
     records = {}
     for seed in [seed for result, seed in results.pairs_on_disk(folder) if result == name]:
-        pair = folder / "runs" / name / f"seed{seed}"
+        pair = results.pair_dir(folder, name, seed)
         if results.pair_state(pair).done:
             records[seed] = PairRecord.load(pair / results.DONE_MARKER)
     if not records:
@@ -78,7 +78,7 @@ def _row(folder: Path, name: str, shown: dict[str, str]) -> Row:
 def compare(folder: Path | str, a: str, b: str) -> Comparison:
     """Row ``a`` against row ``b`` of the results folder ``folder`` (see the module docstring)."""
     folder = Path(folder)
-    if not (folder / "runs").is_dir():
+    if not (folder / results.RUNS).is_dir():
         raise FileNotFoundError(f"{folder}: no results folder with pairs here; pass results/<name> of a run")
     names = _rows(folder)
     shown = {result: row for row, result in names.items() if row != result}

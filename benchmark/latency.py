@@ -43,7 +43,7 @@ from datasets.common.errors import UsageError
 from datasets.extraction.backbones import build_feature_extractor
 from datasets.store.manifest import StreamSpec
 
-LATENCY_FILE, LATENCY_TABLE = "latency.json", "latency.md"
+LATENCY_FILE, LATENCY_TABLE = results.LATENCY_JSON, results.LATENCY_MD
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def measure(runner: Runner, options: LatencyOptions) -> dict[str, Any]:
             record = PairRecord.load(runner.pair_dir(plan, seed) / results.DONE_MARKER)
             pairs.setdefault(plan.name, {})[str(seed)] = {
                 # which trained model was timed: the table uses the estimate only while the pair holds it
-                "model_sha256": (record.files or {}).get("model.pt"),
+                "model_sha256": (record.files or {}).get(results.WEIGHTS),
                 "online": plan.cls.online, "frames_per_video": frames, "own_ms_per_video": own,
                 "backbone_ms_per_video": backbone, "estimated_ms_per_video": own + backbone,
                 "own_time_batch": plan.train.eval_batch_size,

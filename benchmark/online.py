@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark import costs, metrics, provenance
+from benchmark import costs, metrics, provenance, results
 from benchmark.plans import MethodPlan
 from benchmark.results import SEQ_K, UNIFORM_K, online_summary
 from benchmark.runner import Runner
@@ -147,8 +147,8 @@ def run_online(runner: Runner, options: OnlineOptions) -> pd.DataFrame:
     table = evaluate_online(TrainedModels.of(runner), options)
     buffer = io.StringIO()
     table.to_csv(buffer, index=False, float_format="%.4f")
-    atomic_write_bytes(runner.out / "online.csv", buffer.getvalue().encode())
-    atomic_write_json(runner.out / "online.json", {
+    atomic_write_bytes(runner.out / results.ONLINE_CSV, buffer.getvalue().encode())
+    atomic_write_json(runner.out / results.ONLINE_JSON, {
         "written": provenance.now(),
         "command": provenance.invocation(),
         "what": "online.csv: top-1 accuracy (%) and mean cost per video (GMACs, from the read meter) when the "
@@ -159,7 +159,7 @@ def run_online(runner: Runner, options: OnlineOptions) -> pd.DataFrame:
         "frame_model": options.frame_model,
         "eval_split": runner.eval_split,
         "dataset": {"name": runner.store.manifest.name, "fingerprint": runner.fingerprint},
-        "weights": {f"{p.name}/seed{s}": str(runner.pair_dir(p, s) / "model.pt")
+        "weights": {f"{p.name}/seed{s}": str(runner.pair_dir(p, s) / results.WEIGHTS)
                     for p in runner.plans if p.cls.online or p.name == options.frame_model for s in runner.cfg.seeds},
         **runner.environment,
     })

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark import results as layout
 from benchmark.results import ONLINE_BASELINES, SEQ_K, UNIFORM_K, unpack_diagnostics
 from benchmark.tables import COST_UNIT_NOTE, order_methods
 from datasets.common.atomic import atomic_write_bytes
@@ -104,7 +105,7 @@ def _place_labels(ax, xs, ys, labels) -> None:
 
 def plot_online(results: Path, out_dir: Path) -> list[Path]:
     plt = _pyplot()
-    table = pd.read_csv(results / "online.csv")
+    table = pd.read_csv(results / layout.ONLINE_CSV)
     means = table.groupby(["method", "display_name", "K"], sort=False)[["top1_accuracy", "mean_gflops"]]
     means = means.mean().reset_index()
     # The methods in table order (methods/registry.py), the frame-classifier baselines last.
@@ -131,7 +132,7 @@ def plot_online(results: Path, out_dir: Path) -> list[Path]:
 
 def plot_offline(results: Path, out_dir: Path) -> list[Path]:
     plt = _pyplot()
-    table = pd.read_csv(results / "table.csv")
+    table = pd.read_csv(results / layout.TABLE_CSV)
     table = table.set_index("method").loc[order_methods(table.method.tolist())].reset_index()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     ax.scatter(table.gflops_mean, table.map_mean, s=36, color="#1f77b4", zorder=3)
@@ -155,17 +156,17 @@ def plot_offline(results: Path, out_dir: Path) -> list[Path]:
 
 def _gated_run(results: Path) -> Path:
     """The first seed's folder of the gated method (LiteEval)."""
-    runs = sorted((results / "runs" / GATED_METHOD).glob("seed*"), key=lambda p: int(p.name[4:]))
+    runs = sorted((results / layout.RUNS / GATED_METHOD).glob("seed*"), key=lambda p: int(p.name[4:]))
     for folder in runs:
-        if (folder / "diagnostics.npz").is_file():
+        if (folder / layout.DIAGNOSTICS).is_file():
             return folder
     raise FileNotFoundError(errno.ENOENT, "no diagnostics", f"{results}/runs/{GATED_METHOD}/seed*/diagnostics.npz")
 
 
 def _usage(folder: Path) -> tuple[list[str], list[np.ndarray], np.ndarray, list[str], np.ndarray]:
     """(video ids, per-video fine decisions, labels, class names, scores) of a saved run."""
-    ids, diagnostics = unpack_diagnostics(folder / "diagnostics.npz")
-    with np.load(folder / "scores.npz") as data:
+    ids, diagnostics = unpack_diagnostics(folder / layout.DIAGNOSTICS)
+    with np.load(folder / layout.SCORES) as data:
         if data["video_ids"].tolist() != ids:
             raise UsageError(f"{folder}: scores.npz and diagnostics.npz list different videos; re-run the method")
         labels, classes, scores = data["labels"].astype(bool), data["class_names"].tolist(), data["scores"]
@@ -214,7 +215,7 @@ def _pick_videos(decisions: list[np.ndarray], correct: np.ndarray, count: int) -
 def _evidence(results: Path, ids: list[str]) -> dict[str, np.ndarray]:
     """Synthetic ground truth (frames carrying class evidence) for ``ids``, if the store is at hand."""
     try:
-        provenance = json.loads((results / "provenance.json").read_text())
+        provenance = json.loads((results / layout.PROVENANCE).read_text())
         from datasets.store.layout import EXTRAS_GROUP
         from datasets.store.reader import FeatureStore, open_h5
 
@@ -277,11 +278,11 @@ def plot_frame_strips(results: Path, out_dir: Path, count: int = 8) -> list[Path
 
 FIGURES: dict[str, tuple[Callable[[Path, Path], list[Path]], str, str]] = {
     # name: (function, input it needs, the command that makes that input)
-    "online_curve": (plot_online, "online.csv", "python -m benchmark online"),
-    "offline_scatter": (plot_offline, "table.csv", "python -m benchmark run"),
-    "fine_usage_per_class": (plot_fine_usage, f"runs/{GATED_METHOD}/seed*/diagnostics.npz",
+    "online_curve": (plot_online, layout.ONLINE_CSV, "python -m benchmark online"),
+    "offline_scatter": (plot_offline, layout.TABLE_CSV, "python -m benchmark run"),
+    "fine_usage_per_class": (plot_fine_usage, str(layout.pair_dir(Path(), GATED_METHOD, "*") / layout.DIAGNOSTICS),
                              f"python -m benchmark run --methods {GATED_METHOD}"),
-    "fine_frames_strips": (plot_frame_strips, f"runs/{GATED_METHOD}/seed*/diagnostics.npz",
+    "fine_frames_strips": (plot_frame_strips, str(layout.pair_dir(Path(), GATED_METHOD, "*") / layout.DIAGNOSTICS),
                            f"python -m benchmark run --methods {GATED_METHOD}"),
 }
 
@@ -294,7 +295,7 @@ def plot_all(results: Path | str, figures: list[str] | None = None) -> list[Path
     unknown = sorted(set(figures or []) - set(FIGURES))
     if unknown:
         raise UsageError(f"unknown figure(s) {unknown}; known: {sorted(FIGURES)}")
-    out_dir = results / "figures"
+    out_dir = results / layout.FIGURES
     written: list[Path] = []
     for name in figures or list(FIGURES):
         function, needs, command = FIGURES[name]

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config import as_config
-from benchmark.results import read_json
+from benchmark.results import CONFIG, SUMMARY, TUNE_JSON, TUNED_JSON, pair_dir, read_json
 from datasets.common.gitinfo import REPO
 
 #: The committed tuning records the shipped settings repeat, per preset (dataset) name.
@@ -36,7 +36,7 @@ ISSUE = "issue 24"
 
 
 def _per_seed(folder: Path) -> dict[str, dict[str, dict[str, Any]]]:
-    data = read_json(folder / "metrics.json")
+    data = read_json(folder / SUMMARY)
     per_seed = data.get("per_seed") if isinstance(data, dict) else None
     return per_seed if isinstance(per_seed, dict) else {}
 
@@ -64,7 +64,7 @@ def choices(preset: str = "default", results: Path = RESULTS) -> list[Choice]:
     out = []
     for name in PRESET_RECORDS.get(preset, ()):
         folder = results / name
-        tuned = read_json(folder / "tuned.json")
+        tuned = read_json(folder / TUNED_JSON)
         if not isinstance(tuned, dict):
             continue
         split = scored_on(folder) or "an unrecorded split"
@@ -115,7 +115,7 @@ def folder_rows(folder: Path) -> list[tuple[str, str, dict[str, Any], dict[str, 
     rows = []
     for label, seeds in _per_seed(folder).items():
         for seed, record in seeds.items():
-            config = read_json(folder / "runs" / label / f"seed{seed}" / "config.json")
+            config = read_json(pair_dir(folder, label, seed) / CONFIG)
             method = classes.get(str((config or {}).get("class")))
             if method is None:  # not a registered method (a plug-in by path): no shipped preset to compare
                 continue
@@ -126,7 +126,7 @@ def folder_rows(folder: Path) -> list[tuple[str, str, dict[str, Any], dict[str, 
 
 def display_of(folder: Path, label: str) -> str | None:
     """A row's name as the folder's summary shows it."""
-    data = read_json(folder / "metrics.json")
+    data = read_json(folder / SUMMARY)
     entry = ((data or {}).get("summary") or {}).get(label) if isinstance(data, dict) else None
     return entry.get("display_name") if isinstance(entry, dict) else None
 
@@ -138,7 +138,7 @@ def audit_rows(folder: Path) -> list[dict[str, Any]] | None:
     trial kept, and which trial validation would have picked (highest of those, ties to the
     earlier, as the record's rule ranked; GFLOPs on validation were not recorded, so the
     cost-aware rule cannot be applied to them). None for a record that chose on validation."""
-    tune = read_json(folder / "tune.json")
+    tune = read_json(folder / TUNE_JSON)
     split = scored_on(folder)
     if not isinstance(tune, dict) or not split or split == "validation":
         return None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.code_fingerprint import stale_reason
-from benchmark.results import read_json
+from benchmark.results import RECORD, read_json
 from datasets.common.atomic import atomic_write_json
 from datasets.common.errors import UsageError
 
@@ -88,7 +88,7 @@ class PairRecord:
         return {**data, **self.extra}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], where: str = "metrics.json") -> PairRecord:
+    def from_json(cls, data: dict[str, Any], where: str = RECORD) -> PairRecord:
         if not isinstance(data, dict):
             raise UsageError(f"{where}: not a result record (a JSON object is expected)")
         known = {f.name for f in fields(cls)} - {"extra"}

@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from benchmark import results
 from benchmark.results import read_json
 from datasets.common.atomic import atomic_write_json
 
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 def computed_elsewhere(pair_dir: Path, platform: dict[str, Any]) -> bool:
     """Whether ``pair_dir`` holds a finished result computed on another kind of machine."""
-    record = _read(pair_dir / "metrics.json")
+    record = _read(pair_dir / results.RECORD)
     if not isinstance(record, dict):
         return False  # absent or corrupt: not a finished result anywhere
     return record.get("computed", {}).get("platform") != platform
@@ -48,19 +49,19 @@ def _read(path: Path) -> Any:
 def load(out: Path) -> dict[str, Any] | None:
     """The reference of ``out``: a kept ``reference.json``, else the summary in its current
     ``metrics.json`` (None when there is neither, or the summary predates this format)."""
-    kept = _read(out / "reference.json")
+    kept = _read(out / results.EARLIER)
     if isinstance(kept, dict):
         return kept
-    data = _read(out / "metrics.json")
+    data = _read(out / results.SUMMARY)
     if not isinstance(data, dict) or "summary" not in data or "per_seed" not in data:
         return None
     platforms = {json.dumps(r.get("computed", {}).get("platform"), sort_keys=True)
                  for seeds in data["per_seed"].values() for r in seeds.values()}
-    provenance = _read(out / "provenance.json")
+    provenance = _read(out / results.PROVENANCE)
     dataset = (provenance or {}).get("dataset", {}).get("fingerprint") if isinstance(provenance, dict) else None
     return {"summary": data["summary"], "configs": configs(data["per_seed"]), "dataset_fingerprint": dataset,
             "platforms": [json.loads(p) for p in sorted(platforms)],
-            "source": f"{out / 'metrics.json'} as it was before this run"}
+            "source": f"{out / results.SUMMARY} as it was before this run"}
 
 
 def configs(per_seed: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
@@ -75,8 +76,8 @@ def configs(per_seed: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
 
 def keep(out: Path, earlier: dict[str, Any]) -> None:
     """Save the reference once; a resumed run then compares with the same one."""
-    if not (out / "reference.json").is_file():
-        atomic_write_json(out / "reference.json", earlier)
+    if not (out / results.EARLIER).is_file():
+        atomic_write_json(out / results.EARLIER, earlier)
 
 
 def compare(earlier: dict[str, Any], current: dict[str, Any], dataset_fingerprint: str | None = None) -> dict[str, Any]:

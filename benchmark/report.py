@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark import paper, preset_origin, stream_text, tables
+from benchmark import results as layout
 from benchmark.code_fingerprint import stale_reason
 from benchmark.results import folder_lock, online_summary, read_json, unbacked_pairs
 from datasets.common.atomic import atomic_write_text
@@ -103,7 +104,7 @@ def machine_line(provenance: dict[str, Any]) -> str:
 
 def pair_machines(folder: Path) -> str:
     """Where the folder's method/seed pairs were computed (each pair's record says), by CPU and device."""
-    per_seed = _read_json(folder / "metrics.json").get("per_seed") or {}
+    per_seed = _read_json(folder / layout.SUMMARY).get("per_seed") or {}
     counts: dict[str, int] = {}
     for seeds in per_seed.values():
         for data in seeds.values():  # read leniently: older folders' summaries predate PairRecord's fields
@@ -116,7 +117,7 @@ def pair_machines(folder: Path) -> str:
 
 
 def _online_table(folder: Path) -> str:
-    table = pd.read_csv(folder / "online.csv")
+    table = pd.read_csv(folder / layout.ONLINE_CSV)
     seeds = sorted(set(table.seed))
     return (online_summary(table, ONLINE_BUDGETS)
             + f"\n\nTop-1 accuracy on the evaluation split when a prediction is forced after a budget K, and the "
@@ -178,7 +179,7 @@ def stale_rows(folder: Path) -> dict[str, str]:
     """The folder's rows whose pairs were computed by code that has changed since (row name ->
     why), judged now against the current code (benchmark/code_fingerprint.py), not when the
     table was written."""
-    data = _read_json(folder / "metrics.json")
+    data = _read_json(folder / layout.SUMMARY)
     summary, per_seed = data.get("summary") or {}, data.get("per_seed") or {}
     stale = {}
     for label, seeds in per_seed.items():
@@ -192,8 +193,8 @@ def marks(folder: Path) -> tuple[dict[str, str], str]:
     """The folder's stale rows, and the caption sentences a table of it owes its reader: which
     rows are stale, and which rest on presets chosen on the test split (benchmark/preset_origin.py)."""
     stale = stale_rows(folder)
-    rows = len(_read_json(folder / "metrics.json").get("per_seed") or {})
-    tuning = (folder / "tune.json").is_file()  # a tune re-chooses presets: its trials are not rows resting on one
+    rows = len(_read_json(folder / layout.SUMMARY).get("per_seed") or {})
+    tuning = (folder / layout.TUNE_JSON).is_file()  # a tune re-chooses presets: its trials are not rows resting on one
     on_test = {} if tuning else preset_origin.chosen_on_test(preset_origin.folder_rows(folder))
     return stale, " ".join(filter(None, [tables.stale_note(stale, rows), preset_origin.note(on_test)]))
 
@@ -203,7 +204,7 @@ def _trials_table(folder: Path) -> str:
     trials as its record has them beside what validation said of them (preset_origin.audit_rows)."""
     audit = preset_origin.audit_rows(folder)
     if audit is None:
-        return (folder / "tune.md").read_text().strip()
+        return (folder / layout.TUNE_MD).read_text().strip()
     split = preset_origin.scored_on(folder)
     return (tables.tune_markdown(audit, scored_on=split)
             + f"\n\nThese trials were scored on the **{split}** split, not on validation: `tune` ran them in worker "
@@ -218,7 +219,7 @@ def marked_table(folder: Path) -> str | None:
     """The folder's table.md with the marks it owes now (stale rows, presets chosen on the test
     split) in place of those it was written with; None where there is no table.md. ``write``
     puts it back in the folder, so a table read on its own says what the pages say."""
-    path = folder / "table.md"
+    path = folder / layout.TABLE_MD
     if not path.is_file():
         return None
     stale, owed = marks(folder)
@@ -226,10 +227,10 @@ def marked_table(folder: Path) -> str | None:
 
 
 def _section(folder: Path, title: str, marked: str | None) -> str:
-    provenance = _read_json(folder / "provenance.json")
+    provenance = _read_json(folder / layout.PROVENANCE)
     lines = [f"## {title}", "",
              f"`results/{folder.name}/`, last written by: {machine_line(provenance) or 'no provenance.json'}."]
-    if (folder / "metrics.json").is_file() and not (folder / "runs").is_dir():
+    if (folder / layout.SUMMARY).is_file() and not (folder / layout.RUNS).is_dir():
         lines.append("Its method/seed pairs were not kept: the numbers below are its summary as written, and nothing "
                      "here can be checked against per-video scores.")
     pairs = pair_machines(folder)
@@ -237,30 +238,31 @@ def _section(folder: Path, title: str, marked: str | None) -> str:
         lines.append(f"Pairs computed on: {pairs}.")
     if provenance.get("command"):
         lines.append(f"Command: `{provenance['command']}`.")
-    notes = folder / "notes.md"
+    notes = folder / layout.NOTES
     if notes.is_file():
         lines += ["", "**Notes.**", "", notes.read_text().strip()]
-    if (folder / "tune.md").is_file():
+    if (folder / layout.TUNE_MD).is_file():
         lines += ["", _trials_table(folder)]
         owed = marks(folder)[1]
         if owed:
             lines += ["", f"{tables.MARKS_HEADING} {owed}"]
     elif marked is not None:
         lines += ["", marked.strip()]
-    if folder.name == MAIN_RUN and (folder / "table.csv").is_file():
-        beside = _beside_the_paper(pd.read_csv(folder / "table.csv"))
+    if folder.name == MAIN_RUN and (folder / layout.TABLE_CSV).is_file():
+        beside = _beside_the_paper(pd.read_csv(folder / layout.TABLE_CSV))
         lines += ["", "### Beside the published numbers", "", beside.strip()]
     kind = folder.name.removeprefix(f"{MAIN_RUN}-ablate-")
-    if kind in ABLATIONS and (folder / "table.csv").is_file():
-        beside = _ablation_beside_the_paper(kind, pd.read_csv(folder / "table.csv"))
+    if kind in ABLATIONS and (folder / layout.TABLE_CSV).is_file():
+        beside = _ablation_beside_the_paper(kind, pd.read_csv(folder / layout.TABLE_CSV))
         lines += ["", "### Beside the published numbers", "", beside.strip()]
-    if (folder / "latency.md").is_file():
-        lines += ["", "### Time per video (measured on one device)", "", (folder / "latency.md").read_text().strip()]
-    if (folder / "online.csv").is_file():
+    if (folder / layout.LATENCY_MD).is_file():
+        measured = (folder / layout.LATENCY_MD).read_text().strip()
+        lines += ["", "### Time per video (measured on one device)", "", measured]
+    if (folder / layout.ONLINE_CSV).is_file():
         lines += ["", "### Online budget curves", "", _online_table(folder).strip()]
-    for record in sorted(folder.glob("stream-*.json")):
+    for record in sorted(folder.glob(layout.STREAM_RECORDS)):
         lines += ["", f"### Streaming run: `{record.name}`", "", streaming_run(record).strip()]
-    figures = sorted((folder / "figures").glob("*.png")) if (folder / "figures").is_dir() else []
+    figures = sorted((folder / layout.FIGURES).glob("*.png")) if (folder / layout.FIGURES).is_dir() else []
     if figures:
         lines += ["", "### Figures", ""]
         lines += [f"![{f.stem.replace('_', ' ')}](../results/{folder.name}/figures/{f.name})" for f in figures]
@@ -269,7 +271,7 @@ def _section(folder: Path, title: str, marked: str | None) -> str:
 
 def headline(results: Path) -> str:
     """The main run's table with the headline columns, and where it comes from."""
-    csv = results / MAIN_RUN / "table.csv"
+    csv = results / MAIN_RUN / layout.TABLE_CSV
     if not csv.is_file():
         return f"(no `results/{MAIN_RUN}/table.csv` yet: run `python -m benchmark run`)\n"
     summary = pd.read_csv(csv)
@@ -301,7 +303,7 @@ def streaming_run(path: Path) -> str:
 
 def build(results: Path) -> Report:
     present = {p.name for p in results.iterdir()
-               if p.is_dir() and any((p / f).is_file() for f in ("provenance.json", "notes.md", "table.md"))}
+               if p.is_dir() and any((p / f).is_file() for f in (layout.PROVENANCE, layout.NOTES, layout.TABLE_MD))}
     unbacked = {name: missing for name in sorted(present) if (missing := unbacked_pairs(results / name))}
     if unbacked:
         name, missing = next(iter(unbacked.items()))
@@ -351,9 +353,9 @@ def write(results: Path, page: Path, readme: Path) -> Report:
     text = with_generated(readme.read_text(), report)
     for name, table in report.tables.items():
         folder = results / name
-        if (folder / "table.md").read_text() != table:
+        if (folder / layout.TABLE_MD).read_text() != table:
             with folder_lock(folder):  # a run writing this folder must not have its table changed under it
-                atomic_write_text(folder / "table.md", table)
+                atomic_write_text(folder / layout.TABLE_MD, table)
     atomic_write_text(page, report.page)
     atomic_write_text(readme, text)
     return report

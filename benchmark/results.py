@@ -69,17 +69,35 @@ except ImportError:  # pragma: no cover - Windows
 
 log = logging.getLogger(__name__)
 
+# ---------------------------------------------------------------------- the layout, spelled here only
 LOCK_NAME = ".lock"
-#: The file whose presence (with matching checksums) marks a pair as done; written last.
-DONE_MARKER = "metrics.json"
-#: Files every finished pair has besides the marker; ``diagnostics.npz`` only when a method reports any.
-REQUIRED_FILES = ("config.json", "scores.npz", "model.pt")
-OPTIONAL_FILES = ("diagnostics.npz",)
+SUMMARY = "metrics.json"  # the folder's summary: every pair's record, means, differences
+PROVENANCE = "provenance.json"
+TABLE_MD, TABLE_CSV, TABLE_TEX = "table.md", "table.csv", "table.tex"
+NOTES = "notes.md"
+FIGURES = "figures"
+ONLINE_CSV, ONLINE_JSON = "online.csv", "online.json"
+LATENCY_JSON, LATENCY_MD = "latency.json", "latency.md"
+TUNE_MD, TUNE_JSON, TUNED_JSON = "tune.md", "tune.json", "tuned.json"
+EARLIER, CROSSCHECK = "reference.json", "reference_check.json"  # results from another machine, and the comparison
+STREAM_RECORDS = "stream-*.json"  # saved `python -m benchmark stream --out` runs
+RUNS = "runs"
+#: A pair's files: the record marks it done (written last, with the others' checksums).
+DONE_MARKER = RECORD = "metrics.json"
+CONFIG, SCORES, WEIGHTS, DIAGNOSTICS = "config.json", "scores.npz", "model.pt", "diagnostics.npz"
+#: Files every finished pair has besides the marker; diagnostics only when a method reports any.
+REQUIRED_FILES = (CONFIG, SCORES, WEIGHTS)
+OPTIONAL_FILES = (DIAGNOSTICS,)
+
+
+def pair_dir(out: Path, name: str, seed: int | str) -> Path:
+    """The folder of result ``name``'s seed ``seed`` in the results folder ``out``."""
+    return out / RUNS / name / f"seed{seed}"
 
 
 #: Where in a results folder the suite writes (globs relative to the folder; "" is the folder):
 #: the only places where a killed writer's temporaries are looked for.
-WRITTEN_IN = ("", "runs/*/seed*", "figures")
+WRITTEN_IN = ("", f"{RUNS}/*/seed*", FIGURES)
 
 
 class FolderInUseError(UsageError):
@@ -192,7 +210,7 @@ def pair_state(folder: Path) -> PairState:
     record = read_json(marker)
     if not isinstance(record, dict):
         return PairState(False, f"{DONE_MARKER} is empty or corrupt")
-    config = read_json(folder / "config.json")
+    config = read_json(folder / CONFIG)
     if not isinstance(config, dict):
         return PairState(False, "config.json is missing or corrupt")
     files = record.get("files")
@@ -226,7 +244,7 @@ def numbers_disagreement(folder: Path, record: dict[str, Any]) -> str:
     from benchmark.metrics import score
 
     try:
-        with np.load(folder / "scores.npz") as data:
+        with np.load(folder / SCORES) as data:
             arrays = {k: data[k] for k in data.files}
     except Exception:  # noqa: BLE001 - any failure to read it means the file is not complete
         return "scores.npz is unreadable"
@@ -270,7 +288,7 @@ def adopt_legacy_pair(folder: Path) -> str:
     ``_legacy_disagreement`` and ``numbers_disagreement``); returns why not ("" when added).
     The record notes when and how (``checksums_added``). Call it under the folder's lock."""
     record = read_json(folder / DONE_MARKER)
-    config = read_json(folder / "config.json")
+    config = read_json(folder / CONFIG)
     if not isinstance(record, dict) or not isinstance(config, dict):
         return f"{DONE_MARKER} or config.json is missing or corrupt"
     if record.get("files") is not None:
@@ -305,7 +323,7 @@ def _legacy_disagreement(folder: Path, record: dict[str, Any], config: dict[str,
         if recorded != configured:
             return f"{DONE_MARKER} and config.json disagree on {what} (an interrupted rewrite?)"
     try:
-        with np.load(folder / "scores.npz") as data:
+        with np.load(folder / SCORES) as data:
             videos = len(data["video_ids"])
     except Exception:  # noqa: BLE001 - any failure to read it means the file is not complete
         return "scores.npz is unreadable"
@@ -321,7 +339,7 @@ def load_weights(folder: Path, device: Any) -> dict[str, Any]:
 
     import torch
 
-    path = folder / "model.pt"
+    path = folder / WEIGHTS
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
@@ -336,14 +354,14 @@ def unbacked_pairs(out: Path) -> list[str]:
     of a folder applies (the report refuses such a folder; ``online``, ``latency`` and
     ``stream`` refuse the pair). A folder without ``runs/`` keeps its summary only (its pairs
     were not kept) and is not checked here; the report says so."""
-    data = read_json(out / "metrics.json")
+    data = read_json(out / SUMMARY)
     per_seed = data.get("per_seed") if isinstance(data, dict) else None
-    if not isinstance(per_seed, dict) or not (out / "runs").is_dir():
+    if not isinstance(per_seed, dict) or not (out / RUNS).is_dir():
         return []
     missing = []
     for name, seeds in per_seed.items():
         for seed in seeds if isinstance(seeds, dict) else {}:
-            state = pair_state(out / "runs" / name / f"seed{seed}")
+            state = pair_state(pair_dir(out, name, seed))
             if not state.done:
                 missing.append(f"{name} seed {seed} ({state.reason})")
     return missing
@@ -360,7 +378,7 @@ def start_pair(folder: Path) -> None:
 def pairs_on_disk(out: Path) -> list[tuple[str, int]]:
     """Every (method result name, seed) with a folder under ``out/runs``."""
     found = []
-    for seed_dir in sorted((out / "runs").glob("*/seed*")):
+    for seed_dir in sorted((out / RUNS).glob("*/seed*")):
         suffix = seed_dir.name[len("seed"):]
         if seed_dir.is_dir() and suffix.isdigit():
             found.append((seed_dir.parent.name, int(suffix)))
@@ -375,7 +393,7 @@ def load_scores(out: Path, name: str, seeds: Iterable[int | str]) -> tuple[np.nd
     labels: np.ndarray | None = None
     stacked = []
     for seed in seeds:
-        path = out / "runs" / name / f"seed{seed}" / "scores.npz"
+        path = pair_dir(out, name, seed) / SCORES
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no scores for {name} seed {seed}; compute the pair first")
         with np.load(path) as data:

@@ -142,7 +142,7 @@ class Runner:
         return self._banks[split]
 
     def pair_dir(self, plan: MethodPlan, seed: int) -> Path:
-        return self.out / "runs" / plan.name / f"seed{seed}"
+        return results.pair_dir(self.out, plan.name, seed)
 
     def identity(self, plan: MethodPlan, seed: int) -> dict[str, Any]:
         """What a result depends on; a stored result with another identity is not reused."""
@@ -362,12 +362,12 @@ class Runner:
                   **{f"frames_read_{s}": v for s, v in result.frames_read.items()},
                   **{f"steps_{k}": v for k, v in result.step_counts.items()}}
         np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
-        files = {"config.json": json_text(self.identity(plan, seed)).encode(), "scores.npz": buffer.getvalue()}
+        files = {results.CONFIG: json_text(self.identity(plan, seed)).encode(), results.SCORES: buffer.getvalue()}
         buffer = io.BytesIO()
         torch.save(method.state_dict(), buffer)
-        files["model.pt"] = buffer.getvalue()
+        files[results.WEIGHTS] = buffer.getvalue()
         if result.diagnostics:
-            files["diagnostics.npz"] = results.pack_diagnostics(result.video_ids, result.diagnostics)
+            files[results.DIAGNOSTICS] = results.pack_diagnostics(result.video_ids, result.diagnostics)
         folder = self.pair_dir(plan, seed)
         self.before_write()
         results.start_pair(folder)  # not done from here until metrics.json is back
@@ -422,10 +422,10 @@ class Runner:
                 self.reread_evidence()
             texts = self.write_results(columns)
             if earlier is not None:
-                check = reference.compare(earlier, json.loads((self.out / "metrics.json").read_text()),
+                check = reference.compare(earlier, json.loads((self.out / results.SUMMARY).read_text()),
                                           self.fingerprint)
                 if foreign:
-                    atomic_write_json(self.out / "reference_check.json", check)
+                    atomic_write_json(self.out / results.CROSSCHECK, check)
                 texts["reference_check"] = reference.describe(check)
             return texts
         finally:
@@ -447,7 +447,7 @@ class Runner:
                 method = self.load_trained(plan, seed)
                 result = evaluate(method, self.bank(self.eval_split), plan.train.eval_batch_size,
                                   show_progress=self.cfg.show_progress, desc=f"re-read {plan.name} seed {seed}")
-                with np.load(folder / "scores.npz") as saved:
+                with np.load(folder / results.SCORES) as saved:
                     same = (saved["video_ids"].tolist() == result.video_ids
                             and np.array_equal(saved["frames_read_fine"], result.frames_read["fine"]))
                 if not same:
@@ -514,7 +514,7 @@ class Runner:
                 continue
             records, reason = {}, ""
             for seed in self.cfg.seeds:
-                folder = self.out / "runs" / name / f"seed{seed}"
+                folder = results.pair_dir(self.out, name, seed)
                 state = results.pair_state(folder)
                 if not state.done:
                     reason = f"seed {seed}: {state.reason}"
@@ -593,9 +593,9 @@ class Runner:
                                                  for name, seeds in records.items()}}
         if left_out:
             document["left_out"] = left_out
-        atomic_write_json(self.out / "metrics.json", document)
+        atomic_write_json(self.out / results.SUMMARY, document)
         if invocation:
-            atomic_write_json(self.out / "provenance.json", self.provenance())
+            atomic_write_json(self.out / results.PROVENANCE, self.provenance())
         caption = self.caption(with_differences=bool(differences), left_out=left_out)
         stale = {r["display_name"]: r["stale"] for r in summary.to_dict("records") if tables.is_stale(r)}
         marks = [tables.stale_note(stale, len(summary))]

@@ -76,7 +76,7 @@ class TrainedPair:
 
 def _seed_folders(run: Path, method: str) -> dict[int, Path]:
     """The complete pairs of ``method`` in ``run``, by seed."""
-    folders = {seed: run / "runs" / name / f"seed{seed}" for name, seed in results.pairs_on_disk(run) if name == method}
+    folders = {seed: results.pair_dir(run, name, seed) for name, seed in results.pairs_on_disk(run) if name == method}
     return {seed: folder for seed, folder in folders.items() if results.pair_state(folder).done}
 
 
@@ -91,7 +91,7 @@ def load_pair(run: Path, method: str, seed: int | None, store: FeatureStore, dev
     if seed not in found:
         raise FileNotFoundError(f"{run}: {method!r} has no complete seed {seed}; it has seeds {sorted(found)}")
     folder = found[seed]
-    config = json.loads((folder / "config.json").read_text())
+    config = json.loads((folder / results.CONFIG).read_text())
     cls = resolve_method(config["class"])  # the class it was trained as ("module:Class", plug-ins too)
     fingerprint = dataset_fingerprint(store)
     if config["dataset"]["fingerprint"] != fingerprint:
@@ -107,7 +107,7 @@ def load_pair(run: Path, method: str, seed: int | None, store: FeatureStore, dev
 def run_store(run: Path, override: str | None) -> FeatureStore:
     """The store the run was trained on: --store, else the path its provenance.json recorded."""
     if override is None:
-        record = results.read_json(run / "provenance.json") or {}
+        record = results.read_json(run / results.PROVENANCE) or {}
         path = (record.get("dataset") or {}).get("path")
         if not path:
             raise FileNotFoundError(f"{run}: no provenance.json naming the run's store; pass it with --store")

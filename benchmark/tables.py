@@ -21,6 +21,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from benchmark.record import PairRecord
+from benchmark.results import TABLE_CSV, TABLE_MD, TABLE_TEX, WEIGHTS
 from datasets.common.atomic import atomic_write_text
 
 # Row order and row names are the methods' own (``VideoMethod.suite``, ``row``,
@@ -63,7 +64,7 @@ def measured_estimates(latency: dict[str, Any], name: str, records: dict[str, Pa
     estimates = []
     for seed, record in records.items():
         entry = measured.get(seed) or {}
-        model = (record.files or {}).get("model.pt")
+        model = (record.files or {}).get(WEIGHTS)
         if model is None or entry.get("model_sha256") != model:
             return []
         estimates.append(float(entry["estimated_ms_per_video"]))
@@ -238,7 +239,7 @@ def write_tables(
         + tabulate(shown.values.tolist(), headers=list(shown.columns), tablefmt="latex_booktabs", disable_numparse=True)
         + "\n"
     )
-    texts = {"table.md": markdown, "table.csv": summary.to_csv(index=False), "table.tex": latex}
+    texts = {TABLE_MD: markdown, TABLE_CSV: summary.to_csv(index=False), TABLE_TEX: latex}
     for name, text in texts.items():
         atomic_write_text(out_dir / name, text)
     return texts

@@ -138,9 +138,9 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0,
             rows = trial_rows(runner, settings)
             best = {row["method"]: row for row in rows if row["chosen"]}
             config = {method: as_config(row["setting"]) for method, row in best.items()}
-            config_path = runner.out / "tuned.json"
+            config_path = runner.out / results.TUNED_JSON
             atomic_write_json(config_path, config)
-            atomic_write_json(runner.out / "tune.json", {
+            atomic_write_json(runner.out / results.TUNE_JSON, {
                 "command": "python -m benchmark " + " ".join(sys.argv[1:]) if sys.argv[1:] else None,
                 "trials_per_method": trials, "tune_seed": tune_seed, "seeds": cfg.seeds,
                 "search_spaces": {b.name: {k: list(v) for k, v in (searched or b.cls.search_space).items()}
@@ -154,7 +154,7 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0,
             table = tables.tune_markdown(rows, scored_on="validation") + (
                 f"\n\n{len(bases)} methods x {trials} trials, seeds {cfg.seeds}; chosen: {selection.RULE}. "
                 f"{runner.caption(with_differences=False)}\n")
-            atomic_write_text(runner.out / "tune.md", table)
+            atomic_write_text(runner.out / results.TUNE_MD, table)
             return TuneResult(table=table, config_path=config_path, best=config)
     finally:
         finish(started)
