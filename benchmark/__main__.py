@@ -7,9 +7,9 @@ import argparse
 import sys
 
 from benchmark import results as results_layout
-from benchmark.budget import Budget
 from benchmark.config import DEFAULT_SEEDS, RunConfig
-from benchmark.splits import VALIDATION_FRACTION, VALIDATION_SEED
+from benchmark.protocol.budget import Budget
+from benchmark.protocol.splits import VALIDATION_FRACTION, VALIDATION_SEED
 from datasets.common.cli import run_cli
 from datasets.common.errors import UsageError
 from methods.base import SUITES
@@ -62,7 +62,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_tune(args: argparse.Namespace) -> int:
     import json
 
-    from benchmark.tune import tune
+    from benchmark.protocol.tune import tune
 
     try:
         space = json.loads(args.space) if args.space is not None else None
@@ -78,46 +78,48 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
-    from benchmark.ablation import ablate
+    from benchmark.experiments.ablation import ablate
 
     return _print_table(ablate(args.kind, _config(args)))
 
 
 def _cmd_online(args: argparse.Namespace) -> int:
-    from benchmark.online import OnlineOptions, run_online, summary
-    from benchmark.runner import Runner
+    from benchmark.context import RunContext
+    from benchmark.experiments.online import OnlineOptions, run_online, summary
 
     if args.max_k < 1:
         raise UsageError(f"--max-k must be >= 1, got {args.max_k}")
-    runner = Runner(_config(args))
-    with runner.locked():
-        table = run_online(runner, OnlineOptions(budgets=tuple(range(1, args.max_k + 1)), reference=args.reference,
-                                                 frame_model=args.frame_model))
+    ctx = RunContext.create(_config(args))
+    with results_layout.folder_lock(ctx.out):
+        table = run_online(ctx, OnlineOptions(budgets=tuple(range(1, args.max_k + 1)), reference=args.reference,
+                                              frame_model=args.frame_model))
     print(summary(table))
-    print(f"\nwritten: {runner.out / results_layout.ONLINE_CSV}")
+    print(f"\nwritten: {ctx.out / results_layout.ONLINE_CSV}")
     return 0
 
 
 def _cmd_latency(args: argparse.Namespace) -> int:
-    from benchmark.latency import LATENCY_TABLE, LatencyOptions, run_latency
-    from benchmark.runner import Runner
+    from benchmark import summary
+    from benchmark.context import RunContext
+    from benchmark.measurement.latency import LATENCY_TABLE, LatencyOptions, run_latency
 
-    runner = Runner(_config(args))
-    with runner.locked():
-        run_latency(runner, LatencyOptions(batch=args.latency_batch, repeats=args.repeats, warmup=args.warmup))
-        # The folder's table gains the estimate as a column, from the saved pairs (nothing is recomputed).
-        texts = runner.write_results(invocation=False)
-    print((runner.out / LATENCY_TABLE).read_text())
+    ctx = RunContext.create(_config(args))
+    with results_layout.folder_lock(ctx.out):
+        run_latency(ctx, LatencyOptions(batch=args.latency_batch, repeats=args.repeats, warmup=args.warmup))
+        # The folder's table gains the estimate as a column, from the saved pairs (nothing is recomputed);
+        # its provenance.json, which describes the run that computed them, is kept.
+        texts = summary.write(ctx)
+    print((ctx.out / LATENCY_TABLE).read_text())
     print(texts[results_layout.TABLE_MD])
-    print(f"written: {runner.out / LATENCY_TABLE}, latency.json, and the folder's table with the estimate as a column")
+    print(f"written: {ctx.out / LATENCY_TABLE}, latency.json, and the folder's table with the estimate as a column")
     return 0
 
 
 def _cmd_stream(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.stream import StreamOptions, stream_video, write_record
-    from benchmark.stream_text import describe_frame, header, summary
+    from benchmark.experiments.stream import StreamOptions, stream_video, write_record
+    from benchmark.presentation.stream_text import describe_frame, header, summary
 
     if args.top < 1:
         raise UsageError(f"--top must be >= 1, got {args.top}")
@@ -141,7 +143,7 @@ def _cmd_stream(args: argparse.Namespace) -> int:
 def _cmd_plot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.plots import plot_all
+    from benchmark.presentation.plots import plot_all
     from benchmark.results import folder_lock
     from datasets.common.paths import name_problem
 
@@ -158,7 +160,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from benchmark.compare import compare, describe
+    from benchmark.presentation.compare import compare, describe
 
     print(describe(compare(args.run, args.a, args.b)))
     return 0
@@ -194,7 +196,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.report import write
+    from benchmark.presentation.report import write
 
     write(Path(args.results_dir), Path(args.out), Path(args.readme))
     print(f"written: {args.out} and the generated blocks of {args.readme} (headline table, streaming run)")
@@ -221,15 +223,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "search spaces (keys: Hparams fields or train.<setting>)")
     p.set_defaults(func=_cmd_tune)
 
-    from benchmark.ablation import KINDS
+    from benchmark.experiments.ablation import KINDS
 
     p = sub.add_parser("ablate", help="LiteEval ablations like the paper's Tables 2-4, under results/")
     p.add_argument("kind", choices=KINDS, help="sync (Table 2), gamma (Table 3) or units (Table 4)")
     _run_options(p, methods=False)
     p.set_defaults(func=_cmd_ablate)
 
-    from benchmark.online import FRAME_MODEL, REFERENCE
-    from benchmark.plots import FIGURES
+    from benchmark.experiments.online import FRAME_MODEL, REFERENCE
+    from benchmark.presentation.plots import FIGURES
 
     p = sub.add_parser("online", help="online budget curves (LiteEval-K, Uniform-K, Seq-K; Figure 2) from trained "
                                       "models, as results/<name>/online.csv")
@@ -324,7 +326,7 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = Tru
     p.add_argument("--seeds", nargs="+", type=int, default=list(seeds),
                    help=f"training seeds (default: {' '.join(map(str, seeds))})")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
-    budget = p.add_argument_group("training budget (the same for every method; benchmark/budget.py)")
+    budget = p.add_argument_group("training budget (the same for every method; benchmark/protocol/budget.py)")
     default = Budget()
     budget.add_argument("--epochs", type=float, default=default.epochs,
                         help="passes over the training videos, when more than --min-steps "
@@ -365,7 +367,7 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = Tru
             p.add_argument("--reread-evidence", action="store_true",
                            help="synthetic stores: recompute each saved pair's evidence statistics (lift, "
                                 "first-fifth share) by evaluating its saved model again, for results written before "
-                                "their current definition (benchmark/evidence.py)")
+                                "their current definition (benchmark/measurement/evidence.py)")
     else:
         p.set_defaults(force=False)
 

@@ -8,7 +8,9 @@ entry-point plug-in), that distribution's name and version. The files are
   imports, followed transitively;
 * ``HARNESS``: the modules that decide how a pair is trained, selected and measured (the
   training loop, the selection rule, the budget, the held-out carve, the cost model, the
-  metrics, the evidence statistics), with what they import.
+  metrics, the evidence statistics), with what they import; and benchmark/pair.py, which
+  composes them for one pair (its imports, the run's context and results folder, are not
+  followed).
 
 Imports are read from the source (module level only: an import inside a function, such as the
 registry's lazy ``import methods``, does not tie every method to every other). A pair is
@@ -16,7 +18,7 @@ registry's lazy ``import methods``, does not tie every method to every other). A
 another version now; a record without ``code`` was written before fingerprints existed and is
 stale, since the code that made it is unknown. ``python -m benchmark run`` says which kept
 pairs are stale and marks their rows; ``python -m benchmark report`` marks them on the pages.
-benchmark/runner.py (which pairs run where, and where they are written) and the presentation
+The scheduler (benchmark/runner.py, parallel.py: which pairs run where) and the presentation
 modules are deliberately left out: changing a table's layout does not change a number.
 """
 
@@ -37,8 +39,12 @@ from datasets.common.gitinfo import REPO
 #: whose version the provenance records).
 PACKAGES = ("benchmark", "datasets", "methods")
 #: The harness modules behind every pair's numbers (see the module docstring).
-HARNESS = ("benchmark.training", "benchmark.selection", "benchmark.budget", "benchmark.splits", "benchmark.costs",
-           "benchmark.metrics", "benchmark.evidence")
+HARNESS = ("benchmark.training", "benchmark.protocol.selection", "benchmark.protocol.budget",
+           "benchmark.protocol.splits", "benchmark.measurement.costs", "benchmark.measurement.metrics",
+           "benchmark.measurement.evidence")
+#: Hashed, but their imports not followed: the pair's own steps, not the run's context and
+#: results folder that it also imports (benchmark/pair.py).
+HARNESS_FILES = ("benchmark.pair",)
 #: What ``stale_reason`` says of a record written before code fingerprints.
 UNKNOWN_CODE = "computed before code fingerprints were recorded (the code that made it is unknown)"
 
@@ -144,7 +150,8 @@ def code_fingerprint(cls: type) -> dict[str, Any]:
         raise UsageError(f"{cls.__module__}:{cls.__qualname__} has no source file to fingerprint")
     own = cls.__module__ if cls.__module__.split(".")[0] in PACKAGES else None
     roots = ((source, own), *((str(_file_of(m)), m) for m in HARNESS))
-    files = _closure(roots)
+    files = dict(sorted({**_closure(roots), **{_shown(path): file_hash(path) for path in
+                                                 filter(None, map(_file_of, HARNESS_FILES))}}.items()))
     record: dict[str, Any] = {
         "method_file": _shown(Path(source)),
         "files": files,

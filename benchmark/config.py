@@ -8,7 +8,7 @@ hyper-parameters at its top level and training settings under ``train``::
     [lstm.train]
     lr = 0.0005
 
-How long every method trains is the run's budget (benchmark/budget.py), not a method's
+How long every method trains is the run's budget (benchmark/protocol/budget.py), not a method's
 setting, so ``epochs`` or ``batch_size`` in a method's table is an error.
 Unknown methods, hyper-parameters or training settings are errors, so a typo cannot be
 silently ignored.
@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.budget import Budget
-from benchmark.splits import VALIDATION_FRACTION, VALIDATION_SEED
+from benchmark.protocol.budget import Budget
+from benchmark.protocol.splits import VALIDATION_FRACTION, VALIDATION_SEED
 from datasets.common.errors import UsageError
 from datasets.common.paths import name_problem
 

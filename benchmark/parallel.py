@@ -29,22 +29,21 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from benchmark import pair
+from benchmark.config import RunConfig
+from benchmark.context import SELECTION_GUARD, RunContext
+from benchmark.plans import MethodPlan
 from datasets.common.errors import UsageError
 from datasets.common.progress import progress_bar
 from datasets.loading.device import host_available_bytes
 from datasets.loading.guard import restrict_splits
-
-if TYPE_CHECKING:
-    from benchmark.config import RunConfig
-    from benchmark.plans import MethodPlan
-    from benchmark.runner import Runner
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +78,6 @@ def check_counts(jobs: int | None, threads: int | None) -> None:
 
 
 # ---------------------------------------------------------------------- worker processes
-_WORKER: Runner | None = None
-
 
 #: Seconds between a worker's checks that the run's process is still there (where the kernel
 #: cannot be asked to kill it with its parent).
@@ -122,51 +119,58 @@ def check_parent(parent: int) -> None:
         raise OrphanedError(f"the run that started this worker (pid {parent}) is gone; its pair is not written")
 
 
+class _Worker:
+    """What a worker process keeps between its pairs: the run's context and its write check."""
+
+    def __init__(self, ctx: RunContext, before_write: Callable[[], None]) -> None:
+        self.ctx = ctx
+        self.before_write = before_write
+
+
+_WORKER: _Worker | None = None
+
+
 def _start_worker(cfg: RunConfig, plans: list[MethodPlan], threads: int, parent: int | None = None) -> None:
-    """Each worker builds its own Runner once (store, banks on first use, costs) from the
+    """Each worker builds the run's context once (store, banks on first use, costs) from the
     run's config, so it computes what the parent would (a selection run's worker scores on
     validation, and may load no other split than the training split). It lives only as long
     as the run's process ``parent`` (``_die_with_parent``)."""
     global _WORKER
-    from benchmark.runner import SELECTION_GUARD, Runner
-
     if parent is not None:
         _die_with_parent(parent)
     # Ctrl-C reaches the whole process group; the parent alone handles it (it stops the
     # workers), so the user sees one line, not a traceback per worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
-    _WORKER = Runner(replace(cfg, show_progress=False), plans=plans)
-    if parent is not None:
-        _WORKER.before_write = lambda: check_parent(parent)
-    if _WORKER.selection:  # a worker of a selection run: the training split alone, for the worker's life
-        restrict_splits({_WORKER.train_split}, SELECTION_GUARD)
+    ctx = RunContext.create(replace(cfg, show_progress=False), plans)
+    _WORKER = _Worker(ctx, (lambda: check_parent(parent)) if parent is not None else (lambda: None))
+    if ctx.selection:  # a worker of a selection run: the training split alone, for the worker's life
+        restrict_splits({ctx.train_split}, SELECTION_GUARD)
 
 
 def _run_in_worker(index: int, seed: int) -> tuple[int, int]:
     assert _WORKER is not None
-    _WORKER.run_pair(_WORKER.plans[index], seed)
+    pair.compute(_WORKER.ctx, _WORKER.ctx.plans[index], seed, before_write=_WORKER.before_write)
     return index, seed
 
 
-def run_in_processes(runner: Runner, pending: Sequence[tuple[int, int]], jobs: int, threads: int) -> None:
+def run_in_processes(ctx: RunContext, pending: Sequence[tuple[int, int]], jobs: int, threads: int) -> None:
     """Compute the pending (plan index, seed) pairs in ``jobs`` spawned worker processes."""
     context = multiprocessing.get_context("spawn")
     log.info("computing %d method/seed pair(s) in %d worker processes, %d thread(s) each", len(pending), jobs,
              threads)
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker,
-                               initargs=(runner.cfg, runner.plans, threads, os.getpid()))
+                               initargs=(ctx.cfg, ctx.plans, threads, os.getpid()))
     try:
-        with progress_bar(total=len(pending), desc="pairs", unit="pair", enable=runner.cfg.show_progress) as bar:
+        with progress_bar(total=len(pending), desc="pairs", unit="pair", enable=ctx.cfg.show_progress) as bar:
             futures = [pool.submit(_run_in_worker, index, seed) for index, seed in pending]
             for future in as_completed(futures):
                 index, seed = future.result()  # a worker's exception is raised here, with its message
-                log.info("%s seed %d: done (%s)", runner.plans[index].name, seed,
-                         runner.pair_dir(runner.plans[index], seed))
+                log.info("%s seed %d: done (%s)", ctx.plans[index].name, seed, ctx.pair_dir(ctx.plans[index], seed))
                 bar.update(1)
     except BaseException:
         # Ctrl-C or a failed pair: stop the other workers now rather than after their pairs
-        # (a pair cut short has no metrics.json and is computed again by the next run).
+        # (a pair cut short has no record and is computed again by the next run).
         pool.shutdown(wait=False, cancel_futures=True)
         for child in multiprocessing.active_children():
             child.terminate()
@@ -174,24 +178,23 @@ def run_in_processes(runner: Runner, pending: Sequence[tuple[int, int]], jobs: i
     pool.shutdown(wait=True)
 
 
-def run_here(runner: Runner, pending: Sequence[tuple[int, int]], threads: int) -> None:
+def run_here(ctx: RunContext, pending: Sequence[tuple[int, int]], threads: int) -> None:
     """Compute the pending pairs one after another in this process, with ``threads`` threads."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         for index, seed in pending:
-            runner.run_pair(runner.plans[index], seed)
+            pair.compute(ctx, ctx.plans[index], seed)
     finally:
         torch.set_num_threads(before)
 
 
 def schedule(
-    runner: Runner,
+    ctx: RunContext,
     pending: Sequence[tuple[int, int]],
     *,
     jobs: int | None,
     threads: int | None,
-    bytes_per_worker: int,
     rank: int = 0,
     world: int = 1,
 ) -> dict[str, Any]:
@@ -204,11 +207,11 @@ def schedule(
             log.warning("--jobs %d ignored under torchrun: each rank computes its pairs one after another", jobs)
         jobs = 1
     elif jobs is None:
-        jobs = default_jobs(runner.device, len(mine), bytes_per_worker)
+        jobs = default_jobs(ctx.device, len(mine), ctx.bank_bytes())
     jobs = max(1, min(jobs, len(mine))) if mine else 1
     if jobs > 1:
-        run_in_processes(runner, mine, jobs, threads)
+        run_in_processes(ctx, mine, jobs, threads)
     elif mine:
-        run_here(runner, mine, threads)
+        run_here(ctx, mine, threads)
     return {"jobs": jobs, "threads_per_pair": threads, "rank": rank, "world_size": world,
             "pairs_computed_here": len(mine)}

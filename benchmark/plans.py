@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from benchmark import tables
 from benchmark.config import RunConfig, load_method_config
+from benchmark.presentation import tables
 from datasets.common.errors import UsageError
 from methods.base import SUITES, TrainConfig, VideoMethod, check_setting_types
 from methods.registry import available_methods, resolve_method

@@ -44,7 +44,7 @@ class PairRecord:
     per_step_gmacs: dict[str, float]
     frames_read: dict[str, dict[str, float]]
     steps: dict[str, dict[str, float]]
-    fine_reads_vs_evidence: dict[str, Any] | None  # synthetic stores only (benchmark/evidence.py)
+    fine_reads_vs_evidence: dict[str, Any] | None  # synthetic stores only (benchmark/measurement/evidence.py)
     params: int
     train_seconds: float
     train_steps: int

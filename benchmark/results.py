@@ -240,8 +240,8 @@ def numbers_disagreement(folder: Path, record: dict[str, Any]) -> str:
     (also interpolated), top-1, the number of videos, and the per-video distributions of
     GFLOPs, frames read and module runs. A record edited by hand ("map": 99.9) is thus not
     a result, and the table, which reads the records, shows only numbers the artefacts give."""
-    from benchmark.costs import distribution  # heavy imports (torch, scikit-learn), needed only here
-    from benchmark.metrics import score
+    from benchmark.measurement.costs import distribution  # heavy imports (torch, scikit-learn), needed only here
+    from benchmark.measurement.metrics import score
 
     try:
         with np.load(folder / SCORES) as data:
@@ -409,7 +409,7 @@ def load_scores(out: Path, name: str, seeds: Iterable[int | str]) -> tuple[np.nd
 
 # ---------------------------------------------------------------------- online.csv
 #: The ``method`` values of the online curves that are not methods but readings of the trained
-#: frame classifier (benchmark/online.py): Seq-K and Uniform-K.
+#: frame classifier (benchmark/experiments/online.py): Seq-K and Uniform-K.
 SEQ_K, UNIFORM_K = "seq", "uniform_k"
 ONLINE_BASELINES = (SEQ_K, UNIFORM_K)
 

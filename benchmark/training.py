@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.budget import Budget
-from benchmark.selection import RULE, Candidate, Selection, choose
+from benchmark.protocol.budget import Budget
+from benchmark.protocol.selection import RULE, Candidate, Selection, choose
 from datasets.common.errors import UsageError, UserError
 from datasets.common.progress import progress_bar
 from datasets.loading.bank import Batch, FeatureBank, frame_ranges
@@ -65,7 +65,7 @@ class TrainStats:
 
     def selection_record(self) -> dict[str, Any]:
         """How the kept checkpoint was chosen, for the pair's record: every validation's
-        mAP, GFLOPs and verdict (benchmark/selection.py)."""
+        mAP, GFLOPs and verdict (benchmark/protocol/selection.py)."""
         if self.selection is None:
             return {"criterion": "no validation: the last step is kept", "chosen_step": None,
                     "stopped_early": self.stopped_early, "validations": []}
@@ -81,7 +81,7 @@ class TrainStats:
 
 
 #: A validation: the method (in training mode) and the step -> the checkpoint scored on the
-#: validation videos (mAP, its resamples, GFLOPs; benchmark/selection.py).
+#: validation videos (mAP, its resamples, GFLOPs; benchmark/protocol/selection.py).
 Validator = Callable[[VideoMethod, int], Candidate]
 
 
@@ -100,7 +100,7 @@ def fit(
 
     With ``validate``, the model is scored at the budget's validation steps; training stops
     after ``budget.patience`` validations without a higher validation mAP than every earlier
-    one, and the checkpoint the selection rule chooses (benchmark/selection.py: the cheapest
+    one, and the checkpoint the selection rule chooses (benchmark/protocol/selection.py: the cheapest
     within the validation noise of the best) is restored at the end."""
     optimiser = torch.optim.Adam(method.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(seed)

@@ -30,7 +30,7 @@ from datasets.common.errors import UsageError, UserError
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler
 
-#: Training settings that belong to the run's budget (benchmark/budget.py), not to a method.
+#: Training settings that belong to the run's budget (benchmark/protocol/budget.py), not to a method.
 BUDGET_SETTINGS = {"epochs": "--epochs", "batch_size": "--batch-size", "steps": "--steps"}
 
 
@@ -125,7 +125,7 @@ class TrainConfig:
     """How the harness optimises a method (Adam, like the paper).
 
     How long it trains, and on batches of which size, is the run's budget, the same for
-    every method (benchmark/budget.py); a method only sets its optimiser's settings."""
+    every method (benchmark/protocol/budget.py); a method only sets its optimiser's settings."""
 
     lr: float = bounded(1e-3, gt=0)
     weight_decay: float = bounded(0.0, ge=0)
@@ -308,7 +308,7 @@ class VideoMethod(nn.Module, ABC):
             raise UsageError(f"method {self.name!r} needs streams {missing}, the dataset has {sorted(dims)}")
         self.num_classes = num_classes
         self.dims = dict(dims)
-        # GMACs per frame of each stream, as the harness counted them (benchmark/costs.py); set
+        # GMACs per frame of each stream, as the harness counted them (benchmark/measurement/costs.py); set
         # by the runner after building, for methods whose loss weighs costs (AR-Net). Empty
         # where a method is built outside a run.
         self.frame_gmacs: dict[str, float] = {}

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.costs import count_module_gmacs, distribution, frame_costs, step_costs, video_gmacs
+from benchmark.measurement.costs import count_module_gmacs, distribution, frame_costs, step_costs, video_gmacs
 from datasets.extraction.backbones import count_gmacs_per_frame
 from datasets.store.reader import FeatureStore
 from methods import StepModule, resolve_method

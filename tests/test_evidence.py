@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmark.__main__ import main
-from benchmark.evidence import read_statistics
+from benchmark.measurement.evidence import read_statistics
 
 
 def test_lift_is_against_random_reads_within_each_video_and_differs_from_the_pooled_ratio():

@@ -119,19 +119,19 @@ class Killed(BaseException):
 def test_an_interrupted_force_rerun_is_redone_not_reported_with_old_numbers(tmp_path, monkeypatch):
     """Found: config.json rewritten, metrics.json still the old run's; the next run said "done already"."""
     assert run(tmp_path, "--methods", "lstm", steps=2) == 0
-    import benchmark.runner as runner_module
+    import benchmark.pair as pair_module
 
-    real = runner_module.atomic_write_bytes
+    real = pair_module.atomic_write_bytes
 
     def dies_at_the_weights(path, data):
         if Path(path).name == "model.pt":
             raise Killed
         real(path, data)
 
-    monkeypatch.setattr(runner_module, "atomic_write_bytes", dies_at_the_weights)
+    monkeypatch.setattr(pair_module, "atomic_write_bytes", dies_at_the_weights)
     with pytest.raises(Killed):
         run(tmp_path, "--methods", "lstm", "--force", steps=3)
-    monkeypatch.setattr(runner_module, "atomic_write_bytes", real)
+    monkeypatch.setattr(pair_module, "atomic_write_bytes", real)
     assert results.pair_state(pair(tmp_path, "lstm")).done is False
 
     assert run(tmp_path, "--methods", "lstm", steps=3) == 0
@@ -207,9 +207,9 @@ def test_the_table_covers_every_pair_in_the_folder_or_says_which_it_leaves_out(t
 # ---------------------------------------------------------------- 5. unwritable folder, full disk
 def test_an_unwritable_results_folder_is_reported_before_training(tmp_path, capsys, monkeypatch):
     """Found: a 62-line PermissionError after the first pair had trained."""
-    import benchmark.runner as runner_module
+    import benchmark.pair as pair_module
 
-    monkeypatch.setattr(runner_module, "fit", lambda *a, **k: pytest.fail("trained before checking the folder"))
+    monkeypatch.setattr(pair_module, "fit", lambda *a, **k: pytest.fail("trained before checking the folder"))
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     assert main(["-q", "run", "--dataset", "tiny", "--steps", "2", "--seeds", "0", "--methods", "uniform",

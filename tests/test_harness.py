@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark import metrics
 from benchmark.__main__ import main
+from benchmark.measurement import metrics
 from datasets.common.atomic import atomic_write_json
 from methods import available_methods
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from benchmark.__main__ import main
-from benchmark.budget import Budget
 from benchmark.config import RunConfig
-from benchmark.runner import Runner
+from benchmark.context import RunContext
+from benchmark.protocol.budget import Budget
 from datasets.loading.bank import FeatureBank
 from datasets.loading.guard import SplitNotAllowedError, only_splits, restrict_splits
 from tests.helpers import poison_split
@@ -79,12 +79,12 @@ def test_tune_on_two_torchrun_ranks_chooses_on_validation(clean_choice, poisoned
 def test_a_selection_run_cannot_name_or_load_the_evaluation_split(tiny_store, tmp_path, capsys):
     cfg = RunConfig(dataset=str(tiny_store), methods=["uniform"], seeds=[0], budget=Budget(steps=2),
                     results_root=str(tmp_path), show_progress=False, selection=True)
-    runner = Runner(cfg)
-    assert runner.eval_split is None and runner.scored_on == "validation"
+    ctx = RunContext.create(cfg)
+    assert ctx.eval_split is None and ctx.scored_on == "validation"
     with pytest.raises(ValueError, match="no evaluation split"):
-        runner.bank(runner.eval_split)
+        ctx.bank(ctx.eval_split)
     # While it runs, no bank of another split loads in this process (nor in its workers: parallel.py).
-    with runner.guard(), pytest.raises(SplitNotAllowedError, match="split 'test' may not be loaded here"):
+    with ctx.guard(), pytest.raises(SplitNotAllowedError, match="split 'test' may not be loaded here"):
         FeatureBank(tiny_store, "test", device="cpu", show_progress=False)
     FeatureBank(tiny_store, "test", device="cpu", show_progress=False)  # outside it, nothing is restricted
     with pytest.raises(ValueError, match="never names the evaluation split"):
@@ -106,7 +106,7 @@ def test_a_worker_of_a_selection_run_is_restricted_for_its_life(tiny_store, tmp_
     cfg = RunConfig(dataset=str(tiny_store), methods=["uniform"], seeds=[0], results_root=str(tmp_path),
                     show_progress=False, selection=True)
     try:
-        parallel._start_worker(cfg, Runner(cfg).plans, 1)
+        parallel._start_worker(cfg, RunContext.create(cfg).plans, 1)
         with pytest.raises(SplitNotAllowedError):
             FeatureBank(tiny_store, "test", device="cpu", show_progress=False)
     finally:
@@ -199,7 +199,8 @@ def test_an_edit_under_methods_makes_provenance_dirty_and_the_row_stale(tmp_path
 
 
 def test_rows_on_presets_chosen_on_the_test_split_are_marked(tmp_path, monkeypatch):
-    from benchmark import preset_origin, report
+    from benchmark.presentation import report
+    from benchmark.protocol import preset_origin
 
     record = tmp_path / "default-tune-fcvid"
     record.mkdir()

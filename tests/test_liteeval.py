@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.budget import Budget
+from benchmark.protocol.budget import Budget
 from benchmark.training import evaluate, fit, seed_everything
 from datasets.loading.bank import FeatureBank
 from methods import TrainConfig, resolve_method

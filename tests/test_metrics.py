@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.metrics import interpolated_ap, score, top1_accuracy
+from benchmark.measurement.metrics import interpolated_ap, score, top1_accuracy
 
 
 def brute_force_ap(scores: np.ndarray, positives: np.ndarray) -> float:

@@ -12,12 +12,13 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark import online as online_module
 from benchmark.__main__ import main
-from benchmark.budget import Budget
 from benchmark.config import RunConfig
-from benchmark.online import OnlineOptions, TrainedModels, evaluate_online
-from benchmark.plots import FIGURES, plot_all
+from benchmark.context import RunContext
+from benchmark.experiments import online as online_module
+from benchmark.experiments.online import OnlineOptions, TrainedModels, evaluate_online
+from benchmark.presentation.plots import FIGURES, plot_all
+from benchmark.protocol.budget import Budget
 from benchmark.runner import Runner
 from datasets.loading.bank import FeatureBank
 from datasets.loading.sampling import AllFrames, ConsecutiveFrames, UniformFrames
@@ -200,7 +201,7 @@ def test_uniform_k_uses_where_liteeval_k_stopped_on_each_video(trained, monkeypa
         return result
 
     monkeypatch.setattr(online_module, "evaluate", spy)
-    table = evaluate_online(TrainedModels.of(Runner(trained)), OnlineOptions(budgets=(1, 2, 3)))
+    table = evaluate_online(TrainedModels.of(RunContext.create(trained)), OnlineOptions(budgets=(1, 2, 3)))
     seen = {desc: (horizons, frames) for desc, horizons, frames in calls}
     for k in (1, 2, 3):
         reference = seen[f"LiteEval-{k}"][1]

@@ -112,8 +112,8 @@ def test_default_jobs_follow_cores_pairs_and_memory(monkeypatch):
 
 def test_torchrun_ranks_take_every_world_th_pair(monkeypatch):
     seen = {}
-    monkeypatch.setattr("benchmark.parallel.run_here", lambda runner, mine, threads: seen.update(mine=mine))
+    monkeypatch.setattr("benchmark.parallel.run_here", lambda ctx, mine, threads: seen.update(mine=mine))
     pending = [(i, s) for i in range(3) for s in (0, 1)]
-    info = schedule(object(), pending, jobs=None, threads=None, bytes_per_worker=0, rank=1, world=2)
+    info = schedule(object(), pending, jobs=None, threads=None, rank=1, world=2)
     assert seen["mine"] == pending[1::2]
     assert info == {"jobs": 1, "threads_per_pair": 1, "rank": 1, "world_size": 2, "pairs_computed_here": 3}

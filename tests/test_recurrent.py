@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.costs import step_costs
+from benchmark.measurement.costs import step_costs
 from datasets.loading.bank import FeatureBank
 from methods import resolve_method
 from methods.liteeval import embed_frames

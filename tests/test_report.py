@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import report
+from benchmark.presentation import report
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,15 +11,18 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from benchmark import bootstrap, metrics, reference, selection
+from benchmark import pair, reference
 from benchmark.__main__ import main
-from benchmark.budget import Budget
 from benchmark.config import RunConfig
+from benchmark.context import RunContext
+from benchmark.measurement import bootstrap, metrics
+from benchmark.protocol import selection
+from benchmark.protocol.budget import Budget
+from benchmark.protocol.selection import Candidate
+from benchmark.protocol.splits import carve_validation
+from benchmark.protocol.tune import search_keys, trial_settings
 from benchmark.runner import Runner
-from benchmark.selection import Candidate
-from benchmark.splits import carve_validation
 from benchmark.training import fit
-from benchmark.tune import search_keys, trial_settings
 from datasets.loading.bank import FeatureBank
 from methods import TrainConfig, available_methods, resolve_method
 
@@ -47,13 +50,13 @@ def test_the_validation_split_is_deterministic_stratified_and_disjoint(tiny_stor
     lonely = np.vstack([np.pad(labels, ((0, 0), (0, 1))), np.eye(6, dtype=np.uint8)[[5]]])
     assert 100 in carve_validation(lonely).train_rows
 
-    runner = Runner(config(tiny_store, tmp_path, ["uniform"]))
-    val_ids = set(runner.held_out.val_ids(runner.train_ids))
-    store = runner.store
-    eval_ids = set(store.header.video_ids[store.split_rows(runner.eval_split)].tolist())
-    train_ids = {runner.train_ids[i] for i in runner.held_out.train_rows}
+    ctx = RunContext.create(config(tiny_store, tmp_path, ["uniform"]))
+    val_ids = set(ctx.held_out.val_ids(ctx.train_ids))
+    store = ctx.store
+    eval_ids = set(store.header.video_ids[store.split_rows(ctx.eval_split)].tolist())
+    train_ids = {ctx.train_ids[i] for i in ctx.held_out.train_rows}
     assert val_ids and not val_ids & eval_ids and not val_ids & train_ids
-    assert val_ids | train_ids == set(runner.train_ids)
+    assert val_ids | train_ids == set(ctx.train_ids)
     for bad in (0.0, 1.0):
         with pytest.raises(ValueError, match="val-fraction"):
             carve_validation(labels, bad)
@@ -62,10 +65,10 @@ def test_the_validation_split_is_deterministic_stratified_and_disjoint(tiny_stor
 def test_selection_never_reads_the_evaluation_split(tiny_store, tmp_path, monkeypatch):
     """Poison the evaluation split's labels and features: the selected model is the same."""
     cfg = config(tiny_store, tmp_path, ["liteeval"], budget=Budget(steps=9, validations=3))
-    clean = Runner(cfg)
-    method, stats = clean.train_pair(clean.plans[0], 0)
+    clean = RunContext.create(cfg)
+    method, stats = pair.train(clean, clean.plans[0], 0)
 
-    poisoned = Runner(cfg)
+    poisoned = RunContext.create(cfg)
     bank = poisoned.bank(poisoned.eval_split)
     bank.labels = torch.roll(bank.labels, 1, dims=1)
     for stream in bank.features:
@@ -78,7 +81,7 @@ def test_selection_never_reads_the_evaluation_split(tiny_store, tmp_path, monkey
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(FeatureBank, "batches", spy)
-    again, stats_again = poisoned.train_pair(poisoned.plans[0], 0)
+    again, stats_again = pair.train(poisoned, poisoned.plans[0], 0)
     assert set(read) == {poisoned.train_split}
     assert stats_again.selection_record() == stats.selection_record() and stats.chosen_step is not None
     for name, tensor in method.state_dict().items():
@@ -229,7 +232,7 @@ def test_the_table_shows_seeds_and_the_difference_to_uniform(tiny_store, tmp_pat
 
 def test_compare_prints_the_paired_difference_of_two_rows(tiny_store, tmp_path, capsys):
     """`benchmark compare` is the table's Δ for any two rows: against Uniform it prints the table's number."""
-    from benchmark.compare import compare
+    from benchmark.presentation.compare import compare
 
     cfg = config(tiny_store, tmp_path, ["uniform", "lstm", "liteeval"], seeds=[0, 1])
     Runner(cfg).run()
@@ -345,11 +348,11 @@ def test_results_on_another_dataset_are_not_compared_with_the_reference():
 
 def test_the_shipped_default_settings_are_the_recorded_tuning_choice():
     """The `default` presets (and LiteEval's default readings) repeat the committed tuning records that
-    benchmark/preset_origin.py names; a later record overrides an earlier one for the settings it chose
+    benchmark/protocol/preset_origin.py names; a later record overrides an earlier one for the settings it chose
     (AR-Net was tuned again after its loss and training were made the original's). Which split each
     record chose on is its own business (preset_origin.scored_on); here: that the code repeats it."""
     from benchmark.plans import plan_methods
-    from benchmark.preset_origin import PRESET_RECORDS, RESULTS, uses
+    from benchmark.protocol.preset_origin import PRESET_RECORDS, RESULTS, uses
 
     chosen: dict[str, dict] = {}
     for name in PRESET_RECORDS["default"]:

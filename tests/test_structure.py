@@ -41,3 +41,63 @@ def test_only_the_results_module_spells_the_folder_layout():
         found += [f"{path.relative_to(REPO)}:{line}: {text!r}" for line, text in code_strings(path)
                   if text in LAYOUT_NAMES or text.startswith("runs/") or text == "seed{...}"]
     assert not found, "spell these through benchmark/results.py:\n" + "\n".join(found)
+
+
+def imports_of(path: Path, module: str) -> set[str]:
+    """The suite modules ``module`` (at ``path``) imports anywhere in its code, function bodies included."""
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def benchmark_modules() -> dict[str, Path]:
+    modules = {}
+    for path in (REPO / "benchmark").rglob("*.py"):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def test_the_harness_has_no_import_circle():
+    """benchmark/'s modules import each other without a circle, counting imports inside functions
+    (a circle hidden that way once joined the runner, parallel and latency)."""
+    modules = benchmark_modules()
+    graph = {name: sorted(m for m in imports_of(path, name) if m in modules and m != name)
+             for name, path in modules.items()}
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(name: str) -> None:
+        state[name] = 1
+        path.append(name)
+        for target in graph[name]:
+            if state.get(target) == 1:
+                raise AssertionError("import circle: " + " -> ".join(path[path.index(target):] + [target]))
+            if target not in state:
+                visit(target)
+        path.pop()
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name)
+
+
+def test_parallel_never_imports_the_runner_and_no_class_is_over_250_lines():
+    modules = benchmark_modules()
+    assert "benchmark.runner" not in imports_of(modules["benchmark.parallel"], "benchmark.parallel")
+    for path in modules.values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                length = node.end_lineno - node.lineno + 1
+                assert length <= 250, f"{path.relative_to(REPO)}: class {node.name} is {length} lines"

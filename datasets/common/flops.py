@@ -2,7 +2,7 @@
 
 Every cost in the suite comes from here: the per-frame cost of a stream's backbone
 (datasets/extraction/backbones.py, recorded in the manifest and recounted by the harness)
-and the per-run cost of a method's own modules (benchmark/costs.py). ptflops' ``aten``
+and the per-run cost of a method's own modules (benchmark/measurement/costs.py). ptflops' ``aten``
 backend is named explicitly: it counts the multiply-accumulates of convolutions and matrix
 products only, the convention behind the field's "GFLOPs" (the ``pytorch`` backend also
 counts batch norm, activations and pooling and lands 1-8% higher). On CPU a fused ``nn.LSTM``

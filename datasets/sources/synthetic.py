@@ -108,7 +108,7 @@ PRESETS: dict[str, SynthConfig] = {
     # A user's small dataset (issue 12): 16 classes, 320 training and 200 test videos of 20 to
     # 60 frames, 1280-d coarse and 2048-d fine features, each video's evidence in one short
     # burst that the coarse stream also shows (action classes, no confusable pairs). Budgets in
-    # epochs leave it untrainable; the step floor of benchmark/budget.py does not.
+    # epochs leave it untrainable; the step floor of benchmark/protocol/budget.py does not.
     "small": SynthConfig(
         num_classes=16, num_videos=520, train_fraction=320 / 520, mean_frames=40, std_frames=12, min_frames=20,
         max_frames=60, coarse_dim=1280, fine_dim=2048, static_class_fraction=0.0, confusable_fraction=0.0,

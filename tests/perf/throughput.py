@@ -89,7 +89,7 @@ def _fit_one_epoch(model, config, banks: Banks, seed: int) -> None:
     if hasattr(config, "epochs"):
         fit(model, banks.train, config, seed=seed, show_progress=False)
         return
-    from benchmark.budget import Budget
+    from benchmark.protocol.budget import Budget
 
     steps = -(-banks.train.num_videos // 64)
     fit(model, banks.train, config, Budget(steps=steps, batch_size=64), seed=seed, show_progress=False)

@@ -1,7 +1,7 @@
 """``python -m benchmark compare RUN A B``: two rows of a results folder, compared on the same videos.
 
 Prose about results quotes numbers a command printed; this is the command for "A against B".
-It computes what the table computes for every row against Uniform (benchmark/bootstrap.py):
+It computes what the table computes for every row against Uniform (benchmark/measurement/bootstrap.py):
 the seed-pooled mAP difference A - B with its paired percentile bootstrap interval over the
 evaluated videos (the same resamples, so ``compare RUN x uniform`` prints the table's Δ), and
 the two costs with their ratio, from the pairs' saved scores and records. Rows are named by
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark import bootstrap, results
+from benchmark import results
+from benchmark.measurement import bootstrap
 from benchmark.record import PairRecord
 from datasets.common.errors import UsageError
 

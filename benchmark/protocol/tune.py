@@ -7,7 +7,7 @@ the grid of its search space (seeded by ``--tune-seed`` and the method's name). 
 trains under the run's budget on the training split minus the held-out validation part,
 and is scored on that validation part: tune is a selection run (benchmark/runner.py), so the
 evaluation split is never named, and no process of it (workers, torchrun ranks) can load it.
-Per method, the trial the selection rule chooses (benchmark/selection.py: the cheapest within
+Per method, the trial the selection rule chooses (benchmark/protocol/selection.py: the cheapest within
 one paired-bootstrap standard error of the highest validation mAP, seeds pooled; ties go to
 the earlier trial, so the current setting wins a tie) is written as a config file that
 ``run --config`` takes; a trial whose record says it was scored elsewhere is refused.
@@ -28,9 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import results, selection, tables
+from benchmark import results, summary
 from benchmark.config import MAX_SEED, TRAIN_PREFIX, RunConfig, as_config
+from benchmark.context import RunContext
 from benchmark.plans import MethodPlan, plan_methods
+from benchmark.presentation import tables
+from benchmark.protocol import selection
 from benchmark.runner import Runner
 from benchmark.stores import dataset_label, resolve_store
 from datasets.common.atomic import atomic_write_json, atomic_write_text
@@ -125,9 +128,10 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0,
             shown = base.cls.shown_name()
             plans.append(apply_setting(base, setting, label, f"{shown} #{k}"))
     dataset = dataset_label(cfg.dataset, store)
-    # A selection run: every trial, here, in workers or on ranks, is scored on validation (benchmark/runner.py).
+    # A selection run: every trial, here, in workers or on ranks, is scored on validation (benchmark/context.py).
     cfg = replace(cfg, methods=None, name=cfg.name or f"{dataset}-tune", selection=True)
-    runner = Runner(cfg, plans=plans)
+    ctx = RunContext.create(cfg, plans, store=store)  # the store opened once, for the plans and the run
+    runner = Runner(cfg, context=ctx)
     rank, _, _, started = distributed_rank()
     try:
         if rank != 0:  # this rank's share of the trials; rank 0 chooses once every rank is done
@@ -135,49 +139,49 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0,
             return None
         with runner.locked():  # the trials and tune.md/tuned.json are written under one lock
             runner.run(columns=TRIAL_COLUMNS)
-            rows = trial_rows(runner, settings)
+            rows = trial_rows(ctx, settings)
             best = {row["method"]: row for row in rows if row["chosen"]}
             config = {method: as_config(row["setting"]) for method, row in best.items()}
-            config_path = runner.out / results.TUNED_JSON
+            config_path = ctx.out / results.TUNED_JSON
             atomic_write_json(config_path, config)
-            atomic_write_json(runner.out / results.TUNE_JSON, {
+            atomic_write_json(ctx.out / results.TUNE_JSON, {
                 "command": "python -m benchmark " + " ".join(sys.argv[1:]) if sys.argv[1:] else None,
                 "trials_per_method": trials, "tune_seed": tune_seed, "seeds": cfg.seeds,
                 "search_spaces": {b.name: {k: list(v) for k, v in (searched or b.cls.search_space).items()}
                                   for b in bases},
                 "scored_on": "validation",  # every trial's record says so (trial_rows refuses any other)
                 "selection": selection.RULE,
-                "validation": runner.validation_record(ids=False),
-                "budget": runner.budget.to_dict(len(runner.held_out.train_rows)),
+                "validation": ctx.validation_record(ids=False),
+                "budget": ctx.cfg.budget.to_dict(len(ctx.held_out.train_rows)),
                 "trials": rows, "chosen": config,
             })
             table = tables.tune_markdown(rows, scored_on="validation") + (
                 f"\n\n{len(bases)} methods x {trials} trials, seeds {cfg.seeds}; chosen: {selection.RULE}. "
-                f"{runner.caption(with_differences=False)}\n")
-            atomic_write_text(runner.out / results.TUNE_MD, table)
+                f"{summary.caption(ctx, with_differences=False)}\n")
+            atomic_write_text(ctx.out / results.TUNE_MD, table)
             return TuneResult(table=table, config_path=config_path, best=config)
     finally:
         finish(started)
 
 
-def trial_rows(runner: Runner, settings: dict[str, tuple[str, int, dict[str, Any]]]) -> list[dict[str, Any]]:
+def trial_rows(ctx: RunContext, settings: dict[str, tuple[str, int, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Every trial with its validation mAP and GFLOPs, and the selection rule's verdict per
-    method (benchmark/selection.py). A trial whose record was scored on anything but the
+    method (benchmark/protocol/selection.py). A trial whose record was scored on anything but the
     validation part is refused: a choice must never rest on the evaluation split."""
-    records = runner.records()
+    records = summary.records(ctx)
     wrong = [f"{label} seed {seed} ({record.evaluated_on})" for label, seeds in records.items()
              for seed, record in seeds.items() if record.evaluated_on != "validation"]
     if wrong:
-        raise UsageError(f"{runner.out}: trial(s) {', '.join(wrong)} were not scored on the validation part; tune "
+        raise UsageError(f"{ctx.out}: trial(s) {', '.join(wrong)} were not scored on the validation part; tune "
                          "chooses only from validation scores. Recompute them with --force")
     rows: list[dict[str, Any]] = []
     candidates: dict[str, list[selection.Candidate]] = {}
     for label, (method, k, setting) in settings.items():
         per_seed = records[label]
-        _, labels, scores = results.load_scores(runner.out, label, per_seed)
+        _, labels, scores = results.load_scores(ctx.out, label, per_seed)
         gflops = float(np.mean([r.gflops["mean"] for r in per_seed.values()]))
         candidates.setdefault(method, []).append(
-            selection.candidate(k, scores, labels, gflops, runner.validation_counts))
+            selection.candidate(k, scores, labels, gflops, ctx.validation_counts))
         rows.append({"method": method, "trial": k, "setting": setting,
                      "validation_map_per_seed": [100 * r.map for r in per_seed.values()]})
     verdicts = {(method, v.key): v for method, found in candidates.items() for v in selection.choose(found).verdicts}

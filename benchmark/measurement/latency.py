@@ -33,10 +33,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmark import provenance, results
+from benchmark import pair, provenance, results
+from benchmark.context import RunContext
+from benchmark.presentation.tables import LATENCY_COLUMN
 from benchmark.record import PairRecord
-from benchmark.runner import Runner
-from benchmark.tables import LATENCY_COLUMN
 from benchmark.training import evaluate
 from datasets.common.atomic import atomic_write_json, atomic_write_text
 from datasets.common.errors import UsageError
@@ -91,25 +91,25 @@ def backbone_latency(spec: StreamSpec, device: torch.device, options: LatencyOpt
     return out
 
 
-def measure(runner: Runner, options: LatencyOptions) -> dict[str, Any]:
-    """Backbone latencies and every pair's own and estimated time per video, on the runner's device."""
+def measure(ctx: RunContext, options: LatencyOptions) -> dict[str, Any]:
+    """Backbone latencies and every pair's own and estimated time per video, on the run's device."""
     if options.batch < 1 or options.repeats < 1 or options.warmup < 0:
         raise UsageError(f"--latency-batch and --repeats must be >= 1 and --warmup >= 0, got {asdict(options)}")
-    device = runner.device
-    streams = {s: backbone_latency(runner.store.manifest.streams[s], device, options) for s in runner.streams}
-    bank = runner.bank(runner.eval_split)
+    device = ctx.device
+    streams = {s: backbone_latency(ctx.store.manifest.streams[s], device, options) for s in ctx.streams}
+    bank = ctx.bank(ctx.eval_split)
     pairs: dict[str, dict[str, Any]] = {}
-    for plan in runner.plans:
+    for plan in ctx.plans:
         per_frame = {s: streams[s]["batch1_ms_per_frame" if plan.cls.online else "throughput_ms_per_frame"]
                      for s in plan.cls.streams}
-        for seed in runner.cfg.seeds:
-            method = runner.load_trained(plan, seed)
-            result = evaluate(method, bank, plan.train.eval_batch_size, show_progress=runner.cfg.show_progress,
+        for seed in ctx.cfg.seeds:
+            method = pair.load_trained(ctx, plan, seed)
+            result = evaluate(method, bank, plan.train.eval_batch_size, show_progress=ctx.cfg.show_progress,
                               desc=f"time {plan.name} seed {seed}")
             own = 1000 * result.seconds / len(result.video_ids)
             frames = {s: float(result.frames_read[s].mean()) for s in plan.cls.streams}
             backbone = sum(frames[s] * per_frame[s] for s in plan.cls.streams)
-            record = PairRecord.load(runner.pair_dir(plan, seed) / results.DONE_MARKER)
+            record = PairRecord.load(ctx.pair_dir(plan, seed) / results.DONE_MARKER)
             pairs.setdefault(plan.name, {})[str(seed)] = {
                 # which trained model was timed: the table uses the estimate only while the pair holds it
                 "model_sha256": (record.files or {}).get(results.WEIGHTS),
@@ -164,12 +164,12 @@ def caption_note(record: dict[str, Any]) -> str:
             "— where a pair was computed again after the measurement (run `python -m benchmark latency` again).")
 
 
-def run_latency(runner: Runner, options: LatencyOptions) -> dict[str, Any]:
+def run_latency(ctx: RunContext, options: LatencyOptions) -> dict[str, Any]:
     """Measure and write latency.json and latency.md under the run's folder."""
-    record = {"written": provenance.now(), "command": provenance.invocation(), "device": str(runner.device),
-              "platform": runner.platform, "dataset": {"fingerprint": runner.fingerprint},
-              "display": {p.name: p.display or p.cls.shown_name() for p in runner.plans},
-              "threads": torch.get_num_threads(), **measure(runner, options)}
-    atomic_write_json(runner.out / LATENCY_FILE, record)
-    atomic_write_text(runner.out / LATENCY_TABLE, table(record))
+    record = {"written": provenance.now(), "command": provenance.invocation(), "device": str(ctx.device),
+              "platform": ctx.platform, "dataset": {"fingerprint": ctx.fingerprint},
+              "display": {p.name: p.display or p.cls.shown_name() for p in ctx.plans},
+              "threads": torch.get_num_threads(), **measure(ctx, options)}
+    atomic_write_json(ctx.out / LATENCY_FILE, record)
+    atomic_write_text(ctx.out / LATENCY_TABLE, table(record))
     return record

@@ -10,7 +10,7 @@ al. 1984; Hastie, Tibshirani and Friedman, *Elements of Statistical Learning*, 7
 1. the *best* candidate has the highest validation mAP (seeds pooled; ties: the earliest);
 2. for every candidate, its *gap* is the best's mAP minus its own, and its *standard error*
    is the standard deviation of that gap over paired bootstrap resamples of the validation
-   videos (the same resample for both, as benchmark/bootstrap.py pairs two table rows);
+   videos (the same resample for both, as benchmark/measurement/bootstrap.py pairs two table rows);
 3. a candidate is *within the noise* when its gap is at most one standard error (the best
    always is);
 4. the *chosen* one is the cheapest within the noise, by mean validation GFLOPs per video;
@@ -19,8 +19,8 @@ al. 1984; Hastie, Tibshirani and Friedman, *Elements of Statistical Learning*, 7
 
 A method whose cost does not vary between candidates is therefore chosen on mAP as before.
 ``fit`` (benchmark/training.py) applies it to the checkpoints of one training run, ``tune``
-(benchmark/tune.py) to the trials of a method; both record every candidate's verdict.
-Only the validation part of the training split is ever scored here (benchmark/splits.py).
+(benchmark/protocol/tune.py) to the trials of a method; both record every candidate's verdict.
+Only the validation part of the training split is ever scored here (benchmark/protocol/splits.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import bootstrap
+from benchmark.measurement import bootstrap
 from datasets.common.errors import UsageError
 
 #: Resamples of the validation videos behind each standard error, and their fixed seed.

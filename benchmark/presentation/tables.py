@@ -3,10 +3,10 @@
 Every "±" in the table is the standard deviation over seeds (blank with one seed). The
 "Δ mAP vs Uniform" column is each method's mAP minus the baseline's, both averaged over
 seeds, with its 95% paired bootstrap interval over the evaluated videos
-(benchmark/bootstrap.py): an interval that contains 0 is no evidence of a difference. The
+(benchmark/measurement/bootstrap.py): an interval that contains 0 is no evidence of a difference. The
 per-video spread of the cost is its own column and, in full, in metrics.json. "Evidence lift"
 (synthetic stores only) is where the fine reads land: the evidence frames they hit over the
-hits expected from as many reads placed at random within each video (benchmark/evidence.py;
+hits expected from as many reads placed at random within each video (benchmark/measurement/evidence.py;
 1 = content-blind).
 """
 
@@ -99,7 +99,7 @@ def summary_frame(
         }
         for key, get in fields.items():
             row[f"{key}_mean"], row[f"{key}_std"] = _stat([get(m) for m in per_seed])
-        if latency is not None:  # benchmark/latency.py: estimated ms per video on one device
+        if latency is not None:  # benchmark/measurement/latency.py: estimated ms per video on one device
             estimates = measured_estimates(latency, name, metrics[name])
             row["latency_ms_mean"], row["latency_ms_std"] = _stat(estimates or [np.nan])
             row["latency_device"] = latency["device_label"]
@@ -257,8 +257,8 @@ def tune_markdown(rows: list[dict[str, Any]], *, scored_on: str) -> str:
     ``scored_on`` names what the trials were scored on, which heads the mAP column: "validation"
     for every tune since the selection-integrity fix (issue 24); the records of earlier tunes run
     with worker processes say "test". Rows with ``within_noise`` show the selection rule's verdict
-    (benchmark/selection.py); rows with ``kept_checkpoint_validation_map`` (an earlier tune's
-    audit, benchmark/preset_origin.py) show what validation said of the same trained models."""
+    (benchmark/protocol/selection.py); rows with ``kept_checkpoint_validation_map`` (an earlier tune's
+    audit, benchmark/protocol/preset_origin.py) show what validation said of the same trained models."""
     heading = "Validation mAP (%)" if scored_on == "validation" else f"{scored_on.capitalize()} mAP (%), what chose"
     shown = []
     for r in rows:

@@ -27,7 +27,6 @@ a synthetic store (its features come from no backbone), is refused with what to 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -37,8 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark import provenance, results
-from benchmark.stores import dataset_fingerprint
+from benchmark import pair, provenance, results
 from datasets.common.atomic import atomic_write_json
 from datasets.common.errors import UsageError
 from datasets.extraction.backbones import BackboneSpec
@@ -91,17 +89,7 @@ def load_pair(run: Path, method: str, seed: int | None, store: FeatureStore, dev
     if seed not in found:
         raise FileNotFoundError(f"{run}: {method!r} has no complete seed {seed}; it has seeds {sorted(found)}")
     folder = found[seed]
-    config = json.loads((folder / results.CONFIG).read_text())
-    cls = resolve_method(config["class"])  # the class it was trained as ("module:Class", plug-ins too)
-    fingerprint = dataset_fingerprint(store)
-    if config["dataset"]["fingerprint"] != fingerprint:
-        raise UsageError(f"{folder} was trained on dataset {config['dataset']['name']!r} (fingerprint "
-                         f"{config['dataset']['fingerprint']}), not on the store at {store.path} ({fingerprint}); "
-                         "pass the run's store with --store")
-    dims = {s: store.manifest.streams[s].dim for s in store.manifest.streams}
-    model = cls(len(store.manifest.classes), dims, **config["hparams"]).to(device)
-    model.load_state_dict(results.load_weights(folder, device))
-    return TrainedPair(method, seed, model.eval(), folder)
+    return TrainedPair(method, seed, pair.load_saved(folder, store, device), folder)
 
 
 def run_store(run: Path, override: str | None) -> FeatureStore:

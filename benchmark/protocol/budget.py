@@ -8,7 +8,7 @@ trains for the same number of steps of the same batch size,
 so a small dataset still gets ``min_steps`` (a floor that does not depend on its size) and a
 large one ``epochs`` passes. Within that budget the model is validated ``validations`` times
 (evenly spread; the last at the final step) on the held-out validation rows, the checkpoint
-the selection rule chooses is kept (benchmark/selection.py: the cheapest within one standard
+the selection rule chooses is kept (benchmark/protocol/selection.py: the cheapest within one standard
 error of the best validation mAP), and training stops early once ``patience`` validations in
 a row have not improved on the best validation mAP. Per-method learning rates and model sizes
 are the methods' own settings (methods/base.py ``TrainConfig``, ``Hparams``); the budget is

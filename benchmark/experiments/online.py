@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark import costs, metrics, provenance, results
+from benchmark import pair, provenance, results
+from benchmark.context import RunContext
+from benchmark.measurement import costs, metrics
 from benchmark.plans import MethodPlan
 from benchmark.results import SEQ_K, UNIFORM_K, online_summary
-from benchmark.runner import Runner
 from benchmark.training import Evaluation, evaluate
 from datasets.common.atomic import atomic_write_bytes, atomic_write_json
 from datasets.common.errors import UsageError
@@ -73,9 +74,9 @@ class TrainedModels:
     show_progress: bool = True
 
     @classmethod
-    def of(cls, runner: Runner) -> TrainedModels:
-        return cls(plans=runner.plans, seeds=runner.cfg.seeds, bank=runner.bank(runner.eval_split),
-                   load=runner.load_trained, gmacs=runner.gmacs, show_progress=runner.cfg.show_progress)
+    def of(cls, ctx: RunContext) -> TrainedModels:
+        return cls(plans=ctx.plans, seeds=ctx.cfg.seeds, bank=ctx.bank(ctx.eval_split),
+                   load=functools.partial(pair.load_trained, ctx), gmacs=ctx.gmacs, show_progress=ctx.cfg.show_progress)
 
 
 def _row(trained: TrainedModels, name: str, display: str, k: int, unit: str, seed: int, plan: MethodPlan,
@@ -142,26 +143,26 @@ def evaluate_online(trained: TrainedModels, options: OnlineOptions) -> pd.DataFr
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def run_online(runner: Runner, options: OnlineOptions) -> pd.DataFrame:
+def run_online(ctx: RunContext, options: OnlineOptions) -> pd.DataFrame:
     """Evaluate every curve and write online.csv and online.json under the run's folder."""
-    table = evaluate_online(TrainedModels.of(runner), options)
+    table = evaluate_online(TrainedModels.of(ctx), options)
     buffer = io.StringIO()
     table.to_csv(buffer, index=False, float_format="%.4f")
-    atomic_write_bytes(runner.out / results.ONLINE_CSV, buffer.getvalue().encode())
-    atomic_write_json(runner.out / results.ONLINE_JSON, {
+    atomic_write_bytes(ctx.out / results.ONLINE_CSV, buffer.getvalue().encode())
+    atomic_write_json(ctx.out / results.ONLINE_JSON, {
         "written": provenance.now(),
         "command": provenance.invocation(),
         "what": "online.csv: top-1 accuracy (%) and mean cost per video (GMACs, from the read meter) when the "
-                "prediction is forced after a budget K; see benchmark/online.py",
-        "config": runner.cfg.to_dict(),
+                "prediction is forced after a budget K; see benchmark/experiments/online.py",
+        "config": ctx.cfg.to_dict(),
         "budgets": list(options.budgets),
         "reference": options.reference,
         "frame_model": options.frame_model,
-        "eval_split": runner.eval_split,
-        "dataset": {"name": runner.store.manifest.name, "fingerprint": runner.fingerprint},
-        "weights": {f"{p.name}/seed{s}": str(runner.pair_dir(p, s) / results.WEIGHTS)
-                    for p in runner.plans if p.cls.online or p.name == options.frame_model for s in runner.cfg.seeds},
-        **runner.environment,
+        "eval_split": ctx.eval_split,
+        "dataset": {"name": ctx.store.manifest.name, "fingerprint": ctx.fingerprint},
+        "weights": {f"{p.name}/seed{s}": str(ctx.pair_dir(p, s) / results.WEIGHTS)
+                    for p in ctx.plans if p.cls.online or p.name == options.frame_model for s in ctx.cfg.seeds},
+        **ctx.environment,
     })
     return table
 

@@ -10,7 +10,7 @@ command where the run recorded it), the folder's hand-written ``notes.md`` (the 
 older runs, and what the numbers say), its table (``table.md``, or ``tune.md`` for a tuning
 run) and, where present, the measured time per video, the online curves (``online.csv``), the
 figures and the saved streaming runs (``stream-*.json``, as the command printed them). The main
-run's rows are also set beside the paper's published numbers (benchmark/paper.py). The README's headline
+run's rows are also set beside the paper's published numbers (benchmark/presentation/paper.py). The README's headline
 table, between its two markers, is the main run's table with the columns a reader needs first;
 its streaming block is the saved run named by ``README_STREAM``.
 
@@ -26,9 +26,10 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark import paper, preset_origin, stream_text, tables
 from benchmark import results as layout
 from benchmark.code_fingerprint import stale_reason
+from benchmark.presentation import paper, stream_text, tables
+from benchmark.protocol import preset_origin
 from benchmark.results import folder_lock, online_summary, read_json, unbacked_pairs
 from datasets.common.atomic import atomic_write_text
 from datasets.common.errors import UsageError
@@ -146,8 +147,8 @@ def _beside_the_paper(summary: pd.DataFrame) -> str:
         })
     return (pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
             + "\n\nPaper: FCVID, Table 1 of the LiteEval paper (and, for the later methods, their own papers, "
-            "on other backbones: context, not targets; benchmark/paper.py). Here: the synthetic default, the "
-            "table above. Absolute mAP is not comparable between the two; the cost ratios and the order are.\n")
+            "on other backbones: context, not targets; benchmark/presentation/paper.py). Here: the synthetic default, "
+            "the table above. Absolute mAP is not comparable between the two; the cost ratios and the order are.\n")
 
 
 def _ablation_beside_the_paper(kind: str, summary: pd.DataFrame) -> str:
@@ -172,7 +173,7 @@ def _ablation_beside_the_paper(kind: str, summary: pd.DataFrame) -> str:
         "Here: GFLOPs": f"{r['gflops_mean']:.1f} ± {r['gflops_std']:.1f}",
     } for r in rows if r["method"] in published]
     return (pd.DataFrame(shown).to_markdown(index=False, disable_numparse=True)
-            + f"\n\nPaper: FCVID, {label} (benchmark/paper.py). Here: the table above.\n")
+            + f"\n\nPaper: FCVID, {label} (benchmark/presentation/paper.py). Here: the table above.\n")
 
 
 def stale_rows(folder: Path) -> dict[str, str]:
@@ -191,7 +192,7 @@ def stale_rows(folder: Path) -> dict[str, str]:
 
 def marks(folder: Path) -> tuple[dict[str, str], str]:
     """The folder's stale rows, and the caption sentences a table of it owes its reader: which
-    rows are stale, and which rest on presets chosen on the test split (benchmark/preset_origin.py)."""
+    rows are stale, and which rest on presets chosen on the test split (benchmark/protocol/preset_origin.py)."""
     stale = stale_rows(folder)
     rows = len(_read_json(folder / layout.SUMMARY).get("per_seed") or {})
     tuning = (folder / layout.TUNE_JSON).is_file()  # a tune re-chooses presets: its trials are not rows resting on one
@@ -212,7 +213,7 @@ def _trials_table(folder: Path) -> str:
             "\"Chosen\" is the trial with the highest of those scores. \"Validation mAP, kept checkpoint\" is what "
             "the held-out validation videos said of the same trained models (each record keeps it); \"Validation's "
             "pick\" is the trial a choice on those would have taken (validation GFLOPs were not recorded, so the "
-            "cost-aware rule of benchmark/selection.py cannot be applied to these trials).")
+            "cost-aware rule of benchmark/protocol/selection.py cannot be applied to these trials).")
 
 
 def marked_table(folder: Path) -> str | None:

@@ -21,9 +21,10 @@ from dataclasses import replace
 from typing import Any
 
 from benchmark.config import RunConfig
+from benchmark.context import RunContext
 from benchmark.plans import MethodPlan, plan_methods
 from benchmark.runner import Runner
-from benchmark.stores import dataset_label
+from benchmark.stores import dataset_label, resolve_store
 from datasets.common.errors import UsageError
 from datasets.store.reader import FeatureStore
 
@@ -52,8 +53,6 @@ def ablate(kind: str, cfg: RunConfig) -> dict[str, str]:
     """Run the ``kind`` ablation; return the written tables' texts."""
     if kind not in KINDS:
         raise UsageError(f"unknown ablation {kind!r}; choose one of {KINDS}")
-    from benchmark.stores import resolve_store
-
     store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
     (base,) = plan_methods(replace(cfg, methods=["liteeval"]), store.manifest.name)
     plans = [
@@ -62,4 +61,4 @@ def ablate(kind: str, cfg: RunConfig) -> dict[str, str]:
     ]
     dataset = dataset_label(cfg.dataset, store)
     cfg = replace(cfg, methods=None, name=cfg.name or f"{dataset}-ablate-{kind}")
-    return Runner(cfg, plans=plans).run(columns=COLUMNS[kind])
+    return Runner(cfg, context=RunContext.create(cfg, plans, store=store)).run(columns=COLUMNS[kind])

@@ -1,0 +1,220 @@
+"""A run's fixed facts, gathered once and handed to whoever needs them.
+
+``RunContext.create(cfg)`` opens the store (generating a preset on first use), picks the
+splits, carves the held-out validation part, plans the methods, chooses the device, counts
+the per-frame backbone costs with ptflops, hashes the dataset and reads git and the package
+versions, once. The pair (benchmark/pair.py), the summary (benchmark/summary.py), the
+scheduler (benchmark/runner.py, benchmark/parallel.py) and the commands built on a run (tune,
+ablate, online, latency) all take the context; none of them re-opens or re-plans.
+
+A *selection run* (``cfg.selection``: ``benchmark tune``) scores its pairs on the held-out
+validation part: its context never names the evaluation split (``eval_split`` is None), and
+``guard()`` keeps every bank of another split than the training split from loading while the
+run runs, here and in its workers (datasets/loading/guard.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmark import provenance, results
+from benchmark.code_fingerprint import code_fingerprint
+from benchmark.config import RunConfig
+from benchmark.measurement import costs, evidence
+from benchmark.plans import MethodPlan, plan_methods
+from benchmark.protocol import selection
+from benchmark.protocol.splits import HeldOut, carve_validation
+from benchmark.stores import EVAL_SPLITS, TRAIN_SPLITS, dataset_fingerprint, dataset_label, pick_split, resolve_store
+from benchmark.training import Evaluation
+from datasets.common.errors import UsageError
+from datasets.loading.bank import FeatureBank
+from datasets.loading.device import resolve_device
+from datasets.loading.guard import only_splits
+from datasets.store.reader import FeatureStore
+from methods.base import VideoMethod
+
+#: Why a selection run may load only the training split (the guard's one line says it).
+SELECTION_GUARD = ("a selection run (python -m benchmark tune) scores its trials on the held-out part of the training "
+                   "split only")
+
+
+@dataclass
+class RunContext:
+    """Everything a run's pairs share (see the module docstring)."""
+
+    cfg: RunConfig
+    store: FeatureStore
+    plans: list[MethodPlan]
+    train_split: str
+    eval_split: str | None  # None: a selection run, which never names the evaluation split
+    train_ids: list[str]
+    held_out: HeldOut
+    device: torch.device
+    out: Path  # the results folder
+    streams: list[str]  # the union of the methods' streams: what the banks load
+    per_frame: dict[str, float]  # GMACs per frame of each stream
+    fingerprint: str  # of the dataset
+    environment: dict[str, Any]  # git, package versions, device
+    platform: dict[str, Any]  # what must agree for two results to be bit-identical
+    validation_counts: np.ndarray  # the paired resamples of the validation videos (selection)
+    _banks: dict[str, FeatureBank] = field(default_factory=dict, repr=False)
+    _evidence: dict[tuple[str, ...], np.ndarray | None] = field(default_factory=dict, repr=False)
+    _code: dict[type, dict[str, Any]] = field(default_factory=dict, repr=False)
+    _step_costs: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def create(cls, cfg: RunConfig, plans: list[MethodPlan] | None = None, *,
+               store: FeatureStore | None = None) -> RunContext:
+        """The context of ``cfg``, with ``plans`` (default: the config's methods) and the store
+        already opened by the caller, if any."""
+        store = store or FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
+        train_split = pick_split(store, cfg.train_split, TRAIN_SPLITS, "train")
+        eval_split = None
+        if not cfg.selection:
+            eval_split = pick_split(store, cfg.eval_split, EVAL_SPLITS, "eval")
+            if eval_split == train_split:
+                asked = "--train-split" if cfg.train_split is not None and cfg.eval_split is None else "--eval-split"
+                raise UsageError(f"{asked} {eval_split!r}: the training and evaluation splits are both "
+                                 f"{eval_split!r}; a model is never evaluated on what it trained on. Name "
+                                 "different ones with --train-split and --eval-split")
+        train_rows = store.split_rows(train_split)
+        held_out = carve_validation(store.header.labels[train_rows], cfg.val_fraction, cfg.val_seed)
+        plans = plans if plans is not None else plan_methods(cfg, store.manifest.name)
+        streams = sorted({s for p in plans for s in p.cls.streams})
+        device = resolve_device(cfg.device)
+        environment = {"git": provenance.git_state(), "versions": provenance.package_versions(),
+                       "device": provenance.device_info(device)}
+        return cls(
+            cfg=cfg, store=store, plans=plans, train_split=train_split, eval_split=eval_split,
+            train_ids=store.header.video_ids[train_rows].tolist(), held_out=held_out, device=device,
+            out=Path(cfg.results_root) / (cfg.name or dataset_label(cfg.dataset, store)), streams=streams,
+            per_frame=costs.frame_costs(store.manifest, streams),
+            fingerprint=dataset_fingerprint(store),  # constant over a run; it hashes every per-video array
+            environment=environment,
+            platform=provenance.platform_key(environment["device"], environment["versions"]),
+            validation_counts=selection.resample_counts(len(held_out.val_rows)),
+        )
+
+    def use_device(self, device: torch.device) -> None:
+        """Compute on ``device`` from now on (a torchrun rank's own GPU); banks are loaded anew."""
+        self.device = device
+        self.environment["device"] = provenance.device_info(device)
+        self.platform = provenance.platform_key(self.environment["device"], self.environment["versions"])
+        self._banks.clear()
+
+    # ------------------------------------------------------------------ what the run is
+    @property
+    def selection(self) -> bool:
+        return self.cfg.selection
+
+    @property
+    def scored_on(self) -> str:
+        """What each pair's numbers are computed on: the evaluation split, or "validation"."""
+        return "validation" if self.eval_split is None else self.eval_split
+
+    def guard(self) -> Any:
+        """While a selection run runs, only the training split may be loaded in this process
+        (datasets/loading/guard.py); a run for the table is not restricted."""
+        if not self.selection:
+            return contextlib.nullcontext()
+        return only_splits({self.train_split}, SELECTION_GUARD)
+
+    def pair_dir(self, plan: MethodPlan, seed: int) -> Path:
+        return results.pair_dir(self.out, plan.name, seed)
+
+    def identity(self, plan: MethodPlan, seed: int) -> dict[str, Any]:
+        """What a result depends on; a stored result with another identity is not reused."""
+        return {
+            "method": plan.name,
+            "class": f"{plan.cls.__module__}:{plan.cls.__qualname__}",
+            "hparams": plan.full_hparams(),
+            "train": asdict(plan.train),
+            "budget": self.cfg.budget.to_dict(len(self.held_out.train_rows)),
+            "seed": seed,
+            "dataset": {"name": self.store.manifest.name, "fingerprint": self.fingerprint},
+            "train_split": self.train_split,
+            "validation": self.validation_record(ids=False),
+            "eval_split": self.scored_on,
+            "streams": list(plan.cls.streams),  # the method's own, not the run's union
+        }
+
+    def validation_record(self, *, ids: bool) -> dict[str, Any]:
+        """The held-out part of the training split (its ids only where asked: provenance)."""
+        record: dict[str, Any] = {
+            "fraction": self.held_out.fraction, "seed": self.held_out.seed, "num_videos": len(self.held_out.val_rows),
+            "num_train_videos": len(self.held_out.train_rows), "ids_sha256": self.held_out.digest(self.train_ids),
+            "stratified_by": "first label",
+        }
+        if ids:
+            record["video_ids"] = self.held_out.val_ids(self.train_ids)
+        return record
+
+    def command(self) -> str:
+        """The ``run`` command line that writes this results folder (for hints)."""
+        parts = ["python -m benchmark run"]
+        if self.cfg.dataset != "default":
+            parts.append(f"--dataset {self.cfg.dataset}")
+        if self.cfg.name:
+            parts.append(f"--name {self.cfg.name}")
+        if self.cfg.results_root != "results":
+            parts.append(f"--results-dir {self.cfg.results_root}")
+        if self.cfg.config_file:
+            parts.append(f"--config {self.cfg.config_file}")
+        return " ".join(parts)
+
+    # ------------------------------------------------------------------ shared, computed once
+    def bank(self, split: str | None) -> FeatureBank:
+        """Each split is loaded once and shared by every method of the run."""
+        if split is None:
+            raise UsageError("a selection run (python -m benchmark tune) has no evaluation split to load; evaluate "
+                             "with `python -m benchmark run`")
+        if split not in self._banks:
+            self._banks[split] = FeatureBank(self.store, split, device=self.device, streams=self.streams,
+                                             show_progress=self.cfg.show_progress)
+        return self._banks[split]
+
+    def bank_bytes(self) -> int:
+        """Host bytes of the run's banks (what each worker process loads)."""
+        header, manifest = self.store.header, self.store.manifest
+        splits = {self.train_split} if self.eval_split is None else {self.train_split, self.eval_split}
+        frames = sum(int(header.lengths[self.store.split_rows(s)].sum()) for s in splits)
+        return frames * sum(2 * manifest.streams[s].dim for s in self.streams)
+
+    def evidence(self, video_ids: list[str]) -> np.ndarray | None:
+        """The synthetic ground truth of ``video_ids``' frames (None for real data), read once."""
+        key = tuple(video_ids)
+        if key not in self._evidence:
+            self._evidence[key] = evidence.store_evidence(self.store, video_ids)
+        return self._evidence[key]
+
+    def code(self, plan: MethodPlan) -> dict[str, Any]:
+        """The code fingerprint of the plan's method and the harness (benchmark/code_fingerprint.py)."""
+        if plan.cls not in self._code:
+            self._code[plan.cls] = code_fingerprint(plan.cls)
+        return self._code[plan.cls]
+
+    def build(self, plan: MethodPlan) -> VideoMethod:
+        """A fresh (untrained) instance of the plan's method on the run's device."""
+        dims = {s: self.store.manifest.streams[s].dim for s in self.streams}
+        method = plan.cls(len(self.store.manifest.classes), dims, **plan.hparams).to(self.device)
+        method.frame_gmacs = {s: self.per_frame[s] for s in plan.cls.streams}
+        return method
+
+    def step_costs(self, plan: MethodPlan) -> dict[str, float]:
+        """GMACs per run of each of the plan's modules, counted once per plan on an instance of
+        its own (they depend on its settings, not on the weights); called before a pair seeds its
+        generators, so counting never shifts the pair's random numbers."""
+        if plan.name not in self._step_costs:
+            self._step_costs[plan.name] = costs.step_costs(self.build(plan))
+        return self._step_costs[plan.name]
+
+    def gmacs(self, plan: MethodPlan, result: Evaluation, per_step: dict[str, float]) -> np.ndarray:
+        """Per-video cost of an evaluation: the method's own streams, from the meter."""
+        frames = {s: result.frames_read[s] for s in plan.cls.streams}
+        return costs.video_gmacs(frames, result.step_counts, self.per_frame, per_step)

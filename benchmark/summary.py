@@ -1,0 +1,201 @@
+"""A results folder's summary: every pair's record, the differences, the caption, the tables.
+
+``write(ctx)`` reads the records of the run's pairs (and of every other pair of the folder
+computed under the same protocol, so the table covers the folder), computes each row's paired
+bootstrap difference to Uniform, and writes the folder's summary (metrics.json), its
+provenance and its tables, with the caption and the marks a table owes (stale rows, presets
+chosen on the test split). Nothing here trains or evaluates.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from benchmark import provenance, results
+from benchmark.context import RunContext
+from benchmark.measurement import bootstrap, costs
+from benchmark.measurement.latency import LATENCY_FILE, caption_note, device_label
+from benchmark.presentation import tables
+from benchmark.protocol import preset_origin
+from benchmark.record import PairRecord
+from datasets.common.atomic import atomic_write_json
+
+Records = dict[str, dict[str, PairRecord]]
+
+
+def records(ctx: RunContext) -> Records:
+    """Every pair of the run's saved record, by method and seed."""
+    found: Records = {}
+    for plan in ctx.plans:
+        for seed in ctx.cfg.seeds:
+            folder = ctx.pair_dir(plan, seed)
+            if not (folder / results.DONE_MARKER).is_file():
+                raise RuntimeError(f"{folder}: no {results.DONE_MARKER} after the pair was computed")
+            found.setdefault(plan.name, {})[str(seed)] = PairRecord.load(folder / results.DONE_MARKER)
+    return found
+
+
+def other_pairs(ctx: RunContext) -> tuple[Records, dict[str, str]]:
+    """Pairs in the folder that this invocation did not ask for (e.g. an earlier run with
+    other --methods): the methods to tabulate too (every seed of this run there, complete,
+    computed with the same dataset, split, validation part and budget) and, for the rest,
+    why they are left out. The table of a folder thus covers every pair in it or says
+    which it leaves out, and never shrinks silently to the last command's methods."""
+    seeds_asked = ctx.cfg.seeds
+    asked = {(p.name, seed) for p in ctx.plans for seed in seeds_asked}
+    found: dict[str, list[int]] = {}
+    for name, seed in results.pairs_on_disk(ctx.out):
+        if (name, seed) not in asked:
+            found.setdefault(name, []).append(seed)
+    shared = ("dataset", "train_split", "validation", "eval_split", "budget")
+    identity = ctx.identity(ctx.plans[0], seeds_asked[0]) if ctx.plans else {}
+    expected = json.loads(json.dumps({k: identity.get(k) for k in shared}))
+    include: Records = {}
+    left_out: dict[str, str] = {}
+    for name, seeds in sorted(found.items()):
+        label = f"{name} (seeds {', '.join(map(str, sorted(seeds)))})"
+        if name in {p.name for p in ctx.plans}:
+            left_out[label] = f"seeds outside this run's {seeds_asked}"
+            continue
+        missing = [s for s in seeds_asked if s not in seeds]
+        if missing:
+            left_out[label] = f"no result for seed(s) {missing} of this run"
+            continue
+        kept, reason = {}, ""
+        for seed in seeds_asked:
+            folder = results.pair_dir(ctx.out, name, seed)
+            state = results.pair_state(folder)
+            if not state.done:
+                reason = f"seed {seed}: {state.reason}"
+                break
+            differing = [k for k in shared if (state.config or {}).get(k) != expected[k]]
+            if differing:
+                reason = f"computed with another {', '.join(differing)}"
+                break
+            kept[str(seed)] = PairRecord.load(folder / results.DONE_MARKER)
+        if reason:
+            left_out[label] = reason
+        else:
+            include[name] = kept
+    return include, left_out
+
+
+def differences(ctx: RunContext, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Each method's mAP difference to the table's baseline with its paired bootstrap
+    interval over the evaluated videos, seeds pooled (benchmark/measurement/bootstrap.py)."""
+    if tables.BASELINE not in names or ctx.selection:
+        return {}
+    per_method: dict[str, np.ndarray] = {}
+    labels: np.ndarray | None = None
+    ids: np.ndarray | None = None
+    for name in names:
+        videos, labels, per_method[name] = results.load_scores(ctx.out, name, ctx.cfg.seeds)
+        if ids is None:
+            ids = videos
+        elif not np.array_equal(ids, videos):
+            raise RuntimeError(f"{name}: scored other videos than the rest of the run")
+    if ids is None or labels is None:
+        return {}
+    counts = bootstrap.resample_counts(bootstrap.resample_indices(len(ids)), len(ids))
+    draws = {name: bootstrap.resampled_maps(scores, labels, counts) for name, scores in per_method.items()}
+    base = tables.BASELINE
+    return {
+        name: bootstrap.paired_difference(per_method[name], per_method[base], labels, counts,
+                                          method_draws=draws[name], reference_draws=draws[base]).to_dict()
+        for name in names if name != base
+    }
+
+
+def caption(ctx: RunContext, *, with_differences: bool, left_out: dict[str, str] | None = None) -> str:
+    """What the table is: data, splits, evaluation, seeds, budget, intervals, what it leaves out."""
+    n_train = len(ctx.held_out.train_rows)
+    seeds = ctx.cfg.seeds
+    evaluated = (f"scored on the {len(ctx.held_out.val_rows)} validation videos (tuning: the evaluation split "
+                 "was not read)" if ctx.eval_split is None else
+                 f"evaluated once on {ctx.eval_split} ({ctx.store.manifest.splits[ctx.eval_split].num_videos} "
+                 "videos)")
+    spread = (f"mean ± std over {len(seeds)} seeds {seeds}" if len(seeds) > 1 else
+              f"one seed ({seeds[0]}): no spread, no conclusion")
+    delta = (f" Δ mAP vs Uniform: paired bootstrap {int(100 * bootstrap.CONFIDENCE)}% interval over the evaluated "
+             f"videos ({bootstrap.RESAMPLES} resamples), seeds pooled." if with_differences else "")
+    outside = ("" if not left_out else " Also in this folder, not in the table: "
+               + "; ".join(f"{pair}: {why}" for pair, why in left_out.items()) + ".")
+    return (
+        f"{ctx.store.manifest.name}: trained on {ctx.train_split} minus a held-out validation part "
+        f"({n_train} + {len(ctx.held_out.val_rows)} videos; selection on the held-out part only), "
+        f"{evaluated}; {spread}. Budget: {ctx.cfg.budget.describe(n_train)}.{delta}{outside}"
+    )
+
+
+def latency(ctx: RunContext) -> dict[str, Any] | None:
+    """The folder's latency record (benchmark/measurement/latency.py) when it was measured on this dataset."""
+    record = results.read_json(ctx.out / LATENCY_FILE)
+    if not isinstance(record, dict) or (record.get("dataset") or {}).get("fingerprint") != ctx.fingerprint:
+        return None
+    return {**record, "device_label": device_label(record)}
+
+
+def provenance_of(ctx: RunContext, execution: dict[str, Any]) -> dict[str, Any]:
+    """This invocation's provenance; each pair's own is in its record ("computed")."""
+    n_train = len(ctx.held_out.train_rows)
+    return {
+        "written": provenance.now(),
+        "command": provenance.invocation(),
+        "note": "describes the last invocation; each pair's record (runs/<method>/seed<k>/) says where its result was "
+                "computed ('computed'), since a resumed run keeps earlier results",
+        "config": ctx.cfg.to_dict(),
+        "seeds": ctx.cfg.seeds,
+        "budget": {**ctx.cfg.budget.to_dict(n_train), "rule": ctx.cfg.budget.describe(n_train)},
+        "validation": ctx.validation_record(ids=True),
+        "methods": {p.name: {"spec": p.spec, "class": f"{p.cls.__module__}:{p.cls.__qualname__}",
+                             "hparams": p.full_hparams(), "train": asdict(p.train)} for p in ctx.plans},
+        "dataset": {
+            "path": str(ctx.store.path.resolve()),
+            "name": ctx.store.manifest.name,
+            "fingerprint": ctx.fingerprint,
+            "provenance": ctx.store.manifest.provenance,
+            "train_split": ctx.train_split,
+            "eval_split": "validation (held out of the training split)" if ctx.selection else ctx.eval_split,
+        },
+        "cost_model": {"per_frame_gmacs": ctx.per_frame, "backend": costs.COST_BACKEND},
+        "execution": execution,
+        "platform": ctx.platform,
+        **ctx.environment,
+    }
+
+
+def write(ctx: RunContext, columns: list[str] | None = None, *,
+          execution: dict[str, Any] | None = None) -> dict[str, str]:
+    """The folder's summary (metrics.json), provenance and tables, from every pair's saved record;
+    the tables' texts are returned. ``execution`` (how this invocation computed its pairs) writes
+    provenance.json; without it (``python -m benchmark latency``, which only adds a column) the
+    folder's provenance.json, which describes the run that computed the table, is kept."""
+    found = records(ctx)
+    others, left_out = other_pairs(ctx)
+    found.update(others)
+    online = {p.name: p.cls.online for p in ctx.plans}
+    online.update({name: next(iter(seeds.values())).online for name, seeds in others.items()})
+    diffs = differences(ctx, list(found))
+    measured = latency(ctx)
+    summary = tables.summary_frame(found, online, {p.name: p.display or p.cls.shown_name() for p in ctx.plans},
+                                   diffs, measured)
+    document: dict[str, Any] = {"summary": tables.summary_records(summary, diffs),
+                                "per_seed": {name: {seed: r.to_json() for seed, r in seeds.items()}
+                                             for name, seeds in found.items()}}
+    if left_out:
+        document["left_out"] = left_out
+    atomic_write_json(ctx.out / results.SUMMARY, document)
+    if execution is not None:
+        atomic_write_json(ctx.out / results.PROVENANCE, provenance_of(ctx, execution))
+    text = caption(ctx, with_differences=bool(diffs), left_out=left_out)
+    if measured is not None:
+        text += " " + caption_note(measured)
+    stale = {r["display_name"]: r["stale"] for r in summary.to_dict("records") if tables.is_stale(r)}
+    marks = [tables.stale_note(stale, len(summary))]
+    if not ctx.selection:  # a tune re-chooses presets; a table says which of its rows rest on test-chosen ones
+        marks.append(preset_origin.note(preset_origin.chosen_on_test(preset_origin.folder_rows(ctx.out))))
+    return tables.write_tables(summary, ctx.out, text, columns=columns, marks=" ".join(filter(None, marks)))
