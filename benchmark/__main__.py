@@ -25,8 +25,8 @@ def _cmd_methods(args: argparse.Namespace) -> int:
         mode = "online " if cls.online else "offline"
         print(f"{name:<{width}}  {cls.shown_name():<13} {mode}  {cls.suite:<8}  streams={','.join(cls.streams):<12} "
               f"{cls.summary}")
-        if cls.reference:
-            print(f"{'':<{width}}  {cls.reference}")
+        if cls.citation:
+            print(f"{'':<{width}}  {cls.citation}")
     return 0
 
 
@@ -48,8 +48,8 @@ def _print_table(texts: dict[str, str]) -> int:
     # Under torchrun only rank 0 writes (and prints) the table; the other ranks return {}.
     if texts:
         print(texts[results_layout.TABLE_MD])
-        if "reference_check" in texts:
-            print(texts["reference_check"])
+        if "crosscheck" in texts:
+            print(texts["crosscheck"])
     return 0
 
 
@@ -91,8 +91,9 @@ def _cmd_online(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-k must be >= 1, got {args.max_k}")
     ctx = RunContext.create(_config(args))
     with results_layout.folder_lock(ctx.out):
-        table = run_online(ctx, OnlineOptions(budgets=tuple(range(1, args.max_k + 1)), reference=args.reference,
-                                              frame_model=args.frame_model))
+        options = OnlineOptions(budgets=tuple(range(1, args.max_k + 1)), horizon_method=args.horizon_method,
+                                frame_model=args.frame_model)
+        table = run_online(ctx, options)
     print(summary(table))
     print(f"\nwritten: {ctx.out / results_layout.ONLINE_CSV}")
     return 0
@@ -169,27 +170,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_migrate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.results import DONE_MARKER, RUNS, adopt_legacy_pair, folder_lock, pair_dir, pairs_on_disk, read_json
+    from benchmark.results import migrate
 
     root = Path(args.results_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"--results-dir {root}: no such folder")
-    added, refused = 0, []
-    for folder in sorted(p for p in root.iterdir() if (p / RUNS).is_dir()):
-        legacy = [(name, seed) for name, seed in pairs_on_disk(folder)
-                  if isinstance(record := read_json(pair_dir(folder, name, seed) / DONE_MARKER), dict)
-                  and record.get("files") is None]
-        if not legacy:
-            continue
-        with folder_lock(folder):
-            for name, seed in legacy:
-                why = adopt_legacy_pair(pair_dir(folder, name, seed))
-                if why:
-                    refused.append(f"{folder}/runs/{name}/seed{seed}: {why}")
-                else:
-                    added += 1
-                    print(f"{folder}/runs/{name}/seed{seed}: checksums added")
-    print(f"{added} pair(s) given checksums; {len(refused)} left as they were" + "".join(f"\n  {r}" for r in refused))
+    done, refused = migrate(root)
+    for line in done:
+        print(line)
+    print(f"{len(done)} change(s); {len(refused)} pair(s) left as they were" + "".join(f"\n  {r}" for r in refused))
     return 0 if not refused else 1
 
 
@@ -230,15 +219,16 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(p, methods=False)
     p.set_defaults(func=_cmd_ablate)
 
-    from benchmark.experiments.online import FRAME_MODEL, REFERENCE
+    from benchmark.experiments.online import FRAME_MODEL, HORIZON_METHOD
     from benchmark.presentation.plots import FIGURES
 
     p = sub.add_parser("online", help="online budget curves (LiteEval-K, Uniform-K, Seq-K; Figure 2) from trained "
                                       "models, as results/<name>/online.csv")
     _run_options(p, methods=True, force=False)
     p.add_argument("--max-k", type=int, default=10, help="budgets K = 1..MAX_K (default 10)")
-    p.add_argument("--reference", default=REFERENCE,
-                   help=f"online method whose stopping points define Uniform-K's K' (default {REFERENCE})")
+    p.add_argument("--horizon-method", "--reference", dest="horizon_method", default=HORIZON_METHOD,
+                   help=f"online method whose stopping points define Uniform-K's K' (default {HORIZON_METHOD}; "
+                        "--reference is its former name)")
     p.add_argument("--frame-model", default=FRAME_MODEL,
                    help=f"trained frame classifier that Uniform-K and Seq-K average (default {FRAME_MODEL})")
     p.set_defaults(func=_cmd_online)
@@ -296,8 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("b", help="the row it is compared with")
     p.set_defaults(func=_cmd_compare)
 
-    p = sub.add_parser("migrate", help="bring results folders written by an earlier version up to date: add the "
-                                       "checksums to pairs written before them, where the pair's files agree")
+    p = sub.add_parser("migrate", help="bring results folders written by an earlier version up to date: rename files "
+                                       "to their current names (a pair's metrics.json to record.json, "
+                                       "reference*.json to earlier.json and crosscheck.json) and add the checksums to "
+                                       "pairs written before them, where the pair's files agree")
     p.add_argument("--results-dir", default="results", help="root of the results (default: results)")
     p.set_defaults(func=_cmd_migrate)
 

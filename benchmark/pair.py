@@ -158,7 +158,7 @@ def compute(ctx: RunContext, plan: MethodPlan, seed: int,
     for name, data in files.items():
         atomic_write_bytes(folder / name, data)
     record.files = {name: results.sha256_bytes(data) for name, data in files.items()}
-    record.save(folder / results.DONE_MARKER)  # last: marks the pair as done
+    record.save(folder / results.RECORD)  # last: marks the pair as done
     return record
 
 
@@ -218,11 +218,12 @@ def reread_evidence(ctx: RunContext, plan: MethodPlan, seed: int) -> PairRecord:
     if ground_truth is None:
         raise UsageError(f"--reread-evidence: {ctx.store.path} has no ground truth of evidence frames (only synthetic "
                          "stores have one)")
-    record = PairRecord.load(folder / results.DONE_MARKER)
+    record = PairRecord.load(results.record_path(folder))
     record.fine_reads_vs_evidence = evidence.read_statistics(result.read_masks["fine"], ground_truth, result.lengths)
     record.extra["fine_reads_vs_evidence_recomputed"] = {
         "at": provenance.now(), "commit": ctx.environment["git"].get("commit"),
         "how": "python -m benchmark ... --reread-evidence: the saved model evaluated again; its fine reads equal the "
                "saved frames_read_fine video by video"}
-    record.save(folder / results.DONE_MARKER)
+    record.save(folder / results.RECORD)
+    results.retire_old_name(folder, results.RECORD)
     return record

@@ -1,21 +1,22 @@
 """One results folder, ``results/<name>/``: its layout, who may write it, and when a pair in it is done.
 
-The layout of ``results/<run name>/``::
+The layout of ``results/<run name>/`` (every name is spelled in this module only)::
 
     table.md table.csv table.tex   the comparison table (rows in the paper's order)
-    metrics.json                   "summary" per method (means, stds, the paired bootstrap
-                                   difference to Uniform) and "per_seed": every number and more
+    metrics.json                   the folder's summary: "summary" per method (means, stds, the
+                                   paired bootstrap difference to Uniform) and "per_seed": every
+                                   pair's record
     provenance.json                config, seeds, budget, validation ids, versions, git commit,
                                    machine, dataset, costs
-    reference.json                 only after a run on another machine replaced results that
+    earlier.json                   only after a run on another machine replaced results that
                                    were here: their summary, which the run compared itself with
-    reference_check.json           that comparison (benchmark/reference.py)
+    crosscheck.json                that comparison (benchmark/crosscheck.py)
     runs/<method>/seed<k>/
         config.json                what this result was computed with (resume checks it)
         scores.npz                 per-video class scores, labels, costs, frames read
         model.pt                   the trained weights (state_dict), for online evaluation
         diagnostics.npz            per-video extras a method reports, if any (see pack_diagnostics)
-        metrics.json               written last, with the SHA-256 of the files above: the
+        record.json                written last, with the SHA-256 of the files above: the
                                    pair is done when they are all there with those contents
                                    (its schema: benchmark/record.py)
     online.csv online.json         the online budget curves (python -m benchmark online)
@@ -25,6 +26,10 @@ The layout of ``results/<run name>/``::
     notes.md                       written by hand: how the folder was made, what it says
                                    (shown on docs/results.md by python -m benchmark report)
 
+Folders written before issue 25 name a pair's record metrics.json (the summary's name) and the
+other machine's results reference.json and reference_check.json (``OLD_NAMES``): they are read
+under those names too, and ``python -m benchmark migrate`` renames them.
+
 Two promises live here (docs/guarantees.md):
 
 * **One writer.** ``folder_lock`` takes an exclusive ``flock`` on ``<folder>/.lock`` for the
@@ -33,11 +38,11 @@ Two promises live here (docs/guarantees.md):
   and leave a table that no single run produced). Taking the lock is also the first write,
   so a folder that cannot be written is reported before anything trains.
 * **Done means complete and consistent.** A method/seed pair is done only when its
-  ``metrics.json`` (written last) parses and records the SHA-256 of every other file of the
+  record (written last) parses and records the SHA-256 of every other file of the
   pair, those files are there with exactly those contents, and its numbers are what its
   scores.npz gives (``numbers_disagreement``). A pair whose rewrite was
   interrupted, or whose scores or weights were deleted, is therefore not done and is
-  computed again; ``metrics.json`` of a pair being recomputed is removed first.
+  computed again; the record of a pair being recomputed is removed first.
 """
 
 from __future__ import annotations
@@ -79,20 +84,43 @@ FIGURES = "figures"
 ONLINE_CSV, ONLINE_JSON = "online.csv", "online.json"
 LATENCY_JSON, LATENCY_MD = "latency.json", "latency.md"
 TUNE_MD, TUNE_JSON, TUNED_JSON = "tune.md", "tune.json", "tuned.json"
-EARLIER, CROSSCHECK = "reference.json", "reference_check.json"  # results from another machine, and the comparison
+EARLIER, CROSSCHECK = "earlier.json", "crosscheck.json"  # results from another machine, and the comparison
 STREAM_RECORDS = "stream-*.json"  # saved `python -m benchmark stream --out` runs
 RUNS = "runs"
 #: A pair's files: the record marks it done (written last, with the others' checksums).
-DONE_MARKER = RECORD = "metrics.json"
+RECORD = "record.json"
 CONFIG, SCORES, WEIGHTS, DIAGNOSTICS = "config.json", "scores.npz", "model.pt", "diagnostics.npz"
-#: Files every finished pair has besides the marker; diagnostics only when a method reports any.
+#: Files every finished pair has besides the record; diagnostics only when a method reports any.
 REQUIRED_FILES = (CONFIG, SCORES, WEIGHTS)
 OPTIONAL_FILES = (DIAGNOSTICS,)
+#: The names files had before (a pair's record was metrics.json, like the folder's summary;
+#: "reference" named three things): still read, and ``python -m benchmark migrate`` renames them.
+OLD_NAMES = {RECORD: "metrics.json", EARLIER: "reference.json", CROSSCHECK: "reference_check.json"}
 
 
 def pair_dir(out: Path, name: str, seed: int | str) -> Path:
     """The folder of result ``name``'s seed ``seed`` in the results folder ``out``."""
     return out / RUNS / name / f"seed{seed}"
+
+
+def existing(folder: Path, name: str) -> Path:
+    """``folder / name``, or the file under its old name where only that one is there."""
+    old = OLD_NAMES.get(name)
+    if old is not None and not (folder / name).is_file() and (folder / old).is_file():
+        return folder / old
+    return folder / name
+
+
+def record_path(folder: Path) -> Path:
+    """The record of the pair in ``folder`` (record.json, or metrics.json in older folders)."""
+    return existing(folder, RECORD)
+
+
+def retire_old_name(folder: Path, name: str) -> None:
+    """Remove ``name``'s file under its old name once the file is there under the new one."""
+    old = OLD_NAMES.get(name)
+    if old is not None and (folder / name).is_file():
+        (folder / old).unlink(missing_ok=True)
 
 
 #: Where in a results folder the suite writes (globs relative to the folder; "" is the folder):
@@ -203,36 +231,36 @@ def read_json(path: Path) -> Any:
 def pair_state(folder: Path) -> PairState:
     """Whether the pair in ``folder`` is complete: its marker parses and every file it
     lists is present with the recorded checksum."""
-    marker = folder / DONE_MARKER
+    marker = record_path(folder)
     if not marker.is_file():
         partial = [f for f in (*REQUIRED_FILES, *OPTIONAL_FILES) if (folder / f).is_file()]
-        return PairState(False, "not computed" if not partial else f"incomplete ({DONE_MARKER} missing)")
+        return PairState(False, "not computed" if not partial else f"incomplete ({RECORD} missing)")
     record = read_json(marker)
     if not isinstance(record, dict):
-        return PairState(False, f"{DONE_MARKER} is empty or corrupt")
+        return PairState(False, f"{marker.name} is empty or corrupt")
     config = read_json(folder / CONFIG)
     if not isinstance(config, dict):
         return PairState(False, "config.json is missing or corrupt")
     files = record.get("files")
     if files is None:
-        return PairState(False, f"{DONE_MARKER} has no checksums (written before they were recorded, or stripped); "
+        return PairState(False, f"{marker.name} has no checksums (written before they were recorded, or stripped); "
                                 "`python -m benchmark migrate` adds them where the pair's files agree", config)
     if not isinstance(files, dict):
-        return PairState(False, f"{DONE_MARKER} has unreadable checksums", config)
+        return PairState(False, f"{marker.name} has unreadable checksums", config)
     for name in REQUIRED_FILES:
         if name not in files:
-            return PairState(False, f"{DONE_MARKER} lists no {name}", config)
+            return PairState(False, f"{marker.name} lists no {name}", config)
     for name, digest in files.items():
         path = folder / name
         if not path.is_file():
             return PairState(False, f"{name} is missing", config)
         if file_sha256(path) != digest:
-            return PairState(False, f"{name} does not match {DONE_MARKER} (an interrupted rewrite?)", config)
-    problem = numbers_disagreement(folder, record)
+            return PairState(False, f"{name} does not match {marker.name} (an interrupted rewrite?)", config)
+    problem = numbers_disagreement(folder, record, marker.name)
     return PairState(not problem, problem, config)
 
 
-def numbers_disagreement(folder: Path, record: dict[str, Any]) -> str:
+def numbers_disagreement(folder: Path, record: dict[str, Any], marker: str = RECORD) -> str:
     """Where a pair's record disagrees with its checksummed scores.npz ("" where it does not).
 
     The checksums cover the pair's other files, not the record itself, so its numbers are
@@ -249,7 +277,7 @@ def numbers_disagreement(folder: Path, record: dict[str, Any]) -> str:
     except Exception:  # noqa: BLE001 - any failure to read it means the file is not complete
         return "scores.npz is unreadable"
     if len(arrays.get("video_ids", [])) != record.get("num_eval_videos"):
-        return f"scores.npz has {len(arrays.get('video_ids', []))} videos, {DONE_MARKER} says " \
+        return f"scores.npz has {len(arrays.get('video_ids', []))} videos, {marker} says " \
                f"{record.get('num_eval_videos')}"
     scored = score(arrays["scores"], arrays["labels"])
     expected: dict[str, Any] = {"map": scored.map, "map_interpolated": scored.map_interpolated, "top1": scored.top1,
@@ -262,10 +290,10 @@ def numbers_disagreement(folder: Path, record: dict[str, Any]) -> str:
     recorded_streams: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
     for stream in [s for s in expected["frames_read"] if s not in recorded_streams]:
         if expected["frames_read"].pop(stream)["max"] > 0:
-            return f"scores.npz records reads of stream {stream!r} that {DONE_MARKER} leaves out (an edited record?)"
+            return f"scores.npz records reads of stream {stream!r} that {marker} leaves out (an edited record?)"
     for key, value in expected.items():
         if not _same(record.get(key), value):
-            return f"{DONE_MARKER} says {key} = {_short(record.get(key))}, its scores.npz gives {_short(value)} (an " \
+            return f"{marker} says {key} = {_short(record.get(key))}, its scores.npz gives {_short(value)} (an " \
                    "edited record?); recompute the pair with --force"
     return ""
 
@@ -287,13 +315,14 @@ def adopt_legacy_pair(folder: Path) -> str:
     """Add the checksums to a pair written before they were recorded, if its files agree (see
     ``_legacy_disagreement`` and ``numbers_disagreement``); returns why not ("" when added).
     The record notes when and how (``checksums_added``). Call it under the folder's lock."""
-    record = read_json(folder / DONE_MARKER)
+    marker = record_path(folder)
+    record = read_json(marker)
     config = read_json(folder / CONFIG)
     if not isinstance(record, dict) or not isinstance(config, dict):
-        return f"{DONE_MARKER} or config.json is missing or corrupt"
+        return f"{marker.name} or config.json is missing or corrupt"
     if record.get("files") is not None:
         return "it has checksums already"
-    problem = _legacy_disagreement(folder, record, config) or numbers_disagreement(folder, record)
+    problem = _legacy_disagreement(folder, record, config) or numbers_disagreement(folder, record, marker.name)
     if problem:
         return problem
     names = [*REQUIRED_FILES, *(f for f in OPTIONAL_FILES if (folder / f).is_file())]
@@ -302,7 +331,7 @@ def adopt_legacy_pair(folder: Path) -> str:
         "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "by": "python -m benchmark migrate",
         "checked": "its files agree with each other (method, seed, settings, budget, videos) and every number of the "
                    "record equals what its scores.npz gives"}
-    atomic_write_json(folder / DONE_MARKER, record)
+    atomic_write_json(marker, record)
     return ""
 
 
@@ -321,15 +350,44 @@ def _legacy_disagreement(folder: Path, record: dict[str, Any], config: dict[str,
               "budget": (record.get("budget_steps"), budget.get("total_steps"))}
     for what, (recorded, configured) in checks.items():
         if recorded != configured:
-            return f"{DONE_MARKER} and config.json disagree on {what} (an interrupted rewrite?)"
+            return f"the record and config.json disagree on {what} (an interrupted rewrite?)"
     try:
         with np.load(folder / SCORES) as data:
             videos = len(data["video_ids"])
     except Exception:  # noqa: BLE001 - any failure to read it means the file is not complete
         return "scores.npz is unreadable"
     if videos != record.get("num_eval_videos"):
-        return f"scores.npz has {videos} videos, {DONE_MARKER} says {record.get('num_eval_videos')}"
+        return f"scores.npz has {videos} videos, the record says {record.get('num_eval_videos')}"
     return ""
+
+
+def migrate(root: Path) -> tuple[list[str], list[str]]:
+    """Bring every results folder under ``root`` up to the current layout (``python -m benchmark
+    migrate``), each under its lock: files under their old names renamed (``OLD_NAMES``), and
+    checksums added to pairs written before them where their files agree
+    (``adopt_legacy_pair``). Returns what was done, and the pairs left as they were, with why."""
+    done: list[str] = []
+    refused: list[str] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
+        pairs = [pair_dir(folder, name, seed) for name, seed in pairs_on_disk(folder)]
+        renames = [(place, name) for place in [folder, *pairs] for name in OLD_NAMES
+                   if not (place / name).is_file() and (place / OLD_NAMES[name]).is_file()
+                   and (name != RECORD or place != folder)]  # the folder's own metrics.json is its summary
+        legacy = [pair for pair in pairs
+                  if isinstance(record := read_json(record_path(pair)), dict) and record.get("files") is None]
+        if not renames and not legacy:
+            continue
+        with folder_lock(folder):
+            for place, name in renames:
+                os.replace(place / OLD_NAMES[name], place / name)
+                done.append(f"{place / OLD_NAMES[name]} -> {name}")
+            for pair in legacy:
+                why = adopt_legacy_pair(pair)
+                if why:
+                    refused.append(f"{pair}: {why}")
+                else:
+                    done.append(f"{pair}: checksums added")
+    return done, refused
 
 
 def load_weights(folder: Path, device: Any) -> dict[str, Any]:
@@ -370,7 +428,8 @@ def unbacked_pairs(out: Path) -> list[str]:
 def start_pair(folder: Path) -> None:
     """Mark the pair as not done before any of its files is rewritten (an interrupted
     rewrite then leaves a pair that is redone, never old numbers under a new config)."""
-    (folder / DONE_MARKER).unlink(missing_ok=True)
+    (folder / RECORD).unlink(missing_ok=True)
+    (folder / OLD_NAMES[RECORD]).unlink(missing_ok=True)
     for name in OPTIONAL_FILES:
         (folder / name).unlink(missing_ok=True)
 

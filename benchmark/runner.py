@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from benchmark import pair, parallel, reference, results, summary
+from benchmark import crosscheck, pair, parallel, results, summary
 from benchmark.config import RunConfig
 from benchmark.context import RunContext
 from benchmark.plans import MethodPlan
@@ -81,13 +81,13 @@ class Runner:
                 return False
             raise UsageError(f"{folder} holds a result computed with a different configuration. Re-run with --force "
                              "to replace it, or choose another --name")
-        if reference.computed_elsewhere(folder, ctx.platform):
+        if crosscheck.computed_elsewhere(folder, ctx.platform):
             log.warning("%s seed %d: the result in %s was computed on another kind of machine; recomputing it here "
                         "(%s), then comparing", plan.name, seed, folder, ctx.platform)
             return False
         if ctx.cfg.force:
             return False
-        stale = PairRecord.load(folder / results.DONE_MARKER).stale
+        stale = PairRecord.load(results.record_path(folder)).stale
         if stale:
             log.warning("%s seed %d: kept, but STALE: %s. Its row is marked stale; recompute it with --force",
                         plan.name, seed, stale)
@@ -99,7 +99,7 @@ class Runner:
         Pending pairs run here, in ``--jobs`` worker processes, or spread over torchrun's
         ranks (benchmark/parallel.py); rank 0 writes the table once all are done, and the
         other ranks return an empty dict. Where results were already here, the texts also
-        hold "reference_check": how the recomputed ones compare (benchmark/reference.py)."""
+        hold "crosscheck": how the recomputed ones compare (benchmark/crosscheck.py)."""
         rank, world, local_rank, started_group = distributed_rank()
         with self.ctx.guard():
             if rank != 0:
@@ -120,10 +120,10 @@ class Runner:
                         log.info("%s seed %d: done already (%s), kept", plan.name, seed, ctx.pair_dir(plan, seed))
                     else:
                         pending.append((index, seed))
-                        foreign = foreign or reference.computed_elsewhere(ctx.pair_dir(plan, seed), ctx.platform)
-            earlier = reference.load(ctx.out) if pending and rank == 0 and not ctx.selection else None
+                        foreign = foreign or crosscheck.computed_elsewhere(ctx.pair_dir(plan, seed), ctx.platform)
+            earlier = crosscheck.load(ctx.out) if pending and rank == 0 and not ctx.selection else None
             if earlier is not None and foreign:
-                reference.keep(ctx.out, earlier)  # a resumed run still compares with the same reference
+                crosscheck.keep(ctx.out, earlier)  # a resumed run still compares with the same earlier results
             if world > 1:
                 barrier()  # every rank has seen the same pending pairs before any is written
             self.execution = parallel.schedule(ctx, pending, jobs=ctx.cfg.jobs, threads=ctx.cfg.threads, rank=rank,
@@ -136,11 +136,11 @@ class Runner:
                 self.reread_evidence()
             texts = summary.write(ctx, columns, execution=self.execution)
             if earlier is not None:
-                check = reference.compare(earlier, json.loads((ctx.out / results.SUMMARY).read_text()),
+                check = crosscheck.compare(earlier, json.loads((ctx.out / results.SUMMARY).read_text()),
                                           ctx.fingerprint)
                 if foreign:
                     atomic_write_json(ctx.out / results.CROSSCHECK, check)
-                texts["reference_check"] = reference.describe(check)
+                texts["crosscheck"] = crosscheck.describe(check)
             return texts
         finally:
             finish(started_group)

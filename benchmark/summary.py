@@ -33,9 +33,9 @@ def records(ctx: RunContext) -> Records:
     for plan in ctx.plans:
         for seed in ctx.cfg.seeds:
             folder = ctx.pair_dir(plan, seed)
-            if not (folder / results.DONE_MARKER).is_file():
-                raise RuntimeError(f"{folder}: no {results.DONE_MARKER} after the pair was computed")
-            found.setdefault(plan.name, {})[str(seed)] = PairRecord.load(folder / results.DONE_MARKER)
+            if not results.record_path(folder).is_file():
+                raise RuntimeError(f"{folder}: no {results.RECORD} after the pair was computed")
+            found.setdefault(plan.name, {})[str(seed)] = PairRecord.load(results.record_path(folder))
     return found
 
 
@@ -76,7 +76,7 @@ def other_pairs(ctx: RunContext) -> tuple[Records, dict[str, str]]:
             if differing:
                 reason = f"computed with another {', '.join(differing)}"
                 break
-            kept[str(seed)] = PairRecord.load(folder / results.DONE_MARKER)
+            kept[str(seed)] = PairRecord.load(results.record_path(folder))
         if reason:
             left_out[label] = reason
         else:

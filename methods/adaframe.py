@@ -70,7 +70,7 @@ class AdaFrame(VideoMethod):
     summary = ("LSTM agent with a global memory of coarse features, Gaussian location policy, "
                "utility-based stop (offline)")
     display_name = "AdaFrame"
-    reference = "Wu et al.: AdaFrame: Adaptive frame selection for fast video recognition, CVPR 2019"
+    citation = "Wu et al.: AdaFrame: Adaptive frame selection for fast video recognition, CVPR 2019"
     row = 0
     streams = ("coarse", "fine")
     online = False  # the memory spans the whole video and the agent jumps anywhere

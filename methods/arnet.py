@@ -73,7 +73,7 @@ class ARNet(VideoMethod):
     summary = ("LSTM policy on coarse features picks fine / coarse only / skip 1, 2, 4 per frame "
                "(Gumbel-softmax, offline)")
     display_name = "AR-Net"
-    reference = "Meng et al.: AR-Net: Adaptive frame resolution for efficient action recognition, ECCV 2020"
+    citation = "Meng et al.: AR-Net: Adaptive frame resolution for efficient action recognition, ECCV 2020"
     row = 2
     streams = ("coarse", "fine")
     online = False  # 16 frames spread over the whole video

@@ -18,6 +18,7 @@ import math
 import traceback
 import types
 import typing
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -266,7 +267,7 @@ class VideoMethod(nn.Module, ABC):
     #: The row name in tables and figures (default: the registry name).
     display_name: ClassVar[str] = ""
     #: The paper the method comes from (authors, venue, year), shown by ``benchmark methods``.
-    reference: ClassVar[str] = ""
+    citation: ClassVar[str] = ""
     #: Position of the method's row within its suite's rows: the paper's Table 1 order for
     #: "paper", publication order for "extended". Plug-ins that leave it follow the built-ins
     #: in the order they were given.
@@ -294,6 +295,16 @@ class VideoMethod(nn.Module, ABC):
     #: the same number of settings, so each gets the same tuning effort. Keep cost knobs
     #: (a usage target, a per-frame penalty) out: tuning selects on validation mAP alone.
     search_space: ClassVar[dict[str, tuple[Any, ...]]] = OPTIMISER_SEARCH_SPACE
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Plug-ins written before ``citation`` had its name called it ``reference`` (a word that
+        # also named other things); they are read as before, with a note to rename it.
+        super().__init_subclass__(**kwargs)
+        old = cls.__dict__.get("reference")
+        if isinstance(old, str) and "citation" not in cls.__dict__:
+            warnings.warn(f"{cls.__qualname__}.reference is now called citation; rename it", DeprecationWarning,
+                          stacklevel=2)
+            cls.citation = old
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams: Any) -> None:
         super().__init__()

@@ -37,7 +37,7 @@ class FastForward(VideoMethod):
     summary = "agent jumping forward by 1..32 frames or stopping (policy gradients), at most N frames"
     display_name = "FastForward"
     jump_sizes: torch.Tensor  # a buffer: the jump of each action
-    reference = "Fan et al.: Watching a small portion could be as good as watching all, IJCAI 2018"
+    citation = "Fan et al.: Watching a small portion could be as good as watching all, IJCAI 2018"
     row = 3
     streams = ("fine",)
     online = False  # it decides how far into the future to look

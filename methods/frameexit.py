@@ -45,7 +45,7 @@ ORDER = (5, 0, 9, 2, 7, 4, 6, 3, 8, 1)
 class FrameExit(VideoMethod):
     summary = "fine frames in a coarse-to-fine order, max-pooled, a classifier and an exit gate per step (offline)"
     display_name = "FrameExit"
-    reference = "Ghodrati et al.: FrameExit: Conditional early exiting for efficient video recognition, CVPR 2021"
+    citation = "Ghodrati et al.: FrameExit: Conditional early exiting for efficient video recognition, CVPR 2021"
     row = 3
     streams = ("fine",)
     online = False  # the order visits the middle and the end of the video first

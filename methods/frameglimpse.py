@@ -43,7 +43,7 @@ LAST = 1.0 - 1e-6  # locations live in [0, LAST] so that floor(l * length) < len
 class FrameGlimpse(VideoMethod):
     summary = "agent glimpsing frames anywhere (Gaussian location + stop policies, REINFORCE), at most N glimpses"
     display_name = "FrameGlimpse"
-    reference = "Yeung et al.: End-to-end learning of action detection from frame glimpses in videos, CVPR 2016"
+    citation = "Yeung et al.: End-to-end learning of action detection from frame glimpses in videos, CVPR 2016"
     row = 2
     streams = ("fine",)
     online = False  # it jumps to future frames

@@ -437,7 +437,7 @@ class LiteEvalStream(FrameStream):
 class LiteEval(_LiteEvalNet):
     summary = "coarse LSTM on every frame, gated fine LSTM (Gumbel-softmax gate), synchronised states"
     display_name = "LiteEval"
-    reference = "Wu et al.: LiteEval: A coarse-to-fine framework for resource efficient video recognition, NeurIPS 2019"
+    citation = "Wu et al.: LiteEval: A coarse-to-fine framework for resource efficient video recognition, NeurIPS 2019"
     row = 5
     # `default`: the optimiser and dropout that `python -m benchmark tune --trials 4` chose on the default
     # dataset's validation split (results/default-tune-fcvid/, tune.md, on the FCVID-length store; the first
@@ -464,7 +464,7 @@ class LiteEvalRL(_LiteEvalNet):
     summary = "LiteEval with its gate trained by REINFORCE (Bernoulli decisions, moving-average baseline)"
     display_name = "LiteEval-RL"
     baseline: torch.Tensor  # a buffer: the moving average of the reward
-    reference = "Wu et al.: LiteEval, NeurIPS 2019 (its REINFORCE variant, section 4)"
+    citation = "Wu et al.: LiteEval, NeurIPS 2019 (its REINFORCE variant, section 4)"
     row = 4
     # `default`: the optimiser and dropout that `python -m benchmark tune --trials 4` chose on the default
     # dataset's validation split (results/default-tune-fcvid/, tune.md, on the FCVID-length store; the first

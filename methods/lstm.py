@@ -27,7 +27,7 @@ from methods.registry import register_method
 class LSTM(VideoMethod):
     summary = "LSTM over fine features of 25 uniform frames, prediction from the last hidden state"
     display_name = "LSTM"
-    reference = "the LSTM baseline of LiteEval's Table 1 (Wu et al., NeurIPS 2019)"
+    citation = "the LSTM baseline of LiteEval's Table 1 (Wu et al., NeurIPS 2019)"
     row = 1
     streams = ("fine",)
     online = False  # same uniform frames as UNIFORM

@@ -59,7 +59,7 @@ class OCSampler(VideoMethod):
     summary = ("skim MLP on every frame's coarse feature picks N frames at once (policy gradient), "
                "fine classifier (offline)")
     display_name = "OCSampler"
-    reference = "Lin et al.: OCSampler: Compressing videos to one clip with single-step sampling, CVPR 2022"
+    citation = "Lin et al.: OCSampler: Compressing videos to one clip with single-step sampling, CVPR 2022"
     row = 4
     streams = ("coarse", "fine")
     online = False  # the distribution is over every frame of the video

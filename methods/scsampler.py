@@ -44,7 +44,7 @@ from methods.uniform import frame_classifier
 class SCSampler(VideoMethod):
     summary = "coarse salience classifier on every frame, fine classifier on the K most salient frames (offline)"
     display_name = "SCSampler"
-    reference = ("Korbar et al.: SCSampler: "
+    citation = ("Korbar et al.: SCSampler: "
                  "Sampling salient clips from video for efficient action recognition, ICCV 2019")
     row = 1
     streams = ("coarse", "fine")

@@ -32,7 +32,7 @@ def frame_classifier(dim: int, num_classes: int, hidden: int, dropout: float) ->
 class Uniform(VideoMethod):
     summary = "frame classifier on fine features of 25 uniform frames, probabilities averaged"
     display_name = "Uniform"
-    reference = "the frame-averaging baseline of LiteEval's Table 1 (Wu et al., NeurIPS 2019)"
+    citation = "the frame-averaging baseline of LiteEval's Table 1 (Wu et al., NeurIPS 2019)"
     row = 0
     streams = ("fine",)
     online = False  # spreading frames over the video needs its length

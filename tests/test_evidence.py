@@ -42,7 +42,7 @@ def test_reread_evidence_recomputes_saved_pairs_identically(tmp_path, tiny_store
     args = ["-q", "run", "--dataset", str(tiny_store), "--methods", "uniform", "liteeval", "--seeds", "0",
             "--steps", "2", "--jobs", "1", "--results-dir", str(tmp_path)]
     assert main(args) == 0
-    path = tmp_path / "tiny" / "runs" / "liteeval" / "seed0" / "metrics.json"
+    path = tmp_path / "tiny" / "runs" / "liteeval" / "seed0" / "record.json"
     first = json.loads(path.read_text())["fine_reads_vs_evidence"]
     assert first is not None and first["lift"] > 0
     record = json.loads(path.read_text())

@@ -108,7 +108,7 @@ def test_a_read_of_an_undeclared_stream_is_refused_whoever_else_runs(tmp_path, c
     assert run(tmp_path, "--methods", *beside, sneaky) == 2
     line = error_line(capsys)
     assert "'sneaky'" in line and "'fine'" in line and "streams" in line
-    assert not (pair(tmp_path, "sneaky") / "metrics.json").exists()
+    assert not (pair(tmp_path, "sneaky") / "record.json").exists()
 
 
 # ---------------------------------------------------------------- 2. interrupted --force
@@ -135,7 +135,7 @@ def test_an_interrupted_force_rerun_is_redone_not_reported_with_old_numbers(tmp_
     assert results.pair_state(pair(tmp_path, "lstm")).done is False
 
     assert run(tmp_path, "--methods", "lstm", steps=3) == 0
-    record = json.loads((pair(tmp_path, "lstm") / "metrics.json").read_text())
+    record = json.loads((pair(tmp_path, "lstm") / "record.json").read_text())
     assert record["train_steps"] == 3 and record["budget_steps"] == 3
     summary = json.loads((tmp_path / "t" / "metrics.json").read_text())
     assert summary["per_seed"]["lstm"]["0"]["train_steps"] == 3
@@ -148,9 +148,9 @@ def test_a_file_that_does_not_match_its_checksum_makes_the_pair_not_done(tmp_pat
     (folder / "model.pt").write_bytes(b"not the weights")
     state = results.pair_state(folder)
     assert not state.done and "model.pt" in state.reason
-    before = (folder / "metrics.json").stat().st_mtime_ns
+    before = (folder / "record.json").stat().st_mtime_ns
     assert run(tmp_path, "--methods", "uniform") == 0
-    assert (folder / "metrics.json").stat().st_mtime_ns != before and results.pair_state(folder).done
+    assert (folder / "record.json").stat().st_mtime_ns != before and results.pair_state(folder).done
 
 
 # ---------------------------------------------------------------- 3. one writer per folder
@@ -297,7 +297,7 @@ def test_a_plugin_returning_nan_is_named(tmp_path, capsys):
 def test_corrupt_result_files_are_redone_not_fatal(tmp_path, damage, force):
     """Found: "Expecting value: line 1 column 1", and --force could not get past it."""
     assert run(tmp_path, "--methods", "uniform") == 0
-    target = {"empty-pair-metrics": pair(tmp_path, "uniform") / "metrics.json",
+    target = {"empty-pair-metrics": pair(tmp_path, "uniform") / "record.json",
               "corrupt-pair-config": pair(tmp_path, "uniform") / "config.json",
               "empty-folder-metrics": tmp_path / "t" / "metrics.json"}[damage]
     target.write_text("" if "empty" in damage else "{not json")
@@ -326,7 +326,7 @@ def test_ctrl_c_is_one_line_and_resumable(tmp_path):
         child.kill()
     assert child.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err and "run the same command again" in err
-    assert not (tmp_path / "tiny" / "runs" / "lstm" / "seed0" / "metrics.json").exists()
+    assert not (tmp_path / "tiny" / "runs" / "lstm" / "seed0" / "record.json").exists()
 
 
 def test_a_record_without_checksums_is_not_done_until_migrate_checks_it(tmp_path, capsys):
@@ -334,20 +334,20 @@ def test_a_record_without_checksums_is_not_done_until_migrate_checks_it(tmp_path
     checksums are done only once `migrate` has found their files in agreement and added them."""
     assert run(tmp_path, "--methods", "uniform") == 0
     folder = pair(tmp_path, "uniform")
-    record = json.loads((folder / "metrics.json").read_text())
+    record = json.loads((folder / "record.json").read_text())
     del record["files"]
-    (folder / "metrics.json").write_text(json.dumps(record))
+    (folder / "record.json").write_text(json.dumps(record))
     assert "no checksums" in results.pair_state(folder).reason
     record["budget_steps"] = 99  # metrics of another budget under this config.json
-    (folder / "metrics.json").write_text(json.dumps(record))
+    (folder / "record.json").write_text(json.dumps(record))
     assert main(["migrate", "--results-dir", str(tmp_path)]) == 1
     assert "disagree on budget" in capsys.readouterr().out and not results.pair_state(folder).done
     record["budget_steps"] = 2
-    (folder / "metrics.json").write_text(json.dumps(record))
+    (folder / "record.json").write_text(json.dumps(record))
     assert main(["migrate", "--results-dir", str(tmp_path)]) == 0
-    assert "1 pair(s) given checksums" in capsys.readouterr().out
+    assert "checksums added" in capsys.readouterr().out
     state = results.pair_state(folder)
-    assert state.done and "checksums_added" in json.loads((folder / "metrics.json").read_text())
+    assert state.done and "checksums_added" in json.loads((folder / "record.json").read_text())
     with np.load(folder / "scores.npz") as data:
         arrays = {k: data[k][:10] if k in ("video_ids", "scores", "labels", "gmacs") else data[k] for k in data.files}
     np.savez(folder / "scores.npz", **arrays)
@@ -359,11 +359,29 @@ def test_an_edited_record_is_not_a_result(tmp_path, capsys):
     be what its checksummed scores give; an edited one is recomputed."""
     assert run(tmp_path, "--methods", "uniform") == 0
     folder = pair(tmp_path, "uniform")
-    record = json.loads((folder / "metrics.json").read_text())
+    record = json.loads((folder / "record.json").read_text())
     record["map"] = 99.9
-    (folder / "metrics.json").write_text(json.dumps(record))
+    (folder / "record.json").write_text(json.dumps(record))
     state = results.pair_state(folder)
     assert not state.done and "says map = 99.9" in state.reason
     assert run(tmp_path, "--methods", "uniform") == 0  # computed again, not tabulated
     assert "9990" not in (tmp_path / "t" / "table.md").read_text()
+    assert results.pair_state(folder).done
+
+
+def test_folders_written_before_the_renames_still_read_and_migrate_renames_them(tmp_path, capsys):
+    """A pair's record was metrics.json (the summary's name too) and the other machine's results were
+    reference*.json (a word that named three things): old folders read as before; migrate renames."""
+    assert run(tmp_path, "--methods", "uniform") == 0
+    folder, out = pair(tmp_path, "uniform"), tmp_path / "t"
+    (folder / "record.json").rename(folder / "metrics.json")
+    (out / "reference.json").write_text(json.dumps({"summary": {}}))
+    assert results.pair_state(folder).done and results.existing(out, results.EARLIER).name == "reference.json"
+    assert run(tmp_path, "--methods", "uniform") == 0  # kept, not recomputed
+    assert (folder / "metrics.json").is_file() and not (folder / "record.json").exists()
+    capsys.readouterr()
+    assert main(["migrate", "--results-dir", str(tmp_path)]) == 0
+    assert "metrics.json -> record.json" in capsys.readouterr().out
+    assert (folder / "record.json").is_file() and not (folder / "metrics.json").exists()
+    assert (out / "earlier.json").is_file() and (out / "metrics.json").is_file()  # the summary keeps its name
     assert results.pair_state(folder).done

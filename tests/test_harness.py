@@ -32,7 +32,7 @@ def run(tmp_path: Path, *extra: str, name: str = "t") -> int:
 
 
 def stamps(folder: Path) -> dict[str, int]:
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.glob("runs/*/seed*/metrics.json")}
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.glob("runs/*/seed*/record.json")}
 
 
 def test_run_writes_the_table_and_everything_behind_it(tmp_path, capsys):
@@ -91,11 +91,11 @@ def test_rerun_resumes_and_force_recomputes(tmp_path):
     assert stamps(out) == first  # nothing recomputed
 
     # An interrupted run: one pair never finished (its metrics.json is written last).
-    (out / "runs" / "lstm" / "seed0" / "metrics.json").unlink()
+    (out / "runs" / "lstm" / "seed0" / "record.json").unlink()
     assert run(tmp_path) == 0
     after = stamps(out)
-    assert after["runs/uniform/seed0/metrics.json"] == first["runs/uniform/seed0/metrics.json"]
-    assert "runs/lstm/seed0/metrics.json" in after
+    assert after["runs/uniform/seed0/record.json"] == first["runs/uniform/seed0/record.json"]
+    assert "runs/lstm/seed0/record.json" in after
 
     assert run(tmp_path, "--force") == 0
     forced = stamps(out)

@@ -43,7 +43,7 @@ def choice(root: Path, name: str = "tiny-tune") -> dict:
     out = root / name
     record = json.loads((out / "tune.json").read_text())
     scored = {p.parent.parent.name + "/" + p.parent.name: json.loads(p.read_text())["evaluated_on"]
-              for p in out.glob("runs/*/seed*/metrics.json")}
+              for p in out.glob("runs/*/seed*/record.json")}
     return {"chosen": json.loads((out / "tuned.json").read_text()), "trials": record["trials"], "scored": scored}
 
 
@@ -117,7 +117,7 @@ def test_a_worker_of_a_selection_run_is_restricted_for_its_life(tiny_store, tmp_
 def test_tune_refuses_trials_that_were_not_scored_on_validation(tiny_store, tmp_path, capsys):
     args = [*TUNE, "--dataset", str(tiny_store), "--jobs", "1", "--results-dir", str(tmp_path)]
     assert main(args) == 0
-    record = tmp_path / "tiny-tune" / "runs" / "liteeval-trial1" / "seed0" / "metrics.json"
+    record = tmp_path / "tiny-tune" / "runs" / "liteeval-trial1" / "seed0" / "record.json"
     data = json.loads(record.read_text())
     data["evaluated_on"] = "test"  # what the parallel tune wrote before the fix
     record.write_text(json.dumps(data))
@@ -170,7 +170,7 @@ def test_an_edit_under_methods_makes_provenance_dirty_and_the_row_stale(tmp_path
     first = run()
     assert "STALE" not in first.stderr and "(stale)" not in (results / "tiny" / "table.md").read_text()
     assert json.loads((results / "tiny" / "provenance.json").read_text())["git"]["dirty"] is False
-    record = json.loads((results / "tiny" / "runs" / "lstm" / "seed0" / "metrics.json").read_text())
+    record = json.loads((results / "tiny" / "runs" / "lstm" / "seed0" / "record.json").read_text())
     assert "methods/lstm.py" in record["code"]["files"] and "benchmark/training.py" in record["code"]["files"]
     assert "methods/uniform.py" not in record["code"]["files"]  # one method's edit leaves another's rows alone
 

@@ -29,7 +29,7 @@ def pair_results(root: Path) -> dict[tuple[str, int], dict]:
         with np.load(folder / "scores.npz") as scores:
             arrays = {k: scores[k] for k in scores.files}
         state = torch.load(folder / "model.pt", weights_only=True)
-        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics = json.loads((folder / "record.json").read_text())
         out[method, seed] = {"arrays": arrays, "state": state,
                              "threads": metrics["computed"]["device"]["torch_threads"]}
     return out

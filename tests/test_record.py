@@ -10,7 +10,7 @@ import pytest
 from benchmark.record import PairRecord
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-COMMITTED = sorted(RESULTS.glob("*/runs/*/seed*/metrics.json"))
+COMMITTED = sorted(RESULTS.glob("*/runs/*/seed*/record.json"))
 
 
 def test_every_committed_pair_reads_and_writes_back_unchanged():

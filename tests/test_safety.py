@@ -87,7 +87,7 @@ def test_workers_die_with_the_run_and_write_nothing_after_it(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     time.sleep(2)
     for seed in (0, 1):
-        record = json.loads((tmp_path / "kj" / "runs" / "lstm" / f"seed{seed}" / "metrics.json").read_text())
+        record = json.loads((tmp_path / "kj" / "runs" / "lstm" / f"seed{seed}" / "record.json").read_text())
         assert record["train_steps"] == 2
 
 
@@ -327,9 +327,9 @@ def test_a_pickled_model_file_is_one_line_not_run(tmp_path, capsys):
     folder = pair(tmp_path, "liteeval")
     marker = tmp_path / "payload-ran"
     (folder / "model.pt").write_bytes(pickle.dumps(Payload(str(marker))))
-    record = json.loads((folder / "metrics.json").read_text())
+    record = json.loads((folder / "record.json").read_text())
     record["files"]["model.pt"] = hashlib.sha256((folder / "model.pt").read_bytes()).hexdigest()
-    (folder / "metrics.json").write_text(json.dumps(record))
+    (folder / "record.json").write_text(json.dumps(record))
     code = main(["-q", "online", "--dataset", "tiny", "--methods", "uniform", "liteeval", "--seeds", "0",
                  "--steps", "2", "--max-k", "2", "--results-dir", str(tmp_path), "--name", "t"])
     assert code == 2 and "is not a plain state dict of tensors" in error_line(capsys)
@@ -442,4 +442,4 @@ def test_an_unlabelled_split_is_refused_before_training(tiny_store, tmp_path, ca
     code = main(["-q", "run", "--dataset", str(store), "--methods", "uniform", "--steps", "1", "--eval-split", "test",
                  "--results-dir", str(tmp_path / "results")])
     assert code == 2 and "--eval-split 'test' carries no labels" in one_line(capsys)
-    assert not list((tmp_path / "results").glob("*/runs/*/seed*/metrics.json")) and np.any(labels)
+    assert not list((tmp_path / "results").glob("*/runs/*/seed*/record.json")) and np.any(labels)

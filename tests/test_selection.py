@@ -11,7 +11,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from benchmark import pair, reference
+from benchmark import crosscheck, pair
 from benchmark.__main__ import main
 from benchmark.config import RunConfig
 from benchmark.context import RunContext
@@ -306,10 +306,10 @@ def test_results_from_another_machine_are_recomputed_and_compared(tiny_store, tm
     out = tmp_path / "tiny"
     capsys.readouterr()
     assert main(args) == 0  # same machine: kept, nothing to compare
-    assert "Compared with" not in capsys.readouterr().out and not (out / "reference.json").exists()
+    assert "Compared with" not in capsys.readouterr().out and not (out / "earlier.json").exists()
 
     # Pretend the committed results came from another CPU, with another mean.
-    for path in out.glob("runs/*/seed*/metrics.json"):
+    for path in out.glob("runs/*/seed*/record.json"):
         record = json.loads(path.read_text())
         record["computed"]["platform"]["cpu"] = "Another CPU"
         path.write_text(json.dumps(record))
@@ -320,13 +320,13 @@ def test_results_from_another_machine_are_recomputed_and_compared(tiny_store, tm
     (out / "metrics.json").write_text(json.dumps(summary))
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "Compared with the results that were here" in printed and "OUTSIDE the reference's spread" in printed
-    check = json.loads((out / "reference_check.json").read_text())
+    assert "Compared with the results that were here" in printed and "OUTSIDE the earlier spread" in printed
+    check = json.loads((out / "crosscheck.json").read_text())
     rows = {row["quantity"]: row for row in check["rows"]}
     assert rows["mAP (%)"]["difference"] == pytest.approx(-50.0) and not rows["mAP (%)"]["within_spread"]
     assert rows["GFLOPs/video"]["within_spread"]  # recomputed identically on this machine
-    assert check["reference_platforms"][0]["cpu"] == "Another CPU"
-    assert json.loads((out / "reference.json").read_text())["summary"]["uniform"]["map"]["mean"] > 50
+    assert check["earlier_platforms"][0]["cpu"] == "Another CPU"
+    assert json.loads((out / "earlier.json").read_text())["summary"]["uniform"]["map"]["mean"] > 50
 
     # Other settings are not compared with the reference, they are named.
     config = tmp_path / "lr.json"
@@ -339,10 +339,10 @@ def test_results_on_another_dataset_are_not_compared_with_the_reference():
     """Found: after the default store changed, the run compared its numbers with the old store's."""
     summary = {"uniform": {"map": {"mean": 0.9, "std": 0.01}, "gflops": {"mean": 195.0, "std": 0.0}, "seeds": 3}}
     per_seed = {"uniform": {"0": {"hparams": {}, "train": {}, "budget_steps": 600}}}
-    earlier = {"summary": summary, "configs": reference.configs(per_seed), "dataset_fingerprint": "aaaa"}
+    earlier = {"summary": summary, "configs": crosscheck.configs(per_seed), "dataset_fingerprint": "aaaa"}
     current = {"summary": summary, "per_seed": per_seed}
-    assert reference.compare(earlier, current, "aaaa")["rows"]
-    check = reference.compare(earlier, current, "bbbb")
+    assert crosscheck.compare(earlier, current, "aaaa")["rows"]
+    check = crosscheck.compare(earlier, current, "bbbb")
     assert not check["rows"] and "dataset changed" in check["not_compared"]["uniform"]
 
 

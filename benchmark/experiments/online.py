@@ -8,8 +8,8 @@ from K):
   hook ``VideoMethod.forward_budget(batch, K)``: for LiteEval, K counts fine-feature reads
   (LiteEval-K); for a method that keeps the default hook, K counts the frames it has seen;
 * Uniform-K: the trained frame classifier of UNIFORM averaged over K frames spread uniformly
-  over the first K' frames of each video, where K' is where the reference online method
-  (LiteEval) predicted under the same K on that same video (the meter's horizon). It needs
+  over the first K' frames of each video, where K' is where the horizon method (an online method,
+  LiteEval) predicted under the same K on that same video (the meter's horizon). It needs
   K' from the future, so it is an upper reference, not an online method;
 * Seq-K: the same frame classifier averaged over the first K consecutive frames.
 
@@ -50,14 +50,14 @@ COLUMNS = ("method", "display_name", "K", "budget_unit", "seed", "top1_accuracy"
 #: The frame classifier Uniform-K and Seq-K average (the paper's UNIFORM network).
 FRAME_MODEL = "uniform"
 #: The online method whose stopping points define Uniform-K's K'.
-REFERENCE = "liteeval"
+HORIZON_METHOD = "liteeval"
 #: Curve names (the ``method`` column) of the two frame-classifier baselines.
 
 
 @dataclass(frozen=True)
 class OnlineOptions:
     budgets: tuple[int, ...] = tuple(range(1, 11))
-    reference: str = REFERENCE
+    horizon_method: str = HORIZON_METHOD
     frame_model: str = FRAME_MODEL
 
 
@@ -109,9 +109,11 @@ def evaluate_online(trained: TrainedModels, options: OnlineOptions) -> pd.DataFr
     if not online:
         raise UsageError("none of the methods of this command runs online (online = True); nothing to sweep")
     names = [p.name for p in online]
-    reference = _plan(trained.plans, options.reference, "--reference") if options.reference in names else None
-    if reference is None:
-        log.warning("reference %r is not an online method of this command: Uniform-K is left out", options.reference)
+    pacer = (_plan(trained.plans, options.horizon_method, "--horizon-method") if options.horizon_method in names
+             else None)
+    if pacer is None:
+        log.warning("horizon method %r is not an online method of this command: Uniform-K is left out",
+                    options.horizon_method)
     frame_plan = _plan(trained.plans, options.frame_model, "--frame-model")
     show = trained.show_progress
     rows: list[dict[str, Any]] = []
@@ -127,7 +129,7 @@ def evaluate_online(trained: TrainedModels, options: OnlineOptions) -> pd.DataFr
                                   desc=f"{display}-{k}")
                 rows.append(_row(trained, plan.name, f"{display}-K", k, plan.cls.budget_unit, seed, plan, result,
                                  per_step))
-                if plan is reference:
+                if plan is pacer:
                     horizons[k] = np.maximum(result.frames_seen, 1)
         classifier = trained.load(frame_plan, seed)
         per_step = costs.step_costs(classifier)
@@ -136,7 +138,7 @@ def evaluate_online(trained: TrainedModels, options: OnlineOptions) -> pd.DataFr
             result = evaluate(classifier, bank, batch_size, sampler=ConsecutiveFrames(k), show_progress=show,
                               desc=f"Seq-{k}")
             rows.append(_row(trained, SEQ_K, "Seq-K", k, "consecutive frames", seed, frame_plan, result, per_step))
-            if reference is not None:
+            if pacer is not None:
                 result = evaluate(classifier, bank, batch_size, sampler=UniformFrames(k), horizons=horizons[k],
                                   show_progress=show, desc=f"Uniform-{k}")
                 rows.append(_row(trained, UNIFORM_K, "Uniform-K", k, "frames", seed, frame_plan, result, per_step))
@@ -156,7 +158,7 @@ def run_online(ctx: RunContext, options: OnlineOptions) -> pd.DataFrame:
                 "prediction is forced after a budget K; see benchmark/experiments/online.py",
         "config": ctx.cfg.to_dict(),
         "budgets": list(options.budgets),
-        "reference": options.reference,
+        "horizon_method": options.horizon_method,
         "frame_model": options.frame_model,
         "eval_split": ctx.eval_split,
         "dataset": {"name": ctx.store.manifest.name, "fingerprint": ctx.fingerprint},

@@ -109,7 +109,7 @@ def measure(ctx: RunContext, options: LatencyOptions) -> dict[str, Any]:
             own = 1000 * result.seconds / len(result.video_ids)
             frames = {s: float(result.frames_read[s].mean()) for s in plan.cls.streams}
             backbone = sum(frames[s] * per_frame[s] for s in plan.cls.streams)
-            record = PairRecord.load(ctx.pair_dir(plan, seed) / results.DONE_MARKER)
+            record = PairRecord.load(results.record_path(ctx.pair_dir(plan, seed)))
             pairs.setdefault(plan.name, {})[str(seed)] = {
                 # which trained model was timed: the table uses the estimate only while the pair holds it
                 "model_sha256": (record.files or {}).get(results.WEIGHTS),

@@ -70,7 +70,7 @@ def _row(folder: Path, name: str, shown: dict[str, str]) -> Row:
     for seed in [seed for result, seed in results.pairs_on_disk(folder) if result == name]:
         pair = results.pair_dir(folder, name, seed)
         if results.pair_state(pair).done:
-            records[seed] = PairRecord.load(pair / results.DONE_MARKER)
+            records[seed] = PairRecord.load(results.record_path(pair))
     if not records:
         raise UsageError(f"{folder}: {name} has no complete pair; compute it with `python -m benchmark run`")
     return Row(name, shown.get(name, name), records)

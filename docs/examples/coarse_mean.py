@@ -21,7 +21,7 @@ from methods.losses import soft_cross_entropy
 class CoarseMean(VideoMethod):
     name = "coarse_mean"
     summary = "mean of the coarse features of every frame, linear classifier"
-    display_name = "Coarse mean"  # its row name in tables and figures; `row` and `reference` are optional too
+    display_name = "Coarse mean"  # its row name in tables and figures; `row` and `citation` are optional too
     streams = ("coarse",)  # the bank loads (and the meter watches) only what is listed here
     online = False  # the mean uses the whole video
 

@@ -1,14 +1,15 @@
-"""Compare a run with the results that were in its folder before (the committed reference).
+"""Cross-machine check: a run compared with the results that were in its folder before (the earlier results).
 
 Floating-point results are bit-identical on the same kind of machine and differ elsewhere
 (other CPU kernels round differently), so a run never silently reuses results computed on
 another machine (``Runner.is_done``), and never silently diverges from them either: before
-it replaces them, their summary is kept as ``reference.json``; afterwards each method's
-seed-mean mAP and GFLOPs are compared with it, and a difference is called *within the
-reference's spread* when it is at most ``SPREAD_FACTOR`` standard deviations of the
-reference's seeds (a single-seed reference has no spread: only an identical number is within).
-Only like is compared with like: a method whose settings, budget or seeds changed since the
-reference is listed as not compared.
+it replaces them, their summary is kept (``results.EARLIER``); afterwards each method's
+seed-mean mAP and GFLOPs are compared with it (``results.CROSSCHECK``), and a difference is
+called *within the earlier spread* when it is at most ``SPREAD_FACTOR`` standard deviations of
+the earlier seeds (a single earlier seed has no spread: only an identical number is within).
+Only like is compared with like: a method whose settings, budget or seeds changed since is
+listed as not compared. Folders written before the names changed keep ``reference.json`` and
+``reference_check.json``; they are read under those names too, and ``migrate`` renames them.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 def computed_elsewhere(pair_dir: Path, platform: dict[str, Any]) -> bool:
     """Whether ``pair_dir`` holds a finished result computed on another kind of machine."""
-    record = _read(pair_dir / results.RECORD)
+    record = _read(results.record_path(pair_dir))
     if not isinstance(record, dict):
         return False  # absent or corrupt: not a finished result anywhere
     return record.get("computed", {}).get("platform") != platform
@@ -39,7 +40,7 @@ def computed_elsewhere(pair_dir: Path, platform: dict[str, Any]) -> bool:
 
 def _read(path: Path) -> Any:
     """``results.read_json``, with a warning for a file that is there but unreadable: an
-    earlier summary that cannot be read is no reference, and must not stop a run (even --force)."""
+    earlier summary that cannot be read is no comparison, and must not stop a run (even --force)."""
     data = read_json(path)
     if data is None and path.is_file():
         log.warning("%s is unreadable (empty or not JSON); ignoring it", path)
@@ -47,9 +48,9 @@ def _read(path: Path) -> Any:
 
 
 def load(out: Path) -> dict[str, Any] | None:
-    """The reference of ``out``: a kept ``reference.json``, else the summary in its current
-    ``metrics.json`` (None when there is neither, or the summary predates this format)."""
-    kept = _read(out / results.EARLIER)
+    """The earlier results of ``out``: a kept earlier summary, else the folder's current summary
+    (None when there is neither, or the summary predates this format)."""
+    kept = _read(results.existing(out, results.EARLIER))
     if isinstance(kept, dict):
         return kept
     data = _read(out / results.SUMMARY)
@@ -75,41 +76,40 @@ def configs(per_seed: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
 
 
 def keep(out: Path, earlier: dict[str, Any]) -> None:
-    """Save the reference once; a resumed run then compares with the same one."""
-    if not (out / results.EARLIER).is_file():
+    """Save the earlier results once; a resumed run then compares with the same ones."""
+    if not results.existing(out, results.EARLIER).is_file():
         atomic_write_json(out / results.EARLIER, earlier)
 
 
 def compare(earlier: dict[str, Any], current: dict[str, Any], dataset_fingerprint: str | None = None) -> dict[str, Any]:
-    """Per method in both and computed with the same settings on the same data: reference and
-    new means, their difference, and whether it lies within the reference's seed spread.
-    ``current`` is the new metrics.json; methods whose settings changed are listed, not
+    """Per method in both and computed with the same settings on the same data: the earlier and
+    the new means, their difference, and whether it lies within the earlier seeds' spread.
+    ``current`` is the folder's new summary; methods whose settings changed are listed, not
     compared, and nothing is compared when the dataset changed (``dataset_fingerprint``, the
-    run's, against the reference's)."""
+    run's, against the earlier one's)."""
     rows, skipped = [], {}
     now = configs(current["per_seed"])
-    reference_data = earlier.get("dataset_fingerprint")
-    other_data = (reference_data is not None and dataset_fingerprint is not None
-                  and reference_data != dataset_fingerprint)
+    earlier_data = earlier.get("dataset_fingerprint")
+    other_data = earlier_data is not None and dataset_fingerprint is not None and earlier_data != dataset_fingerprint
     for name, new in current["summary"].items():
         old = earlier["summary"].get(name)
         if old is None:
             continue
         if other_data:
-            skipped[name] = f"the dataset changed (fingerprint {reference_data} -> {dataset_fingerprint})"
+            skipped[name] = f"the dataset changed (fingerprint {earlier_data} -> {dataset_fingerprint})"
             continue
         if earlier.get("configs", {}).get(name) != now[name]:
             skipped[name] = "settings, budget or seeds changed"
             continue
         for key, label in QUANTITIES.items():
-            ref_mean, ref_std, new_mean = old[key]["mean"], old[key]["std"], new[key]["mean"]
-            diff = new_mean - ref_mean
-            band = SPREAD_FACTOR * ref_std if ref_std is not None and not math.isnan(ref_std) else 0.0
-            rows.append({"method": name, "quantity": label, "reference": ref_mean, "reference_std": ref_std,
-                         "reference_seeds": old["seeds"], "new": new_mean, "difference": diff,
+            old_mean, old_std, new_mean = old[key]["mean"], old[key]["std"], new[key]["mean"]
+            diff = new_mean - old_mean
+            band = SPREAD_FACTOR * old_std if old_std is not None and not math.isnan(old_std) else 0.0
+            rows.append({"method": name, "quantity": label, "earlier": old_mean, "earlier_std": old_std,
+                         "earlier_seeds": old["seeds"], "new": new_mean, "difference": diff,
                          "within_spread": abs(diff) <= band + 1e-9, "band": band})
-    return {"rule": f"|new - reference| <= {SPREAD_FACTOR:g} x the reference's std over seeds",
-            "reference_source": earlier.get("source"), "reference_platforms": earlier.get("platforms"),
+    return {"rule": f"|new - earlier| <= {SPREAD_FACTOR:g} x the earlier results' std over seeds",
+            "earlier_source": earlier.get("source"), "earlier_platforms": earlier.get("platforms"),
             "rows": rows, "not_compared": skipped}
 
 
@@ -117,8 +117,8 @@ def describe(check: dict[str, Any]) -> str:
     """The comparison as lines to print."""
     lines = [f"Compared with the results that were here ({check['rule']}):"]
     for row in check["rows"]:
-        verdict = "within the reference's spread" if row["within_spread"] else "OUTSIDE the reference's spread"
-        lines.append(f"  {row['method']:<14} {row['quantity']:<13} {row['new']:8.2f} vs {row['reference']:8.2f} "
+        verdict = "within the earlier spread" if row["within_spread"] else "OUTSIDE the earlier spread"
+        lines.append(f"  {row['method']:<14} {row['quantity']:<13} {row['new']:8.2f} vs {row['earlier']:8.2f} "
                      f"(difference {row['difference']:+.2f}, band ±{row['band']:.2f}): {verdict}")
     for name, why in check.get("not_compared", {}).items():
         lines.append(f"  {name:<14} not compared: {why}")
