@@ -166,7 +166,8 @@ def compute(ctx: RunContext, plan: MethodPlan, seed: int,
 def load_trained(ctx: RunContext, plan: MethodPlan, seed: int) -> VideoMethod:
     """The method trained by an earlier ``run`` with this configuration (no training here)."""
     folder = ctx.pair_dir(plan, seed)
-    retrain = f"`{ctx.command()} --methods {plan.spec} --seeds {seed}` (with this command's budget flags)"
+    command = f"{ctx.command()} --methods {plan.spec} --seeds {seed}"
+    retrain = f"`{command}` (with this command's budget flags)"
     state = results.pair_state(folder)
     if not state.done:
         raise FileNotFoundError(
@@ -176,7 +177,8 @@ def load_trained(ctx: RunContext, plan: MethodPlan, seed: int) -> VideoMethod:
             f"{folder} was trained with a different configuration than this command asks for; pass the same "
             "--dataset/--config/--epochs/--name as the run that trained it")
     method = ctx.build(plan)
-    method.load_state_dict(results.load_weights(folder, ctx.device))
+    method.load_state_dict(results.load_weights(folder, ctx.device, f"`{command} --force` (with this command's budget "
+                                                                    "flags)"))
     return method.eval()
 
 

@@ -90,9 +90,15 @@ RUNS = "runs"
 #: A pair's files: the record marks it done (written last, with the others' checksums).
 RECORD = "record.json"
 CONFIG, SCORES, WEIGHTS, DIAGNOSTICS = "config.json", "scores.npz", "model.pt", "diagnostics.npz"
-#: Files every finished pair has besides the record; diagnostics only when a method reports any.
+#: Files every finished pair's record lists (with their checksums); diagnostics only when a method
+#: reports any.
 REQUIRED_FILES = (CONFIG, SCORES, WEIGHTS)
 OPTIONAL_FILES = (DIAGNOSTICS,)
+#: Files a record lists that need not be in the folder: trained weights are reproducible by command
+#: and not committed to git (.gitignore); a pair is done without them, and the commands that
+#: evaluate a trained model again say how to get them back (``load_weights``). Where present,
+#: they must match the record's checksum.
+NOT_KEPT = (WEIGHTS,)
 #: The names files had before (a pair's record was metrics.json, like the folder's summary;
 #: "reference" named three things): still read, and ``python -m benchmark migrate`` renames them.
 OLD_NAMES = {RECORD: "metrics.json", EARLIER: "reference.json", CROSSCHECK: "reference_check.json"}
@@ -253,6 +259,8 @@ def pair_state(folder: Path) -> PairState:
     for name, digest in files.items():
         path = folder / name
         if not path.is_file():
+            if name in NOT_KEPT:
+                continue
             return PairState(False, f"{name} is missing", config)
         if file_sha256(path) != digest:
             return PairState(False, f"{name} does not match {marker.name} (an interrupted rewrite?)", config)
@@ -390,14 +398,22 @@ def migrate(root: Path) -> tuple[list[str], list[str]]:
     return done, refused
 
 
-def load_weights(folder: Path, device: Any) -> dict[str, Any]:
+def load_weights(folder: Path, device: Any, recompute: str = "`python -m benchmark run ... --force`") -> dict[str, Any]:
     """A pair's saved weights (``model.pt``), loaded as plain tensors only (``weights_only``: a
-    pickle payload in the file never runs); a file that is not a plain state dict is one line."""
+    pickle payload in the file never runs); a file that is not a plain state dict is one line,
+    and so are weights that were not kept (``NOT_KEPT``), with ``recompute``, the command that
+    brings them back."""
     import pickle
 
     import torch
 
     path = folder / WEIGHTS
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: the pair's trained weights are not here (results keep scores and records; weights are not "
+            f"committed to git). Recompute the pair to get them back: {recompute}; on the kind of machine that "
+            "computed it they come back bit for bit (their checksum is in its record), elsewhere its numbers are "
+            "recomputed too")
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:

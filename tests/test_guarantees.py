@@ -385,3 +385,25 @@ def test_folders_written_before_the_renames_still_read_and_migrate_renames_them(
     assert (folder / "record.json").is_file() and not (folder / "metrics.json").exists()
     assert (out / "earlier.json").is_file() and (out / "metrics.json").is_file()  # the summary keeps its name
     assert results.pair_state(folder).done
+
+
+def test_a_pair_is_done_without_its_weights_and_commands_that_need_them_say_how_to_get_them(tmp_path, capsys):
+    """Weights are not committed (issue 25): a pair without model.pt is a result; online says how to
+    get the weights back, and recomputing brings them back bit for bit on this machine."""
+    assert run(tmp_path, "--methods", "uniform", "liteeval") == 0
+    folder = pair(tmp_path, "liteeval")
+    recorded = json.loads((folder / "record.json").read_text())["files"]["model.pt"]
+    (folder / "model.pt").unlink()
+    assert results.pair_state(folder).done
+    assert run(tmp_path, "--methods", "uniform", "liteeval") == 0  # kept: nothing recomputed
+    assert not (folder / "model.pt").exists()
+    capsys.readouterr()
+    online = ["-q", "online", "--dataset", "tiny", "--methods", "uniform", "liteeval", "--seeds", "0", "--steps", "2",
+              "--max-k", "2", "--results-dir", str(tmp_path), "--name", "t"]
+    assert main(online) == 2
+    line = error_line(capsys)
+    assert "trained weights are not here" in line and "--methods liteeval --seeds 0 --force" in line
+    assert run(tmp_path, "--methods", "liteeval", "--force") == 0
+    assert results.sha256_bytes((folder / "model.pt").read_bytes()) == recorded  # bit for bit, same machine
+    (folder / "model.pt").write_bytes(b"not the weights")
+    assert "model.pt does not match" in results.pair_state(folder).reason  # where present, it must match
