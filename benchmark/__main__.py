@@ -16,6 +16,7 @@ from methods.base import SUITES
 
 
 def _cmd_methods(args: argparse.Namespace) -> int:
+    from methods.base import Preset, preset_settings
     from methods.registry import available_methods, ordered
 
     known = available_methods()
@@ -27,6 +28,13 @@ def _cmd_methods(args: argparse.Namespace) -> int:
               f"{cls.summary}")
         if cls.citation:
             print(f"{'':<{width}}  {cls.citation}")
+        if args.verbose:
+            for dataset, preset in cls.presets.items():
+                print(f"{'':<{width}}  preset {dataset!r}: {preset_settings(preset)}")
+                for origin in preset.origins if isinstance(preset, Preset) else ():
+                    print(f"{'':<{width}}    {origin.describe()}")
+                if isinstance(preset, Preset) and preset.note:
+                    print(f"{'':<{width}}    set by hand: {preset.note}")
     return 0
 
 
@@ -294,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_migrate)
 
     p = sub.add_parser("methods", help="list the registered methods")
+    p.add_argument("--verbose", action="store_true", help="also each method's presets and where they were chosen")
     p.set_defaults(func=_cmd_methods)
     return parser
 

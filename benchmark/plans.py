@@ -11,7 +11,7 @@ from typing import Any
 from benchmark.config import RunConfig, load_method_config
 from benchmark.presentation import tables
 from datasets.common.errors import UsageError
-from methods.base import SUITES, TrainConfig, VideoMethod, check_setting_types
+from methods.base import SUITES, TrainConfig, VideoMethod, check_setting_types, preset_settings
 from methods.registry import available_methods, resolve_method
 
 
@@ -59,7 +59,7 @@ def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
         names.add(cls.name)
         section: dict[str, Any] = {}
         train_overrides: dict[str, Any] = {}
-        for source in (cls.presets.get(dataset_name, {}), file_config.get(cls.name, {})):
+        for source in (preset_settings(cls.presets.get(dataset_name, {})), file_config.get(cls.name, {})):
             source = dict(source)
             train_overrides.update(source.pop("train", {}))
             section.update(source)

@@ -58,9 +58,10 @@ from torch import nn
 
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
-from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod, bounded
+from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, Preset, StepModule, TrainConfig, VideoMethod, bounded
 from methods.liteeval import gumbel_noise
 from methods.losses import label_distribution, soft_cross_entropy
+from methods.presets import ARNET_TUNE
 from methods.registry import register_method
 
 #: Actions of the policy, in the order of its logits; skip k leaves out k frames (this one included).
@@ -93,10 +94,8 @@ class ARNet(VideoMethod):
 
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE
-    # `default`: the optimiser that `python -m benchmark tune --methods arnet --trials 4` chose on the default
-    # dataset's validation split after the fixes above (results/default-arnet-tune-v3/, tune.md); other
-    # datasets start from the class defaults.
-    presets = {"default": {"train": {"lr": 1e-3, "weight_decay": 0.0}}}
+    # Other datasets than the synthetic default start from the class defaults.
+    presets = {"default": Preset({"dropout": 0.5, "train": {"lr": 1e-3, "weight_decay": 0.0}}, (ARNET_TUNE,))}
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
         super().__init__(num_classes, dims, **hparams)

@@ -147,6 +147,39 @@ class TrainConfig:
         return replace(self, **overrides)
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where some of a preset's settings were chosen: a tuning run's committed record.
+
+    The provenance is data, not a comment, so that ``python -m benchmark methods --verbose`` and
+    the results page print it and a test checks it against the record itself (its chosen
+    values, and the split its trials say they were scored on)."""
+
+    record: str  # the tune's results folder, results/<record>, whose tuned.json holds the choice
+    keys: tuple[str, ...]  # the settings it chose, as a config file names them ("dropout", "train.lr")
+    scored_on: str  # the split the tune's trials were scored on, as their records say
+    date: str  # when it was chosen (YYYY-MM-DD)
+
+    def describe(self) -> str:
+        return (f"{', '.join(self.keys)}: chosen by results/{self.record} on {self.date}, trials scored on "
+                f"{self.scored_on}")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A method's settings for one dataset (hyper-parameters; training settings under "train"),
+    with where they were chosen (``origins``; none: set by hand, e.g. a paper's settings)."""
+
+    settings: dict[str, Any]
+    origins: tuple[Origin, ...] = ()
+    note: str = ""  # where settings set by hand come from (a paper's section, the official code)
+
+
+def preset_settings(preset: Preset | Mapping[str, Any]) -> dict[str, Any]:
+    """A preset's settings, whether given as a ``Preset`` or (plug-ins) as a plain mapping."""
+    return dict(preset.settings if isinstance(preset, Preset) else preset)
+
+
 @dataclass
 class MethodOutput:
     """What a forward pass returns for B videos.
@@ -289,7 +322,7 @@ class VideoMethod(nn.Module, ABC):
     #: Per-dataset settings, keyed by the store's manifest name (e.g. "paper", "fcvid"):
     #: hyper-parameter overrides, plus training overrides under "train". Applied before
     #: the config file, so a user's file always wins.
-    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    presets: ClassVar[dict[str, Preset | dict[str, Any]]] = {}
     #: What ``python -m benchmark tune`` may change: setting -> candidate values. Keys are
     #: ``Hparams`` fields or ``train.<TrainConfig field>``; every built-in method searches
     #: the same number of settings, so each gets the same tuning effort. Keep cost knobs

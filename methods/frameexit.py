@@ -33,8 +33,9 @@ from torch import nn
 
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
-from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod, bounded
+from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, Preset, StepModule, TrainConfig, VideoMethod, bounded
 from methods.losses import label_distribution
+from methods.presets import EXTENDED_TUNE
 from methods.registry import register_method
 
 #: The paper's visiting order over 10 uniformly spaced frames (coarse to fine).
@@ -60,10 +61,8 @@ class FrameExit(VideoMethod):
 
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE
-    # `default`: the optimiser and dropout that `python -m benchmark tune --trials 4` chose on the default
-    # dataset's validation split (results/default-extended-tune/, tune.md); other datasets start from the
-    # class defaults.
-    presets = {"default": {"dropout": 0.2, "train": {"lr": 3e-3, "weight_decay": 1e-4}}}
+    # Other datasets than the synthetic default start from the class defaults.
+    presets = {"default": Preset({"dropout": 0.2, "train": {"lr": 3e-3, "weight_decay": 1e-4}}, (EXTENDED_TUNE,))}
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
         super().__init__(num_classes, dims, **hparams)

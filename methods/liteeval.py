@@ -74,12 +74,14 @@ from methods.base import (
     FeatureSource,
     FrameStream,
     MethodOutput,
+    Preset,
     StepModule,
     TrainConfig,
     VideoMethod,
     bounded,
 )
 from methods.losses import label_distribution, soft_cross_entropy
+from methods.presets import LITEEVAL_READINGS, TABLE1_TUNE
 from methods.recurrent import cell_states, fused_lstm, input_projection, lstm_update
 from methods.registry import register_method
 
@@ -151,7 +153,7 @@ class _LiteEvalNet(VideoMethod):
     # both embeddings were worth 3 to 4 points of validation mAP; the penalty and the schedule
     # moved it by less than a point, within one seed's noise. The paper's settings are the
     # presets below (its batch of 256: pass --batch-size 256, the budget being the run's). The
-    # `default` preset of each subclass holds the optimiser and dropout `tune` chose.
+    # `default` preset of each subclass holds the optimiser and dropout `tune` chose, with where.
     @dataclass(frozen=True)
     class Hparams:
         coarse_hidden: int = bounded(32, ge=1)
@@ -171,15 +173,12 @@ class _LiteEvalNet(VideoMethod):
 
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE
-    # The paper's two settings (section 3.1): Adam 1e-4, lambda 2, gamma 0.05 for both.
-    # The official code's projections: coarse 1280 -> 512 and fine 2048 -> 2048 (REFERENCE.md).
+    # The paper's settings (section 3.1): Adam 1e-4, lambda 2, gamma 0.05 for both datasets; the
+    # official code's projections: coarse 1280 -> 512 and fine 2048 -> 2048 (REFERENCE.md).
     presets = {
-        "paper": {"coarse_hidden": 512, "fine_hidden": 2048, "coarse_embed": 512, "fine_embed": 2048,
-                  "train": {"lr": 1e-4}},
-        "fcvid": {"coarse_hidden": 512, "fine_hidden": 2048, "coarse_embed": 512, "fine_embed": 2048,
-                  "train": {"lr": 1e-4}},
-        "activitynet": {"coarse_hidden": 64, "fine_hidden": 512, "coarse_embed": 512, "fine_embed": 2048,
-                        "train": {"lr": 1e-4}},
+        name: Preset({"coarse_hidden": coarse, "fine_hidden": fine, "coarse_embed": 512, "fine_embed": 2048,
+                      "train": {"lr": 1e-4}}, note="the paper's section 3.1 and the official code's projections")
+        for name, (coarse, fine) in {"paper": (512, 2048), "fcvid": (512, 2048), "activitynet": (64, 512)}.items()
     }
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
@@ -433,16 +432,19 @@ class LiteEvalStream(FrameStream):
         return net.classifier(hf)[0].softmax(-1)
 
 
+#: The readings LiteEval's default preset states: the class defaults, as LITEEVAL_READINGS chose them.
+DEFAULT_READINGS = {key: getattr(_LiteEvalNet.Hparams(), key) for key in LITEEVAL_READINGS.keys}
+
+
 @register_method("liteeval")
 class LiteEval(_LiteEvalNet):
     summary = "coarse LSTM on every frame, gated fine LSTM (Gumbel-softmax gate), synchronised states"
     display_name = "LiteEval"
     citation = "Wu et al.: LiteEval: A coarse-to-fine framework for resource efficient video recognition, NeurIPS 2019"
     row = 5
-    # `default`: the optimiser and dropout that `python -m benchmark tune --trials 4` chose on the default
-    # dataset's validation split (results/default-tune-fcvid/, tune.md, on the FCVID-length store; the first
-    # tune, results/default-tune/, was on the earlier 60-frame store); other datasets start from the class defaults.
-    presets = {**_LiteEvalNet.presets, "default": {"dropout": 0.5, "train": {"lr": 1e-3, "weight_decay": 1e-4}}}
+    presets = {**_LiteEvalNet.presets, "default": Preset(
+        {"dropout": 0.5, "train": {"lr": 1e-3, "weight_decay": 1e-4}, **DEFAULT_READINGS},
+        (TABLE1_TUNE, LITEEVAL_READINGS))}
 
     def decision_noise(self, steps: int, batch_size: int, device: torch.device) -> torch.Tensor:
         return gumbel_noise((steps, batch_size, 2), device)
@@ -466,10 +468,8 @@ class LiteEvalRL(_LiteEvalNet):
     baseline: torch.Tensor  # a buffer: the moving average of the reward
     citation = "Wu et al.: LiteEval, NeurIPS 2019 (its REINFORCE variant, section 4)"
     row = 4
-    # `default`: the optimiser and dropout that `python -m benchmark tune --trials 4` chose on the default
-    # dataset's validation split (results/default-tune-fcvid/, tune.md, on the FCVID-length store; the first
-    # tune, results/default-tune/, was on the earlier 60-frame store); other datasets start from the class defaults.
-    presets = {**_LiteEvalNet.presets, "default": {"dropout": 0.2, "train": {"lr": 3e-3, "weight_decay": 1e-4}}}
+    presets = {**_LiteEvalNet.presets,
+               "default": Preset({"dropout": 0.2, "train": {"lr": 3e-3, "weight_decay": 1e-4}}, (TABLE1_TUNE,))}
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
         super().__init__(num_classes, dims, **hparams)

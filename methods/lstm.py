@@ -17,8 +17,9 @@ from torch import nn
 
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
-from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod, bounded
+from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, Preset, StepModule, TrainConfig, VideoMethod, bounded
 from methods.losses import soft_cross_entropy
+from methods.presets import TABLE1_TUNE
 from methods.recurrent import fused_lstm
 from methods.registry import register_method
 
@@ -44,11 +45,9 @@ class LSTM(VideoMethod):
     # The paper's FCVID setting uses a 2048-unit LSTM on 2048-d features (it reports 196.0
     # GFLOPs, i.e. ~0.5 GMACs of LSTM on top of 195.5), as large as LiteEval's fine LSTM; the
     # synthetic default keeps that match at LiteEval's default size (128).
-    # `default`: the optimiser and dropout that `python -m benchmark tune --trials 4` chose on the default
-    # dataset's validation split (results/default-tune-fcvid/, tune.md, on the FCVID-length store; the first
-    # tune, results/default-tune/, was on the earlier 60-frame store); other datasets start from the class defaults.
-    presets = {"paper": {"hidden": 2048, "train": {"lr": 1e-4}},
-               "default": {"dropout": 0.5, "train": {"lr": 3e-3, "weight_decay": 1e-4}}}
+    # Other datasets than the synthetic default start from the class defaults.
+    presets = {"paper": Preset({"hidden": 2048, "train": {"lr": 1e-4}}, note="the paper's LSTM baseline (2048 units)"),
+               "default": Preset({"dropout": 0.5, "train": {"lr": 3e-3, "weight_decay": 1e-4}}, (TABLE1_TUNE,))}
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
         super().__init__(num_classes, dims, **hparams)

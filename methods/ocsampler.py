@@ -33,8 +33,9 @@ import torch
 from datasets.common.errors import UsageError
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import AllFrames, FrameSampler
-from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, StepModule, TrainConfig, VideoMethod, bounded
+from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, Preset, StepModule, TrainConfig, VideoMethod, bounded
 from methods.losses import average_probabilities, label_distribution, masked_cross_entropy
+from methods.presets import EXTENDED_TUNE
 from methods.registry import register_method
 from methods.uniform import frame_classifier
 
@@ -74,10 +75,8 @@ class OCSampler(VideoMethod):
 
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE
-    # `default`: the optimiser and dropout that `python -m benchmark tune --trials 4` chose on the default
-    # dataset's validation split (results/default-extended-tune/, tune.md); other datasets start from the
-    # class defaults.
-    presets = {"default": {"dropout": 0.2, "train": {"lr": 3e-3, "weight_decay": 1e-4}}}
+    # Other datasets than the synthetic default start from the class defaults.
+    presets = {"default": Preset({"dropout": 0.2, "train": {"lr": 3e-3, "weight_decay": 1e-4}}, (EXTENDED_TUNE,))}
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
         super().__init__(num_classes, dims, **hparams)

@@ -11,6 +11,7 @@ from benchmark.measurement.costs import count_module_gmacs, distribution, frame_
 from datasets.extraction.backbones import count_gmacs_per_frame
 from datasets.store.reader import FeatureStore
 from methods import StepModule, resolve_method
+from methods.base import preset_settings
 
 
 def test_backbone_costs_match_the_paper_within_two_percent():
@@ -36,7 +37,7 @@ def test_paper_setup_uniform_195_and_lstm_196():
     fine = count_gmacs_per_frame("resnet101", 224)
     uniform = resolve_method("uniform")(239, {"fine": 2048})
     lstm_cls = resolve_method("lstm")
-    lstm = lstm_cls(239, {"fine": 2048}, hidden=lstm_cls.presets["paper"]["hidden"])
+    lstm = lstm_cls(239, {"fine": 2048}, hidden=preset_settings(lstm_cls.presets["paper"])["hidden"])
     frames = {"fine": np.array([25])}
     uniform_cost = video_gmacs(frames, {"classifier": np.array([25])}, {"fine": fine}, step_costs(uniform))[0]
     lstm_cost = video_gmacs(frames, {"lstm_cell": np.array([25]), "classifier": np.array([1])}, {"fine": fine},

@@ -197,10 +197,10 @@ def test_the_table_covers_every_pair_in_the_folder_or_says_which_it_leaves_out(t
     assert "| LSTM" in table and "| Uniform" in table
     assert set(json.loads((tmp_path / "t" / "metrics.json").read_text())["per_seed"]) == {"uniform", "lstm"}
 
-    (pair(tmp_path, "lstm") / "model.pt").unlink()
+    (pair(tmp_path, "lstm") / "scores.npz").unlink()
     assert run(tmp_path, "--methods", "uniform") == 0
     table = (tmp_path / "t" / "table.md").read_text()
-    assert "| LSTM" not in table and "not in the table: lstm (seeds 0): seed 0: model.pt is missing" in table
+    assert "| LSTM" not in table and "not in the table: lstm (seeds 0): seed 0: scores.npz is missing" in table
     assert "lstm (seeds 0)" in json.loads((tmp_path / "t" / "metrics.json").read_text())["left_out"]
 
 

@@ -240,7 +240,7 @@ def test_online_and_plot_commands_on_a_saved_result(trained, tmp_path, capsys):
     capsys.readouterr()
     assert main(["-q", "online", *args]) == 2
     err = capsys.readouterr().err
-    assert "model.pt is missing" in err and f"--results-dir {tmp_path}" in err and "predates" not in err
+    assert "trained weights are not here" in err and f"--results-dir {tmp_path}" in err and "predates" not in err
 
 
 def test_plot_skips_a_figure_whose_input_is_missing(trained, tmp_path, caplog):

@@ -33,6 +33,7 @@ from benchmark.protocol import preset_origin
 from benchmark.results import folder_lock, online_summary, read_json, unbacked_pairs
 from datasets.common.atomic import atomic_write_text
 from datasets.common.errors import UsageError
+from methods.registry import display_name
 
 #: The results folders in the page's order, with their titles; folders not listed follow.
 CATALOGUE: tuple[tuple[str, str], ...] = (
@@ -302,6 +303,23 @@ def streaming_run(path: Path) -> str:
     return f"```\n{stream_text.render(record)}\n```\n\nPrinted by `{command}` (the record: `{saved}`).\n"
 
 
+def presets_section(results: Path) -> str:
+    """The shipped `default` presets and where each setting was chosen (methods/presets.py), with
+    the split each record's own trials say they were scored on."""
+    scored = {(c.method, c.folder): c.scored_on for c in preset_origin.choices(results=results)}
+    found = preset_origin.origins()
+    rows = [{"Method": display_name(method), "Settings": ", ".join(origin.keys),
+             "Chosen by": f"results/{origin.record}", "On": origin.date,
+             "Trials scored on (their records)": scored.get((method, origin.record), "no record")}
+            for method in tables.order_methods(list(found)) for origin in found[method]]
+    return ("## The shipped presets and where they were chosen\n\n"
+            + pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
+            + "\n\nThe settings every method ships for the embedded default, each from a committed tuning record "
+            "(methods/presets.py; `python -m benchmark methods --verbose` prints them). A record whose trials were "
+            f"scored on the test split chose by test accuracy ({preset_origin.ISSUE}): every table row resting on it "
+            "says so in its caption.\n")
+
+
 def build(results: Path) -> Report:
     present = {p.name for p in results.iterdir()
                if p.is_dir() and any((p / f).is_file() for f in (layout.PROVENANCE, layout.NOTES, layout.TABLE_MD))}
@@ -320,7 +338,8 @@ def build(results: Path) -> Report:
     folder, name = README_STREAM
     stream = (streaming_run(results / folder / name) if (results / folder / name).is_file()
               else f"(no `results/{folder}/{name}` yet: see docs/running.md, Streaming a video)\n")
-    return Report(page=f"{PAGE_HEADER}\n{contents}\n\n{sections}", headline=headline(results), stream=stream,
+    return Report(page=f"{PAGE_HEADER}\n{presets_section(results)}\n{contents}\n\n{sections}",
+                  headline=headline(results), stream=stream,
                   tables={name: text for name, text in marked.items() if text is not None})
 
 

@@ -1,14 +1,14 @@
 """Where the shipped presets were chosen, and on which split: what a table must say about its rows.
 
-The methods' ``presets`` (and LiteEval's default readings) repeat the choice of a tuning run
-whose record is committed under results/: ``PRESET_RECORDS`` names those records per preset,
-and tests/test_selection.py checks that the code agrees with them. Whether a record chose on
-validation is read from its trials' own records (``evaluated_on``), never assumed: until the
-selection-integrity fix (issue 24), ``tune`` with worker processes scored every trial on the
-*test* split, so four committed records chose on test accuracy. Every table row computed with
-a setting chosen that way says so in its caption (``note``; the run's table.md, the README's
-headline and docs/results.md), until the presets are chosen again on validation and
-``PRESET_RECORDS`` points at the new records.
+The methods' ``default`` presets carry their provenance as data (methods/base.py ``Preset``,
+``Origin``; methods/presets.py): the committed tuning record that chose each setting, the split
+its trials were scored on and the date. Whether a record chose on validation is read from its
+trials' own records (``evaluated_on``), never assumed (tests/test_selection.py checks that the
+declared split agrees): until the selection-integrity fix (issue 24), ``tune`` with worker
+processes scored every trial on the *test* split, so four committed records chose on test
+accuracy. Every table row computed with a setting chosen that way says so in its caption
+(``note``; the run's table.md, the README's headline and docs/results.md), until the presets
+are chosen again on validation and their origins name the new records.
 
 For those records, ``audit_rows`` also shows what validation said of the very same trained
 trials (each trial's record keeps the validation mAP of the checkpoint it kept), so a reader
@@ -26,13 +26,13 @@ from typing import Any
 from benchmark.config import as_config
 from benchmark.results import CONFIG, SUMMARY, TUNE_JSON, TUNED_JSON, pair_dir, read_json
 from datasets.common.gitinfo import REPO
+from methods.base import Origin, Preset
+from methods.registry import available_methods, display_name
 
-#: The committed tuning records the shipped settings repeat, per preset (dataset) name.
-PRESET_RECORDS: dict[str, tuple[str, ...]] = {
-    "default": ("default-tune-fcvid", "default-extended-tune", "default-arnet-tune-v3", "default-liteeval-readings"),
-}
 RESULTS = REPO / "results"
 ISSUE = "issue 24"
+#: The preset (dataset name) whose origins the tables are checked against: the embedded default's.
+PRESET = "default"
 
 
 def _per_seed(folder: Path) -> dict[str, dict[str, dict[str, Any]]]:
@@ -49,26 +49,43 @@ def scored_on(folder: Path) -> str:
     return " and ".join(splits)
 
 
+def origins(preset: str = PRESET) -> dict[str, tuple[Origin, ...]]:
+    """Each registered method's origins of its ``preset`` (methods without one are left out)."""
+    found = {}
+    for name, cls in available_methods().items():
+        chosen = cls.presets.get(preset)
+        if isinstance(chosen, Preset) and chosen.origins:
+            found[name] = chosen.origins
+    return found
+
+
 @dataclass(frozen=True)
 class Choice:
-    """One method's setting as a committed tuning record chose it."""
+    """One method's settings as a committed tuning record chose them."""
 
     method: str
     folder: str  # the record, results/<folder>
     setting: dict[str, Any]  # as the config file has it (hyper-parameters; training settings under "train")
-    scored_on: str
+    scored_on: str  # what the record's trials say
+    declared: str  # what the preset's origin says
 
 
-def choices(preset: str = "default", results: Path = RESULTS) -> list[Choice]:
-    """The choices behind ``preset``'s shipped settings, with the split each was made on."""
+def choices(preset: str = PRESET, results: Path = RESULTS) -> list[Choice]:
+    """The choices behind ``preset``'s shipped settings: each origin's keys, with the values its
+    record chose and the split its trials were scored on (read from the record)."""
     out = []
-    for name in PRESET_RECORDS.get(preset, ()):
-        folder = results / name
-        tuned = read_json(folder / TUNED_JSON)
-        if not isinstance(tuned, dict):
-            continue
-        split = scored_on(folder) or "an unrecorded split"
-        out += [Choice(method, name, setting, split) for method, setting in tuned.items() if isinstance(setting, dict)]
+    for method, found in origins(preset).items():
+        for origin in found:
+            folder = results / origin.record
+            tuned = read_json(folder / TUNED_JSON)
+            chosen = tuned.get(method) if isinstance(tuned, dict) else None
+            if not isinstance(chosen, dict):
+                continue
+            flat = {k: v for k, v in chosen.items() if k != "train"}
+            flat.update({f"train.{k}": v for k, v in (chosen.get("train") or {}).items()})
+            setting = as_config({k: flat[k] for k in origin.keys if k in flat})
+            out.append(Choice(method, origin.record, setting, scored_on(folder) or "an unrecorded split",
+                              origin.scored_on))
     return out
 
 
@@ -109,8 +126,6 @@ def note(marked: Mapping[str, list[str]]) -> str:
 def folder_rows(folder: Path) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
     """(row name, registered method, hyper-parameters, training settings) of every pair in a
     results folder, from its records (seed by seed; the method from the pair's config.json)."""
-    from methods.registry import available_methods, display_name
-
     classes = {f"{c.__module__}:{c.__qualname__}": name for name, c in available_methods().items()}
     rows = []
     for label, seeds in _per_seed(folder).items():

@@ -36,6 +36,9 @@ def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> i
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`... | head`): nothing more to say to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("interrupted: everything finished so far is kept (every file is written atomically); run the same "
               "command again to resume", file=sys.stderr)

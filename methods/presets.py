@@ -1,0 +1,27 @@
+"""Where the methods' shipped presets were chosen: the committed tuning records, as data.
+
+Each method's ``default`` preset (methods/<method>.py) names the ``Origin`` of its settings,
+one of these. ``python -m benchmark methods --verbose`` and the results page print them, and
+tests/test_selection.py checks each against its record: the values its tuned.json chose, and the
+split its trials' records say they were scored on. A tune that scored on the test split (the
+tunes run with worker processes before issue 24's fix) is said so here, and every table row
+resting on it says so in its caption (benchmark/protocol/preset_origin.py), until a tune on
+validation replaces it.
+"""
+
+from __future__ import annotations
+
+from methods.base import Origin
+
+#: What ``python -m benchmark tune`` searches for the built-in methods (methods/base.py STANDARD_SEARCH_SPACE).
+OPTIMISER_AND_DROPOUT = ("dropout", "train.lr", "train.weight_decay")
+
+#: Table 1's methods, tuned on the FCVID-length default (4 trials each, seed 0).
+TABLE1_TUNE = Origin("default-tune-fcvid", OPTIMISER_AND_DROPOUT, scored_on="test", date="2026-11-29")
+#: The later methods, tuned the same way.
+EXTENDED_TUNE = Origin("default-extended-tune", OPTIMISER_AND_DROPOUT, scored_on="test", date="2026-11-25")
+#: AR-Net, tuned again after its loss and training were made the original's (one process: on validation).
+ARNET_TUNE = Origin("default-arnet-tune-v3", OPTIMISER_AND_DROPOUT, scored_on="validation", date="2026-11-29")
+#: LiteEval's readings of the paper against its official code, all 16 combinations, on the 60-frame store.
+LITEEVAL_READINGS = Origin("default-liteeval-readings", ("coarse_embed", "fine_embed", "penalty", "tau_schedule"),
+                           scored_on="test", date="2026-11-25")
