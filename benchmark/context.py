@@ -16,6 +16,7 @@ run runs, here and in its workers (datasets/loading/guard.py).
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,21 @@ class RunContext:
             "eval_split": self.scored_on,
             "streams": list(plan.cls.streams),  # the method's own, not the run's union
         }
+
+    def holds_identity(self, plan: MethodPlan, seed: int, stored: dict[str, Any] | None) -> bool:
+        """Whether a pair's stored config.json is this plan's identity. A hyper-parameter added to
+        a method after the pair was computed counts as the same when this plan has it at the
+        field's default: a new setting's default keeps the behaviour results were computed with
+        (the rule for adding one), so an older result is not refused for not naming it."""
+        current = json.loads(json.dumps(self.identity(plan, seed)))
+        if not isinstance(stored, dict):
+            return False
+        defaults = json.loads(json.dumps(asdict(plan.cls.Hparams())))
+        hparams = dict(stored.get("hparams") or {})
+        for key, value in current["hparams"].items():
+            if key not in hparams and key in defaults and value == defaults[key]:
+                hparams[key] = value
+        return {**stored, "hparams": hparams} == current
 
     def validation_record(self, *, ids: bool) -> dict[str, Any]:
         """The held-out part of the training split (its ids only where asked: provenance)."""

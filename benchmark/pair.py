@@ -172,7 +172,7 @@ def load_trained(ctx: RunContext, plan: MethodPlan, seed: int) -> VideoMethod:
     if not state.done:
         raise FileNotFoundError(
             f"{folder}: no complete trained {plan.name} (seed {seed}) here ({state.reason}). Train it with {retrain}")
-    if state.config != json.loads(json.dumps(ctx.identity(plan, seed))):
+    if not ctx.holds_identity(plan, seed, state.config):
         raise UsageError(
             f"{folder} was trained with a different configuration than this command asks for; pass the same "
             "--dataset/--config/--epochs/--name as the run that trained it")

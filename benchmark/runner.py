@@ -76,15 +76,17 @@ class Runner:
             if state.reason != "not computed":
                 log.warning("%s seed %d: %s in %s; computing it again", plan.name, seed, state.reason, folder)
             return False
-        if state.config != json.loads(json.dumps(ctx.identity(plan, seed))):
+        if crosscheck.computed_elsewhere(folder, ctx.platform):
+            # Nothing computed elsewhere is reused, whatever its settings; the cross-machine check
+            # compares only what was computed with the same ones (benchmark/crosscheck.py).
+            log.warning("%s seed %d: the result in %s was computed on another kind of machine; recomputing it here "
+                        "(%s), then comparing", plan.name, seed, folder, ctx.platform)
+            return False
+        if not ctx.holds_identity(plan, seed, state.config):
             if ctx.cfg.force:
                 return False
             raise UsageError(f"{folder} holds a result computed with a different configuration. Re-run with --force "
                              "to replace it, or choose another --name")
-        if crosscheck.computed_elsewhere(folder, ctx.platform):
-            log.warning("%s seed %d: the result in %s was computed on another kind of machine; recomputing it here "
-                        "(%s), then comparing", plan.name, seed, folder, ctx.platform)
-            return False
         if ctx.cfg.force:
             return False
         stale = PairRecord.load(results.record_path(folder)).stale

@@ -147,8 +147,9 @@ class AdaFrame(VideoMethod):
                 active = active & (utility >= self.hp.utility_threshold)
                 if not bool(active.any()):
                     break
-        counts = {name: steps for name in ("cell", "readout", "classifier", "utility", "locator")}
-        counts["project"] = batch.steps
+        counts = {name: steps for name in ("cell", "classifier", "utility")}
+        # The readout and the locator run once more than the cell: before the first frame, to place it.
+        counts.update(readout=steps + 1, locator=steps + 1, project=batch.steps)
         return MethodOutput(
             scores=final_logits.softmax(-1),
             step_counts=counts,

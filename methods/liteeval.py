@@ -9,7 +9,10 @@ At every frame t (1 fps), with coarse features v_t^c and fine features v_t^f:
   official code does. Batch statistics are taken over real frames only (padding is masked);
 * gate (eq. 2):          b_t = W_g [x_t, h_{t-1}^f, c_{t-1}^f] in R^2 (one linear layer);
 * decision B_t:          training: straight-through Gumbel-softmax (eqs. 6-7; hard 0/1 forward,
-                         the soft sample's gradient backward) at temperature tau; evaluation: argmax;
+                         the soft sample's gradient backward) at temperature tau, the Gumbel noise
+                         scaled by ``gumbel_scale`` (1: softmax(b_t) is sampled, as eq. 6 reads; the
+                         official code adds 0.5 x the noise, sampling a sharper distribution);
+                         evaluation: argmax;
 * fine LSTM (eqs. 3-4):  where B_t = 1, h_t^f, c_t^f = fLSTM([x_t, v_t^f], h_{t-1}^f, c_{t-1}^f);
 * synchronisation:       where B_t = 0, h_t^f = [h_t^c, h_{t-1}^f(D_c+1 : D_f)] (the first D_c units
                          copied from the coarse LSTM, the rest kept), and likewise c_t^f; with
@@ -27,12 +30,23 @@ step; ``python -m benchmark online`` sweeps K.
 Training loss (eq. 5): cross-entropy of the last step's prediction plus
 lambda * (mean_t B_t - gamma)^2. ``penalty = "video"`` applies it to each video's usage, as eq. 5
 reads; ``"batch"`` to the batch-mean usage, as the official code does, which leaves each video
-free to use more or less of the fine stream. The temperature is annealed geometrically from
-``tau_start`` to ``tau_end`` over the run's budget, per epoch (``tau_schedule = "epoch"``:
-tau_e = tau_start * (tau_end / tau_start)^(e / (E - 1))) or per optimizer step (``"step"``);
-the official code uses max(0.5, exp(-1e-4 * step)) over ~10^5 steps, which a budget of a few
-hundred steps would never anneal, so the suite keeps the endpoints and spreads them over its
-budget.
+free to use more or less of the fine stream. The paper's lambda 2 and gamma 0.05 are the
+defaults; the official code instead targets a usage of 0.1 (it penalises the share of skipped
+frames against 0.9) with a weight that grows within each epoch, 2 - exp(-s / 500) for the s-th
+step of the epoch (500 being its number of epochs): ``lam_schedule = "official"`` with lam 1
+and gamma 0.1 is that reading (docs/examples/liteeval-official.json).
+
+The temperature is annealed geometrically from ``tau_start`` to ``tau_end`` over the run's
+budget, per epoch (``tau_schedule = "epoch"``: tau_e = tau_start * (tau_end / tau_start)^(e /
+(E - 1))) or per optimizer step (``"step"``). The official code computes max(0.5, exp(-1e-4 s))
+with a step counter s that restarts at every epoch (its training function increments a local
+copy), so in practice its tau stays in about [0.98, 1] over an epoch of under 200 batches and
+never anneals; ``"official"`` is that schedule, with s the step within the epoch.
+
+Dropout (``dropout``, where ``dropout_at`` says): ``"everywhere"`` drops the (embedded) coarse
+input, which feeds the coarse LSTM, the gate and the fine LSTM, the (embedded) fine input, and
+the classifier's input; ``"classifier"`` only the classifier's input. The official code uses none
+(dropout 0).
 
 Really conditional at evaluation: the fine branch reads fine features through the metered
 accessor only for the videos whose gate fired at that step, and runs the fine LSTM only on
@@ -59,6 +73,7 @@ stated so that it can be checked.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -91,21 +106,28 @@ def gumbel_noise(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
     return -torch.empty(shape, device=device).exponential_().log()
 
 
-def straight_through_gumbel(logits: torch.Tensor, tau: float, noise: torch.Tensor | None = None) -> torch.Tensor:
+def straight_through_gumbel(logits: torch.Tensor, tau: float, noise: torch.Tensor | None = None,
+                            scale: float = 1.0) -> torch.Tensor:
     """P(fire) sample of a 2-way Gumbel-softmax: hard 0/1 forward, soft gradient (B,).
 
     ``noise`` (B, 2) is the Gumbel sample (drawn here when None): training draws it for every
-    step at once, before the recurrence."""
+    step at once, before the recurrence. ``scale`` multiplies it (the official code: 0.5)."""
     if noise is None:
         noise = gumbel_noise(tuple(logits.shape), logits.device)
-    soft = ((logits + noise) / tau).softmax(-1)[:, 1]
+    soft = ((logits + scale * noise) / tau).softmax(-1)[:, 1]
     hard = (soft > 0.5).to(soft.dtype)
     return hard + (soft - soft.detach())  # exactly hard in the forward pass (x - x == 0)
 
 
 PENALTIES = ("video", "batch")
 EMBED_STYLES = ("official", "linear")
-TAU_SCHEDULES = ("epoch", "step")
+TAU_SCHEDULES = ("epoch", "step", "official")
+LAM_SCHEDULES = ("constant", "official")
+DROPOUT_PLACES = ("everywhere", "classifier")
+POLICY_THROUGH = ("network", "gate")
+#: The official code's constants: its temperature's decay rate and floor, and its number of epochs
+#: (which sets how fast its penalty weight grows within an epoch).
+OFFICIAL_TAU_RATE, OFFICIAL_TAU_FLOOR, OFFICIAL_EPOCHS = 1e-4, 0.5, 500
 
 
 def usage_penalty(decisions: torch.Tensor, valid: torch.Tensor, gamma: float, mode: str = "video") -> torch.Tensor:
@@ -170,6 +192,10 @@ class _LiteEvalNet(VideoMethod):
         tau_end: float = bounded(0.5, gt=0)
         dropout: float = bounded(0.2, ge=0, lt=1)
         baseline_momentum: float = bounded(0.9, ge=0, lt=1)  # LiteEval-RL only
+        # Readings of the official code (the module docstring); the defaults keep the suite's.
+        gumbel_scale: float = bounded(1.0, gt=0)  # the official code: 0.5
+        lam_schedule: str = "constant"  # "official": lam x (2 - exp(-s / 500)), s the step within the epoch
+        dropout_at: str = "everywhere"  # or "classifier"
 
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE
@@ -190,7 +216,9 @@ class _LiteEvalNet(VideoMethod):
                 f"so fine_hidden ({hp.fine_hidden}) must be >= coarse_hidden ({hp.coarse_hidden})"
             )
         for key, value, allowed in (("penalty", hp.penalty, PENALTIES), ("embed_style", hp.embed_style, EMBED_STYLES),
-                                    ("tau_schedule", hp.tau_schedule, TAU_SCHEDULES)):
+                                    ("tau_schedule", hp.tau_schedule, TAU_SCHEDULES),
+                                    ("lam_schedule", hp.lam_schedule, LAM_SCHEDULES),
+                                    ("dropout_at", hp.dropout_at, DROPOUT_PLACES)):
             if value not in allowed:
                 raise UsageError(f"{self.name}: {key} = {value!r}; choose one of {list(allowed)}")
         coarse_in = hp.coarse_embed or dims["coarse"]
@@ -201,8 +229,12 @@ class _LiteEvalNet(VideoMethod):
         self.gate = nn.Linear(coarse_in + 2 * hp.fine_hidden, 2)
         self.fine_cell = nn.LSTMCell(coarse_in + fine_in, hp.fine_hidden)
         self.dropout = nn.Dropout(hp.dropout)
+        self.input_dropout = self.dropout if hp.dropout_at == "everywhere" else nn.Identity()
         self.classifier = nn.Linear(hp.fine_hidden, num_classes)
         self.tau = hp.tau_start
+        self.lam = hp.lam  # the penalty's weight now (lam_schedule)
+        self._epoch_start_step = 0  # the first optimizer step of the current epoch
+        self._next_step = 0  # the step after the last one seen
         self.coarse_in = coarse_in
         self.fine_in = fine_in
 
@@ -211,12 +243,19 @@ class _LiteEvalNet(VideoMethod):
         return AllFrames()
 
     def on_epoch_start(self, epoch: int, epochs: int) -> None:
+        self._epoch_start_step = self._next_step
         if self.hp.tau_schedule == "epoch":
             self._anneal(epoch / max(epochs - 1, 1))
 
     def on_step(self, step: int, steps: int) -> None:
+        self._next_step = step + 1
+        within = step - self._epoch_start_step  # the official code's counter, which restarts every epoch
         if self.hp.tau_schedule == "step":
             self._anneal(step / max(steps - 1, 1))
+        elif self.hp.tau_schedule == "official":
+            self.tau = max(OFFICIAL_TAU_FLOOR, math.exp(-OFFICIAL_TAU_RATE * within))
+        if self.hp.lam_schedule == "official":
+            self.lam = self.hp.lam * (2 - math.exp(-within / OFFICIAL_EPOCHS))
 
     def _anneal(self, progress: float) -> None:
         self.tau = self.hp.tau_start * (self.hp.tau_end / self.hp.tau_start) ** progress
@@ -257,6 +296,10 @@ class _LiteEvalNet(VideoMethod):
         with whatever gradient the training scheme uses."""
         raise NotImplementedError
 
+    def gate_inputs_detached(self) -> bool:
+        """Whether the gate reads detached inputs in training (no gradient through them)."""
+        return False
+
     def forward(self, batch: Batch) -> MethodOutput:
         return self._forward_train(batch) if self.training else self._forward_eval(batch)
 
@@ -289,25 +332,29 @@ class _LiteEvalNet(VideoMethod):
         part, the decision, the fine LSTM's recurrent product and nonlinearity, and the
         synchronised update. It computes what eqs. 1-4 and the straight-through decision
         compute, step by step (tests/test_recurrent.py checks it against nn.LSTMCell steps)."""
-        coarse = self.dropout(embed_frames(self.embed, batch.read("coarse"), batch.mask))  # (B, T, Dc_in)
-        fine = self.dropout(embed_frames(self.fine_embedding, batch.read("fine"), batch.mask))
+        coarse = self.input_dropout(embed_frames(self.embed, batch.read("coarse"), batch.mask))  # (B, T, Dc_in)
+        fine = self.input_dropout(embed_frames(self.fine_embedding, batch.read("fine"), batch.mask))
         b, steps = batch.mask.shape
         valid = batch.mask.to(coarse.dtype)
         hc_all, cc_all = self._coarse_sequence(coarse)
         x_time = coarse.transpose(0, 1)  # time-major, so that step t is one contiguous block
+        # A gate trained by REINFORCE alone may see its inputs detached: then the policy gradient
+        # trains the gate and nothing it reads (LiteEvalRL, policy_through = "gate").
+        held = self.gate_inputs_detached()
+        keep: Callable[[torch.Tensor], torch.Tensor] = torch.Tensor.detach if held else (lambda t: t)
         # Only rows where the gate fired get a gradient through the fine LSTM: the backward skips
         # the others' exact zeros (methods/recurrent.py).
         fine_in = input_projection(self.fine_cell, x_time, fine.transpose(0, 1), row_sparse=True).unbind(0)
         dx, df = self.coarse_in, self.hp.fine_hidden
         w_gate = self.gate.weight  # acts on [x_t, h^f_{t-1}, c^f_{t-1}] (eq. 2)
-        gate_in = (x_time @ w_gate[:, :dx].t() + self.gate.bias).unbind(0)
+        gate_in = (keep(x_time) @ w_gate[:, :dx].t() + self.gate.bias).unbind(0)
         w_gate_h, w_gate_c = w_gate[:, dx : dx + df].t(), w_gate[:, dx + df :].t()
         noise = self.decision_noise(steps, b, coarse.device)
         hc_steps, cc_steps = hc_all.unbind(1), cc_all.unbind(1)
         _, _, hf, cf = self._init_state(b, coarse.device)
         states, decisions, gate_logits = [], [], []
         for t in range(steps):
-            logits = torch.addmm(torch.addmm(gate_in[t], hf, w_gate_h), cf, w_gate_c)
+            logits = torch.addmm(torch.addmm(gate_in[t], keep(hf), w_gate_h), keep(cf), w_gate_c)
             fire = self.decide(logits, noise[t]) * valid[:, t]
             h_new, c_new = lstm_update(self.fine_cell, fine_in[t], hf, cf, row_sparse=True)
             hf_skip, cf_skip = self._skip_state(hc_steps[t], hf), self._skip_state(cc_steps[t], cf)
@@ -450,29 +497,43 @@ class LiteEval(_LiteEvalNet):
         return gumbel_noise((steps, batch_size, 2), device)
 
     def decide(self, logits: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        return straight_through_gumbel(logits, self.tau, noise)
+        return straight_through_gumbel(logits, self.tau, noise, self.hp.gumbel_scale)
 
     def loss(self, output: MethodOutput, batch: Batch):
         ce = soft_cross_entropy(output.extras["logits"], batch.labels)
         penalty = usage_penalty(output.extras["decisions"], output.extras["valid"], self.hp.gamma,
                                 self.hp.penalty).mean()
-        loss = ce + self.hp.lam * penalty
+        loss = ce + self.lam * penalty
         usage = (output.extras["decisions"].detach().sum(1) / output.extras["valid"].sum(1)).mean()
         return loss, {"ce": ce.item(), "penalty": penalty.item(), "fine_usage": usage.item(), "tau": self.tau}
 
 
 @register_method("liteeval_rl")
 class LiteEvalRL(_LiteEvalNet):
-    summary = "LiteEval with its gate trained by REINFORCE (Bernoulli decisions, moving-average baseline)"
+    summary = "LiteEval with its gate trained by REINFORCE (Bernoulli decisions, per-video reward, moving baseline)"
     display_name = "LiteEval-RL"
     baseline: torch.Tensor  # a buffer: the moving average of the reward
     citation = "Wu et al.: LiteEval, NeurIPS 2019 (its REINFORCE variant, section 4)"
     row = 4
+
+    @dataclass(frozen=True)
+    class Hparams(_LiteEvalNet.Hparams):
+        # Eq. 5 per video: REINFORCE credits each video with its own reads (the batch term is the
+        # same for every video of a batch, which gives the policy no per-video credit at all).
+        penalty: str = "video"
+        # What the policy gradient trains: "gate", the gate alone (its inputs detached), or "network",
+        # the gate and everything its inputs come from (the coarse and fine LSTMs, the embeddings).
+        policy_through: str = "network"
+        entropy_weight: float = bounded(0.0, ge=0)  # an entropy bonus on the gate's decisions
+
     presets = {**_LiteEvalNet.presets,
                "default": Preset({"dropout": 0.2, "train": {"lr": 3e-3, "weight_decay": 1e-4}}, (TABLE1_TUNE,))}
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
         super().__init__(num_classes, dims, **hparams)
+        if self.hp.policy_through not in POLICY_THROUGH:
+            raise UsageError(f"{self.name}: policy_through = {self.hp.policy_through!r}; choose one of "
+                             f"{list(POLICY_THROUGH)}")
         self.register_buffer("baseline", torch.tensor(float("nan")))
 
     def decision_noise(self, steps: int, batch_size: int, device: torch.device) -> torch.Tensor:
@@ -482,6 +543,9 @@ class LiteEvalRL(_LiteEvalNet):
         # Bernoulli(p): fire where a uniform draw falls below p (no gradient: REINFORCE).
         return (noise < logits.softmax(-1)[:, 1].detach()).to(logits.dtype)
 
+    def gate_inputs_detached(self) -> bool:
+        return self.hp.policy_through == "gate"
+
     def loss(self, output: MethodOutput, batch: Batch):
         extras = output.extras
         decisions, valid = extras["decisions"], extras["valid"]
@@ -489,7 +553,7 @@ class LiteEvalRL(_LiteEvalNet):
         ce_per_video = -(label_distribution(batch.labels) * log_probs).sum(-1)
         penalty = usage_penalty(decisions, valid, self.hp.gamma, self.hp.penalty)
         with torch.no_grad():
-            reward = -(ce_per_video + self.hp.lam * penalty)
+            reward = -(ce_per_video + self.lam * penalty)
             mean = reward.mean()
             if torch.isnan(self.baseline):
                 self.baseline.copy_(mean)
@@ -499,8 +563,11 @@ class LiteEvalRL(_LiteEvalNet):
         gate_log_probs = F.log_softmax(extras["gate_logits"], dim=-1)  # (B, T, 2)
         chosen = gate_log_probs.gather(2, decisions.long().unsqueeze(-1)).squeeze(-1) * valid
         policy = -(advantage * chosen.sum(1)).mean()
+        # Entropy of each decision, averaged over a video's steps: the bonus keeps the gate from
+        # saturating (always or never firing) before the reward has told it where reads pay.
+        entropy = (-(gate_log_probs.exp() * gate_log_probs).sum(-1) * valid).sum(1) / valid.sum(1).clamp_min(1)
+        bonus = self.hp.entropy_weight * entropy.mean()
         ce = ce_per_video.mean()
         usage = (decisions.sum(1) / valid.sum(1)).mean()
-        return ce + policy, {"ce": ce.item(), "policy": policy.item(), "reward": reward.mean().item(),
-                             "fine_usage": usage.item()}
-
+        return ce + policy - bonus, {"ce": ce.item(), "policy": policy.item(), "reward": reward.mean().item(),
+                                     "entropy": entropy.mean().item(), "fine_usage": usage.item()}

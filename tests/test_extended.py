@@ -7,7 +7,7 @@ import torch
 
 from datasets.loading.bank import FeatureBank
 from methods import resolve_method
-from methods.frameexit import ORDER
+from methods.frameexit import ORDER, ExitGate
 
 
 @pytest.fixture(scope="module")
@@ -15,9 +15,45 @@ def bank(tiny_store):
     return FeatureBank(tiny_store, "test", device="cpu", show_progress=False)
 
 
-def test_frameexit_visits_the_paper_order_and_stops_at_the_first_exit(bank):
+def test_frameexit_official_exits_on_confidence_first_then_on_gates_over_two_steps(bank):
+    """The released model: an MLP per frame, max-pooled; step 0 exits on its classifier's confidence
+    (no gate), step t >= 1 on a gate over [z_t, z_{t-1}]; only step 0's and the exit step's
+    classifiers run. Fails on the first, linear reading (no MLP, a linear gate on z_t at every step)."""
     torch.manual_seed(0)
     method = resolve_method("frameexit")(bank.num_classes, {"fine": bank.dim("fine")}).eval()
+    assert method.hp.architecture == "official" and len(method.gates) == len(ORDER) - 2
+    with torch.no_grad():
+        method.classifiers[0].weight.zero_()
+        method.classifiers[0].bias.zero_()  # uniform probabilities: not confident at step 0
+        for gate in method.gates:
+            gate.linear.weight.zero_()
+            gate.linear.bias.fill_(-10.0)  # never exit...
+        method.gates[1].linear.bias.fill_(10.0)  # ...except at step 2 (the gates start at step 1)
+    meter = bank.new_meter()
+    batch = next(bank.batches(16, method.sampler(train=False), meter=meter))
+    with torch.no_grad():
+        out = method(batch)
+        assert out.step_counts["mlp"].tolist() == [3] * 16 and out.step_counts["gate"].tolist() == [2] * 16
+        assert out.step_counts["classifier"].tolist() == [2] * 16  # step 0's and the exit step's
+        for row in range(16):
+            read = set(meter.frames_of("fine", int(batch.index[row])).tolist())
+            assert read == {int(batch.frames[row, p]) for p in ORDER[:3]}
+        pooled = torch.stack([method.mlp(batch.read("fine")[:, p]) for p in ORDER[:3]], 1).amax(1)
+        assert torch.allclose(out.scores, method.classifiers[2](pooled).softmax(-1), atol=1e-5)
+        # The gate reads the previous pooled state too.
+        gate, z = ExitGate(8).eval(), torch.randn(4, 8)
+        assert not torch.allclose(gate(z, z), gate(z, torch.randn(4, 8)))
+        # A confident first frame exits at once, with no gate run.
+        method.classifiers[0].bias.fill_(-20.0)
+        method.classifiers[0].bias[0] = 20.0
+        out = method(next(bank.batches(16, method.sampler(train=False))))
+        assert out.step_counts["mlp"].tolist() == [1] * 16 and out.step_counts["gate"].tolist() == [0] * 16
+        assert out.step_counts["classifier"].tolist() == [1] * 16
+
+
+def test_frameexit_linear_reading_visits_the_paper_order_and_stops_at_the_first_exit(bank):
+    torch.manual_seed(0)
+    method = resolve_method("frameexit")(bank.num_classes, {"fine": bank.dim("fine")}, architecture="linear").eval()
     with torch.no_grad():
         for gate in method.gates:
             gate.weight.zero_()
@@ -203,6 +239,8 @@ def test_adaframe_stops_on_its_utility_and_reads_only_what_it_visits(bank, bias,
     with torch.no_grad():
         out = method(batch)
     assert out.step_counts["cell"].tolist() == [steps] * 8
+    # The readout and the locator also run once before the first read, to place it (counted, and so charged).
+    assert out.step_counts["readout"].tolist() == out.step_counts["locator"].tolist() == [steps + 1] * 8
     visited = out.diagnostics["visited_frames"]
     for row in range(8):
         video = int(batch.index[row])

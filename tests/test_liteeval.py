@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -321,3 +323,113 @@ def test_only_methods_that_decide_per_frame_can_stream(trained, banks):
         uniform.start_stream()
     with pytest.raises(RuntimeError, match="eval"):
         make("liteeval", train).start_stream()  # a fresh module is in training mode
+
+
+# ---------------------------------------------------------------------------- the official code's readings
+def test_the_official_gumbel_noise_is_half_scaled():
+    """The official code samples softmax((log p + 0.5 G) / tau); the suite's default, (log p + G) / tau."""
+    logits = torch.tensor([[0.0, 0.3], [0.0, -0.3]])
+    noise = torch.tensor([[0.0, 0.5], [0.0, 0.5]])
+    # With the whole noise the second row fires (-0.3 + 0.5 > 0); with half of it, it does not.
+    assert straight_through_gumbel(logits, 1.0, noise).tolist() == [1.0, 1.0]
+    assert straight_through_gumbel(logits, 1.0, noise, scale=0.5).tolist() == [1.0, 0.0]
+
+
+def test_the_official_temperature_restarts_every_epoch_and_barely_moves(banks):
+    """Its step counter restarts every epoch (a local copy is incremented), so tau stays near 1."""
+    train, _ = banks
+    method = make("liteeval", train, coarse_hidden=4, fine_hidden=8, tau_schedule="official")
+    taus, step = [], 0
+    for epoch in range(3):
+        method.on_epoch_start(epoch, 3)
+        for _ in range(150):
+            method.on_step(step, 450)
+            taus.append(method.tau)
+            step += 1
+    assert taus[0] == taus[150] == taus[300] == 1.0  # back to 1 at every epoch's first step
+    assert min(taus) == pytest.approx(math.exp(-1e-4 * 149)) and min(taus) > 0.98
+
+
+def test_the_official_penalty_weight_grows_within_each_epoch(banks):
+    train, _ = banks
+    method = make("liteeval", train, coarse_hidden=4, fine_hidden=8, lam=1.0, gamma=0.1, lam_schedule="official")
+    method.on_epoch_start(0, 2)
+    method.on_step(0, 400)
+    assert method.lam == pytest.approx(1.0)
+    method.on_step(199, 400)
+    assert method.lam == pytest.approx(2 - math.exp(-199 / 500))  # about 1.33 after 200 steps
+    method.on_epoch_start(1, 2)
+    method.on_step(200, 400)
+    assert method.lam == pytest.approx(1.0)
+    assert make("liteeval", train, coarse_hidden=4, fine_hidden=8).lam == 2.0  # the paper's lambda, constant
+
+
+def test_dropout_can_sit_on_the_classifier_alone(banks):
+    """`everywhere` drops the coarse and fine inputs too (they feed the gate and both LSTMs)."""
+    train, _ = banks
+    batch = next(train.batches(8, make("liteeval", train, coarse_hidden=4, fine_hidden=8).sampler(True), train=True,
+                               seed=0))
+    gates = {}
+    for place in ("everywhere", "classifier"):
+        torch.manual_seed(0)
+        method = make("liteeval", train, coarse_hidden=4, fine_hidden=8, dropout=0.9, dropout_at=place)
+        method.train()
+        torch.manual_seed(1)
+        gates[place] = [method(batch).extras["gate_logits"][:, 0] for _ in range(2)]
+    # The gate's first step reads only the coarse input (the fine state starts at zero, and later
+    # steps follow random decisions): with input dropout two passes differ there already.
+    assert not torch.allclose(gates["everywhere"][0], gates["everywhere"][1])
+    assert torch.allclose(gates["classifier"][0], gates["classifier"][1])
+
+
+# ---------------------------------------------------------------------------- LiteEval-RL's reward
+def gate_only_usage(train, seed: int, penalty: str, steps: int = 40) -> float:
+    """Everything but the gate frozen, lambda 20 and gamma 0 (the reward says: never fire)."""
+    torch.manual_seed(seed)
+    method = make("liteeval_rl", train, coarse_hidden=8, fine_hidden=16, dropout=0.0, lam=20.0, gamma=0.0,
+                  penalty=penalty)
+    for name, param in method.named_parameters():
+        param.requires_grad_(name.startswith("gate."))
+    optimiser = torch.optim.Adam(method.gate.parameters(), lr=0.05)
+    batch = next(train.batches(32, method.sampler(train=True), train=True, seed=seed))
+    usage = []
+    for _ in range(steps):
+        method.train()
+        loss, logs = method.loss(method(batch), batch)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        usage.append(logs["fine_usage"])
+    return sum(usage[-5:]) / 5
+
+
+def test_a_per_video_reward_teaches_the_gate_and_a_batch_one_does_not(banks):
+    """Found: with the batch-mean usage term every video of a batch shares it, so REINFORCE gets no
+    per-video credit for reading less; the per-video term (eq. 5 as written, now the default)
+    does. Four seeds each."""
+    train, _ = banks
+    assert resolve_method("liteeval_rl").Hparams().penalty == "video"
+    per_video = [gate_only_usage(train, seed, "video") for seed in range(4)]
+    batch = [gate_only_usage(train, seed, "batch") for seed in range(4)]
+    assert max(per_video) < 0.05, per_video
+    assert max(batch) > 0.25 and sum(batch) > 4 * sum(per_video), (batch, per_video)
+
+
+def test_the_policy_gradient_can_train_the_gate_alone(banks):
+    """policy_through = "gate": the REINFORCE term reaches the gate and nothing the gate reads."""
+    train, _ = banks
+    batch = next(train.batches(16, resolve_method("liteeval_rl").sampler(None, True), train=True, seed=0))
+    grads = {}
+    for through in ("network", "gate"):
+        torch.manual_seed(0)
+        method = make("liteeval_rl", train, coarse_hidden=8, fine_hidden=16, policy_through=through,
+                      entropy_weight=0.1)
+        method.train()
+        out = method(batch)
+        _, logs = method.loss(out, batch)
+        gate_logits = out.extras["gate_logits"]
+        (gate_logits.sum()).backward()  # what the policy term's gradient can reach
+        grads[through] = method.coarse_cell.weight_ih.grad
+        assert method.gate.weight.grad.abs().sum() > 0 and "entropy" in logs
+    assert grads["network"] is not None and grads["network"].abs().sum() > 0
+    assert grads["gate"] is None  # the coarse LSTM is out of the policy's reach
