@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -147,17 +147,20 @@ class RunContext:
 
     def holds_identity(self, plan: MethodPlan, seed: int, stored: dict[str, Any] | None) -> bool:
         """Whether a pair's stored config.json is this plan's identity. A hyper-parameter added to
-        a method after the pair was computed counts as the same when this plan has it at the
-        field's default: a new setting's default keeps the behaviour results were computed with
-        (the rule for adding one), so an older result is not refused for not naming it."""
+        a method after the pair was computed is read as the value the pair was computed with: the
+        one it had before (``added(default, before=...)``), else its default, which then keeps
+        the method's behaviour; an older result is neither refused for not naming it nor taken
+        for a result of a new behaviour."""
         current = json.loads(json.dumps(self.identity(plan, seed)))
         if not isinstance(stored, dict):
             return False
-        defaults = json.loads(json.dumps(asdict(plan.cls.Hparams())))
+        # What a record that lacks a setting was computed with: its value before it was added
+        # (methods/base.py ``added``), else its default.
+        implied = json.loads(json.dumps({f.name: f.metadata.get("before", f.default) for f in fields(plan.cls.Hparams)
+                                         if f.default is not MISSING}))
         hparams = dict(stored.get("hparams") or {})
-        for key, value in current["hparams"].items():
-            if key not in hparams and key in defaults and value == defaults[key]:
-                hparams[key] = value
+        for key, value in implied.items():
+            hparams.setdefault(key, value)
         return {**stored, "hparams": hparams} == current
 
     def validation_record(self, *, ids: bool) -> dict[str, Any]:

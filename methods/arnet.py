@@ -45,6 +45,14 @@ policy). Differences from the original:
 * the policy LSTM has 128 units (the original 512), scaled with the default dataset's
   128-dimensional coarse features as LiteEval's sizes are.
 
+``reading = "official"`` (the default) follows the authors' code (ops/models_ada.py) in three
+more places: the coarse classifier reads the policy LSTM's state (``lite_fc`` on h), not the
+coarse feature; the policy runs on every one of the 16 frames, skipped ones included (its
+MobileNetV2 runs on all of them): at a skipped frame the LSTM's cell state is updated while its
+hidden state and its action are the previous frame's, so the repeated skip action counts in the
+balance term; only the fine backbone is saved by skipping. ``"suite"`` is the first reading: the
+coarse classifier on the coarse feature, nothing read or run at skipped frames.
+
 It is **offline**: its 16 frames are spread over the whole video, whose length it needs.
 """
 
@@ -56,9 +64,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from datasets.common.errors import UsageError
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
-from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, Preset, StepModule, TrainConfig, VideoMethod, bounded
+from methods.base import (
+    STANDARD_SEARCH_SPACE,
+    MethodOutput,
+    Preset,
+    StepModule,
+    TrainConfig,
+    VideoMethod,
+    added,
+    bounded,
+)
 from methods.liteeval import gumbel_noise
 from methods.losses import label_distribution, soft_cross_entropy
 from methods.presets import ARNET_TUNE
@@ -66,6 +84,7 @@ from methods.registry import register_method
 
 #: Actions of the policy, in the order of its logits; skip k leaves out k frames (this one included).
 ACTIONS = ("fine", "coarse", "skip1", "skip2", "skip4")
+READINGS = ("official", "suite")
 SKIPS = {"skip1": 1, "skip2": 2, "skip4": 4}
 
 
@@ -91,6 +110,7 @@ class ARNet(VideoMethod):
         tau_start: float = bounded(5.0, gt=0)
         tau_end: float = bounded(0.5, gt=0)
         dropout: float = bounded(0.5, ge=0, lt=1)
+        reading: str = added("official", before="suite")  # or "suite" (see the module docstring)
 
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE
@@ -102,8 +122,12 @@ class ARNet(VideoMethod):
         self.cell = nn.LSTMCell(dims["coarse"], self.hp.hidden)
         self.policy = nn.Linear(self.hp.hidden, len(ACTIONS))
         self.dropout = nn.Dropout(self.hp.dropout)
+        if self.hp.reading not in READINGS:
+            raise UsageError(f"{self.name}: reading = {self.hp.reading!r}; choose one of {list(READINGS)}")
+        self.official = self.hp.reading == "official"
         self.fine_classifier = nn.Linear(dims["fine"], num_classes)
-        self.coarse_classifier = nn.Linear(dims["coarse"], num_classes)
+        # The official lite_fc reads the policy's state; the first reading, the coarse feature.
+        self.coarse_classifier = nn.Linear(self.hp.hidden if self.official else dims["coarse"], num_classes)
         self.tau = self.hp.tau_start
         self.warming_up = False  # set by on_step during the first ``warmup`` share of training
 
@@ -127,19 +151,25 @@ class ARNet(VideoMethod):
         weight_sum = torch.zeros(b, device=device)
         fine_weight = torch.zeros(b, device=device)  # expected fine frames (straight-through)
         usage = torch.zeros(len(ACTIONS), device=device)  # the batch's decisions per action (straight-through)
-        visited = torch.zeros(b, dtype=torch.long, device=device)
         fine_runs = torch.zeros(b, dtype=torch.long, device=device)
         coarse_runs = torch.zeros(b, dtype=torch.long, device=device)
         skip_lengths = torch.tensor([0, 0] + [SKIPS[a] for a in ACTIONS[2:]], device=device)
+        previous_action = torch.zeros(b, len(ACTIONS), device=device)
+        policy_runs = torch.zeros(b, dtype=torch.long, device=device)
         for t in range(batch.mask.shape[1]):
-            active = batch.mask[:, t] & (skip_left == 0)
+            present = batch.mask[:, t]
+            active = present & (skip_left == 0)  # deciding at this frame (not inside a skip)
+            skipping = present & ~active
             skip_left = (skip_left - 1).clamp_min(0)
-            if not bool(active.any()):
+            # The official policy runs on every frame; the first reading only where it decides.
+            running = present if self.official else active
+            if not bool(running.any()):
                 continue
-            coarse = batch.features.read_step("coarse", t, where=active)
+            coarse = batch.features.read_step("coarse", t, where=running)
             h_new, c_new = self.cell(coarse, (h, c))
-            h = torch.where(active[:, None], h_new, h)
-            c = torch.where(active[:, None], c_new, c)
+            c = torch.where(running[:, None], c_new, c)  # officially, the cell state moves on skipped frames too
+            h = torch.where(active[:, None], h_new, h)  # ...while the hidden state stays the last decision's
+            policy_runs = policy_runs + running.long()
             logits = self.policy(h)
             if self.training:
                 soft = ((logits + gumbel_noise(tuple(logits.shape), device)) / self.tau).softmax(-1)
@@ -148,6 +178,9 @@ class ARNet(VideoMethod):
             else:
                 action = F.one_hot(logits.argmax(-1), len(ACTIONS)).to(logits.dtype)
             action = action * active[:, None].to(action.dtype)
+            if self.official:  # a skipped frame repeats the skip action, which the balance term then counts
+                action = action + previous_action * skipping[:, None].to(action.dtype)
+                previous_action = torch.where(running[:, None], action, previous_action)
             chosen = action.detach().argmax(-1)
             use_fine = active & (chosen == 0)
             # Training reads the fine feature of every visited frame, as the original runs every
@@ -155,13 +188,13 @@ class ARNet(VideoMethod):
             # what the fine classifier would have said where the policy chose otherwise.
             # Evaluation reads it only where the policy chose "fine" (zeros elsewhere).
             fine = batch.features.read_step("fine", t, where=active if self.training else use_fine)
+            lite = h if self.official else coarse
             frame_logits = (action[:, :1] * self.fine_classifier(self.dropout(fine))
-                            + action[:, 1:2] * self.coarse_classifier(self.dropout(coarse)))
+                            + action[:, 1:2] * self.coarse_classifier(self.dropout(lite)))
             logit_sum = logit_sum + frame_logits
             weight_sum = weight_sum + action[:, 0] + action[:, 1]
             fine_weight = fine_weight + action[:, 0]
             usage = usage + action.sum(0)
-            visited = visited + active.long()
             fine_runs = fine_runs + use_fine.long()
             coarse_runs = coarse_runs + (active & (chosen == 1)).long()
             skip_left = torch.where(active, (skip_lengths[chosen] - 1).clamp_min(0), skip_left)
@@ -171,28 +204,36 @@ class ARNet(VideoMethod):
                              torch.full_like(video_logits, 1.0 / self.num_classes))
         return MethodOutput(
             scores=scores,
-            step_counts={"policy": visited, "fine_classifier": fine_runs, "coarse_classifier": coarse_runs},
+            step_counts={"policy": policy_runs, "fine_classifier": fine_runs, "coarse_classifier": coarse_runs},
             extras={"logits": video_logits, "has_prediction": weight_sum > 0, "fine_weight": fine_weight,
                     "usage": usage},
         )
 
     def _warmup_forward(self, batch: Batch) -> MethodOutput:
-        """Both classifiers on every sampled frame, no policy: the base models' training."""
-        mask = batch.mask.to(batch.read("coarse").dtype)
+        """The base models' training, no policy: the fine classifier on every sampled frame, and in
+        the first reading the coarse one too (officially the coarse classifier, lite_fc, belongs to
+        the policy network and trains with it, in the joint phase)."""
+        mask = batch.mask.to(torch.float32)
         frames = mask.sum(1).clamp_min(1.0)[:, None]
         fine = (self.fine_classifier(self.dropout(batch.read("fine"))) * mask[..., None]).sum(1) / frames
-        coarse = (self.coarse_classifier(self.dropout(batch.read("coarse"))) * mask[..., None]).sum(1) / frames
         counts = batch.mask.sum(1)
+        extras = {"warmup_fine_logits": fine}
+        if not self.official:
+            coarse = self.coarse_classifier(self.dropout(batch.read("coarse")))
+            extras["warmup_coarse_logits"] = (coarse * mask[..., None]).sum(1) / frames
         return MethodOutput(scores=fine.softmax(-1),
-                            step_counts={"policy": counts * 0, "fine_classifier": counts, "coarse_classifier": counts},
-                            extras={"warmup_fine_logits": fine, "warmup_coarse_logits": coarse})
+                            step_counts={"policy": counts * 0, "fine_classifier": counts,
+                                         "coarse_classifier": counts * (0 if self.official else 1)},
+                            extras=extras)
 
     def loss(self, output: MethodOutput, batch: Batch):
         extras = output.extras
         if "warmup_fine_logits" in extras:
-            fine_ce, coarse_ce = (soft_cross_entropy(extras[key], batch.labels)
-                                  for key in ("warmup_fine_logits", "warmup_coarse_logits"))
-            return fine_ce + coarse_ce, {"ce": fine_ce.item(), "coarse_ce": coarse_ce.item(), "tau": self.tau}
+            ces = {key: soft_cross_entropy(extras[key], batch.labels)
+                   for key in ("warmup_fine_logits", "warmup_coarse_logits") if key in extras}
+            fine_ce = ces["warmup_fine_logits"]
+            return sum(ces.values()), {"ce": fine_ce.item(), "tau": self.tau,
+                                       **({"coarse_ce": ces["warmup_coarse_logits"].item()} if len(ces) > 1 else {})}
         per_video = -(label_distribution(batch.labels) * F.log_softmax(extras["logits"], dim=-1)).sum(-1)
         ce = per_video[extras["has_prediction"]].mean() if bool(extras["has_prediction"].any()) else per_video.sum() * 0
         costs = self.frame_gmacs or {"coarse": 1.0, "fine": 1.0}
@@ -209,7 +250,8 @@ class ARNet(VideoMethod):
             "policy": StepModule(_PolicyStep(self.cell, self.policy),
                                  lambda: (torch.zeros(1, coarse), torch.zeros(1, hidden), torch.zeros(1, hidden))),
             "fine_classifier": StepModule(self.fine_classifier, lambda: (torch.zeros(1, fine),)),
-            "coarse_classifier": StepModule(self.coarse_classifier, lambda: (torch.zeros(1, coarse),)),
+            "coarse_classifier": StepModule(self.coarse_classifier,
+                                            lambda: (torch.zeros(1, hidden if self.official else coarse),)),
         }
 
 

@@ -95,6 +95,13 @@ def bounded(default: Any, *, ge: float | None = None, gt: float | None = None, l
     return field(default=default, metadata={"bounds": Bounds(ge, gt, le, lt)})
 
 
+def added(default: Any, *, before: Any) -> Any:
+    """A setting added to a method after results were computed, whose default changes what the
+    method does: ``before`` is the value those results were computed with (a record that lacks
+    the setting is read as having it; benchmark/context.py ``holds_identity``)."""
+    return field(default=default, metadata={"before": before})
+
+
 def check_setting_types(settings_cls: type, values: dict[str, Any], *, where: str) -> None:
     """Refuse a value of the wrong type (``{"hidden": "big"}``), or out of the setting's bounds
     (``bounded``; every float must be finite), with one line that names the setting, the value

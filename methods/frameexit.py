@@ -49,7 +49,16 @@ from torch import nn
 from datasets.common.errors import UsageError
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
-from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, Preset, StepModule, TrainConfig, VideoMethod, bounded
+from methods.base import (
+    STANDARD_SEARCH_SPACE,
+    MethodOutput,
+    Preset,
+    StepModule,
+    TrainConfig,
+    VideoMethod,
+    added,
+    bounded,
+)
 from methods.losses import label_distribution
 from methods.presets import EXTENDED_TUNE
 from methods.registry import register_method
@@ -93,7 +102,7 @@ class FrameExit(VideoMethod):
         exit_threshold: float = bounded(0.3, gt=0)
         gate_weight: float = bounded(1.0, ge=0)
         dropout: float = bounded(0.5, ge=0, lt=1)
-        architecture: str = "official"  # or "linear" (see the module docstring)
+        architecture: str = added("official", before="linear")  # or "linear" (see the module docstring)
         mlp_ratio: float = bounded(2.0, gt=0)  # the per-frame MLP's width over the feature's (release: 4096/2048)
         first_threshold: float = bounded(0.99, gt=0, le=1)  # step 0 exits when its top probability is above
 

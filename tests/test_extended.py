@@ -120,10 +120,11 @@ def test_ocsampler_takes_the_n_most_probable_frames_at_evaluation(bank):
                                                    ("skip4", list(range(0, 16, 4)), False),
                                                    ("coarse", list(range(16)), False)])
 def test_arnet_actions_decide_what_is_read_and_run(bank, action, visits, fine):
+    """The first reading: nothing read or run at skipped frames."""
     from methods.arnet import ACTIONS
 
     torch.manual_seed(0)
-    method = resolve_method("arnet")(bank.num_classes, {s: bank.dim(s) for s in bank.streams}).eval()
+    method = resolve_method("arnet")(bank.num_classes, {s: bank.dim(s) for s in bank.streams}, reading="suite").eval()
     with torch.no_grad():
         method.policy.weight.zero_()
         method.policy.bias.fill_(-10.0)
@@ -141,6 +142,35 @@ def test_arnet_actions_decide_what_is_read_and_run(bank, action, visits, fine):
         assert set(meter.frames_of("fine", video).tolist()) == (expected if fine else set())
     if action.startswith("skip"):  # nothing processed: no prediction, uniform scores
         assert torch.allclose(out.scores, torch.full_like(out.scores, 1 / bank.num_classes))
+
+
+@pytest.mark.parametrize("action", ["skip2", "coarse"])
+def test_arnet_official_policy_runs_on_every_frame_and_repeats_skips(bank, action):
+    """The authors' code: the coarse classifier reads the policy's state (lite_fc on h); the
+    policy (and its MobileNetV2) runs on all 16 frames; a skipped frame repeats the skip action, so
+    the balance term counts it; skipping saves only the fine backbone. Fails on the first reading."""
+    from methods.arnet import ACTIONS
+
+    torch.manual_seed(0)
+    method = resolve_method("arnet")(bank.num_classes, {s: bank.dim(s) for s in bank.streams}).eval()
+    assert method.hp.reading == "official" and method.coarse_classifier.in_features == method.hp.hidden
+    with torch.no_grad():
+        method.policy.weight.zero_()
+        method.policy.bias.fill_(-10.0)
+        method.policy.bias[ACTIONS.index(action)] = 10.0  # always this action (where it decides)
+    meter = bank.new_meter()
+    batch = next(bank.batches(8, method.sampler(train=False), meter=meter))
+    with torch.no_grad():
+        out = method(batch)
+    frames = method.hp.frames
+    assert out.step_counts["policy"].tolist() == [frames] * 8  # every frame, skipped ones included
+    assert out.step_counts["fine_classifier"].tolist() == [0] * 8
+    for row in range(8):
+        assert set(meter.frames_of("coarse", int(batch.index[row])).tolist()) == set(batch.frames[row].tolist())
+    usage = out.extras["usage"]
+    assert usage.sum().item() == 8 * frames and usage[ACTIONS.index(action)].item() == 8 * frames
+    if action == "coarse":  # the prediction is lite_fc on the last state, averaged over the frames
+        assert out.step_counts["coarse_classifier"].tolist() == [frames] * 8
 
 
 def test_arnet_training_reads_every_visited_fine_frame_evaluation_only_the_chosen(bank):
@@ -203,10 +233,13 @@ def test_arnet_loss_is_the_official_accuracy_cost_and_balance_terms(bank):
     assert float(grad[ACTIONS.index("coarse")]) > 0 > float(grad[ACTIONS.index("skip1")])
 
 
-def test_arnet_warms_up_its_classifiers_on_every_frame_before_the_policy_trains(bank):
-    """As the original trains its base models before the policy: no policy in the first share."""
+@pytest.mark.parametrize("reading", ["official", "suite"])
+def test_arnet_warms_up_its_classifiers_on_every_frame_before_the_policy_trains(bank, reading):
+    """As the original trains its base models before the policy: no policy in the first share (and,
+    officially, no coarse classifier either: lite_fc is part of the policy network)."""
     torch.manual_seed(0)
-    method = resolve_method("arnet")(bank.num_classes, {s: bank.dim(s) for s in bank.streams}).train()
+    method = resolve_method("arnet")(bank.num_classes, {s: bank.dim(s) for s in bank.streams},
+                                     reading=reading).train()
     method.on_step(0, 60)  # 1/6 of 60 steps = 10 warm-up steps
     assert method.warming_up and method.tau == pytest.approx(5.0)
     meter = bank.new_meter()
@@ -216,7 +249,8 @@ def test_arnet_warms_up_its_classifiers_on_every_frame_before_the_policy_trains(
     loss, _ = method.loss(out, batch)
     loss.backward()
     assert method.policy.weight.grad is None and method.cell.weight_ih.grad is None
-    assert method.fine_classifier.weight.grad.any() and method.coarse_classifier.weight.grad.any()
+    assert method.fine_classifier.weight.grad.any()
+    assert (method.coarse_classifier.weight.grad is None) == (reading == "official")
     method.on_step(10, 60)  # the joint phase: the policy decides, the temperature starts annealing
     assert not method.warming_up and method.tau == pytest.approx(5.0)
     method.on_step(59, 60)

@@ -407,3 +407,26 @@ def test_a_pair_is_done_without_its_weights_and_commands_that_need_them_say_how_
     assert results.sha256_bytes((folder / "model.pt").read_bytes()) == recorded  # bit for bit, same machine
     (folder / "model.pt").write_bytes(b"not the weights")
     assert "model.pt does not match" in results.pair_state(folder).reason  # where present, it must match
+
+
+def test_a_record_without_a_setting_added_since_reads_as_computed_before_it(tmp_path):
+    """A setting added to a method after results were computed must neither refuse those results
+    (when it is at the value they were computed with) nor pass them off as its new default."""
+    from dataclasses import replace
+
+    from benchmark.config import RunConfig
+    from benchmark.context import RunContext
+    from benchmark.protocol.budget import Budget
+
+    cfg = RunConfig(dataset="tiny", methods=["arnet", "liteeval"], seeds=[0], budget=Budget(steps=1),
+                    results_root=str(tmp_path), show_progress=False)
+    ctx = RunContext.create(cfg)
+    arnet, liteeval = ctx.plans
+    stored = ctx.identity(arnet, 0)
+    del stored["hparams"]["reading"]  # as written before AR-Net's official reading existed
+    assert not ctx.holds_identity(arnet, 0, stored)  # its default is now the official reading: not what ran
+    suite = replace(arnet, hparams={**arnet.hparams, "reading": "suite"})
+    assert ctx.holds_identity(suite, 0, stored)  # what those results were computed with
+    stored = ctx.identity(liteeval, 0)
+    del stored["hparams"]["gumbel_scale"]  # added at a default that keeps the old behaviour
+    assert ctx.holds_identity(liteeval, 0, stored)
