@@ -101,7 +101,9 @@ def fit(
     With ``validate``, the model is scored at the budget's validation steps; training stops
     after ``budget.patience`` validations without a higher validation mAP than every earlier
     one, and the checkpoint the selection rule chooses (benchmark/protocol/selection.py: the cheapest
-    within the validation noise of the best) is restored at the end."""
+    within the validation noise of the best) is restored at the end. A method trained in stages
+    (``phase_starts``) is chosen among the checkpoints of its last stage, whose early stop counts
+    from that stage's start."""
     optimiser = torch.optim.Adam(method.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(seed)
     num_rows = bank.num_videos if rows is None else len(rows)
@@ -113,6 +115,8 @@ def fit(
     candidates: list[Candidate] = []
     states: dict[int, dict[str, torch.Tensor]] = {}  # every scored checkpoint: any may be chosen at the end
     best_score, since_best = -float("inf"), 0
+    with blame(method, "phase_starts"):
+        phase_starts = set(method.phase_starts(total))
     step, epoch, stopped_early = 0, 0, False
     start = time.perf_counter()
     loss_value = float("nan")
@@ -125,6 +129,9 @@ def fit(
             batches = 0
             for batch in bank.batches(budget.batch_size, method.sampler(train=True), train=True,
                                       generator=generator, rows=rows, streams=method.streams, reader=method.name):
+                if step in phase_starts:  # a new stage of training (methods/base.py phase_starts):
+                    # an earlier stage's checkpoint is not the method, and its plateau is not this one's
+                    candidates, states, best_score, since_best = [], {}, -float("inf"), 0
                 with blame(method, "on_step"):
                     method.on_step(step, total)
                 with blame(method, "forward"):

@@ -32,7 +32,8 @@ policy). Differences from the original:
   the policy jointly with them (50 epochs). Here the first ``warmup`` share of the run's step
   budget (1/6, as 10 of 60 epochs) trains the two classifiers on all 16 frames, each with
   its own cross-entropy and no policy; the rest trains everything jointly with the loss
-  below. In the joint phase, as in the original, training computes the fine feature of every
+  below (checkpoints are chosen, and the early stop counts, within the joint phase:
+  ``phase_starts``). In the joint phase, as in the original, training computes the fine feature of every
   visited frame (evaluation only where "fine" was chosen): the straight-through gradient of
   the choice needs the fine classifier's answer on frames where it was not chosen. Without
   that, the policy saw only the classifier's bias there and stopped choosing "fine" at every
@@ -64,7 +65,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datasets.common.errors import UsageError
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
 from methods.base import (
@@ -74,8 +74,8 @@ from methods.base import (
     StepModule,
     TrainConfig,
     VideoMethod,
-    added,
     bounded,
+    choice,
 )
 from methods.liteeval import gumbel_noise
 from methods.losses import label_distribution, soft_cross_entropy
@@ -84,7 +84,6 @@ from methods.registry import register_method
 
 #: Actions of the policy, in the order of its logits; skip k leaves out k frames (this one included).
 ACTIONS = ("fine", "coarse", "skip1", "skip2", "skip4")
-READINGS = ("official", "suite")
 SKIPS = {"skip1": 1, "skip2": 2, "skip4": 4}
 
 
@@ -110,7 +109,7 @@ class ARNet(VideoMethod):
         tau_start: float = bounded(5.0, gt=0)
         tau_end: float = bounded(0.5, gt=0)
         dropout: float = bounded(0.5, ge=0, lt=1)
-        reading: str = added("official", before="suite")  # or "suite" (see the module docstring)
+        reading: str = choice("official", ("official", "suite"), before="suite")  # see the module docstring
 
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE
@@ -122,8 +121,6 @@ class ARNet(VideoMethod):
         self.cell = nn.LSTMCell(dims["coarse"], self.hp.hidden)
         self.policy = nn.Linear(self.hp.hidden, len(ACTIONS))
         self.dropout = nn.Dropout(self.hp.dropout)
-        if self.hp.reading not in READINGS:
-            raise UsageError(f"{self.name}: reading = {self.hp.reading!r}; choose one of {list(READINGS)}")
         self.official = self.hp.reading == "official"
         self.fine_classifier = nn.Linear(dims["fine"], num_classes)
         # The official lite_fc reads the policy's state; the first reading, the coarse feature.
@@ -139,6 +136,10 @@ class ARNet(VideoMethod):
         self.warming_up = step < warm
         progress = max(step - warm, 0) / max(steps - warm - 1, 1)
         self.tau = self.hp.tau_start * (self.hp.tau_end / self.hp.tau_start) ** min(progress, 1.0)
+
+    def phase_starts(self, steps: int) -> tuple[int, ...]:
+        warm = int(round(self.hp.warmup * steps))
+        return (warm,) if 0 < warm < steps else ()
 
     def forward(self, batch: Batch) -> MethodOutput:
         if self.training and self.warming_up:

@@ -95,6 +95,10 @@ def bounded(default: Any, *, ge: float | None = None, gt: float | None = None, l
     return field(default=default, metadata={"bounds": Bounds(ge, gt, le, lt)})
 
 
+#: ``choice`` without ``before``: a setting that results computed earlier already had.
+_ALWAYS = object()
+
+
 def added(default: Any, *, before: Any) -> Any:
     """A setting added to a method after results were computed, whose default changes what the
     method does: ``before`` is the value those results were computed with (a record that lacks
@@ -102,17 +106,31 @@ def added(default: Any, *, before: Any) -> Any:
     return field(default=default, metadata={"before": before})
 
 
+def choice(default: str, options: tuple[str, ...], *, before: Any = _ALWAYS) -> Any:
+    """A setting that names one of a few ``options`` (a reading of a paper, a schedule): any other
+    value is refused where it is set, naming the options (``check_setting_types``). ``before`` as
+    for ``added``, when the setting came after results that lack it."""
+    metadata: dict[str, Any] = {"choices": tuple(options)}
+    if before is not _ALWAYS:
+        metadata["before"] = before
+    return field(default=default, metadata=metadata)
+
+
 def check_setting_types(settings_cls: type, values: dict[str, Any], *, where: str) -> None:
-    """Refuse a value of the wrong type (``{"hidden": "big"}``), or out of the setting's bounds
-    (``bounded``; every float must be finite), with one line that names the setting, the value
-    and what it must be, before anything is built or trained."""
+    """Refuse a value of the wrong type (``{"hidden": "big"}``), out of the setting's bounds
+    (``bounded``; every float must be finite) or not among its options (``choice``), with one
+    line that names the setting, the value and what it must be, before anything is built or
+    trained."""
     hints = typing.get_type_hints(settings_cls)
     bounds = {f.name: f.metadata.get("bounds", Bounds()) for f in fields(settings_cls)}
+    choices = {f.name: f.metadata["choices"] for f in fields(settings_cls) if "choices" in f.metadata}
     for key, value in values.items():
         kind = hints.get(key)
         if kind is not None and not _accepts(kind, value):
             shown = getattr(kind, "__name__", None) or str(kind).replace("typing.", "")
             raise UsageError(f"{where}: {key} = {value!r} is a {type(value).__name__}; it must be {shown}")
+        if key in choices and value not in choices[key]:
+            raise UsageError(f"{where}: {key} = {value!r}; choose one of {list(choices[key])}")
         problem = bounds.get(key, Bounds()).problem(value)
         if problem:
             raise UsageError(f"{where}: {key} = {value!r} is out of range: {problem}")
@@ -418,3 +436,10 @@ class VideoMethod(nn.Module, ABC):
     def on_step(self, step: int, steps: int) -> None:
         """Hook for per-step schedules, called before optimizer step ``step`` (0-based) of
         ``steps`` (the run's budget); default: nothing."""
+
+    def phase_starts(self, steps: int) -> tuple[int, ...]:
+        """The steps (0-based, of a budget of ``steps``) at which a new stage of training begins,
+        for a method trained in stages (a classifier pretrained, then a policy with it frozen);
+        default: none. The early stop counts validations without gain from the latest stage begun,
+        so a first stage's plateau cannot end the run before the next stage has trained."""
+        return ()

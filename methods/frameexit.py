@@ -46,7 +46,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datasets.common.errors import UsageError
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
 from methods.base import (
@@ -56,8 +55,8 @@ from methods.base import (
     StepModule,
     TrainConfig,
     VideoMethod,
-    added,
     bounded,
+    choice,
 )
 from methods.losses import label_distribution
 from methods.presets import EXTENDED_TUNE
@@ -67,8 +66,12 @@ from methods.registry import register_method
 ORDER = (5, 0, 9, 2, 7, 4, 6, 3, 8, 1)
 
 
-#: The architectures: the authors' released model, or the suite's first, linear reading.
-ARCHITECTURES = ("official", "linear")
+
+def frame_mlp(dim: int, ratio: float) -> tuple[nn.Module, int]:
+    """The release's per-frame embedding (Linear to ``ratio`` x ``dim``, BatchNorm, ReLU; 2048 ->
+    4096 there) and its width. OCSampler's released classifier is this model's head, ported."""
+    width = max(1, round(ratio * dim))
+    return nn.Sequential(nn.Linear(dim, width), nn.BatchNorm1d(width), nn.ReLU()), width
 
 
 class ExitGate(nn.Module):
@@ -102,7 +105,7 @@ class FrameExit(VideoMethod):
         exit_threshold: float = bounded(0.3, gt=0)
         gate_weight: float = bounded(1.0, ge=0)
         dropout: float = bounded(0.5, ge=0, lt=1)
-        architecture: str = added("official", before="linear")  # or "linear" (see the module docstring)
+        architecture: str = choice("official", ("official", "linear"), before="linear")  # see the module docstring
         mlp_ratio: float = bounded(2.0, gt=0)  # the per-frame MLP's width over the feature's (release: 4096/2048)
         first_threshold: float = bounded(0.99, gt=0, le=1)  # step 0 exits when its top probability is above
 
@@ -113,14 +116,9 @@ class FrameExit(VideoMethod):
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
         super().__init__(num_classes, dims, **hparams)
-        if self.hp.architecture not in ARCHITECTURES:
-            raise UsageError(f"{self.name}: architecture = {self.hp.architecture!r}; choose one of "
-                             f"{list(ARCHITECTURES)}")
         official = self.hp.architecture == "official"
         dim = dims["fine"]
-        width = max(1, round(self.hp.mlp_ratio * dim)) if official else dim
-        self.mlp = (nn.Sequential(nn.Linear(dim, width), nn.BatchNorm1d(width), nn.ReLU()) if official
-                    else nn.Identity())
+        self.mlp, width = frame_mlp(dim, self.hp.mlp_ratio) if official else (nn.Identity(), dim)
         self.dropout = nn.Dropout(self.hp.dropout)
         self.classifiers = nn.ModuleList(nn.Linear(width, num_classes) for _ in ORDER)
         # Official: no gate at step 0 (its confidence decides) nor at the last step (it always exits).

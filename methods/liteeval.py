@@ -61,12 +61,18 @@ R = log p_T(y) - lambda * (mean_t B_t - gamma)^2, so the policy gradient estimat
 objective that LiteEval differentiates through Gumbel-softmax. The baseline is an exponential
 moving average of the batch-mean reward (momentum ``baseline_momentum``): it removes the
 reward's large offset, costs no extra forward pass and adds no parameters that could themselves
-need tuning; advantages are normalised by their batch standard deviation. With ``penalty =
-"batch"`` (the default, as the official code) the usage term is the batch's, the same for every
-video of a batch: within a batch it cannot tell a video that read more from one that read less,
-so REINFORCE learns usage only from how the batch's usage changes between steps (a weak signal;
-tests/test_liteeval.py shows the gate following the usage term with ``penalty = "video"``). The
-paper says only that LiteEval-RL trains the gate "by policy search"; this reward is our reading,
+need tuning; advantages are normalised by their batch standard deviation. LiteEval-RL's usage
+term is each video's (``penalty = "video"``, eq. 5 as written; its default): with the batch's
+(``"batch"``, LiteEval's official default), the term is the same for every video of a batch, so
+REINFORCE gets no credit for a video that read less, while the cross-entropy rewards reading more
+(tests/test_liteeval.py: with a reward that says "never fire", the per-video term drives usage to
+zero on every seed, the batch term does not). ``policy_through`` says where the policy gradient
+goes: ``"network"`` through the gate into everything its inputs come from (the LSTMs the
+classifier also uses), ``"gate"`` into the gate alone (its inputs detached), so that the policy
+term cannot pull the shared network away from classifying; ``entropy_weight`` adds an entropy
+bonus on the decisions, the usual guard against a policy that saturates (always or never
+firing) before the reward has shown where reads pay. The paper says only that LiteEval-RL trains
+the gate "by policy search" (the official code has none); this reward is our reading,
 stated so that it can be checked.
 """
 
@@ -94,6 +100,7 @@ from methods.base import (
     TrainConfig,
     VideoMethod,
     bounded,
+    choice,
 )
 from methods.losses import label_distribution, soft_cross_entropy
 from methods.presets import LITEEVAL_READINGS, TABLE1_TUNE
@@ -119,12 +126,6 @@ def straight_through_gumbel(logits: torch.Tensor, tau: float, noise: torch.Tenso
     return hard + (soft - soft.detach())  # exactly hard in the forward pass (x - x == 0)
 
 
-PENALTIES = ("video", "batch")
-EMBED_STYLES = ("official", "linear")
-TAU_SCHEDULES = ("epoch", "step", "official")
-LAM_SCHEDULES = ("constant", "official")
-DROPOUT_PLACES = ("everywhere", "classifier")
-POLICY_THROUGH = ("network", "gate")
 #: The official code's constants: its temperature's decay rate and floor, and its number of epochs
 #: (which sets how fast its penalty weight grows within an epoch).
 OFFICIAL_TAU_RATE, OFFICIAL_TAU_FLOOR, OFFICIAL_EPOCHS = 1e-4, 0.5, 500
@@ -182,9 +183,12 @@ class _LiteEvalNet(VideoMethod):
         fine_hidden: int = bounded(128, ge=1)
         coarse_embed: int = bounded(128, ge=0)  # 0: feed v^c directly; > 0: embed it to this size (official code: 512)
         fine_embed: int = bounded(128, ge=0)  # 0: feed v^f directly; > 0: embed it to this size (official code: 2048)
-        embed_style: str = "official"  # "official": BN + Linear + BN + ReLU; "linear": Linear + ReLU
-        penalty: str = "batch"  # "video": eq. 5 per video; "batch": on the batch-mean usage (official code)
-        tau_schedule: str = "step"  # geometric tau_start -> tau_end per "epoch" or per optimizer "step"
+        # "official": BN + Linear + BN + ReLU; "linear": Linear + ReLU
+        embed_style: str = choice("official", ("official", "linear"))
+        # "video": eq. 5 per video; "batch": on the batch-mean usage (official code)
+        penalty: str = choice("batch", ("video", "batch"))
+        # geometric tau_start -> tau_end per "epoch" or per optimizer "step"; "official": the module docstring
+        tau_schedule: str = choice("step", ("epoch", "step", "official"))
         sync: bool = True
         lam: float = bounded(2.0, ge=0)
         gamma: float = bounded(0.05, ge=0, le=1)
@@ -194,8 +198,9 @@ class _LiteEvalNet(VideoMethod):
         baseline_momentum: float = bounded(0.9, ge=0, lt=1)  # LiteEval-RL only
         # Readings of the official code (the module docstring); the defaults keep the suite's.
         gumbel_scale: float = bounded(1.0, gt=0)  # the official code: 0.5
-        lam_schedule: str = "constant"  # "official": lam x (2 - exp(-s / 500)), s the step within the epoch
-        dropout_at: str = "everywhere"  # or "classifier"
+        # "official": lam x (2 - exp(-s / 500)), s the step within the epoch
+        lam_schedule: str = choice("constant", ("constant", "official"))
+        dropout_at: str = choice("everywhere", ("everywhere", "classifier"))
 
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE
@@ -215,12 +220,6 @@ class _LiteEvalNet(VideoMethod):
                 f"{self.name}: synchronisation copies the coarse state into the first units of the fine state, "
                 f"so fine_hidden ({hp.fine_hidden}) must be >= coarse_hidden ({hp.coarse_hidden})"
             )
-        for key, value, allowed in (("penalty", hp.penalty, PENALTIES), ("embed_style", hp.embed_style, EMBED_STYLES),
-                                    ("tau_schedule", hp.tau_schedule, TAU_SCHEDULES),
-                                    ("lam_schedule", hp.lam_schedule, LAM_SCHEDULES),
-                                    ("dropout_at", hp.dropout_at, DROPOUT_PLACES)):
-            if value not in allowed:
-                raise UsageError(f"{self.name}: {key} = {value!r}; choose one of {list(allowed)}")
         coarse_in = hp.coarse_embed or dims["coarse"]
         fine_in = hp.fine_embed or dims["fine"]
         self.embed = embedding(dims["coarse"], hp.coarse_embed, hp.embed_style) if hp.coarse_embed else nn.Identity()
@@ -520,10 +519,11 @@ class LiteEvalRL(_LiteEvalNet):
     class Hparams(_LiteEvalNet.Hparams):
         # Eq. 5 per video: REINFORCE credits each video with its own reads (the batch term is the
         # same for every video of a batch, which gives the policy no per-video credit at all).
-        penalty: str = "video"
+        penalty: str = choice("video", ("video", "batch"))
         # What the policy gradient trains: "gate", the gate alone (its inputs detached), or "network",
         # the gate and everything its inputs come from (the coarse and fine LSTMs, the embeddings).
-        policy_through: str = "network"
+        # "gate" since a validation tune (results/default-liteeval-rl-tune); "network" before.
+        policy_through: str = choice("gate", ("gate", "network"), before="network")
         entropy_weight: float = bounded(0.0, ge=0)  # an entropy bonus on the gate's decisions
 
     presets = {**_LiteEvalNet.presets,
@@ -531,9 +531,6 @@ class LiteEvalRL(_LiteEvalNet):
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
         super().__init__(num_classes, dims, **hparams)
-        if self.hp.policy_through not in POLICY_THROUGH:
-            raise UsageError(f"{self.name}: policy_through = {self.hp.policy_through!r}; choose one of "
-                             f"{list(POLICY_THROUGH)}")
         self.register_buffer("baseline", torch.tensor(float("nan")))
 
     def decision_noise(self, steps: int, batch_size: int, device: torch.device) -> torch.Tensor:

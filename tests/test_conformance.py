@@ -100,11 +100,15 @@ def test_gradients_reach_every_trained_part(banks, name):
     method = build(cls, train).train()
     reached = set()
     generator = torch.Generator().manual_seed(0)
-    for _, batch in zip(range(3), train.batches(32, method.sampler(train=True), train=True, generator=generator)):
-        method.zero_grad()
-        loss, _ = method.loss(method(batch), batch)
-        loss.backward()
-        reached |= {n for n, p in method.named_parameters() if p.grad is not None and p.grad.any()}
+    for start in (0, *method.phase_starts(100)):  # every stage of a method trained in stages
+        batches = train.batches(32, method.sampler(train=True), train=True, generator=generator)
+        for step, batch in zip(range(start, start + 3), batches):
+            method.train()
+            method.on_step(step, 100)
+            method.zero_grad()
+            loss, _ = method.loss(method(batch), batch)
+            loss.backward()
+            reached |= {n for n, p in method.named_parameters() if p.grad is not None and p.grad.any()}
     # A head may not act in one batch; over three batches every trained parameter gets a gradient.
     trained = {n for n, p in method.named_parameters() if p.requires_grad}
     assert trained - reached - _allowed_idle(method) == set()

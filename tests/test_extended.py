@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from datasets.loading.bank import FeatureBank
 from methods import resolve_method
 from methods.frameexit import ORDER, ExitGate
+from methods.losses import masked_cross_entropy
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +75,10 @@ def test_frameexit_linear_reading_visits_the_paper_order_and_stops_at_the_first_
     assert torch.allclose(out.scores, method.classifiers[2](pooled).softmax(-1), atol=1e-6)
 
 
-def test_scsampler_reads_the_k_most_salient_frames(bank):
+def test_scsampler_suite_reading_reads_the_k_most_salient_of_every_frame(bank):
     torch.manual_seed(0)
-    method = resolve_method("scsampler")(bank.num_classes, {s: bank.dim(s) for s in bank.streams}, frames=4).eval()
+    dims = {s: bank.dim(s) for s in bank.streams}
+    method = resolve_method("scsampler")(bank.num_classes, dims, frames=4, reading="suite").eval()
     meter = bank.new_meter()
     batch = next(bank.batches(8, method.sampler(train=False), meter=meter))
     with torch.no_grad():
@@ -84,6 +88,47 @@ def test_scsampler_reads_the_k_most_salient_frames(bank):
         length = int(batch.lengths[row])
         expected = set(salience[row, :length].topk(min(4, length)).indices.tolist())
         assert set(meter.frames_of("fine", int(batch.index[row])).tolist()) == expected
+
+
+def test_scsampler_official_takes_the_top_k_of_16_uniform_candidates_by_largest_logit(bank):
+    """AR-Net's re-implementation: 16 uniform candidates, the K with the largest scorer logit, the
+    chosen frames' logits averaged. Fails on the first reading (every frame a candidate, largest
+    probability, probabilities averaged)."""
+    torch.manual_seed(0)
+    dims = {s: bank.dim(s) for s in bank.streams}
+    method = resolve_method("scsampler")(bank.num_classes, dims, frames=4).eval()
+    assert method.hp.reading == "official" and method.hp.candidates == 16
+    assert method.sampler(train=False).num_steps(1000) == 16
+    meter = bank.new_meter()
+    batch = next(bank.batches(8, method.sampler(train=False), meter=meter))
+    with torch.no_grad():
+        out = method(batch)
+        salience = method.scorer(batch.read("coarse")).amax(-1)  # (B, 16) largest logit
+    assert out.step_counts["scorer"].tolist() == [16] * 8 and out.step_counts["classifier"].tolist() == [4] * 8
+    tops = salience.topk(4, dim=1).indices
+    for row in range(8):
+        expected = {int(batch.frames[row, p]) for p in tops[row]}
+        assert set(meter.frames_of("fine", int(batch.index[row])).tolist()) == expected
+    every = batch.read("fine")  # (after the meter's check: the test reads every candidate)
+    for row in range(8):
+        with torch.no_grad():
+            averaged = method.classifier(every[row, tops[row]]).mean(0).softmax(-1)
+        assert torch.allclose(out.scores[row], averaged, atol=1e-6)
+
+
+def test_scsampler_official_classifier_learns_on_every_candidate_not_the_picks(bank):
+    """Trained separately, as in the paper: the classifier's loss covers all 16 candidates, so the
+    scorer's choice cannot change what the classifier learns."""
+    torch.manual_seed(0)
+    dims = {s: bank.dim(s) for s in bank.streams}
+    method = resolve_method("scsampler")(bank.num_classes, dims, frames=4).train()
+    batch = next(bank.batches(8, method.sampler(train=True), train=True, generator=torch.Generator().manual_seed(0)))
+    out = method(batch)
+    assert out.extras["logits"].shape[1] == 16 and bool(out.extras["valid"].all())
+    classifier_ce = masked_cross_entropy(out.extras["logits"], batch.labels, out.extras["valid"])
+    # No gradient path joins the two networks: the classifier's loss never reaches the scorer.
+    grads = torch.autograd.grad(classifier_ce, list(method.scorer.parameters()), allow_unused=True)
+    assert all(g is None for g in grads)
 
 
 def test_ocsampler_plackett_luce_probabilities_sum_to_one_over_ordered_draws():
@@ -100,9 +145,10 @@ def test_ocsampler_plackett_luce_probabilities_sum_to_one_over_ordered_draws():
     assert total == pytest.approx(1.0, abs=1e-6)
 
 
-def test_ocsampler_takes_the_n_most_probable_frames_at_evaluation(bank):
+def test_ocsampler_suite_reading_takes_the_n_most_probable_frames_at_evaluation(bank):
     torch.manual_seed(0)
-    method = resolve_method("ocsampler")(bank.num_classes, {s: bank.dim(s) for s in bank.streams}, frames=3).eval()
+    dims = {s: bank.dim(s) for s in bank.streams}
+    method = resolve_method("ocsampler")(bank.num_classes, dims, frames=3, reading="suite").eval()
     meter = bank.new_meter()
     batch = next(bank.batches(8, method.sampler(train=False), meter=meter))
     with torch.no_grad():
@@ -113,6 +159,109 @@ def test_ocsampler_takes_the_n_most_probable_frames_at_evaluation(bank):
         length = int(batch.lengths[row])
         expected = set(logits[row, :length].topk(min(3, length)).indices.tolist())
         assert set(meter.frames_of("fine", int(batch.index[row])).tolist()) == expected
+
+
+@pytest.mark.parametrize("n, k", [(5, 2), (6, 3), (4, 4)])
+def test_ocsampler_set_probabilities_sum_to_one_over_every_subset(n, k):
+    import itertools
+
+    from methods.ocsampler import set_log_prob
+
+    probs = torch.tensor([[0.05, 0.3, 0.15, 0.2, 0.1, 0.2][:n]], dtype=torch.float64)
+    probs = probs / probs.sum()
+    total = sum(float(set_log_prob(probs, torch.tensor([subset])).exp())
+                for subset in itertools.combinations(range(n), k))
+    assert total == pytest.approx(1.0, abs=1e-6)
+
+
+def test_ocsampler_tsn_baseline_is_one_candidate_per_segment():
+    from methods.ocsampler import tsn_clip
+
+    clip = tsn_clip(10, 6, 3, torch.Generator().manual_seed(0))
+    assert clip.tolist() == [[0, 1, 3, 5, 7, 9]] * 3  # the release's 10-to-6: segments of one candidate
+    wide = tsn_clip(10, 2, 50, torch.Generator().manual_seed(0))
+    assert set(wide[:, 0].tolist()) == set(range(5)) and set(wide[:, 1].tolist()) == set(range(5, 10))
+
+
+def test_ocsampler_official_reads_the_6_most_probable_of_10_uniform_candidates(bank):
+    """The release's 10-to-6 at evaluation: the skim scores 10 uniform candidates, the 6 most
+    probable are read and max-pooled by the frozen head. Fails on the first reading (every frame
+    a candidate, 10 kept, probabilities averaged)."""
+    torch.manual_seed(0)
+    dims = {s: bank.dim(s) for s in bank.streams}
+    method = resolve_method("ocsampler")(bank.num_classes, dims).eval()
+    assert (method.hp.reading, method.hp.candidates, method.hp.frames) == ("official", 10, 6)
+    meter = bank.new_meter()
+    batch = next(bank.batches(8, method.sampler(train=False), meter=meter))
+    assert batch.mask.shape[1] == 10
+    with torch.no_grad():
+        out = method(batch)
+        logits = method.skim(batch.read("coarse"))
+    assert out.step_counts["skim"].tolist() == [10] * 8 and out.step_counts["mlp"].tolist() == [6] * 8
+    assert out.step_counts["classifier"].tolist() == [1] * 8
+    tops = logits.topk(6, dim=1).indices.sort(dim=1).values
+    for row in range(8):
+        assert set(meter.frames_of("fine", int(batch.index[row])).tolist()) == {
+            int(batch.frames[row, p]) for p in tops[row]}
+    every = batch.read("fine")
+    with torch.no_grad():
+        for row in range(8):
+            expected = method.classifier(every[row:row + 1, tops[row]]).softmax(-1)[0]
+            assert torch.allclose(out.scores[row], expected, atol=1e-5)
+
+
+def test_ocsampler_official_skim_sees_its_neighbours(bank):
+    """Temporal context: changing one candidate's coarse feature moves its neighbours' logits
+    (the temporal shift), but not a candidate two places away. A per-frame skim fails this."""
+    torch.manual_seed(0)
+    dims = {s: bank.dim(s) for s in bank.streams}
+    skim = resolve_method("ocsampler")(bank.num_classes, dims).eval().skim
+    features = torch.randn(1, 10, dims["coarse"])
+    changed = features.clone()
+    changed[0, 4] += 3.0
+    with torch.no_grad():
+        moved = (skim(changed) - skim(features)).abs()[0]
+    assert moved[3] > 1e-6 and moved[5] > 1e-6 and moved[4] > 1e-6
+    assert moved[[0, 1, 2, 6, 7, 8, 9]].max() < 1e-6
+
+
+def test_ocsampler_official_pretrains_the_classifier_then_trains_the_sampler_against_it_frozen(bank):
+    """Two stages: first the classifier alone (the skim idle), then the skim alone with a label-free
+    reward, the classifier frozen (no gradient, BatchNorm statistics unchanged)."""
+    torch.manual_seed(0)
+    dims = {s: bank.dim(s) for s in bank.streams}
+    method = resolve_method("ocsampler")(bank.num_classes, dims).train()
+    assert method.phase_starts(100) == (50,)
+    batch = next(bank.batches(8, method.sampler(train=True), train=True, generator=torch.Generator().manual_seed(0)))
+
+    def gradients(step):
+        method.train()
+        method.zero_grad(set_to_none=True)
+        method.on_step(step, 100)
+        output = method(batch)
+        loss, logs = method.loss(output, batch)
+        loss.backward()
+        return ({name: p.grad is not None for name, p in method.named_parameters()}, output, logs)
+
+    first, _, logs = gradients(0)
+    assert "pretrain_ce" in logs
+    assert all(has for name, has in first.items() if name.startswith("classifier."))
+    assert not any(has for name, has in first.items() if name.startswith("skim."))
+    statistics = {k: v.clone() for k, v in method.classifier.state_dict().items()}
+    second, output, logs = gradients(50)
+    assert not any(has for name, has in second.items() if name.startswith("classifier."))
+    assert all(has for name, has in second.items() if name.startswith("skim."))
+    for key, value in method.classifier.state_dict().items():
+        assert torch.equal(value, statistics[key]), key  # frozen, BatchNorm included
+    assert output.extras["log_prob"].shape == (8,) and "entropy" in logs
+    # Label-free: the reward is the top-class confidence's gain over the TSN clip, whatever the labels.
+    rewards = []
+    for targets in (batch.targets, batch.targets.roll(1, dims=1)):
+        method._generator = torch.Generator().manual_seed(1)
+        torch.manual_seed(1)  # the skim's dropout
+        with torch.no_grad():
+            rewards.append(method(dataclasses.replace(batch, targets=targets)).extras["reward"])
+    assert torch.equal(rewards[0], rewards[1]) and bool((rewards[0] != 0).any())
 
 
 @pytest.mark.parametrize("action, visits, fine", [("fine", list(range(16)), True),

@@ -81,7 +81,8 @@ def reference_train_forward(method, batch, noise):
     decisions, gate_logits = [], []
     for t in range(steps):
         x, keep = coarse[:, t], valid[:, t : t + 1]
-        logits = method.gate(torch.cat([x, hf, cf], dim=1))
+        gate_in = torch.cat([x, hf, cf], dim=1)
+        logits = method.gate(gate_in.detach() if method.gate_inputs_detached() else gate_in)
         fire = method.decide(logits, noise[t]) * valid[:, t]
         hc_new, cc_new = method.coarse_cell(x, (hc, cc))
         hc, cc = keep * hc_new + (1 - keep) * hc, keep * cc_new + (1 - keep) * cc
@@ -95,10 +96,12 @@ def reference_train_forward(method, batch, noise):
     return method.classifier(hf), torch.stack(decisions, 1), torch.stack(gate_logits, 1)
 
 
-@pytest.mark.parametrize("name", ["liteeval", "liteeval_rl"])
-@pytest.mark.parametrize("hparams", [{}, {"coarse_embed": 12}, {"coarse_embed": 12, "fine_embed": 10},
-                                     {"coarse_embed": 12, "embed_style": "linear"}, {"sync": False},
-                                     {"penalty": "batch"}])
+SHARED_SETTINGS = [{}, {"coarse_embed": 12}, {"coarse_embed": 12, "fine_embed": 10},
+                   {"coarse_embed": 12, "embed_style": "linear"}, {"sync": False}, {"penalty": "batch"}]
+
+
+@pytest.mark.parametrize("name, hparams", [(name, hp) for name in ("liteeval", "liteeval_rl") for hp in SHARED_SETTINGS]
+                         + [("liteeval_rl", {"policy_through": "network"})])
 def test_liteeval_training_forward_equals_the_stepped_equations(tiny_store, name, hparams):
     bank = FeatureBank(tiny_store, "train", device="cpu", show_progress=False)
     torch.manual_seed(2)

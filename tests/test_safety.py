@@ -225,6 +225,7 @@ def test_the_report_refuses_a_folder_whose_pairs_are_gone(tmp_path, capsys):
     ({"lstm": {"train": {"lr": 0.0}}}, "lr = 0.0 is out of range: it must be > 0"),
     ({"fastforward": {"jumps": [1, 0]}}, "jumps = [1, 0] is out of range: it must be >= 1"),
     ({"liteeval": {"gamma": float("nan")}}, "gamma = nan is out of range: it must be a finite number"),
+    ({"liteeval": {"penalty": "frame"}}, "penalty = 'frame'; choose one of ['video', 'batch']"),
 ])
 def test_settings_out_of_range_are_refused_naming_the_key(tmp_path, capsys, config, expected):
     from benchmark.__main__ import main
@@ -245,7 +246,7 @@ def test_an_infinite_budget_is_one_line(tmp_path, capsys):
 
 
 def test_every_numeric_setting_declares_its_bounds():
-    """So a new method or setting cannot leave one unchecked (methods/base.py ``bounded``)."""
+    """So a new method or setting cannot leave one unchecked (methods/base.py ``bounded``, ``choice``)."""
     import typing
     from dataclasses import fields
 
@@ -257,6 +258,8 @@ def test_every_numeric_setting_declares_its_bounds():
             numeric = any(t in (int, float) for t in (hints[f.name], *typing.get_args(hints[f.name]))
                           ) and hints[f.name] is not bool
             assert not numeric or "bounds" in f.metadata, f"{owner.__qualname__}.{f.name} has no bounds"
+            # A setting that names a reading or a schedule lists its options (methods/base.py ``choice``).
+            assert hints[f.name] is not str or "choices" in f.metadata, f"{owner.__qualname__}.{f.name} has no options"
 
 
 # ---------------------------------------------------------------------------- 9. concurrent first use

@@ -113,6 +113,27 @@ def test_the_best_validation_checkpoint_is_kept_and_patience_stops(tiny_store):
         assert torch.equal(tensor, states[1][name])
 
 
+def test_a_method_trained_in_stages_is_chosen_and_stopped_within_its_last_stage(tiny_store):
+    """A pretraining stage's checkpoints are not the method (its policy never trained), and its
+    plateau must not end the run before the next stage has trained (methods/base.py phase_starts)."""
+    bank = FeatureBank(tiny_store, "train", device="cpu", show_progress=False)
+    base = resolve_method("uniform")
+
+    class Staged(base):  # type: ignore[misc, valid-type]
+        def phase_starts(self, steps):
+            return (6,)
+
+    # Stage one (steps 2, 4, 6 validated; 6 is its last) peaks early; stage two starts after step 6.
+    scores = iter([0.9, 0.5, 0.4, 0.3, 0.6, 0.5, 0.55, 0.2, 0.1, 0.1])
+    method = Staged(bank.num_classes, {"fine": bank.dim("fine")})
+    stats = fit(method, bank, TrainConfig(), Budget(steps=20, validations=10, patience=3, batch_size=32), seed=0,
+                validate=lambda m, step: exact(step, next(scores)), show_progress=False)
+    record = stats.selection_record()
+    # Without stages the run would stop at step 8 (3 validations below 0.9) and keep step 2.
+    assert [v["step"] for v in record["validations"]] == [8, 10, 12, 14, 16]
+    assert stats.chosen_step == 10 and stats.stopped_early and stats.steps == 16
+
+
 def test_a_cheaper_checkpoint_within_the_noise_is_kept(tiny_store):
     """The rule, applied to checkpoints: the best mAP (step 4) costs 3x; step 2 is within one
     standard error of it and cheaper, so step 2's weights are restored, and the record says why."""
