@@ -360,8 +360,9 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = Tru
     if force:
         p.add_argument("--force", action="store_true", help="recompute method/seed pairs that are done already")
         p.add_argument("--jobs", type=int, help="method/seed pairs computed at once in worker processes (default: "
-                                                "one per CPU core, as memory allows; 1 on a GPU; under torchrun "
-                                                "each rank takes its share of the pairs)")
+                                                "one per CPU core, as memory allows; on a GPU as many as its "
+                                                "memory holds; under torchrun each rank takes its share of the "
+                                                "pairs)")
         p.add_argument("--threads", type=int, help="threads per pair (default 1 on a CPU; the floating-point "
                                                    "results depend on it, not on --jobs)")
         if evaluates:

@@ -12,7 +12,12 @@ and matrix products split their work by thread), so every pair runs with the sam
   write nothing once it is gone (``_die_with_parent``). Small recurrences are latency-bound,
   so one process with two threads leaves a 2-core machine half idle; two processes with one
   thread each fill it. Default: one job per core, as many as the pairs and the host memory
-  allow, one thread per pair. On a GPU the default is one job.
+  allow, one thread per pair.
+* On a GPU the same worker processes share the device: one pair's small recurrent kernels leave
+  a GPU mostly waiting on their launches, and several processes launching at once fill it. The
+  default is as many as the GPU's free memory holds (each its own copy of the banks plus
+  ``GPU_WORKER_OVERHEAD`` for the CUDA context, a model and its activations), no more than the
+  CPU cores that launch their kernels, the pairs, or ``MAX_JOBS_PER_GPU``.
 * ``torchrun --nproc-per-node N -m benchmark run ...``: rank r of W computes every W-th pending
   pair on its own GPU (``cuda:LOCAL_RANK``), as ``python -m datasets extract`` shards videos;
   rank 0 writes the table once every rank is done. The ranks agree on the pending pairs before
@@ -31,7 +36,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -39,9 +43,11 @@ import torch
 from benchmark import pair
 from benchmark.config import RunConfig
 from benchmark.context import SELECTION_GUARD, RunContext
+from benchmark.eta import RunClock
 from benchmark.plans import MethodPlan
+from datasets.common.cli import configure_logging
 from datasets.common.errors import UsageError
-from datasets.common.progress import progress_bar
+from datasets.common.progress import MODE_VARIABLE, progress_bar, progress_mode
 from datasets.loading.device import host_available_bytes
 from datasets.loading.guard import restrict_splits
 
@@ -49,6 +55,10 @@ log = logging.getLogger(__name__)
 
 #: Threads per pair on a CPU unless ``--threads`` says otherwise (see the module docstring).
 DEFAULT_THREADS = 1
+#: What a worker needs on a GPU besides its banks: the CUDA context, a model, its activations.
+GPU_WORKER_OVERHEAD = 2 * 2**30
+#: The most worker processes that share one GPU by default (beyond that they mostly queue).
+MAX_JOBS_PER_GPU = 8
 
 
 def available_cores() -> int:
@@ -59,15 +69,25 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def default_jobs(device: torch.device, pending: int, bytes_per_worker: int) -> int:
+def device_free_bytes(device: torch.device) -> int:
+    """Free memory of a CUDA device, as the driver reports it."""
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(free)
+
+
+def default_jobs(device: torch.device, pending: int, bytes_per_worker: int, *, cores: int | None = None,
+                 host_free: int | None = None, device_free: int | None = None) -> int:
     """One job per core, no more than the pending pairs, nor than host memory holds copies of
-    the banks; one job on a GPU."""
-    if device.type != "cpu":
-        return 1
-    jobs = min(available_cores(), max(pending, 1))
-    available = host_available_bytes()
+    the banks; on a GPU also no more than its free memory holds workers (see the module
+    docstring). ``cores``, ``host_free`` and ``device_free`` replace what the machine reports
+    (tests decide for a GPU they do not have)."""
+    jobs = min(available_cores() if cores is None else cores, max(pending, 1))
+    available = host_available_bytes() if host_free is None else host_free
     if available is not None and bytes_per_worker > 0:
         jobs = min(jobs, max(1, int(0.8 * available) // bytes_per_worker))
+    if device.type == "cuda":
+        free = device_free_bytes(device) if device_free is None else device_free
+        jobs = min(jobs, MAX_JOBS_PER_GPU, max(1, int(0.8 * free) // (bytes_per_worker + GPU_WORKER_OVERHEAD)))
     return jobs
 
 
@@ -141,32 +161,56 @@ def _start_worker(cfg: RunConfig, plans: list[MethodPlan], threads: int, parent:
     # Ctrl-C reaches the whole process group; the parent alone handles it (it stops the
     # workers), so the user sees one line, not a traceback per worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker logs as its parent does (a spawned process starts with no logging set up); its
+    # progress is timestamped lines, never a bar, which would garble the other workers' on the
+    # terminal they share (datasets/common/progress.py).
+    configure_logging()
+    if progress_mode() == "bar":
+        os.environ[MODE_VARIABLE] = "log"
     torch.set_num_threads(threads)
-    ctx = RunContext.create(replace(cfg, show_progress=False), plans)
+    ctx = RunContext.create(cfg, plans)
     _WORKER = _Worker(ctx, (lambda: check_parent(parent)) if parent is not None else (lambda: None))
     if ctx.selection:  # a worker of a selection run: the training split alone, for the worker's life
         restrict_splits({ctx.train_split}, SELECTION_GUARD)
 
 
-def _run_in_worker(index: int, seed: int) -> tuple[int, int]:
+def _compute_timed(ctx: RunContext, index: int, seed: int, before_write: Callable[[], None] | None = None) -> float:
+    """Compute one pair, saying when it starts; its wall-clock seconds."""
+    log.info("%s seed %d: started", ctx.plans[index].name, seed)
+    start = time.perf_counter()
+    if before_write is None:
+        pair.compute(ctx, ctx.plans[index], seed)
+    else:
+        pair.compute(ctx, ctx.plans[index], seed, before_write=before_write)
+    return time.perf_counter() - start
+
+
+def _run_in_worker(index: int, seed: int) -> tuple[int, int, float]:
     assert _WORKER is not None
-    pair.compute(_WORKER.ctx, _WORKER.ctx.plans[index], seed, before_write=_WORKER.before_write)
-    return index, seed
+    return index, seed, _compute_timed(_WORKER.ctx, index, seed, _WORKER.before_write)
 
 
-def run_in_processes(ctx: RunContext, pending: Sequence[tuple[int, int]], jobs: int, threads: int) -> None:
+def _clock(ctx: RunContext, pending: Sequence[tuple[int, int]], jobs: int,
+           earlier: dict[str, float] | None) -> RunClock:
+    return RunClock([(ctx.plans[index].name, seed) for index, seed in pending], jobs, earlier)
+
+
+def run_in_processes(ctx: RunContext, pending: Sequence[tuple[int, int]], jobs: int, threads: int,
+                     earlier: dict[str, float] | None = None) -> None:
     """Compute the pending (plan index, seed) pairs in ``jobs`` spawned worker processes."""
     context = multiprocessing.get_context("spawn")
-    log.info("computing %d method/seed pair(s) in %d worker processes, %d thread(s) each", len(pending), jobs,
-             threads)
+    clock = _clock(ctx, pending, jobs, earlier)
+    log.info("%s, in %d worker processes, %d thread(s) each", clock.plan(), jobs, threads)
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker,
                                initargs=(ctx.cfg, ctx.plans, threads, os.getpid()))
     try:
-        with progress_bar(total=len(pending), desc="pairs", unit="pair", enable=ctx.cfg.show_progress) as bar:
+        with progress_bar(total=len(pending), desc="pairs", unit="pair",
+                          enable=ctx.cfg.show_progress and progress_mode() == "bar") as bar:
             futures = [pool.submit(_run_in_worker, index, seed) for index, seed in pending]
             for future in as_completed(futures):
-                index, seed = future.result()  # a worker's exception is raised here, with its message
-                log.info("%s seed %d: done (%s)", ctx.plans[index].name, seed, ctx.pair_dir(ctx.plans[index], seed))
+                index, seed, seconds = future.result()  # a worker's exception is raised here, with its message
+                log.info("%s (%s)", clock.done(ctx.plans[index].name, seed, seconds),
+                         ctx.pair_dir(ctx.plans[index], seed))
                 bar.update(1)
     except BaseException:
         # Ctrl-C or a failed pair: stop the other workers now rather than after their pairs
@@ -178,13 +222,18 @@ def run_in_processes(ctx: RunContext, pending: Sequence[tuple[int, int]], jobs: 
     pool.shutdown(wait=True)
 
 
-def run_here(ctx: RunContext, pending: Sequence[tuple[int, int]], threads: int) -> None:
+def run_here(ctx: RunContext, pending: Sequence[tuple[int, int]], threads: int,
+             earlier: dict[str, float] | None = None) -> None:
     """Compute the pending pairs one after another in this process, with ``threads`` threads."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
+    clock = _clock(ctx, pending, 1, earlier)
+    if len(pending) > 1:
+        log.info("%s, one after another in this process", clock.plan())
     try:
         for index, seed in pending:
-            pair.compute(ctx, ctx.plans[index], seed)
+            seconds = _compute_timed(ctx, index, seed)
+            log.info("%s", clock.done(ctx.plans[index].name, seed, seconds))
     finally:
         torch.set_num_threads(before)
 
@@ -197,8 +246,10 @@ def schedule(
     threads: int | None,
     rank: int = 0,
     world: int = 1,
+    earlier: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Compute this process's share of ``pending``; return how (for the provenance)."""
+    """Compute this process's share of ``pending``; return how (for the provenance). ``earlier``:
+    seconds a pair of each method took before, for the time left (benchmark/eta.py)."""
     check_counts(jobs, threads)
     threads = threads or DEFAULT_THREADS
     mine = list(pending[rank::world])
@@ -210,8 +261,8 @@ def schedule(
         jobs = default_jobs(ctx.device, len(mine), ctx.bank_bytes())
     jobs = max(1, min(jobs, len(mine))) if mine else 1
     if jobs > 1:
-        run_in_processes(ctx, mine, jobs, threads)
+        run_in_processes(ctx, mine, jobs, threads, earlier)
     elif mine:
-        run_here(ctx, mine, threads)
+        run_here(ctx, mine, threads, earlier)
     return {"jobs": jobs, "threads_per_pair": threads, "rank": rank, "world_size": world,
             "pairs_computed_here": len(mine)}

@@ -129,7 +129,7 @@ class Runner:
             if world > 1:
                 barrier()  # every rank has seen the same pending pairs before any is written
             self.execution = parallel.schedule(ctx, pending, jobs=ctx.cfg.jobs, threads=ctx.cfg.threads, rank=rank,
-                                               world=world)
+                                               world=world, earlier=self.earlier_seconds())
             if world > 1:
                 barrier()
                 if rank != 0:
@@ -146,6 +146,19 @@ class Runner:
             return texts
         finally:
             finish(started_group)
+
+    def earlier_seconds(self) -> dict[str, float]:
+        """Seconds a complete pair of each method took in this folder (training and evaluation),
+        for the estimate of the time a run has left (benchmark/eta.py)."""
+        seconds: dict[str, float] = {}
+        for plan in self.ctx.plans:
+            for seed in self.ctx.cfg.seeds:
+                folder = self.ctx.pair_dir(plan, seed)
+                if results.pair_state(folder).done:
+                    record = PairRecord.load(results.record_path(folder))
+                    seconds[plan.name] = record.train_seconds + record.eval_seconds
+                    break
+        return seconds
 
     def reread_evidence(self) -> None:
         """Every pair's evidence statistics recomputed from its saved model (``--reread-evidence``;

@@ -107,12 +107,43 @@ def test_default_jobs_follow_cores_pairs_and_memory(monkeypatch):
     assert default_jobs(cpu, pending=20, bytes_per_worker=2**20) == 8  # one per core
     assert default_jobs(cpu, pending=3, bytes_per_worker=2**20) == 3  # no more than the pairs
     assert default_jobs(cpu, pending=20, bytes_per_worker=4 * 2**30) == 2  # copies of the banks that fit
-    assert default_jobs(torch.device("cuda"), pending=20, bytes_per_worker=2**20) == 1
+
+
+def test_several_pairs_share_one_gpu_as_its_memory_allows(monkeypatch):
+    """A GPU is used, not visited: as many workers as its free memory holds (each its banks and a
+    context), capped by the cores that launch their kernels and MAX_JOBS_PER_GPU. No GPU needed:
+    the device's free memory is given."""
+    from benchmark.parallel import GPU_WORKER_OVERHEAD, MAX_JOBS_PER_GPU
+
+    gpu, gib = torch.device("cuda"), 2**30
+    big = dict(cores=16, host_free=200 * gib)
+    assert default_jobs(gpu, pending=20, bytes_per_worker=gib, device_free=80 * gib, **big) == MAX_JOBS_PER_GPU
+    assert default_jobs(gpu, pending=20, bytes_per_worker=gib, device_free=8 * gib, **big) == int(
+        0.8 * 8 * gib) // (gib + GPU_WORKER_OVERHEAD)
+    assert default_jobs(gpu, pending=20, bytes_per_worker=gib, device_free=gib, **big) == 1  # at least one
+    assert default_jobs(gpu, pending=3, bytes_per_worker=gib, device_free=80 * gib, **big) == 3
+    assert default_jobs(gpu, pending=20, bytes_per_worker=gib, device_free=80 * gib, cores=2, host_free=200 * gib) == 2
+
+    class GpuRun:  # a run context on a GPU this machine does not have
+        device = gpu
+
+        def bank_bytes(self):
+            return gib
+
+    seen = {}
+    monkeypatch.setattr("benchmark.parallel.device_free_bytes", lambda device: 40 * gib)
+    monkeypatch.setattr("benchmark.parallel.available_cores", lambda: 16)
+    monkeypatch.setattr("benchmark.parallel.host_available_bytes", lambda: 200 * gib)
+    monkeypatch.setattr("benchmark.parallel.run_in_processes",
+                        lambda ctx, mine, jobs, threads, earlier=None: seen.update(jobs=jobs, mine=mine))
+    pending = [(i, s) for i in range(4) for s in (0, 1, 2)]
+    info = schedule(GpuRun(), pending, jobs=None, threads=None)
+    assert seen["jobs"] == info["jobs"] == MAX_JOBS_PER_GPU and seen["mine"] == pending
 
 
 def test_torchrun_ranks_take_every_world_th_pair(monkeypatch):
     seen = {}
-    monkeypatch.setattr("benchmark.parallel.run_here", lambda ctx, mine, threads: seen.update(mine=mine))
+    monkeypatch.setattr("benchmark.parallel.run_here", lambda ctx, mine, threads, earlier=None: seen.update(mine=mine))
     pending = [(i, s) for i in range(3) for s in (0, 1)]
     info = schedule(object(), pending, jobs=None, threads=None, rank=1, world=2)
     assert seen["mine"] == pending[1::2]

@@ -38,6 +38,7 @@ from benchmark.results import SEQ_K, UNIFORM_K, online_summary
 from benchmark.training import Evaluation, evaluate
 from datasets.common.atomic import atomic_write_bytes, atomic_write_json
 from datasets.common.errors import UsageError
+from datasets.common.progress import progress_bar
 from datasets.loading.bank import FeatureBank
 from datasets.loading.sampling import ConsecutiveFrames, UniformFrames
 from methods.base import VideoMethod
@@ -104,7 +105,6 @@ def evaluate_online(trained: TrainedModels, options: OnlineOptions) -> pd.DataFr
     """Every curve for every seed of the run; one row per (curve, K, seed)."""
     if not options.budgets or min(options.budgets) < 1:
         raise UsageError(f"budgets must be integers >= 1, got {list(options.budgets)}")
-    bank = trained.bank
     online = [p for p in trained.plans if p.cls.online]
     if not online:
         raise UsageError("none of the methods of this command runs online (online = True); nothing to sweep")
@@ -117,32 +117,46 @@ def evaluate_online(trained: TrainedModels, options: OnlineOptions) -> pd.DataFr
     frame_plan = _plan(trained.plans, options.frame_model, "--frame-model")
     show = trained.show_progress
     rows: list[dict[str, Any]] = []
-    for seed in trained.seeds:
-        horizons: dict[int, np.ndarray] = {}
-        for plan in online:
-            method = trained.load(plan, seed)
-            per_step = costs.step_costs(method)
-            display = plan.display or plan.cls.shown_name()
-            for k in options.budgets:
-                result = evaluate(method, bank, plan.train.eval_batch_size, show_progress=show,
-                                  forward=functools.partial(method.forward_budget, budget=k),
-                                  desc=f"{display}-{k}")
-                rows.append(_row(trained, plan.name, f"{display}-K", k, plan.cls.budget_unit, seed, plan, result,
-                                 per_step))
-                if plan is pacer:
-                    horizons[k] = np.maximum(result.frames_seen, 1)
-        classifier = trained.load(frame_plan, seed)
-        per_step = costs.step_costs(classifier)
-        batch_size = frame_plan.train.eval_batch_size
-        for k in options.budgets:
-            result = evaluate(classifier, bank, batch_size, sampler=ConsecutiveFrames(k), show_progress=show,
-                              desc=f"Seq-{k}")
-            rows.append(_row(trained, SEQ_K, "Seq-K", k, "consecutive frames", seed, frame_plan, result, per_step))
-            if pacer is not None:
-                result = evaluate(classifier, bank, batch_size, sampler=UniformFrames(k), horizons=horizons[k],
-                                  show_progress=show, desc=f"Uniform-{k}")
-                rows.append(_row(trained, UNIFORM_K, "Uniform-K", k, "frames", seed, frame_plan, result, per_step))
+    # The whole sweep's progress (its ETA, in a log file): one unit per method and seed.
+    with progress_bar(total=len(trained.seeds) * (len(online) + 1), desc="online curves", unit="model",
+                      enable=show) as overall:
+        for seed in trained.seeds:
+            _sweep_seed(trained, options, seed, online, pacer, frame_plan, rows, overall.update)
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _sweep_seed(trained: TrainedModels, options: OnlineOptions, seed: int, online: list[MethodPlan],
+                pacer: MethodPlan | None, frame_plan: MethodPlan, rows: list[dict[str, Any]],
+                advance: Callable[[], object]) -> None:
+    """One seed's curves: every online method at every budget, then Seq-K and Uniform-K."""
+    show = trained.show_progress
+    bank = trained.bank
+    horizons: dict[int, np.ndarray] = {}
+    for plan in online:
+        method = trained.load(plan, seed)
+        per_step = costs.step_costs(method)
+        display = plan.display or plan.cls.shown_name()
+        for k in options.budgets:
+            result = evaluate(method, bank, plan.train.eval_batch_size, show_progress=show,
+                              forward=functools.partial(method.forward_budget, budget=k),
+                              desc=f"{display}-{k}")
+            rows.append(_row(trained, plan.name, f"{display}-K", k, plan.cls.budget_unit, seed, plan, result,
+                             per_step))
+            if plan is pacer:
+                horizons[k] = np.maximum(result.frames_seen, 1)
+        advance()
+    classifier = trained.load(frame_plan, seed)
+    per_step = costs.step_costs(classifier)
+    batch_size = frame_plan.train.eval_batch_size
+    for k in options.budgets:
+        result = evaluate(classifier, bank, batch_size, sampler=ConsecutiveFrames(k), show_progress=show,
+                          desc=f"Seq-{k}")
+        rows.append(_row(trained, SEQ_K, "Seq-K", k, "consecutive frames", seed, frame_plan, result, per_step))
+        if pacer is not None:
+            result = evaluate(classifier, bank, batch_size, sampler=UniformFrames(k), horizons=horizons[k],
+                              show_progress=show, desc=f"Uniform-{k}")
+            rows.append(_row(trained, UNIFORM_K, "Uniform-K", k, "frames", seed, frame_plan, result, per_step))
+    advance()
 
 
 def run_online(ctx: RunContext, options: OnlineOptions) -> pd.DataFrame:

@@ -40,6 +40,7 @@ from benchmark.record import PairRecord
 from benchmark.training import evaluate
 from datasets.common.atomic import atomic_write_json, atomic_write_text
 from datasets.common.errors import UsageError
+from datasets.common.progress import progress_bar
 from datasets.extraction.backbones import build_feature_extractor
 from datasets.store.manifest import StreamSpec
 
@@ -99,25 +100,29 @@ def measure(ctx: RunContext, options: LatencyOptions) -> dict[str, Any]:
     streams = {s: backbone_latency(ctx.store.manifest.streams[s], device, options) for s in ctx.streams}
     bank = ctx.bank(ctx.eval_split)
     pairs: dict[str, dict[str, Any]] = {}
-    for plan in ctx.plans:
-        per_frame = {s: streams[s]["batch1_ms_per_frame" if plan.cls.online else "throughput_ms_per_frame"]
-                     for s in plan.cls.streams}
-        for seed in ctx.cfg.seeds:
-            method = pair.load_trained(ctx, plan, seed)
-            result = evaluate(method, bank, plan.train.eval_batch_size, show_progress=ctx.cfg.show_progress,
-                              desc=f"time {plan.name} seed {seed}")
-            own = 1000 * result.seconds / len(result.video_ids)
-            frames = {s: float(result.frames_read[s].mean()) for s in plan.cls.streams}
-            backbone = sum(frames[s] * per_frame[s] for s in plan.cls.streams)
-            record = PairRecord.load(results.record_path(ctx.pair_dir(plan, seed)))
-            pairs.setdefault(plan.name, {})[str(seed)] = {
-                # which trained model was timed: the table uses the estimate only while the pair holds it
-                "model_sha256": (record.files or {}).get(results.WEIGHTS),
-                "online": plan.cls.online, "frames_per_video": frames, "own_ms_per_video": own,
-                "backbone_ms_per_video": backbone, "estimated_ms_per_video": own + backbone,
-                "own_time_batch": plan.train.eval_batch_size,
-                "backbone_setting": "batch 1 (online)" if plan.cls.online else f"batch {options.batch} (offline)",
-            }
+    # The whole measurement's progress (its ETA, in a log file): one unit per pair.
+    with progress_bar(total=len(ctx.plans) * len(ctx.cfg.seeds), desc="latency", unit="pair",
+                      enable=ctx.cfg.show_progress) as overall:
+        for plan in ctx.plans:
+            per_frame = {s: streams[s]["batch1_ms_per_frame" if plan.cls.online else "throughput_ms_per_frame"]
+                         for s in plan.cls.streams}
+            for seed in ctx.cfg.seeds:
+                method = pair.load_trained(ctx, plan, seed)
+                result = evaluate(method, bank, plan.train.eval_batch_size, show_progress=ctx.cfg.show_progress,
+                                  desc=f"time {plan.name} seed {seed}")
+                own = 1000 * result.seconds / len(result.video_ids)
+                frames = {s: float(result.frames_read[s].mean()) for s in plan.cls.streams}
+                backbone = sum(frames[s] * per_frame[s] for s in plan.cls.streams)
+                record = PairRecord.load(results.record_path(ctx.pair_dir(plan, seed)))
+                pairs.setdefault(plan.name, {})[str(seed)] = {
+                    # which trained model was timed: the table uses the estimate only while the pair holds it
+                    "model_sha256": (record.files or {}).get(results.WEIGHTS),
+                    "online": plan.cls.online, "frames_per_video": frames, "own_ms_per_video": own,
+                    "backbone_ms_per_video": backbone, "estimated_ms_per_video": own + backbone,
+                    "own_time_batch": plan.train.eval_batch_size,
+                    "backbone_setting": "batch 1 (online)" if plan.cls.online else f"batch {options.batch} (offline)",
+                }
+                overall.update(1)
     return {"streams": streams, "pairs": pairs, "options": asdict(options)}
 
 

@@ -24,11 +24,20 @@ from datasets.common.errors import UserError
 USER_ERRORS = (UserError, FileExistsError, FileNotFoundError, PermissionError)
 #: Set to 1 to see the traceback behind a one-line error too.
 DEBUG_VARIABLE = "LITEEVAL_DEBUG"
+#: Every logged line starts with the time it was written: a log file of a long run says when
+#: each pair started and ended (and the progress lines, datasets/common/progress.py, how far it is).
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def configure_logging() -> None:
+    """INFO and above to stderr, timestamped; the commands and their worker processes alike."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt=LOG_DATE_FORMAT)
 
 
 def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     try:
         return args.func(args)
     except USER_ERRORS as exc:

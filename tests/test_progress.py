@@ -1,0 +1,89 @@
+"""Long runs that talk: timestamps, how far each loop is, and when the run should end, in a log
+file as on a terminal (datasets/common/progress.py, benchmark/eta.py)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark.eta import RunClock
+from datasets.common import progress
+
+REPO = Path(__file__).resolve().parents[1]
+
+TIMESTAMP = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "
+
+
+def test_off_a_terminal_a_loop_logs_how_far_it_is_and_when_it_should_end(monkeypatch, caplog):
+    monkeypatch.setenv(progress.MODE_VARIABLE, "log")
+    monkeypatch.setenv(progress.INTERVAL_VARIABLE, "0")
+    with caplog.at_level(logging.INFO, logger="progress"):
+        with progress.progress_bar(total=4, desc="train uniform seed 0", unit="step") as bar:
+            for _ in range(4):
+                bar.update(1)
+                bar.set_postfix(loss="0.5")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("train uniform seed 0: 1/4 step (25%)") and "ETA" in lines[0]
+    assert "loss=0.5" in lines[1]
+    assert lines[-1].startswith("train uniform seed 0: done, 4 step in")
+
+
+def test_a_short_loop_says_nothing_and_quiet_means_quiet(monkeypatch, caplog):
+    monkeypatch.setenv(progress.MODE_VARIABLE, "log")
+    monkeypatch.setenv(progress.INTERVAL_VARIABLE, "3600")
+    with caplog.at_level(logging.INFO, logger="progress"):
+        with progress.progress_bar(total=3, desc="eval", unit="video") as bar:
+            bar.update(3)
+        monkeypatch.setenv(progress.INTERVAL_VARIABLE, "0")
+        with progress.progress_bar(total=3, desc="eval", unit="video", enable=False) as bar:
+            bar.update(3)
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize("value, mode", [("0", "off"), ("log", "log"), ("1", "bar"), ("bar", "bar")])
+def test_the_variable_chooses_bars_lines_or_nothing(monkeypatch, value, mode):
+    monkeypatch.setenv(progress.MODE_VARIABLE, value)
+    assert progress.progress_mode() == mode
+
+
+def test_the_time_left_comes_from_each_methods_own_pairs_then_earlier_ones_then_the_mean():
+    pending = [("uniform", 0), ("uniform", 1), ("liteeval", 0), ("liteeval", 1)]
+    clock = RunClock(pending, jobs=2, earlier={"liteeval": 600.0})
+    assert clock.seconds_left() is None  # Uniform's time is not known yet
+    line = clock.done("uniform", 0, 10.0)
+    assert "1 of 4 pairs done" in line
+    # Left: uniform 10 s (its own), liteeval 600 s twice (the folder's earlier pair), on 2 jobs.
+    assert clock.seconds_left() == pytest.approx((10 + 600 + 600) / 2)
+    clock.done("liteeval", 0, 500.0)
+    assert clock.seconds_left() == pytest.approx((10 + 500) / 2)
+    other = RunClock([("a", 0), ("b", 0)], jobs=1)
+    other.done("a", 0, 30.0)
+    assert other.seconds_left() == pytest.approx(30.0)  # b: the mean of the pairs finished so far
+    assert progress.duration(3725) == "1h02m" and progress.duration(65) == "1m05s"
+
+
+def test_a_run_in_workers_logs_each_pair_start_end_training_progress_and_eta_with_timestamps(tmp_path):
+    env = {**os.environ, "LITEEVAL_DATA": str(tmp_path / "data"), progress.INTERVAL_VARIABLE: "0",
+           "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop(progress.MODE_VARIABLE, None)  # stderr is a pipe here: lines, as in a log file
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmark", "run", "--dataset", "tiny", "--steps", "3", "--validations", "1",
+         "--seeds", "0", "1", "--methods", "uniform", "lstm", "--jobs", "2", "--results-dir", str(tmp_path / "r")],
+        cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stderr.splitlines()
+    assert lines and all(re.match(TIMESTAMP, line) for line in lines if line.strip()), lines[:5]
+    text = done.stderr
+    for name in ("uniform", "lstm"):
+        for seed in (0, 1):
+            assert f"{name} seed {seed}: started" in text  # logged by the worker that computes it
+            assert re.search(rf"{name} seed {seed}: done in \S+; \d of 4 pairs done", text)
+    assert re.search(r"4 of 4 pairs done, \S+ elapsed, ETA 0s", text)
+    assert re.search(r"train (uniform|lstm): \d/3 step", text)  # a worker's training progress
+    assert "\r" not in text
