@@ -102,9 +102,10 @@ from methods.base import (
     bounded,
     choice,
 )
+from methods.gated_recurrence import Recurrence, gated_recurrence
 from methods.losses import label_distribution, soft_cross_entropy
 from methods.presets import LITEEVAL_READINGS, TABLE1_TUNE
-from methods.recurrent import cell_states, fused_lstm, input_projection, lstm_update
+from methods.recurrent import cell_states, fused_lstm, input_projection
 from methods.registry import register_method
 
 
@@ -343,35 +344,29 @@ class _LiteEvalNet(VideoMethod):
         keep: Callable[[torch.Tensor], torch.Tensor] = torch.Tensor.detach if held else (lambda t: t)
         # Only rows where the gate fired get a gradient through the fine LSTM: the backward skips
         # the others' exact zeros (methods/recurrent.py).
-        fine_in = input_projection(self.fine_cell, x_time, fine.transpose(0, 1), row_sparse=True).unbind(0)
+        fine_in = input_projection(self.fine_cell, x_time, fine.transpose(0, 1), row_sparse=True)  # (T, B, 4H)
         dx, df = self.coarse_in, self.hp.fine_hidden
         w_gate = self.gate.weight  # acts on [x_t, h^f_{t-1}, c^f_{t-1}] (eq. 2)
-        gate_in = (keep(x_time) @ w_gate[:, :dx].t() + self.gate.bias).unbind(0)
-        w_gate_h, w_gate_c = w_gate[:, dx : dx + df].t(), w_gate[:, dx + df :].t()
-        noise = self.decision_noise(steps, b, coarse.device)
-        hc_steps, cc_steps = hc_all.unbind(1), cc_all.unbind(1)
-        _, _, hf, cf = self._init_state(b, coarse.device)
-        states, decisions, gate_logits = [], [], []
-        for t in range(steps):
-            logits = torch.addmm(torch.addmm(gate_in[t], keep(hf), w_gate_h), keep(cf), w_gate_c)
-            fire = self.decide(logits, noise[t]) * valid[:, t]
-            h_new, c_new = lstm_update(self.fine_cell, fine_in[t], hf, cf, row_sparse=True)
-            hf_skip, cf_skip = self._skip_state(hc_steps[t], hf), self._skip_state(cc_steps[t], cf)
-            f = fire.unsqueeze(1)  # B_t h_new + (1 - B_t) h_skip, as one fused multiply-add
-            hf, cf = torch.addcmul(hf_skip, f, h_new - hf_skip), torch.addcmul(cf_skip, f, c_new - cf_skip)
-            states.append(hf)
-            decisions.append(fire)
-            gate_logits.append(logits)
+        gate_in = keep(x_time) @ w_gate[:, :dx].t() + self.gate.bias  # (T, B, 2)
+        rule, draws = self.recurrence(self.decision_noise(steps, b, coarse.device))
+        states, decisions, gate_logits = gated_recurrence(
+            fine_in, gate_in, hc_all.transpose(0, 1), cc_all.transpose(0, 1), valid.t(), draws,
+            self.fine_cell.weight_hh, w_gate[:, dx : dx + df], w_gate[:, dx + df :], rule)
         # The prediction comes from each video's last frame (padded steps after it are not used).
-        last = torch.stack(states, 1)[torch.arange(b, device=coarse.device), (batch.steps - 1).clamp_min(0)]
+        last = states[(batch.steps - 1).clamp_min(0), torch.arange(b, device=coarse.device)]
         logits = self.classifier(self.dropout(last))
-        decisions_t = torch.stack(decisions, 1)
+        decisions_t = decisions.t()
         return MethodOutput(
             scores=logits.softmax(-1),
             step_counts={"fine_cell": decisions_t.detach().sum(1).long()},
-            extras={"logits": logits, "decisions": decisions_t, "gate_logits": torch.stack(gate_logits, 1),
+            extras={"logits": logits, "decisions": decisions_t, "gate_logits": gate_logits.transpose(0, 1),
                     "valid": valid},
         )
+
+    def recurrence(self, noise: torch.Tensor) -> tuple[Recurrence, torch.Tensor]:
+        """The training recurrence's fixed settings for this batch (methods/gated_recurrence.py),
+        and this batch's ``decision_noise`` in the form it takes."""
+        raise NotImplementedError
 
     def _gated_step(self, x: torch.Tensor, hc: torch.Tensor, cc: torch.Tensor, hf: torch.Tensor, cf: torch.Tensor,
                     valid: torch.Tensor, read_fine: Callable[[torch.Tensor], torch.Tensor]
@@ -498,6 +493,11 @@ class LiteEval(_LiteEvalNet):
     def decide(self, logits: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return straight_through_gumbel(logits, self.tau, noise, self.hp.gumbel_scale)
 
+    def recurrence(self, noise: torch.Tensor) -> tuple[Recurrence, torch.Tensor]:
+        rule = Recurrence("straight_through", tau=self.tau, sync_units=self.hp.coarse_hidden if self.hp.sync else 0,
+                          gate_detached=self.gate_inputs_detached())
+        return rule, self.hp.gumbel_scale * (noise[..., 1] - noise[..., 0])
+
     def loss(self, output: MethodOutput, batch: Batch):
         ce = soft_cross_entropy(output.extras["logits"], batch.labels)
         penalty = usage_penalty(output.extras["decisions"], output.extras["valid"], self.hp.gamma,
@@ -539,6 +539,11 @@ class LiteEvalRL(_LiteEvalNet):
     def decide(self, logits: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         # Bernoulli(p): fire where a uniform draw falls below p (no gradient: REINFORCE).
         return (noise < logits.softmax(-1)[:, 1].detach()).to(logits.dtype)
+
+    def recurrence(self, noise: torch.Tensor) -> tuple[Recurrence, torch.Tensor]:
+        rule = Recurrence("bernoulli", sync_units=self.hp.coarse_hidden if self.hp.sync else 0,
+                          gate_detached=self.gate_inputs_detached())
+        return rule, noise
 
     def gate_inputs_detached(self) -> bool:
         return self.hp.policy_through == "gate"

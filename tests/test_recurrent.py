@@ -133,7 +133,10 @@ def test_liteeval_training_forward_equals_the_stepped_equations(tiny_store, name
         "logits": logits_ref, "decisions": decisions_ref, "gate_logits": gates_ref,
         "valid": batch.mask.float()})
     loss_ref, _ = method.loss(ref_out, batch)
-    torch.testing.assert_close(loss, loss_ref, **TOL)
+    # LiteEval-RL's policy term sums each video's T log-probabilities (about -100 here) times
+    # advantages of unit spread, which nearly cancel: the gate's products summed in another order
+    # (one product for [W_hh; W_gh]) move it by a few 1e-5 in absolute terms.
+    torch.testing.assert_close(loss, loss_ref, rtol=TOL["rtol"], atol=1e-4)
     for param, a, b in zip(params, got, grads(loss_ref, *params)):
         torch.testing.assert_close(a, b, **TOL, msg=lambda m, p=param: f"{p.shape}: {m}")
 
