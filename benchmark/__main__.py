@@ -8,6 +8,8 @@ import sys
 
 from benchmark import results as results_layout
 from benchmark.config import DEFAULT_SEEDS, RunConfig
+from benchmark.precision import DEFAULT as DEFAULT_PRECISION
+from benchmark.precision import PRECISIONS
 from benchmark.protocol.budget import Budget
 from benchmark.protocol.splits import VALIDATION_FRACTION, VALIDATION_SEED
 from datasets.common.cli import run_cli
@@ -48,7 +50,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         config_file=args.config, results_root=args.results_dir, train_split=args.train_split,
         eval_split=args.eval_split, force=args.force, show_progress=not args.quiet,
         jobs=getattr(args, "jobs", None), threads=getattr(args, "threads", None),
-        reread_evidence=getattr(args, "reread_evidence", False),
+        reread_evidence=getattr(args, "reread_evidence", False), precision=args.precision,
     )
 
 
@@ -327,6 +329,9 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = Tru
     p.add_argument("--seeds", nargs="+", type=int, default=list(seeds),
                    help=f"training seeds (default: {' '.join(map(str, seeds))})")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    p.add_argument("--precision", default=DEFAULT_PRECISION, choices=list(PRECISIONS),
+                   help="arithmetic of the matrix products: fp32 (the default) or bf16 (faster on CPUs with "
+                        "AVX-512 BF16 and on GPUs; it changes the numbers, see docs/performance.md)")
     budget = p.add_argument_group("training budget (the same for every method; benchmark/protocol/budget.py)")
     default = Budget()
     budget.add_argument("--epochs", type=float, default=default.epochs,

@@ -58,6 +58,7 @@ class RunConfig:
     # A selection run (benchmark tune): every pair scored on the held-out validation part, the evaluation split
     # neither named nor loadable (benchmark/runner.py). Part of the config, so every worker and rank gets it.
     selection: bool = False
+    precision: str = "fp32"  # the arithmetic of every forward pass (benchmark/precision.py)
 
     def __post_init__(self) -> None:
         if not self.seeds:
@@ -70,8 +71,10 @@ class RunConfig:
         if repeated:
             raise UsageError(f"--seeds {' '.join(map(str, self.seeds))}: seed(s) {repeated} given twice; a repeated "
                              "seed would count one result twice in the mean and std")
+        from benchmark.precision import check as check_precision
         from methods.base import SUITES
 
+        check_precision(self.precision)
         if self.suite not in SUITES:
             raise UsageError(f"--suite {self.suite}: choose one of {', '.join(SUITES)}")
         for flag, value in (("--data-seed", self.data_seed), ("--val-seed", self.val_seed)):

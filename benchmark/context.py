@@ -29,6 +29,7 @@ from benchmark.code_fingerprint import code_fingerprint
 from benchmark.config import RunConfig
 from benchmark.measurement import costs, evidence
 from benchmark.plans import MethodPlan, plan_methods
+from benchmark.precision import DEFAULT as DEFAULT_PRECISION
 from benchmark.protocol import selection
 from benchmark.protocol.splits import HeldOut, carve_validation
 from benchmark.stores import EVAL_SPLITS, TRAIN_SPLITS, dataset_fingerprint, dataset_label, pick_split, resolve_store
@@ -143,6 +144,7 @@ class RunContext:
             "validation": self.validation_record(ids=False),
             "eval_split": self.scored_on,
             "streams": list(plan.cls.streams),  # the method's own, not the run's union
+            "precision": self.cfg.precision,
         }
 
     def holds_identity(self, plan: MethodPlan, seed: int, stored: dict[str, Any] | None) -> bool:
@@ -161,7 +163,8 @@ class RunContext:
         hparams = dict(stored.get("hparams") or {})
         for key, value in implied.items():
             hparams.setdefault(key, value)
-        return {**stored, "hparams": hparams} == current
+        # A pair from before precisions were recorded was computed in float32.
+        return {"precision": DEFAULT_PRECISION, **stored, "hparams": hparams} == current
 
     def validation_record(self, *, ids: bool) -> dict[str, Any]:
         """The held-out part of the training split (its ids only where asked: provenance)."""

@@ -44,7 +44,7 @@ def validation_candidate(ctx: RunContext, plan: MethodPlan, method: VideoMethod,
     """A checkpoint scored on the held-out validation rows of the training split (model
     selection): its mAP, resampled mAPs and mean GFLOPs there."""
     result = evaluate(method, ctx.bank(ctx.train_split), plan.train.eval_batch_size, rows=ctx.held_out.val_rows,
-                      show_progress=False)
+                      show_progress=False, precision=ctx.cfg.precision)
     return selection.candidate(key, result.scores, result.labels, float(ctx.gmacs(plan, result, per_step).mean()),
                                ctx.validation_counts)
 
@@ -58,7 +58,7 @@ def train(ctx: RunContext, plan: MethodPlan, seed: int) -> tuple[VideoMethod, Tr
     stats = fit(method, ctx.bank(ctx.train_split), plan.train, ctx.cfg.budget, seed=seed,
                 rows=ctx.held_out.train_rows,
                 validate=lambda m, step: validation_candidate(ctx, plan, m, per_step, step),
-                show_progress=ctx.cfg.show_progress)
+                show_progress=ctx.cfg.show_progress, precision=ctx.cfg.precision)
     return method, stats
 
 
@@ -69,7 +69,8 @@ def scored(ctx: RunContext, plan: MethodPlan, method: VideoMethod) -> Evaluation
         bank, rows = ctx.bank(ctx.train_split), ctx.held_out.val_rows
     else:
         bank, rows = ctx.bank(ctx.eval_split), None
-    return evaluate(method, bank, plan.train.eval_batch_size, rows=rows, show_progress=ctx.cfg.show_progress)
+    return evaluate(method, bank, plan.train.eval_batch_size, rows=rows, show_progress=ctx.cfg.show_progress,
+                    precision=ctx.cfg.precision)
 
 
 def record_of(ctx: RunContext, plan: MethodPlan, seed: int, method: VideoMethod, stats: TrainStats,
@@ -120,6 +121,7 @@ def record_of(ctx: RunContext, plan: MethodPlan, seed: int, method: VideoMethod,
             **ctx.environment,
             "device": {**ctx.environment["device"], "torch_threads": torch.get_num_threads()},
             "platform": ctx.platform,
+            "precision": ctx.cfg.precision,  # also in the pair's identity (config.json)
         },
         code=ctx.code(plan),
     )
@@ -209,7 +211,8 @@ def reread_evidence(ctx: RunContext, plan: MethodPlan, seed: int) -> PairRecord:
     folder = ctx.pair_dir(plan, seed)
     method = load_trained(ctx, plan, seed)
     result = evaluate(method, ctx.bank(ctx.eval_split), plan.train.eval_batch_size,
-                      show_progress=ctx.cfg.show_progress, desc=f"re-read {plan.name} seed {seed}")
+                      show_progress=ctx.cfg.show_progress, desc=f"re-read {plan.name} seed {seed}",
+                      precision=ctx.cfg.precision)
     with np.load(folder / results.SCORES) as saved:
         same = (saved["video_ids"].tolist() == result.video_ids
                 and np.array_equal(saved["frames_read_fine"], result.frames_read["fine"]))

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmark.precision import DEFAULT as DEFAULT_PRECISION
+from benchmark.precision import computing_in
 from benchmark.protocol.budget import Budget
 from benchmark.protocol.selection import RULE, Candidate, Selection, choose
 from datasets.common.errors import UsageError, UserError
@@ -95,6 +97,7 @@ def fit(
     rows: np.ndarray | None = None,
     validate: Validator | None = None,
     show_progress: bool = True,
+    precision: str = DEFAULT_PRECISION,
 ) -> TrainStats:
     """Train ``method`` with Adam for the run's step budget on ``rows`` of ``bank``.
 
@@ -134,10 +137,11 @@ def fit(
                     candidates, states, best_score, since_best = [], {}, -float("inf"), 0
                 with blame(method, "on_step"):
                     method.on_step(step, total)
-                with blame(method, "forward"):
-                    output = method(batch)
-                with blame(method, "loss"):
-                    loss, logs = method.loss(output, batch)
+                with computing_in(precision, bank.device):
+                    with blame(method, "forward"):
+                        output = method(batch)
+                    with blame(method, "loss"):
+                        loss, logs = method.loss(output, batch)
                 if not torch.isfinite(loss):
                     raise DivergedError(
                         f"{method.name}: the training loss became {float(loss.detach())} at step {step + 1}; "
@@ -207,6 +211,7 @@ def evaluate(
     horizons: Sequence[int] | np.ndarray | None = None,
     desc: str | None = None,
     rows: np.ndarray | None = None,
+    precision: str = DEFAULT_PRECISION,
 ) -> Evaluation:
     """Run ``method`` over every video of ``bank`` with a fresh meter; no gradients.
 
@@ -235,7 +240,7 @@ def evaluate(
     with progress_bar(total=n, desc=desc or f"eval {method.name}", unit="video", enable=show_progress) as bar:
         for batch in bank.batches(batch_size, sampler, meter=meter, horizons=horizons, rows=rows,
                                   streams=method.streams, reader=method.name):
-            with blame(method, "forward"):
+            with blame(method, "forward"), computing_in(precision, bank.device):
                 output = forward(batch)
             problem = output_problem(output, batch.size, bank.num_classes, modules)
             if problem:
@@ -249,7 +254,8 @@ def evaluate(
             for name, values in output.diagnostics.items():
                 store = diagnostics.setdefault(name, [None] * n)
                 per_grid_step = values.dim() >= 2 and values.shape[1] == grid
-                for row, length, value in zip(at.tolist(), lengths.tolist(), values.cpu().numpy()):
+                host = (values.float() if values.is_floating_point() else values).cpu().numpy()
+                for row, length, value in zip(at.tolist(), lengths.tolist(), host):
                     # Diagnostics laid out on the frame grid are cut to the video's length
                     # (the rest is padding); others (e.g. a list of glimpses) are kept whole.
                     store[row] = value[:length] if per_grid_step else value

@@ -194,4 +194,7 @@ def gated_recurrence(fine_in: torch.Tensor, gate_in: torch.Tensor, hc: torch.Ten
     """``GatedRecurrence.apply``; see its docstring. Returns (states (T, B, H), decisions (T, B),
     gate logits (T, B, 2)); straight-through decisions pass their gradient to the gate's logits
     (the soft sample's), Bernoulli ones carry none."""
-    return GatedRecurrence.apply(fine_in, gate_in, hc, cc, valid, noise, w_hh, w_gh, w_gc, spec)
+    # Always float32, also under autocast (benchmark/precision.py): small products, a long-carried state.
+    with torch.autocast(device_type=fine_in.device.type, enabled=False):
+        inputs = [t.float() for t in (fine_in, gate_in, hc, cc, valid, noise, w_hh, w_gh, w_gc)]
+        return GatedRecurrence.apply(*inputs, spec)

@@ -79,11 +79,19 @@ class _RowSparseProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
+        # Under autocast (benchmark/precision.py) the product ran in its type: so do the backward's.
+        device = x.device.type
+        ctx.product_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
         return x @ weight.t()
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, weight = ctx.saved_tensors
+        out_x, out_weight = x.dtype, weight.dtype
+        if ctx.product_dtype is not None:
+            x, weight, grad = x.to(ctx.product_dtype), weight.to(ctx.product_dtype), grad.to(ctx.product_dtype)
+        else:
+            grad = grad.to(x.dtype)
         flat_grad, flat_x = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
         rows = None
         if not grad.is_cuda:  # on a GPU finding the rows would synchronise every step
@@ -99,9 +107,9 @@ class _RowSparseProduct(torch.autograd.Function):
             part = flat_grad @ weight
             if rows is not None:
                 part = part.new_zeros(flat_x.shape).index_copy_(0, rows, part)
-            grad_x = part.view(x.shape)
+            grad_x = part.view(x.shape).to(out_x)
         if ctx.needs_input_grad[1]:
-            grad_weight = flat_grad.t() @ kept_x
+            grad_weight = (flat_grad.t() @ kept_x).to(out_weight)
         return grad_x, grad_weight
 
 

@@ -73,11 +73,13 @@ class TrainedModels:
     load: Callable[[MethodPlan, int], VideoMethod]
     gmacs: Callable[[MethodPlan, Evaluation, dict[str, float]], np.ndarray]
     show_progress: bool = True
+    precision: str = "fp32"  # the run's (benchmark/precision.py)
 
     @classmethod
     def of(cls, ctx: RunContext) -> TrainedModels:
         return cls(plans=ctx.plans, seeds=ctx.cfg.seeds, bank=ctx.bank(ctx.eval_split),
-                   load=functools.partial(pair.load_trained, ctx), gmacs=ctx.gmacs, show_progress=ctx.cfg.show_progress)
+                   load=functools.partial(pair.load_trained, ctx), gmacs=ctx.gmacs, show_progress=ctx.cfg.show_progress,
+                   precision=ctx.cfg.precision)
 
 
 def _row(trained: TrainedModels, name: str, display: str, k: int, unit: str, seed: int, plan: MethodPlan,
@@ -139,7 +141,7 @@ def _sweep_seed(trained: TrainedModels, options: OnlineOptions, seed: int, onlin
         for k in options.budgets:
             result = evaluate(method, bank, plan.train.eval_batch_size, show_progress=show,
                               forward=functools.partial(method.forward_budget, budget=k),
-                              desc=f"{display}-{k}")
+                              desc=f"{display}-{k}", precision=trained.precision)
             rows.append(_row(trained, plan.name, f"{display}-K", k, plan.cls.budget_unit, seed, plan, result,
                              per_step))
             if plan is pacer:
@@ -150,11 +152,11 @@ def _sweep_seed(trained: TrainedModels, options: OnlineOptions, seed: int, onlin
     batch_size = frame_plan.train.eval_batch_size
     for k in options.budgets:
         result = evaluate(classifier, bank, batch_size, sampler=ConsecutiveFrames(k), show_progress=show,
-                          desc=f"Seq-{k}")
+                          desc=f"Seq-{k}", precision=trained.precision)
         rows.append(_row(trained, SEQ_K, "Seq-K", k, "consecutive frames", seed, frame_plan, result, per_step))
         if pacer is not None:
             result = evaluate(classifier, bank, batch_size, sampler=UniformFrames(k), horizons=horizons[k],
-                              show_progress=show, desc=f"Uniform-{k}")
+                              show_progress=show, desc=f"Uniform-{k}", precision=trained.precision)
             rows.append(_row(trained, UNIFORM_K, "Uniform-K", k, "frames", seed, frame_plan, result, per_step))
     advance()
 

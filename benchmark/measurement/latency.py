@@ -109,7 +109,7 @@ def measure(ctx: RunContext, options: LatencyOptions) -> dict[str, Any]:
             for seed in ctx.cfg.seeds:
                 method = pair.load_trained(ctx, plan, seed)
                 result = evaluate(method, bank, plan.train.eval_batch_size, show_progress=ctx.cfg.show_progress,
-                                  desc=f"time {plan.name} seed {seed}")
+                                  desc=f"time {plan.name} seed {seed}", precision=ctx.cfg.precision)
                 own = 1000 * result.seconds / len(result.video_ids)
                 frames = {s: float(result.frames_read[s].mean()) for s in plan.cls.streams}
                 backbone = sum(frames[s] * per_frame[s] for s in plan.cls.streams)
