@@ -10,14 +10,24 @@ In training LiteEval computes, at every step t and for every video (methods/lite
 Left to autograd, each step is some thirty small operators, each with a graph node to record
 and to walk back, for a few hundred steps per batch: most of a training step's time went to
 that bookkeeping, not to arithmetic (docs/performance.md). ``GatedRecurrence`` runs the loop
-without a graph and its backward by hand: per step one product for the recurrent and the gate's
-state part together (``[W_hh; W_gh]``), the elementwise work, and the three weight gradients as
-one product each over all steps at the end, restricted to the rows that carry a gradient (the
-fine LSTM's rows where the gate fired). It computes what the step-by-step equations compute:
-tests/test_recurrent.py checks outputs and every gradient against ``nn.LSTMCell`` stepped by
-autograd, for both decision rules, with and without synchronisation and detached gate inputs.
+without a graph and its backward by hand, and moves out of the loop everything that does not
+depend on the step before:
+
+* every decision rule is "fire where margin_t + offset_t > 0", margin_t = logit_1 - logit_0
+  (softmax(logits)_1 = sigmoid(margin)): the offset is the scaled Gumbel difference (straight
+  through: sigmoid((margin + noise) / tau) > 1/2), -logit(u) for a uniform draw u (Bernoulli:
+  u < sigmoid(margin)) or +-inf for decisions given in advance, and -inf at padded steps;
+* per step, one product gives the LSTM's recurrent part and the margin's h part
+  (``[W_hh; w_1 - w_0]``), one more the margin's c part; the gate's two logits, the soft
+  sample, the LSTM's derivative factors and the state differences the straight-through
+  gradient needs are computed for all steps at once, before or after the loop;
+* in the backward pass, the weight gradients are one product each over all steps, restricted
+  to the rows that carry one (the fine LSTM's rows where the gate fired), and what the incoming
+  gradient of the gate's logits sends back into the states is one product over all steps.
 
 Where B_t = 1 the new state is the LSTM's exactly (``torch.where``), as evaluation computes it.
+tests/test_recurrent.py checks outputs and every gradient against ``nn.LSTMCell`` stepped by
+autograd, for both decision rules, with and without synchronisation and detached gate inputs.
 """
 
 from __future__ import annotations
@@ -36,13 +46,12 @@ RULES = ("straight_through", "bernoulli", "given")
 
 @dataclass(frozen=True)
 class Recurrence:
-    """What does not change within a batch: the rule, its temperature and noise scale, the
-    coarse state's width (synchronisation copies it; 0: none) and whether the gate's state
-    inputs are detached (their gradient does not flow back into the recurrence)."""
+    """What does not change within a batch: the rule, its temperature, the coarse state's width
+    (synchronisation copies it; 0: none) and whether the gate's state inputs are detached (their
+    gradient does not flow back into the recurrence)."""
 
     rule: str
     tau: float = 1.0
-    noise_scale: float = 1.0
     sync_units: int = 0
     gate_detached: bool = False
 
@@ -51,9 +60,15 @@ class Recurrence:
             raise ValueError(f"unknown decision rule {self.rule!r}; one of {RULES}")
 
 
-def _skip(coarse: torch.Tensor, fine: torch.Tensor, units: int) -> torch.Tensor:
-    """The state where the gate did not fire: its first ``units`` from the coarse LSTM."""
-    return torch.cat([coarse, fine[:, units:]], dim=1) if units else fine
+def decision_offsets(spec: Recurrence, noise: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(T, B): the step fires where margin + offset > 0 (see the module docstring)."""
+    if spec.rule == "straight_through":
+        offset = noise.clone()
+    elif spec.rule == "bernoulli":
+        offset = -torch.logit(noise.double()).float()  # u < sigmoid(m)  <=>  m - logit(u) > 0
+    else:
+        offset = torch.where(noise > 0, torch.inf, -torch.inf).to(noise.dtype)
+    return offset.masked_fill(valid <= 0, -torch.inf)
 
 
 class GatedRecurrence(torch.autograd.Function):
@@ -72,120 +87,121 @@ class GatedRecurrence(torch.autograd.Function):
         steps, b, four_h = fine_in.shape
         h = four_h // 4
         units = spec.sync_units
-        # One product per step gives the LSTM's recurrent part and the gate's h part together.
-        w_cat_t = torch.cat([w_hh, w_gh], dim=0).t()  # (H, 4H + 2)
-        w_gc_t = w_gc.t()
-        pre_in = torch.cat([fine_in, gate_in], dim=2)  # (T, B, 4H + 2)
-        hf, cf = fine_in.new_zeros(b, h), fine_in.new_zeros(b, h)
-        states = fine_in.new_empty(steps, b, h)
-        cells = fine_in.new_empty(steps, b, h)
+        w_dh, w_dc = w_gh[1] - w_gh[0], w_gc[1] - w_gc[0]  # the margin's weights
+        w_t = torch.cat([w_hh, w_dh.unsqueeze(0)], dim=0).t().contiguous()  # (H, 4H + 1)
+        pre_in = torch.cat([fine_in, (gate_in[..., 1] - gate_in[..., 0]).unsqueeze(2)], dim=2)  # (T, B, 4H + 1)
+        offsets = decision_offsets(spec, noise, valid)
+        states, cells = fine_in.new_empty(steps, b, h), fine_in.new_empty(steps, b, h)
         acts = fine_in.new_empty(steps, b, four_h)  # sigmoid(i, f, o) and tanh(g), in PyTorch's gate order
-        c_new_all = fine_in.new_empty(steps, b, h)
-        logits_all = fine_in.new_empty(steps, b, 2)
-        soft_all = fine_in.new_empty(steps, b)
-        fire_all = fine_in.new_empty(steps, b)
+        new_h, new_c = fine_in.new_empty(steps, b, h), fine_in.new_empty(steps, b, h)
+        margins = fine_in.new_empty(steps, b)
+        fired = torch.empty(steps, b, 1, dtype=torch.bool, device=fine_in.device)
+        hf, cf = fine_in.new_zeros(b, h), fine_in.new_zeros(b, h)
         for t in range(steps):
-            pre = torch.addmm(pre_in[t], hf, w_cat_t)
-            logits = torch.addmm(pre[:, four_h:], cf, w_gc_t)
-            logits_all[t] = logits
-            margin = logits[:, 1] - logits[:, 0]  # softmax(logits)[1] = sigmoid(margin)
-            if spec.rule == "straight_through":
-                soft = torch.sigmoid((margin + noise[t]) / spec.tau)
-                fire = (soft > 0.5).to(soft.dtype) * valid[t]
-                soft_all[t] = soft
-            elif spec.rule == "bernoulli":
-                fire = (noise[t] < torch.sigmoid(margin)).to(margin.dtype) * valid[t]
-            else:
-                fire = noise[t].to(margin.dtype) * valid[t]
-            fire_all[t] = fire
+            pre = torch.addmm(pre_in[t], hf, w_t)
+            torch.addmv(pre[:, four_h], cf, w_dc, out=margins[t])
+            torch.gt(margins[t] + offsets[t], 0, out=fired[t, :, 0])
             act = acts[t]
             torch.sigmoid(pre[:, :four_h], out=act)
             torch.tanh(pre[:, 2 * h:3 * h], out=act[:, 2 * h:3 * h])
             i, f, g, o = act.chunk(4, dim=1)
-            c_new = torch.addcmul(f * cf, i, g)
-            h_new = o * torch.tanh(c_new)
-            c_new_all[t] = c_new
-            fired = fire.unsqueeze(1) > 0
-            hf = torch.where(fired, h_new, _skip(hc[t], hf, units))
-            cf = torch.where(fired, c_new, _skip(cc[t], cf, units))
-            states[t] = hf
-            cells[t] = cf
+            c_new = torch.addcmul(f * cf, i, g, out=new_c[t])
+            h_new = torch.mul(o, torch.tanh(c_new), out=new_h[t])
+            fire = fired[t]
+            hf = torch.where(fire, h_new, hf, out=states[t])
+            cf = torch.where(fire, c_new, cf, out=cells[t])
+            if units:  # where the gate did not fire, the first units come from the coarse LSTM
+                torch.where(fire, h_new[:, :units], hc[t], out=hf[:, :units])
+                torch.where(fire, c_new[:, :units], cc[t], out=cf[:, :units])
+        # The gate's two logits, for all steps at once from the states each step read.
+        previous_h = torch.cat([hf.new_zeros(1, b, h), states[:-1]], dim=0)
+        previous_c = torch.cat([cf.new_zeros(1, b, h), cells[:-1]], dim=0)
+        logits = gate_in + previous_h @ w_gh.t() + previous_c @ w_gc.t()
+        decisions = fired.squeeze(2).to(fine_in.dtype)
         ctx.spec = spec
-        ctx.save_for_backward(hc, cc, valid, w_hh, w_gh, w_gc, states, cells, acts, c_new_all, soft_all, fire_all)
+        ctx.save_for_backward(hc, cc, valid, noise, w_hh, w_gh, w_gc, previous_h, previous_c, acts, new_h, new_c,
+                              margins, decisions)
         if spec.rule != "straight_through":
-            ctx.mark_non_differentiable(fire_all)  # a sample: the policy gradient goes through the logits
-        return states, fire_all, logits_all
+            ctx.mark_non_differentiable(decisions)  # a sample: the policy gradient goes through the logits
+        return states, decisions, logits
 
     @staticmethod
-    def backward(ctx: Any, d_states: torch.Tensor, d_fire: torch.Tensor | None, d_logits: torch.Tensor | None):
+    def backward(ctx: Any, d_states: torch.Tensor, d_decisions: torch.Tensor | None, d_logits: torch.Tensor | None):
         spec: Recurrence = ctx.spec
-        hc, cc, valid, w_hh, w_gh, w_gc, states, cells, acts, c_new_all, soft_all, fire_all = ctx.saved_tensors
-        steps, b, h = states.shape
+        (hc, cc, valid, noise, w_hh, w_gh, w_gc, previous_h, previous_c, acts, new_h, new_c, margins,
+         decisions) = ctx.saved_tensors
+        steps, b, h = new_h.shape
         four_h, units = 4 * h, spec.sync_units
-        zeros = states.new_zeros(b, h)
-        w_cat = torch.cat([w_hh, w_gh], dim=0)  # (4H + 2, H)
-        d_pre = states.new_zeros(steps, b, four_h + 2)  # d(fine_in), d(gate_in) side by side
-        d_hc, d_cc = torch.zeros_like(hc), torch.zeros_like(cc)
-        dh, dc = zeros, zeros.clone()
         straight = spec.rule == "straight_through"
+        # Everything that does not depend on the gradient coming back from later steps, at once.
+        i, f, g, o = acts.chunk(4, dim=2)
+        tanh_c = torch.tanh(new_c)
+        through_h = o * (1 - tanh_c * tanh_c)  # d c' / d h' path: dc_total = dc' + dh' * through_h
+        cell_factors = torch.cat([g * i * (1 - i), previous_c * f * (1 - f), i * (1 - g * g)], dim=2)
+        out_factor = tanh_c * o * (1 - o)
+        fire = decisions.unsqueeze(2)
+        w_dh, w_dc = w_gh[1] - w_gh[0], w_gc[1] - w_gc[0]
+        w_back = torch.cat([w_hh, w_dh.unsqueeze(0)], dim=0)  # (4H + 1, H)
+        if straight:
+            # The straight-through decision: d B_t / d margin = valid * s (1 - s) / tau, s the soft sample.
+            soft = torch.sigmoid((margins + noise) / spec.tau)
+            slope = valid * soft * (1 - soft) / spec.tau
+            skip_h = torch.cat([hc, previous_h[..., units:]], dim=2) if units else previous_h
+            skip_c = torch.cat([cc, previous_c[..., units:]], dim=2) if units else previous_c
+            delta_h, delta_c = new_h - skip_h, new_c - skip_c  # what switching to the LSTM's state changes
+            direct = (d_decisions if d_decisions is not None else torch.zeros_like(margins)) * slope
+        # What the gate's logits' incoming gradient sends into the states it read, for every step.
+        from_logits_h = from_logits_c = None
+        if d_logits is not None and not spec.gate_detached:
+            from_logits_h, from_logits_c = d_logits @ w_gh, d_logits @ w_gc
+        d_pre = new_h.new_zeros(steps, b, four_h + 1)  # d(fine_in) and d(margin) side by side
+        d_hc, d_cc = torch.zeros_like(hc), torch.zeros_like(cc)
+        dh, dc = new_h.new_zeros(b, h), new_h.new_zeros(b, h)
         for t in range(steps - 1, -1, -1):
             dh = dh + d_states[t]
-            h_prev = states[t - 1] if t else zeros
-            c_prev = cells[t - 1] if t else zeros
-            fire = fire_all[t].unsqueeze(1)
-            act = acts[t]
-            i, f, g, o = act.chunk(4, dim=1)
-            c_new = c_new_all[t]
-            tanh_c = torch.tanh(c_new)
-            h_new = o * tanh_c
-            h_skip, c_skip = _skip(hc[t], h_prev, units), _skip(cc[t], c_prev, units)
-            # The decision's gradient (straight-through): what switching to the LSTM's state changes.
-            dlog = d_pre[t, :, four_h:]
-            if d_logits is not None:
-                dlog.copy_(d_logits[t])
+            row = d_pre[t]
             if straight:
-                d_choice = ((h_new - h_skip) * dh).sum(1) + ((c_new - c_skip) * dc).sum(1)
-                if d_fire is not None:
-                    d_choice = d_choice + d_fire[t]
-                soft = soft_all[t]
-                d_margin = d_choice * valid[t] * soft * (1 - soft) / spec.tau
-                dlog[:, 1] += d_margin
-                dlog[:, 0] -= d_margin
-            dh_new, dc_new = fire * dh, fire * dc
-            dh_skip, dc_skip = dh - dh_new, dc - dc_new
-            # The LSTM cell, by hand.
-            dc_tot = torch.addcmul(dc_new, dh_new * o, 1 - tanh_c * tanh_c)
-            dgates = d_pre[t, :, :four_h]
-            dgates[:, :h] = dc_tot * g * i * (1 - i)
-            dgates[:, h:2 * h] = dc_tot * c_prev * f * (1 - f)
-            dgates[:, 2 * h:3 * h] = dc_tot * i * (1 - g * g)
-            dgates[:, 3 * h:] = dh_new * tanh_c * o * (1 - o)
-            dc_prev = dc_tot * f
+                choice = torch.addcmul(delta_h[t] * dh, delta_c[t], dc).sum(1)
+                torch.addcmul(direct[t], choice, slope[t], out=row[:, four_h])
+            dh_new, dc_new = dh * fire[t], dc * fire[t]
+            dc_total = torch.addcmul(dc_new, dh_new, through_h[t])
+            torch.mul(dc_total.unsqueeze(1), cell_factors[t].view(b, 3, h), out=row[:, :3 * h].view(b, 3, h))
+            torch.mul(dh_new, out_factor[t], out=row[:, 3 * h:four_h])
+            dc_prev = dc_total * f[t]
             if spec.gate_detached:
-                dh_prev = dgates @ w_hh
+                dh_prev = row[:, :four_h] @ w_hh
             else:
-                dh_prev = d_pre[t] @ w_cat
-                dc_prev = torch.addmm(dc_prev, dlog, w_gc)
-            # Where the gate did not fire the state came from the coarse LSTM (its first units) and
-            # the previous fine state (the rest).
+                dh_prev = row @ w_back
+                dc_prev = torch.addcmul(dc_prev, row[:, four_h:], w_dc)
+                if from_logits_h is not None and from_logits_c is not None:
+                    dh_prev += from_logits_h[t]
+                    dc_prev += from_logits_c[t]
+            # Where the gate did not fire, the state came from the coarse LSTM (its first units)
+            # and from the previous fine state (the rest).
+            dh_skip, dc_skip = dh - dh_new, dc - dc_new
             if units:
                 d_hc[t] = dh_skip[:, :units]
                 d_cc[t] = dc_skip[:, :units]
                 dh_prev[:, units:] += dh_skip[:, units:]
                 dc_prev[:, units:] += dc_skip[:, units:]
             else:
-                dh_prev = dh_prev + dh_skip
-                dc_prev = dc_prev + dc_skip
+                dh_prev += dh_skip
+                dc_prev += dc_skip
             dh, dc = dh_prev, dc_prev
+        # The gate's logits: the margin's gradient is +1 on logit 1, -1 on logit 0.
+        d_margin = d_pre[..., four_h]
+        d_gate = torch.stack([-d_margin, d_margin], dim=2)
+        if d_logits is not None:
+            d_gate = d_gate + d_logits
         # The weights' gradients: one product each over every step, on the rows that carry one.
-        previous_h = torch.cat([zeros.unsqueeze(0), states[:-1]], dim=0).reshape(-1, h)
-        previous_c = torch.cat([zeros.unsqueeze(0), cells[:-1]], dim=0).reshape(-1, h)
-        flat = d_pre.reshape(-1, four_h + 2)
-        live = torch.nonzero(fire_all.reshape(-1) > 0).squeeze(1)
-        d_w_hh = flat[live, :four_h].t() @ previous_h[live] if ctx.needs_input_grad[6] else None
-        d_w_gh = flat[:, four_h:].t() @ previous_h if ctx.needs_input_grad[7] else None
-        d_w_gc = flat[:, four_h:].t() @ previous_c if ctx.needs_input_grad[8] else None
-        return (d_pre[:, :, :four_h], d_pre[:, :, four_h:], d_hc, d_cc, None, None, d_w_hh, d_w_gh, d_w_gc, None)
+        flat_h, flat_c = previous_h.reshape(-1, h), previous_c.reshape(-1, h)
+        flat_gate = d_gate.reshape(-1, 2)
+        live = torch.nonzero(decisions.reshape(-1) > 0).squeeze(1)
+        d_w_hh = (d_pre.reshape(-1, four_h + 1)[live, :four_h].t() @ flat_h[live]
+                  if ctx.needs_input_grad[6] else None)
+        d_w_gh = flat_gate.t() @ flat_h if ctx.needs_input_grad[7] else None
+        d_w_gc = flat_gate.t() @ flat_c if ctx.needs_input_grad[8] else None
+        return d_pre[..., :four_h], d_gate, d_hc, d_cc, None, None, d_w_hh, d_w_gh, d_w_gc, None
 
 
 def gated_recurrence(fine_in: torch.Tensor, gate_in: torch.Tensor, hc: torch.Tensor, cc: torch.Tensor,
