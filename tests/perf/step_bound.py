@@ -1,0 +1,182 @@
+"""How close one training step of a method comes to its matrix-product bound, for any checkout.
+
+    python tests/perf/step_bound.py --store data/synthetic/default-seed0 --methods liteeval liteeval_rl \
+        [--repo /path/to/other/checkout] [--precision bf16] --out step.json
+
+For each method at the store's ``default`` preset (the table's settings) it times training steps
+(forward, loss, backward, gradient clipping, Adam) on the first batches of the training split
+in the order ``fit`` draws them (batch 64, length buckets), after two untimed warm-up steps, on
+one thread. torch.profiler counts the floating-point operations of every matrix product of
+those steps (``with_flops``: mm, addmm, bmm, matmul, linear; the fused LSTM kernel's products
+are added from its shapes), and the machine's float32 product rate on one thread is measured
+on the step's own largest product shape and on a large square one. The bound is the step's
+product FLOPs at the best of those rates: no implementation of the same arithmetic in the same
+precision on this core runs faster. The profile's self times, grouped (products, elementwise,
+the recurrence's Python loop, random numbers, copies and the rest), say where the rest goes.
+
+``--repo`` imports the suite from another checkout, so the same script times the code before
+and after a change on the same machine and data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+#: Operators whose self time counts as matrix products.
+PRODUCTS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::addmv", "aten::mv",
+            "aten::mkldnn_rnn_layer", "aten::mkldnn_rnn_layer_backward")
+RANDOM = ("aten::bernoulli_", "aten::uniform_", "aten::exponential_", "aten::normal_", "aten::random_")
+COPIES = ("aten::copy_", "aten::cat", "aten::index", "aten::index_select", "aten::index_copy_", "aten::clone",
+          "aten::stack", "aten::_to_copy")
+LOOPS = ("GatedRecurrence", "GatedRecurrenceBackward")
+
+
+def product_rate(shapes: list[tuple[int, int, int]], repeats: int = 5) -> dict[str, float]:
+    """GFLOP/s of float32 products (M, K, N) on this thread, best of ``repeats``."""
+    import torch
+
+    rates = {}
+    for m, k, n in shapes:
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        a @ b
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - start)
+        rates[f"{m}x{k}x{n}"] = 2 * m * k * n / best / 1e9
+    return rates
+
+
+def lstm_flops(event: Any) -> float:
+    """FLOPs of the products inside one fused LSTM layer call, from its input shapes."""
+    shapes = event.input_shapes
+    try:
+        x, w_ih, w_hh = shapes[0], shapes[1], shapes[2]
+        tokens = x[0] * x[1]
+        flops = 2 * tokens * (w_ih[0] * w_ih[1] + w_hh[0] * w_hh[1])
+    except (IndexError, TypeError):
+        return 0.0
+    return 3 * flops if "backward" in event.key else flops
+
+
+def profile_steps(method_name: str, store: str, steps: int, precision: str) -> dict[str, Any]:
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from benchmark.training import seed_everything
+    from datasets.loading.bank import FeatureBank
+    from methods.base import preset_settings
+    from methods.registry import resolve_method
+
+    torch.set_num_threads(1)
+    bank = FeatureBank(store, "train", device="cpu", show_progress=False)
+    cls = resolve_method(method_name)
+    settings = preset_settings(cls.presets["default"])
+    train = settings.pop("train", {})
+    seed_everything(0)
+    method = cls(bank.num_classes, {s: bank.dim(s) for s in cls.streams}, **settings).train()
+    optimiser = torch.optim.Adam(method.parameters(), lr=train.get("lr", 1e-3),
+                                 weight_decay=train.get("weight_decay", 0.0))
+    generator = torch.Generator().manual_seed(0)
+    batches = []
+    for batch in bank.batches(64, method.sampler(train=True), train=True, generator=generator):
+        batches.append(batch)
+        if len(batches) == steps + 2:
+            break
+    try:
+        from benchmark.precision import computing_in
+    except ImportError:  # a checkout from before --precision
+        if precision != "fp32":
+            raise
+        from contextlib import nullcontext
+
+        def computing_in(precision, device):
+            return nullcontext()
+
+    def step(batch) -> None:
+        method.on_step(0, 1000)
+        with computing_in(precision, bank.device):
+            output = method(batch)
+            loss, _ = method.loss(output, batch)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(method.parameters(), 5.0)
+        optimiser.step()
+
+    for batch in batches[:2]:
+        step(batch)
+    start = time.perf_counter()
+    for batch in batches[2:]:
+        step(batch)
+    seconds = (time.perf_counter() - start) / steps
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True, with_flops=True) as prof:
+        for batch in batches[2:]:
+            step(batch)
+    events = prof.key_averages(group_by_input_shape=True)
+    flops = sum(e.flops or 0 for e in events) + sum(lstm_flops(e) * e.count for e in events
+                                                       if e.key.startswith("aten::mkldnn_rnn_layer"))
+    groups = {"products": 0.0, "random numbers": 0.0, "copies and indexing": 0.0, "recurrence loop (Python)": 0.0,
+              "other operators": 0.0}
+    for e in prof.key_averages():
+        share = e.self_cpu_time_total / 1e6 / steps
+        if e.key in PRODUCTS:
+            groups["products"] += share
+        elif e.key in RANDOM:
+            groups["random numbers"] += share
+        elif e.key in COPIES:
+            groups["copies and indexing"] += share
+        elif e.key in LOOPS:
+            groups["recurrence loop (Python)"] += share
+        else:
+            groups["other operators"] += share
+    products = [e for e in events if e.key == "aten::mm" and e.input_shapes and len(e.input_shapes) == 2
+                and len(e.input_shapes[0]) == 2 and e.count]
+    largest = max(products, key=lambda e: (e.flops or 0) / e.count, default=None)  # the step's biggest product
+    shapes = [(4096, 1024, 2048)]
+    if largest is not None:
+        (m, k), (_, n) = largest.input_shapes[0], largest.input_shapes[1]
+        shapes.append((m, k, n))
+    rates = product_rate(shapes)
+    peak = max(rates.values())
+    per_step = flops / steps
+    return {"method": method_name, "precision": precision, "seconds_per_step": seconds,
+            "mean_frames_per_video": sum(b.mask.shape[1] for b in batches[2:]) / steps,
+            "product_gflop_per_step": per_step / 1e9, "fp32_product_gflops_per_s": rates,
+            "bound_seconds_per_step": per_step / (peak * 1e9), "ratio_to_bound": seconds / (per_step / (peak * 1e9)),
+            "profiled_self_seconds_per_step": groups}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--methods", nargs="+", default=["liteeval", "liteeval_rl"])
+    parser.add_argument("--repo", help="checkout whose code is measured (default: this one)")
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--out", help="JSON file for the results")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(Path(args.repo or Path(__file__).resolve().parents[2]).resolve()))
+    os.environ.setdefault("LITEEVAL_PROGRESS", "0")
+    import torch
+
+    rows = [profile_steps(m, args.store, args.steps, args.precision) for m in args.methods]
+    report = {"environment": {"torch": torch.__version__, "machine": platform.machine(), "threads": 1,
+                              "processor": platform.processor(), "repo": args.repo or "this checkout"},
+              "rows": rows}
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
