@@ -3,7 +3,8 @@
 A pair's time is its method's: every seed of a method trains for the same step budget on the
 same data, so a method's finished pair predicts its other seeds. Before a method has finished a
 pair here, its time is taken from a pair of it the results folder already holds (a resumed run,
-or a run with more seeds), else from the mean of every pair finished so far. The estimate of the
+or a run with more seeds); with neither, the ETA waits for one of its pairs to finish (methods
+differ a hundredfold: Uniform's seconds say nothing of LiteEval's minutes). The estimate of the
 pairs left is spread over the jobs that compute them at once: a rough figure, printed with each
 finished pair so that a long run says when it will end, not a promise.
 """
@@ -36,19 +37,22 @@ class RunClock:
         """Seconds one pair of ``name`` takes (None: nothing to go by yet)."""
         if self.times.get(name):
             return mean(self.times[name])
-        if name in self.earlier:
-            return self.earlier[name]
-        every = [t for times in self.times.values() for t in times]
-        return mean(every) if every else None
+        return self.earlier.get(name)
+
+    def left(self) -> list[tuple[str, int]]:
+        return [pair for pair in self.pending if pair not in self.finished]
+
+    def untimed(self) -> list[str]:
+        """The methods left with nothing to estimate their time by, in order."""
+        return list(dict.fromkeys(name for name, _ in self.left() if self.estimate(name) is None))
 
     def seconds_left(self) -> float | None:
-        left = [pair for pair in self.pending if pair not in self.finished]
+        left = self.left()
         if not left:
             return 0.0
-        estimates = [self.estimate(name) for name, _ in left]
-        if any(e is None for e in estimates):
+        if self.untimed():
             return None
-        return sum(e for e in estimates if e is not None) / min(self.jobs, len(left))
+        return sum(self.estimate(name) or 0.0 for name, _ in left) / min(self.jobs, len(left))
 
     def plan(self) -> str:
         """What the run is about to do and, where earlier pairs say, how long it should take."""
@@ -61,4 +65,10 @@ class RunClock:
         self.times.setdefault(name, []).append(seconds)
         self.finished.add((name, seed))
         return (f"{name} seed {seed}: done in {duration(seconds)}; {len(self.finished)} of {len(self.pending)} pairs "
-                f"done, {duration(time.monotonic() - self.start)} elapsed, {eta_text(self.seconds_left())}")
+                f"done, {duration(time.monotonic() - self.start)} elapsed, {self.eta()}")
+
+    def eta(self) -> str:
+        untimed = self.untimed()
+        if untimed:
+            return f"ETA once a pair of {', '.join(untimed)} has finished"
+        return eta_text(self.seconds_left())

@@ -25,3 +25,6 @@ ARNET_TUNE = Origin("default-arnet-tune-v3", OPTIMISER_AND_DROPOUT, scored_on="v
 #: LiteEval's readings of the paper against its official code, all 16 combinations, on the 60-frame store.
 LITEEVAL_READINGS = Origin("default-liteeval-readings", ("coarse_embed", "fine_embed", "penalty", "tau_schedule"),
                            scored_on="test", date="2026-11-25")
+#: LiteEval-RL's policy gradient: where it flows and its entropy bonus (issue 26), 6 trials on validation.
+RL_TUNE = Origin("default-liteeval-rl-tune", ("policy_through", "entropy_weight"), scored_on="validation",
+                 date="2026-12-01")
