@@ -173,7 +173,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from benchmark.presentation.compare import compare, describe
 
-    print(describe(compare(args.run, args.a, args.b)))
+    print(describe(compare(args.run, args.a, args.b, args.against)))
     return 0
 
 
@@ -294,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="the results folder (results/<name>)")
     p.add_argument("a", help="a row: its result name (runs/<name>) or its name in the table")
     p.add_argument("b", help="the row it is compared with")
+    p.add_argument("--against", metavar="RUN", help="read B from this results folder instead (one that scored the "
+                                                   "same videos, e.g. the same run in another --precision)")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("migrate", help="bring results folders written by an earlier version up to date: rename files "

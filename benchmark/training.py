@@ -123,7 +123,7 @@ def fit(
     step, epoch, stopped_early = 0, 0, False
     start = time.perf_counter()
     loss_value = float("nan")
-    with progress_bar(total=total, desc=f"train {method.name}", unit="step", enable=show_progress) as bar:
+    with progress_bar(total=total, desc=f"train {method.name} seed {seed}", unit="step", enable=show_progress) as bar:
         while step < total and not stopped_early:
             method.train()
             with blame(method, "on_epoch_start"):

@@ -269,6 +269,14 @@ def test_compare_prints_the_paired_difference_of_two_rows(tiny_store, tmp_path, 
     assert "LiteEval against LSTM, seeds [0, 1] pooled" in printed and "times LSTM" in printed
     assert main(["compare", str(out), "liteeval", "framexit"]) == 2
     assert "no row 'framexit'" in capsys.readouterr().err
+    # Across folders: the same rows in bfloat16 against these, paired by video.
+    Runner(config(tiny_store, tmp_path, ["lstm"], seeds=[0, 1], name="bf16", precision="bf16")).run()
+    across = compare(tmp_path / "bf16", "lstm", "lstm", against=out)
+    assert across.seeds == [0, 1] and across.a.precision == "bf16" and across.b.precision == "fp32"
+    assert across.difference.low <= across.difference.estimate <= across.difference.high
+    assert main(["compare", str(tmp_path / "bf16"), "lstm", "lstm", "--against", str(out)]) == 0
+    assert "LSTM (bf16) against" in capsys.readouterr().out
+    assert main(["compare", str(out), "lstm", "lstm"]) == 2  # one folder, one row: nothing to compare
 
 
 # ---------------------------------------------------------------------------- tuning

@@ -6,7 +6,9 @@ the seed-pooled mAP difference A - B with its paired percentile bootstrap interv
 evaluated videos (the same resamples, so ``compare RUN x uniform`` prints the table's Δ), and
 the two costs with their ratio, from the pairs' saved scores and records. Rows are named by
 their result name (``runs/<name>``) or their row name in the table, in any case; the seeds are
-those both rows have.
+those both rows have. ``--against OTHER`` reads B from another results folder that scored the
+same videos (e.g. the same methods in float32 and in bfloat16): the pairing is by video id, so
+both must hold the same evaluated videos with the same labels.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ class Row:
     name: str  # the result name under runs/
     shown: str  # the row name in the table
     records: dict[int, PairRecord]
+    folder: Path
+
+    @property
+    def precision(self) -> str:
+        # Pairs written before --precision computed in float32.
+        return "/".join(sorted({str(r.computed.get("precision", "fp32")) for r in self.records.values()}))
 
     @property
     def gflops(self) -> float:
@@ -73,19 +81,26 @@ def _row(folder: Path, name: str, shown: dict[str, str]) -> Row:
             records[seed] = PairRecord.load(results.record_path(pair))
     if not records:
         raise UsageError(f"{folder}: {name} has no complete pair; compute it with `python -m benchmark run`")
-    return Row(name, shown.get(name, name), records)
+    return Row(name, shown.get(name, name), records, folder)
 
 
-def compare(folder: Path | str, a: str, b: str) -> Comparison:
-    """Row ``a`` against row ``b`` of the results folder ``folder`` (see the module docstring)."""
-    folder = Path(folder)
+def _folder_row(folder: Path, asked: str) -> Row:
     if not (folder / results.RUNS).is_dir():
         raise FileNotFoundError(f"{folder}: no results folder with pairs here; pass results/<name> of a run")
     names = _rows(folder)
     shown = {result: row for row, result in names.items() if row != result}
-    left, right = (_row(folder, _resolve(folder, asked, names), shown) for asked in (a, b))
-    if left.name == right.name:
-        raise UsageError(f"{a!r} and {b!r} are the same row; name two different rows")
+    return _row(folder, _resolve(folder, asked, names), shown)
+
+
+def compare(folder: Path | str, a: str, b: str, against: Path | str | None = None) -> Comparison:
+    """Row ``a`` of the results folder ``folder`` against row ``b`` of ``against`` (default: the
+    same folder); see the module docstring."""
+    folder = Path(folder)
+    other = folder if against is None else Path(against)
+    left, right = _folder_row(folder, a), _folder_row(other, b)
+    if left.name == right.name and other.resolve() == folder.resolve():
+        raise UsageError(f"{a!r} and {b!r} are the same row; name two different rows (or another folder with "
+                         "--against)")
     seeds = sorted(set(left.records) & set(right.records))
     if not seeds:
         raise UsageError(f"{folder}: {left.name} (seeds {sorted(left.records)}) and {right.name} (seeds "
@@ -94,10 +109,10 @@ def compare(folder: Path | str, a: str, b: str) -> Comparison:
     if len(split) != 1:
         raise UsageError(f"{folder}: {left.name} and {right.name} were scored on different splits ({sorted(split)})")
     ids_a, labels, scores_a = results.load_scores(folder, left.name, seeds)
-    ids_b, _, scores_b = results.load_scores(folder, right.name, seeds)
-    if not np.array_equal(ids_a, ids_b):
-        raise UsageError(f"{folder}: {left.name} and {right.name} scored other videos; a paired comparison needs the "
-                         "same videos")
+    ids_b, labels_b, scores_b = results.load_scores(other, right.name, seeds)
+    if not (np.array_equal(ids_a, ids_b) and np.array_equal(labels, labels_b)):
+        raise UsageError(f"{folder}: {left.name} and {other}: {right.name} scored other videos (or other labels); a "
+                         "paired comparison needs the same videos of the same store")
     counts = bootstrap.resample_counts(bootstrap.resample_indices(len(ids_a)), len(ids_a))
     difference = bootstrap.paired_difference(scores_a, scores_b, labels, counts)
     return Comparison(folder, left, right, seeds, split.pop(), len(ids_a),
@@ -110,9 +125,10 @@ def describe(c: Comparison) -> str:
     d = c.difference
     verdict = ("the interval excludes 0: a difference these videos support" if d.low > 0 or d.high < 0 else
                "the interval contains 0: no evidence of a difference")
+    where = (f"{c.folder}: {c.a.shown} against {c.b.shown}" if c.a.folder == c.b.folder else
+             f"{c.a.folder}: {c.a.shown} ({c.a.precision}) against {c.b.folder}: {c.b.shown} ({c.b.precision})")
     lines = [
-        f"{c.folder}: {c.a.shown} against {c.b.shown}, seeds {c.seeds} pooled, {c.num_videos} videos of "
-        f"{c.evaluated_on}",
+        f"{where}, seeds {c.seeds} pooled, {c.num_videos} videos of {c.evaluated_on}",
         f"  mAP (%)       {100 * c.map_a:.2f} vs {100 * c.map_b:.2f}; difference {100 * d.estimate:+.2f} "
         f"[{100 * d.low:+.2f}, {100 * d.high:+.2f}] ({int(100 * d.confidence)}% paired bootstrap over the videos, "
         f"{d.resamples} resamples; {verdict})",
