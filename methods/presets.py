@@ -28,3 +28,9 @@ LITEEVAL_READINGS = Origin("default-liteeval-readings", ("coarse_embed", "fine_e
 #: LiteEval-RL's policy gradient: where it flows and its entropy bonus (issue 26), 6 trials on validation.
 RL_TUNE = Origin("default-liteeval-rl-tune", ("policy_through", "entropy_weight"), scored_on="validation",
                  date="2026-12-01")
+#: The same question on the `small` store (short videos, 48 validation videos), where it answered otherwise.
+SMALL_RL_TUNE = Origin("small-liteeval-rl-tune", ("policy_through", "entropy_weight"), scored_on="validation",
+                       date="2026-12-01")
+#: Where LiteEval's dropout sits and how strong it is (issue 26: the official code has none), 4 trials on validation.
+DROPOUT_TUNE = Origin("default-liteeval-dropout-tune", ("dropout", "dropout_at"), scored_on="validation",
+                      date="2026-12-01")

@@ -394,6 +394,14 @@ def test_the_shipped_presets_repeat_their_records_and_say_truly_where_they_were_
         keys = {k for k in choice.setting if k != "train"} | {f"train.{k}" for k in choice.setting.get("train", {})}
         origin = next(o for o in origins[choice.method] if o.record == choice.folder)
         assert keys == set(origin.keys), choice
+    # Another store's presets that name origins are held to the same: LiteEval-RL on `small`.
+    small = {p.name: p for p in plan_methods(RunConfig(suite="extended", dataset="small"), "small")}
+    found = preset_origin.choices("small")
+    assert {c.method for c in found} == set(preset_origin.origins("small")) == {"liteeval_rl"}
+    for choice in found:
+        assert preset_origin.uses(choice.setting, small[choice.method].full_hparams(),
+                                  asdict(small[choice.method].train)), choice
+        assert choice.declared == choice.scored_on == "validation", choice
 
 
 def test_methods_verbose_prints_where_each_preset_was_chosen(capsys):
