@@ -52,6 +52,12 @@ mmaction/models/recognizers/sampler2d_recognizer2d.py), here on the suite's feat
 * at evaluation the N most probable candidates are read, in time order;
 * cost: coarse backbone and skim network on the 10 candidates, fine backbone and per-frame MLP
   on the N chosen frames, the classifier's last layer once per video.
+
+Which reading the table uses was decided on validation (results/default-ocsampler-readings, seed
+0, 270 videos): the suite's reading at N = 6 (94.1 mAP, 60.5 GFLOPs) and at N = 10 (94.9, 91.7)
+against the official one at 6 (76.1, 47.6) and at 10 (81.5, 78.8); the rule took the suite's at
+6, the `default` preset's setting. On this store and seed the authors' procedure is the less accurate, so
+the published order (OCSampler above SCSampler) is not explained by the earlier departure from it.
 """
 
 from __future__ import annotations
@@ -77,7 +83,7 @@ from methods.base import (
 )
 from methods.frameexit import frame_mlp
 from methods.losses import average_probabilities, label_distribution, masked_cross_entropy, soft_cross_entropy
-from methods.presets import EXTENDED_TUNE
+from methods.presets import EXTENDED_TUNE, OCSAMPLER_READINGS
 from methods.registry import register_method
 from methods.uniform import frame_classifier
 
@@ -189,7 +195,8 @@ class OCSampler(VideoMethod):
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE
     # Other datasets than the synthetic default start from the class defaults.
-    presets = {"default": Preset({"dropout": 0.2, "train": {"lr": 3e-3, "weight_decay": 1e-4}}, (EXTENDED_TUNE,))}
+    presets = {"default": Preset({"dropout": 0.2, "train": {"lr": 3e-3, "weight_decay": 1e-4}, "reading": "suite",
+                                   "frames": 6}, (EXTENDED_TUNE, OCSAMPLER_READINGS))}
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
         super().__init__(num_classes, dims, **hparams)

@@ -34,3 +34,10 @@ SMALL_RL_TUNE = Origin("small-liteeval-rl-tune", ("policy_through", "entropy_wei
 #: Where LiteEval's dropout sits and how strong it is (issue 26: the official code has none), 4 trials on validation.
 DROPOUT_TUNE = Origin("default-liteeval-dropout-tune", ("dropout", "dropout_at"), scored_on="validation",
                       date="2026-12-01")
+#: The later methods' readings of their authors' code against the suite's first ones (issue 26), on validation.
+OCSAMPLER_READINGS = Origin("default-ocsampler-readings", ("reading", "frames"), scored_on="validation",
+                            date="2026-12-01")
+SCSAMPLER_READINGS = Origin("default-scsampler-readings", ("reading",), scored_on="validation", date="2026-12-01")
+FRAMEEXIT_ARCHITECTURE = Origin("default-frameexit-architectures", ("architecture",), scored_on="validation",
+                                date="2026-12-01")
+ARNET_READINGS = Origin("default-arnet-readings", ("reading",), scored_on="validation", date="2026-12-01")
