@@ -183,3 +183,22 @@ def test_row_sparse_backward_skips_only_exact_zero_rows():
     for a, b in zip(sparse, dense):
         torch.testing.assert_close(a, b, **TOL)
     assert sparse[0][:, 1:].abs().sum() == 0 and sparse[0][:, 0].abs().sum() > 0
+
+
+def test_the_faster_dropout_draws_the_same_random_variable_as_nn_dropout():
+    """methods/dropout.py: each unit kept with probability 1 - p and scaled by 1 / (1 - p), the
+    gradient through the same mask, the identity in evaluation, deterministic under a seed."""
+    from methods.dropout import Dropout
+
+    layer = Dropout(0.3).train()
+    x = torch.randn(64, 100, 128, requires_grad=True)
+    torch.manual_seed(0)
+    y = layer(x)
+    kept = y.detach() != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.005  # 819,200 draws: the standard error is 0.0005
+    assert torch.allclose(y[kept], x[kept] / 0.7)
+    y.sum().backward()
+    assert torch.allclose(x.grad, kept.float() / 0.7)
+    torch.manual_seed(0)
+    assert torch.equal(layer(x), y)
+    assert torch.equal(layer.eval()(x), x) and torch.equal(Dropout(0.0).train()(x), x)
