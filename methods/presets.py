@@ -41,3 +41,5 @@ SCSAMPLER_READINGS = Origin("default-scsampler-readings", ("reading",), scored_o
 FRAMEEXIT_ARCHITECTURE = Origin("default-frameexit-architectures", ("architecture",), scored_on="validation",
                                 date="2026-12-01")
 ARNET_READINGS = Origin("default-arnet-readings", ("reading",), scored_on="validation", date="2026-12-01")
+#: LiteEval-RL's usage weight at that bonus (issue 26: the bonus buys accuracy with reads), 4 trials on validation.
+RL_LAM_TUNE = Origin("default-liteeval-rl-lam-tune", ("lam",), scored_on="validation", date="2026-12-01")
