@@ -86,5 +86,5 @@ def test_a_run_in_workers_logs_each_pair_start_end_training_progress_and_eta_wit
             assert f"{name} seed {seed}: started" in text  # logged by the worker that computes it
             assert re.search(rf"{name} seed {seed}: done in \S+; \d of 4 pairs done", text)
     assert re.search(r"4 of 4 pairs done, \S+ elapsed, ETA 0s", text)
-    assert re.search(r"train (uniform|lstm): \d/3 step", text)  # a worker's training progress
+    assert re.search(r"train (uniform|lstm) seed \d: \d/3 step", text)  # a worker's training progress
     assert "\r" not in text
