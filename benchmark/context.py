@@ -153,9 +153,9 @@ class RunContext:
         one it had before (``added(default, before=...)``), else its default, which then keeps
         the method's behaviour; an older result is neither refused for not naming it nor taken
         for a result of a new behaviour."""
-        current = json.loads(json.dumps(self.identity(plan, seed)))
         if not isinstance(stored, dict):
             return False
+        current = json.loads(json.dumps(self.identity(plan, seed)))
         # What a record that lacks a setting was computed with: its value before it was added
         # (methods/base.py ``added``), else its default.
         implied = json.loads(json.dumps({f.name: f.metadata.get("before", f.default) for f in fields(plan.cls.Hparams)

@@ -11,14 +11,11 @@ finished pair so that a long run says when it will end, not a promise.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from statistics import mean
 
 from datasets.common.progress import duration, eta_text
-
-log = logging.getLogger(__name__)
 
 
 class RunClock:

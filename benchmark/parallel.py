@@ -174,14 +174,12 @@ def _start_worker(cfg: RunConfig, plans: list[MethodPlan], threads: int, parent:
         restrict_splits({ctx.train_split}, SELECTION_GUARD)
 
 
-def _compute_timed(ctx: RunContext, index: int, seed: int, before_write: Callable[[], None] | None = None) -> float:
+def _compute_timed(ctx: RunContext, index: int, seed: int,
+                   before_write: Callable[[], None] = lambda: None) -> float:
     """Compute one pair, saying when it starts; its wall-clock seconds."""
     log.info("%s seed %d: started", ctx.plans[index].name, seed)
     start = time.perf_counter()
-    if before_write is None:
-        pair.compute(ctx, ctx.plans[index], seed)
-    else:
-        pair.compute(ctx, ctx.plans[index], seed, before_write=before_write)
+    pair.compute(ctx, ctx.plans[index], seed, before_write=before_write)
     return time.perf_counter() - start
 
 
