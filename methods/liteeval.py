@@ -58,10 +58,16 @@ LiteEval-RL trains the same network's gate with REINFORCE: B_t ~ Bernoulli(p_t),
 probability of firing; the rest of the network sees the hard samples and is trained by the
 cross-entropy. The reward of a video is the negative of its eq. 5 loss,
 R = log p_T(y) - lambda * (mean_t B_t - gamma)^2, so the policy gradient estimates the same
-objective that LiteEval differentiates through Gumbel-softmax. The baseline is an exponential
-moving average of the batch-mean reward (momentum ``baseline_momentum``): it removes the
-reward's large offset, costs no extra forward pass and adds no parameters that could themselves
-need tuning; advantages are normalised by their batch standard deviation. LiteEval-RL's usage
+objective that LiteEval differentiates through Gumbel-softmax. The baseline (``reward_baseline``) is
+``"moving"``, an exponential moving average of the batch-mean reward (momentum
+``baseline_momentum``), which removes the reward's large offset, costs no extra forward pass and
+adds no parameters that could themselves need tuning; or ``"value"``, a learned estimate of each
+video's reward (a linear layer on the coarse LSTM's state at the video's last frame, fitted by
+squared error; used in training only), which also removes how hard the video is: the cross-entropy
+differs far more between videos than the usage term does, so with one baseline for the batch the
+usage term's per-video signal is small beside that spread. The coarse LSTM does not read the fine
+stream, so the estimate depends on no decision and leaves the gradient unbiased. Advantages are
+normalised by their batch standard deviation. LiteEval-RL's usage
 term is each video's (``penalty = "video"``, eq. 5 as written; its default): with the batch's
 (``"batch"``, LiteEval's official default), the term is the same for every video of a batch, so
 REINFORCE gets no credit for a video that read less, while the cross-entropy rewards reading more
@@ -361,7 +367,8 @@ class _LiteEvalNet(VideoMethod):
             scores=logits.softmax(-1),
             step_counts={"fine_cell": decisions_t.detach().sum(1).long()},
             extras={"logits": logits, "decisions": decisions_t, "gate_logits": gate_logits.transpose(0, 1),
-                    "valid": valid},
+                    "valid": valid, "coarse_last": hc_all[torch.arange(b, device=coarse.device),
+                                                          (batch.steps - 1).clamp_min(0)]},
         )
 
     def recurrence(self, noise: torch.Tensor) -> tuple[Recurrence, torch.Tensor]:
@@ -527,6 +534,9 @@ class LiteEvalRL(_LiteEvalNet):
         # below); "network" before.
         policy_through: str = choice("gate", ("gate", "network"), before="network")
         entropy_weight: float = bounded(0.0, ge=0)  # an entropy bonus on the gate's decisions (default preset: 0.01)
+        # What the reward is compared with: "moving", a moving average of the batch-mean reward;
+        # "value", a learned per-video estimate from the coarse LSTM's last state (the module docstring).
+        reward_baseline: str = choice("moving", ("moving", "value"))
 
     presets = {**_LiteEvalNet.presets,
                "default": Preset({"dropout": 0.2, "train": {"lr": 3e-3, "weight_decay": 1e-4},
@@ -539,6 +549,9 @@ class LiteEvalRL(_LiteEvalNet):
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
         super().__init__(num_classes, dims, **hparams)
         self.register_buffer("baseline", torch.tensor(float("nan")))
+        # Training only (never at evaluation, so not among cost_modules): the reward expected of a
+        # video before any decision, read from the coarse stream alone, so it cannot bias the gradient.
+        self.value = nn.Linear(self.hp.coarse_hidden, 1) if self.hp.reward_baseline == "value" else None
 
     def decision_noise(self, steps: int, batch_size: int, device: torch.device) -> torch.Tensor:
         return torch.rand(steps, batch_size, device=device)
@@ -566,7 +579,15 @@ class LiteEvalRL(_LiteEvalNet):
             mean = reward.mean()
             if torch.isnan(self.baseline):
                 self.baseline.copy_(mean)
-            advantage = reward - self.baseline
+            expected = self.baseline
+        value_loss = reward.new_zeros(())
+        if self.value is not None:
+            # The coarse LSTM's state at each video's last frame: the decisions do not reach it.
+            estimate = self.value(extras["coarse_last"].detach()).squeeze(-1)
+            value_loss = F.mse_loss(estimate, reward)
+            expected = estimate.detach()
+        with torch.no_grad():
+            advantage = reward - expected
             advantage = advantage / advantage.std().clamp_min(1e-6) if len(advantage) > 1 else advantage
             self.baseline.mul_(self.hp.baseline_momentum).add_((1 - self.hp.baseline_momentum) * mean)
         gate_log_probs = F.log_softmax(extras["gate_logits"], dim=-1)  # (B, T, 2)
@@ -578,5 +599,8 @@ class LiteEvalRL(_LiteEvalNet):
         bonus = self.hp.entropy_weight * entropy.mean()
         ce = ce_per_video.mean()
         usage = (decisions.sum(1) / valid.sum(1)).mean()
-        return ce + policy - bonus, {"ce": ce.item(), "policy": policy.item(), "reward": reward.mean().item(),
-                                     "entropy": entropy.mean().item(), "fine_usage": usage.item()}
+        logs = {"ce": ce.item(), "policy": policy.item(), "reward": reward.mean().item(),
+                "entropy": entropy.mean().item(), "fine_usage": usage.item()}
+        if self.value is not None:
+            logs["value_loss"] = value_loss.item()
+        return ce + policy - bonus + value_loss, logs

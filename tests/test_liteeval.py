@@ -436,3 +436,28 @@ def test_the_policy_gradient_can_train_the_gate_alone(banks):
         assert method.gate.weight.grad.abs().sum() > 0 and "entropy" in logs
     assert grads["network"] is not None and grads["network"].abs().sum() > 0
     assert grads["gate"] is None or not grads["gate"].any()  # the coarse LSTM is out of the policy's reach
+
+
+def test_a_value_baseline_learns_each_videos_reward_from_the_coarse_stream_alone(banks):
+    """reward_baseline = "value": the estimate is fitted to the reward, the decisions cannot reach
+    it (it reads the coarse LSTM, which never sees the fine stream), and evaluation has no use for it."""
+    train, _ = banks
+    torch.manual_seed(0)
+    method = make("liteeval_rl", train, coarse_hidden=8, fine_hidden=16, reward_baseline="value")
+    assert make("liteeval_rl", train, coarse_hidden=8, fine_hidden=16).value is None  # the default: moving
+    batch = next(train.batches(32, method.sampler(train=True), train=True, seed=0))
+    optimiser = torch.optim.Adam(method.value.parameters(), lr=0.05)
+    losses = []
+    for _ in range(40):
+        method.train()
+        out = method(batch)
+        # The estimate's input carries no gradient path back to the gate or the fine LSTM.
+        grad = torch.autograd.grad(out.extras["coarse_last"].sum(), method.fine_cell.weight_hh, allow_unused=True)[0]
+        assert grad is None or not grad.any()
+        loss, logs = method.loss(out, batch)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(logs["value_loss"])
+    assert losses[-1] < 0.2 * losses[0], losses
+    assert "value" not in method.cost_modules()
