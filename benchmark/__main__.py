@@ -1,5 +1,5 @@
 """Command line of the harness: ``python -m benchmark {run,tune,ablate,online,latency,stream,plot,report,compare,
-migrate,methods}``."""
+migrate,check,methods}``."""
 
 from __future__ import annotations
 
@@ -40,6 +40,21 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from benchmark.conformance import check_method, summary_lines
+    from benchmark.stores import resolve_store
+    from methods.registry import resolve_method
+
+    store = resolve_store(args.dataset, args.data_seed, show_progress=not args.quiet)
+    failed = 0
+    for spec in args.specs:
+        cls = resolve_method(spec)
+        findings = check_method(cls, store, fast=args.fast)
+        print("\n".join(summary_lines(cls, findings)))
+        failed += any(not f.passed for f in findings)
+    return 1 if failed else 0
+
+
 def _config(args: argparse.Namespace) -> RunConfig:
     budget = Budget(epochs=args.epochs, min_steps=args.min_steps, steps=args.steps, batch_size=args.batch_size,
                     validations=args.validations, patience=None if args.patience == 0 else args.patience)
@@ -51,6 +66,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         eval_split=args.eval_split, force=args.force, show_progress=not args.quiet,
         jobs=getattr(args, "jobs", None), threads=getattr(args, "threads", None),
         reread_evidence=getattr(args, "reread_evidence", False), precision=args.precision,
+        unchecked=getattr(args, "unchecked", False),
     )
 
 
@@ -305,6 +321,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", default="results", help="root of the results (default: results)")
     p.set_defaults(func=_cmd_migrate)
 
+    p = sub.add_parser("check", help="run the conformance checks on methods (registered names, module:Class, "
+                                     "path/file.py:Class, entry points) and say what each failed check found and what "
+                                     "to change; run checks every plug-in this way before training it")
+    p.add_argument("specs", nargs="+", metavar="METHOD", help="what --methods accepts")
+    p.add_argument("--dataset", default="tiny",
+                   help="store the checks train and read on, its training split only (default: the tiny synthetic "
+                        "store, generated on first use; a store directory for methods with other streams)")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of a synthetic store (default 0)")
+    p.add_argument("--fast", action="store_true", help="only the checks run applies to plug-ins (not determinism "
+                                                       "and gradients, which train twice)")
+    p.set_defaults(func=_cmd_check)
+
     p = sub.add_parser("methods", help="list the registered methods")
     p.add_argument("--verbose", action="store_true", help="also each method's presets and where they were chosen")
     p.set_defaults(func=_cmd_methods)
@@ -372,6 +400,9 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = Tru
                                                 "pairs)")
         p.add_argument("--threads", type=int, help="threads per pair (default 1 on a CPU; the floating-point "
                                                    "results depend on it, not on --jobs)")
+        p.add_argument("--unchecked", action="store_true",
+                       help="train a plug-in that fails the conformance check (benchmark check) anyway, its row "
+                            "marked; by default such a plug-in is refused")
         if evaluates:
             p.add_argument("--reread-evidence", action="store_true",
                            help="synthetic stores: recompute each saved pair's evidence statistics (lift, "

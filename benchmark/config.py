@@ -59,6 +59,8 @@ class RunConfig:
     # neither named nor loadable (benchmark/runner.py). Part of the config, so every worker and rank gets it.
     selection: bool = False
     precision: str = "fp32"  # the arithmetic of every forward pass (benchmark/precision.py)
+    # Train a plug-in that fails the conformance check anyway (its row says so); by default it is refused.
+    unchecked: bool = False
 
     def __post_init__(self) -> None:
         if not self.seeds:

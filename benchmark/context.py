@@ -32,7 +32,15 @@ from benchmark.plans import MethodPlan, plan_methods
 from benchmark.precision import DEFAULT as DEFAULT_PRECISION
 from benchmark.protocol import selection
 from benchmark.protocol.splits import HeldOut, carve_validation
-from benchmark.stores import EVAL_SPLITS, TRAIN_SPLITS, dataset_fingerprint, dataset_label, pick_split, resolve_store
+from benchmark.stores import (
+    EVAL_SPLITS,
+    TRAIN_SPLITS,
+    dataset_fingerprint,
+    dataset_label,
+    method_dims,
+    pick_split,
+    resolve_store,
+)
 from benchmark.training import Evaluation
 from datasets.common.errors import UsageError
 from datasets.loading.bank import FeatureBank
@@ -65,6 +73,8 @@ class RunContext:
     environment: dict[str, Any]  # git, package versions, device
     platform: dict[str, Any]  # what must agree for two results to be bit-identical
     validation_counts: np.ndarray  # the paired resamples of the validation videos (selection)
+    # Plug-ins that failed the conformance check and were trained under --unchecked: name -> what failed.
+    unchecked: dict[str, str] = field(default_factory=dict)
     _banks: dict[str, FeatureBank] = field(default_factory=dict, repr=False)
     _evidence: dict[tuple[str, ...], np.ndarray | None] = field(default_factory=dict, repr=False)
     _code: dict[type, dict[str, Any]] = field(default_factory=dict, repr=False)
@@ -223,8 +233,8 @@ class RunContext:
 
     def build(self, plan: MethodPlan) -> VideoMethod:
         """A fresh (untrained) instance of the plan's method on the run's device."""
-        dims = {s: self.store.manifest.streams[s].dim for s in self.streams}
-        method = plan.cls(len(self.store.manifest.classes), dims, **plan.hparams).to(self.device)
+        method = plan.cls(len(self.store.manifest.classes), method_dims(self.store, plan.cls),
+                          **plan.hparams).to(self.device)
         method.frame_gmacs = {s: self.per_frame[s] for s in plan.cls.streams}
         return method
 

@@ -28,7 +28,7 @@ from benchmark.measurement import costs, evidence, metrics
 from benchmark.plans import MethodPlan
 from benchmark.protocol import selection
 from benchmark.record import GFLOPS_UNIT, PairRecord
-from benchmark.stores import dataset_fingerprint
+from benchmark.stores import dataset_fingerprint, method_dims
 from benchmark.training import Evaluation, TrainStats, evaluate, fit, seed_everything
 from datasets.common.atomic import atomic_write_bytes, json_text
 from datasets.common.errors import UsageError
@@ -194,8 +194,7 @@ def load_saved(folder: Path, store: FeatureStore, device: torch.device) -> Video
         raise UsageError(f"{folder} was trained on dataset {config['dataset']['name']!r} (fingerprint "
                          f"{config['dataset']['fingerprint']}), not on the store at {store.path} ({fingerprint}); "
                          "pass the run's store with --store")
-    dims = {s: store.manifest.streams[s].dim for s in store.manifest.streams}
-    model = cls(len(store.manifest.classes), dims, **config["hparams"]).to(device)
+    model = cls(len(store.manifest.classes), method_dims(store, cls), **config["hparams"]).to(device)
     model.load_state_dict(results.load_weights(folder, device))
     return model.eval()
 

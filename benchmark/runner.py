@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from benchmark import crosscheck, pair, parallel, results, summary
+from benchmark import conformance, crosscheck, pair, parallel, results, summary
 from benchmark.config import RunConfig
 from benchmark.context import RunContext
 from benchmark.plans import MethodPlan
@@ -103,6 +103,10 @@ class Runner:
         other ranks return an empty dict. Where results were already here, the texts also
         hold "crosscheck": how the recomputed ones compare (benchmark/crosscheck.py)."""
         rank, world, local_rank, started_group = distributed_rank()
+        # Plug-ins are checked before anything trains; one that fails stops the run here (or,
+        # under --unchecked, is trained with its row marked). Built-ins are checked by the tests.
+        self.ctx.unchecked = conformance.vet_plugins([p.cls for p in self.ctx.plans], self.ctx.store.path,
+                                                     unchecked=self.ctx.cfg.unchecked)
         with self.ctx.guard():
             if rank != 0:
                 return self._run(columns, rank, world, local_rank, started_group)

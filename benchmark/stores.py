@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - Windows
 from datasets.common.errors import UsageError
 from datasets.sources.synthetic import PRESETS, matching_store, preset, synthesize
 from datasets.store.reader import FeatureStore
+from methods.base import StreamDims, VideoMethod
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
@@ -126,3 +127,10 @@ def dataset_fingerprint(store: FeatureStore) -> str:
     for array in (header.labels, header.offsets):
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:16]
+
+
+def method_dims(store: FeatureStore, cls: type[VideoMethod]) -> StreamDims:
+    """The widths a method's constructor receives: those of the streams it declares, and no other
+    (asking for another names the undeclared stream, methods/base.py ``StreamDims``)."""
+    widths = {s: store.manifest.streams[s].dim for s in cls.streams if s in store.manifest.streams}
+    return StreamDims(widths, method=cls.name, declared=tuple(cls.streams))

@@ -163,6 +163,7 @@ def provenance_of(ctx: RunContext, execution: dict[str, Any]) -> dict[str, Any]:
         },
         "cost_model": {"per_frame_gmacs": ctx.per_frame, "backend": costs.COST_BACKEND},
         "execution": execution,
+        "unchecked_plugins": ctx.unchecked,
         "platform": ctx.platform,
         **ctx.environment,
     }
@@ -196,6 +197,12 @@ def write(ctx: RunContext, columns: list[str] | None = None, *,
         text += " " + caption_note(measured)
     stale = {r["display_name"]: r["stale"] for r in summary.to_dict("records") if tables.is_stale(r)}
     marks = [tables.stale_note(stale, len(summary))]
+    if ctx.unchecked:
+        names = {p.name: p.display or p.cls.shown_name() for p in ctx.plans}
+        marks.append("Not checked: " + "; ".join(
+            f"{names.get(name, name)} is a plug-in that failed the conformance check ({problem}) and was trained "
+            "with --unchecked, so its numbers may not be what they claim" for name, problem in ctx.unchecked.items())
+            + ".")
     if not ctx.selection:  # a tune re-chooses presets; a table says which of its rows rest on test-chosen ones
         marks.append(preset_origin.note(preset_origin.chosen_on_test(preset_origin.folder_rows(ctx.out))))
     return tables.write_tables(summary, ctx.out, text, columns=columns, marks=" ".join(filter(None, marks)))

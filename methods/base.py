@@ -14,6 +14,7 @@ defaults that the config file can override. See README "Adding a method".
 
 from __future__ import annotations
 
+import functools
 import math
 import traceback
 import types
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 
 from datasets.common.errors import UsageError, UserError
+from datasets.loading.access import UndeclaredStreamError
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler
 
@@ -228,14 +230,17 @@ class MethodError(UserError):
     """A method's own code raised while the harness ran it (a plug-in's bug, usually)."""
 
 
-def method_failure(name: str, stage: str, exc: BaseException) -> MethodError:
-    """``exc``, raised in method ``name``'s ``stage`` (forward, loss...), as one line that names the
-    method, what it raised and where (the innermost frame outside torch and the harness)."""
+def method_failure(name: str, stage: str | None, exc: BaseException) -> MethodError:
+    """``exc``, raised in method ``name``'s ``stage`` (forward, loss...; None: the function it was
+    raised in), as one line that names the method, what it raised and where (the innermost frame
+    outside torch and the harness)."""
     frames = traceback.extract_tb(exc.__traceback__)
     own = [f for f in frames if "site-packages" not in f.filename and "/torch/" not in f.filename
-           and not f.filename.endswith(("benchmark/training.py", "datasets/loading/access.py"))]
+           and not f.filename.endswith(("benchmark/training.py", "benchmark/conformance.py",
+                                        "datasets/loading/access.py"))]
     found = own or frames
     at = f" at {found[-1].filename}:{found[-1].lineno}" if found else ""
+    stage = stage or (found[-1].name if found else "its code")
     return MethodError(f"method {name!r} raised {type(exc).__name__} in {stage}(){at}: {exc} (set LITEEVAL_DEBUG=1 "
                        "for the traceback)")
 
@@ -281,6 +286,26 @@ def output_problem(output: Any, batch_size: int, num_classes: int, modules: set[
         shape = tuple(steps.shape) if isinstance(steps, torch.Tensor) else type(steps).__name__
         return f"step_scores must be (B, T, C) = ({batch_size}, T, {num_classes}), got {shape}"
     return ""
+
+
+class StreamDims(dict):
+    """The feature width of each stream a method declares, as its constructor receives it.
+
+    A plain dict would answer a stream the method did not declare with a bare ``KeyError`` (or,
+    when another method of the run loaded that stream, with its width, and then the method reads a
+    stream it is never charged for); this one refuses it with the same line as an undeclared read."""
+
+    def __init__(self, dims: Mapping[str, int], *, method: str, declared: tuple[str, ...]) -> None:
+        super().__init__({s: dims[s] for s in declared if s in dims})
+        self.method, self.declared = method, tuple(declared)
+
+    def __missing__(self, stream: str) -> int:
+        raise UndeclaredStreamError(
+            f"method {self.method!r} asked for the width of the {stream!r} stream but declares streams = "
+            f"{self.declared}; add {stream!r} to its `streams` so that the run loads that stream and charges its reads")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickles (worker processes) with its declaration
+        return functools.partial(StreamDims, method=self.method, declared=self.declared), (dict(self),)
 
 
 @dataclass(frozen=True)
@@ -376,7 +401,8 @@ class VideoMethod(nn.Module, ABC):
         if missing:
             raise UsageError(f"method {self.name!r} needs streams {missing}, the dataset has {sorted(dims)}")
         self.num_classes = num_classes
-        self.dims = dict(dims)
+        self.dims = dims if isinstance(dims, StreamDims) else StreamDims(dims, method=self.name,
+                                                                          declared=tuple(self.streams))
         # GMACs per frame of each stream, as the harness counted them (benchmark/measurement/costs.py); set
         # by the runner after building, for methods whose loss weighs costs (AR-Net). Empty
         # where a method is built outside a run.

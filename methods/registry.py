@@ -124,6 +124,12 @@ def _where(exc: BaseException, path: Path | None) -> str:
     return f"{type(exc).__name__}{f' at line {lines[-1]}' if lines else ''}: {exc}"
 
 
+def is_builtin(cls: type[VideoMethod]) -> bool:
+    """Whether ``cls`` is one of the suite's own registered methods (checked by its tests), not a
+    plug-in (a file, a dotted path or an entry point), which ``run`` checks before training."""
+    return _REGISTRY.get(cls.name) is cls and cls.__module__.split(".")[0] == "methods"
+
+
 def resolve_method(spec: str) -> type[VideoMethod]:
     """A method class from a registered name or a dotted / file path plug-in spec."""
     if ":" in spec:

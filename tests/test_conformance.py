@@ -1,42 +1,20 @@
 """One conformance check, run on every registered method (as scikit-learn's check_estimator):
-the interface, reads only through the meter and only of declared streams, unread frames never
-used, determinism, gradients to every trained part, the counted modules, and the online flag.
-A new registered method is checked without writing a test for it."""
+benchmark/conformance.py, the same checks ``python -m benchmark check`` runs on a plug-in. A new
+registered method is checked without writing a test for it; the plug-ins below show that each
+check catches what it is for, with a message that says what to change."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 import torch
 
-from datasets.loading.bank import FeatureBank
+from benchmark.conformance import CHECKS, check_method, summary_lines
 from methods import available_methods
 from methods.base import SUITES
-
-
-@pytest.fixture(scope="module")
-def banks(tiny_store):
-    return (FeatureBank(tiny_store, "train", device="cpu", show_progress=False),
-            FeatureBank(tiny_store, "test", device="cpu", show_progress=False))
-
-
-def build(cls, bank, seed=0):
-    torch.manual_seed(seed)
-    return cls(bank.num_classes, {s: bank.dim(s) for s in bank.streams})
-
-
-def train_steps(method, bank, steps=3, seed=0):
-    optimiser = torch.optim.Adam(method.parameters(), lr=1e-2)
-    generator = torch.Generator().manual_seed(seed)
-    method.train()
-    for _, batch in zip(range(steps), bank.batches(16, method.sampler(train=True), train=True, generator=generator,
-                                                   streams=method.streams, reader=method.name)):
-        method.on_step(0, steps)
-        loss, _ = method.loss(method(batch), batch)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    return method.eval()
-
+from methods.registry import resolve_method
 
 METHODS = sorted(available_methods())
 
@@ -47,87 +25,150 @@ def test_every_method_belongs_to_a_suite():
 
 
 @pytest.mark.parametrize("name", METHODS)
-def test_interface_and_declared_reads(banks, name):
-    train, test = banks
+def test_every_registered_method_conforms(tiny_store, name):
     cls = available_methods()[name]
-    method = train_steps(build(cls, train), train)
-    meter = test.new_meter()
-    batch = next(test.batches(16, method.sampler(train=False), meter=meter, streams=cls.streams, reader=name))
-    with torch.no_grad():
-        out = method(batch)
-    assert out.scores.shape == (16, test.num_classes) and torch.isfinite(out.scores).all()
-    assert torch.allclose(out.scores.sum(1), torch.ones(16), atol=1e-4)  # probabilities per video
-    assert set(out.step_counts) <= set(method.cost_modules())
-    assert all(v.shape == (16,) and (v >= 0).all() for v in out.step_counts.values())
-    for stream in test.streams:
-        if stream not in cls.streams:
-            assert int(meter.frames_read(stream).sum()) == 0, stream
+    findings = check_method(cls, tiny_store)
+    assert [f.check for f in findings] == [c.name for c in CHECKS]
+    assert all(f.passed for f in findings), "\n".join(summary_lines(cls, findings))
 
 
-@pytest.mark.parametrize("name", METHODS)
-def test_unread_frames_are_never_used(tiny_store, banks, name):
-    """NaN in every frame the meter did not record leaves the scores bit-identical."""
-    train, _ = banks
-    cls = available_methods()[name]
-    method = train_steps(build(cls, train), train)
-    test = FeatureBank(tiny_store, "test", device="cpu", show_progress=False)  # its own copy, poisoned below
-    meter = test.new_meter()
-    with torch.no_grad():
-        clean = [method(b).scores for b in test.batches(32, method.sampler(False), meter=meter)]
-        for stream in test.streams:
-            test.features[stream][:-1][~meter.read_mask(stream)] = float("nan")
-        poisoned = [method(b).scores for b in test.batches(32, method.sampler(False))]
-    for a, b in zip(clean, poisoned):
-        assert torch.isfinite(b).all() and torch.equal(a, b)
+#: A plug-in template: the example's coarse mean, with one line changed per defect below.
+PLUGIN = '''
+import torch
+from torch import nn
+from datasets import AllFrames
+from methods.base import MethodOutput, StepModule, VideoMethod
+from methods.losses import soft_cross_entropy
 
 
-@pytest.mark.parametrize("name", METHODS)
-def test_training_and_evaluation_are_deterministic(banks, name):
-    train, test = banks
-    cls = available_methods()[name]
-    first, second = (train_steps(build(cls, train), train) for _ in range(2))
-    for (key, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
-        assert torch.equal(a, b), key
-    batch = next(test.batches(16, first.sampler(False)))
-    with torch.no_grad():
-        assert torch.equal(first(batch).scores, first(batch).scores)
+class Plugin(VideoMethod):
+    name = "plugin"
+    streams = ("coarse",)
+
+    def __init__(self, num_classes, dims, **hparams):
+        super().__init__(num_classes, dims, **hparams)
+        self.classifier = nn.Linear(dims[WIDTH], num_classes)
+
+    def sampler(self, train):
+        return AllFrames()
+
+    def forward(self, batch):
+        features = READ
+        logits = self.classifier(features.sum(1) / batch.steps.unsqueeze(1))
+        ones = torch.ones(batch.size, dtype=torch.long)
+        return MethodOutput(scores=logits.softmax(-1), step_counts={"classifier": ones}, extras={"logits": logits})
+
+    def loss(self, output, batch):
+        loss = soft_cross_entropy(output.extras["logits"], batch.labels)
+        return loss, {"ce": loss.item()}
+
+    def cost_modules(self):
+        return {"classifier": StepModule(self.classifier, lambda: (torch.zeros(1, self.classifier.in_features),))}
+'''
 
 
-@pytest.mark.parametrize("name", METHODS)
-def test_gradients_reach_every_trained_part(banks, name):
-    train, _ = banks
-    cls = available_methods()[name]
-    method = build(cls, train).train()
-    reached = set()
-    generator = torch.Generator().manual_seed(0)
-    for start in (0, *method.phase_starts(100)):  # every stage of a method trained in stages
-        batches = train.batches(32, method.sampler(train=True), train=True, generator=generator)
-        for step, batch in zip(range(start, start + 3), batches):
-            method.train()
-            method.on_step(step, 100)
-            method.zero_grad()
-            loss, _ = method.loss(method(batch), batch)
-            loss.backward()
-            reached |= {n for n, p in method.named_parameters() if p.grad is not None and p.grad.any()}
-    # A head may not act in one batch; over three batches every trained parameter gets a gradient.
-    trained = {n for n, p in method.named_parameters() if p.requires_grad}
-    assert trained - reached - _allowed_idle(method) == set()
+#: Reads nothing through the meter, and takes the mean of every frame from the metering closure's arrays.
+SNEAK = ('batch.read("coarse", where=torch.zeros_like(batch.mask)) + [c.cell_contents for c in '
+         'batch.features._gather.__closure__ if isinstance(c.cell_contents, dict)][0]["coarse"][:-1].float().mean(0)')
 
 
-def _allowed_idle(method) -> set[str]:
-    """Parameters a method declares may stay without gradient (none of the built-ins)."""
-    return set(getattr(method, "idle_parameters", ()))
+def plugin(tmp_path: Path, *, width: str = '"coarse"', read: str = 'batch.read("coarse")') -> type:
+    path = tmp_path / f"plugin_{abs(hash((width, read)))}.py"
+    path.write_text(PLUGIN.replace("WIDTH", width).replace("READ", read))
+    return resolve_method(f"{path}:Plugin")
 
 
-@pytest.mark.parametrize("name", [n for n in METHODS if available_methods()[n].online])
-def test_online_methods_only_read_frames_that_have_arrived(banks, name):
-    """An online method shown the first k frames reads nothing after them."""
-    train, test = banks
-    cls = available_methods()[name]
-    method = train_steps(build(cls, train), train)
-    for k in (1, 3, 6):
-        meter = test.new_meter()
-        batch = next(test.batches(16, method.sampler(False), meter=meter)).first_steps(k)
-        with torch.no_grad():
-            method(batch)
-        assert int(meter.horizon().max()) <= int(batch.frames[:, :k].max()) + 1
+def test_a_conforming_plugin_passes(tiny_store, tmp_path):
+    findings = check_method(plugin(tmp_path), tiny_store, fast=True)
+    assert findings and all(f.passed for f in findings)
+
+
+def test_no_attribute_of_a_batch_leads_to_unmetered_features(tiny_store):
+    """The defect a user found: a plug-in took every fine frame from the batch's private storage
+    and got a row of 0.6 GFLOPs and no fine frames. The arrays now live only in the metering
+    closure: nothing reachable by attribute holds a frame."""
+    from datasets import AllFrames
+    from datasets.loading.bank import FeatureBank
+
+    bank = FeatureBank(tiny_store, "test", device="cpu", show_progress=False)
+    batch = next(bank.batches(4, AllFrames()))
+    held = [v for obj in (batch, batch.features) for v in vars(obj).values()]
+    held += [x for v in held if isinstance(v, (dict, list, tuple)) for x in (v.values() if isinstance(v, dict) else v)]
+    assert not any(isinstance(v, torch.Tensor) and v.dim() == 2 and v.shape[1] in {bank.dim(s) for s in bank.streams}
+                   for v in held)
+
+
+def test_a_plugin_that_reads_around_the_meter_is_caught(tiny_store, tmp_path):
+    """Even unpicking the metering closure to reach the arrays is caught: the frames it used
+    without reading are poisoned."""
+    findings = {f.check: f for f in check_method(plugin(tmp_path, read=SNEAK), tiny_store, fast=True)}
+    assert findings["output"].passed and not findings["unread_frames"].passed
+    assert "never read through batch.read" in findings["unread_frames"].problem
+
+
+def test_a_plugin_that_uses_an_undeclared_stream_gets_the_undeclared_stream_line(tiny_store, tmp_path):
+    findings = check_method(plugin(tmp_path, width='"fine"'), tiny_store)
+    assert [f.check for f in findings] == ["builds"] and not findings[0].passed
+    assert "declares streams = ('coarse',)" in findings[0].problem and "add 'fine'" in findings[0].problem
+    read = check_method(plugin(tmp_path, read='batch.read("fine")'), tiny_store, fast=True)
+    assert any("add 'fine' to its `streams`" in f.problem for f in read if not f.passed)
+
+
+def test_a_plugin_whose_scores_are_not_probabilities_is_told_how_to_fix_it(tiny_store, tmp_path):
+    text = PLUGIN.replace("scores=logits.softmax(-1)", "scores=logits")
+    path = tmp_path / "raw_scores.py"
+    path.write_text(text.replace("WIDTH", '"coarse"').replace("READ", 'batch.read("coarse")'))
+    findings = {f.check: f for f in check_method(resolve_method(f"{path}:Plugin"), tiny_store, fast=True)}
+    assert "softmax" in findings["output"].problem
+
+
+def test_check_prints_each_check_and_exits_by_the_outcome(tmp_path, capsys):
+    from benchmark.__main__ import main
+
+    assert main(["-q", "check", "docs/examples/coarse_mean.py:CoarseMean"]) == 0
+    out = capsys.readouterr().out
+    assert f"Coarse mean: {len(CHECKS)} of {len(CHECKS)} checks passed" in out
+    plugin(tmp_path, read=SNEAK)
+    path = next(tmp_path.glob("plugin_*.py"))
+    assert main(["-q", "check", "--fast", f"{path}:Plugin"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL unread_frames" in out and "Read every feature through those accessors" in out
+
+
+def test_run_refuses_a_plugin_that_fails_unless_told_and_then_marks_its_row(tmp_path, capsys):
+    from benchmark.__main__ import main
+
+    plugin(tmp_path, read=SNEAK)
+    spec = f"{next(tmp_path.glob('plugin_*.py'))}:Plugin"
+    args = ["-q", "run", "--dataset", "tiny", "--steps", "2", "--seeds", "0", "--results-dir", str(tmp_path / "r"),
+            "--methods", "uniform", spec]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "plug-in 'plugin' failed the conformance check" in err and "--unchecked" in err
+    assert not (tmp_path / "r" / "tiny" / "runs" / "plugin").exists()  # refused before anything trained
+    assert main([*args, "--unchecked"]) == 0
+    table = (tmp_path / "r" / "tiny" / "table.md").read_text()
+    assert "Not checked: plugin is a plug-in that failed the conformance check (unread_frames:" in table
+    provenance = json.loads((tmp_path / "r" / "tiny" / "provenance.json").read_text())
+    assert "unread_frames" in provenance["unchecked_plugins"]["plugin"]
+
+
+@pytest.mark.parametrize("defect, expected", [
+    ({"scores": "torch.full_like(logits, float('nan'))"}, "output: the evaluation scores hold NaN"),
+    ({"scores": "batch.labels"}, "labels are for the loss"),
+    ({"extra": "feature = feature * float('nan')"}, "the loss of the first training batch is nan"),
+    ({"extra": "feature = feature.reshape(7, -1, 3)"}, "raised RuntimeError in forward() at "),
+    ({"extra": 'batch.read("fine")'}, "add 'fine' to its `streams`"),
+])
+def test_run_stops_a_defective_plugin_before_training_it_and_says_why(tmp_path, capsys, defect, expected):
+    """The defects the run's own guards catch mid-training (tests/test_guarantees.py, test_safety.py,
+    there with --unchecked) stop the run before anything trains, with the check's explanation."""
+    from tests.test_guarantees import error_line, pair
+    from tests.test_guarantees import plugin as guarded_plugin
+    from tests.test_guarantees import run as run_tiny
+
+    spec = guarded_plugin(tmp_path, "defective", **defect)
+    assert run_tiny(tmp_path, "--methods", "uniform", spec) == 2
+    line = error_line(capsys)
+    assert "plug-in 'defective' failed the conformance check" in line and expected in line
+    assert not pair(tmp_path, "uniform").exists()  # refused before any pair trained

@@ -1,6 +1,6 @@
 """Metered feature access: the only way a method sees frame features.
 
-A ``MeteredFeatures`` object belongs to one batch. Every read goes through ``_gather``,
+A ``MeteredFeatures`` object belongs to one batch. Every read goes through its ``_gather``,
 which does one ``index_select`` on the stream's packed frame array for the whole batch
 (no Python loop over videos) and one ``index_add_`` on the meter. Reads return float32 by
 default (``dtype`` changes that, e.g. ``torch.bfloat16`` under autocast); storage stays
@@ -21,6 +21,7 @@ Three ways to read, from dense to sparse:
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 
@@ -40,7 +41,12 @@ class MeteredFeatures:
     """Batch-local, metered view of the frame features of B videos.
 
     ``declared`` (with ``reader``, the method's name) restricts reads to the streams the
-    reading method declares; the harness always sets it."""
+    reading method declares; the harness always sets it.
+
+    The feature arrays are held only inside the closure that meters every read (``_gather``):
+    no attribute of a batch leads to them, so a method has no unmetered path to a frame short of
+    unpicking the closure, which the conformance check's poisoned frames catch
+    (benchmark/conformance.py)."""
 
     def __init__(
         self,
@@ -58,81 +64,25 @@ class MeteredFeatures:
     ) -> None:
         self._declared = None if declared is None else tuple(declared)
         self._reader = reader
-        self._sources = sources  # stream -> (rows + 1, D) float16: these videos' frames, then a zero row
-        self._source_start = source_start  # (B,) first row of each video in the source
-        self._bank_start = bank_start  # (B,) first row of each video in the bank (for the meter)
-        self._lengths = lengths  # (B,)
+        self._loaded = tuple(sources)
         self._frames = frames  # (B, T) sampled positions
         self._mask = mask  # (B, T)
-        self._meter = meter
-        self._video_ids = video_ids
         self.dtype = dtype
+        # sources: stream -> (rows + 1, D) float16, these videos' frames then a zero row;
+        # source_start / bank_start: (B,) first row of each video in the source / in the bank (for the meter).
+        self._gather = _metered_gather(sources, source_start, bank_start, lengths, meter, video_ids,
+                                       self._declared, reader)
 
     @property
     def streams(self) -> list[str]:
         """The streams this view may read: loaded and (where set) declared by the reader."""
-        return [s for s in self._sources if self._declared is None or s in self._declared]
+        return [s for s in self._loaded if self._declared is None or s in self._declared]
 
     def on_grid(self, frames: torch.Tensor, mask: torch.Tensor) -> MeteredFeatures:
         """The same features, sources and meter, exposing another (B, T') grid of positions."""
         view = copy.copy(self)
         view._frames, view._mask = frames, mask
         return view
-
-    def _source(self, stream: str) -> torch.Tensor:
-        if self._declared is not None and stream not in self._declared:
-            who = f"method {self._reader!r}" if self._reader else "the reader"
-            raise UndeclaredStreamError(
-                f"{who} read the {stream!r} stream but declares streams = {self._declared}; add {stream!r} to its "
-                "`streams` so that the run loads that stream and charges its reads")
-        try:
-            return self._sources[stream]
-        except KeyError:
-            raise KeyError(f"stream {stream!r} is not loaded; this bank has {self.streams}") from None
-
-    def _check_positions(
-        self, positions: torch.Tensor, lengths: torch.Tensor, valid: torch.Tensor | None, rows: torch.Tensor | None
-    ) -> None:
-        bad = (positions < 0) | (positions >= lengths)
-        if valid is not None:
-            bad &= valid
-        if positions.is_cuda:
-            # A host-side check would synchronise every step; assert on the device instead.
-            torch._assert_async(~bad.any(), "a method read a frame position outside its video")
-            return
-        if not bad.any():
-            return
-        row, col = (int(i) for i in torch.nonzero(bad)[0])
-        batch_row = int(rows[row]) if rows is not None else row
-        name = f" {self._video_ids[batch_row]!r}" if self._video_ids else ""
-        raise IndexError(
-            f"a method read frame {int(positions[row, col])} of video{name}, which has "
-            f"{int(lengths[row, 0])} frames; positions must lie in [0, length)"
-        )
-
-    def _gather(
-        self, stream: str, rows: torch.Tensor | None, positions: torch.Tensor, valid: torch.Tensor | None
-    ) -> torch.Tensor:
-        """Features at ``positions`` ((R,) or (R, S)) of batch rows ``rows`` (all if None)."""
-        source = self._source(stream)
-        source_start, bank_start, lengths = self._source_start, self._bank_start, self._lengths
-        if rows is not None:
-            source_start, bank_start, lengths = source_start[rows], bank_start[rows], lengths[rows]
-        squeeze = positions.dim() == 1
-        if squeeze:
-            positions = positions[:, None]
-            valid = None if valid is None else valid[:, None]
-        self._check_positions(positions, lengths[:, None], valid, rows)
-        rows_in_source = source_start[:, None] + positions
-        if valid is not None:
-            zero_row = source.shape[0] - 1
-            rows_in_source = torch.where(valid, rows_in_source, zero_row)
-            positions = torch.where(valid, positions, 0)  # in bounds for the meter, with weight 0
-        out = source.index_select(0, rows_in_source.reshape(-1))
-        out = out.view(*positions.shape, source.shape[1]).to(self.dtype)
-        if self._meter is not None:
-            self._meter.record(stream, bank_start[:, None] + positions, valid)
-        return out[:, 0] if squeeze else out
 
     def read(self, stream: str, where: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, D) features of the sampled grid; zero at padded or unselected steps.
@@ -141,7 +91,7 @@ class MeteredFeatures:
         batch mask); only those are metered.
         """
         valid = self._mask if where is None else (where & self._mask)
-        return self._gather(stream, None, self._frames, valid)
+        return self._gather(stream, None, self._frames, valid, self.dtype)
 
     def read_step(
         self, stream: str, step: int, rows: torch.Tensor | None = None, where: torch.Tensor | None = None
@@ -157,7 +107,7 @@ class MeteredFeatures:
             frames, mask = frames[rows], mask[rows]
         if where is not None:
             mask = mask & where
-        return self._gather(stream, rows, frames, mask)
+        return self._gather(stream, rows, frames, mask, self.dtype)
 
     def read_frames(
         self,
@@ -170,4 +120,63 @@ class MeteredFeatures:
 
         Positions must lie inside their video (checked); ``valid`` masks slots to skip.
         """
-        return self._gather(stream, rows, positions.long(), valid)
+        return self._gather(stream, rows, positions.long(), valid, self.dtype)
+
+
+def _check_positions(positions: torch.Tensor, lengths: torch.Tensor, valid: torch.Tensor | None,
+                     rows: torch.Tensor | None, video_ids: list[str] | None) -> None:
+    bad = (positions < 0) | (positions >= lengths)
+    if valid is not None:
+        bad &= valid
+    if positions.is_cuda:
+        # A host-side check would synchronise every step; assert on the device instead.
+        torch._assert_async(~bad.any(), "a method read a frame position outside its video")
+        return
+    if not bad.any():
+        return
+    row, col = (int(i) for i in torch.nonzero(bad)[0])
+    batch_row = int(rows[row]) if rows is not None else row
+    name = f" {video_ids[batch_row]!r}" if video_ids else ""
+    raise IndexError(
+        f"a method read frame {int(positions[row, col])} of video{name}, which has "
+        f"{int(lengths[row, 0])} frames; positions must lie in [0, length)"
+    )
+
+
+def _metered_gather(sources: dict[str, torch.Tensor], source_start: torch.Tensor, bank_start: torch.Tensor,
+                    lengths: torch.Tensor, meter: ReadMeter | None, video_ids: list[str] | None,
+                    declared: tuple[str, ...] | None, reader: str | None) -> Callable[..., torch.Tensor]:
+    """The one function that reads features: the arrays stay in its closure, and every read is recorded."""
+
+    def gather(stream: str, rows: torch.Tensor | None, positions: torch.Tensor, valid: torch.Tensor | None,
+               dtype: torch.dtype) -> torch.Tensor:
+        """Features at ``positions`` ((R,) or (R, S)) of batch rows ``rows`` (all if None)."""
+        if declared is not None and stream not in declared:
+            who = f"method {reader!r}" if reader else "the reader"
+            raise UndeclaredStreamError(
+                f"{who} read the {stream!r} stream but declares streams = {declared}; add {stream!r} to its "
+                "`streams` so that the run loads that stream and charges its reads")
+        if stream not in sources:
+            loaded = [s for s in sources if declared is None or s in declared]
+            raise KeyError(f"stream {stream!r} is not loaded; this bank has {loaded}")
+        source = sources[stream]
+        starts, bank, lens = source_start, bank_start, lengths
+        if rows is not None:
+            starts, bank, lens = starts[rows], bank[rows], lens[rows]
+        squeeze = positions.dim() == 1
+        if squeeze:
+            positions = positions[:, None]
+            valid = None if valid is None else valid[:, None]
+        _check_positions(positions, lens[:, None], valid, rows, video_ids)
+        rows_in_source = starts[:, None] + positions
+        if valid is not None:
+            zero_row = source.shape[0] - 1
+            rows_in_source = torch.where(valid, rows_in_source, zero_row)
+            positions = torch.where(valid, positions, 0)  # in bounds for the meter, with weight 0
+        out = source.index_select(0, rows_in_source.reshape(-1))
+        out = out.view(*positions.shape, source.shape[1]).to(dtype)
+        if meter is not None:
+            meter.record(stream, bank[:, None] + positions, valid)
+        return out[:, 0] if squeeze else out
+
+    return gather

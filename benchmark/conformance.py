@@ -1,0 +1,315 @@
+"""The conformance check of a method, as scikit-learn's ``check_estimator``: one set of checks that
+every method must pass before its row means anything, run on the tiny synthetic store.
+
+The table's numbers are only as honest as the method's use of the interface: a method that
+reads a feature around the meter gets a cost it did not pay, one that scores with a frame it
+never read gets accuracy it did not earn. The checks train each method for a few steps and
+then test what the harness cannot see during a run:
+
+* ``builds``: the constructor takes (num_classes, dims) and asks only for declared streams;
+* ``trains``: ``loss`` returns a finite scalar that has a gradient, and a dict of numbers;
+* ``output``: evaluation scores are per-video probabilities, every counted module is declared;
+* ``unread_frames``: every frame the meter did not record is replaced by NaN and the scores
+  must not change by a bit (this catches any read around the meter);
+* ``online``: an online method shown the first k frames reads nothing after them;
+* ``deterministic`` (slow): two trainings with one seed give the same weights and scores;
+* ``gradients`` (slow): every trained parameter gets a gradient, in every training stage.
+
+``python -m benchmark check SPEC`` runs them all on any method spec (registered, dotted,
+file, entry point) and prints what each check found and what to change; ``run`` runs the fast
+ones on every plug-in before training it (benchmark/runner.py), and tests/test_conformance.py
+runs them all on every registered method.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from benchmark.stores import TRAIN_SPLITS, pick_split, resolve_store
+from datasets.common.errors import UsageError, UserError
+from datasets.loading.bank import FeatureBank
+from datasets.store.reader import FeatureStore
+from methods.base import MethodOutput, StreamDims, VideoMethod, method_failure, output_problem
+from methods.registry import is_builtin
+
+log = logging.getLogger(__name__)
+
+#: Batches of the checks: small, so that every check takes a second or two on a CPU.
+BATCH = 16
+#: Training steps before a check (enough to move every part away from its initialisation).
+TRAIN_STEPS = 3
+
+
+class Nonconformance(Exception):  # noqa: N818 - a finding, not a crash of the checker
+    """What a method did wrong, and what to change."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's answer: ``problem`` is empty when the method passed."""
+
+    check: str
+    problem: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return not self.problem
+
+
+class Probe:
+    """A method class with the tiny store's banks, and the helpers every check uses."""
+
+    def __init__(self, cls: type[VideoMethod], store: Path) -> None:
+        self.cls, self.store = cls, store
+        opened = FeatureStore.open(store)
+        missing = [s for s in cls.streams if s not in opened.manifest.streams]
+        if missing:
+            raise UsageError(f"method {cls.name!r} declares streams {missing}, which the check store {store} lacks; "
+                             "pass a store that has them (check --dataset DIR)")
+        # Only the training split, for training and for the checks' evaluations alike: the checks
+        # are about the interface, not accuracy, and so they may run anywhere, a selection run included.
+        self.split = pick_split(opened, None, TRAIN_SPLITS, "train")
+        self.train = FeatureBank(opened, self.split, device="cpu", show_progress=False)
+        self.test = FeatureBank(opened, self.split, device="cpu", show_progress=False)
+
+    def dims(self, bank: FeatureBank) -> StreamDims:
+        return StreamDims({s: bank.dim(s) for s in bank.streams}, method=self.cls.name, declared=self.cls.streams)
+
+    def build(self, seed: int = 0) -> VideoMethod:
+        torch.manual_seed(seed)
+        return self.cls(self.train.num_classes, self.dims(self.train))
+
+    def batches(self, bank: FeatureBank, method: VideoMethod, *, train: bool, size: int = BATCH, **kwargs):
+        return bank.batches(size, method.sampler(train=train), train=train, streams=self.cls.streams,
+                            reader=self.cls.name, **kwargs)
+
+    def trained(self, seed: int = 0, steps: int = TRAIN_STEPS) -> VideoMethod:
+        """The method after ``steps`` optimizer steps on the training bank."""
+        method = self.build(seed)
+        optimiser = torch.optim.Adam(method.parameters(), lr=1e-2)
+        generator = torch.Generator().manual_seed(seed)
+        method.train()
+        for step, batch in zip(range(steps), self.batches(self.train, method, train=True, generator=generator)):
+            method.on_step(step, steps)
+            loss, _ = method.loss(method(batch), batch)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        return method.eval()
+
+
+def check_builds(probe: Probe) -> None:
+    probe.build()
+
+
+def check_trains(probe: Probe) -> None:
+    method = probe.build().train()
+    batch = next(probe.batches(probe.train, method, train=True, seed=0))
+    out = method(batch)
+    if not isinstance(out, MethodOutput):
+        raise Nonconformance(f"forward returned a {type(out).__name__} in training; return a MethodOutput")
+    result = method.loss(out, batch)
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise Nonconformance("loss(output, batch) must return (loss, logs): a scalar tensor and a dict of numbers")
+    loss, logs = result
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+        raise Nonconformance(f"the loss must be a scalar tensor, got {getattr(loss, 'shape', type(loss).__name__)}")
+    if not torch.isfinite(loss):
+        raise Nonconformance(f"the loss of the first training batch is {loss.item()}; it must be finite")
+    if not loss.requires_grad:
+        raise Nonconformance("the loss has no gradient: compute it from the method's parameters (not under no_grad, "
+                             "not through .item() or .detach())")
+    bad = {k: v for k, v in logs.items() if not isinstance(v, (int, float))} if isinstance(logs, dict) else logs
+    if not isinstance(logs, dict) or bad:
+        raise Nonconformance(f"the logs must be a dict of plain numbers (use .item()), got {bad!r}")
+
+
+def check_output(probe: Probe) -> None:
+    method = probe.trained()
+    meter = probe.test.new_meter()
+    batch = next(probe.batches(probe.test, method, train=False, meter=meter))
+    with torch.no_grad():
+        out = method(batch)
+    problem = output_problem(out, batch.size, probe.test.num_classes, set(method.cost_modules()))
+    if problem:
+        raise Nonconformance(problem)
+    if not torch.isfinite(out.scores).all():
+        raise Nonconformance("the evaluation scores hold NaN or Inf")
+    if not torch.allclose(out.scores.sum(1), torch.ones(batch.size), atol=1e-4):
+        raise Nonconformance("the scores of a video must be probabilities that sum to 1 (average precision compares "
+                             "them across videos): end forward with .softmax(-1)")
+
+
+def check_unread_frames(probe: Probe) -> None:
+    method = probe.trained()
+    poisoned = FeatureBank(probe.store, probe.split, device="cpu", show_progress=False)  # its own copy
+    meter = poisoned.new_meter()
+    with torch.no_grad():
+        clean = [method(b).scores for b in probe.batches(poisoned, method, train=False, size=32, meter=meter)]
+        for stream in poisoned.streams:
+            poisoned.features[stream][:-1][~meter.read_mask(stream)] = float("nan")
+        again = [method(b).scores for b in probe.batches(poisoned, method, train=False, size=32)]
+    changed = sum(int((~torch.eq(a, b)).any(1).sum()) for a, b in zip(clean, again))
+    if changed:
+        raise Nonconformance(
+            f"the scores of {changed} of {poisoned.num_videos} videos changed when every frame the meter did not "
+            "record was replaced by NaN: the method used features it never read through batch.read / read_step / "
+            "read_frames "
+            "(a cached tensor, a private attribute, another batch's features), so its cost would not be charged. "
+            "Read every feature through those accessors")
+
+
+def check_online(probe: Probe) -> None:
+    if not probe.cls.online:
+        return
+    method = probe.trained()
+    for k in (1, 3, 6):
+        meter = probe.test.new_meter()
+        batch = next(probe.batches(probe.test, method, train=False, meter=meter)).first_steps(k)
+        with torch.no_grad():
+            method(batch)
+        seen = int(batch.frames[:, :k].max()) + 1
+        if int(meter.horizon().max()) > seen:
+            raise Nonconformance(
+                f"shown the first {k} step(s) of its grid (frames up to {seen - 1}), it read frame "
+                f"{int(meter.horizon().max()) - 1}, which has not arrived yet: an online method (online = True) may "
+                "read only the frames of the steps it was given; set online = False if it needs the whole video")
+
+
+def check_deterministic(probe: Probe) -> None:
+    first, second = probe.trained(), probe.trained()
+    differ = [k for (k, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items())
+              if not torch.equal(a, b)]
+    if differ:
+        raise Nonconformance(
+            f"two trainings from the same seed gave different {differ[:3]}: draw random numbers only from torch's "
+            "seeded generators (torch.rand*, nn.Dropout), not from Python's random, NumPy's global state or the clock")
+    batch = next(probe.batches(probe.test, first, train=False))
+    with torch.no_grad():
+        if not torch.equal(first(batch).scores, first(batch).scores):
+            raise Nonconformance("evaluating one batch twice gave different scores: evaluation must not draw random "
+                                 "numbers (use self.training to switch sampling off)")
+
+
+def check_gradients(probe: Probe) -> None:
+    method = probe.build().train()
+    reached: set[str] = set()
+    generator = torch.Generator().manual_seed(0)
+    for start in (0, *method.phase_starts(100)):  # every stage of a method trained in stages
+        batches = probe.batches(probe.train, method, train=True, size=32, generator=generator)
+        for step, batch in zip(range(start, start + TRAIN_STEPS), batches):
+            method.train()
+            method.on_step(step, 100)
+            method.zero_grad()
+            loss, _ = method.loss(method(batch), batch)
+            loss.backward()
+            reached |= {n for n, p in method.named_parameters() if p.grad is not None and p.grad.any()}
+    trained = {n for n, p in method.named_parameters() if p.requires_grad}
+    idle = sorted(trained - reached - set(getattr(method, "idle_parameters", ())))
+    if idle:
+        raise Nonconformance(
+            f"{len(idle)} trained parameter(s) got no gradient in {TRAIN_STEPS} batches of each training stage, e.g. "
+            f"{idle[:3]}: remove what the loss does not use, freeze it (requires_grad_(False)), or list it in the "
+            "class's idle_parameters if it is trained some other way")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    run: Callable[[Probe], None]
+    fast: bool
+    what: str
+
+
+#: Every check, in the order they run (the fast ones first: ``run`` runs only those).
+CHECKS = (
+    Check("builds", check_builds, True, "the constructor takes (num_classes, dims) and asks only for declared streams"),
+    Check("trains", check_trains, True, "loss() returns a finite scalar with a gradient, and a dict of numbers"),
+    Check("output", check_output, True, "evaluation scores are per-video probabilities; counted modules declared"),
+    Check("unread_frames", check_unread_frames, True, "frames the meter did not record are never used"),
+    Check("online", check_online, True, "an online method reads only the frames that have arrived"),
+    Check("deterministic", check_deterministic, False, "one seed, one result"),
+    Check("gradients", check_gradients, False, "every trained parameter gets a gradient"),
+)
+
+
+def check_method(cls: type[VideoMethod], store: Path, *, fast: bool = False) -> list[Finding]:
+    """Run the checks (``fast``: only the fast ones) on ``cls``; one finding per check run.
+
+    A check stops at the first problem it finds; an exception the method raises is reported as
+    the check's problem, with where it was raised (a plug-in's bug, not the checker's)."""
+    probe = Probe(cls, store)
+    findings = []
+    for check in CHECKS:
+        if fast and not check.fast:
+            continue
+        problem = ""
+        try:
+            check.run(probe)
+        except Nonconformance as found:
+            problem = str(found)
+        except UserError as exc:
+            problem = str(exc)
+        except Exception as exc:  # noqa: BLE001 - whatever the method's code raised, reported as its finding
+            problem = str(method_failure(cls.name, None, exc))
+        findings.append(Finding(check.name, problem))
+        if check.name == "builds" and problem:
+            break  # nothing else can run on a method that does not build
+    return findings
+
+
+def summary_lines(cls: type[VideoMethod], findings: list[Finding]) -> list[str]:
+    """What ``check`` prints: one line per check, the problem and the fix where one failed."""
+    lines = []
+    for finding in findings:
+        what = next(c.what for c in CHECKS if c.name == finding.check)
+        mark = "ok  " if finding.passed else "FAIL"
+        lines.append(f"{mark} {finding.check:<14} {what}")
+        if not finding.passed:
+            lines.append(f"     {finding.problem}")
+    failed = sum(not f.passed for f in findings)
+    lines.append(f"{cls.shown_name()}: {len(findings) - failed} of {len(findings)} checks passed"
+                 + ("" if not failed else f"; {failed} failed (a row from it would not be trustworthy)"))
+    return lines
+
+
+def format_failures(cls: type[VideoMethod], findings: list[Finding]) -> str:
+    """One line naming the failed checks of a plug-in, for ``run``'s refusal."""
+    failed = [f for f in findings if not f.passed]
+    return "; ".join(f"{f.check}: {f.problem}" for f in failed)
+
+
+def check_store(cls: type[VideoMethod], run_store: Path) -> Path:
+    """Where a plug-in is checked: the tiny synthetic store when it has the plug-in's streams (small,
+    so the check takes seconds), else the run's own store (its training split)."""
+    tiny = resolve_store("tiny", 0, show_progress=False)
+    if set(cls.streams) <= set(FeatureStore.open(tiny).manifest.streams):
+        return tiny
+    return run_store
+
+
+def vet_plugins(classes: list[type[VideoMethod]], run_store: Path, *, unchecked: bool) -> dict[str, str]:
+    """Run the fast checks on every plug-in among ``classes`` before a run trains it.
+
+    A plug-in that fails is refused (one line naming each failed check and the fix) unless
+    ``unchecked``; then it is trained with a warning, and the returned ``{name: problem}`` marks its
+    row. Built-in methods are checked by the test suite, not here."""
+    failed = {}
+    for cls in (c for c in classes if not is_builtin(c)):
+        problems = format_failures(cls, check_method(cls, check_store(cls, run_store), fast=True))
+        if not problems:
+            log.info("plug-in %s passed the conformance check", cls.name)
+            continue
+        if not unchecked:
+            raise UsageError(f"plug-in {cls.name!r} failed the conformance check, so its row would not be "
+                             f"trustworthy: {problems}. Fix it (`python -m benchmark check SPEC` says more), or pass "
+                             "--unchecked to train it anyway with its row marked")
+        log.warning("plug-in %s failed the conformance check (%s); trained anyway (--unchecked), its row is marked",
+                    cls.name, problems)
+        failed[cls.name] = problems
+    return failed
