@@ -19,10 +19,12 @@ from benchmark import provenance, results
 from benchmark.context import RunContext
 from benchmark.measurement import bootstrap, costs
 from benchmark.measurement.latency import LATENCY_FILE, caption_note, device_label
+from benchmark.plans import MethodPlan
 from benchmark.presentation import tables
 from benchmark.protocol import preset_origin
 from benchmark.record import PairRecord
 from datasets.common.atomic import atomic_write_json
+from methods.registry import is_builtin
 
 Records = dict[str, dict[str, PairRecord]]
 
@@ -139,6 +141,16 @@ def latency(ctx: RunContext) -> dict[str, Any] | None:
     return {**record, "device_label": device_label(record)}
 
 
+def plugin_source(ctx: RunContext, plan: MethodPlan) -> dict[str, Any]:
+    """For a plug-in, where its code came from: its file and that file's hash, and the installed
+    package with its version for an entry point (each pair's record has the full fingerprint)."""
+    if is_builtin(plan.cls):
+        return {}
+    code = ctx.code(plan)
+    source = {"file": code["method_file"], "sha256": code["files"].get(code["method_file"])}
+    return {"source": {**source, **({"package": code["package"]} if "package" in code else {})}}
+
+
 def provenance_of(ctx: RunContext, execution: dict[str, Any]) -> dict[str, Any]:
     """This invocation's provenance; each pair's own is in its record ("computed")."""
     n_train = len(ctx.held_out.train_rows)
@@ -152,7 +164,8 @@ def provenance_of(ctx: RunContext, execution: dict[str, Any]) -> dict[str, Any]:
         "budget": {**ctx.cfg.budget.to_dict(n_train), "rule": ctx.cfg.budget.describe(n_train)},
         "validation": ctx.validation_record(ids=True),
         "methods": {p.name: {"spec": p.spec, "class": f"{p.cls.__module__}:{p.cls.__qualname__}",
-                             "hparams": p.full_hparams(), "train": asdict(p.train)} for p in ctx.plans},
+                             "hparams": p.full_hparams(), "train": asdict(p.train), **plugin_source(ctx, p)}
+                    for p in ctx.plans},
         "dataset": {
             "path": str(ctx.store.path.resolve()),
             "name": ctx.store.manifest.name,

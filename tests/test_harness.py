@@ -164,6 +164,8 @@ def test_plugin_method_gets_a_row(tmp_path):
     assert "| Coarse mean" in table  # the plug-in names its own row
     m = json.loads((tmp_path / "t" / "metrics.json").read_text())["per_seed"]["coarse_mean"]["0"]
     assert m["frames_read"] == {"coarse": m["frames_read"]["coarse"]} and m["gflops"]["mean"] < 5
+    source = json.loads((tmp_path / "t" / "provenance.json").read_text())["methods"]["coarse_mean"]["source"]
+    assert source["file"].endswith("docs/examples/coarse_mean.py") and len(source["sha256"]) == 16
 
 
 def test_atomic_json_write_keeps_the_old_file_on_failure(tmp_path):
