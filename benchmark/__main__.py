@@ -14,7 +14,7 @@ from benchmark.protocol.budget import Budget
 from benchmark.protocol.splits import VALIDATION_FRACTION, VALIDATION_SEED
 from datasets.common.cli import run_cli
 from datasets.common.errors import UsageError
-from methods.base import SUITES
+from methods.suites import SUITES
 
 
 def _cmd_methods(args: argparse.Namespace) -> int:
@@ -238,14 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "search spaces (keys: Hparams fields or train.<setting>)")
     p.set_defaults(func=_cmd_tune)
 
-    from benchmark.experiments.ablation import KINDS
+    from benchmark.experiments.defaults import ABLATION_KINDS as KINDS
 
     p = sub.add_parser("ablate", help="LiteEval ablations like the paper's Tables 2-4, under results/")
     p.add_argument("kind", choices=KINDS, help="sync (Table 2), gamma (Table 3) or units (Table 4)")
     _run_options(p, methods=False)
     p.set_defaults(func=_cmd_ablate)
 
-    from benchmark.experiments.online import FRAME_MODEL, HORIZON_METHOD
+    from benchmark.experiments.defaults import FRAME_MODEL, HORIZON_METHOD
     from benchmark.presentation.plots import FIGURES
 
     p = sub.add_parser("online", help="online budget curves (LiteEval-K, Uniform-K, Seq-K; Figure 2) from trained "
@@ -344,8 +344,10 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = Tru
     """Options shared by run, ablate and online (which must name the run's settings).
     ``evaluates=False`` (tune, a selection run): no --eval-split, nor --reread-evidence, which
     would name or read the evaluation split."""
+    from datasets.sources.synthetic import PRESETS
+
     p.add_argument("--dataset", default="default",
-                   help="synthetic preset (tiny, default, paper; generated on first use) or a store directory")
+                   help=f"synthetic preset ({', '.join(PRESETS)}; generated on first use) or a store directory")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic store (default 0)")
     if methods:
         p.add_argument("--methods", nargs="+", metavar="METHOD",

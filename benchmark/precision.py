@@ -17,13 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-import torch
+from typing import TYPE_CHECKING
 
 from datasets.common.errors import UsageError
 
-#: The precisions a run may compute in, and the autocast type each means (None: none).
-PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
+if TYPE_CHECKING:
+    import torch
+
+#: The precisions a run may compute in, and the autocast type each means (None: none), by name:
+#: names only here, so that the command line's help starts without importing torch.
+PRECISIONS: dict[str, str | None] = {"fp32": None, "bf16": "bfloat16"}
 DEFAULT = "fp32"
 
 
@@ -36,9 +39,11 @@ def check(precision: str) -> str:
 @contextmanager
 def computing_in(precision: str, device: torch.device) -> Iterator[None]:
     """Run the enclosed forward passes in ``precision`` on ``device``."""
+    import torch
+
     dtype = PRECISIONS[check(precision)]
     if dtype is None:
         yield
         return
-    with torch.autocast(device_type=device.type, dtype=dtype):
+    with torch.autocast(device_type=device.type, dtype=getattr(torch, dtype)):
         yield

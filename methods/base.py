@@ -32,6 +32,7 @@ from datasets.common.errors import UsageError, UserError
 from datasets.loading.access import UndeclaredStreamError
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler
+from methods.suites import SUITES  # noqa: F401  (re-exported: methods.base.SUITES)
 
 #: Training settings that belong to the run's budget (benchmark/protocol/budget.py), not to a method.
 BUDGET_SETTINGS = {"epochs": "--epochs", "batch_size": "--batch-size", "steps": "--steps"}
@@ -138,8 +139,6 @@ def check_setting_types(settings_cls: type, values: dict[str, Any], *, where: st
             raise UsageError(f"{where}: {key} = {value!r} is out of range: {problem}")
 
 
-#: What ``--suite`` runs when no ``--methods`` are named: the method suites it includes.
-SUITES: dict[str, tuple[str, ...]] = {"paper": ("paper",), "extended": ("paper", "extended")}
 
 
 #: The optimiser's settings every method may tune (``VideoMethod.search_space``).

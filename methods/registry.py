@@ -53,7 +53,9 @@ def _entry_point_methods() -> dict[str, type[VideoMethod]]:
 
 def available_methods() -> dict[str, type[VideoMethod]]:
     """Registered built-in methods plus installed entry-point plug-ins, by name."""
-    import methods  # noqa: F401  (importing the package registers the built-ins)
+    from methods import load_builtins
+
+    load_builtins()  # importing them registers them
 
     return {**_REGISTRY, **_entry_point_methods()}
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 from benchmark import results
@@ -101,3 +103,12 @@ def test_parallel_never_imports_the_runner_and_no_class_is_over_250_lines():
             if isinstance(node, ast.ClassDef):
                 length = node.end_lineno - node.lineno + 1
                 assert length <= 250, f"{path.relative_to(REPO)}: class {node.name} is {length} lines"
+
+
+def test_the_command_lines_help_starts_without_torch():
+    """Found: `python -m benchmark --help` took 15 s on a cold machine, importing torch to print
+    its options. The parser's names and defaults come from torch-free modules."""
+    probe = ("import sys; from benchmark.__main__ import build_parser; build_parser(); "
+             "print(sorted(m for m in ('torch', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

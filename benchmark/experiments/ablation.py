@@ -22,18 +22,14 @@ from typing import Any
 
 from benchmark.config import RunConfig
 from benchmark.context import RunContext
+from benchmark.experiments.defaults import ABLATION_COLUMNS, ABLATION_KINDS
 from benchmark.plans import MethodPlan, plan_methods
 from benchmark.runner import Runner
 from benchmark.stores import dataset_label, resolve_store
 from datasets.common.errors import UsageError
 from datasets.store.reader import FeatureStore
 
-COLUMNS = {
-    "sync": ["Method", "mAP (%)", "Top-1 (%)", "GFLOPs/video", "Fine frames/video", "Evidence lift"],
-    "gamma": ["Method", "mAP (%)", "GFLOPs/video", "Fine frames/video", "Top-1 (%)", "Evidence lift"],
-    "units": ["Method", "mAP (%)", "Top-1 (%)", "GFLOPs/video", "Params"],
-}
-KINDS = tuple(COLUMNS)
+COLUMNS, KINDS = ABLATION_COLUMNS, ABLATION_KINDS
 
 
 def variants(kind: str, base: MethodPlan) -> list[tuple[str, str, dict[str, Any]]]:

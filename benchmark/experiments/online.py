@@ -32,6 +32,7 @@ import pandas as pd
 
 from benchmark import pair, provenance, results
 from benchmark.context import RunContext
+from benchmark.experiments.defaults import FRAME_MODEL, HORIZON_METHOD
 from benchmark.measurement import costs, metrics
 from benchmark.plans import MethodPlan
 from benchmark.results import SEQ_K, UNIFORM_K, online_summary
@@ -48,10 +49,6 @@ log = logging.getLogger(__name__)
 #: Columns of online.csv, in order.
 COLUMNS = ("method", "display_name", "K", "budget_unit", "seed", "top1_accuracy", "mean_gflops",
            "mean_frames_seen", "mean_fine_frames", "videos")
-#: The frame classifier Uniform-K and Seq-K average (the paper's UNIFORM network).
-FRAME_MODEL = "uniform"
-#: The online method whose stopping points define Uniform-K's K'.
-HORIZON_METHOD = "liteeval"
 #: Curve names (the ``method`` column) of the two frame-classifier baselines.
 
 

@@ -14,7 +14,6 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from datasets.common.errors import UsageError
 
@@ -62,6 +61,8 @@ def carve_validation(labels: np.ndarray, fraction: float = VALIDATION_FRACTION,
     if size < 1:
         raise UsageError(f"the training split ({n} videos) cannot spare a validation video; use more training data")
     stratify = strata[stratifiable] if size >= groups and len(stratifiable) - size >= groups else None
+    from sklearn.model_selection import train_test_split  # here: the command line starts without it
+
     train, val = train_test_split(stratifiable, test_size=size, random_state=seed, stratify=stratify)
     return HeldOut(np.sort(np.concatenate([train, solo])).astype(np.int64), np.sort(val).astype(np.int64),
                    fraction, seed)
