@@ -70,6 +70,22 @@ def _config(args: argparse.Namespace) -> RunConfig:
     )
 
 
+#: The option names of the run flags, as RunConfig names them.
+_CONFIG_NAMES = {"config": "config_file", "results_dir": "results_root"}
+
+
+def _followup_config(args: argparse.Namespace) -> RunConfig:
+    """A follow-up command's config: the run's own, from its folder, with the run flags typed
+    (benchmark/followup.py). Its run flags have no defaults, so only the typed ones are in ``args``."""
+    from benchmark.followup import followup_config
+
+    given = {_CONFIG_NAMES.get(k, k): getattr(args, k) for k in args.run_flags if hasattr(args, k)}
+    if given.get("patience") == 0:
+        given["patience"] = None  # --patience 0: never stop early, recorded as none
+    given["show_progress"] = not args.quiet
+    return followup_config(given)
+
+
 def _print_table(texts: dict[str, str]) -> int:
     # Under torchrun only rank 0 writes (and prints) the table; the other ranks return {}.
     if texts:
@@ -115,7 +131,7 @@ def _cmd_online(args: argparse.Namespace) -> int:
 
     if args.max_k < 1:
         raise UsageError(f"--max-k must be >= 1, got {args.max_k}")
-    ctx = RunContext.create(_config(args))
+    ctx = RunContext.create(_followup_config(args))
     with results_layout.folder_lock(ctx.out):
         options = OnlineOptions(budgets=tuple(range(1, args.max_k + 1)), horizon_method=args.horizon_method,
                                 frame_model=args.frame_model)
@@ -130,7 +146,7 @@ def _cmd_latency(args: argparse.Namespace) -> int:
     from benchmark.context import RunContext
     from benchmark.measurement.latency import LATENCY_TABLE, LatencyOptions, run_latency
 
-    ctx = RunContext.create(_config(args))
+    ctx = RunContext.create(_followup_config(args))
     with results_layout.folder_lock(ctx.out):
         run_latency(ctx, LatencyOptions(batch=args.latency_batch, repeats=args.repeats, warmup=args.warmup))
         # The folder's table gains the estimate as a column, from the saved pairs (nothing is recomputed);
@@ -157,8 +173,9 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     compare = None if args.compare == "none" else args.compare
     options = StreamOptions(method=args.method, seed=args.seed, compare=compare, store=args.store, weights=weights,
                             device=args.device, realtime=args.realtime, top=args.top)
-    print(header(args.video, args.method, args.run))
-    record = stream_video(args.video, args.run, options,
+    run = args.run or str(Path("results") / args.name)
+    print(header(args.video, args.method, run))
+    record = stream_video(args.video, run, options,
                           on_frame=lambda frame: print(describe_frame(frame), flush=True))
     print(summary(record))
     if args.out:
@@ -250,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("online", help="online budget curves (LiteEval-K, Uniform-K, Seq-K; Figure 2) from trained "
                                       "models, as results/<name>/online.csv")
-    _run_options(p, methods=True, force=False)
+    _run_options(p, methods=True, force=False, followup=True)
     p.add_argument("--max-k", type=int, default=10, help="budgets K = 1..MAX_K (default 10)")
     p.add_argument("--horizon-method", "--reference", dest="horizon_method", default=HORIZON_METHOD,
                    help=f"online method whose stopping points define Uniform-K's K' (default {HORIZON_METHOD}; "
@@ -262,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("latency", help="measured backbone latency and time per video on this device, as "
                                        "results/<name>/latency.json and latency.md, and as a column of the "
                                        "folder's table")
-    _run_options(p, methods=True, force=False)
+    _run_options(p, methods=True, force=False, followup=True)
     p.add_argument("--latency-batch", type=int, default=64, help="the throughput batch for offline methods (64)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement; the median is kept (5)")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls before timing (2)")
@@ -271,8 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stream", help="an online method of a run (LiteEval) on a video file as it plays, with the "
                                       "fine backbone run only where its gate fires; then Uniform on the same video")
     p.add_argument("video", help="the video file")
-    p.add_argument("--run", required=True, help="the results folder whose trained models to use (results/<name>), "
-                                                "trained on a store extracted from videos")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--name", help="the run whose trained models to use (results/<name>), trained on a store "
+                                      "extracted from videos")
+    which.add_argument("--run", help="the same as a folder path (a run under another results root)")
     p.add_argument("--method", default="liteeval", help="the online method to stream (default liteeval)")
     p.add_argument("--seed", type=int, help="which trained seed (default: the lowest in the run)")
     p.add_argument("--compare", default="uniform",
@@ -340,10 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = True,
-                 seeds: tuple[int, ...] = DEFAULT_SEEDS, evaluates: bool = True) -> None:
-    """Options shared by run, ablate and online (which must name the run's settings).
+                 seeds: tuple[int, ...] = DEFAULT_SEEDS, evaluates: bool = True, followup: bool = False) -> None:
+    """Options shared by run, tune, ablate and the commands that follow a run (online, latency).
     ``evaluates=False`` (tune, a selection run): no --eval-split, nor --reread-evidence, which
-    would name or read the evaluation split."""
+    would name or read the evaluation split. ``followup``: the options get no defaults (the
+    run's recorded settings are the defaults, benchmark/followup.py), and their names are kept
+    in ``run_flags`` so that the command can tell which were typed."""
+    before = {a.dest for a in p._actions}
     from datasets.sources.synthetic import PRESETS
 
     p.add_argument("--dataset", default="default",
@@ -412,6 +434,11 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = Tru
                                 "their current definition (benchmark/measurement/evidence.py)")
     else:
         p.set_defaults(force=False)
+    if followup:
+        added = [a for a in p._actions if a.dest not in before]
+        for action in added:
+            action.default = argparse.SUPPRESS
+        p.set_defaults(run_flags=tuple(a.dest for a in added))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -163,8 +163,14 @@ class RunContext:
         one it had before (``added(default, before=...)``), else its default, which then keeps
         the method's behaviour; an older result is neither refused for not naming it nor taken
         for a result of a new behaviour."""
+        return not self.identity_difference(plan, seed, stored)
+
+    def identity_difference(self, plan: MethodPlan, seed: int, stored: dict[str, Any] | None) -> str:
+        """How a pair's stored config.json differs from this plan's identity, as "field: this
+        command's value, the pair's value" for the first field that differs; "" when it does not
+        (``holds_identity`` says how a setting the record lacks is read)."""
         if not isinstance(stored, dict):
-            return False
+            return "the pair's config.json is missing or unreadable"
         current = json.loads(json.dumps(self.identity(plan, seed)))
         # What a record that lacks a setting was computed with: its value before it was added
         # (methods/base.py ``added``), else its default.
@@ -174,7 +180,7 @@ class RunContext:
         for key, value in implied.items():
             hparams.setdefault(key, value)
         # A pair from before precisions were recorded was computed in float32.
-        return {"precision": DEFAULT_PRECISION, **stored, "hparams": hparams} == current
+        return _first_difference(current, {"precision": DEFAULT_PRECISION, **stored, "hparams": hparams})
 
     def validation_record(self, *, ids: bool) -> dict[str, Any]:
         """The held-out part of the training split (its ids only where asked: provenance)."""
@@ -250,3 +256,16 @@ class RunContext:
         """Per-video cost of an evaluation: the method's own streams, from the meter."""
         frames = {s: result.frames_read[s] for s in plan.cls.streams}
         return costs.video_gmacs(frames, result.step_counts, self.per_frame, per_step)
+
+
+def _first_difference(current: Any, stored: Any, path: str = "") -> str:
+    """The first field where two identities differ, as "field: this command's value, the pair's"."""
+    if isinstance(current, dict) and isinstance(stored, dict):
+        for key in sorted(set(current) | set(stored), key=str):
+            found = _first_difference(current.get(key), stored.get(key), f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+        return ""
+    if current != stored:
+        return f"{path}: this command {current!r}, the pair {stored!r}"
+    return ""

@@ -174,10 +174,12 @@ def load_trained(ctx: RunContext, plan: MethodPlan, seed: int) -> VideoMethod:
     if not state.done:
         raise FileNotFoundError(
             f"{folder}: no complete trained {plan.name} (seed {seed}) here ({state.reason}). Train it with {retrain}")
-    if not ctx.holds_identity(plan, seed, state.config):
+    difference = ctx.identity_difference(plan, seed, state.config)
+    if difference:
         raise UsageError(
-            f"{folder} was trained with a different configuration than this command asks for; pass the same "
-            "--dataset/--config/--epochs/--name as the run that trained it")
+            f"{folder} was trained with a different configuration than this command asks for ({difference}); "
+            "give the settings of the run that trained it (the commands that follow a run read them from its folder "
+            "with --name alone)")
     method = ctx.build(plan)
     method.load_state_dict(results.load_weights(folder, ctx.device, f"`{command} --force` (with this command's budget "
                                                                     "flags)"))
@@ -192,8 +194,9 @@ def load_saved(folder: Path, store: FeatureStore, device: torch.device) -> Video
     fingerprint = dataset_fingerprint(store)
     if config["dataset"]["fingerprint"] != fingerprint:
         raise UsageError(f"{folder} was trained on dataset {config['dataset']['name']!r} (fingerprint "
-                         f"{config['dataset']['fingerprint']}), not on the store at {store.path} ({fingerprint}); "
-                         "pass the run's store with --store")
+                         f"{config['dataset']['fingerprint']}), not on the store at {store.path} ({fingerprint}): "
+                         "the store there changed since (extracted again?). Pass the store the run was trained on "
+                         "with --store if you kept it, else train a run on this store and stream that one")
     model = cls(len(store.manifest.classes), method_dims(store, cls), **config["hparams"]).to(device)
     model.load_state_dict(results.load_weights(folder, device))
     return model.eval()

@@ -82,11 +82,12 @@ class Runner:
             log.warning("%s seed %d: the result in %s was computed on another kind of machine; recomputing it here "
                         "(%s), then comparing", plan.name, seed, folder, ctx.platform)
             return False
-        if not ctx.holds_identity(plan, seed, state.config):
+        difference = ctx.identity_difference(plan, seed, state.config)
+        if difference:
             if ctx.cfg.force:
                 return False
-            raise UsageError(f"{folder} holds a result computed with a different configuration. Re-run with --force "
-                             "to replace it, or choose another --name")
+            raise UsageError(f"{folder} holds a result computed with a different configuration ({difference}). "
+                             "Re-run with --force to replace it, or choose another --name")
         if ctx.cfg.force:
             return False
         stale = PairRecord.load(results.record_path(folder)).stale

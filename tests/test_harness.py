@@ -129,7 +129,8 @@ def test_changed_settings_are_not_mixed_with_old_results(tmp_path, capsys):
     assert run(tmp_path) == 0
     assert main(["-q", "run", "--dataset", "tiny", "--steps", "3", "--seeds", "0", "--results-dir", str(tmp_path),
                  "--name", "t"]) == 2
-    assert "different configuration" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "different configuration (budget.steps: this command 3, the pair 2)" in err  # names the field
 
 
 def test_config_file_sets_hyper_parameters(tmp_path, capsys):

@@ -257,3 +257,21 @@ def test_plot_skips_a_figure_whose_input_is_missing(trained, tmp_path, caplog):
     (copy / "runs" / "liteeval" / "seed0" / "scores.npz").unlink()
     plot_all(copy, ["offline_scatter", "fine_usage_per_class"])
     assert "scores.npz is missing" in caplog.text and "diagnostics.npz is missing" not in caplog.text
+
+
+def test_follow_up_commands_read_the_run_from_its_folder(trained, tmp_path, capsys):
+    """Found: online and latency needed the run's budget flags again (here --steps 2) and, given
+    another, said only "trained with a different configuration". --name alone now suffices, and a
+    flag that differs names the field, both values and the fix."""
+    shutil.copytree(Path(trained.results_root) / "tiny", tmp_path / "tiny")
+    where = ["--name", "tiny", "--results-dir", str(tmp_path)]
+    assert main(["-q", "online", *where, "--max-k", "2"]) == 0
+    table = pd.read_csv(tmp_path / "tiny" / "online.csv")
+    assert {"liteeval", "running_mean"} <= set(table.method)  # the folder's online methods, the plug-in too
+    assert main(["-q", "latency", *where, "--latency-batch", "2", "--repeats", "1", "--warmup", "0"]) == 0
+    capsys.readouterr()
+    assert main(["-q", "online", *where, "--steps", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--steps 3:" in err and "budget.steps = 2" in err and "Leave --steps out" in err
+    assert main(["-q", "online", *where, "--methods", "lstm"]) == 2
+    assert "has no trained pairs of ['lstm']" in capsys.readouterr().err

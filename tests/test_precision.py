@@ -26,7 +26,7 @@ def test_a_bf16_pair_says_so_and_is_never_reused_for_fp32(tmp_path, capsys):
     assert json.loads((pair / "record.json").read_text())["computed"]["precision"] == "bf16"
     capsys.readouterr()
     assert main(quick(tmp_path)) == 2  # the same folder in fp32: another configuration
-    assert "different configuration" in capsys.readouterr().err
+    assert "different configuration (precision: this command 'fp32', the pair 'bf16')" in capsys.readouterr().err
 
 
 def test_a_pair_from_before_precisions_were_recorded_counts_as_fp32(tmp_path):

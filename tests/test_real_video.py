@@ -115,12 +115,18 @@ def test_stream_refuses_backbone_weights_other_than_the_stores(real_run, monkeyp
         stream_video(videos / "bikes_test1.mp4", run, StreamOptions())
 
 
-def test_stream_refuses_a_synthetic_run(tiny_store, tmp_path):
+def test_stream_refuses_a_synthetic_run(tiny_store, tmp_path, monkeypatch, capsys):
     args = ["-q", "run", "--dataset", str(tiny_store), "--methods", "liteeval", "--seeds", "0", "--steps", "2",
             "--results-dir", str(tmp_path), "--name", "tiny"]
     assert benchmark_main(args) == 0
     clip = FOUND["bikes.mp4"]
     assert benchmark_main(["stream", str(clip), "--run", str(tmp_path / "tiny"), "--compare", "none"]) == 2
+    monkeypatch.chdir(tmp_path.parent)  # --name NAME is results/NAME, as for every other command
+    (tmp_path.parent / "results").mkdir(exist_ok=True)
+    (tmp_path.parent / "results" / "tiny-stream").symlink_to(tmp_path / "tiny")
+    capsys.readouterr()
+    assert benchmark_main(["stream", str(clip), "--name", "tiny-stream", "--compare", "none"]) == 2
+    assert "were not extracted from video" in capsys.readouterr().err
 
 
 def test_stream_never_overwrites_a_record_silently(real_run, tmp_path, capsys):

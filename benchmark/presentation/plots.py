@@ -303,8 +303,8 @@ def plot_all(results: Path | str, figures: list[str] | None = None) -> list[Path
             written += function(results, out_dir)
         except FileNotFoundError as exc:
             missing = exc.filename or needs  # the file that was actually missing, else what the figure needs
-            log.warning("%s: skipped, %s is missing. Make it with `%s` (it recomputes incomplete results)", name,
-                        missing, command)
+            log.warning("%s: skipped, %s is missing. Make it with `%s --name %s` (a run's missing pairs are computed; "
+                        "online evaluates the run's saved models)", name, missing, command, results.name)
     if not written:
         raise FileNotFoundError(f"{results}: nothing to plot; run `python -m benchmark run` and "
                                 "`python -m benchmark online` first")
