@@ -66,7 +66,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         eval_split=args.eval_split, force=args.force, show_progress=not args.quiet,
         jobs=getattr(args, "jobs", None), threads=getattr(args, "threads", None),
         reread_evidence=getattr(args, "reread_evidence", False), precision=args.precision,
-        unchecked=getattr(args, "unchecked", False),
+        unchecked=getattr(args, "unchecked", False), overrides=args.overrides or [],
     )
 
 
@@ -410,6 +410,10 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = Tru
                         help=f"seed of the held-out carve (default {VALIDATION_SEED})")
     p.add_argument("--name", help="results/<name> (default: the dataset name)")
     p.add_argument("--config", help="per-method hyper-parameters (JSON or TOML); see benchmark/config.py")
+    p.add_argument("--set", nargs="+", dest="overrides", metavar="METHOD.KEY=VALUE",
+                   help="settings for this run without a file, over the config file's: e.g. lstm.hidden=64 "
+                        "liteeval.gamma=0.1 liteeval.train.lr=3e-4 (values read as JSON where they are); recorded "
+                        "in provenance.json like a config file")
     p.add_argument("--results-dir", default="results", help="root of the results (default: results)")
     p.add_argument("--train-split", help="split to train on (default: train/training)")
     if evaluates:

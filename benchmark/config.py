@@ -61,6 +61,8 @@ class RunConfig:
     precision: str = "fp32"  # the arithmetic of every forward pass (benchmark/precision.py)
     # Train a plug-in that fails the conformance check anyway (its row says so); by default it is refused.
     unchecked: bool = False
+    # Settings for this run without a file, applied over the config file: "method.key=value" (--set).
+    overrides: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.seeds:
@@ -119,6 +121,41 @@ def load_method_config(path: str | Path | None) -> dict[str, dict[str, Any]]:
             raise UsageError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise UsageError(f"{path}: expected one table (object) per method name")
+    return data
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, dict[str, Any]]:
+    """``--set`` items (``lstm.hidden=64``, ``liteeval.train.lr=3e-4``, ``liteeval_rl.policy_through=gate``)
+    as config-file tables. A value is read as JSON where it is JSON (numbers, true/false, null,
+    lists), else as the string it is, as mmaction2's ``--cfg-options`` reads its values."""
+    tables: dict[str, dict[str, Any]] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        method, dot, setting = key.partition(".")
+        if not sep or not dot or not method or not setting or not text:
+            raise UsageError(f"--set {item!r}: write method.setting=value, e.g. lstm.hidden=64 or "
+                             "liteeval.train.lr=3e-4")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        table = tables.setdefault(method, {})
+        if setting.startswith(TRAIN_PREFIX):
+            table.setdefault("train", {})[setting[len(TRAIN_PREFIX):]] = value
+        else:
+            table[setting] = value
+    return tables
+
+
+def merged_config(config_file: str | Path | None, overrides: list[str]) -> dict[str, dict[str, Any]]:
+    """The per-method settings of a run: the config file's, then ``--set``'s over them."""
+    data = load_method_config(config_file)
+    for method, table in parse_overrides(overrides).items():
+        section = data.setdefault(method, {})
+        train = {**section.get("train", {}), **table.pop("train", {})}
+        section.update(table)
+        if train:
+            section["train"] = train
     return data
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,8 @@ class RunContext:
             parts.append(f"--results-dir {self.cfg.results_root}")
         if self.cfg.config_file:
             parts.append(f"--config {self.cfg.config_file}")
+        if self.cfg.overrides:
+            parts.append("--set " + " ".join(shlex.quote(item) for item in self.cfg.overrides))
         return " ".join(parts)
 
     # ------------------------------------------------------------------ shared, computed once

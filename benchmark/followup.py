@@ -24,7 +24,7 @@ from datasets.common.errors import UsageError
 #: The run settings a pair's identity depends on, and the flag that sets each.
 IDENTITY_FLAGS = {"dataset": "--dataset", "data_seed": "--data-seed", "val_fraction": "--val-fraction",
                   "val_seed": "--val-seed", "config_file": "--config", "train_split": "--train-split",
-                  "eval_split": "--eval-split", "precision": "--precision"}
+                  "eval_split": "--eval-split", "precision": "--precision", "overrides": "--set"}
 #: The budget's settings, and their flags.
 BUDGET_FLAGS = {f.name: "--" + f.name.replace("_", "-") for f in fields(Budget)}
 #: Settings that are this command's own, whatever the run used.

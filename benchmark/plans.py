@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from benchmark.config import RunConfig, load_method_config
+from benchmark.config import RunConfig, merged_config
 from benchmark.presentation import tables
 from datasets.common.errors import UsageError
 from methods.base import SUITES, TrainConfig, VideoMethod, check_setting_types, preset_settings
@@ -50,7 +50,7 @@ def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
     ``dataset_name``, then the config file."""
     suites = SUITES[cfg.suite]
     specs = cfg.methods or tables.order_methods([n for n, c in available_methods().items() if c.suite in suites])
-    file_config = load_method_config(cfg.config_file)
+    file_config = merged_config(cfg.config_file, cfg.overrides)
     plans, names = [], set()
     for spec in specs:
         cls = resolve_method(spec)
@@ -72,5 +72,7 @@ def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
         plans.append(MethodPlan(spec, cls, section, train))
     unknown = sorted(set(file_config) - names - set(available_methods()))
     if unknown:
-        raise UsageError(f"config file {cfg.config_file}: unknown method(s) {unknown}")
+        sources = [f"config file {cfg.config_file}" if cfg.config_file else "", "--set" if cfg.overrides else ""]
+        where = " and ".join(s for s in sources if s)
+        raise UsageError(f"{where}: unknown method(s) {unknown}; registered: {sorted(available_methods())}")
     return plans

@@ -237,3 +237,21 @@ def test_paper_presets_apply_by_dataset_name_and_the_config_file_wins(tmp_path):
     mine = plan_methods(RunConfig(methods=["liteeval"], config_file=str(config)), "fcvid")[0]
     assert mine.full_hparams()["gamma"] == 0.1 and mine.full_hparams()["fine_hidden"] == 2048
     assert mine.train.lr == 5e-4
+
+
+def test_set_overrides_settings_without_a_file_and_is_recorded(tmp_path, capsys):
+    """--set method.key=value, as mmaction2's --cfg-options: over the config file, recorded in provenance."""
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"lstm": {"hidden": 16, "train": {"lr": 0.01}}}))
+    assert run(tmp_path, "--methods", "lstm", "--config", str(config), "--set", "lstm.hidden=24",
+               "lstm.train.weight_decay=0", "lstm.dropout=0.1") == 0
+    pair_config = json.loads((tmp_path / "t" / "runs" / "lstm" / "seed0" / "config.json").read_text())
+    assert pair_config["hparams"]["hidden"] == 24 and pair_config["hparams"]["dropout"] == 0.1
+    assert pair_config["train"]["lr"] == 0.01 and pair_config["train"]["weight_decay"] == 0  # merged, not replaced
+    recorded = json.loads((tmp_path / "t" / "provenance.json").read_text())["config"]["overrides"]
+    assert recorded == ["lstm.hidden=24", "lstm.train.weight_decay=0", "lstm.dropout=0.1"]
+    capsys.readouterr()
+    for bad, says in (("lstm.hidden", "write method.setting=value"), ("nope.hidden=3", "unknown method(s) ['nope']"),
+                      ("lstm.size=3", "unknown hyper-parameter(s) ['size']")):
+        assert run(tmp_path, "--methods", "lstm", "--set", bad, name="bad") == 2
+        assert says in capsys.readouterr().err
