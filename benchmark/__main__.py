@@ -230,7 +230,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     from benchmark.presentation.report import write
 
-    write(Path(args.results_dir), Path(args.out), Path(args.readme))
+    write(Path(args.results_dir), Path(args.out), Path(args.readme), args.name)
     print(f"written: {args.out} and the generated blocks of {args.readme} (headline table, streaming run)")
     return 0
 
@@ -322,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", default="results", help="root of the results (default: results)")
     p.add_argument("--out", default="docs/results.md", help="the results page to write (default: docs/results.md)")
     p.add_argument("--readme", default="README.md", help="the README whose headline table is replaced")
+    p.add_argument("--name", nargs="+", help="the results folders to publish (default: those committed to git, so "
+                                            "that scratch experiments stay off the page)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("compare", help="two rows of a results folder: their mAP difference with its paired bootstrap "

@@ -45,3 +45,25 @@ def test_a_readme_without_the_markers_is_refused_with_the_fix(tmp_path):
     with pytest.raises(ValueError, match="has no markers"):
         report.write(tmp_path / "results", tmp_path / "results.md", readme)
     assert readme.read_text() == "no markers here\n"  # nothing half-written
+
+
+def test_the_page_publishes_the_committed_folders_or_the_ones_named(tmp_path):
+    """Found: `report` put every folder under results/ on the page, a user's scratch runs included."""
+    import subprocess
+
+    results = tmp_path / "results"
+    for name in ("kept", "scratch"):
+        (results / name).mkdir(parents=True)
+        (results / name / "table.md").write_text(f"| Method | mAP (%) |\n|:--|:--|\n| {name} row | 1.0 |\n")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "add", "results/kept"], cwd=tmp_path, check=True)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{report.HEADLINE_START}\n{report.HEADLINE_END}\n{report.STREAM_START}\n{report.STREAM_END}\n")
+    report.write(results, tmp_path / "results.md", readme)
+    page = (tmp_path / "results.md").read_text()
+    assert "kept row" in page and "scratch row" not in page
+    report.write(results, tmp_path / "results.md", readme, ["scratch"])
+    page = (tmp_path / "results.md").read_text()
+    assert "scratch row" in page and "kept row" not in page
+    with pytest.raises(ValueError, match="--name nope: no such results folder"):
+        report.write(results, tmp_path / "results.md", readme, ["nope"])

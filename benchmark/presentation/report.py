@@ -20,6 +20,7 @@ writes from the committed results.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,10 @@ from benchmark.protocol import preset_origin
 from benchmark.results import folder_lock, online_summary, read_json, unbacked_pairs
 from datasets.common.atomic import atomic_write_text
 from datasets.common.errors import UsageError
+from datasets.common.gitinfo import tracked_folders
 from methods.registry import display_name
+
+log = logging.getLogger(__name__)
 
 #: The results folders in the page's order, with their titles; folders not listed follow.
 CATALOGUE: tuple[tuple[str, str], ...] = (
@@ -320,9 +324,30 @@ def presets_section(results: Path) -> str:
             "says so in its caption.\n")
 
 
-def build(results: Path) -> Report:
+def published(results: Path, names: list[str] | None) -> set[str]:
+    """The folders the page shows: ``names`` (``report --name``), else the ones committed to git,
+    so that a user's own experiments never leak onto the published page; outside a git checkout,
+    every folder."""
     present = {p.name for p in results.iterdir()
                if p.is_dir() and any((p / f).is_file() for f in (layout.PROVENANCE, layout.NOTES, layout.TABLE_MD))}
+    if names:
+        unknown = sorted(set(names) - present)
+        if unknown:
+            raise UsageError(f"--name {' '.join(unknown)}: no such results folder under {results}; it has "
+                             f"{sorted(present)}")
+        return set(names)
+    tracked = tracked_folders(results)
+    if tracked is None:
+        log.warning("%s is not in a git checkout: publishing every folder in it (name them with --name)", results)
+        return present
+    left = sorted(present - tracked)
+    if left:
+        log.info("not published (not committed; name them with --name to publish them): %s", ", ".join(left))
+    return present & tracked
+
+
+def build(results: Path, names: list[str] | None = None) -> Report:
+    present = published(results, names)
     unbacked = {name: missing for name in sorted(present) if (missing := unbacked_pairs(results / name))}
     if unbacked:
         name, missing = next(iter(unbacked.items()))
@@ -365,11 +390,12 @@ def with_generated(readme: str, report: Report) -> str:
     return with_block(readme, report.stream, (STREAM_START, STREAM_END))
 
 
-def write(results: Path, page: Path, readme: Path) -> Report:
-    """Write ``page`` and the headline block of ``readme``; return what was written."""
+def write(results: Path, page: Path, readme: Path, names: list[str] | None = None) -> Report:
+    """Write ``page`` and the headline block of ``readme`` from the folders ``published`` picks;
+    return what was written."""
     if not results.is_dir():
         raise UsageError(f"--results-dir {results}: no such folder; run `python -m benchmark run` first")
-    report = build(results)
+    report = build(results, names)
     text = with_generated(readme.read_text(), report)
     for name, table in report.tables.items():
         folder = results / name

@@ -30,3 +30,14 @@ def git_state(repo: Path = REPO) -> dict[str, Any]:
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)results")
     return {"commit": commit or None, "dirty": bool(status) if status is not None else None}
+
+
+def tracked_folders(folder: Path) -> set[str] | None:
+    """The names of ``folder``'s sub-folders that hold a file git tracks (committed or staged);
+    None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "ls-files", "-z", "--", "."], cwd=folder, capture_output=True, text=True,
+                             check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return {path.split("/", 1)[0] for path in out.stdout.split("\0") if "/" in path}
