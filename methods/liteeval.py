@@ -111,7 +111,16 @@ from methods.base import (
 from methods.dropout import Dropout
 from methods.gated_recurrence import Recurrence, gated_recurrence
 from methods.losses import label_distribution, soft_cross_entropy
-from methods.presets import DROPOUT_TUNE, LITEEVAL_READINGS, RL_LAM_TUNE, RL_TUNE, SMALL_RL_TUNE, TABLE1_TUNE
+from methods.presets import (
+    DROPOUT_TUNE,
+    LITEEVAL_READINGS,
+    RL_BASELINE_TUNE,
+    RL_DROPOUT_TUNE,
+    RL_LAM_TUNE,
+    RL_TUNE,
+    SMALL_RL_TUNE,
+    TABLE1_TUNE,
+)
 from methods.recurrent import cell_states, fused_lstm, input_projection
 from methods.registry import register_method
 
@@ -541,7 +550,7 @@ class LiteEvalRL(_LiteEvalNet):
     presets = {**_LiteEvalNet.presets,
                "default": Preset({"dropout": 0.2, "train": {"lr": 3e-3, "weight_decay": 1e-4},
                                   "policy_through": "gate", "entropy_weight": 0.01, "lam": 2.0},
-                                 (TABLE1_TUNE, RL_TUNE, RL_LAM_TUNE)),
+                                 (TABLE1_TUNE, RL_TUNE, RL_LAM_TUNE, RL_BASELINE_TUNE, RL_DROPOUT_TUNE)),
                # Short videos, one burst of evidence: here the gate-only trials read about one fine
                # frame a video and scored 57-64 validation mAP, the network ones 94-100.
                "small": Preset({"policy_through": "network", "entropy_weight": 0.01}, (SMALL_RL_TUNE,))}

@@ -43,3 +43,8 @@ FRAMEEXIT_ARCHITECTURE = Origin("default-frameexit-architectures", ("architectur
 ARNET_READINGS = Origin("default-arnet-readings", ("reading",), scored_on="validation", date="2026-12-01")
 #: LiteEval-RL's usage weight at that bonus (issue 26: the bonus buys accuracy with reads), 4 trials on validation.
 RL_LAM_TUNE = Origin("default-liteeval-rl-lam-tune", ("lam",), scored_on="validation", date="2026-12-01")
+#: LiteEval-RL's reward baseline, moving average against a learned value (issue 26), 2 trials x 2 seeds on validation.
+RL_BASELINE_TUNE = Origin("default-liteeval-rl-baseline-tune", ("reward_baseline",), scored_on="validation",
+                          date="2026-12-01")
+#: LiteEval-RL's dropout, decided on validation as LiteEval's was, 2 trials x 2 seeds.
+RL_DROPOUT_TUNE = Origin("default-liteeval-rl-dropout-tune", ("dropout",), scored_on="validation", date="2026-12-01")
