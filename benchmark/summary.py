@@ -129,8 +129,25 @@ def caption(ctx: RunContext, *, with_differences: bool, left_out: dict[str, str]
     return (
         f"{ctx.store.manifest.name}: trained on {ctx.train_split} minus a held-out validation part "
         f"({n_train} + {len(ctx.held_out.val_rows)} videos; selection on the held-out part only), "
-        f"{evaluated}; {spread}. Budget: {ctx.cfg.budget.describe(n_train)}.{delta}{outside}"
+        f"{evaluated}; {spread}. Budget: {ctx.cfg.budget.describe(n_train)}.{delta}{outside}{declared_costs(ctx)}"
     )
+
+
+def declared_costs(ctx: RunContext) -> str:
+    """The caption's sentence for features ingested, not extracted here: their costs are those of
+    the backbones declared to ingest, which the features' widths may contradict."""
+    ingested = {s: spec for s, spec in ctx.store.manifest.streams.items()
+                if s in ctx.streams and (spec.provenance or {}).get("kind") == "ingest"}
+    if not ingested:
+        return ""
+    named = ", ".join(f"{s}: {spec.backbone}@{spec.resolution}" for s, spec in ingested.items())
+    contradicted = [f"{s} ({spec.provenance['width_mismatch']})" for s, spec in ingested.items()
+                    if spec.provenance.get("width_mismatch")]
+    text = f" Costs are those of the backbones declared when the features were ingested ({named}), not verified."
+    if contradicted:
+        text += (f" The features' widths contradict the declaration for {'; '.join(contradicted)}: these costs are "
+                 "not the features' own.")
+    return text
 
 
 def latency(ctx: RunContext) -> dict[str, Any] | None:

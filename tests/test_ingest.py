@@ -176,3 +176,21 @@ def test_a_csv_with_a_byte_order_mark_is_read(tmp_path):
     csv, coarse, fine, _ = make_inputs(tmp_path)
     csv.write_bytes(b"\xef\xbb\xbf" + csv.read_bytes())
     assert ingest(csv, "csv", coarse, fine, tmp_path / "store", show_progress=False).kept == 5
+
+
+def test_features_too_narrow_for_the_declared_backbone_are_warned_and_captioned(tmp_path, caplog):
+    """Found: 8-d "MobileNetV2" features (MobileNetV2 gives 1280-d) were charged MobileNetV2's cost
+    without a word. The ingest warns, the manifest keeps it, and a table's caption says it."""
+    from types import SimpleNamespace
+
+    from benchmark.summary import declared_costs
+
+    csv, coarse, fine, _ = make_inputs(tmp_path)
+    with caplog.at_level("WARNING"):
+        ingest(csv, "csv", coarse, fine, tmp_path / "store", show_progress=False)
+    assert "the coarse features are 8-d, but mobilenet_v2 gives 1280-d" in caplog.text
+    streams = FeatureStore.open(tmp_path / "store").manifest.streams
+    assert streams["fine"].provenance["width_mismatch"] == "12-d features, resnet101 gives 2048-d"
+    caption = declared_costs(SimpleNamespace(store=FeatureStore.open(tmp_path / "store"), streams=["coarse", "fine"]))
+    assert "declared when the features were ingested (coarse: mobilenet_v2@112, fine: resnet101@224)" in caption
+    assert "contradict the declaration for coarse (8-d features, mobilenet_v2 gives 1280-d)" in caption

@@ -283,8 +283,18 @@ def _stream_specs(backbones: dict[str, BackboneSpec], dims: dict[str, int],
                   dirs: dict[str, Path]) -> dict[str, StreamSpec]:
     """The manifest's stream records: declared backbone, measured dimension, counted cost."""
     streams = {}
+    known = {b.name: b.feature_dim for b in PAPER_STREAMS.values()}
     for stream in STREAMS:
         spec = backbones[stream]
+        expected = spec.feature_dim or known.get(spec.name, 0)
+        mismatch = {}
+        if expected and dims[stream] != expected:
+            # Features of another network (or reduced ones) under this backbone's name: the cost
+            # charged is the declared backbone's, which these features may not have come from.
+            log.warning("the %s features are %d-d, but %s gives %d-d features: they cannot be %s's own; their cost "
+                        "is charged as %s@%d's, as declared (pass the backbone they came from with --%s-backbone)",
+                        stream, dims[stream], spec.name, expected, spec.name, spec.name, spec.resolution, stream)
+            mismatch = {"width_mismatch": f"{dims[stream]}-d features, {spec.name} gives {expected}-d"}
         streams[stream] = StreamSpec(
             backbone=spec.name,
             resolution=spec.resolution,
@@ -295,6 +305,7 @@ def _stream_specs(backbones: dict[str, BackboneSpec], dims: dict[str, int],
                 "source_dir": str(dirs[stream].resolve()),
                 "backbone": f"{spec.name}@{spec.resolution} as declared to ingest (not verified from the files)",
                 "cost": f"ptflops backend={COST_BACKEND} on torchvision {spec.name} at {spec.resolution}",
+                **mismatch,
             },
         )
     return streams
