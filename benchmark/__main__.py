@@ -1,5 +1,5 @@
 """Command line of the harness: ``python -m benchmark {run,tune,ablate,online,latency,stream,plot,report,compare,
-migrate,check,methods}``."""
+migrate,check,stores,methods}``."""
 
 from __future__ import annotations
 
@@ -53,6 +53,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print("\n".join(summary_lines(cls, findings)))
         failed += any(not f.passed for f in findings)
     return 1 if failed else 0
+
+
+def _cmd_stores(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark.stores import data_root, store_listing
+
+    root = Path(args.data) if args.data else data_root()
+    print("\n".join(store_listing(root)))
+    return 0
 
 
 def _config(args: argparse.Namespace) -> RunConfig:
@@ -353,6 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="only the checks run applies to plug-ins (not determinism "
                                                        "and gradients, which train twice)")
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("stores", help="list what --dataset accepts: the synthetic presets (and whether each is "
+                                      "generated yet), the stores found under the data folder, and the dataset "
+                                      "names that select methods' presets")
+    p.add_argument("--data", help="the folder to look for stores in (default: $LITEEVAL_DATA, else data/)")
+    p.set_defaults(func=_cmd_stores)
 
     p = sub.add_parser("methods", help="list the registered methods")
     p.add_argument("--verbose", action="store_true", help="also each method's presets and where they were chosen")

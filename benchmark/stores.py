@@ -24,8 +24,9 @@ try:  # POSIX; elsewhere concurrent first runs are not serialised
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-from datasets.common.errors import UsageError
+from datasets.common.errors import StoreError, UsageError
 from datasets.sources.synthetic import PRESETS, matching_store, preset, synthesize
+from datasets.store.layout import MANIFEST_FILE
 from datasets.store.reader import FeatureStore
 from methods.base import StreamDims, VideoMethod
 
@@ -134,3 +135,34 @@ def method_dims(store: FeatureStore, cls: type[VideoMethod]) -> StreamDims:
     (asking for another names the undeclared stream, methods/base.py ``StreamDims``)."""
     widths = {s: store.manifest.streams[s].dim for s in cls.streams if s in store.manifest.streams}
     return StreamDims(widths, method=cls.name, declared=tuple(cls.streams))
+
+
+def store_listing(root: Path) -> list[str]:
+    """What ``python -m benchmark stores`` prints: the presets, the stores under ``root``, and
+    which dataset names select which methods' presets (methods/<method>.py ``presets``)."""
+    from methods.registry import available_methods
+
+    lines = ["Synthetic presets (--dataset NAME; generated on first use, under the data folder):"]
+    for name, cfg in PRESETS.items():
+        path = root / "synthetic" / f"{name}-seed0"
+        state = f"generated at {path}" if matching_store(path, cfg, 0) else "not generated yet"
+        lines.append(f"  {name:<8} {cfg.num_classes} classes, {cfg.num_videos} videos of ~{cfg.mean_frames} frames, "
+                     f"coarse {cfg.coarse_dim}-d / fine {cfg.fine_dim}-d features; seed 0 {state}")
+    found = sorted(p.parent for p in root.glob("**/" + MANIFEST_FILE) if "synthetic" not in p.parts)
+    lines.append(f"Other stores under {root} (--dataset PATH):" if found else f"No other store under {root}.")
+    for path in found:
+        try:
+            manifest = FeatureStore.open(path).manifest
+        except (StoreError, UsageError) as exc:
+            lines.append(f"  {path}: not readable ({exc})")
+            continue
+        streams = ", ".join(f"{s} {spec.dim}-d" for s, spec in manifest.streams.items())
+        lines.append(f"  {path}: {manifest.name!r}, {manifest.num_classes} classes, {manifest.num_videos} videos, "
+                     f"splits {', '.join(manifest.splits)}, {streams}")
+    named: dict[str, list[str]] = {}
+    for method, cls in available_methods().items():
+        for dataset in cls.presets:
+            named.setdefault(dataset, []).append(cls.shown_name())
+    lines.append("Dataset names that select presets (a store whose manifest has the name gets them):")
+    lines += [f"  {dataset:<12} {', '.join(methods)}" for dataset, methods in named.items()]
+    return lines

@@ -255,3 +255,15 @@ def test_set_overrides_settings_without_a_file_and_is_recorded(tmp_path, capsys)
                       ("lstm.size=3", "unknown hyper-parameter(s) ['size']")):
         assert run(tmp_path, "--methods", "lstm", "--set", bad, name="bad") == 2
         assert says in capsys.readouterr().err
+
+
+def test_stores_lists_the_presets_the_stores_and_the_preset_names(tmp_path, hand_store, capsys):
+    import shutil
+
+    shutil.copytree(hand_store, tmp_path / "mine" / "store")
+    assert main(["stores", "--data", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for preset in ("tiny", "default", "small", "paper"):
+        assert f"  {preset} " in out
+    assert "seed 0 not generated yet" in out and str(tmp_path / "mine" / "store") in out
+    assert "fcvid        LiteEval, LiteEval-RL" in out
