@@ -129,6 +129,16 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_curves(args: argparse.Namespace) -> int:
+    from benchmark.curves.report import write
+    from benchmark.curves.sweep import curves
+
+    folder = curves(_config(args), keep=args.points)
+    print(write(folder))
+    print(f"written: {folder / results_layout.CURVES_CSV}, {results_layout.CURVES_MD} and figures/curves.png/.pdf")
+    return 0
+
+
 def _cmd_ablate(args: argparse.Namespace) -> int:
     from benchmark.experiments.ablation import ablate
 
@@ -264,6 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", help="a JSON object of setting -> candidate values that replaces the methods' declared "
                                    "search spaces (keys: Hparams fields or train.<setting>)")
     p.set_defaults(func=_cmd_tune)
+
+    p = sub.add_parser("curves", help="every method along its cost knob (accuracy-cost curves, three seeds, the "
+                                      "run's budget and selection), with a matched-budget table and figure under "
+                                      "results/<name>-curves")
+    _run_options(p, methods=True)
+    p.add_argument("--points", type=int, help="at most this many points per method, evenly spread over its declared "
+                                              "ones (default: all of them)")
+    p.set_defaults(func=_cmd_curves)
 
     from benchmark.experiments.defaults import ABLATION_KINDS as KINDS
 

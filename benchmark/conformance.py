@@ -13,7 +13,9 @@ then test what the harness cannot see during a run:
   must not change by a bit (this catches any read around the meter);
 * ``online``: an online method shown the first k frames reads nothing after them;
 * ``deterministic`` (slow): two trainings with one seed give the same weights and scores;
-* ``gradients`` (slow): every trained parameter gets a gradient, in every training stage.
+* ``gradients`` (slow): every trained parameter gets a gradient, in every training stage;
+* ``cost_knob`` (slow): a declared cost knob (methods/base.py ``CostKnob``) names one of the
+  method's settings with valid points, and an evaluation-time knob moves what the method reads.
 
 ``python -m benchmark check SPEC`` runs them all on any method spec (registered, dotted,
 file, entry point) and prints what each check found and what to change; ``run`` runs the fast
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from benchmark.curves.knobs import at_point, knob_of
 from benchmark.stores import TRAIN_SPLITS, pick_split, resolve_store
 from datasets.common.errors import UsageError, UserError
 from datasets.loading.bank import FeatureBank
@@ -218,6 +221,32 @@ def check_gradients(probe: Probe) -> None:
             "class's idle_parameters if it is trained some other way")
 
 
+def check_cost_knob(probe: Probe) -> None:
+    knob = knob_of(probe.cls)  # a setting it has, and points it accepts
+    if knob is None:
+        return
+    if knob.at == "training":
+        for point in knob.points:
+            probe.cls(probe.train.num_classes, probe.dims(probe.train), **{knob.setting: point})
+        return
+    method = probe.trained()
+    reads = []
+    for point in knob.points:
+        at_point(method, knob.setting, point)
+        meter = probe.test.new_meter()
+        batch = next(probe.batches(probe.test, method, train=False, meter=meter))
+        with torch.no_grad():
+            out = method(batch)
+        problem = output_problem(out, batch.size, probe.test.num_classes, set(method.cost_modules()))
+        if problem:
+            raise Nonconformance(f"at {knob.setting} = {point!r}: {problem}")
+        reads.append(sum(int(meter.frames_read(s).sum()) for s in method.streams))
+    if len(set(reads)) == 1:
+        raise Nonconformance(
+            f"its evaluation-time cost knob {knob.setting!r} read {reads[0]} frames at every point {knob.points}: the "
+            "setting must be read when the method evaluates (at = 'evaluation'), or declare at = 'training'")
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
@@ -235,6 +264,7 @@ CHECKS = (
     Check("online", check_online, True, "an online method reads only the frames that have arrived"),
     Check("deterministic", check_deterministic, False, "one seed, one result"),
     Check("gradients", check_gradients, False, "every trained parameter gets a gradient"),
+    Check("cost_knob", check_cost_knob, False, "a declared cost knob names a setting, and moves the cost"),
 )
 
 

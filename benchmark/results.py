@@ -87,6 +87,10 @@ TUNE_MD, TUNE_JSON, TUNED_JSON = "tune.md", "tune.json", "tuned.json"
 EARLIER, CROSSCHECK = "earlier.json", "crosscheck.json"  # results from another machine, and the comparison
 STREAM_RECORDS = "stream-*.json"  # saved `python -m benchmark stream --out` runs
 RUNS = "runs"
+#: An accuracy-cost sweep (python -m benchmark curves): its evaluation-time points, table and per-point rows.
+POINTS, CURVES_CSV, CURVES_JSON, CURVES_MD = "points", "curves.csv", "curves.json", "curves.md"
+POINT_RECORD = "point.json"
+CURVES_SUFFIX = "-curves"  # results/<run>-curves holds the sweep of results/<run>
 #: A pair's files: the record marks it done (written last, with the others' checksums).
 RECORD = "record.json"
 CONFIG, SCORES, WEIGHTS, DIAGNOSTICS = "config.json", "scores.npz", "model.pt", "diagnostics.npz"
@@ -107,6 +111,11 @@ OLD_NAMES = {RECORD: "metrics.json", EARLIER: "reference.json", CROSSCHECK: "ref
 def pair_dir(out: Path, name: str, seed: int | str) -> Path:
     """The folder of result ``name``'s seed ``seed`` in the results folder ``out``."""
     return out / RUNS / name / f"seed{seed}"
+
+
+def point_dir(out: Path, name: str, label: str, seed: int | str) -> Path:
+    """The folder of one evaluation-time point (``label``) of method ``name``'s seed ``seed`` in a sweep."""
+    return out / POINTS / name / label / f"seed{seed}"
 
 
 def existing(folder: Path, name: str) -> Path:

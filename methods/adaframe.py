@@ -37,7 +37,16 @@ from torch import nn
 from datasets.common.errors import UsageError
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
-from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, Preset, StepModule, TrainConfig, VideoMethod, bounded
+from methods.base import (
+    STANDARD_SEARCH_SPACE,
+    CostKnob,
+    MethodOutput,
+    Preset,
+    StepModule,
+    TrainConfig,
+    VideoMethod,
+    bounded,
+)
 from methods.losses import label_distribution
 from methods.presets import EXTENDED_TUNE
 from methods.registry import register_method
@@ -76,6 +85,8 @@ class AdaFrame(VideoMethod):
     streams = ("coarse", "fine")
     online = False  # the memory spans the whole video and the agent jumps anywhere
     suite = "extended"
+
+    cost_knob = CostKnob("utility_threshold", (0.2, 0.1, 0.05, 0.02, 0.01, 0.0), "evaluation", "utility threshold")
 
     @dataclass(frozen=True)
     class Hparams:

@@ -73,6 +73,7 @@ from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
 from methods.base import (
     STANDARD_SEARCH_SPACE,
+    CostKnob,
     MethodOutput,
     Preset,
     StepModule,
@@ -101,6 +102,8 @@ class ARNet(VideoMethod):
     streams = ("coarse", "fine")
     online = False  # 16 frames spread over the whole video
     suite = "extended"
+
+    cost_knob = CostKnob("efficiency", (0.2, 0.1, 0.05, 0.02, 0.01), "training", "efficiency weight")
 
     @dataclass(frozen=True)
     class Hparams:

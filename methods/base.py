@@ -139,8 +139,6 @@ def check_setting_types(settings_cls: type, values: dict[str, Any], *, where: st
             raise UsageError(f"{where}: {key} = {value!r} is out of range: {problem}")
 
 
-
-
 #: The optimiser's settings every method may tune (``VideoMethod.search_space``).
 OPTIMISER_SEARCH_SPACE: dict[str, tuple[Any, ...]] = {"train.lr": (3e-4, 1e-3, 3e-3), "train.weight_decay": (0.0, 1e-4)}
 #: What the built-in methods search: the optimiser and their dropout (each has one), 18 settings.
@@ -189,6 +187,34 @@ class Origin:
     def describe(self) -> str:
         return (f"{', '.join(self.keys)}: chosen by results/{self.record} on {self.date}, trials scored on "
                 f"{self.scored_on}")
+
+
+#: When a cost knob's setting is read: evaluating (one trained model serves every point) or training
+#: (one training per point).
+KNOB_TIMES = ("evaluation", "training")
+
+
+@dataclass(frozen=True)
+class CostKnob:
+    """How a method's cost moves: the one setting that moves it, and the operating points an
+    accuracy-cost curve sweeps by default (``python -m benchmark curves``).
+
+    ``setting`` is an ``Hparams`` field. ``at = "evaluation"``: the setting is read when the
+    method evaluates (a frame count, an exit threshold), so one trained model serves every point;
+    ``"training"``: it shapes training (a usage target, a cost weight), one training per point.
+    The default ``points`` span about 10% to 100% of Uniform-25's cost on the default store; the
+    order they are given in is the order they are drawn."""
+
+    setting: str
+    points: tuple[Any, ...]
+    at: str = "evaluation"
+    what: str = ""  # the axis label's words for the setting ("frames read", "usage target gamma")
+
+    def __post_init__(self) -> None:
+        if self.at not in KNOB_TIMES:
+            raise ValueError(f"CostKnob.at must be one of {KNOB_TIMES}, got {self.at!r}")
+        if len(self.points) < 2:
+            raise ValueError(f"a cost knob needs at least two points, got {self.points!r}")
 
 
 @dataclass(frozen=True)
@@ -364,6 +390,9 @@ class VideoMethod(nn.Module, ABC):
     suite: ClassVar[str] = "extended"
     #: What the budget K of ``forward_budget`` counts (the x of "K" in the online table).
     budget_unit: ClassVar[str] = "frames"
+    #: How the method's cost moves (an accuracy-cost curve's operating points); None: the
+    #: method is one point. See ``CostKnob``.
+    cost_knob: ClassVar[CostKnob | None] = None
     #: Hyper-parameters of the model (a dataclass; instances are built from config dicts).
     Hparams: ClassVar[type] = dataclass(type("NoHparams", (), {}))
     #: Default training settings; a config file may override them per method.

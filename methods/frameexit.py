@@ -44,6 +44,7 @@ preset takes the official.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +55,7 @@ from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
 from methods.base import (
     STANDARD_SEARCH_SPACE,
+    CostKnob,
     MethodOutput,
     Preset,
     StepModule,
@@ -103,6 +105,8 @@ class FrameExit(VideoMethod):
     online = False  # the order visits the middle and the end of the video first
     suite = "extended"
 
+    cost_knob = CostKnob("gate_threshold", (0.05, 0.2, 0.5, 0.8, 0.95), "evaluation", "exit gate threshold")
+
     @dataclass(frozen=True)
     class Hparams:
         # A step's pseudo-label says "exit" when its cross-entropy is below this.
@@ -112,6 +116,8 @@ class FrameExit(VideoMethod):
         architecture: str = choice("official", ("official", "linear"), before="linear")  # see the module docstring
         mlp_ratio: float = bounded(2.0, gt=0)  # the per-frame MLP's width over the feature's (release: 4096/2048)
         first_threshold: float = bounded(0.99, gt=0, le=1)  # step 0 exits when its top probability is above
+        # A gated step exits when sigmoid(gate) is above this (evaluation only; the cost knob).
+        gate_threshold: float = bounded(0.5, gt=0, lt=1)
 
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE
@@ -170,7 +176,8 @@ class FrameExit(VideoMethod):
                 continue
             if gate is not None:
                 gates_run = gates_run + active.long()
-                leaving = active & (gate > 0)  # sigmoid(gate) > 1/2
+                # sigmoid(gate) > gate_threshold, as a logit (at 1/2: gate > 0 exactly)
+                leaving = active & (gate > math.log(self.hp.gate_threshold / (1 - self.hp.gate_threshold)))
             elif official and t == 0:
                 leaving = active & (logits.softmax(-1).max(-1).values > self.hp.first_threshold)
             else:

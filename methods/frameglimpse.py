@@ -32,7 +32,16 @@ from torch import nn
 from datasets.common.errors import UsageError
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
-from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, Preset, StepModule, TrainConfig, VideoMethod, bounded
+from methods.base import (
+    STANDARD_SEARCH_SPACE,
+    CostKnob,
+    MethodOutput,
+    Preset,
+    StepModule,
+    TrainConfig,
+    VideoMethod,
+    bounded,
+)
 from methods.policy import Baseline, agent_loss, episode_extras
 from methods.presets import TABLE1_TUNE
 from methods.registry import register_method
@@ -49,6 +58,8 @@ class FrameGlimpse(VideoMethod):
     streams = ("fine",)
     online = False  # it jumps to future frames
     suite = "paper"  # a row of the paper's Table 1
+
+    cost_knob = CostKnob("glimpse_cost", (0.1, 0.05, 0.02, 0.01, 0.0), "training", "cost per glimpse")
 
     @dataclass(frozen=True)
     class Hparams:

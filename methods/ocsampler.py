@@ -73,6 +73,7 @@ from datasets.loading.bank import Batch
 from datasets.loading.sampling import AllFrames, FrameSampler, UniformFrames
 from methods.base import (
     STANDARD_SEARCH_SPACE,
+    CostKnob,
     MethodOutput,
     Preset,
     StepModule,
@@ -178,6 +179,8 @@ class OCSampler(VideoMethod):
     streams = ("coarse", "fine")
     online = False  # the distribution is over every frame of the video
     suite = "extended"
+
+    cost_knob = CostKnob("frames", (2, 4, 6, 8, 10), "evaluation", "fine frames kept")
 
     @dataclass(frozen=True)
     class Hparams:

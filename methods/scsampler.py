@@ -61,6 +61,7 @@ from datasets.loading.bank import Batch
 from datasets.loading.sampling import AllFrames, FrameSampler, UniformFrames
 from methods.base import (
     STANDARD_SEARCH_SPACE,
+    CostKnob,
     MethodOutput,
     Preset,
     StepModule,
@@ -85,6 +86,8 @@ class SCSampler(VideoMethod):
     streams = ("coarse", "fine")
     online = False  # the K most salient frames of a video are known only once all have arrived
     suite = "extended"
+
+    cost_knob = CostKnob("frames", (2, 4, 6, 10, 16), "evaluation", "fine frames kept")
 
     @dataclass(frozen=True)
     class Hparams:

@@ -16,7 +16,16 @@ from torch import nn
 
 from datasets.loading.bank import Batch
 from datasets.loading.sampling import FrameSampler, UniformFrames
-from methods.base import STANDARD_SEARCH_SPACE, MethodOutput, Preset, StepModule, TrainConfig, VideoMethod, bounded
+from methods.base import (
+    STANDARD_SEARCH_SPACE,
+    CostKnob,
+    MethodOutput,
+    Preset,
+    StepModule,
+    TrainConfig,
+    VideoMethod,
+    bounded,
+)
 from methods.losses import soft_cross_entropy
 from methods.presets import TABLE1_TUNE
 from methods.registry import register_method
@@ -38,6 +47,8 @@ class Uniform(VideoMethod):
     streams = ("fine",)
     online = False  # spreading frames over the video needs its length
     suite = "paper"  # a row of the paper's Table 1
+
+    cost_knob = CostKnob("frames", (3, 6, 12, 18, 25), "evaluation", "frames read")
 
     @dataclass(frozen=True)
     class Hparams:

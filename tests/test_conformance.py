@@ -172,3 +172,24 @@ def test_run_stops_a_defective_plugin_before_training_it_and_says_why(tmp_path, 
     line = error_line(capsys)
     assert "plug-in 'defective' failed the conformance check" in line and expected in line
     assert not pair(tmp_path, "uniform").exists()  # refused before any pair trained
+
+
+@pytest.mark.parametrize("knob, expected", [
+    ('CostKnob("frames", (2, 4), "evaluation")', ""),  # read in forward: the cost moves
+    ('CostKnob("unused", (2, 4), "evaluation")', "frames at every point (2, 4)"),
+    ('CostKnob("nope", (2, 4), "evaluation")', "cost_knob names 'nope', which is not one of its hyper-parameters"),
+    ('CostKnob("frames", (2, -4), "training")', "frames = -4 is out of range"),
+])
+def test_a_declared_cost_knob_is_checked(tiny_store, tmp_path, knob, expected):
+    text = PLUGIN.replace("from methods.base import MethodOutput, StepModule, VideoMethod",
+                          "from dataclasses import dataclass\n"
+                          "from datasets import UniformFrames\n"
+                          "from methods.base import CostKnob, MethodOutput, StepModule, VideoMethod, bounded")
+    text = text.replace('    streams = ("coarse",)\n', f'    streams = ("coarse",)\n    cost_knob = {knob}\n\n'
+                        "    @dataclass(frozen=True)\n    class Hparams:\n        frames: int = bounded(3, ge=1)\n"
+                        "        unused: int = bounded(3, ge=1)\n")
+    text = text.replace("return AllFrames()", "return UniformFrames(self.hp.frames)")
+    path = tmp_path / "knob_plugin.py"
+    path.write_text(text.replace("WIDTH", '"coarse"').replace("READ", 'batch.read("coarse")'))
+    found = {f.check: f for f in check_method(resolve_method(f"{path}:Plugin"), tiny_store)}["cost_knob"]
+    assert (found.problem == "") if not expected else (expected in found.problem), found.problem

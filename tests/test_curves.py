@@ -51,3 +51,45 @@ def test_the_front_holds_the_points_nothing_beats_at_their_cost():
     curves = {"cheap": Curve.of([10.0, 30.0], [0.70, 0.75]), "good": Curve.of([20.0, 40.0], [0.80, 0.95])}
     # cheap@30 (0.75) is beaten by good@20 (0.80, cheaper); the rest are on the front.
     assert pareto_front(curves) == {"cheap": [0], "good": [0, 1]}
+
+
+# ------------------------------------------------------------------------ the sweep on the tiny store
+def test_curves_sweeps_both_kinds_of_knob_resumes_and_reads_the_table(tmp_path, capsys):
+    """`benchmark curves` on the tiny store: Uniform (an evaluation-time knob: one training, every
+    point evaluated), LiteEval (a training-time knob: one training per point) and a plug-in that
+    declares its own knob. The run's pairs at the methods' own settings are reused, a second call
+    recomputes nothing, and the matched-budget table reads from the saved points."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from benchmark.__main__ import main
+
+    plugin = tmp_path / "knobbed.py"
+    example = (Path(__file__).resolve().parents[1] / "docs/examples/coarse_mean.py").read_text()
+    example = example.replace("import MethodOutput", "import CostKnob, MethodOutput")
+    plugin.write_text(example.replace("    online = False  # the mean uses the whole video\n",
+                               "    online = False  # the mean uses the whole video\n"
+                               '    cost_knob = CostKnob("dropout", (0.0, 0.5), "training", "dropout")\n'))
+    spec = f"{plugin}:CoarseMean"
+    common = ["-q", "--dataset", "tiny", "--steps", "2", "--seeds", "0", "1", "--results-dir", str(tmp_path)]
+    methods = ["--methods", "uniform", "liteeval", spec]
+    assert main(["-q", "run", *common[1:], *methods]) == 0
+    assert main(["-q", "curves", *common[1:], *methods, "--points", "2"]) == 0
+    out = tmp_path / "tiny-curves"
+    table = pd.read_csv(out / "curves.csv", dtype={"point": str})
+    assert sorted(set(zip(table.method, table.point))) == [
+        ("coarse_mean", "0.0"), ("coarse_mean", "0.5"), ("liteeval", "0.01"), ("liteeval", "0.2"),
+        ("uniform", "25"), ("uniform", "3")]
+    uniform = table[table.method == "uniform"].groupby("point").fine_frames.mean()
+    assert uniform["3"] == 3 and uniform["25"] > uniform["3"]  # the knob moved what it reads
+    assert (out / "points" / "uniform" / "frames=3" / "seed1" / "scores.npz").is_file()
+    assert (out / "runs" / "liteeval@gamma=0.2" / "seed0" / "record.json").is_file()
+    assert json.loads((out / "curves.json").read_text())["knobs"]["uniform"]["setting"] == "frames"
+    assert "| Uniform " in (out / "curves.md").read_text() and (out / "figures" / "curves.pdf").is_file()
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("**/record.json")} | {
+        p: p.stat().st_mtime_ns for p in out.glob("points/**/point.json")}
+    capsys.readouterr()
+    assert main(["-q", "curves", *common[1:], *methods, "--points", "2"]) == 0
+    assert stamps == {p: p.stat().st_mtime_ns for p in stamps}  # resumed: nothing recomputed

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 #: The results folders in the page's order, with their titles; folders not listed follow.
 CATALOGUE: tuple[tuple[str, str], ...] = (
     ("default", "Table 1 and the extended suite (the main job)"),
+    ("default-curves", "Every method as an accuracy-cost curve, at matched budgets"),
     ("default-ablate-sync", "Table 2: synchronisation"),
     ("default-ablate-gamma", "Table 3: the usage target gamma"),
     ("default-ablate-units", "Table 4: coarse LSTM units"),
@@ -266,6 +267,8 @@ def _section(folder: Path, title: str, marked: str | None) -> str:
         lines += ["", "### Time per video (measured on one device)", "", measured]
     if (folder / layout.ONLINE_CSV).is_file():
         lines += ["", "### Online budget curves", "", _online_table(folder).strip()]
+    if (folder / layout.CURVES_MD).is_file():  # an accuracy-cost sweep (benchmark/curves/)
+        lines += ["", "### At matched budgets", "", (folder / layout.CURVES_MD).read_text().strip()]
     for record in sorted(folder.glob(layout.STREAM_RECORDS)):
         lines += ["", f"### Streaming run: `{record.name}`", "", streaming_run(record).strip()]
     figures = sorted((folder / layout.FIGURES).glob("*.png")) if (folder / layout.FIGURES).is_dir() else []

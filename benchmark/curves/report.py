@@ -1,0 +1,136 @@
+"""A sweep's matched-budget table and figure, from its curves.csv and the points' saved scores.
+
+The table reads every method at 25%, 50% and 100% of Uniform-25's GFLOPs (Uniform at its own
+25 frames, the paper's operating point): its mAP there, interpolated between the two points
+around the budget and left blank outside them (never extrapolated); the difference from
+Uniform-K at the same budget with a 95% paired bootstrap interval over the test videos, seeds
+pooled (benchmark/curves/matching.py); the GFLOPs it needs to reach Uniform-25's mAP; and
+whether any of its points is on the front (no point of any method is as cheap and as accurate).
+The figure draws each method through its points (mean over seeds, the seeds' spread as bars),
+online methods solid and offline ones dashed, the front's points ringed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark import results
+from benchmark.curves.matching import Curve, matched_difference, pareto_front
+from benchmark.measurement.bootstrap import resample_counts, resample_indices, resampled_maps
+from datasets.common.atomic import atomic_write_bytes
+from datasets.common.errors import UsageError
+
+#: The budgets of the table, as shares of Uniform-25's GFLOPs.
+SHARES = (0.25, 0.5, 1.0)
+#: The reference curve and its own operating point.
+REFERENCE, REFERENCE_POINT = "uniform", 25
+
+
+def load(folder: Path) -> pd.DataFrame:
+    path = folder / results.CURVES_CSV
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; make it with `python -m benchmark curves`")
+    return pd.read_csv(path, keep_default_na=False, dtype={"point": str})
+
+
+def point_curves(folder: Path, table: pd.DataFrame) -> dict[str, Curve]:
+    """Each method's curve, with the bootstrap draws of every point (seeds pooled)."""
+    labels, counts = None, None
+    curves: dict[str, Curve] = {}
+    for method, rows in table.groupby("method", sort=False):
+        gflops, maps, draws = [], [], []
+        for _, point in rows.groupby("point", sort=False):
+            seeds = []
+            for where in point["where"]:
+                with np.load(folder / where / results.SCORES) as data:
+                    seeds.append(data["scores"])
+                    if labels is None:
+                        labels = data["labels"]
+                        counts = resample_counts(resample_indices(len(labels)), len(labels))
+            assert labels is not None and counts is not None  # set by the first point's scores
+            gflops.append(float(point["gflops"].mean()))
+            maps.append(float(point["map"].mean()) / 100)
+            draws.append(resampled_maps(np.stack(seeds), labels, counts).mean(axis=1))
+        curves[str(method)] = Curve.of(gflops, maps, np.stack(draws, axis=1))
+    return curves
+
+
+def matched_table(folder: Path) -> str:
+    """The matched-budget table (Markdown) of a sweep folder."""
+    table = load(folder)
+    curves = point_curves(folder, table)
+    if REFERENCE not in curves:
+        raise UsageError(f"{folder}: the sweep has no {REFERENCE} curve to match budgets against")
+    ref_rows = table[(table["method"] == REFERENCE) & (table["point"].astype(str) == str(REFERENCE_POINT))]
+    if ref_rows.empty:
+        raise UsageError(f"{folder}: {REFERENCE} has no point at {REFERENCE_POINT} frames (its Uniform-25)")
+    base_gflops, base_map = float(ref_rows["gflops"].mean()), float(ref_rows["map"].mean()) / 100
+    front = pareto_front(curves)
+    names = dict(zip(table["method"], table["display_name"]))
+    rows = []
+    for method, curve in curves.items():
+        row = {"Method": names[method]}
+        for share in SHARES:
+            budget = share * base_gflops
+            value = curve.map_at(budget)
+            head = f"{int(100 * share)}% ({budget:.1f} GFLOPs)"
+            row[f"mAP at {head}"] = "—" if value is None else f"{100 * value:.1f}"
+            if method != REFERENCE:
+                diff = matched_difference(curve, curves[REFERENCE], budget)
+                row[f"Δ vs Uniform-K at {int(100 * share)}%"] = "—" if diff is None else (
+                    f"{100 * diff.estimate:+.1f} [{100 * diff.low:+.1f}, {100 * diff.high:+.1f}]")
+            else:
+                row[f"Δ vs Uniform-K at {int(100 * share)}%"] = "(reference)"
+        reach = curve.cost_to_reach(base_map)
+        row["GFLOPs to reach Uniform-25"] = "—" if reach is None else f"{reach:.1f}"
+        row["On the front"] = "yes" if front[method] else "no"
+        rows.append(row)
+    caption = (f"Each method's mAP (%) at 25%, 50% and 100% of Uniform-25's cost ({base_gflops:.1f} GFLOPs), "
+               "interpolated between its two points around the budget; — where its points do not reach the "
+               "budget (never extrapolated). Δ: against Uniform-K at the same budget, 95% paired bootstrap "
+               "interval over the test videos, seeds pooled. GFLOPs to reach Uniform-25's mAP "
+               f"({100 * base_map:.1f}): where the method's curve first crosses it. On the front: one of its points "
+               "is beaten by no point of any method in both cost and mAP.")
+    return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True) + "\n\n" + caption + "\n"
+
+
+def write(folder: Path) -> str:
+    """Write curves.md and the figure; return the table."""
+    text = matched_table(folder)
+    atomic_write_bytes(folder / results.CURVES_MD, text.encode())
+    plot(folder)
+    return text
+
+
+def plot(folder: Path) -> list[Path]:
+    """mAP against GFLOPs per video, one line per method through its points."""
+    from benchmark.presentation.plots import GFLOPS_LABEL, _pyplot, _save
+
+    table = load(folder)
+    curves = point_curves(folder, table)
+    front = pareto_front(curves)
+    plt = _pyplot()
+    plt.rcParams["pdf.fonttype"] = 42  # TrueType in the PDF, readable and editable in print
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for method, rows in table.groupby("method", sort=False):
+        stats = rows.groupby("point", sort=False).agg(g=("gflops", "mean"), m=("map", "mean"), gs=("gflops", "std"),
+                                                      ms=("map", "std")).sort_values("g")
+        online = bool(rows["online"].iloc[0])
+        line = ax.errorbar(stats["g"], stats["m"], xerr=stats["gs"].fillna(0), yerr=stats["ms"].fillna(0),
+                           linestyle="-" if online else "--", marker="o", markersize=4, capsize=2,
+                           label=f"{rows['display_name'].iloc[0]}{' (online)' if online else ''}")
+        curve = curves[str(method)]
+        for k in front[str(method)]:
+            ax.plot(curve.gflops[k], 100 * curve.maps[k], marker="o", markersize=10, markerfacecolor="none",
+                    markeredgecolor="black", color=line[0].get_color(), linestyle="none")
+    ax.set_xlabel(GFLOPS_LABEL)
+    ax.set_ylabel("mAP (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)  # beside the data
+    ax.set_title("Accuracy against cost (ringed: on the front)")
+    out_dir = folder / results.FIGURES
+    return _save(fig, out_dir, "curves")
+

@@ -1,0 +1,199 @@
+"""``python -m benchmark curves``: every method along its cost knob, under the run's protocol.
+
+A method declares how its cost moves (methods/base.py ``CostKnob``). The sweep of run
+``results/<name>`` lives in ``results/<name>-curves``:
+
+* methods with an evaluation-time knob (a frame count, an exit threshold) train once per seed,
+  as in the run, and the trained model is evaluated at every point (``points/<method>/<point>/
+  seed<k>/``: its per-video scores and a record); a point costs seconds;
+* methods with a training-time knob (a usage target, a cost weight) train once per point and
+  seed (``runs/<method>@<setting>=<value>/seed<k>/``), under the same budget, selection and
+  resume rules as ``run``: they are plans of one run (benchmark/runner.py), computed in parallel
+  like pairs;
+* a method without a knob is its one point.
+
+Where a point is the method's own setting, the run's pair is copied in, not trained again (its
+identity is checked as a resumed run checks it). Every point's row goes to ``curves.csv``
+(method, point, seed, mAP, GFLOPs, fine frames); benchmark/curves/report.py reads them at matched
+budgets.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmark import pair, results
+from benchmark.config import RunConfig
+from benchmark.context import RunContext
+from benchmark.curves.knobs import at_point, knob_of
+from benchmark.measurement import metrics
+from benchmark.plans import MethodPlan, plan_methods
+from benchmark.record import PairRecord
+from benchmark.runner import Runner
+from benchmark.stores import dataset_label, resolve_store
+from benchmark.training import evaluate
+from datasets.common.atomic import atomic_write_bytes, atomic_write_json, file_sha256
+from datasets.common.errors import UsageError
+from datasets.store.reader import FeatureStore
+
+log = logging.getLogger(__name__)
+
+#: curves.csv's columns, in order.
+COLUMNS = ("method", "display_name", "online", "knob", "at", "point", "seed", "map", "gflops", "fine_frames", "where")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One operating point of one method: where its numbers live."""
+
+    method: str  # the method's name
+    display: str
+    online: bool
+    knob: str  # the setting, "" for a method without a knob
+    at: str  # "evaluation", "training" or "" (no knob)
+    value: Any  # the setting's value (None without a knob)
+    plan: MethodPlan  # the trained plan behind it
+
+
+def thinned(points: tuple[Any, ...], keep: int | None) -> tuple[Any, ...]:
+    """``keep`` of the declared points, evenly spread, the first and last always among them."""
+    if keep is None or keep >= len(points):
+        return points
+    if keep < 2:
+        raise UsageError(f"--points {keep}: a curve needs at least 2 points")
+    picks = sorted({round(i * (len(points) - 1) / (keep - 1)) for i in range(keep)})
+    return tuple(points[i] for i in picks)
+
+
+def label_of(name: str, setting: str, value: Any) -> str:
+    return f"{name}@{setting}={value}"
+
+
+def sweep_points(base_plans: list[MethodPlan], keep: int | None) -> tuple[list[MethodPlan], list[Point]]:
+    """The plans the sweep trains and the points it reports."""
+    plans: list[MethodPlan] = []
+    points: list[Point] = []
+    for base in base_plans:
+        knob = knob_of(base.cls)
+        display = base.display or base.cls.shown_name()
+        if knob is None:
+            plans.append(base)
+            points.append(Point(base.name, display, base.cls.online, "", "", None, base))
+            continue
+        own = base.full_hparams()[knob.setting]
+        values = thinned(knob.points, keep)
+        if knob.at == "evaluation":
+            plans.append(base)
+            points += [Point(base.name, display, base.cls.online, knob.setting, knob.at, v, base) for v in values]
+            continue
+        for value in values:
+            plan = base if value == own else MethodPlan(
+                base.spec, base.cls, {**base.hparams, knob.setting: value}, base.train,
+                label=label_of(base.name, knob.setting, value), display=f"{display} ({knob.setting} {value})")
+            plans.append(plan)
+            points.append(Point(base.name, display, base.cls.online, knob.setting, knob.at, value, plan))
+    return plans, points
+
+
+def reuse_run_pairs(ctx: RunContext, run_out: Path, plans: list[MethodPlan]) -> int:
+    """Copy the run's finished pairs of these plans (a method at its own setting) into the sweep's
+    folder where the sweep has none; the runner then checks their identity as for any kept pair."""
+    copied = 0
+    for plan in plans:
+        if plan.label is not None:
+            continue
+        for seed in ctx.cfg.seeds:
+            source, target = results.pair_dir(run_out, plan.name, seed), ctx.pair_dir(plan, seed)
+            if results.pair_state(target).done or not results.pair_state(source).done:
+                continue
+            if not ctx.holds_identity(plan, seed, results.read_json(source / results.CONFIG)):
+                continue
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(source, target)
+            copied += 1
+    return copied
+
+
+def evaluate_point(ctx: RunContext, point: Point, seed: int) -> dict[str, Any]:
+    """An evaluation-time point of a trained pair: evaluated once, kept, and read back after."""
+    folder = results.point_dir(ctx.out, point.method, f"{point.knob}={point.value}", seed)
+    source = results.record_path(ctx.pair_dir(point.plan, seed))
+    trained = file_sha256(source)
+    record = results.read_json(folder / results.POINT_RECORD)
+    done = isinstance(record, dict) and record.get("trained_record_sha256") == trained
+    if done and (folder / results.SCORES).is_file():  # this trained model's point, evaluated already
+        return record
+    method = at_point(pair.load_trained(ctx, point.plan, seed), point.knob, point.value)
+    bank = ctx.bank(ctx.eval_split)
+    result = evaluate(method, bank, point.plan.train.eval_batch_size, show_progress=ctx.cfg.show_progress,
+                      desc=f"{point.method} {point.knob}={point.value} seed {seed}", precision=ctx.cfg.precision)
+    gmacs = ctx.gmacs(point.plan, result, ctx.step_costs(point.plan))
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, video_ids=np.asarray(result.video_ids), scores=result.scores, labels=result.labels,
+                        gmacs=gmacs, **{f"frames_read_{s}": v for s, v in result.frames_read.items()})  # type: ignore[arg-type]
+    scores = buffer.getvalue()
+    fine = result.frames_read.get("fine")
+    record = {"method": point.method, "knob": point.knob, "value": point.value, "seed": seed,
+              "map": metrics.score(result.scores, result.labels).map,
+              "gflops": float(np.mean(gmacs)),  # GMACs per video, the table's "GFLOPs" (benchmark/record.py)
+              "fine_frames": float(np.mean(fine)) if fine is not None else 0.0,
+              "trained_record_sha256": trained, "scores_sha256": results.sha256_bytes(scores)}
+    atomic_write_bytes(folder / results.SCORES, scores)
+    atomic_write_json(folder / results.POINT_RECORD, record)  # last: marks the point as done
+    return record
+
+
+def trained_point(ctx: RunContext, point: Point, seed: int) -> dict[str, Any]:
+    record = PairRecord.load(results.record_path(ctx.pair_dir(point.plan, seed)))
+    return {"map": record.map, "gflops": record.gflops["mean"], "fine_frames": record.fine_frames}
+
+
+def curves(cfg: RunConfig, *, keep: int | None = None) -> Path:
+    """Train what the sweep needs, evaluate every point, write curves.csv; return the sweep's folder."""
+    store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
+    run_name = cfg.name or dataset_label(cfg.dataset, store)
+    base_plans = plan_methods(cfg, store.manifest.name)
+    plans, points = sweep_points(base_plans, keep)
+    sweep_cfg = replace(cfg, methods=None, name=run_name + results.CURVES_SUFFIX)
+    ctx = RunContext.create(sweep_cfg, plans, store=store)
+    runner = Runner(sweep_cfg, context=ctx)
+    with runner.locked():  # one writer for the whole sweep: its pairs, its points, its table
+        copied = reuse_run_pairs(ctx, ctx.out.parent / run_name, plans)
+        if copied:
+            log.info("%d pair(s) of results/%s reused (the methods at their own settings)", copied, run_name)
+        runner.run()
+        write_points(ctx, points, base_plans, run_name, keep)
+    return ctx.out
+
+
+def write_points(ctx: RunContext, points: list[Point], base_plans: list[MethodPlan], run_name: str,
+                 keep: int | None) -> None:
+    """Evaluate the evaluation-time points still missing, and write curves.csv from every point."""
+    cfg = ctx.cfg
+    rows = []
+    for point in points:
+        for seed in cfg.seeds:
+            if point.at == "evaluation":
+                found = evaluate_point(ctx, point, seed)
+                where = results.point_dir(ctx.out, point.method, f"{point.knob}={point.value}", seed)
+            else:
+                found, where = trained_point(ctx, point, seed), ctx.pair_dir(point.plan, seed)
+            rows.append({"method": point.method, "display_name": point.display, "online": point.online,
+                         "knob": point.knob, "at": point.at, "point": "" if point.value is None else str(point.value),
+                         "seed": seed, "map": 100 * found["map"], "gflops": found["gflops"],
+                         "fine_frames": found["fine_frames"], "where": where.relative_to(ctx.out).as_posix()})
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    atomic_write_bytes(ctx.out / results.CURVES_CSV, table.to_csv(index=False, float_format="%.4f").encode())
+    atomic_write_json(ctx.out / results.CURVES_JSON, {
+        "run": run_name, "points_per_method": keep, "seeds": cfg.seeds,
+        "knobs": {p.name: (json.loads(json.dumps(vars(k))) if (k := knob_of(p.cls)) else None) for p in base_plans},
+    })
