@@ -30,6 +30,10 @@ def _cmd_methods(args: argparse.Namespace) -> int:
               f"{cls.summary}")
         if cls.citation:
             print(f"{'':<{width}}  {cls.citation}")
+        if cls.cost_knob is not None:
+            knob = cls.cost_knob
+            print(f"{'':<{width}}  cost knob: {knob.setting} ({knob.what or knob.setting}), points "
+                  f"{', '.join(map(str, knob.points))}, read in {knob.at}")
         if args.verbose:
             for dataset, preset in cls.presets.items():
                 print(f"{'':<{width}}  preset {dataset!r}: {preset_settings(preset)}")
