@@ -78,7 +78,7 @@ class Probe:
         # are about the interface, not accuracy, and so they may run anywhere, a selection run included.
         self.split = pick_split(opened, None, TRAIN_SPLITS, "train")
         self.train = FeatureBank(opened, self.split, device="cpu", show_progress=False)
-        self.test = FeatureBank(opened, self.split, device="cpu", show_progress=False)
+        self.test = self.train  # read-only here; the poisoned check loads its own copy
 
     def dims(self, bank: FeatureBank) -> StreamDims:
         return StreamDims({s: bank.dim(s) for s in bank.streams}, method=self.cls.name, declared=self.cls.streams)

@@ -58,10 +58,10 @@ def point_curves(folder: Path, table: pd.DataFrame) -> dict[str, Curve]:
     return curves
 
 
-def matched_table(folder: Path) -> str:
-    """The matched-budget table (Markdown) of a sweep folder."""
-    table = load(folder)
-    curves = point_curves(folder, table)
+def matched_table(folder: Path, table: pd.DataFrame | None = None, curves: dict[str, Curve] | None = None) -> str:
+    """The matched-budget table (Markdown) of a sweep folder (``table``, ``curves``: already read)."""
+    table = load(folder) if table is None else table
+    curves = point_curves(folder, table) if curves is None else curves
     if REFERENCE not in curves:
         raise UsageError(f"{folder}: the sweep has no {REFERENCE} curve to match budgets against")
     ref_rows = table[(table["method"] == REFERENCE) & (table["point"].astype(str) == str(REFERENCE_POINT))]
@@ -99,18 +99,20 @@ def matched_table(folder: Path) -> str:
 
 def write(folder: Path) -> str:
     """Write curves.md and the figure; return the table."""
-    text = matched_table(folder)
+    table = load(folder)
+    curves = point_curves(folder, table)  # the bootstrap draws, computed once for both
+    text = matched_table(folder, table, curves)
     atomic_write_bytes(folder / results.CURVES_MD, text.encode())
-    plot(folder)
+    plot(folder, table, curves)
     return text
 
 
-def plot(folder: Path) -> list[Path]:
+def plot(folder: Path, table: pd.DataFrame | None = None, curves: dict[str, Curve] | None = None) -> list[Path]:
     """mAP against GFLOPs per video, one line per method through its points."""
     from benchmark.presentation.plots import GFLOPS_LABEL, _pyplot, _save
 
-    table = load(folder)
-    curves = point_curves(folder, table)
+    table = load(folder) if table is None else table
+    curves = point_curves(folder, table) if curves is None else curves
     front = pareto_front(curves)
     plt = _pyplot()
     plt.rcParams["pdf.fonttype"] = 42  # TrueType in the PDF, readable and editable in print

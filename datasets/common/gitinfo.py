@@ -20,24 +20,24 @@ def git_state(repo: Path = REPO) -> dict[str, Any]:
     files do not count (generated stores, scratch). Both values are None outside a git
     checkout."""
 
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
-        except (OSError, subprocess.CalledProcessError):
-            return None
-        return out.stdout.strip()
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)results")
+    commit = _git(repo, "rev-parse", "HEAD")
+    status = _git(repo, "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)results")
     return {"commit": commit or None, "dirty": bool(status) if status is not None else None}
 
 
 def tracked_folders(folder: Path) -> set[str] | None:
     """The names of ``folder``'s sub-folders that hold a file git tracks (committed or staged);
     None outside a git checkout."""
+    out = _git(folder, "ls-files", "-z", "--", ".")
+    if out is None:
+        return None
+    return {path.split("/", 1)[0] for path in out.split("\0") if "/" in path}
+
+
+def _git(where: Path, *args: str) -> str | None:
+    """A git command's output in ``where`` (stripped); None outside a checkout or without git."""
     try:
-        out = subprocess.run(["git", "ls-files", "-z", "--", "."], cwd=folder, capture_output=True, text=True,
-                             check=True)
+        out = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return None
-    return {path.split("/", 1)[0] for path in out.stdout.split("\0") if "/" in path}
+    return out.stdout.strip()
