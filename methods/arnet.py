@@ -103,7 +103,7 @@ class ARNet(VideoMethod):
     online = False  # 16 frames spread over the whole video
     suite = "extended"
 
-    cost_knob = CostKnob("efficiency", (0.2, 0.1, 0.05, 0.02, 0.01), "training", "efficiency weight")
+    cost_knob = CostKnob("efficiency", (0.2, 0.1, 0.05, 0.01, 0.0), "training", "efficiency weight")
 
     @dataclass(frozen=True)
     class Hparams:

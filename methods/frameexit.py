@@ -105,7 +105,7 @@ class FrameExit(VideoMethod):
     online = False  # the order visits the middle and the end of the video first
     suite = "extended"
 
-    cost_knob = CostKnob("gate_threshold", (0.05, 0.2, 0.5, 0.8, 0.95), "evaluation", "exit gate threshold")
+    cost_knob = CostKnob("gate_threshold", (0.05, 0.2, 0.5, 0.95, 0.999), "evaluation", "exit gate threshold")
 
     @dataclass(frozen=True)
     class Hparams:

@@ -504,7 +504,7 @@ class LiteEval(_LiteEvalNet):
     presets = {**_LiteEvalNet.presets, "default": Preset(
         {"dropout": 0.5, "dropout_at": "everywhere", "train": {"lr": 1e-3, "weight_decay": 1e-4}, **DEFAULT_READINGS},
         (TABLE1_TUNE, LITEEVAL_READINGS, DROPOUT_TUNE))}
-    cost_knob = CostKnob("gamma", (0.01, 0.03, 0.05, 0.1, 0.2), "training", "usage target gamma")
+    cost_knob = CostKnob("gamma", (0.001, 0.01, 0.05, 0.1, 0.2), "training", "usage target gamma")
 
     def decision_noise(self, steps: int, batch_size: int, device: torch.device) -> torch.Tensor:
         return gumbel_noise((steps, batch_size, 2), device)
@@ -533,7 +533,7 @@ class LiteEvalRL(_LiteEvalNet):
     baseline: torch.Tensor  # a buffer: the moving average of the reward
     citation = "Wu et al.: LiteEval, NeurIPS 2019 (its REINFORCE variant, section 4)"
     row = 4
-    cost_knob = CostKnob("gamma", (0.01, 0.03, 0.05, 0.1, 0.2), "training", "usage target gamma")
+    cost_knob = CostKnob("gamma", (0.001, 0.01, 0.05, 0.1, 0.2), "training", "usage target gamma")
 
     @dataclass(frozen=True)
     class Hparams(_LiteEvalNet.Hparams):

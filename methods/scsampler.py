@@ -87,7 +87,7 @@ class SCSampler(VideoMethod):
     online = False  # the K most salient frames of a video are known only once all have arrived
     suite = "extended"
 
-    cost_knob = CostKnob("frames", (2, 4, 6, 10, 16), "evaluation", "fine frames kept")
+    cost_knob = CostKnob("frames", (2, 4, 10, 16, 25), "evaluation", "fine frames kept")
 
     @dataclass(frozen=True)
     class Hparams:

@@ -80,7 +80,7 @@ def test_curves_sweeps_both_kinds_of_knob_resumes_and_reads_the_table(tmp_path, 
     out = tmp_path / "tiny-curves"
     table = pd.read_csv(out / "curves.csv", dtype={"point": str})
     assert sorted(set(zip(table.method, table.point))) == [
-        ("coarse_mean", "0.0"), ("coarse_mean", "0.5"), ("liteeval", "0.01"), ("liteeval", "0.2"),
+        ("coarse_mean", "0.0"), ("coarse_mean", "0.5"), ("liteeval", "0.001"), ("liteeval", "0.2"),
         ("uniform", "25"), ("uniform", "3")]
     uniform = table[table.method == "uniform"].groupby("point").fine_frames.mean()
     assert uniform["3"] == 3 and uniform["25"] > uniform["3"]  # the knob moved what it reads

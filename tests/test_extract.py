@@ -208,7 +208,7 @@ def test_checkpoints_are_loaded_and_recorded(tmp_path):
     assert not loaded.random and loaded.weights["sha256"] and loaded.weights["checkpoint"].endswith("mnv2.pth")
     assert all(torch.equal(p, torch.full_like(p, 0.01)) for p in loaded.model.parameters())
     torch.save(build_feature_extractor("resnet18").state_dict(), tmp_path / "wrong.pth")
-    with pytest.raises(ValueError, match="does not fit torchvision's MobileNetV2"):
+    with pytest.raises(ValueError, match="does not fit the backbone's MobileNetV2"):
         load_backbone("coarse", spec, tmp_path / "wrong.pth", torch.device("cpu"))
     with pytest.raises(FileNotFoundError, match="--coarse-weights"):
         load_backbone("coarse", spec, tmp_path / "none.pth", torch.device("cpu"))

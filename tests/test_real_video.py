@@ -102,8 +102,8 @@ def test_stream_refuses_backbone_weights_other_than_the_stores(real_run, monkeyp
 
     build = features.build_feature_extractor
 
-    def drifted(name: str):
-        model = build(name)
+    def drifted(name: str, resolution: int | None = None):
+        model = build(name, resolution)
         if name == "resnet101":
             with torch.no_grad():
                 model.conv1.weight.mul_(1.01)

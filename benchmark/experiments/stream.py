@@ -122,6 +122,8 @@ def matching_backbone(stream: str, spec: StreamSpec, checkpoint: str | None, dev
             raise UsageError(f"--{stream}-weights {checkpoint}: the store's {stream} features come from a randomly "
                              f"initialised {spec.backbone} (seed {recorded.get('seed')}); stream without the option")
         path = None
+    elif recorded.get("packaged") and checkpoint is None:
+        path = None  # the weights installed with the packaged backbone here; the sha256 check below proves them
     else:
         path = checkpoint or recorded.get("checkpoint")
         if not path or not Path(path).is_file():

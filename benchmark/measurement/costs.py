@@ -19,7 +19,7 @@ import numpy as np
 
 from datasets.common.errors import UsageError
 from datasets.common.flops import COST_BACKEND, count_gmacs
-from datasets.extraction.backbones import count_gmacs_per_frame
+from datasets.extraction.backbones import PACKAGED, count_gmacs_per_frame
 from datasets.store.manifest import Manifest
 from methods.base import StepModule, VideoMethod
 
@@ -50,7 +50,7 @@ def frame_costs(manifest: Manifest, streams: list[str] | None = None) -> dict[st
     costs = {}
     for stream in streams or list(manifest.streams):
         spec = manifest.streams[stream]
-        if hasattr(torchvision.models, spec.backbone):
+        if hasattr(torchvision.models, spec.backbone) or spec.backbone in PACKAGED:
             counted = count_gmacs_per_frame(spec.backbone, spec.resolution)
             if abs(counted - spec.gmacs_per_frame) > 1e-3 * max(counted, 1e-9):
                 log.warning(
@@ -60,7 +60,8 @@ def frame_costs(manifest: Manifest, streams: list[str] | None = None) -> dict[st
             costs[stream] = counted
         else:
             log.warning(
-                "stream %r: backbone %r is not a torchvision model; using the manifest's %.4f GMACs/frame",
+                "stream %r: backbone %r is neither a torchvision model nor a packaged one; using the manifest's "
+                "%.4f GMACs/frame",
                 stream, spec.backbone, spec.gmacs_per_frame,
             )
             costs[stream] = spec.gmacs_per_frame

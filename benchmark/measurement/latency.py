@@ -72,7 +72,7 @@ def _timed(call: Any, device: torch.device, repeats: int, warmup: int) -> float:
 
 def backbone_latency(spec: StreamSpec, device: torch.device, options: LatencyOptions) -> dict[str, Any]:
     """Milliseconds per frame of the stream's backbone at batch 1 and at the throughput batch."""
-    model = build_feature_extractor(spec.backbone).to(device).eval()
+    model = build_feature_extractor(spec.backbone, spec.resolution).to(device).eval()
     gpu = device.type == "cuda"
     if gpu:
         model = model.to(memory_format=torch.channels_last)

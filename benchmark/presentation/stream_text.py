@@ -44,10 +44,15 @@ def summary(record: dict[str, Any]) -> str:
                      f"{other['wall_s']:.2f} s wall-clock (decode {other['decode_s']:.2f} s, "
                      + seconds(other["backbone_s"]) + f"); top: {other['top'][0][0]}")
     machine = record["machine"]
-    backbones = ", ".join(
-        f"{s} {b['backbone']}@{b['resolution']} ("
-        + (f"RANDOM weights, seed {b.get('seed')}" if b["random"] else f"checkpoint {Path(b['checkpoint']).name}") + ")"
-        for s, b in record["backbones"].items())
+    def weights(b: dict[str, Any]) -> str:
+        if b["random"]:
+            return f"RANDOM weights, seed {b.get('seed')}"
+        if b.get("packaged"):
+            return f"ImageNet weights from {b['packaged']}"
+        return f"checkpoint {Path(b['checkpoint']).name}"
+
+    backbones = ", ".join(f"{s} {b['backbone']}@{b['resolution']} ({weights(b)})"
+                          for s, b in record["backbones"].items())
     video_seconds = f" for {live['video_s']:.1f} s of video" if live.get("video_s") else ""
     lines.append(f"Measured on {machine['cpu'] if machine['device'] == 'cpu' else machine.get('gpu')} "
                  f"({machine['device']}, {machine['torch_threads']} threads), torch {record['versions']['torch']}, "

