@@ -255,7 +255,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from benchmark.presentation.report import write
 
     write(Path(args.results_dir), Path(args.out), Path(args.readme), args.name)
-    print(f"written: {args.out} and the generated blocks of {args.readme} (headline table, streaming run)")
+    print(f"written: {args.out} and the generated blocks of {args.readme} (headline table, curves summary, "
+          "streaming run)")
     return 0
 
 

@@ -29,6 +29,7 @@ def test_report_writes_both_files_and_every_folder_gets_a_section(tmp_path):
     (results / "mine" / "table.md").write_text("| Method | mAP (%) |\n|:--|:--|\n| Mine | 1.0 |\n")
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{report.HEADLINE_START}\nold\n{report.HEADLINE_END}\nrest\n"
+                      f"{report.CURVES_START}\nold\n{report.CURVES_END}\n"
                       f"{report.STREAM_START}\nold\n{report.STREAM_END}\nend\n")
     report.write(results, tmp_path / "results.md", readme)
     page = (tmp_path / "results.md").read_text()
@@ -36,6 +37,7 @@ def test_report_writes_both_files_and_every_folder_gets_a_section(tmp_path):
     assert "old" not in readme.read_text() and readme.read_text().endswith(f"{report.STREAM_END}\nend\n")
     assert "no `results/default/table.csv` yet" in readme.read_text()
     assert "no `results/real-clips/stream-bikes.json` yet" in readme.read_text()
+    assert "`results/default-curves` is not published" in readme.read_text()
 
 
 def test_a_readme_without_the_markers_is_refused_with_the_fix(tmp_path):
@@ -58,7 +60,8 @@ def test_the_page_publishes_the_committed_folders_or_the_ones_named(tmp_path):
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     subprocess.run(["git", "add", "results/kept"], cwd=tmp_path, check=True)
     readme = tmp_path / "README.md"
-    readme.write_text(f"{report.HEADLINE_START}\n{report.HEADLINE_END}\n{report.STREAM_START}\n{report.STREAM_END}\n")
+    readme.write_text(f"{report.HEADLINE_START}\n{report.HEADLINE_END}\n{report.CURVES_START}\n{report.CURVES_END}\n"
+                      f"{report.STREAM_START}\n{report.STREAM_END}\n")
     report.write(results, tmp_path / "results.md", readme)
     page = (tmp_path / "results.md").read_text()
     assert "kept row" in page and "scratch row" not in page

@@ -12,6 +12,7 @@ online methods solid and offline ones dashed, the front's points ringed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ import pandas as pd
 
 from benchmark import results
 from benchmark.curves.matching import Curve, matched_difference, pareto_front
-from benchmark.measurement.bootstrap import resample_counts, resample_indices, resampled_maps
+from benchmark.measurement.bootstrap import Difference, resample_counts, resample_indices, resampled_maps
 from datasets.common.atomic import atomic_write_bytes
 from datasets.common.errors import UsageError
 
@@ -58,8 +59,32 @@ def point_curves(folder: Path, table: pd.DataFrame) -> dict[str, Curve]:
     return curves
 
 
-def matched_table(folder: Path, table: pd.DataFrame | None = None, curves: dict[str, Curve] | None = None) -> str:
-    """The matched-budget table (Markdown) of a sweep folder (``table``, ``curves``: already read)."""
+@dataclass(frozen=True)
+class Matched:
+    """One method read at the matched budgets (mAP as fractions; None: its points do not reach)."""
+
+    method: str
+    display_name: str
+    online: bool
+    maps: dict[float, float | None]  # budget share -> mAP there
+    differences: dict[float, Difference | None]  # budget share -> against Uniform-K there (reference: None)
+    reach: float | None  # GFLOPs to reach Uniform-25's mAP
+    front: bool
+
+
+@dataclass(frozen=True)
+class MatchedBudgets:
+    """A sweep read at 25%, 50% and 100% of Uniform-25's cost: what its table and the README's
+    summary both say, computed once."""
+
+    base_gflops: float
+    base_map: float
+    rows: list[Matched]
+
+
+def matched_budgets(folder: Path, table: pd.DataFrame | None = None,
+                    curves: dict[str, Curve] | None = None) -> MatchedBudgets:
+    """Every method of a sweep folder at the matched budgets (``table``, ``curves``: already read)."""
     table = load(folder) if table is None else table
     curves = point_curves(folder, table) if curves is None else curves
     if REFERENCE not in curves:
@@ -70,31 +95,80 @@ def matched_table(folder: Path, table: pd.DataFrame | None = None, curves: dict[
     base_gflops, base_map = float(ref_rows["gflops"].mean()), float(ref_rows["map"].mean()) / 100
     front = pareto_front(curves)
     names = dict(zip(table["method"], table["display_name"]))
+    online = {str(m): bool(rows["online"].iloc[0]) for m, rows in table.groupby("method", sort=False)}
+    rows = [Matched(method, names[method], online[method],
+                    {share: curve.map_at(share * base_gflops) for share in SHARES},
+                    {share: None if method == REFERENCE else
+                     matched_difference(curve, curves[REFERENCE], share * base_gflops) for share in SHARES},
+                    curve.cost_to_reach(base_map), bool(front[method]))
+            for method, curve in curves.items()]
+    return MatchedBudgets(base_gflops, base_map, rows)
+
+
+def interval(diff: Difference) -> str:
+    """A difference in mAP points with its interval, as every table of the suite prints one."""
+    return f"{100 * diff.estimate:+.1f} [{100 * diff.low:+.1f}, {100 * diff.high:+.1f}]"
+
+
+def matched_table(folder: Path, table: pd.DataFrame | None = None, curves: dict[str, Curve] | None = None) -> str:
+    """The matched-budget table (Markdown) of a sweep folder (``table``, ``curves``: already read)."""
+    read = matched_budgets(folder, table, curves)
     rows = []
-    for method, curve in curves.items():
-        row = {"Method": names[method]}
+    for m in read.rows:
+        row = {"Method": m.display_name}
         for share in SHARES:
-            budget = share * base_gflops
-            value = curve.map_at(budget)
-            head = f"{int(100 * share)}% ({budget:.1f} GFLOPs)"
+            value, diff = m.maps[share], m.differences[share]
+            head = f"{int(100 * share)}% ({share * read.base_gflops:.1f} GFLOPs)"
             row[f"mAP at {head}"] = "—" if value is None else f"{100 * value:.1f}"
-            if method != REFERENCE:
-                diff = matched_difference(curve, curves[REFERENCE], budget)
-                row[f"Δ vs Uniform-K at {int(100 * share)}%"] = "—" if diff is None else (
-                    f"{100 * diff.estimate:+.1f} [{100 * diff.low:+.1f}, {100 * diff.high:+.1f}]")
-            else:
-                row[f"Δ vs Uniform-K at {int(100 * share)}%"] = "(reference)"
-        reach = curve.cost_to_reach(base_map)
-        row["GFLOPs to reach Uniform-25"] = "—" if reach is None else f"{reach:.1f}"
-        row["On the front"] = "yes" if front[method] else "no"
+            row[f"Δ vs Uniform-K at {int(100 * share)}%"] = (
+                "(reference)" if m.method == REFERENCE else "—" if diff is None else interval(diff))
+        row["GFLOPs to reach Uniform-25"] = "—" if m.reach is None else f"{m.reach:.1f}"
+        row["On the front"] = "yes" if m.front else "no"
         rows.append(row)
-    caption = (f"Each method's mAP (%) at 25%, 50% and 100% of Uniform-25's cost ({base_gflops:.1f} GFLOPs), "
+    caption = (f"Each method's mAP (%) at 25%, 50% and 100% of Uniform-25's cost ({read.base_gflops:.1f} GFLOPs), "
                "interpolated between its two points around the budget; — where its points do not reach the "
                "budget (never extrapolated). Δ: against Uniform-K at the same budget, 95% paired bootstrap "
                "interval over the test videos, seeds pooled. GFLOPs to reach Uniform-25's mAP "
-               f"({100 * base_map:.1f}): where the method's curve first crosses it. On the front: one of its points "
-               "is beaten by no point of any method in both cost and mAP.")
+               f"({100 * read.base_map:.1f}): where the method's curve first crosses it. On the front: one of its "
+               "points is beaten by no point of any method in both cost and mAP.")
     return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True) + "\n\n" + caption + "\n"
+
+
+def summary(read: MatchedBudgets, share: float = 0.5, stale: frozenset[str] = frozenset()) -> str:
+    """The matched-budget reading in a few sentences, every number from ``read``: the front, who is
+    more or less accurate than Uniform-K at ``share`` of Uniform-25's cost (by the interval's
+    side of zero), who does not reach that budget, and the cost of reaching Uniform-25's mAP.
+    ``stale``: display names to mark."""
+    def name(m: Matched) -> str:
+        return m.display_name + (" (stale)" if m.display_name in stale else "")
+
+    budget = share * read.base_gflops
+    others = [m for m in read.rows if m.method != REFERENCE]
+    above = [m for m in others if (d := m.differences[share]) is not None and d.low > 0]
+    below = [m for m in others if (d := m.differences[share]) is not None and d.high < 0]
+    level = [m for m in others if (d := m.differences[share]) is not None and d.low <= 0 <= d.high]
+    absent = [m for m in others if m.differences[share] is None]
+
+    def listed(group: list[Matched]) -> str:
+        ranked = sorted(group, key=lambda m: -m.differences[share].estimate)  # type: ignore[union-attr]
+        return "; ".join(f"{name(m)} {interval(m.differences[share])}" for m in ranked)  # type: ignore[arg-type]
+
+    parts = [f"On the accuracy-cost front (a point that no point of any method beats in both cost and mAP): "
+             f"{', '.join(name(m) for m in read.rows if m.front) or 'none'}."]
+    head = f"At {int(100 * share)}% of Uniform-25's cost ({budget:.1f} GFLOPs), against Uniform at the same cost"
+    clauses = [f"more accurate: {listed(above)}" if above else "",
+               f"no different (the interval spans zero): {listed(level)}" if level else "",
+               f"less accurate: {listed(below)}" if below else ""]
+    parts.append(f"{head} (mAP points, 95% paired bootstrap interval): " + "; ".join(filter(None, clauses)) + "."
+                 if any(clauses) else f"{head}: no method's points reach it.")
+    if absent:
+        parts.append(f"Points not reaching {budget:.1f} GFLOPs, so not compared there: "
+                     f"{', '.join(name(m) for m in absent)}.")
+    reached = sorted((m.reach, name(m)) for m in read.rows if m.reach is not None and m.method != REFERENCE)
+    if reached:
+        parts.append(f"GFLOPs to reach Uniform-25's mAP ({100 * read.base_map:.1f}; Uniform needs "
+                     f"{read.base_gflops:.1f}): " + ", ".join(f"{shown} {reach:.1f}" for reach, shown in reached) + ".")
+    return " ".join(parts)
 
 
 def write(folder: Path) -> str:

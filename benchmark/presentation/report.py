@@ -62,6 +62,9 @@ HEADLINE_START, HEADLINE_END = "<!-- headline table: python -m benchmark report 
 #: The streaming run the README shows (``python -m benchmark stream ... --out``), and its markers.
 README_STREAM = ("real-clips", "stream-bikes.json")
 STREAM_START, STREAM_END = "<!-- streaming run: python -m benchmark report -->", "<!-- end of streaming run -->"
+#: The main run's accuracy-cost sweep, read in the README's summary at matched budgets, and its markers.
+MAIN_CURVES = MAIN_RUN + layout.CURVES_SUFFIX
+CURVES_START, CURVES_END = "<!-- curves summary: python -m benchmark report -->", "<!-- end of curves summary -->"
 HEADLINE_COLUMNS = ["Method", "Online", "mAP (%)", "Δ mAP vs Uniform [95% CI]", "GFLOPs/video", "Fine frames/video"]
 ONLINE_BUDGETS = (1, 2, 4, 6, 8, 10)
 PAGE_HEADER = """# Results
@@ -79,6 +82,7 @@ class Report:
     page: str
     headline: str
     stream: str  # the README's streaming run
+    curves: str  # the README's reading of the main sweep at matched budgets
     tables: dict[str, str]  # results folder name -> its table.md with the marks it owes now
 
 
@@ -300,6 +304,39 @@ def headline(results: Path) -> str:
             + "Every column, the protocol and what the numbers say: [docs/results.md](docs/results.md).\n")
 
 
+def stale_methods(folder: Path) -> frozenset[str]:
+    """The methods of a sweep folder with a stale pair (their display names): a point of a method
+    is stale when its own training is, or, for a point read at evaluation, the method's pair."""
+    data = _read_json(folder / layout.SUMMARY)
+    summary, per_seed = data.get("summary") or {}, data.get("per_seed") or {}
+    names = {label: (summary.get(label) or {}).get("display_name") for label in per_seed}
+    base = {label.split("@")[0]: names.get(label.split("@")[0]) or label.split("@")[0] for label in per_seed}
+    return frozenset(base[label.split("@")[0]] for label, seeds in per_seed.items()
+                     if any(stale_reason(r.get("code")) for r in seeds.values() if isinstance(r, dict)))
+
+
+def curves_summary(results: Path, page_anchor: str) -> str:
+    """The main sweep at matched budgets, in sentences (benchmark/curves/report.py ``summary``),
+    with where it comes from and its figure."""
+    from benchmark.curves import report as curves_report
+
+    folder = results / MAIN_CURVES
+    if not (folder / layout.CURVES_CSV).is_file():
+        return f"(no `results/{MAIN_CURVES}/{layout.CURVES_CSV}` yet: run `python -m benchmark curves`)\n"
+    read = curves_report.matched_budgets(folder)
+    stale = stale_methods(folder)
+    command = _read_json(folder / layout.PROVENANCE).get("command") or "python -m benchmark curves"
+    seeds = curves_report.load(folder).groupby(["method", "point"])["seed"].nunique().min()
+    figure = folder / layout.FIGURES / "curves.png"
+    shown = f"\n\n![Accuracy against cost, every method](results/{MAIN_CURVES}/{layout.FIGURES}/curves.png)" \
+        if figure.is_file() else ""
+    stale_note = (" Methods marked (stale) have points computed by code that has changed since." if stale else "")
+    return (curves_report.summary(read, stale=stale)
+            + f"\n\nFrom `results/{MAIN_CURVES}/` (`{command}`), {seeds} seeds per point, each method along its "
+            f"cost knob under the main run's budget and selection.{stale_note} The table at 25%, 50% and 100% of "
+            f"Uniform-25's cost: [docs/results.md](docs/results.md#{page_anchor}).{shown}\n")
+
+
 def streaming_run(path: Path) -> str:
     """A saved streaming run as the command printed it, with the command that made it."""
     record = _read_json(path)
@@ -366,8 +403,11 @@ def build(results: Path, names: list[str] | None = None) -> Report:
     folder, name = README_STREAM
     stream = (streaming_run(results / folder / name) if (results / folder / name).is_file()
               else f"(no `results/{folder}/{name}` yet: see docs/running.md, Streaming a video)\n")
+    curves_title = dict(CATALOGUE)[MAIN_CURVES]
+    curves = (curves_summary(results, _anchor(curves_title)) if MAIN_CURVES in present
+              else f"(`results/{MAIN_CURVES}` is not published: run `python -m benchmark curves` and commit it)\n")
     return Report(page=f"{PAGE_HEADER}\n{presets_section(results)}\n{contents}\n\n{sections}",
-                  headline=headline(results), stream=stream,
+                  headline=headline(results), stream=stream, curves=curves,
                   tables={name: text for name, text in marked.items() if text is not None})
 
 
@@ -388,8 +428,10 @@ def with_block(readme: str, block: str, markers: tuple[str, str]) -> str:
 
 
 def with_generated(readme: str, report: Report) -> str:
-    """``readme`` with its generated blocks (the headline table, the streaming run) replaced."""
+    """``readme`` with its generated blocks (the headline table, the curves' summary, the streaming
+    run) replaced."""
     readme = with_block(readme, report.headline, (HEADLINE_START, HEADLINE_END))
+    readme = with_block(readme, report.curves, (CURVES_START, CURVES_END))
     return with_block(readme, report.stream, (STREAM_START, STREAM_END))
 
 
