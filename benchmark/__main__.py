@@ -252,9 +252,23 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.presentation.report import write
+    from benchmark.presentation.report import published, write
 
-    write(Path(args.results_dir), Path(args.out), Path(args.readme), args.name)
+    results = Path(args.results_dir)
+    if args.check:
+        from benchmark.presentation.audit import check
+
+        if not results.is_dir():
+            raise FileNotFoundError(f"--results-dir {results}: no such folder")
+        names = sorted(published(results, args.name))
+        problems = check(results, names)
+        for problem in problems:
+            print(problem.line())
+        folders = len({p.folder for p in problems})
+        print(f"report --check: {len(names)} published folders, "
+              + (f"{len(problems)} problem(s) in {folders}" if problems else "every one passes"))
+        return 1 if problems else 0
+    write(results, Path(args.out), Path(args.readme), args.name)
     print(f"written: {args.out} and the generated blocks of {args.readme} (headline table, curves summary, "
           "streaming run)")
     return 0
@@ -351,12 +365,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plot)
 
     p = sub.add_parser("report", help="write docs/results.md and the README's generated blocks (headline table, "
-                                      "streaming run) from results/")
+                                      "curves summary, streaming run) from results/; --check audits them")
     p.add_argument("--results-dir", default="results", help="root of the results (default: results)")
     p.add_argument("--out", default="docs/results.md", help="the results page to write (default: docs/results.md)")
     p.add_argument("--readme", default="README.md", help="the README whose headline table is replaced")
     p.add_argument("--name", nargs="+", help="the results folders to publish (default: those committed to git, so "
                                             "that scratch experiments stay off the page)")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1, naming each problem, when a published "
+                                                        "folder has stale pairs, pairs from several kinds of machine, "
+                                                        "a selection on the test split, or pairs its table does not "
+                                                        "match")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("compare", help="two rows of a results folder: their mAP difference with its paired bootstrap "

@@ -1,0 +1,131 @@
+"""``python -m benchmark report --check``: whether what the results page publishes can be cited.
+
+Each published folder (the ones ``report`` puts on the page: committed to git, or named) is
+checked for what would make a table of it something no command produces from the current code:
+
+* **stale**: a pair computed by code whose fingerprint no longer matches (benchmark/code_fingerprint.py);
+* **machines**: pairs computed on more than one kind of machine (processor and device) in one table;
+* **selection on test**: a tuning record whose trials were scored on the evaluation split;
+* **rests on test selection**: rows run with presets that such a record chose
+  (benchmark/protocol/preset_origin.py);
+* **uncovered**: a pair done on disk that the folder's table does not show;
+* **unbacked**: a pair the table shows that is not complete on disk.
+
+Each problem is one line naming the folder, the kind and what to do; the command exits 1 when
+there is any. It reads the folders and writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmark import results as layout
+from benchmark.code_fingerprint import stale_reason
+from benchmark.protocol import preset_origin
+from benchmark.results import pair_state, read_json, unbacked_pairs
+
+#: The kinds of problem, in the order they are reported.
+KINDS = ("stale", "machines", "selection on test", "rests on test selection", "uncovered", "unbacked")
+
+
+@dataclass(frozen=True)
+class Problem:
+    folder: str
+    kind: str
+    detail: str
+
+    def line(self) -> str:
+        return f"results/{self.folder}: {self.kind}: {self.detail}"
+
+
+def _per_seed(folder: Path) -> dict[str, dict[str, Any]]:
+    data = read_json(folder / layout.SUMMARY)
+    per_seed = data.get("per_seed") if isinstance(data, dict) else None
+    return {label: seeds for label, seeds in (per_seed or {}).items() if isinstance(seeds, dict)}
+
+
+def machine_kind(record: dict[str, Any]) -> str:
+    """The kind of machine a pair's record says it was computed on: processor and device."""
+    platform = (record.get("computed") or {}).get("platform") or {}
+    device = str(platform.get("device", "?"))
+    return f"{platform.get('cpu', '?')}, {platform.get('gpu') if device.startswith('cuda') else device}"
+
+
+def _stale(name: str, per_seed: dict[str, dict[str, Any]]) -> list[Problem]:
+    reasons: dict[str, list[str]] = {}
+    for label, seeds in per_seed.items():
+        for seed, record in seeds.items():
+            why = stale_reason(record.get("code")) if isinstance(record, dict) else ""
+            if why:
+                reasons.setdefault(why, []).append(f"{label} seed {seed}")
+    pairs = sum(len(s) for s in per_seed.values())
+    return [Problem(name, "stale", f"{len(found)} of {pairs} pairs ({_few(found)}) {why}; recompute them with "
+                                   "the folder's command and --force")
+            for why, found in reasons.items()]
+
+
+def _machines(name: str, per_seed: dict[str, dict[str, Any]]) -> list[Problem]:
+    kinds = Counter(machine_kind(r) for seeds in per_seed.values() for r in seeds.values() if isinstance(r, dict))
+    if len(kinds) <= 1:
+        return []
+    listed = "; ".join(f"{kind} ({n} pairs)" for kind, n in kinds.most_common())
+    return [Problem(name, "machines", f"pairs from {len(kinds)} kinds of machine in one table: {listed}; recompute "
+                                      "the others on one kind with --force")]
+
+
+def _selection(name: str, folder: Path) -> list[Problem]:
+    if not (folder / layout.TUNE_JSON).is_file():
+        rows = preset_origin.chosen_on_test(preset_origin.folder_rows(folder))
+        if not rows:
+            return []
+        records = sorted({f"results/{r}" for found in rows.values() for r in found})
+        return [Problem(name, "rests on test selection",
+                        f"{_few(list(rows))} ran with presets chosen by {', '.join(records)}, whose trials were "
+                        "scored on the test split; choose them again on validation (`python -m benchmark tune`) "
+                        "and recompute")]
+    scored = preset_origin.scored_on(folder)
+    if scored and scored != "validation":
+        return [Problem(name, "selection on test", f"its trials were scored on {scored}, not on validation "
+                                                   "only; tune again (tune never reads the test split now)")]
+    return []
+
+
+def _coverage(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> list[Problem]:
+    problems = []
+    shown = {(label, str(seed)) for label, seeds in per_seed.items() for seed in seeds}
+    runs = folder / layout.RUNS
+    on_disk = [(d.parent.name, d.name.removeprefix("seed")) for d in sorted(runs.glob("*/seed*"))
+               if d.is_dir() and pair_state(d).done] if runs.is_dir() else []
+    left_out = [f"{label} seed {seed}" for label, seed in on_disk if (label, seed) not in shown]
+    if left_out:
+        problems.append(Problem(name, "uncovered", f"{len(left_out)} pairs done on disk are not in its table "
+                                                   f"({_few(left_out)}); rerun the folder's command to include "
+                                                   "them, or remove them"))
+    missing = unbacked_pairs(folder)
+    if missing:
+        problems.append(Problem(name, "unbacked", f"its table shows {len(missing)} pairs not complete on disk "
+                                                  f"({_few(missing)}); recompute them"))
+    return problems
+
+
+def _few(items: list[str], shown: int = 3) -> str:
+    return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
+
+
+def check_folder(folder: Path) -> list[Problem]:
+    """Every problem of one results folder (none for a folder without a summary of pairs)."""
+    per_seed = _per_seed(folder)
+    if not per_seed:
+        return []
+    name = folder.name
+    found = (_stale(name, per_seed) + _machines(name, per_seed) + _selection(name, folder)
+             + _coverage(name, folder, per_seed))
+    return sorted(found, key=lambda p: KINDS.index(p.kind))
+
+
+def check(results: Path, names: list[str]) -> list[Problem]:
+    """The problems of the folders ``names``, in order."""
+    return [problem for name in sorted(names) for problem in check_folder(results / name)]

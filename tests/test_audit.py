@@ -1,0 +1,79 @@
+"""``python -m benchmark report --check`` (benchmark/presentation/audit.py): a folder that a
+command of the current code produced passes; each defect a published table can carry is named,
+one line per problem, and the command exits 1."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from benchmark.__main__ import main
+from benchmark.presentation.audit import check_folder
+from benchmark.results import SUMMARY
+
+
+@pytest.fixture(scope="module")
+def clean_run(tiny_store, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("audit")
+    assert main(["-q", "run", "--dataset", str(tiny_store), "--methods", "uniform", "--seeds", "0", "1",
+                 "--steps", "2", "--results-dir", str(root), "--name", "clean"]) == 0
+    return root / "clean"
+
+
+@pytest.fixture
+def run(clean_run, tmp_path) -> Path:
+    copy = tmp_path / "results" / "run"
+    shutil.copytree(clean_run, copy)
+    return copy
+
+
+def _edit_summary(folder: Path, edit) -> None:
+    data = json.loads((folder / SUMMARY).read_text())
+    edit(data["per_seed"])
+    (folder / SUMMARY).write_text(json.dumps(data))
+
+
+def _kinds(folder: Path) -> list[str]:
+    return [p.kind for p in check_folder(folder)]
+
+
+def test_a_folder_the_current_code_made_passes(run, capsys):
+    assert check_folder(run) == []
+    assert main(["report", "--check", "--results-dir", str(run.parent), "--name", "run"]) == 0
+    assert "1 published folders, every one passes" in capsys.readouterr().out
+
+
+def test_a_pair_from_changed_code_is_stale(run):
+    _edit_summary(run, lambda per_seed: per_seed["uniform"]["1"]["code"]["files"].update(
+        {"methods/uniform.py": "0" * 16}))
+    problems = check_folder(run)
+    assert [p.kind for p in problems] == ["stale"]
+    assert "1 of 2 pairs (uniform seed 1) changed since: methods/uniform.py" in problems[0].line()
+
+
+def test_pairs_from_two_kinds_of_machine_in_one_table(run):
+    _edit_summary(run, lambda per_seed: per_seed["uniform"]["0"]["computed"]["platform"].update(cpu="Other CPU"))
+    problems = check_folder(run)
+    assert [p.kind for p in problems] == ["machines"]
+    assert "2 kinds of machine" in problems[0].detail and "Other CPU, cpu (1 pairs)" in problems[0].detail
+
+
+def test_pairs_on_disk_the_table_leaves_out_and_pairs_it_shows_that_are_not_there(run):
+    shutil.copytree(run / "runs" / "uniform" / "seed0", run / "runs" / "uniform" / "seed7")
+    (run / "runs" / "uniform" / "seed1" / "scores.npz").unlink()
+    problems = {p.kind: p.detail for p in check_folder(run)}
+    assert set(problems) == {"uncovered", "unbacked"}
+    assert "(uniform seed 7)" in problems["uncovered"] and "uniform seed 1" in problems["unbacked"]
+
+
+def test_a_tune_scored_on_the_test_split_is_named_and_the_command_exits_1(run, capsys):
+    _edit_summary(run, lambda per_seed: [r.update(evaluated_on="test") for r in per_seed["uniform"].values()])
+    (run / "tune.json").write_text("{}")
+    assert _kinds(run) == ["selection on test"]
+    assert main(["report", "--check", "--results-dir", str(run.parent), "--name", "run"]) == 1
+    out = capsys.readouterr().out
+    assert "results/run: selection on test: its trials were scored on test" in out
+    assert "1 problem(s) in 1" in out
