@@ -77,7 +77,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
         seeds=args.seeds, device=args.device,
         budget=budget, val_fraction=args.val_fraction, val_seed=args.val_seed, name=args.name,
         config_file=args.config, results_root=args.results_dir, train_split=args.train_split,
-        eval_split=args.eval_split, force=args.force, show_progress=not args.quiet,
+        eval_split=args.eval_split, force=args.force, refresh=getattr(args, "refresh", False),
+        show_progress=not args.quiet,
         jobs=getattr(args, "jobs", None), threads=getattr(args, "threads", None),
         reread_evidence=getattr(args, "reread_evidence", False), precision=args.precision,
         unchecked=getattr(args, "unchecked", False), overrides=args.overrides or [],
@@ -249,6 +250,17 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     return 0 if not refused else 1
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from benchmark.reproduce import Options, reproduce
+
+    options = Options(dataset=args.dataset, data_seed=args.data_seed, name=args.name, results_dir=args.results_dir,
+                      methods=args.methods, seeds=args.seeds, tune_seeds=args.tune_seeds, trials=args.trials,
+                      points=args.points, steps=args.steps, device=args.device, jobs=args.jobs,
+                      threads=args.threads, stages=args.stages)
+    reproduce(options, main, dry_run=args.dry_run)
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -377,6 +389,31 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "match")
     p.set_defaults(func=_cmd_report)
 
+    from benchmark.experiments.defaults import REPRODUCE_STAGES
+
+    p = sub.add_parser("reproduce", help="every published number of a dataset from the current code: tune -> table "
+                                         "-> Tables 2-4 -> online -> curves -> latency -> figures -> report, each "
+                                         "stage resumed or skipped when up to date; prints its plan and ETA first")
+    p.add_argument("--dataset", default="default", help="synthetic preset or store directory (default: default)")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic store (default 0)")
+    p.add_argument("--name", help="results/<name> of the table (default: the dataset's name); the other stages "
+                                  "write results/<name>-tune, -ablate-*, -curves")
+    p.add_argument("--results-dir", default="results", help="root of the results (default: results)")
+    p.add_argument("--methods", nargs="+", metavar="METHOD", help="default: every method of the extended suite")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default: 0 1 2)")
+    p.add_argument("--tune-seeds", nargs="+", type=int, default=[0], help="seeds of each trial (default: 0)")
+    p.add_argument("--trials", type=int, default=4, help="trials per method, the same for every method (default 4)")
+    p.add_argument("--points", type=int, default=3, help="points per cost knob in the curves stage (default 3)")
+    p.add_argument("--steps", type=int, help="exactly this many steps per pair (a quick run; default: the budget "
+                                             "rule)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    p.add_argument("--jobs", type=int, help="pairs at once (default: as `run` chooses)")
+    p.add_argument("--threads", type=int, help="threads per pair (default 1 on a CPU)")
+    p.add_argument("--stages", nargs="+", choices=REPRODUCE_STAGES, metavar="STAGE",
+                   help=f"only these stages ({' '.join(REPRODUCE_STAGES)}; default: all)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and its estimated time, run nothing")
+    p.set_defaults(func=_cmd_reproduce)
+
     p = sub.add_parser("compare", help="two rows of a results folder: their mAP difference with its paired bootstrap "
                                        "interval over the same videos (seeds pooled), and their costs")
     p.add_argument("run", help="the results folder (results/<name>)")
@@ -481,6 +518,9 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = Tru
         p.set_defaults(eval_split=None)
     if force:
         p.add_argument("--force", action="store_true", help="recompute method/seed pairs that are done already")
+        p.add_argument("--refresh", action="store_true", help="recompute only the pairs that are stale (their code "
+                                                              "changed since) or were computed with another "
+                                                              "configuration; keep the others")
         p.add_argument("--jobs", type=int, help="method/seed pairs computed at once in worker processes (default: "
                                                 "one per CPU core, as memory allows; on a GPU as many as its "
                                                 "memory holds; under torchrun each rank takes its share of the "

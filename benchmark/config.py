@@ -51,6 +51,9 @@ class RunConfig:
     train_split: str | None = None
     eval_split: str | None = None
     force: bool = False
+    # Recompute only the pairs that are stale (their code changed since) or were computed with another
+    # configuration; keep the rest (``--refresh``; what ``reproduce`` runs every stage with).
+    refresh: bool = False
     show_progress: bool = True
     jobs: int | None = None  # worker processes for the pairs; None: one per core on a CPU (benchmark/parallel.py)
     threads: int | None = None  # threads per pair; None: benchmark/parallel.py's DEFAULT_THREADS

@@ -84,15 +84,21 @@ class Runner:
             return False
         difference = ctx.identity_difference(plan, seed, state.config)
         if difference:
-            if ctx.cfg.force:
+            if ctx.cfg.force or ctx.cfg.refresh:
+                if ctx.cfg.refresh:
+                    log.info("%s seed %d: computed with another configuration (%s); recomputing it (--refresh)",
+                             plan.name, seed, difference)
                 return False
             raise UsageError(f"{folder} holds a result computed with a different configuration ({difference}). "
-                             "Re-run with --force to replace it, or choose another --name")
+                             "Re-run with --force (or --refresh) to replace it, or choose another --name")
         if ctx.cfg.force:
             return False
         stale = PairRecord.load(results.record_path(folder)).stale
+        if stale and ctx.cfg.refresh:
+            log.info("%s seed %d: STALE (%s); recomputing it (--refresh)", plan.name, seed, stale)
+            return False
         if stale:
-            log.warning("%s seed %d: kept, but STALE: %s. Its row is marked stale; recompute it with --force",
+            log.warning("%s seed %d: kept, but STALE: %s. Its row is marked stale; recompute it with --refresh",
                         plan.name, seed, stale)
         return True
 

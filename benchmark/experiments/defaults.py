@@ -14,3 +14,7 @@ ABLATION_KINDS = tuple(ABLATION_COLUMNS)
 FRAME_MODEL = "uniform"
 #: The online method whose stopping points define Uniform-K's K'.
 HORIZON_METHOD = "liteeval"
+
+#: The stages of ``python -m benchmark reproduce``, in order (benchmark/reproduce.py).
+REPRODUCE_STAGES = ("tune", "table", "ablate-sync", "ablate-gamma", "ablate-units", "online", "curves", "latency",
+                    "plot", "report")

@@ -1,0 +1,274 @@
+"""``python -m benchmark reproduce``: every published number of a dataset, from the current code, stage by stage.
+
+The stages are the suite's own commands, run in order in this process with the same options a
+user would type (so each validates its input and resumes pair by pair as it always does):
+
+1. ``tune``: every method of both suites, the same trials each, scored on validation only; its
+   ``tuned.json`` is the config file every later stage reads (the chosen settings are data, not
+   copied into the code by hand; the results page shows the tune's table);
+2. ``table``: both suites, three seeds, with the tuned settings (``results/<name>``);
+3. ``ablate-sync``, ``ablate-gamma``, ``ablate-units``: Tables 2-4 with the tuned settings;
+4. ``online``: the online budget curves of the table's run;
+5. ``curves``: every method along its cost knob (``results/<name>-curves``);
+6. ``latency``: measured time per video on this machine;
+7. ``plot``: the figures;
+8. ``report``: docs/results.md and the README's blocks (only for the repository's own results/).
+
+A stage is skipped when it finished before with the same command, the same code (every Python
+file of the suite's packages) and the same inputs (the tuned config); the record of each stage
+(``results/<name>.reproduce.json``) says when it ran, how long it took and its digest. An
+interrupted stage is run again and resumes where its command stops (finished pairs are kept).
+Before it starts, the command prints the plan with an estimated time per stage, from the times
+pairs of each method took in the folders it will write (``--dry-run`` prints only the plan).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark import results as layout
+from benchmark.experiments.defaults import REPRODUCE_STAGES
+from datasets.common.atomic import atomic_write_json
+from datasets.common.errors import UsageError
+from datasets.common.gitinfo import REPO
+from datasets.common.progress import duration
+
+log = logging.getLogger(__name__)
+
+#: The stages, in order.
+STAGES = REPRODUCE_STAGES
+#: Rough seconds of the stages that train nothing, on the 2-core CPU (docs/performance.md, docs/running.md).
+FIXED_SECONDS = {"online": 90.0, "latency": 120.0, "plot": 15.0, "report": 30.0}
+#: Rows of each ablation (benchmark/experiments/ablation.py ``variants``; units: up to four sizes).
+ABLATION_ROWS = {"ablate-sync": 2, "ablate-gamma": 4, "ablate-units": 4}
+
+
+@dataclass(frozen=True)
+class Options:
+    dataset: str = "default"
+    data_seed: int = 0
+    name: str | None = None  # results/<name>; default: the dataset's name
+    results_dir: str = "results"
+    methods: list[str] | None = None  # default: every method of the extended suite
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    tune_seeds: list[int] = field(default_factory=lambda: [0])
+    trials: int = 4
+    points: int = 3
+    steps: int | None = None  # exactly this many steps per pair (quick runs; default: the budget rule)
+    device: str = "auto"
+    jobs: int | None = None
+    threads: int | None = None
+    stages: list[str] | None = None  # default: all of them
+
+
+@dataclass(frozen=True)
+class Stage:
+    key: str
+    argv: list[str]  # the command, as `python -m benchmark ARGV`
+    inputs: tuple[Path, ...] = ()  # files the stage reads whose content decides its result
+    folders: tuple[str, ...] = ()  # results folders it writes (for the time estimate)
+    pairs: dict[str, int] = field(default_factory=dict)  # method -> pairs it trains (for the estimate)
+
+    def command(self) -> str:
+        return "python -m benchmark " + " ".join(self.argv)
+
+
+def run_name(options: Options) -> str:
+    if options.name:
+        return options.name
+    from datasets.sources.synthetic import PRESETS
+
+    return options.dataset if options.dataset in PRESETS else Path(options.dataset).name
+
+
+def method_names(options: Options) -> list[str]:
+    if options.methods:
+        return list(options.methods)
+    from benchmark.presentation.tables import order_methods
+    from methods.registry import available_methods
+    from methods.suites import SUITES
+
+    return order_methods([n for n, c in available_methods().items() if c.suite in SUITES["extended"]])
+
+
+def plan(options: Options) -> list[Stage]:
+    """The stages ``options`` ask for, in order, with their commands."""
+    unknown = sorted(set(options.stages or ()) - set(STAGES))
+    if unknown:
+        raise UsageError(f"--stages {' '.join(unknown)}: no such stage; the stages are {' '.join(STAGES)}")
+    name, root = run_name(options), Path(options.results_dir)
+    methods = method_names(options)
+    data = ["--dataset", options.dataset, "--data-seed", str(options.data_seed), "--results-dir", str(root)]
+    compute = ["--device", options.device]
+    compute += ["--jobs", str(options.jobs)] if options.jobs else []
+    compute += ["--threads", str(options.threads)] if options.threads else []
+    # --refresh: each stage recomputes its stale pairs and those of another configuration, keeps the rest.
+    budget = ["--refresh", *(["--steps", str(options.steps)] if options.steps else [])]
+    seeds = ["--seeds", *map(str, options.seeds)]
+    tuned = root / f"{name}-tune" / layout.TUNED_JSON
+    chosen = ["--config", str(tuned)]
+    listed = ["--methods", *methods]
+    stages = [
+        Stage("tune", ["tune", *data, *listed, "--trials", str(options.trials), "--seeds",
+                       *map(str, options.tune_seeds), "--name", f"{name}-tune", *budget, *compute],
+              folders=(f"{name}-tune",), pairs={m: options.trials * len(options.tune_seeds) for m in methods}),
+        Stage("table", ["run", *data, *listed, *seeds, "--name", name, *chosen, *budget, *compute], (tuned,),
+              (name,), {m: len(options.seeds) for m in methods}),
+    ]
+    if "liteeval" in methods:
+        for kind in ("sync", "gamma", "units"):
+            key = f"ablate-{kind}"
+            stages.append(Stage(key, ["ablate", kind, *data, *seeds, "--name", f"{name}-{key}", *chosen, *budget,
+                                      *compute], (tuned,), (f"{name}-{key}",),
+                                {"liteeval": ABLATION_ROWS[key] * len(options.seeds)}))
+    stages += [
+        Stage("online", ["online", "--name", name, "--results-dir", str(root)], (tuned,)),
+        Stage("curves", ["curves", *data, *listed, *seeds, "--name", name, "--points", str(options.points), *chosen,
+                         *budget, *compute], (tuned,), (name + layout.CURVES_SUFFIX, name),
+              {m: (options.points - 1) * len(options.seeds) for m in methods if _trains_points(m)}),
+        Stage("latency", ["latency", "--name", name, "--results-dir", str(root)], (tuned,)),
+        Stage("plot", ["plot", "--name", name, "--results-dir", str(root)], (tuned,)),
+    ]
+    if root.resolve() == (REPO / "results").resolve():  # the page and README describe the repository's results/
+        stages.append(Stage("report", ["report"], (tuned,)))
+    wanted = set(options.stages or STAGES)
+    return [s for s in stages if s.key in wanted]
+
+
+def _trains_points(method: str) -> bool:
+    """Whether ``method``'s cost knob is read in training (each point a training of its own)."""
+    from methods.registry import resolve_method
+
+    knob = resolve_method(method).cost_knob
+    return knob is not None and knob.at == "training"
+
+
+def code_digest() -> str:
+    """Every Python file of the suite's packages: a stage's result depends on no other code."""
+    digest = hashlib.sha256()
+    for package in ("benchmark", "datasets", "methods"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            digest.update(path.relative_to(REPO).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def stage_digest(stage: Stage, code: str, done: dict[str, Any]) -> str:
+    """What decides a stage's result: its command, the code, its inputs' contents, and the
+    digests the earlier stages finished with (a stage after one that ran again runs again)."""
+    digest = hashlib.sha256(json.dumps(stage.argv).encode())
+    digest.update(code.encode())
+    for key in STAGES[:STAGES.index(stage.key)]:
+        digest.update(f"{key}={(done.get(key) or {}).get('digest')}".encode())
+    for path in stage.inputs:
+        digest.update(path.read_bytes() if path.is_file() else b"(missing)")
+    return digest.hexdigest()[:16]
+
+
+def record_path(options: Options) -> Path:
+    return Path(options.results_dir) / f"{run_name(options)}.reproduce.json"
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def pair_seconds(root: Path, folders: Sequence[str]) -> dict[str, float]:
+    """Seconds a pair of each method took in ``folders`` (training and evaluation; the first found)."""
+    seconds: dict[str, float] = {}
+    for folder in folders:
+        per_seed = _load(root / folder / layout.SUMMARY).get("per_seed") or {}
+        for label, seeds in per_seed.items():
+            method = label.split("@")[0].split("-trial")[0].split("-ablate")[0]
+            for record in (seeds or {}).values():
+                if isinstance(record, dict) and method not in seconds:
+                    seconds[method] = float(record.get("train_seconds") or 0) + float(record.get("eval_seconds") or 0)
+    return seconds
+
+
+def estimate(stage: Stage, root: Path, name: str, jobs: int) -> float | None:
+    """Seconds the stage may take, from earlier pairs of its methods (None: unknown)."""
+    if stage.key in FIXED_SECONDS:
+        return FIXED_SECONDS[stage.key]
+    if not stage.pairs:
+        return 0.0
+    seconds = pair_seconds(root, (*stage.folders, name, f"{name}-tune"))
+    if stage.key.startswith("ablate"):
+        seconds = {"liteeval": seconds.get("liteeval", 0.0)} if "liteeval" in seconds else {}
+    if any(m not in seconds for m in stage.pairs):
+        return None
+    return sum(seconds[m] * n for m, n in stage.pairs.items()) / max(1, jobs)
+
+
+def plan_text(stages: list[Stage], options: Options, done: dict[str, Any], code: str) -> tuple[str, float | None]:
+    """The plan, one line per stage with its state and estimate; and the total estimate."""
+    root, name = Path(options.results_dir), run_name(options)
+    jobs = options.jobs or os.cpu_count() or 1
+    lines, total, unknown, changed = [], 0.0, False, False
+    for k, stage in enumerate(stages, 1):
+        if not changed and (done.get(stage.key) or {}).get("digest") == stage_digest(stage, code, done):
+            state = "up to date, skipped"
+        else:
+            changed = True  # every later stage depends on this one's result (stage_digest)
+            seconds = estimate(stage, root, name, jobs)
+            if seconds is None:
+                state, unknown = "time unknown (no earlier pair of each of its methods)", True
+            else:
+                state, total = f"about {duration(seconds)}", total + seconds
+        lines.append(f"{k:>2}. {stage.key:<13} {state:<40} {stage.command()}")
+    head = (f"reproduce {name}: {len(stages)} stages; estimated {duration(total)}"
+            + (" plus the stages of unknown time" if unknown else "")
+            + f" with {jobs} jobs (from earlier pairs' times; a rough figure)")
+    return head + "\n" + "\n".join(lines), (None if unknown else total)
+
+
+def reproduce(options: Options, runner: Callable[[list[str]], int], *, dry_run: bool = False) -> list[dict[str, Any]]:
+    """Run (or, ``dry_run``, only print) the plan; return each stage's outcome. ``runner``: how a
+    command runs (the command line passes itself: each stage is a command, in this process)."""
+    stages = plan(options)
+    path = record_path(options)
+    record = _load(path)
+    done: dict[str, Any] = record.get("stages") or {}
+    code = code_digest()
+    text, _ = plan_text(stages, options, done, code)
+    print(text, flush=True)
+    if dry_run:
+        return []
+    outcomes: list[dict[str, Any]] = []
+    start = time.monotonic()
+    for stage in stages:
+        if (done.get(stage.key) or {}).get("digest") == stage_digest(stage, code, done):
+            outcomes.append({"stage": stage.key, "state": "skipped"})
+            continue
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{stamp} reproduce: stage {stage.key}: {stage.command()}", flush=True)
+        began = time.monotonic()
+        status = runner(stage.argv)
+        seconds = time.monotonic() - began
+        if status != 0:
+            raise UsageError(f"reproduce: stage {stage.key} failed (exit {status}) after {duration(seconds)}; "
+                             "fix what it said and run reproduce again: the stages done are kept")
+        digest = stage_digest(stage, code, done)  # its inputs as they are now (the tune stage writes the config)
+        done[stage.key] = {"digest": digest, "command": stage.command(), "finished": time.strftime(
+            "%Y-%m-%dT%H:%M:%S"), "seconds": round(seconds, 1)}
+        atomic_write_json(path, {"name": run_name(options), "code": code, "stages": done})
+        outcomes.append({"stage": stage.key, "state": "ran", "seconds": seconds})
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} reproduce: stage {stage.key} done in {duration(seconds)}",
+              flush=True)
+    ran = [o for o in outcomes if o["state"] == "ran"]
+    print(f"reproduce {run_name(options)}: {len(ran)} stage(s) ran, {len(outcomes) - len(ran)} up to date, "
+          f"{duration(time.monotonic() - start)}; the record: {path}. Check what is published with "
+          "`python -m benchmark report --check`.")
+    return outcomes
