@@ -89,6 +89,7 @@ STREAM_RECORDS = "stream-*.json"  # saved `python -m benchmark stream --out` run
 RUNS = "runs"
 #: An accuracy-cost sweep (python -m benchmark curves): its evaluation-time points, table and per-point rows.
 POINTS, CURVES_CSV, CURVES_JSON, CURVES_MD = "points", "curves.csv", "curves.json", "curves.md"
+MATCHED_JSON = "matched.json"  # a sweep read at matched budgets (benchmark/curves/report.py), for the README
 POINT_RECORD = "point.json"
 CURVES_SUFFIX = "-curves"  # results/<run>-curves holds the sweep of results/<run>
 #: A pair's files: the record marks it done (written last, with the others' checksums).

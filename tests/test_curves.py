@@ -88,6 +88,15 @@ def test_curves_sweeps_both_kinds_of_knob_resumes_and_reads_the_table(tmp_path, 
     assert (out / "runs" / "liteeval@gamma=0.2" / "seed0" / "record.json").is_file()
     assert json.loads((out / "curves.json").read_text())["knobs"]["uniform"]["setting"] == "frames"
     assert "| Uniform " in (out / "curves.md").read_text() and (out / "figures" / "curves.pdf").is_file()
+    # The README reads the saved matched-budget reading; it says what the table says, and only
+    # while the curves.csv it came from is unchanged.
+    from benchmark.curves.report import matched_budgets, matched_table, read_matched
+
+    assert matched_table(out, read=read_matched(out)) == (out / "curves.md").read_text()
+    assert read_matched(out) == matched_budgets(out)
+    saved = json.loads((out / "matched.json").read_text())
+    (out / "matched.json").write_text(json.dumps({**saved, "curves_csv_sha256": "0" * 64, "base_map": 0.0}))
+    assert read_matched(out).base_map == matched_budgets(out).base_map > 0  # a stale reading is recomputed
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("**/record.json")} | {
         p: p.stat().st_mtime_ns for p in out.glob("points/**/point.json")}
     capsys.readouterr()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ import pandas as pd
 from benchmark import results
 from benchmark.curves.matching import Curve, matched_difference, pareto_front
 from benchmark.measurement.bootstrap import Difference, resample_counts, resample_indices, resampled_maps
-from datasets.common.atomic import atomic_write_bytes
+from datasets.common.atomic import atomic_write_bytes, atomic_write_json, file_sha256
 from datasets.common.errors import UsageError
 
 #: The budgets of the table, as shares of Uniform-25's GFLOPs.
@@ -81,6 +82,27 @@ class MatchedBudgets:
     base_map: float
     rows: list[Matched]
 
+    def to_dict(self) -> dict[str, Any]:
+        def diff(d: Difference | None) -> list[float] | None:
+            return None if d is None else [d.estimate, d.low, d.high, d.resamples, d.confidence]
+
+        return {"base_gflops": self.base_gflops, "base_map": self.base_map, "shares": list(SHARES),
+                "rows": [{"method": m.method, "display_name": m.display_name, "online": m.online,
+                          "maps": [m.maps[s] for s in SHARES], "differences": [diff(m.differences[s]) for s in SHARES],
+                          "reach": m.reach, "front": m.front} for m in self.rows]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MatchedBudgets:
+        shares = [float(s) for s in data["shares"]]
+
+        def diff(d: list[float] | None) -> Difference | None:
+            return None if d is None else Difference(float(d[0]), float(d[1]), float(d[2]), int(d[3]), float(d[4]))
+
+        rows = [Matched(r["method"], r["display_name"], bool(r["online"]), dict(zip(shares, r["maps"])),
+                        {s: diff(d) for s, d in zip(shares, r["differences"])}, r["reach"], bool(r["front"]))
+                for r in data["rows"]]
+        return cls(float(data["base_gflops"]), float(data["base_map"]), rows)
+
 
 def matched_budgets(folder: Path, table: pd.DataFrame | None = None,
                     curves: dict[str, Curve] | None = None) -> MatchedBudgets:
@@ -110,9 +132,10 @@ def interval(diff: Difference) -> str:
     return f"{100 * diff.estimate:+.1f} [{100 * diff.low:+.1f}, {100 * diff.high:+.1f}]"
 
 
-def matched_table(folder: Path, table: pd.DataFrame | None = None, curves: dict[str, Curve] | None = None) -> str:
-    """The matched-budget table (Markdown) of a sweep folder (``table``, ``curves``: already read)."""
-    read = matched_budgets(folder, table, curves)
+def matched_table(folder: Path, table: pd.DataFrame | None = None, curves: dict[str, Curve] | None = None,
+                  read: MatchedBudgets | None = None) -> str:
+    """The matched-budget table (Markdown) of a sweep folder (``table``, ``curves``, ``read``: already read)."""
+    read = matched_budgets(folder, table, curves) if read is None else read
     rows = []
     for m in read.rows:
         row = {"Method": m.display_name}
@@ -171,12 +194,31 @@ def summary(read: MatchedBudgets, share: float = 0.5, stale: frozenset[str] = fr
     return " ".join(parts)
 
 
+def read_matched(folder: Path) -> MatchedBudgets:
+    """A sweep's matched-budget reading: its matched.json where that was written from the sweep's
+    curves.csv as it is now, else computed (the bootstrap over every point takes minutes)."""
+    saved = results.read_json(folder / results.MATCHED_JSON)
+    csv = folder / results.CURVES_CSV
+    if isinstance(saved, dict) and csv.is_file() and saved.get("curves_csv_sha256") == file_sha256(csv):
+        return MatchedBudgets.from_dict(saved)
+    return matched_budgets(folder)
+
+
+def write_matched(folder: Path, read: MatchedBudgets | None = None) -> None:
+    """matched.json: the reading the README's summary shows, tied to the curves.csv it came from."""
+    read = matched_budgets(folder) if read is None else read
+    atomic_write_json(folder / results.MATCHED_JSON, {
+        **read.to_dict(), "curves_csv_sha256": file_sha256(folder / results.CURVES_CSV)})
+
+
 def write(folder: Path) -> str:
-    """Write curves.md and the figure; return the table."""
+    """Write curves.md, matched.json and the figure; return the table."""
     table = load(folder)
-    curves = point_curves(folder, table)  # the bootstrap draws, computed once for both
-    text = matched_table(folder, table, curves)
+    curves = point_curves(folder, table)  # the bootstrap draws, computed once for all
+    read = matched_budgets(folder, table, curves)
+    text = matched_table(folder, read=read)
     atomic_write_bytes(folder / results.CURVES_MD, text.encode())
+    write_matched(folder, read)
     plot(folder, table, curves)
     return text
 

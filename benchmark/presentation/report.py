@@ -323,7 +323,7 @@ def curves_summary(results: Path, page_anchor: str) -> str:
     folder = results / MAIN_CURVES
     if not (folder / layout.CURVES_CSV).is_file():
         return f"(no `results/{MAIN_CURVES}/{layout.CURVES_CSV}` yet: run `python -m benchmark curves`)\n"
-    read = curves_report.matched_budgets(folder)
+    read = curves_report.read_matched(folder)
     stale = stale_methods(folder)
     command = _read_json(folder / layout.PROVENANCE).get("command") or "python -m benchmark curves"
     seeds = curves_report.load(folder).groupby(["method", "point"])["seed"].nunique().min()
