@@ -105,25 +105,27 @@ def test_curves_sweeps_both_kinds_of_knob_resumes_and_reads_the_table(tmp_path, 
 
 
 def test_the_summary_sorts_methods_by_the_side_of_zero_their_interval_lies_on():
-    """The README's sentences say only what the matched-budget reading holds: more accurate
-    where the interval is above zero, no different where it spans zero, less where below, not
-    compared where the points do not reach, and the cost to reach Uniform-25 in order."""
+    """The README's sentences say only what the matched-budget reading holds: at each budget,
+    more accurate where the interval is above zero, no different where it spans zero, less where
+    below, how many are not compared, and the cost to reach Uniform-25 in order."""
     from benchmark.curves.report import Matched, MatchedBudgets, summary
     from benchmark.measurement.bootstrap import Difference
 
     def row(name, diff, reach=None, front=False):
-        return Matched(name, name.upper(), False, {0.5: 0.9}, {0.5: diff}, reach, front)
+        return Matched(name, name.upper(), False, {0.25: 0.9, 0.5: 0.9, 1.0: None},
+                       {0.25: None, 0.5: diff, 1.0: None}, reach, front)
 
     read = MatchedBudgets(200.0, 0.915, [
-        Matched("uniform", "Uniform", False, {0.5: 0.87}, {0.5: None}, 200.0, False),
+        Matched("uniform", "Uniform", False, {0.25: 0.7, 0.5: 0.87, 1.0: 0.915}, {0.25: None, 0.5: None, 1.0: None},
+                200.0, False),
         row("up", Difference(0.10, 0.08, 0.12, 1000, 0.95), reach=30.0, front=True),
         row("flat", Difference(0.01, -0.01, 0.03, 1000, 0.95), reach=150.0),
         row("down", Difference(-0.05, -0.07, -0.03, 1000, 0.95)),
         row("short", None, front=True)])
     text = summary(read, stale=frozenset({"DOWN"}))
     assert "front (a point that no point of any method beats in both cost and mAP): UP, SHORT." in text
-    assert "At 50% of Uniform-25's cost (100.0 GFLOPs)" in text
-    assert "more accurate: UP +10.0 [+8.0, +12.0]; no different (the interval spans zero): FLAT +1.0 [-1.0, +3.0]; " \
-           "less accurate: DOWN (stale) -5.0 [-7.0, -3.0]." in text
-    assert "so not compared there: SHORT." in text
-    assert text.endswith("(91.5; Uniform needs 200.0): UP 30.0, FLAT 150.0.")
+    assert "At 25% of Uniform-25's cost (50.0 GFLOPs): no method's points reach it." in text
+    assert ("At 50% of Uniform-25's cost (100.0 GFLOPs), against Uniform at that cost (1 of 4 methods' points do "
+            "not reach it): more accurate: UP +10.0 [+8.0, +12.0]; no different (the interval spans zero): FLAT "
+            "+1.0 [-1.0, +3.0]; less accurate: DOWN (stale) -5.0 [-7.0, -3.0].") in text
+    assert "(91.5; Uniform needs 200.0): UP 30.0, FLAT 150.0." in text

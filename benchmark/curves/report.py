@@ -157,40 +157,35 @@ def matched_table(folder: Path, table: pd.DataFrame | None = None, curves: dict[
     return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True) + "\n\n" + caption + "\n"
 
 
-def summary(read: MatchedBudgets, share: float = 0.5, stale: frozenset[str] = frozenset()) -> str:
-    """The matched-budget reading in a few sentences, every number from ``read``: the front, who is
-    more or less accurate than Uniform-K at ``share`` of Uniform-25's cost (by the interval's
-    side of zero), who does not reach that budget, and the cost of reaching Uniform-25's mAP.
-    ``stale``: display names to mark."""
+def summary(read: MatchedBudgets, stale: frozenset[str] = frozenset()) -> str:
+    """The matched-budget reading in a few sentences, every number from ``read``: the front; at
+    each budget of the table, who is more accurate than Uniform-K at that cost, no different, or
+    less (by the side of zero the paired interval lies on), and how many methods' points do not
+    reach it; the cost of reaching Uniform-25's mAP. ``stale``: display names to mark."""
     def name(m: Matched) -> str:
         return m.display_name + (" (stale)" if m.display_name in stale else "")
 
-    budget = share * read.base_gflops
     others = [m for m in read.rows if m.method != REFERENCE]
-    above = [m for m in others if (d := m.differences[share]) is not None and d.low > 0]
-    below = [m for m in others if (d := m.differences[share]) is not None and d.high < 0]
-    level = [m for m in others if (d := m.differences[share]) is not None and d.low <= 0 <= d.high]
-    absent = [m for m in others if m.differences[share] is None]
-
-    def listed(group: list[Matched]) -> str:
-        ranked = sorted(group, key=lambda m: -m.differences[share].estimate)  # type: ignore[union-attr]
-        return "; ".join(f"{name(m)} {interval(m.differences[share])}" for m in ranked)  # type: ignore[arg-type]
-
     parts = [f"On the accuracy-cost front (a point that no point of any method beats in both cost and mAP): "
              f"{', '.join(name(m) for m in read.rows if m.front) or 'none'}."]
-    head = f"At {int(100 * share)}% of Uniform-25's cost ({budget:.1f} GFLOPs), against Uniform at the same cost"
-    clauses = [f"more accurate: {listed(above)}" if above else "",
-               f"no different (the interval spans zero): {listed(level)}" if level else "",
-               f"less accurate: {listed(below)}" if below else ""]
-    parts.append(f"{head} (mAP points, 95% paired bootstrap interval): " + "; ".join(filter(None, clauses)) + "."
-                 if any(clauses) else f"{head}: no method's points reach it.")
-    if absent:
-        parts.append(f"Points not reaching {budget:.1f} GFLOPs, so not compared there: "
-                     f"{', '.join(name(m) for m in absent)}.")
-    reached = sorted((m.reach, name(m)) for m in read.rows if m.reach is not None and m.method != REFERENCE)
+    for share in SHARES:
+        found = [(m, d) for m in others if (d := m.differences.get(share)) is not None]
+        groups = [("more accurate", [(m, d) for m, d in found if d.low > 0]),
+                  ("no different (the interval spans zero)", [(m, d) for m, d in found if d.low <= 0 <= d.high]),
+                  ("less accurate", [(m, d) for m, d in found if d.high < 0])]
+        clauses = ["{}: {}".format(label, "; ".join(
+            f"{name(m)} {interval(d)}" for m, d in sorted(group, key=lambda pair: -pair[1].estimate)))
+            for label, group in groups if group]
+        head = f"At {int(100 * share)}% of Uniform-25's cost ({share * read.base_gflops:.1f} GFLOPs)"
+        absent = len(others) - len(found)
+        missing = f" ({absent} of {len(others)} methods' points do not reach it)" if absent else ""
+        parts.append(f"{head}, against Uniform at that cost{missing}: " + "; ".join(clauses) + "."
+                     if clauses else f"{head}: no method's points reach it.")
+    reached = sorted((m.reach, name(m)) for m in others if m.reach is not None)
     if reached:
         parts.append(f"GFLOPs to reach Uniform-25's mAP ({100 * read.base_map:.1f}; Uniform needs "
                      f"{read.base_gflops:.1f}): " + ", ".join(f"{shown} {reach:.1f}" for reach, shown in reached) + ".")
+    parts.append("Differences are mAP points with 95% paired bootstrap intervals over the test videos.")
     return " ".join(parts)
 
 
