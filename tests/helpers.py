@@ -108,3 +108,12 @@ def poison_split(source: Path, out: Path, split: str, seed: int = 0) -> Path:
     manifest["checksums"][layout.HEADER_CHECKSUM] = digest
     manifest_path.write_text(json.dumps(manifest, indent=2))
     return out
+
+
+def blank_readme() -> str:
+    """A README holding only the markers of every block ``python -m benchmark report`` generates."""
+    from benchmark.presentation import report
+
+    pairs = ((report.HEADLINE_START, report.HEADLINE_END), (report.CURVES_START, report.CURVES_END),
+             (report.STREAM_START, report.STREAM_END))
+    return "".join(f"{start}\n{end}\n" for start, end in pairs)

@@ -22,7 +22,7 @@ from benchmark.context import RunContext
 from benchmark.protocol.budget import Budget
 from datasets.loading.bank import FeatureBank
 from datasets.loading.guard import SplitNotAllowedError, only_splits, restrict_splits
-from tests.helpers import poison_split
+from tests.helpers import blank_readme, poison_split
 
 REPO = Path(__file__).resolve().parents[1]
 TUNE = ["-q", "tune", "--methods", "uniform", "liteeval", "--trials", "2", "--steps", "3", "--validations", "2"]
@@ -187,8 +187,7 @@ def test_an_edit_under_methods_makes_provenance_dirty_and_the_row_stale(tmp_path
 
     # The report judges staleness against the code as it is when the report is written.
     readme = tmp_path / "README.md"
-    markers = "<!-- headline table: python -m benchmark report -->\n<!-- end of headline table -->\n"
-    readme.write_text(markers + "<!-- streaming run: python -m benchmark report -->\n<!-- end of streaming run -->\n")
+    readme.write_text(blank_readme())
     report = [sys.executable, "-m", "benchmark", "report", "--results-dir", str(results), "--out",
               str(tmp_path / "page.md"), "--readme", str(readme)]
     subprocess.run(report, cwd=repo, check=True, capture_output=True, env=env, timeout=300)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import blank_readme
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -204,8 +206,7 @@ def test_the_report_refuses_a_folder_whose_pairs_are_gone(tmp_path, capsys):
     results = tmp_path / "results"
     shutil.copytree(REPO / "results" / "default-ablate-sync", results / "default-ablate-sync")
     readme = tmp_path / "README.md"
-    readme.write_text("<!-- headline table: python -m benchmark report -->\n<!-- end of headline table -->\n"
-                      "<!-- streaming run: python -m benchmark report -->\n<!-- end of streaming run -->\n")
+    readme.write_text(blank_readme())
     report = ["report", "--results-dir", str(results), "--out", str(tmp_path / "page.md"), "--readme", str(readme)]
     assert main(report) == 0
     (results / "default-ablate-sync" / "runs" / "liteeval-sync" / "seed1" / "scores.npz").unlink()
