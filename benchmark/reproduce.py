@@ -36,6 +36,7 @@ from typing import Any
 
 from benchmark import results as layout
 from benchmark.experiments.defaults import REPRODUCE_STAGES
+from benchmark.results import read_json
 from datasets.common.atomic import atomic_write_json
 from datasets.common.errors import UsageError
 from datasets.common.gitinfo import REPO
@@ -178,10 +179,7 @@ def record_path(options: Options) -> Path:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
+    data = read_json(path)
     return data if isinstance(data, dict) else {}
 
 
@@ -191,7 +189,7 @@ def pair_seconds(root: Path, folders: Sequence[str]) -> dict[str, float]:
     for folder in folders:
         per_seed = _load(root / folder / layout.SUMMARY).get("per_seed") or {}
         for label, seeds in per_seed.items():
-            method = label.split("@")[0].split("-trial")[0].split("-ablate")[0]
+            method = label.split("@")[0].split("-")[0]  # a knob's point, a trial, an ablation's row: its method
             for record in (seeds or {}).values():
                 if isinstance(record, dict) and method not in seconds:
                     seconds[method] = float(record.get("train_seconds") or 0) + float(record.get("eval_seconds") or 0)
@@ -205,8 +203,6 @@ def estimate(stage: Stage, root: Path, name: str, jobs: int) -> float | None:
     if not stage.pairs:
         return 0.0
     seconds = pair_seconds(root, (*stage.folders, name, f"{name}-tune"))
-    if stage.key.startswith("ablate"):
-        seconds = {"liteeval": seconds.get("liteeval", 0.0)} if "liteeval" in seconds else {}
     if any(m not in seconds for m in stage.pairs):
         return None
     return sum(seconds[m] * n for m, n in stage.pairs.items()) / max(1, jobs)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import results as layout
-from benchmark.code_fingerprint import stale_reason
+from benchmark.presentation.report import stale_pairs
 from benchmark.protocol import preset_origin
 from benchmark.results import pair_state, read_json, unbacked_pairs
 
@@ -54,16 +54,12 @@ def machine_kind(record: dict[str, Any]) -> str:
     return f"{platform.get('cpu', '?')}, {platform.get('gpu') if device.startswith('cuda') else device}"
 
 
-def _stale(name: str, per_seed: dict[str, dict[str, Any]]) -> list[Problem]:
+def _stale(folder: Path, pairs: int) -> list[Problem]:
     reasons: dict[str, list[str]] = {}
-    for label, seeds in per_seed.items():
-        for seed, record in seeds.items():
-            why = stale_reason(record.get("code")) if isinstance(record, dict) else ""
-            if why:
-                reasons.setdefault(why, []).append(f"{label} seed {seed}")
-    pairs = sum(len(s) for s in per_seed.values())
-    return [Problem(name, "stale", f"{len(found)} of {pairs} pairs ({_few(found)}) {why}; recompute them with "
-                                   "the folder's command and --force")
+    for label, seed, why in stale_pairs(folder):
+        reasons.setdefault(why, []).append(f"{label} seed {seed}")
+    return [Problem(folder.name, "stale", f"{len(found)} of {pairs} pairs ({_few(found)}) {why}; recompute them "
+                                          "with the folder's command and --force")
             for why, found in reasons.items()]
 
 
@@ -121,7 +117,8 @@ def check_folder(folder: Path) -> list[Problem]:
     if not per_seed:
         return []
     name = folder.name
-    found = (_stale(name, per_seed) + _machines(name, per_seed) + _selection(name, folder)
+    pairs = sum(len(seeds) for seeds in per_seed.values())
+    found = (_stale(folder, pairs) + _machines(name, per_seed) + _selection(name, folder)
              + _coverage(name, folder, per_seed))
     return sorted(found, key=lambda p: KINDS.index(p.kind))
 

@@ -186,18 +186,24 @@ def _ablation_beside_the_paper(kind: str, summary: pd.DataFrame) -> str:
             + f"\n\nPaper: FCVID, {label} (benchmark/presentation/paper.py). Here: the table above.\n")
 
 
-def stale_rows(folder: Path) -> dict[str, str]:
-    """The folder's rows whose pairs were computed by code that has changed since (row name ->
-    why), judged now against the current code (benchmark/code_fingerprint.py), not when the
+def stale_pairs(folder: Path) -> list[tuple[str, str, str]]:
+    """(label, seed, why) of each pair in the folder's summary computed by code that has changed
+    since, judged now against the current code (benchmark/code_fingerprint.py), not when the
     table was written."""
-    data = _read_json(folder / layout.SUMMARY)
-    summary, per_seed = data.get("summary") or {}, data.get("per_seed") or {}
-    stale = {}
-    for label, seeds in per_seed.items():
-        reasons = sorted({stale_reason(r.get("code")) for r in seeds.values() if isinstance(r, dict)} - {""})
-        if reasons:
-            stale[(summary.get(label) or {}).get("display_name") or label] = "; ".join(reasons)
-    return stale
+    per_seed = _read_json(folder / layout.SUMMARY).get("per_seed") or {}
+    return [(label, str(seed), why) for label, seeds in per_seed.items() if isinstance(seeds, dict)
+            for seed, record in seeds.items()
+            if isinstance(record, dict) and (why := stale_reason(record.get("code")))]
+
+
+def stale_rows(folder: Path) -> dict[str, str]:
+    """The folder's rows with a stale pair (row name -> why)."""
+    summary = _read_json(folder / layout.SUMMARY).get("summary") or {}
+    reasons: dict[str, set[str]] = {}
+    for label, _, why in stale_pairs(folder):
+        reasons.setdefault(label, set()).add(why)
+    return {(summary.get(label) or {}).get("display_name") or label: "; ".join(sorted(found))
+            for label, found in reasons.items()}
 
 
 def marks(folder: Path) -> tuple[dict[str, str], str]:
@@ -307,12 +313,9 @@ def headline(results: Path) -> str:
 def stale_methods(folder: Path) -> frozenset[str]:
     """The methods of a sweep folder with a stale pair (their display names): a point of a method
     is stale when its own training is, or, for a point read at evaluation, the method's pair."""
-    data = _read_json(folder / layout.SUMMARY)
-    summary, per_seed = data.get("summary") or {}, data.get("per_seed") or {}
-    names = {label: (summary.get(label) or {}).get("display_name") for label in per_seed}
-    base = {label.split("@")[0]: names.get(label.split("@")[0]) or label.split("@")[0] for label in per_seed}
-    return frozenset(base[label.split("@")[0]] for label, seeds in per_seed.items()
-                     if any(stale_reason(r.get("code")) for r in seeds.values() if isinstance(r, dict)))
+    summary = _read_json(folder / layout.SUMMARY).get("summary") or {}
+    methods = {label.split("@")[0] for label, _, _ in stale_pairs(folder)}
+    return frozenset((summary.get(m) or {}).get("display_name") or m for m in methods)
 
 
 def curves_summary(results: Path, page_anchor: str) -> str:
