@@ -19,7 +19,9 @@ another version now; a record without ``code`` was written before fingerprints e
 stale, since the code that made it is unknown. ``python -m benchmark run`` says which kept
 pairs are stale and marks their rows; ``python -m benchmark report`` marks them on the pages.
 The scheduler (benchmark/runner.py, parallel.py: which pairs run where) and the presentation
-modules are deliberately left out: changing a table's layout does not change a number.
+modules are deliberately left out: changing a table's layout does not change a number. So are
+the declarations of the methods' presets and of where they were chosen (``file_hash``): those
+are settings, which every pair records and compares on their own.
 """
 
 from __future__ import annotations
@@ -125,8 +127,47 @@ def _closure(roots: tuple[tuple[str, str | None], ...]) -> dict[str, str]:
     return dict(sorted(files.items()))
 
 
+def _declarations(tree: ast.Module) -> list[ast.stmt]:
+    """The statements of a module that declare settings rather than compute: a class's
+    ``presets`` and a module-level ``Origin(...)`` (methods/presets.py). See ``file_hash``."""
+    found: list[ast.stmt] = []
+    for node in _module_level(tree):
+        if not isinstance(node, ast.Assign | ast.AnnAssign):
+            continue
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        names = [t.id for t in targets if isinstance(t, ast.Name)]
+        value = node.value
+        origin = (isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "Origin"
+                  and node.col_offset == 0)
+        if (names == ["presets"] and node.col_offset > 0) or origin:
+            found.append(node)
+    return found
+
+
 def file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    """The file's SHA-256 (16 hex digits), with the lines of its settings declarations blanked.
+
+    A method's presets (its ``presets`` attribute) and the origins they cite are the defaults of a
+    pair's configuration, not code: every pair records the settings it ran with and a kept pair of
+    another configuration is recomputed (``--refresh``) or refused on that ground, so adopting the
+    values a new tune chose, or citing the new record, does not make every pair stale. Everything
+    else in the file (comments included, but for those right above a declaration) is hashed as written.
+    """
+    data = path.read_bytes()
+    try:
+        tree = ast.parse(data)
+    except (SyntaxError, ValueError):
+        return hashlib.sha256(data).hexdigest()[:16]
+    lines = data.splitlines(keepends=True)
+    for node in _declarations(tree):
+        start, end = node.lineno - 1, (node.end_lineno or node.lineno)
+        if lines[start][: node.col_offset].strip():  # shares its first line with other code: hashed whole
+            continue
+        while start > 0 and lines[start - 1].lstrip().startswith(b"#"):  # the comment that describes it
+            start -= 1
+        for i in range(start, end):
+            lines[i] = b"\n"
+    return hashlib.sha256(b"".join(lines)).hexdigest()[:16]
 
 
 def _package(module: str) -> dict[str, str] | None:

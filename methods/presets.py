@@ -22,9 +22,6 @@ TABLE1_TUNE = Origin("default-tune-fcvid", OPTIMISER_AND_DROPOUT, scored_on="tes
 EXTENDED_TUNE = Origin("default-extended-tune", OPTIMISER_AND_DROPOUT, scored_on="test", date="2026-11-25")
 #: AR-Net, tuned again after its loss and training were made the original's (one process: on validation).
 ARNET_TUNE = Origin("default-arnet-tune-v3", OPTIMISER_AND_DROPOUT, scored_on="validation", date="2026-11-29")
-#: LiteEval's readings of the paper against its official code, all 16 combinations, on the 60-frame store.
-LITEEVAL_READINGS = Origin("default-liteeval-readings", ("coarse_embed", "fine_embed", "penalty", "tau_schedule"),
-                           scored_on="test", date="2026-11-25")
 #: LiteEval-RL's policy gradient: where it flows and its entropy bonus (issue 26), 6 trials on validation.
 RL_TUNE = Origin("default-liteeval-rl-tune", ("policy_through", "entropy_weight"), scored_on="validation",
                  date="2026-12-01")

@@ -197,6 +197,37 @@ def test_an_edit_under_methods_makes_provenance_dirty_and_the_row_stale(tmp_path
     assert "(stale)" not in (tmp_path / "page.md").read_text()
 
 
+def test_a_preset_or_its_origin_is_settings_not_code_to_the_fingerprint(tmp_path):
+    """Adopting the values a new tune chose (or citing its record) leaves pairs current: the pair
+    records its settings and another configuration is caught on that ground; any other edit counts."""
+    from benchmark.code_fingerprint import file_hash
+
+    source = tmp_path / "method.py"
+    template = (
+        "from methods.base import Origin, Preset\n\n"
+        "#: where it was chosen\n"
+        "TUNE = Origin({record!r}, ('dropout',), scored_on='validation', date='2026-12-02')\n\n\n"
+        "class Method:\n"
+        "    # chosen by TUNE\n"
+        "    presets = {{'default': Preset({{'dropout': {dropout},\n"
+        "                                   'train': {{'lr': 1e-3}}}}, (TUNE,))}}\n\n"
+        "    def forward(self, x):\n"
+        "        return {body}\n"
+    )
+
+    def digest(**changes) -> str:
+        source.write_text(template.format(**{"record": "a-tune", "dropout": 0.5, "body": "x", **changes}))
+        return file_hash(source)
+
+    first = digest()
+    assert digest(dropout=0.2) == first and digest(record="another-tune") == first
+    assert digest(body="2 * x") != first
+    source.write_text("x = 1\nclass Method: presets = {'default': {}}\n")  # a declaration sharing its line
+    shared = file_hash(source)
+    source.write_text("x = 1\nclass Method: presets = {'default': {'dropout': 0.1}}\n")
+    assert file_hash(source) != shared
+
+
 def test_rows_on_presets_chosen_on_the_test_split_are_marked(tmp_path, monkeypatch):
     from benchmark.presentation import report
     from benchmark.protocol import preset_origin
@@ -215,9 +246,9 @@ def test_rows_on_presets_chosen_on_the_test_split_are_marked(tmp_path, monkeypat
     (record / "metrics.json").write_text(json.dumps({"per_seed": trials}))
     assert preset_origin.chosen_on_test(rows, results=tmp_path) == {}
 
-    # The committed records: four tunes chose on the test split, and the headline says which rows rest on them.
+    # The committed records: tunes that chose on the test split, and the headline says which rows rest on them.
     assert {c.folder for c in preset_origin.choices() if c.scored_on == "test"} == {
-        "default-tune-fcvid", "default-extended-tune", "default-liteeval-readings"}
+        "default-tune-fcvid", "default-extended-tune"}
     assert preset_origin.scored_on(preset_origin.RESULTS / "default-tune") == "test"
     _, owed = report.marks(preset_origin.RESULTS / "default")
     assert "Presets chosen on the test split" in owed and "LiteEval" in owed and "results/default-tune-fcvid" in owed

@@ -19,7 +19,7 @@ import numpy as np
 
 from datasets.common.errors import UsageError
 from datasets.common.flops import COST_BACKEND, count_gmacs
-from datasets.extraction.backbones import PACKAGED, count_gmacs_per_frame
+from datasets.extraction.backbones import count_gmacs_per_frame, is_known
 from datasets.store.manifest import Manifest
 from methods.base import StepModule, VideoMethod
 
@@ -45,12 +45,10 @@ def frame_costs(manifest: Manifest, streams: list[str] | None = None) -> dict[st
     For a backbone torchvision does not have (hand-made test stores), the manifest's value
     is used, with a warning. If the manifest disagrees with the count, the count wins.
     """
-    import torchvision
-
     costs = {}
     for stream in streams or list(manifest.streams):
         spec = manifest.streams[stream]
-        if hasattr(torchvision.models, spec.backbone) or spec.backbone in PACKAGED:
+        if is_known(spec.backbone):
             counted = count_gmacs_per_frame(spec.backbone, spec.resolution)
             if abs(counted - spec.gmacs_per_frame) > 1e-3 * max(counted, 1e-9):
                 log.warning(

@@ -29,7 +29,7 @@ from datasets.common.errors import UsageError
 from datasets.common.flops import COST_BACKEND, count_gmacs
 
 __all__ = ["COST_BACKEND", "IMAGENET_NORMALISATION", "PACKAGED", "PAPER_STREAMS", "BackboneSpec", "PackagedBackbone",
-           "backbone_spec", "build_feature_extractor", "count_gmacs_per_frame", "input_normalisation",
+           "backbone_spec", "build_feature_extractor", "count_gmacs_per_frame", "input_normalisation", "is_known",
            "packaged_weights"]
 
 
@@ -120,6 +120,14 @@ def _build_packaged(name: str, resolution: int | None):
     return model.eval()
 
 
+def is_known(name: str) -> bool:
+    """Whether backbone ``name`` can be built here (a torchvision model or a packaged one), so its
+    cost can be counted rather than taken from a manifest."""
+    import torchvision
+
+    return name in PACKAGED or hasattr(torchvision.models, name)
+
+
 def build_feature_extractor(name: str, resolution: int | None = None):
     """Return model ``name`` (torchvision's, or a packaged one) with random weights and its
     classifier removed. ``resolution``: the input side, for a packaged model whose
@@ -137,11 +145,10 @@ def build_feature_extractor(name: str, resolution: int | None = None):
 
     if name in PACKAGED:
         return _build_packaged(name, resolution)
-    try:
-        builder = getattr(torchvision.models, name)
-    except AttributeError as exc:
+    if not is_known(name):
         raise UsageError(f"torchvision.models has no model {name!r} (packaged backbones: "
-                         f"{', '.join(sorted(PACKAGED))})") from exc
+                         f"{', '.join(sorted(PACKAGED))})")
+    builder = getattr(torchvision.models, name)
     residual = name.startswith(("resnet", "resnext", "wide_resnet"))
     model = builder(weights=None, **({"zero_init_residual": True} if residual else {}))
     if hasattr(model, "fc"):
