@@ -32,9 +32,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from benchmark import results as layout
+from benchmark.eta import machine_here, method_of, timed_here
 from benchmark.experiments.defaults import REPRODUCE_STAGES
 from benchmark.results import read_json
 from datasets.common.atomic import atomic_write_json
@@ -183,50 +185,63 @@ def _load(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def pair_seconds(root: Path, folders: Sequence[str]) -> dict[str, float]:
-    """Seconds a pair of each method took in ``folders`` (training and evaluation; the first found)."""
-    seconds: dict[str, float] = {}
+def pair_seconds(root: Path, folders: Sequence[str], here: dict[str, str]) -> dict[str, float]:
+    """Seconds a pair of each method took in ``folders`` on this kind of machine (``here``;
+    training and evaluation; the median of every such pair of the method, whatever its label)."""
+    seconds: dict[str, list[float]] = {}
     for folder in folders:
         per_seed = _load(root / folder / layout.SUMMARY).get("per_seed") or {}
         for label, seeds in per_seed.items():
-            method = label.split("@")[0].split("-")[0]  # a knob's point, a trial, an ablation's row: its method
             for record in (seeds or {}).values():
-                if isinstance(record, dict) and method not in seconds:
-                    seconds[method] = float(record.get("train_seconds") or 0) + float(record.get("eval_seconds") or 0)
-    return seconds
+                took = timed_here(record, here) if isinstance(record, dict) else None
+                if took is not None:
+                    seconds.setdefault(method_of(label), []).append(took)
+    return {method: median(times) for method, times in seconds.items()}
 
 
-def estimate(stage: Stage, root: Path, name: str, jobs: int) -> float | None:
-    """Seconds the stage may take, from earlier pairs of its methods (None: unknown)."""
+def estimate(stage: Stage, root: Path, name: str, jobs: int, here: dict[str, str]) -> float | None:
+    """Seconds the stage may take, from earlier pairs of its methods on this kind of machine
+    (None: unknown)."""
     if stage.key in FIXED_SECONDS:
         return FIXED_SECONDS[stage.key]
     if not stage.pairs:
         return 0.0
-    seconds = pair_seconds(root, (*stage.folders, name, f"{name}-tune"))
+    seconds = pair_seconds(root, (*stage.folders, name, f"{name}-tune"), here)
     if any(m not in seconds for m in stage.pairs):
         return None
     return sum(seconds[m] * n for m, n in stage.pairs.items()) / max(1, jobs)
+
+
+def _device(requested: str) -> str:
+    """The device type ``--device`` means on this machine ("auto": cuda where there is one)."""
+    if requested != "auto":
+        return requested.split(":")[0]
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def plan_text(stages: list[Stage], options: Options, done: dict[str, Any], code: str) -> tuple[str, float | None]:
     """The plan, one line per stage with its state and estimate; and the total estimate."""
     root, name = Path(options.results_dir), run_name(options)
     jobs = options.jobs or os.cpu_count() or 1
+    here = machine_here(_device(options.device))
     lines, total, unknown, changed = [], 0.0, False, False
     for k, stage in enumerate(stages, 1):
         if not changed and (done.get(stage.key) or {}).get("digest") == stage_digest(stage, code, done):
             state = "up to date, skipped"
         else:
             changed = True  # every later stage depends on this one's result (stage_digest)
-            seconds = estimate(stage, root, name, jobs)
+            seconds = estimate(stage, root, name, jobs, here)
             if seconds is None:
-                state, unknown = "time unknown (no earlier pair of each of its methods)", True
+                state, unknown = "time unknown (no earlier pair of each method here)", True
             else:
                 state, total = f"about {duration(seconds)}", total + seconds
         lines.append(f"{k:>2}. {stage.key:<13} {state:<40} {stage.command()}")
     head = (f"reproduce {name}: {len(stages)} stages; estimated {duration(total)}"
             + (" plus the stages of unknown time" if unknown else "")
-            + f" with {jobs} jobs (from earlier pairs' times; a rough figure)")
+            + f" with {jobs} jobs (from the times of earlier pairs on this kind of machine, {here['cpu']} "
+            f"{here['device']}; a rough figure)")
     return head + "\n" + "\n".join(lines), (None if unknown else total)
 
 

@@ -31,6 +31,7 @@ import torch
 from benchmark import conformance, crosscheck, pair, parallel, results, summary
 from benchmark.config import RunConfig
 from benchmark.context import RunContext
+from benchmark.eta import machine_here, timed_here
 from benchmark.plans import MethodPlan
 from benchmark.record import PairRecord
 from datasets.common.atomic import atomic_write_json
@@ -159,16 +160,18 @@ class Runner:
             finish(started_group)
 
     def earlier_seconds(self) -> dict[str, float]:
-        """Seconds a complete pair of each method took in this folder (training and evaluation),
-        for the estimate of the time a run has left (benchmark/eta.py)."""
+        """Seconds a complete pair of each method took in this folder (training and evaluation) on
+        this kind of machine, for the estimate of the time a run has left (benchmark/eta.py)."""
+        here = machine_here(str(self.ctx.device))
         seconds: dict[str, float] = {}
         for plan in self.ctx.plans:
             for seed in self.ctx.cfg.seeds:
                 folder = self.ctx.pair_dir(plan, seed)
                 if results.pair_state(folder).done:
-                    record = PairRecord.load(results.record_path(folder))
-                    seconds[plan.name] = record.train_seconds + record.eval_seconds
-                    break
+                    took = timed_here(results.read_json(results.record_path(folder)) or {}, here)
+                    if took is not None:
+                        seconds[plan.name] = took
+                        break
         return seconds
 
     def reread_evidence(self) -> None:

@@ -65,8 +65,27 @@ def test_the_time_left_comes_from_each_methods_own_pairs_then_earlier_ones_never
     other = RunClock([("a", 0), ("b", 0)], jobs=1)
     line = other.done("a", 0, 30.0)
     # b has not run: a's 30 s say nothing of it (methods differ a hundredfold).
-    assert other.seconds_left() is None and "ETA once a pair of b has finished" in line
+    assert other.seconds_left() is None and "ETA once a pair of each of b has finished" in line
     assert progress.duration(3725) == "1h02m" and progress.duration(65) == "1m05s"
+    # A tune's trials (a sweep's points, an ablation's rows) are one method: one finished trial times the rest.
+    trials = RunClock([(f"lstm-trial{k}", 0) for k in range(4)] + [(f"liteeval-trial{k}", 0) for k in range(9)], 2)
+    line = trials.done("lstm-trial0", 0, 20.0)
+    assert "ETA once a pair of each of liteeval has finished" in line  # the method, once: not nine labels
+    trials.done("liteeval-trial3", 0, 100.0)
+    assert trials.seconds_left() == pytest.approx((3 * 20 + 8 * 100) / 2)
+
+
+def test_earlier_pairs_time_a_run_only_from_this_kind_of_machine():
+    from benchmark.eta import machine_here, timed_here
+
+    here = machine_here("cuda:1")
+    assert here["device"] == "cuda"
+    record = {"computed": {"platform": {"cpu": here["cpu"], "device": "cuda:0"}}, "train_seconds": 90.0,
+              "eval_seconds": 10.0}
+    assert timed_here(record, here) == 100.0
+    assert timed_here({**record, "computed": {"platform": {"cpu": here["cpu"], "device": "cpu"}}}, here) is None
+    assert timed_here({**record, "computed": {"platform": {"cpu": "another", "device": "cuda"}}}, here) is None
+    assert timed_here({"train_seconds": 5.0}, here) is None  # no platform: where it ran is unknown
 
 
 def test_a_run_in_workers_logs_each_pair_start_end_training_progress_and_eta_with_timestamps(tmp_path):
