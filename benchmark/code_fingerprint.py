@@ -153,7 +153,13 @@ def file_hash(path: Path) -> str:
     values a new tune chose, or citing the new record, does not make every pair stale. Everything
     else in the file (comments included, but for those right above a declaration) is hashed as written.
     """
-    data = path.read_bytes()
+    return _settings_blanked_hash(path.read_bytes())
+
+
+@cache
+def _settings_blanked_hash(data: bytes) -> str:
+    """``file_hash`` of a file's bytes (cached: a report judges every pair of every folder, and the
+    same few dozen files, against the current code)."""
     try:
         tree = ast.parse(data)
     except (SyntaxError, ValueError):

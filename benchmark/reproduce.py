@@ -3,18 +3,23 @@
 The stages are the suite's own commands, run in order in this process with the same options a
 user would type (so each validates its input and resumes pair by pair as it always does):
 
-1. ``tune``: every method of both suites, the same trials each, scored on validation only; its
-   ``tuned.json`` is the config file every later stage reads (the chosen settings are data, not
-   copied into the code by hand; the results page shows the tune's table);
-2. ``table``: both suites, three seeds, with the tuned settings (``results/<name>``);
-3. ``ablate-sync``, ``ablate-gamma``, ``ablate-units``: Tables 2-4 with the tuned settings;
-4. ``online``: the online budget curves of the table's run;
-5. ``curves``: every method along its cost knob (``results/<name>-curves``);
-6. ``latency``: measured time per video on this machine;
-7. ``plot``: the figures;
-8. ``report``: docs/results.md and the README's blocks (only for the repository's own results/).
+1. ``tune``: every method of both suites, the same trials each, scored on validation only;
+2. ``studies``: the repository's studies (benchmark/experiments/studies.py), each a tune of some
+   settings of one method on top of what the tune and the studies before it chose; the tune's
+   choices with the studies' on top are the settings every later stage reads
+   (``results/<name>.settings.json``, written by this command: data, not copied into the code by
+   hand; the shipped presets repeat them, and tests/test_selection.py checks that they do);
+3. ``table``: both suites, three seeds, with those settings (``results/<name>``);
+4. ``ablate-sync``, ``ablate-gamma``, ``ablate-units``: Tables 2-4 with the settings;
+5. ``online``: the online budget curves of the table's run;
+6. ``curves``: every method along its cost knob (``results/<name>-curves``);
+7. ``checks``: the runs the pages show beside the table (benchmark/experiments/studies.py);
+8. ``latency``: measured time per video on this machine;
+9. ``plot``: the figures;
+10. ``report``: docs/results.md and the README's blocks (only for the repository's own results/).
 
-A stage is skipped when it finished before with the same command, the same code (every Python
+The studies and checks are the repository's: reproducing another dataset or results folder runs
+neither. A stage is skipped when it finished before with the same command, the same code (every Python
 file of the suite's packages) and the same inputs (the tuned config); the record of each stage
 (``results/<name>.reproduce.json``) says when it ran, how long it took and its digest. An
 interrupted stage is run again and resumes where its command stops (finished pairs are kept).
@@ -29,7 +34,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
@@ -38,6 +43,7 @@ from typing import Any
 from benchmark import results as layout
 from benchmark.eta import machine_here, method_of, timed_here
 from benchmark.experiments.defaults import REPRODUCE_STAGES
+from benchmark.experiments.studies import CHECKS, STUDIES, Check, Study
 from benchmark.results import read_json
 from datasets.common.atomic import atomic_write_json
 from datasets.common.errors import UsageError
@@ -70,18 +76,89 @@ class Options:
     jobs: int | None = None
     threads: int | None = None
     stages: list[str] | None = None  # default: all of them
+    # None: the repository's (benchmark/experiments/studies.py) when reproducing its own default
+    # results, none otherwise.
+    studies: tuple[Study, ...] | None = None
+    checks: tuple[Check, ...] | None = None
 
 
 @dataclass(frozen=True)
 class Stage:
     key: str
-    argv: list[str]  # the command, as `python -m benchmark ARGV`
+    argvs: tuple[list[str], ...]  # its commands, in order, each as `python -m benchmark ARGV`
     inputs: tuple[Path, ...] = ()  # files the stage reads whose content decides its result
     folders: tuple[str, ...] = ()  # results folders it writes (for the time estimate)
     pairs: dict[str, int] = field(default_factory=dict)  # method -> pairs it trains (for the estimate)
 
     def command(self) -> str:
-        return "python -m benchmark " + " ".join(self.argv)
+        first = "python -m benchmark " + " ".join(self.argvs[0])
+        return first + (f" (and {len(self.argvs) - 1} more commands)" if len(self.argvs) > 1 else "")
+
+
+def _own_results(options: Options) -> bool:
+    """Whether ``options`` reproduce the repository's own published default results."""
+    return (Path(options.results_dir).resolve() == (REPO / "results").resolve() and options.dataset == "default"
+            and run_name(options) == "default")
+
+
+def studies_of(options: Options) -> tuple[Study, ...]:
+    if options.studies is not None:
+        return options.studies
+    return STUDIES if _own_results(options) else ()
+
+
+def checks_of(options: Options) -> tuple[Check, ...]:
+    if options.checks is not None:
+        return options.checks
+    return CHECKS if _own_results(options) else ()
+
+
+def settings_path(options: Options) -> Path:
+    """The settings every stage after the studies runs with (``--config``): the tune's choices
+    with each study's on top (``write_settings``)."""
+    return Path(options.results_dir) / f"{run_name(options)}.settings.json"
+
+
+def merged_settings(options: Options, upto: int | None = None) -> dict[str, Any]:
+    """The main tune's choices, with those of the studies on this dataset before ``upto`` (all:
+    None) on top, key by key: a later choice of a setting replaces an earlier one."""
+    root, name = Path(options.results_dir), run_name(options)
+    tuned = read_json(root / f"{name}-tune" / layout.TUNED_JSON)
+    if not isinstance(tuned, dict):
+        raise UsageError(f"{root / f'{name}-tune' / layout.TUNED_JSON}: missing; run the tune stage first "
+                         "(`python -m benchmark reproduce --stages tune`)")
+    settings = json.loads(json.dumps(tuned))
+    for study in studies_of(options)[:upto]:
+        if study.dataset != options.dataset:
+            continue
+        chosen = read_json(root / study.name / layout.TUNED_JSON)
+        if not isinstance(chosen, dict) or not isinstance(chosen.get(study.method), dict):
+            raise UsageError(f"{root / study.name / layout.TUNED_JSON}: missing or without {study.method!r}; run "
+                             "the studies stage (`python -m benchmark reproduce --stages studies`)")
+        mine = settings.setdefault(study.method, {})
+        for key, value in chosen[study.method].items():
+            if key == "train" and isinstance(value, dict):
+                mine.setdefault("train", {}).update(value)
+            else:
+                mine[key] = value
+    return settings
+
+
+def _settings_if_ready(options: Options) -> None:
+    """Write the settings where the tune (and every study) has chosen; else leave them to the
+    stage that chooses them (a later stage that needs them says so)."""
+    try:
+        write_settings(options)
+    except UsageError:
+        pass
+
+
+def write_settings(options: Options, upto: int | None = None) -> Path:
+    path = settings_path(options)
+    settings = merged_settings(options, upto)
+    if read_json(path) != settings:
+        atomic_write_json(path, settings)
+    return path
 
 
 def run_name(options: Options) -> str:
@@ -116,34 +193,58 @@ def plan(options: Options) -> list[Stage]:
     # --refresh: each stage recomputes its stale pairs and those of another configuration, keeps the rest.
     budget = ["--refresh", *(["--steps", str(options.steps)] if options.steps else [])]
     seeds = ["--seeds", *map(str, options.seeds)]
-    tuned = root / f"{name}-tune" / layout.TUNED_JSON
-    chosen = ["--config", str(tuned)]
+    settings = settings_path(options)
+    chosen = ["--config", str(settings)]
     listed = ["--methods", *methods]
+    tuned = root / f"{name}-tune" / layout.TUNED_JSON
+
+    def data_of(dataset: str) -> list[str]:  # a study on another store: its own presets, no main settings
+        return [*data, *chosen] if dataset == options.dataset else ["--dataset", dataset, "--results-dir", str(root)]
+
     stages = [
-        Stage("tune", ["tune", *data, *listed, "--trials", str(options.trials), "--seeds",
-                       *map(str, options.tune_seeds), "--name", f"{name}-tune", *budget, *compute],
+        Stage("tune", (["tune", *data, *listed, "--trials", str(options.trials), "--seeds",
+                        *map(str, options.tune_seeds), "--name", f"{name}-tune", *budget, *compute],),
               folders=(f"{name}-tune",), pairs={m: options.trials * len(options.tune_seeds) for m in methods}),
-        Stage("table", ["run", *data, *listed, *seeds, "--name", name, *chosen, *budget, *compute], (tuned,),
-              (name,), {m: len(options.seeds) for m in methods}),
     ]
+    studies = studies_of(options)
+    if studies:
+        stages.append(Stage("studies", tuple([*s.argv(), *data_of(s.dataset), *budget, *compute] for s in studies),
+                            (tuned,), tuple(s.name for s in studies), _pairs((s.method, s.pairs) for s in studies)))
+    stages.append(Stage("table", (["run", *data, *listed, *seeds, "--name", name, *chosen, *budget, *compute],),
+                        (settings,), (name,), {m: len(options.seeds) for m in methods}))
     if "liteeval" in methods:
         for kind in ("sync", "gamma", "units"):
             key = f"ablate-{kind}"
-            stages.append(Stage(key, ["ablate", kind, *data, *seeds, "--name", f"{name}-{key}", *chosen, *budget,
-                                      *compute], (tuned,), (f"{name}-{key}",),
+            stages.append(Stage(key, (["ablate", kind, *data, *seeds, "--name", f"{name}-{key}", *chosen, *budget,
+                                       *compute],), (settings,), (f"{name}-{key}",),
                                 {"liteeval": ABLATION_ROWS[key] * len(options.seeds)}))
     stages += [
-        Stage("online", ["online", "--name", name, "--results-dir", str(root)], (tuned,)),
-        Stage("curves", ["curves", *data, *listed, *seeds, "--name", name, "--points", str(options.points), *chosen,
-                         *budget, *compute], (tuned,), (name + layout.CURVES_SUFFIX, name),
+        Stage("online", (["online", "--name", name, "--results-dir", str(root)],), (settings,)),
+        Stage("curves", (["curves", *data, *listed, *seeds, "--name", name, "--points", str(options.points),
+                          *chosen, *budget, *compute],), (settings,), (name + layout.CURVES_SUFFIX, name),
               {m: (options.points - 1) * len(options.seeds) for m in methods if _trains_points(m)}),
-        Stage("latency", ["latency", "--name", name, "--results-dir", str(root)], (tuned,)),
-        Stage("plot", ["plot", "--name", name, "--results-dir", str(root)], (tuned,)),
+    ]
+    checks = checks_of(options)
+    if checks:
+        stages.append(Stage("checks", tuple([*c.argv(), *data_of(c.dataset), *budget, *compute] for c in checks),
+                            (settings,), tuple(c.name for c in checks),
+                            _pairs((m, len(c.seeds)) for c in checks for m in c.methods)))
+    stages += [
+        Stage("latency", (["latency", "--name", name, "--results-dir", str(root)],), (settings,)),
+        Stage("plot", (["plot", "--name", name, "--results-dir", str(root)],), (settings,)),
     ]
     if root.resolve() == (REPO / "results").resolve():  # the page and README describe the repository's results/
-        stages.append(Stage("report", ["report"], (tuned,)))
+        stages.append(Stage("report", (["report"],), (settings,)))
     wanted = set(options.stages or STAGES)
     return [s for s in stages if s.key in wanted]
+
+
+def _pairs(counts: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """Pairs per method, summed over a stage's commands."""
+    total: dict[str, int] = {}
+    for method, n in counts:
+        total[method] = total.get(method, 0) + n
+    return total
 
 
 def _trains_points(method: str) -> bool:
@@ -167,7 +268,7 @@ def code_digest() -> str:
 def stage_digest(stage: Stage, code: str, done: dict[str, Any]) -> str:
     """What decides a stage's result: its command, the code, its inputs' contents, and the
     digests the earlier stages finished with (a stage after one that ran again runs again)."""
-    digest = hashlib.sha256(json.dumps(stage.argv).encode())
+    digest = hashlib.sha256(json.dumps(stage.argvs).encode())
     digest.update(code.encode())
     for key in STAGES[:STAGES.index(stage.key)]:
         digest.update(f"{key}={(done.get(key) or {}).get('digest')}".encode())
@@ -253,6 +354,8 @@ def reproduce(options: Options, runner: Callable[[list[str]], int], *, dry_run: 
     record = _load(path)
     done: dict[str, Any] = record.get("stages") or {}
     code = code_digest()
+    if not dry_run:
+        _settings_if_ready(options)
     text, _ = plan_text(stages, options, done, code)
     print(text, flush=True)
     if dry_run:
@@ -260,17 +363,26 @@ def reproduce(options: Options, runner: Callable[[list[str]], int], *, dry_run: 
     outcomes: list[dict[str, Any]] = []
     start = time.monotonic()
     for stage in stages:
+        if stage.key not in ("tune", "studies"):  # what the studies chose, on top of the tune's choices
+            _settings_if_ready(options)
         if (done.get(stage.key) or {}).get("digest") == stage_digest(stage, code, done):
             outcomes.append({"stage": stage.key, "state": "skipped"})
             continue
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         print(f"{stamp} reproduce: stage {stage.key}: {stage.command()}", flush=True)
         began = time.monotonic()
-        status = runner(stage.argv)
+        for k, argv in enumerate(stage.argvs):
+            if stage.key == "studies":  # each study starts from what the tune and the studies before it chose
+                write_settings(options, upto=k)
+            status = runner(argv)
+            if status != 0:
+                seconds = time.monotonic() - began
+                raise UsageError(f"reproduce: stage {stage.key} failed (exit {status}) after {duration(seconds)} "
+                                 f"at `python -m benchmark {' '.join(argv)}`; fix what it said and run reproduce "
+                                 "again: the stages done are kept, and a stage resumes where its commands stopped")
         seconds = time.monotonic() - began
-        if status != 0:
-            raise UsageError(f"reproduce: stage {stage.key} failed (exit {status}) after {duration(seconds)}; "
-                             "fix what it said and run reproduce again: the stages done are kept")
+        if stage.key == "studies":
+            write_settings(options)
         digest = stage_digest(stage, code, done)  # its inputs as they are now (the tune stage writes the config)
         done[stage.key] = {"digest": digest, "command": stage.command(), "finished": time.strftime(
             "%Y-%m-%dT%H:%M:%S"), "seconds": round(seconds, 1)}

@@ -77,3 +77,34 @@ def test_a_tune_scored_on_the_test_split_is_named_and_the_command_exits_1(run, c
     out = capsys.readouterr().out
     assert "results/run: selection on test: its trials were scored on test" in out
     assert "1 problem(s) in 1" in out
+
+
+def test_a_folder_with_pairs_and_no_table_or_rows_and_no_pairs(run):
+    summary = json.loads((run / SUMMARY).read_text())
+    (run / SUMMARY).unlink()  # pairs on disk that no table shows (a run stopped before its summary)
+    problems = check_folder(run)
+    assert [p.kind for p in problems] == ["uncovered"] and "2 pairs done on disk and no table" in problems[0].detail
+    shutil.rmtree(run / "runs")
+    assert check_folder(run) == []  # notes alone: nothing to check
+    (run / SUMMARY).write_text(json.dumps({"summary": summary["summary"]}))  # rows whose pairs were not kept
+    problems = check_folder(run)
+    assert [p.kind for p in problems] == ["unbacked"] and "no pair records" in problems[0].detail
+
+
+def test_the_page_and_readme_show_only_folders_the_check_passes(run, tmp_path):
+    from benchmark.presentation import report
+    from tests.helpers import blank_readme
+
+    results = run.parent
+    shutil.copytree(run, results / "default")  # the main job's folder, as the README's headline reads it
+    _edit_summary(results / "default", lambda per_seed: per_seed["uniform"]["1"]["code"]["files"].update(
+        {"methods/uniform.py": "0" * 16}))
+    readme = tmp_path / "README.md"
+    readme.write_text(blank_readme())
+    built = report.write(results, tmp_path / "page.md", readme, ["run", "default"])
+    assert "## `run`" in built.page and "## Table 1 and the extended suite" not in built.page
+    assert f"## {report.WITHHELD_TITLE}" in built.page and "results/default: stale: 1 of 2 pairs" in built.page
+    assert "`results/default/` is not published" in readme.read_text() and "| Uniform" not in readme.read_text()
+    shutil.copy(run / SUMMARY, results / "default" / SUMMARY)  # recomputed by the current code: published again
+    built = report.write(results, tmp_path / "page.md", readme, ["run", "default"])
+    assert report.WITHHELD_TITLE not in built.page and "| Uniform" in readme.read_text()

@@ -93,3 +93,68 @@ def test_refresh_recomputes_stale_pairs_and_keeps_fresh_ones(tiny_store, tmp_pat
     assert main([*args, "--refresh"]) == 0
     assert json.loads(records[1].read_text())["code"]["files"]["methods/uniform.py"] != "0" * 16
     assert records[0].stat().st_mtime_ns == before[0]  # the fresh pair was kept
+
+
+def test_studies_run_on_top_of_the_tune_and_every_later_stage_reads_their_choices(tiny_store, tmp_path, capsys):
+    from benchmark.experiments.studies import Check, Study
+    from benchmark.reproduce import merged_settings, settings_path
+
+    root = tmp_path / "results"
+    store = str(tiny_store)
+    studies = (Study("tiny-dropout", "uniform", {"dropout": [0.0, 0.5]}, 2, "uniform's dropout", dataset=store),
+               Study("tiny-hidden", "uniform", {"hidden": [16, 32]}, 2, "uniform's width", dataset=store))
+    checks = (Check("tiny-bf16", ("uniform",), "the rows in bfloat16", options=("--precision", "bf16"), seeds=(0,),
+                    dataset=store),)
+    options = Options(dataset=store, results_dir=str(root), methods=["uniform"], seeds=[0], trials=2, steps=2,
+                      jobs=1, device="cpu", stages=["tune", "studies", "table", "checks"], studies=studies,
+                      checks=checks)
+    ran: list[list[str]] = []
+
+    def recording(argv: list[str]) -> int:
+        ran.append(argv)
+        return main(["-q", *argv])
+
+    outcomes = reproduce(options, recording)
+    assert [o["stage"] for o in outcomes] == ["tune", "studies", "table", "checks"]
+    assert "2. studies" in capsys.readouterr().out
+    assert [a[0] for a in ran] == ["tune", "tune", "tune", "run", "run"]
+    first, second = ran[1], ran[2]
+    assert "--config" in first and "--space" in first and first[first.index("--name") + 1] == "tiny-dropout"
+    assert second[second.index("--name") + 1] == "tiny-hidden"
+
+    tuned = json.loads((root / "tiny-tune" / "tuned.json").read_text())["uniform"]
+    dropout = json.loads((root / "tiny-dropout" / "tuned.json").read_text())["uniform"]["dropout"]
+    hidden = json.loads((root / "tiny-hidden" / "tuned.json").read_text())["uniform"]["hidden"]
+    settings = json.loads(settings_path(options).read_text())
+    # The tune's optimiser, the first study's dropout on top, the second's width on top of both.
+    assert settings == {"uniform": {**tuned, "dropout": dropout, "hidden": hidden}} == merged_settings(options)
+    assert merged_settings(options, upto=1)["uniform"] == {**tuned, "dropout": dropout}
+    for name in ("tiny", "tiny-bf16"):  # the table and the check ran with them
+        config = json.loads((root / name / "runs" / "uniform" / "seed0" / "config.json").read_text())
+        assert config["hparams"]["dropout"] == dropout and config["hparams"]["hidden"] == hidden
+        assert all(config["train"][k] == v for k, v in tuned["train"].items())
+    assert json.loads((root / "tiny-bf16" / "runs" / "uniform" / "seed0" / "config.json").read_text())[
+        "precision"] == "bf16"
+
+    # The repository's own studies run only when its own default results are reproduced.
+    from benchmark.experiments.studies import CHECKS, STUDIES
+    from benchmark.reproduce import checks_of, studies_of
+    from datasets.common.gitinfo import REPO
+
+    assert studies_of(Options(results_dir=str(REPO / "results"))) == STUDIES
+    assert checks_of(Options(results_dir=str(REPO / "results"))) == CHECKS
+    assert studies_of(Options(results_dir=str(root))) == () and checks_of(Options(dataset="small")) == ()
+
+
+def test_every_origin_beyond_the_main_tune_is_a_study_that_searches_its_keys():
+    from benchmark.experiments.studies import STUDIES
+    from benchmark.protocol import preset_origin
+    from methods.presets import OPTIMISER_AND_DROPOUT
+
+    declared = {(method, origin.record, tuple(origin.keys)) for preset in ("default", "small")
+                for method, found in preset_origin.origins(preset).items() for origin in found}
+    studies = {(s.method, s.name, tuple(s.space)) for s in STUDIES}
+    assert studies <= declared  # each study is cited by its method's preset, for the keys it searches
+    beyond = {d for d in declared if d[2] != OPTIMISER_AND_DROPOUT}
+    assert beyond == studies  # and every choice beyond the main tune is one of them
+    assert len({s.name for s in STUDIES}) == len(STUDIES)

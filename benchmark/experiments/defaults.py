@@ -16,5 +16,5 @@ FRAME_MODEL = "uniform"
 HORIZON_METHOD = "liteeval"
 
 #: The stages of ``python -m benchmark reproduce``, in order (benchmark/reproduce.py).
-REPRODUCE_STAGES = ("tune", "table", "ablate-sync", "ablate-gamma", "ablate-units", "online", "curves", "latency",
-                    "plot", "report")
+REPRODUCE_STAGES = ("tune", "studies", "table", "ablate-sync", "ablate-gamma", "ablate-units", "online", "curves",
+                    "checks", "latency", "plot", "report")

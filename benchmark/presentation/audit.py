@@ -12,7 +12,9 @@ checked for what would make a table of it something no command produces from the
 * **unbacked**: a pair the table shows that is not complete on disk.
 
 Each problem is one line naming the folder, the kind and what to do; the command exits 1 when
-there is any. It reads the folders and writes nothing.
+there is any. It reads the folders and writes nothing. ``python -m benchmark report`` publishes
+only the folders this check passes (benchmark/presentation/report.py): a folder with a problem
+is listed on the page with its problems, and its numbers are not shown.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import results as layout
-from benchmark.presentation.report import stale_pairs
+from benchmark.code_fingerprint import stale_reason
 from benchmark.protocol import preset_origin
 from benchmark.results import pair_state, read_json, unbacked_pairs
 
@@ -45,6 +47,15 @@ def _per_seed(folder: Path) -> dict[str, dict[str, Any]]:
     data = read_json(folder / layout.SUMMARY)
     per_seed = data.get("per_seed") if isinstance(data, dict) else None
     return {label: seeds for label, seeds in (per_seed or {}).items() if isinstance(seeds, dict)}
+
+
+def stale_pairs(folder: Path) -> list[tuple[str, str, str]]:
+    """(label, seed, why) of each pair in the folder's summary computed by code that has changed
+    since, judged now against the current code (benchmark/code_fingerprint.py), not when the
+    table was written."""
+    return [(label, str(seed), why) for label, seeds in _per_seed(folder).items()
+            for seed, record in seeds.items()
+            if isinstance(record, dict) and (why := stale_reason(record.get("code")))]
 
 
 def machine_kind(record: dict[str, Any]) -> str:
@@ -111,11 +122,27 @@ def _few(items: list[str], shown: int = 3) -> str:
     return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
 
 
+def _without_records(folder: Path) -> list[Problem]:
+    """A folder with no pair records in its summary: fine when it shows no table of pairs; a
+    problem when it shows rows nothing backs, or holds pairs no table shows."""
+    data = read_json(folder / layout.SUMMARY)
+    if isinstance(data, dict) and data.get("summary"):
+        return [Problem(folder.name, "unbacked", f"its table's {len(data['summary'])} rows have no pair records: "
+                                                 "which code made them is unknown; recompute it or remove it")]
+    runs = folder / layout.RUNS
+    done = [f"{d.parent.name} seed {d.name.removeprefix('seed')}" for d in sorted(runs.glob("*/seed*"))
+            if d.is_dir() and pair_state(d).done] if runs.is_dir() else []
+    if done:
+        return [Problem(folder.name, "uncovered", f"{len(done)} pairs done on disk and no table of them "
+                                                  f"({_few(done)}); rerun the folder's command, or remove them")]
+    return []
+
+
 def check_folder(folder: Path) -> list[Problem]:
-    """Every problem of one results folder (none for a folder without a summary of pairs)."""
+    """Every problem of one results folder (none for a folder that shows no pairs and holds none)."""
     per_seed = _per_seed(folder)
     if not per_seed:
-        return []
+        return _without_records(folder)
     name = folder.name
     pairs = sum(len(seeds) for seeds in per_seed.values())
     found = (_stale(folder, pairs) + _machines(name, per_seed) + _selection(name, folder)

@@ -28,8 +28,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark import results as layout
-from benchmark.code_fingerprint import stale_reason
-from benchmark.presentation import paper, stream_text, tables
+from benchmark.presentation import audit, paper, stream_text, tables
 from benchmark.protocol import preset_origin
 from benchmark.results import folder_lock, online_summary, read_json, unbacked_pairs
 from datasets.common.atomic import atomic_write_text
@@ -186,21 +185,11 @@ def _ablation_beside_the_paper(kind: str, summary: pd.DataFrame) -> str:
             + f"\n\nPaper: FCVID, {label} (benchmark/presentation/paper.py). Here: the table above.\n")
 
 
-def stale_pairs(folder: Path) -> list[tuple[str, str, str]]:
-    """(label, seed, why) of each pair in the folder's summary computed by code that has changed
-    since, judged now against the current code (benchmark/code_fingerprint.py), not when the
-    table was written."""
-    per_seed = _read_json(folder / layout.SUMMARY).get("per_seed") or {}
-    return [(label, str(seed), why) for label, seeds in per_seed.items() if isinstance(seeds, dict)
-            for seed, record in seeds.items()
-            if isinstance(record, dict) and (why := stale_reason(record.get("code")))]
-
-
 def stale_rows(folder: Path) -> dict[str, str]:
     """The folder's rows with a stale pair (row name -> why)."""
     summary = _read_json(folder / layout.SUMMARY).get("summary") or {}
     reasons: dict[str, set[str]] = {}
-    for label, _, why in stale_pairs(folder):
+    for label, _, why in audit.stale_pairs(folder):
         reasons.setdefault(label, set()).add(why)
     return {(summary.get(label) or {}).get("display_name") or label: "; ".join(sorted(found))
             for label, found in reasons.items()}
@@ -288,6 +277,34 @@ def _section(folder: Path, title: str, marked: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+WITHHELD_TITLE = "Not published: what report --check found"
+
+
+def withheld(results: Path, present: set[str]) -> dict[str, list[audit.Problem]]:
+    """The folders among ``present`` that ``report --check`` does not pass, with their problems:
+    the page lists them and shows none of their numbers, and the README's blocks do not come
+    from them (a table no command produces from the current code is not one to cite)."""
+    return {name: problems for name in sorted(present) if (problems := audit.check_folder(results / name))}
+
+
+def withheld_note(name: str, problems: list[audit.Problem]) -> str:
+    """What a README block says in place of a withheld folder's numbers."""
+    kinds = ", ".join(dict.fromkeys(p.kind for p in problems))
+    return (f"(`results/{name}/` is not published: `python -m benchmark report --check` finds {len(problems)} "
+            f"problem(s) in it ({kinds}); `python -m benchmark reproduce` regenerates it. What was found: "
+            f"[docs/results.md](docs/results.md#{_anchor(WITHHELD_TITLE)}).)\n")
+
+
+def _withheld_section(held: dict[str, list[audit.Problem]]) -> str:
+    lines = [f"## {WITHHELD_TITLE}", "",
+             "These committed folders are not shown: a table of them is not what the current code computes, or "
+             "rests on a choice made on the test split (`python -m benchmark report --check`; "
+             "benchmark/presentation/audit.py). `python -m benchmark reproduce` regenerates the main job's folders; "
+             "a study's folder, its own command with `--refresh`.", ""]
+    lines += [f"- {problem.line()}" for problems in held.values() for problem in problems]
+    return "\n".join(lines) + "\n"
+
+
 def headline(results: Path) -> str:
     """The main run's table with the headline columns, and where it comes from."""
     csv = results / MAIN_RUN / layout.TABLE_CSV
@@ -314,7 +331,7 @@ def stale_methods(folder: Path) -> frozenset[str]:
     """The methods of a sweep folder with a stale pair (their display names): a point of a method
     is stale when its own training is, or, for a point read at evaluation, the method's pair."""
     summary = _read_json(folder / layout.SUMMARY).get("summary") or {}
-    methods = {label.split("@")[0] for label, _, _ in stale_pairs(folder)}
+    methods = {label.split("@")[0] for label, _, _ in audit.stale_pairs(folder)}
     return frozenset((summary.get(m) or {}).get("display_name") or m for m in methods)
 
 
@@ -350,13 +367,14 @@ def streaming_run(path: Path) -> str:
     return f"```\n{stream_text.render(record)}\n```\n\nPrinted by `{command}` (the record: `{saved}`).\n"
 
 
-def presets_section(results: Path) -> str:
+def presets_section(results: Path, held: dict[str, list[audit.Problem]] | None = None) -> str:
     """The shipped `default` presets and where each setting was chosen (methods/presets.py), with
-    the split each record's own trials say they were scored on."""
+    the split each record's own trials say they were scored on (a record not published says so)."""
     scored = {(c.method, c.folder): c.scored_on for c in preset_origin.choices(results=results)}
     found = preset_origin.origins()
     rows = [{"Method": display_name(method), "Settings": ", ".join(origin.keys),
-             "Chosen by": f"results/{origin.record}", "On": origin.date,
+             "Chosen by": f"results/{origin.record}" + (" (not published)" if origin.record in (held or {}) else ""),
+             "On": origin.date,
              "Trials scored on (their records)": scored.get((method, origin.record), "no record")}
             for method in tables.order_methods(list(found)) for origin in found[method]]
     return ("## The shipped presets and where they were chosen\n\n"
@@ -398,19 +416,27 @@ def build(results: Path, names: list[str] | None = None) -> Report:
         raise UsageError(f"results/{name}: its table lists pairs that are not complete on disk: {'; '.join(missing)}"
                          f"{more}. Recompute them with `python -m benchmark run --name {name} ...` (the folder's "
                          "command), or remove the folder; the report publishes only what its pairs hold")
-    order = [(name, title) for name, title in CATALOGUE if name in present]
-    order += [(name, f"`{name}`") for name in sorted(present - {n for n, _ in CATALOGUE})]
-    contents = "\n".join(f"- [{title}](#{_anchor(title)})" for _, title in order)
-    marked = {name: marked_table(results / name) for name, _ in order}
+    held = withheld(results, present)
+    shown = present - set(held)
+    order = [(name, title) for name, title in CATALOGUE if name in shown]
+    order += [(name, f"`{name}`") for name in sorted(shown - {n for n, _ in CATALOGUE})]
+    titles = [title for _, title in order] + ([WITHHELD_TITLE] if held else [])
+    contents = "\n".join(f"- [{title}](#{_anchor(title)})" for title in titles)
+    marked = {name: marked_table(results / name) for name in sorted(present)}
     sections = "\n".join(_section(results / name, title, marked[name]) for name, title in order)
+    if held:
+        sections += "\n" + _withheld_section(held)
     folder, name = README_STREAM
-    stream = (streaming_run(results / folder / name) if (results / folder / name).is_file()
+    stream = (withheld_note(folder, held[folder]) if folder in held
+              else streaming_run(results / folder / name) if (results / folder / name).is_file()
               else f"(no `results/{folder}/{name}` yet: see docs/running.md, Streaming a video)\n")
     curves_title = dict(CATALOGUE)[MAIN_CURVES]
-    curves = (curves_summary(results, _anchor(curves_title)) if MAIN_CURVES in present
+    curves = (withheld_note(MAIN_CURVES, held[MAIN_CURVES]) if MAIN_CURVES in held
+              else curves_summary(results, _anchor(curves_title)) if MAIN_CURVES in present
               else f"(`results/{MAIN_CURVES}` is not published: run `python -m benchmark curves` and commit it)\n")
-    return Report(page=f"{PAGE_HEADER}\n{presets_section(results)}\n{contents}\n\n{sections}",
-                  headline=headline(results), stream=stream, curves=curves,
+    top = withheld_note(MAIN_RUN, held[MAIN_RUN]) if MAIN_RUN in held else headline(results)
+    return Report(page=f"{PAGE_HEADER}\n{presets_section(results, held)}\n{contents}\n\n{sections}",
+                  headline=top, stream=stream, curves=curves,
                   tables={name: text for name, text in marked.items() if text is not None})
 
 

@@ -68,14 +68,23 @@ class Choice:
     setting: dict[str, Any]  # as the config file has it (hyper-parameters; training settings under "train")
     scored_on: str  # what the record's trials say
     declared: str  # what the preset's origin says
+    keys: tuple[str, ...] = ()  # the origin's keys that no later origin of the method chooses again
 
 
 def choices(preset: str = PRESET, results: Path = RESULTS) -> list[Choice]:
     """The choices behind ``preset``'s shipped settings: each origin's keys, with the values its
-    record chose and the split its trials were scored on (read from the record)."""
+    record chose and the split its trials were scored on (read from the record). A setting two
+    origins name is the later one's: a study runs on top of the tune before it and chooses
+    again (benchmark/experiments/studies.py), so the earlier record's choice of it is not shipped."""
     out = []
     for method, found in origins(preset).items():
-        for origin in found:
+        claimed: set[str] = set()
+        mine = []
+        for origin in reversed(found):
+            keys = tuple(k for k in origin.keys if k not in claimed)
+            claimed.update(origin.keys)
+            mine.append((origin, keys))
+        for origin, keys in reversed(mine):
             folder = results / origin.record
             tuned = read_json(folder / TUNED_JSON)
             chosen = tuned.get(method) if isinstance(tuned, dict) else None
@@ -83,9 +92,9 @@ def choices(preset: str = PRESET, results: Path = RESULTS) -> list[Choice]:
                 continue
             flat = {k: v for k, v in chosen.items() if k != "train"}
             flat.update({f"train.{k}": v for k, v in (chosen.get("train") or {}).items()})
-            setting = as_config({k: flat[k] for k in origin.keys if k in flat})
+            setting = as_config({k: flat[k] for k in keys if k in flat})
             out.append(Choice(method, origin.record, setting, scored_on(folder) or "an unrecorded split",
-                              origin.scored_on))
+                              origin.scored_on, keys))
     return out
 
 
