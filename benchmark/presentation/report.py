@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark import results as layout
+from benchmark.experiments.studies import CHECKS, STUDIES
 from benchmark.presentation import audit, paper, stream_text, tables
 from benchmark.protocol import preset_origin
 from benchmark.results import folder_lock, online_summary, read_json, unbacked_pairs
@@ -38,21 +39,17 @@ from methods.registry import display_name
 
 log = logging.getLogger(__name__)
 
-#: The results folders in the page's order, with their titles; folders not listed follow.
+#: The results folders in the page's order, with their titles (a study's or check's title is its
+#: question, benchmark/experiments/studies.py); folders not listed follow.
 CATALOGUE: tuple[tuple[str, str], ...] = (
     ("default", "Table 1 and the extended suite (the main job)"),
     ("default-curves", "Every method as an accuracy-cost curve, at matched budgets"),
     ("default-ablate-sync", "Table 2: synchronisation"),
     ("default-ablate-gamma", "Table 3: the usage target gamma"),
     ("default-ablate-units", "Table 4: coarse LSTM units"),
-    ("default-liteeval-rl-video", "LiteEval-RL with the per-video usage penalty"),
-    ("default-tune-fcvid", "How Table 1's default settings were chosen"),
-    ("default-tune", "Table 1's first tune, on the 60-frame store (superseded)"),
-    ("default-liteeval-readings", "How LiteEval's readings of the paper were chosen"),
-    ("default-extended-tune", "How the extended suite's default settings were chosen"),
-    ("default-arnet-tune", "AR-Net, first tune (collapsed)"),
-    ("default-arnet-warmup-tune", "AR-Net, second tune (collapsed)"),
-    ("default-arnet-tune-v3", "AR-Net, final tune"),
+    ("default-tune", "How every method's default settings were chosen (the main tune)"),
+    *((s.name, f"Study: {s.question}") for s in STUDIES),
+    *((c.name, f"Check: {c.question}") for c in CHECKS),
     ("real-clips", "Real video: LiteEval streaming a clip"),
 )
 MAIN_RUN = "default"
