@@ -545,7 +545,14 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = Tru
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(build_parser(), argv)
+    """Run the command line ``argv`` (None: this process's); a given ``argv`` is what the records
+    it writes name as their command (``python -m benchmark reproduce`` runs its stages so)."""
+    if argv is None:
+        return run_cli(build_parser(), argv)
+    from benchmark.provenance import running
+
+    with running(argv):
+        return run_cli(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -152,6 +152,8 @@ def file_hash(path: Path) -> str:
     another configuration is recomputed (``--refresh``) or refused on that ground, so adopting the
     values a new tune chose, or citing the new record, does not make every pair stale. Everything
     else in the file (comments included, but for those right above a declaration) is hashed as written.
+    The lines are blanked, not removed, so an edit that changes how many lines a declaration and its
+    comment take changes the hash: keep their line count when adopting new values.
     """
     return _settings_blanked_hash(path.read_bytes())
 

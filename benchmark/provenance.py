@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any
@@ -17,9 +19,27 @@ PACKAGES = ("torch", "torchvision", "numpy", "h5py", "scikit-learn", "pandas", "
             "matplotlib", "av")
 
 
+#: The command a caller runs through ``benchmark.__main__.main(argv)`` (``python -m benchmark
+#: reproduce`` runs each stage so), which its records name instead of the process's own.
+_RUNNING: list[list[str]] = []
+
+
+@contextmanager
+def running(argv: list[str]) -> Iterator[None]:
+    """While the block runs, ``invocation`` names ``python -m benchmark ARGV``."""
+    _RUNNING.append(list(argv))
+    try:
+        yield
+    finally:
+        _RUNNING.pop()
+
+
 def invocation() -> str | None:
-    """The command line of this process when it is ``python -m benchmark ...`` (None when the
-    harness runs inside another program, e.g. the tests), recorded in provenance.json."""
+    """The command being run, recorded in provenance.json and tune.json: the one a stage of
+    ``reproduce`` runs (``running``), else this process's command line when it is ``python -m
+    benchmark ...`` (None when the harness runs inside another program, e.g. the tests)."""
+    if _RUNNING:
+        return " ".join(["python -m benchmark", *_RUNNING[-1]])
     if not sys.argv or not sys.argv[0].replace(os.sep, "/").endswith("benchmark/__main__.py"):
         return None
     return " ".join(["python -m benchmark", *sys.argv[1:]])

@@ -135,6 +135,11 @@ def test_studies_run_on_top_of_the_tune_and_every_later_stage_reads_their_choice
         assert all(config["train"][k] == v for k, v in tuned["train"].items())
     assert json.loads((root / "tiny-bf16" / "runs" / "uniform" / "seed0" / "config.json").read_text())[
         "precision"] == "bf16"
+    # Each folder names the stage's own command, not reproduce's.
+    assert json.loads((root / "tiny" / "provenance.json").read_text())["command"].startswith(
+        "python -m benchmark -q run --dataset")
+    assert json.loads((root / "tiny-dropout" / "tune.json").read_text())["command"].startswith(
+        "python -m benchmark -q tune --methods uniform")
 
     # The repository's own studies run only when its own default results are reproduced.
     from benchmark.experiments.studies import CHECKS, STUDIES

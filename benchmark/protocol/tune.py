@@ -20,7 +20,6 @@ command, each trial's validation mAP, GFLOPs and verdict) and ``tuned.json`` (th
 from __future__ import annotations
 
 import itertools
-import sys
 import zlib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import results, summary
+from benchmark import provenance, results, summary
 from benchmark.config import MAX_SEED, TRAIN_PREFIX, RunConfig, as_config
 from benchmark.context import RunContext
 from benchmark.plans import MethodPlan, plan_methods
@@ -145,7 +144,7 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0,
             config_path = ctx.out / results.TUNED_JSON
             atomic_write_json(config_path, config)
             atomic_write_json(ctx.out / results.TUNE_JSON, {
-                "command": "python -m benchmark " + " ".join(sys.argv[1:]) if sys.argv[1:] else None,
+                "command": provenance.invocation(),
                 "trials_per_method": trials, "tune_seed": tune_seed, "seeds": cfg.seeds,
                 "search_spaces": {b.name: {k: list(v) for k, v in (searched or b.cls.search_space).items()}
                                   for b in bases},
