@@ -16,12 +16,12 @@ from methods.base import Origin
 #: What ``python -m benchmark tune`` searches for the built-in methods (methods/base.py STANDARD_SEARCH_SPACE).
 OPTIMISER_AND_DROPOUT = ("dropout", "train.lr", "train.weight_decay")
 
-#: Table 1's methods, tuned on the FCVID-length default (4 trials each, seed 0).
-TABLE1_TUNE = Origin("default-tune-fcvid", OPTIMISER_AND_DROPOUT, scored_on="test", date="2026-11-29")
-#: The later methods, tuned the same way.
-EXTENDED_TUNE = Origin("default-extended-tune", OPTIMISER_AND_DROPOUT, scored_on="test", date="2026-11-25")
-#: AR-Net, tuned again after its loss and training were made the original's (one process: on validation).
-ARNET_TUNE = Origin("default-arnet-tune-v3", OPTIMISER_AND_DROPOUT, scored_on="validation", date="2026-11-29")
+#: Table 1's optimiser and dropout: `python -m benchmark reproduce`'s tune (4 trials each, seed 0).
+TABLE1_TUNE = Origin("default-tune", OPTIMISER_AND_DROPOUT, scored_on="validation", date="2026-12-02")
+#: The later methods, in the same tune.
+EXTENDED_TUNE = Origin("default-tune", OPTIMISER_AND_DROPOUT, scored_on="validation", date="2026-12-02")
+#: AR-Net, in the same tune.
+ARNET_TUNE = Origin("default-tune", OPTIMISER_AND_DROPOUT, scored_on="validation", date="2026-12-02")
 #: LiteEval-RL's policy gradient: where it flows and its entropy bonus (issue 26), 6 trials on validation.
 RL_TUNE = Origin("default-liteeval-rl-tune", ("policy_through", "entropy_weight"), scored_on="validation",
                  date="2026-12-01")

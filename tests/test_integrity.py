@@ -232,7 +232,7 @@ def test_rows_on_presets_chosen_on_the_test_split_are_marked(tmp_path, monkeypat
     from benchmark.presentation import report
     from benchmark.protocol import preset_origin
 
-    record = tmp_path / "default-tune-fcvid"
+    record = tmp_path / "default-tune"  # the record Uniform's preset names
     record.mkdir()
     (record / "tuned.json").write_text(json.dumps({"uniform": {"dropout": 0.5, "train": {"lr": 0.003}}}))
     trials = {"uniform-trial0": {"0": {"evaluated_on": "test"}}}
@@ -240,15 +240,14 @@ def test_rows_on_presets_chosen_on_the_test_split_are_marked(tmp_path, monkeypat
     rows = [("Uniform", "uniform", {"dropout": 0.5}, {"lr": 0.003}), ("LSTM", "lstm", {"dropout": 0.5}, {"lr": 0.003}),
             ("Uniform, other dropout", "uniform", {"dropout": 0.2}, {"lr": 0.003})]
     marked = preset_origin.chosen_on_test(rows, results=tmp_path)
-    assert marked == {"Uniform": ["default-tune-fcvid"]}
+    assert marked == {"Uniform": ["default-tune"]}
     assert "Presets chosen on the test split" in preset_origin.note(marked) and preset_origin.note({}) == ""
     trials["uniform-trial0"]["0"]["evaluated_on"] = "validation"  # the same record, chosen on validation
     (record / "metrics.json").write_text(json.dumps({"per_seed": trials}))
     assert preset_origin.chosen_on_test(rows, results=tmp_path) == {}
 
-    # The committed records: tunes that chose on the test split, and the headline says which rows rest on them.
-    assert {c.folder for c in preset_origin.choices() if c.scored_on == "test"} == {
-        "default-tune-fcvid", "default-extended-tune"}
-    assert preset_origin.scored_on(preset_origin.RESULTS / "default-tune") == "test"
+    # The committed records: every shipped choice was made on validation (issue 31's re-tune), so no row is marked.
+    assert {c.folder for c in preset_origin.choices() if c.scored_on != "validation"} == set()
+    assert preset_origin.scored_on(preset_origin.RESULTS / "default-tune") == "validation"
     _, owed = report.marks(preset_origin.RESULTS / "default")
-    assert "Presets chosen on the test split" in owed and "LiteEval" in owed and "results/default-tune-fcvid" in owed
+    assert "Presets chosen on the test split" not in owed

@@ -409,10 +409,31 @@ def test_the_shipped_presets_repeat_their_records_and_say_truly_where_they_were_
         assert choice.declared == choice.scored_on == "validation", choice
 
 
+def test_the_shipped_presets_are_the_settings_reproduce_chose():
+    """The README's main job (`run`, presets) computes what `reproduce` computes (`run --config
+    results/default.settings.json`): every method's settings are the same either way, so the
+    chosen values live in one record and the code repeats them (benchmark/reproduce.py)."""
+    from benchmark.plans import plan_methods
+    from datasets.common.gitinfo import REPO
+
+    settings = REPO / "results" / "default.settings.json"
+    assert settings.is_file(), f"{settings}: missing; `python -m benchmark reproduce --stages tune studies` writes it"
+
+    def resolved(**config) -> dict[str, tuple[dict, dict]]:
+        return {p.name: (p.full_hparams(), asdict(p.train))
+                for p in plan_methods(RunConfig(suite="extended", **config), "default")}
+
+    shipped, chosen = resolved(), resolved(config_file=str(settings))
+    differ = [f"{method}: {key} ships {shipped[method][part].get(key)!r}, reproduce chose {value!r}"
+              for method in chosen for part in (0, 1) for key, value in chosen[method][part].items()
+              if shipped[method][part].get(key) != value]
+    assert not differ, "adopt the chosen settings in the presets (methods/<method>.py):\n" + "\n".join(differ)
+
+
 def test_methods_verbose_prints_where_each_preset_was_chosen(capsys):
     assert main(["methods", "--verbose"]) == 0
     printed = capsys.readouterr().out
-    assert "dropout, train.lr, train.weight_decay: chosen by results/default-tune-fcvid on 2026-11-29, trials " \
-           "scored on test" in printed
-    assert "chosen by results/default-arnet-tune-v3 on 2026-11-29, trials scored on validation" in printed
+    assert "dropout, train.lr, train.weight_decay: chosen by results/default-tune on 2026-12-02, trials " \
+           "scored on validation" in printed
+    assert "reward_baseline: chosen by results/default-liteeval-rl-baseline-tune on" in printed
     assert "set by hand: the paper's section 3.1" in printed
