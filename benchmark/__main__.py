@@ -76,7 +76,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
         dataset=args.dataset, data_seed=args.data_seed, methods=args.methods, suite=getattr(args, "suite", "paper"),
         seeds=args.seeds, device=args.device,
         budget=budget, val_fraction=args.val_fraction, val_seed=args.val_seed, name=args.name,
-        config_file=args.config, results_root=args.results_dir, train_split=args.train_split,
+        config_file=args.config, presets=getattr(args, "presets", True), results_root=args.results_dir,
+        train_split=args.train_split,
         eval_split=args.eval_split, force=args.force, refresh=getattr(args, "refresh", False),
         show_progress=not args.quiet,
         jobs=getattr(args, "jobs", None), threads=getattr(args, "threads", None),
@@ -506,6 +507,9 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = Tru
                         help=f"seed of the held-out carve (default {VALIDATION_SEED})")
     p.add_argument("--name", help="results/<name> (default: the dataset name)")
     p.add_argument("--config", help="per-method hyper-parameters (JSON or TOML); see benchmark/config.py")
+    p.add_argument("--no-presets", dest="presets", action="store_false",
+                   help="class defaults and --config only, no preset of the dataset (reproduce runs so: its "
+                        "choices do not depend on the presets that repeat them)")
     p.add_argument("--set", nargs="+", dest="overrides", metavar="METHOD.KEY=VALUE",
                    help="settings for this run without a file, over the config file's: e.g. lstm.hidden=64 "
                         "liteeval.gamma=0.1 liteeval.train.lr=3e-4 (values read as JSON where they are); recorded "

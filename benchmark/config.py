@@ -47,6 +47,10 @@ class RunConfig:
     val_seed: int = VALIDATION_SEED
     name: str | None = None  # results/<name>; default: the dataset's name
     config_file: str | None = None
+    # Apply each method's preset for the dataset (methods/<method>.py ``presets``); False
+    # (``--no-presets``): class defaults and the config file only, what ``reproduce`` runs with, so
+    # that what it chooses never depends on the presets that repeat its choices.
+    presets: bool = True
     results_root: str = "results"
     train_split: str | None = None
     eval_split: str | None = None

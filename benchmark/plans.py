@@ -47,7 +47,7 @@ def _rebuild_plan(spec: str, hparams: dict[str, Any], train: TrainConfig, label:
 
 def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
     """Resolve methods and their settings: class defaults, then the method's preset for
-    ``dataset_name``, then the config file."""
+    ``dataset_name`` (unless ``cfg.presets`` is off), then the config file."""
     suites = SUITES[cfg.suite]
     specs = cfg.methods or tables.order_methods([n for n, c in available_methods().items() if c.suite in suites])
     file_config = merged_config(cfg.config_file, cfg.overrides)
@@ -59,7 +59,8 @@ def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
         names.add(cls.name)
         section: dict[str, Any] = {}
         train_overrides: dict[str, Any] = {}
-        for source in (preset_settings(cls.presets.get(dataset_name, {})), file_config.get(cls.name, {})):
+        preset = preset_settings(cls.presets.get(dataset_name, {})) if cfg.presets else {}
+        for source in (preset, file_config.get(cls.name, {})):
             source = dict(source)
             train_overrides.update(source.pop("train", {}))
             section.update(source)

@@ -113,23 +113,30 @@ def checks_of(options: Options) -> tuple[Check, ...]:
     return CHECKS if _own_results(options) else ()
 
 
-def settings_path(options: Options) -> Path:
+def settings_path(options: Options, dataset: str | None = None) -> Path:
     """The settings every stage after the studies runs with (``--config``): the tune's choices
-    with each study's on top (``write_settings``)."""
-    return Path(options.results_dir) / f"{run_name(options)}.settings.json"
+    with each study's on top (``write_settings``); for another dataset (a study's or a check's),
+    its own studies' choices."""
+    if dataset is None or dataset == options.dataset:
+        return Path(options.results_dir) / f"{run_name(options)}.settings.json"
+    return Path(options.results_dir) / f"{Path(dataset).name}.settings.json"
 
 
-def merged_settings(options: Options, upto: int | None = None) -> dict[str, Any]:
+def merged_settings(options: Options, upto: int | None = None, dataset: str | None = None) -> dict[str, Any]:
     """The main tune's choices, with those of the studies on this dataset before ``upto`` (all:
-    None) on top, key by key: a later choice of a setting replaces an earlier one."""
+    None) on top, key by key: a later choice of a setting replaces an earlier one. For another
+    ``dataset``, the choices of its own studies alone (no tune ran on it)."""
     root, name = Path(options.results_dir), run_name(options)
-    tuned = read_json(root / f"{name}-tune" / layout.TUNED_JSON)
-    if not isinstance(tuned, dict):
-        raise UsageError(f"{root / f'{name}-tune' / layout.TUNED_JSON}: missing; run the tune stage first "
-                         "(`python -m benchmark reproduce --stages tune`)")
-    settings = json.loads(json.dumps(tuned))
+    dataset = dataset or options.dataset
+    settings: dict[str, Any] = {}
+    if dataset == options.dataset:
+        tuned = read_json(root / f"{name}-tune" / layout.TUNED_JSON)
+        if not isinstance(tuned, dict):
+            raise UsageError(f"{root / f'{name}-tune' / layout.TUNED_JSON}: missing; run the tune stage first "
+                             "(`python -m benchmark reproduce --stages tune`)")
+        settings = json.loads(json.dumps(tuned))
     for study in studies_of(options)[:upto]:
-        if study.dataset != options.dataset:
+        if study.dataset != dataset:
             continue
         chosen = read_json(root / study.name / layout.TUNED_JSON)
         if not isinstance(chosen, dict) or not isinstance(chosen.get(study.method), dict):
@@ -147,15 +154,22 @@ def merged_settings(options: Options, upto: int | None = None) -> dict[str, Any]
 def _settings_if_ready(options: Options) -> None:
     """Write the settings where the tune (and every study) has chosen; else leave them to the
     stage that chooses them (a later stage that needs them says so)."""
-    try:
-        write_settings(options)
-    except UsageError:
-        pass
+    for dataset in _datasets(options):
+        try:
+            write_settings(options, dataset=dataset)
+        except UsageError:
+            pass
 
 
-def write_settings(options: Options, upto: int | None = None) -> Path:
-    path = settings_path(options)
-    settings = merged_settings(options, upto)
+def _datasets(options: Options) -> list[str]:
+    """The main dataset, then the others a study or a check runs on."""
+    others = [s.dataset for s in studies_of(options)] + [c.dataset for c in checks_of(options)]
+    return list(dict.fromkeys([options.dataset, *others]))
+
+
+def write_settings(options: Options, upto: int | None = None, dataset: str | None = None) -> Path:
+    path = settings_path(options, dataset)
+    settings = merged_settings(options, upto, dataset)
     if read_json(path) != settings:
         atomic_write_json(path, settings)
     return path
@@ -194,16 +208,23 @@ def plan(options: Options) -> list[Stage]:
     budget = ["--refresh", *(["--steps", str(options.steps)] if options.steps else [])]
     seeds = ["--seeds", *map(str, options.seeds)]
     settings = settings_path(options)
-    chosen = ["--config", str(settings)]
+    # Every training stage: class defaults and the settings chosen so far, never the presets, which
+    # repeat those choices (tests/test_selection.py): a choice that depended on them would change
+    # them, and the next reproduce would choose among other trials.
+    chosen = ["--no-presets", "--config", str(settings)]
     listed = ["--methods", *methods]
     tuned = root / f"{name}-tune" / layout.TUNED_JSON
 
-    def data_of(dataset: str) -> list[str]:  # a study on another store: its own presets, no main settings
-        return [*data, *chosen] if dataset == options.dataset else ["--dataset", dataset, "--results-dir", str(root)]
+    def data_of(dataset: str) -> list[str]:  # a study or check on another store: that store's own settings
+        if dataset == options.dataset:
+            return [*data, *chosen]
+        return ["--dataset", dataset, "--results-dir", str(root), "--no-presets", "--config",
+                str(settings_path(options, dataset))]
 
     stages = [
         Stage("tune", (["tune", *data, *listed, "--trials", str(options.trials), "--seeds",
-                        *map(str, options.tune_seeds), "--name", f"{name}-tune", *budget, *compute],),
+                        *map(str, options.tune_seeds), "--name", f"{name}-tune", "--no-presets", *budget,
+                        *compute],),
               folders=(f"{name}-tune",), pairs={m: options.trials * len(options.tune_seeds) for m in methods}),
     ]
     studies = studies_of(options)
@@ -373,7 +394,7 @@ def reproduce(options: Options, runner: Callable[[list[str]], int], *, dry_run: 
         began = time.monotonic()
         for k, argv in enumerate(stage.argvs):
             if stage.key == "studies":  # each study starts from what the tune and the studies before it chose
-                write_settings(options, upto=k)
+                write_settings(options, upto=k, dataset=studies_of(options)[k].dataset)
             status = runner(argv)
             if status != 0:
                 seconds = time.monotonic() - began
@@ -382,7 +403,7 @@ def reproduce(options: Options, runner: Callable[[list[str]], int], *, dry_run: 
                                  "again: the stages done are kept, and a stage resumes where its commands stopped")
         seconds = time.monotonic() - began
         if stage.key == "studies":
-            write_settings(options)
+            _settings_if_ready(options)
         digest = stage_digest(stage, code, done)  # its inputs as they are now (the tune stage writes the config)
         done[stage.key] = {"digest": digest, "command": stage.command(), "finished": time.strftime(
             "%Y-%m-%dT%H:%M:%S"), "seconds": round(seconds, 1)}

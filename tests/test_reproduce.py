@@ -120,6 +120,8 @@ def test_studies_run_on_top_of_the_tune_and_every_later_stage_reads_their_choice
     assert [a[0] for a in ran] == ["tune", "tune", "tune", "run", "run"]
     first, second = ran[1], ran[2]
     assert "--config" in first and "--space" in first and first[first.index("--name") + 1] == "tiny-dropout"
+    # No stage reads the presets (they repeat what reproduce chooses): class defaults and the choices so far.
+    assert all("--no-presets" in argv for argv in ran)
     assert second[second.index("--name") + 1] == "tiny-hidden"
 
     tuned = json.loads((root / "tiny-tune" / "tuned.json").read_text())["uniform"]

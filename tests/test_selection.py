@@ -410,24 +410,27 @@ def test_the_shipped_presets_repeat_their_records_and_say_truly_where_they_were_
 
 
 def test_the_shipped_presets_are_the_settings_reproduce_chose():
-    """The README's main job (`run`, presets) computes what `reproduce` computes (`run --config
-    results/default.settings.json`): every method's settings are the same either way, so the
-    chosen values live in one record and the code repeats them (benchmark/reproduce.py)."""
+    """The README's main job (`run`: the presets) computes what `reproduce` computes (`run
+    --no-presets --config results/default.settings.json`: class defaults and the choices of its
+    tune and studies): every method's settings are the same either way, on the default and on the
+    other store a study chose for, so the chosen values live in the records and the code repeats
+    them (benchmark/reproduce.py)."""
     from benchmark.plans import plan_methods
     from datasets.common.gitinfo import REPO
 
-    settings = REPO / "results" / "default.settings.json"
-    assert settings.is_file(), f"{settings}: missing; `python -m benchmark reproduce --stages tune studies` writes it"
+    for dataset in ("default", "small"):
+        settings = REPO / "results" / f"{dataset}.settings.json"
+        assert settings.is_file(), f"{settings}: missing; `python -m benchmark reproduce` writes it"
 
-    def resolved(**config) -> dict[str, tuple[dict, dict]]:
-        return {p.name: (p.full_hparams(), asdict(p.train))
-                for p in plan_methods(RunConfig(suite="extended", **config), "default")}
+        def resolved(**config) -> dict[str, tuple[dict, dict]]:
+            cfg = RunConfig(suite="extended", dataset=dataset, **config)  # noqa: B023
+            return {p.name: (p.full_hparams(), asdict(p.train)) for p in plan_methods(cfg, dataset)}  # noqa: B023
 
-    shipped, chosen = resolved(), resolved(config_file=str(settings))
-    differ = [f"{method}: {key} ships {shipped[method][part].get(key)!r}, reproduce chose {value!r}"
-              for method in chosen for part in (0, 1) for key, value in chosen[method][part].items()
-              if shipped[method][part].get(key) != value]
-    assert not differ, "adopt the chosen settings in the presets (methods/<method>.py):\n" + "\n".join(differ)
+        shipped, chosen = resolved(), resolved(presets=False, config_file=str(settings))
+        differ = [f"{dataset}: {method}: {key} ships {shipped[method][part].get(key)!r}, reproduce chose {value!r}"
+                  for method in chosen for part in (0, 1) for key, value in chosen[method][part].items()
+                  if shipped[method][part].get(key) != value]
+        assert not differ, "adopt the chosen settings in the presets (methods/<method>.py):\n" + "\n".join(differ)
 
 
 def test_methods_verbose_prints_where_each_preset_was_chosen(capsys):
