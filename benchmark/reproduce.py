@@ -358,12 +358,13 @@ def plan_text(stages: list[Stage], options: Options, done: dict[str, Any], code:
             if seconds is None:
                 state, unknown = "time unknown (no earlier pair of each method here)", True
             else:
-                state, total = f"about {duration(seconds)}", total + seconds
+                state, total = f"at most about {duration(seconds)}", total + seconds
         lines.append(f"{k:>2}. {stage.key:<13} {state:<40} {stage.command()}")
     head = (f"reproduce {name}: {len(stages)} stages; estimated {duration(total)}"
             + (" plus the stages of unknown time" if unknown else "")
             + f" with {jobs} jobs (from the times of earlier pairs on this kind of machine, {here['cpu']} "
-            f"{here['device']}; a rough figure)")
+            f"{here['device']}; a rough figure, and an upper one: a stage keeps the pairs that are current, and "
+            "its own log says how many it computes and when it should end)")
     return head + "\n" + "\n".join(lines), (None if unknown else total)
 
 
