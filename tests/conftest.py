@@ -27,3 +27,17 @@ def hand_store(tmp_path: Path) -> Path:
     path = tmp_path / "hand"
     write_store(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def current_ablation(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Table 2 folder (`default-ablate-sync`) the current code computed on the tiny store, two
+    seeds: what `report` publishes (a committed folder may be stale while it is recomputed, and a
+    stale folder is withheld). Read-only: copy it before planting defects."""
+    from benchmark.__main__ import main
+
+    root = tmp_path_factory.mktemp("current-ablation")
+    assert main(["-q", "ablate", "sync", "--dataset", str(tiny_store), "--seeds", "0", "1", "--steps", "2",
+                 "--jobs", "1", "--results-dir", str(root), "--name", "default-ablate-sync"]) == 0
+    return root / "default-ablate-sync"
+

@@ -191,10 +191,13 @@ def test_an_edit_under_methods_makes_provenance_dirty_and_the_row_stale(tmp_path
     report = [sys.executable, "-m", "benchmark", "report", "--results-dir", str(results), "--out",
               str(tmp_path / "page.md"), "--readme", str(readme)]
     subprocess.run(report, cwd=repo, check=True, capture_output=True, env=env, timeout=300)
-    assert "| LSTM (stale) " in (tmp_path / "page.md").read_text()
-    lstm.write_text(original)  # the same code again: the pair is current again
+    page = (tmp_path / "page.md").read_text()  # a stale folder is withheld, with why; its table says which row
+    assert "results/tiny: stale: 1 of 2 pairs (lstm seed 0) changed since: methods/lstm.py" in page
+    assert "| LSTM (stale) " not in page and "| LSTM (stale) " in (results / "tiny" / "table.md").read_text()
+    lstm.write_text(original)  # the same code again: the pair is current again, and published
     subprocess.run(report, cwd=repo, check=True, capture_output=True, env=env, timeout=300)
-    assert "(stale)" not in (tmp_path / "page.md").read_text()
+    page = (tmp_path / "page.md").read_text()
+    assert "(stale)" not in page and "| LSTM " in page and "results/tiny: stale" not in page
 
 
 def test_a_preset_or_its_origin_is_settings_not_code_to_the_fingerprint(tmp_path):

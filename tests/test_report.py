@@ -21,10 +21,9 @@ def test_the_committed_results_page_and_headline_are_generated():
         assert (REPO / "results" / name / "table.md").read_text() == table, "run `python -m benchmark report`"
 
 
-def test_report_writes_both_files_and_every_folder_gets_a_section(tmp_path):
+def test_report_writes_both_files_and_every_folder_gets_a_section(tmp_path, current_ablation):
     results = tmp_path / "results"
-    shutil.copytree(REPO / "results" / "default-ablate-sync", results / "default-ablate-sync",
-                    ignore=shutil.ignore_patterns("runs"))
+    shutil.copytree(current_ablation, results / "default-ablate-sync", ignore=shutil.ignore_patterns("runs"))
     (results / "mine").mkdir()
     (results / "mine" / "table.md").write_text("| Method | mAP (%) |\n|:--|:--|\n| Mine | 1.0 |\n")
     readme = tmp_path / "README.md"

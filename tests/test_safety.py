@@ -197,14 +197,14 @@ def test_a_plugins_output_is_checked_where_it_leaves_the_method(tmp_path, capsys
 
 
 # ---------------------------------------------------------------------------- 6-7. what a folder holds
-def test_the_report_refuses_a_folder_whose_pairs_are_gone(tmp_path, capsys):
+def test_the_report_refuses_a_folder_whose_pairs_are_gone(tmp_path, capsys, current_ablation):
     """Found: a deleted or truncated pair's row, latency and online curve stayed on the page, exit 0."""
     import shutil
 
     from benchmark.__main__ import main
 
     results = tmp_path / "results"
-    shutil.copytree(REPO / "results" / "default-ablate-sync", results / "default-ablate-sync")
+    shutil.copytree(current_ablation, results / "default-ablate-sync")
     readme = tmp_path / "README.md"
     readme.write_text(blank_readme())
     report = ["report", "--results-dir", str(results), "--out", str(tmp_path / "page.md"), "--readme", str(readme)]
