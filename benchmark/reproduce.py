@@ -29,11 +29,13 @@ pairs of each method took in the folders it will write (``--dry-run`` prints onl
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,7 +136,7 @@ def merged_settings(options: Options, upto: int | None = None, dataset: str | No
         if not isinstance(tuned, dict):
             raise UsageError(f"{root / f'{name}-tune' / layout.TUNED_JSON}: missing; run the tune stage first "
                              "(`python -m benchmark reproduce --stages tune`)")
-        settings = json.loads(json.dumps(tuned))
+        settings = copy.deepcopy(tuned)
     for study in studies_of(options)[:upto]:
         if study.dataset != dataset:
             continue
@@ -262,10 +264,10 @@ def plan(options: Options) -> list[Stage]:
 
 def _pairs(counts: Iterable[tuple[str, int]]) -> dict[str, int]:
     """Pairs per method, summed over a stage's commands."""
-    total: dict[str, int] = {}
+    total: Counter[str] = Counter()
     for method, n in counts:
-        total[method] = total.get(method, 0) + n
-    return total
+        total[method] += n
+    return dict(total)
 
 
 def _trains_points(method: str) -> bool:
@@ -334,20 +336,13 @@ def estimate(stage: Stage, root: Path, name: str, jobs: int, here: dict[str, str
     return sum(seconds[m] * n for m, n in stage.pairs.items()) / max(1, jobs)
 
 
-def _device(requested: str) -> str:
-    """The device type ``--device`` means on this machine ("auto": cuda where there is one)."""
-    if requested != "auto":
-        return requested.split(":")[0]
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def plan_text(stages: list[Stage], options: Options, done: dict[str, Any], code: str) -> tuple[str, float | None]:
     """The plan, one line per stage with its state and estimate; and the total estimate."""
     root, name = Path(options.results_dir), run_name(options)
     jobs = options.jobs or os.cpu_count() or 1
-    here = machine_here(_device(options.device))
+    from datasets.loading.device import resolve_device
+
+    here = machine_here(resolve_device(options.device).type)
     lines, total, unknown, changed = [], 0.0, False, False
     for k, stage in enumerate(stages, 1):
         if not changed and (done.get(stage.key) or {}).get("digest") == stage_digest(stage, code, done):
