@@ -24,24 +24,24 @@ EXTENDED_TUNE = Origin("default-tune", OPTIMISER_AND_DROPOUT, scored_on="validat
 ARNET_TUNE = Origin("default-tune", OPTIMISER_AND_DROPOUT, scored_on="validation", date="2026-12-02")
 #: LiteEval-RL's policy gradient: where it flows and its entropy bonus (issue 26), 6 trials on validation.
 RL_TUNE = Origin("default-liteeval-rl-tune", ("policy_through", "entropy_weight"), scored_on="validation",
-                 date="2026-12-01")
+                 date="2026-12-02")
 #: The same question on the `small` store (short videos, 48 validation videos), where it answered otherwise.
 SMALL_RL_TUNE = Origin("small-liteeval-rl-tune", ("policy_through", "entropy_weight"), scored_on="validation",
-                       date="2026-12-01")
+                       date="2026-12-02")
 #: Where LiteEval's dropout sits and how strong it is (issue 26: the official code has none), 4 trials on validation.
 DROPOUT_TUNE = Origin("default-liteeval-dropout-tune", ("dropout", "dropout_at"), scored_on="validation",
-                      date="2026-12-01")
+                      date="2026-12-02")
 #: The later methods' readings of their authors' code against the suite's first ones (issue 26), on validation.
 OCSAMPLER_READINGS = Origin("default-ocsampler-readings", ("reading", "frames"), scored_on="validation",
-                            date="2026-12-01")
-SCSAMPLER_READINGS = Origin("default-scsampler-readings", ("reading",), scored_on="validation", date="2026-12-01")
+                            date="2026-12-02")
+SCSAMPLER_READINGS = Origin("default-scsampler-readings", ("reading",), scored_on="validation", date="2026-12-02")
 FRAMEEXIT_ARCHITECTURE = Origin("default-frameexit-architectures", ("architecture",), scored_on="validation",
-                                date="2026-12-01")
-ARNET_READINGS = Origin("default-arnet-readings", ("reading",), scored_on="validation", date="2026-12-01")
-#: LiteEval-RL's usage weight at that bonus (issue 26: the bonus buys accuracy with reads), 4 trials on validation.
-RL_LAM_TUNE = Origin("default-liteeval-rl-lam-tune", ("lam",), scored_on="validation", date="2026-12-01")
+                                date="2026-12-02")
+ARNET_READINGS = Origin("default-arnet-readings", ("reading",), scored_on="validation", date="2026-12-02")
+#: LiteEval-RL's usage weight lambda on top of that choice (issue 26), 4 trials on validation.
+RL_LAM_TUNE = Origin("default-liteeval-rl-lam-tune", ("lam",), scored_on="validation", date="2026-12-02")
 #: LiteEval-RL's reward baseline, moving average against a learned value (issue 26), 2 trials x 2 seeds on validation.
 RL_BASELINE_TUNE = Origin("default-liteeval-rl-baseline-tune", ("reward_baseline",), scored_on="validation",
-                          date="2026-12-01")
+                          date="2026-12-02")
 #: LiteEval-RL's dropout, decided on validation as LiteEval's was, 2 trials x 2 seeds.
-RL_DROPOUT_TUNE = Origin("default-liteeval-rl-dropout-tune", ("dropout",), scored_on="validation", date="2026-12-01")
+RL_DROPOUT_TUNE = Origin("default-liteeval-rl-dropout-tune", ("dropout",), scored_on="validation", date="2026-12-02")
