@@ -108,3 +108,21 @@ def test_the_page_and_readme_show_only_folders_the_check_passes(run, tmp_path):
     shutil.copy(run / SUMMARY, results / "default" / SUMMARY)  # recomputed by the current code: published again
     built = report.write(results, tmp_path / "page.md", readme, ["run", "default"])
     assert report.WITHHELD_TITLE not in built.page and "| Uniform" in readme.read_text()
+
+
+def test_online_curves_read_from_models_computed_again_since_are_named(run):
+    per_seed = json.loads((run / SUMMARY).read_text())["per_seed"]
+    computed = per_seed["uniform"]["1"]["computed"]["at"]
+
+    def write_online(written: str, weights: list[str]) -> None:
+        (run / "online.json").write_text(json.dumps({"written": written, "weights": {w: "model.pt" for w in weights}}))
+
+    write_online("9999-01-01T00:00:00+00:00", ["uniform/seed0", "uniform/seed1"])
+    assert check_folder(run) == []  # curves written after every model they read
+    write_online("2000-01-01T00:00:00+00:00", ["uniform/seed1"])
+    (problem,) = check_folder(run)
+    assert problem.kind == "stale curves"
+    assert "uniform seed 1" in problem.detail and "benchmark online" in problem.detail
+    assert computed > "2000-01-01T00:00:00+00:00"
+    write_online("9999-01-01T00:00:00+00:00", ["uniform/seed0", "lstm/seed0"])  # a model the table no longer shows
+    assert [p.detail.count("lstm seed 0") for p in check_folder(run)] == [1]

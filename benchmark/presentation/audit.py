@@ -9,7 +9,9 @@ checked for what would make a table of it something no command produces from the
 * **rests on test selection**: rows run with presets that such a record chose
   (benchmark/protocol/preset_origin.py);
 * **uncovered**: a pair done on disk that the folder's table does not show;
-* **unbacked**: a pair the table shows that is not complete on disk.
+* **unbacked**: a pair the table shows that is not complete on disk;
+* **stale curves**: online curves (online.json) read from models computed again after them, or
+  from pairs the table no longer shows.
 
 Each problem is one line naming the folder, the kind and what to do; the command exits 1 when
 there is any. It reads the folders and writes nothing. ``python -m benchmark report`` publishes
@@ -30,7 +32,8 @@ from benchmark.protocol import preset_origin
 from benchmark.results import pair_state, read_json, unbacked_pairs
 
 #: The kinds of problem, in the order they are reported.
-KINDS = ("stale", "machines", "selection on test", "rests on test selection", "uncovered", "unbacked")
+KINDS = ("stale", "machines", "selection on test", "rests on test selection", "uncovered", "unbacked",
+         "stale curves")
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,29 @@ def _coverage(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> l
     return problems
 
 
+def _online(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> list[Problem]:
+    """The online curves of a folder, when a model they read was computed again after them (its
+    record's time is later than online.json's) or is no longer in the table: the curves are then
+    of other models than the table's. Both times are the suite's UTC ISO stamps (provenance.now)."""
+    online = read_json(folder / layout.ONLINE_JSON)
+    if not isinstance(online, dict) or not isinstance(online.get("written"), str):
+        return []
+    written = online["written"]
+    later = []
+    for key in online.get("weights") or {}:
+        label, _, seed = str(key).rpartition("/seed")
+        record = per_seed.get(label, {}).get(seed)
+        at = (record.get("computed") or {}).get("at") if isinstance(record, dict) else None
+        if not isinstance(record, dict) or (isinstance(at, str) and at > written):
+            later.append(f"{label} seed {seed}")
+    if not later:
+        return []
+    return [Problem(name, "stale curves", f"online.json (written {written[:19]}) read {len(later)} models computed "
+                                          f"again since or no longer in the table ({_few(later)}); run `python -m "
+                                          f"benchmark online --name {name}` and `python -m benchmark plot --name "
+                                          f"{name}` again")]
+
+
 def _few(items: list[str], shown: int = 3) -> str:
     return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
 
@@ -146,7 +172,7 @@ def check_folder(folder: Path) -> list[Problem]:
     name = folder.name
     pairs = sum(len(seeds) for seeds in per_seed.values())
     found = (_stale(folder, pairs) + _machines(name, per_seed) + _selection(name, folder)
-             + _coverage(name, folder, per_seed))
+             + _coverage(name, folder, per_seed) + _online(name, folder, per_seed))
     return sorted(found, key=lambda p: KINDS.index(p.kind))
 
 
