@@ -24,6 +24,7 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -184,6 +185,16 @@ class Runner:
                 lift = pair.reread_evidence(self.ctx, plan, seed).evidence_lift
                 log.info("%s seed %d: evidence statistics recomputed (lift %.2f)", plan.name, seed,
                          float("nan") if lift is None else lift)
+
+
+def is_current(ctx: RunContext, plan: MethodPlan, seed: int, folder: Path) -> bool:
+    """Whether the pair in ``folder`` is one a run keeps as it is (``Runner.is_done`` without
+    --force, and without its log lines): complete, computed on this kind of machine, with this
+    plan's identity, by code whose fingerprint still matches."""
+    state = results.pair_state(folder)
+    return (state.done and not crosscheck.computed_elsewhere(folder, ctx.platform)
+            and ctx.holds_identity(plan, seed, state.config)
+            and not PairRecord.load(results.record_path(folder)).stale)
 
 
 def run(cfg: RunConfig) -> dict[str, str]:

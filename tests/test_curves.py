@@ -104,6 +104,22 @@ def test_curves_sweeps_both_kinds_of_knob_resumes_and_reads_the_table(tmp_path, 
     assert stamps == {p: p.stat().st_mtime_ns for p in stamps}  # resumed: nothing recomputed
 
 
+def test_a_sweep_takes_the_tables_current_pairs_in_place_of_its_own_outdated_ones(tmp_path):
+    """After the table is recomputed at new settings, `curves --refresh` copies the table's pairs
+    (the methods at their own settings) over the sweep's outdated ones instead of training them
+    again: the sweep's record is the table's, byte for byte (a retrained one has its own times)."""
+    from benchmark.__main__ import main
+
+    common = ["-q", "--dataset", "tiny", "--seeds", "0", "--methods", "uniform", "--results-dir", str(tmp_path)]
+    assert main(["-q", "run", *common[1:], "--steps", "2"]) == 0
+    assert main(["-q", "curves", *common[1:], "--steps", "2", "--points", "2"]) == 0
+    assert main(["-q", "run", *common[1:], "--steps", "3", "--refresh"]) == 0  # the table moves on
+    assert main(["-q", "curves", *common[1:], "--steps", "3", "--points", "2", "--refresh"]) == 0
+    table = tmp_path / "tiny" / "runs" / "uniform" / "seed0" / "record.json"
+    sweep = tmp_path / "tiny-curves" / "runs" / "uniform" / "seed0" / "record.json"
+    assert sweep.read_bytes() == table.read_bytes()
+
+
 def test_the_summary_sorts_methods_by_the_side_of_zero_their_interval_lies_on():
     """The README's sentences say only what the matched-budget reading holds: at each budget,
     more accurate where the interval is above zero, no different where it spans zero, less where

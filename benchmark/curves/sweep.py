@@ -38,7 +38,7 @@ from benchmark.curves.knobs import at_point, knob_of
 from benchmark.measurement import metrics
 from benchmark.plans import MethodPlan, plan_methods
 from benchmark.record import PairRecord
-from benchmark.runner import Runner
+from benchmark.runner import Runner, is_current
 from benchmark.stores import dataset_label, resolve_store
 from benchmark.training import evaluate
 from datasets.common.atomic import atomic_write_bytes, atomic_write_json, file_sha256
@@ -105,17 +105,17 @@ def sweep_points(base_plans: list[MethodPlan], keep: int | None) -> tuple[list[M
 
 
 def reuse_run_pairs(ctx: RunContext, run_out: Path, plans: list[MethodPlan]) -> int:
-    """Copy the run's finished pairs of these plans (a method at its own setting) into the sweep's
-    folder where the sweep has none; the runner then checks their identity as for any kept pair."""
+    """Copy the run's current pairs of these plans (a method at its own setting) into the sweep's
+    folder where the sweep's own pair is not current (missing, from other settings, another kind
+    of machine or older code), so that a sweep after a new table trains only the points the table
+    lacks; the runner then checks the copies as any kept pair."""
     copied = 0
     for plan in plans:
         if plan.label is not None:
             continue
         for seed in ctx.cfg.seeds:
             source, target = results.pair_dir(run_out, plan.name, seed), ctx.pair_dir(plan, seed)
-            if results.pair_state(target).done or not results.pair_state(source).done:
-                continue
-            if not ctx.holds_identity(plan, seed, results.read_json(source / results.CONFIG)):
+            if is_current(ctx, plan, seed, target) or not is_current(ctx, plan, seed, source):
                 continue
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(source, target)
