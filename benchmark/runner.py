@@ -73,35 +73,33 @@ class Runner:
         kind of machine, and no --force. Anything incomplete is computed again."""
         ctx = self.ctx
         folder = ctx.pair_dir(plan, seed)
-        state = results.pair_state(folder)
-        if not state.done:
-            if state.reason != "not computed":
-                log.warning("%s seed %d: %s in %s; computing it again", plan.name, seed, state.reason, folder)
+        kind, detail = not_current(ctx, plan, seed, folder)
+        if kind == "incomplete":
+            if detail != "not computed":
+                log.warning("%s seed %d: %s in %s; computing it again", plan.name, seed, detail, folder)
             return False
-        if crosscheck.computed_elsewhere(folder, ctx.platform):
+        if kind == "elsewhere":
             # Nothing computed elsewhere is reused, whatever its settings; the cross-machine check
             # compares only what was computed with the same ones (benchmark/crosscheck.py).
             log.warning("%s seed %d: the result in %s was computed on another kind of machine; recomputing it here "
                         "(%s), then comparing", plan.name, seed, folder, ctx.platform)
             return False
-        difference = ctx.identity_difference(plan, seed, state.config)
-        if difference:
+        if kind == "identity":
             if ctx.cfg.force or ctx.cfg.refresh:
                 if ctx.cfg.refresh:
                     log.info("%s seed %d: computed with another configuration (%s); recomputing it (--refresh)",
-                             plan.name, seed, difference)
+                             plan.name, seed, detail)
                 return False
-            raise UsageError(f"{folder} holds a result computed with a different configuration ({difference}). "
+            raise UsageError(f"{folder} holds a result computed with a different configuration ({detail}). "
                              "Re-run with --force (or --refresh) to replace it, or choose another --name")
         if ctx.cfg.force:
             return False
-        stale = PairRecord.load(results.record_path(folder)).stale
-        if stale and ctx.cfg.refresh:
-            log.info("%s seed %d: STALE (%s); recomputing it (--refresh)", plan.name, seed, stale)
+        if kind == "stale" and ctx.cfg.refresh:
+            log.info("%s seed %d: STALE (%s); recomputing it (--refresh)", plan.name, seed, detail)
             return False
-        if stale:
+        if kind == "stale":
             log.warning("%s seed %d: kept, but STALE: %s. Its row is marked stale; recompute it with --refresh",
-                        plan.name, seed, stale)
+                        plan.name, seed, detail)
         return True
 
     def run(self, columns: list[str] | None = None) -> dict[str, str]:
@@ -187,14 +185,27 @@ class Runner:
                          float("nan") if lift is None else lift)
 
 
-def is_current(ctx: RunContext, plan: MethodPlan, seed: int, folder: Path) -> bool:
-    """Whether the pair in ``folder`` is one a run keeps as it is (``Runner.is_done`` without
-    --force, and without its log lines): complete, computed on this kind of machine, with this
-    plan's identity, by code whose fingerprint still matches."""
+def not_current(ctx: RunContext, plan: MethodPlan, seed: int, folder: Path) -> tuple[str, str]:
+    """Why the pair in ``folder`` is not one a run keeps as it is, as (kind, detail): "incomplete"
+    (``pair_state``'s reason), "elsewhere" (computed on another kind of machine), "identity" (the
+    first setting that differs) or "stale" (what changed in the code); ("", "") when it is current.
+    ``Runner.is_done`` decides (and logs) from it; a sweep reusing a table's pairs asks it too."""
     state = results.pair_state(folder)
-    return (state.done and not crosscheck.computed_elsewhere(folder, ctx.platform)
-            and ctx.holds_identity(plan, seed, state.config)
-            and not PairRecord.load(results.record_path(folder)).stale)
+    if not state.done:
+        return "incomplete", state.reason
+    if crosscheck.computed_elsewhere(folder, ctx.platform):
+        return "elsewhere", ""
+    difference = ctx.identity_difference(plan, seed, state.config)
+    if difference:
+        return "identity", difference
+    stale = PairRecord.load(results.record_path(folder)).stale
+    return ("stale", stale) if stale else ("", "")
+
+
+def is_current(ctx: RunContext, plan: MethodPlan, seed: int, folder: Path) -> bool:
+    """Whether the pair in ``folder`` is one a run keeps as it is (complete, computed on this kind
+    of machine, with this plan's identity, by code whose fingerprint still matches)."""
+    return not_current(ctx, plan, seed, folder)[0] == ""
 
 
 def run(cfg: RunConfig) -> dict[str, str]:
