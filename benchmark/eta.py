@@ -4,9 +4,13 @@ A pair's time is its method's: every seed of a method trains for the same step b
 same data, so a method's finished pair predicts its other seeds. Before a method has finished a
 pair here, its time is taken from a pair of it the results folder already holds (a resumed run,
 or a run with more seeds); with neither, the ETA waits for one of its pairs to finish (methods
-differ a hundredfold: Uniform's seconds say nothing of LiteEval's minutes). The estimate of the
-pairs left is spread over the jobs that compute them at once: a rough figure, printed with each
-finished pair so that a long run says when it will end, not a promise.
+differ a hundredfold: Uniform's seconds say nothing of LiteEval's minutes).
+
+The pairs left are laid out on the jobs as the workers take them: in the order given, each to
+the first worker free, the pairs being computed counting only what their estimate says they
+have left (so the last LiteEval pair, five minutes in, leaves seconds, not another five
+minutes). The time left is when the last worker would finish: a rough figure, printed with
+each finished pair so that a long run says when it will end, not a promise.
 
 A pair's time says something only of the kind of machine that computed it (the lent GPU
 machine's CPU trains LiteEval-RL in a third of the 2-core VM's time): earlier pairs count only
@@ -18,7 +22,7 @@ one another (``method_of``).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from statistics import mean
 from typing import Any
 
@@ -38,27 +42,56 @@ def machine_here(device: str) -> dict[str, str]:
     return {"cpu": cpu_model(), "device": device.split(":")[0]}
 
 
+def timed(record: Mapping[str, Any]) -> float | None:
+    """Seconds a pair took (training and evaluation) wherever it was computed; None when the
+    record has no time. Good for comparing methods with one another, not for a clock here."""
+    if not isinstance(record, Mapping):
+        return None
+    seconds = float(record.get("train_seconds") or 0) + float(record.get("eval_seconds") or 0)
+    return seconds or None
+
+
 def timed_here(record: Mapping[str, Any], here: Mapping[str, str]) -> float | None:
     """Seconds a pair took (training and evaluation), if its record was computed on the kind of
     machine ``here`` (``machine_here``); None otherwise, or when the record has no time."""
     platform = ((record.get("computed") or {}).get("platform") or {}) if isinstance(record, Mapping) else {}
     if platform.get("cpu") != here.get("cpu") or str(platform.get("device", "")).split(":")[0] != here.get("device"):
         return None
-    seconds = float(record.get("train_seconds") or 0) + float(record.get("eval_seconds") or 0)
-    return seconds or None
+    return timed(record)
+
+
+def expected(name: str, seconds: Mapping[str, float]) -> float | None:
+    """Seconds a pair labelled ``name`` should take by ``seconds`` (label -> a pair's time): its
+    own label's, else the mean of its method's under other labels; None when neither is there."""
+    if name in seconds:
+        return seconds[name]
+    alike = [t for other, t in seconds.items() if method_of(other) == method_of(name)]
+    return mean(alike) if alike else None
 
 
 class RunClock:
     """Pairs finished and the time left, for ``pending`` (method name, seed) pairs on ``jobs``."""
 
     def __init__(self, pending: Sequence[tuple[str, int]], jobs: int,
-                 earlier: Mapping[str, float] | None = None) -> None:
+                 earlier: Mapping[str, float] | None = None, now: Callable[[], float] = time.monotonic) -> None:
         self.pending = list(pending)
         self.jobs = max(1, jobs)
         self.earlier = dict(earlier or {})
         self.times: dict[str, list[float]] = {}
         self.finished: set[tuple[str, int]] = set()
-        self.start = time.monotonic()
+        self.now = now
+        self.start = now()
+        #: Pairs being computed and when they started: workers take pairs in the order given,
+        #: the first ``jobs`` at once, then the next one whenever a pair finishes.
+        self.running: dict[tuple[str, int], float] = {}
+        self._take()
+
+    def _take(self) -> None:
+        waiting = (pair for pair in self.pending if pair not in self.finished and pair not in self.running)
+        for pair in waiting:
+            if len(self.running) >= self.jobs:
+                break
+            self.running[pair] = self.now()
 
     def estimate(self, name: str) -> float | None:
         """Seconds one pair of ``name`` takes (None: nothing to go by yet): its own finished pairs,
@@ -69,10 +102,7 @@ class RunClock:
         alike = [t for other, times in self.times.items() if method_of(other) == method for t in times]
         if alike:
             return mean(alike)
-        if name in self.earlier:
-            return self.earlier[name]
-        alike = [t for other, t in self.earlier.items() if method_of(other) == method]
-        return mean(alike) if alike else None
+        return expected(name, self.earlier)
 
     def left(self) -> list[tuple[str, int]]:
         return [pair for pair in self.pending if pair not in self.finished]
@@ -82,12 +112,20 @@ class RunClock:
         return list(dict.fromkeys(name for name, _ in self.left() if self.estimate(name) is None))
 
     def seconds_left(self) -> float | None:
-        left = self.left()
-        if not left:
+        """When the last worker would finish, from now (the module docstring); None while a pair
+        left has nothing to estimate its time by."""
+        if not self.left():
             return 0.0
         if self.untimed():
             return None
-        return sum(self.estimate(name) or 0.0 for name, _ in left) / min(self.jobs, len(left))
+        now = self.now()
+        free = [max(0.0, (self.estimate(name) or 0.0) - (now - began)) for (name, _), began in self.running.items()]
+        free += [0.0] * (self.jobs - len(free))
+        for name, seed in self.left():
+            if (name, seed) not in self.running:
+                first = free.index(min(free))
+                free[first] += self.estimate(name) or 0.0
+        return max(free)
 
     def plan(self) -> str:
         """What the run is about to do and, where earlier pairs say, how long it should take."""
@@ -99,8 +137,10 @@ class RunClock:
         """Record a finished pair; the line that says so, with the run's progress and ETA."""
         self.times.setdefault(name, []).append(seconds)
         self.finished.add((name, seed))
+        self.running.pop((name, seed), None)
+        self._take()
         return (f"{name} seed {seed}: done in {duration(seconds)}; {len(self.finished)} of {len(self.pending)} pairs "
-                f"done, {duration(time.monotonic() - self.start)} elapsed, {self.eta()}")
+                f"done, {duration(self.now() - self.start)} elapsed, {self.eta()}")
 
     def eta(self) -> str:
         untimed = list(dict.fromkeys(map(method_of, self.untimed())))

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
@@ -43,7 +44,7 @@ import torch
 from benchmark import pair
 from benchmark.config import RunConfig
 from benchmark.context import SELECTION_GUARD, RunContext
-from benchmark.eta import RunClock
+from benchmark.eta import RunClock, expected
 from benchmark.plans import MethodPlan
 from datasets.common.cli import configure_logging
 from datasets.common.errors import UsageError
@@ -236,6 +237,22 @@ def run_here(ctx: RunContext, pending: Sequence[tuple[int, int]], threads: int,
         torch.set_num_threads(before)
 
 
+def longest_first(names: Sequence[str], pending: Sequence[tuple[int, int]],
+                  seconds: Mapping[str, float]) -> list[tuple[int, int]]:
+    """``pending`` (plan index, seed) pairs in the order to start them: the longest expected
+    first (``seconds``: a pair's time by plan name, from any machine: only the methods' ranking
+    matters), those with no time before them all (they may be the longest), otherwise as given.
+
+    Workers take pairs in this order, so the last pairs to start are short ones that fill the
+    gaps, not a LiteEval pair that leaves the other workers idle for minutes at the end (the
+    longest-processing-time-first rule). The order changes no result (the module docstring)."""
+    def key(pair: tuple[int, int]) -> float:
+        took = expected(names[pair[0]], seconds)
+        return -math.inf if took is None else -took
+
+    return sorted(pending, key=key)
+
+
 def schedule(
     ctx: RunContext,
     pending: Sequence[tuple[int, int]],
@@ -245,11 +262,16 @@ def schedule(
     rank: int = 0,
     world: int = 1,
     earlier: dict[str, float] | None = None,
+    costs: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Compute this process's share of ``pending``; return how (for the provenance). ``earlier``:
-    seconds a pair of each method took before, for the time left (benchmark/eta.py)."""
+    seconds a pair of each method took before on this kind of machine, for the time left
+    (benchmark/eta.py); ``costs``: the same from any machine, to start the longest pairs first
+    (``longest_first``; every rank orders alike before taking its share)."""
     check_counts(jobs, threads)
     threads = threads or DEFAULT_THREADS
+    if costs:
+        pending = longest_first([plan.name for plan in ctx.plans], pending, costs)
     mine = list(pending[rank::world])
     if world > 1:
         if jobs not in (None, 1):

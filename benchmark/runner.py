@@ -32,7 +32,7 @@ import torch
 from benchmark import conformance, crosscheck, pair, parallel, results, summary
 from benchmark.config import RunConfig
 from benchmark.context import RunContext
-from benchmark.eta import machine_here, timed_here
+from benchmark.eta import machine_here, timed, timed_here
 from benchmark.plans import MethodPlan
 from benchmark.record import PairRecord
 from datasets.common.atomic import atomic_write_json
@@ -140,7 +140,8 @@ class Runner:
             if world > 1:
                 barrier()  # every rank has seen the same pending pairs before any is written
             self.execution = parallel.schedule(ctx, pending, jobs=ctx.cfg.jobs, threads=ctx.cfg.threads, rank=rank,
-                                               world=world, earlier=self.earlier_seconds())
+                                               world=world, earlier=self.earlier_seconds(),
+                                               costs=self.earlier_seconds(anywhere=True))
             if world > 1:
                 barrier()
                 if rank != 0:
@@ -158,16 +159,18 @@ class Runner:
         finally:
             finish(started_group)
 
-    def earlier_seconds(self) -> dict[str, float]:
+    def earlier_seconds(self, *, anywhere: bool = False) -> dict[str, float]:
         """Seconds a complete pair of each method took in this folder (training and evaluation) on
-        this kind of machine, for the estimate of the time a run has left (benchmark/eta.py)."""
+        this kind of machine, for the estimate of the time a run has left (benchmark/eta.py);
+        ``anywhere``: on whatever machine computed it, for the order pairs start in."""
         here = machine_here(str(self.ctx.device))
         seconds: dict[str, float] = {}
         for plan in self.ctx.plans:
             for seed in self.ctx.cfg.seeds:
                 folder = self.ctx.pair_dir(plan, seed)
                 if results.pair_state(folder).done:
-                    took = timed_here(results.read_json(results.record_path(folder)) or {}, here)
+                    record = results.read_json(results.record_path(folder)) or {}
+                    took = timed(record) if anywhere else timed_here(record, here)
                     if took is not None:
                         seconds[plan.name] = took
                         break

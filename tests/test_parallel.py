@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark import parallel
 from benchmark.__main__ import main
 from benchmark.parallel import default_jobs, schedule
 
@@ -148,3 +150,58 @@ def test_torchrun_ranks_take_every_world_th_pair(monkeypatch):
     info = schedule(object(), pending, jobs=None, threads=None, rank=1, world=2)
     assert seen["mine"] == pending[1::2]
     assert info == {"jobs": 1, "threads_per_pair": 1, "rank": 1, "world_size": 2, "pairs_computed_here": 3}
+
+
+def test_the_longest_pairs_start_first_by_earlier_times_from_any_machine(monkeypatch):
+    """Workers take pairs in the order given: the longest expected first (a LiteEval pair started
+    last would leave the other workers idle at the end), unknown ones before them (they may be
+    longer still), a label without a time of its own (a tune's trial) by its method's."""
+    from types import SimpleNamespace
+
+    names = ["uniform", "liteeval", "lstm", "plugin", "liteeval-t2"]
+    ctx = SimpleNamespace(plans=[SimpleNamespace(name=n) for n in names], device=torch.device("cpu"))
+    costs = {"uniform": 5.0, "liteeval": 400.0, "lstm": 45.0}
+    seen = {}
+    monkeypatch.setattr("benchmark.parallel.run_in_processes",
+                        lambda ctx, mine, jobs, threads, earlier=None: seen.update(mine=mine))
+    monkeypatch.setattr("benchmark.parallel.run_here", lambda ctx, mine, threads, earlier=None: seen.update(mine=mine))
+    pending = [(i, s) for i in range(len(names)) for s in (0, 1)]
+    schedule(ctx, pending, jobs=2, threads=None, costs=costs)
+    assert [(names[i], s) for i, s in seen["mine"]] == [
+        ("plugin", 0), ("plugin", 1), ("liteeval", 0), ("liteeval", 1), ("liteeval-t2", 0), ("liteeval-t2", 1),
+        ("lstm", 0), ("lstm", 1), ("uniform", 0), ("uniform", 1)]
+    schedule(ctx, pending, jobs=2, threads=None)  # nothing to go by: the order given
+    assert seen["mine"] == pending
+    schedule(ctx, pending, jobs=None, threads=None, costs=costs, rank=1, world=2)  # ranks share the ordered list
+    assert [(names[i], s) for i, s in seen["mine"]] == [
+        ("plugin", 1), ("liteeval", 1), ("liteeval-t2", 1), ("lstm", 1), ("uniform", 1)]
+
+
+def test_a_rerun_starts_the_pairs_that_took_longest_before_first_wherever_they_ran(tiny_store, tmp_path, monkeypatch):
+    """The run reads its folder's earlier pairs for the order (any machine's: only how methods
+    compare matters) and for the time left (this kind of machine's only)."""
+    from benchmark.config import RunConfig
+    from benchmark.protocol.budget import Budget
+    from benchmark.runner import Runner
+
+    cfg = RunConfig(dataset=str(tiny_store), methods=["uniform", "lstm"], seeds=[0],
+                    budget=Budget(steps=2, validations=1), results_root=str(tmp_path), show_progress=False, jobs=1)
+    Runner(cfg).run()
+    for name, seconds in (("uniform", 7.0), ("lstm", 300.0)):  # as if another machine had computed them
+        path = tmp_path / "tiny" / "runs" / name / "seed0" / "record.json"
+        record = json.loads(path.read_text())
+        record["computed"]["platform"]["cpu"] = "another processor"
+        record.update(train_seconds=seconds, eval_seconds=0.0)
+        path.write_text(json.dumps(record))
+    runner = Runner(dataclasses.replace(cfg, force=True))
+    assert runner.earlier_seconds(anywhere=True) == {"uniform": 7.0, "lstm": 300.0}
+    assert runner.earlier_seconds() == {}  # another machine's times are no clock for this one
+    order, run_here = [], parallel.run_here
+
+    def watched(ctx, mine, threads, earlier=None):
+        order.extend(ctx.plans[i].name for i, _ in mine)
+        return run_here(ctx, mine, threads, earlier)
+
+    monkeypatch.setattr(parallel, "run_here", watched)
+    runner.run()
+    assert order == ["lstm", "uniform"]  # the plans' order is uniform, lstm

@@ -52,31 +52,72 @@ def test_the_variable_chooses_bars_lines_or_nothing(monkeypatch, value, mode):
     assert progress.progress_mode() == mode
 
 
+class FakeTime:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
 def test_the_time_left_comes_from_each_methods_own_pairs_then_earlier_ones_never_another_methods():
+    t = FakeTime()
     pending = [("uniform", 0), ("uniform", 1), ("liteeval", 0), ("liteeval", 1)]
-    clock = RunClock(pending, jobs=2, earlier={"liteeval": 600.0})
+    clock = RunClock(pending, jobs=2, earlier={"liteeval": 600.0}, now=t)
     assert clock.seconds_left() is None  # Uniform's time is not known yet
+    t.t += 10
     line = clock.done("uniform", 0, 10.0)
-    assert "1 of 4 pairs done" in line
-    # Left: uniform 10 s (its own), liteeval 600 s twice (the folder's earlier pair), on 2 jobs.
-    assert clock.seconds_left() == pytest.approx((10 + 600 + 600) / 2)
-    clock.done("liteeval", 0, 500.0)
-    assert clock.seconds_left() == pytest.approx((10 + 500) / 2)
-    other = RunClock([("a", 0), ("b", 0)], jobs=1)
+    assert "1 of 4 pairs done" in line and "10s elapsed" in line
+    # Uniform seed 1 (10 s, its own seed's) is done now by its estimate, liteeval seed 0 has just
+    # started on the freed worker (600 s, the folder's earlier pair), seed 1 waits for the first
+    # worker free: 600 s from now.
+    assert clock.seconds_left() == pytest.approx(600)
+    t.t += 2
+    clock.done("uniform", 1, 12.0)  # liteeval seed 1 starts on the other worker
+    t.t += 500
+    clock.done("liteeval", 0, 500.0)  # its own time now: seed 1 has 500 - 500 s left
+    assert clock.seconds_left() == pytest.approx(0)
+    t.t -= 400  # (had it finished 400 s sooner: seed 1, 100 s in, would have 400 s left)
+    assert clock.seconds_left() == pytest.approx(400)
+    other = RunClock([("a", 0), ("b", 0)], jobs=1, now=t)
     line = other.done("a", 0, 30.0)
     # b has not run: a's 30 s say nothing of it (methods differ a hundredfold).
     assert other.seconds_left() is None and "ETA once a pair of each of b has finished" in line
     assert progress.duration(3725) == "1h02m" and progress.duration(65) == "1m05s"
     # A tune's trials (a sweep's points, an ablation's rows) are one method: one finished trial times the rest.
-    trials = RunClock([(f"lstm-trial{k}", 0) for k in range(4)] + [(f"liteeval-trial{k}", 0) for k in range(9)], 2)
+    trials = RunClock([(f"lstm-trial{k}", 0) for k in range(4)] + [(f"liteeval-trial{k}", 0) for k in range(9)], 2,
+                      now=t)
     line = trials.done("lstm-trial0", 0, 20.0)
     assert "ETA once a pair of each of liteeval has finished" in line  # the method, once: not nine labels
-    trials.done("liteeval-trial3", 0, 100.0)
-    assert trials.seconds_left() == pytest.approx((3 * 20 + 8 * 100) / 2)
+    for k in (1, 2, 3):
+        trials.done(f"lstm-trial{k}", 0, 20.0)
+    trials.done("liteeval-trial0", 0, 100.0)  # trials 1 (just started) and 2 run; 3 to 8 wait: 4 rounds of 100 s
+    assert trials.seconds_left() == pytest.approx(400)
+
+
+def test_the_last_pair_of_a_run_has_what_its_estimate_leaves_not_a_whole_pair():
+    """Found: one LiteEval pair of 5m40s left, 5m30s into it, the run said "ETA 5m32s"."""
+    t = FakeTime()
+    pending = [(m, s) for m in ("uniform", "liteeval") for s in (0, 1, 2)]
+    clock = RunClock(pending, jobs=2, earlier={"uniform": 10.0, "liteeval": 340.0}, now=t)
+    assert clock.seconds_left() == pytest.approx(10 + 340 + 340)  # u0 u1 | u2 l0 | l1 l2, each worker
+    for seed in (0, 1, 2):
+        t.t += 5
+        clock.done("uniform", seed, 10.0)
+    t.t += 340
+    clock.done("liteeval", 0, 340.0)
+    t.t += 10
+    clock.done("liteeval", 1, 345.0)  # liteeval seed 2 started when seed 0 finished, 10 s ago
+    assert clock.seconds_left() == pytest.approx((340 + 345) / 2 - 10)
+    t.t += 320  # seed 2, 330 s in, has seconds left
+    assert clock.seconds_left() == pytest.approx(342.5 - 330)
+    assert clock.eta().startswith(("ETA 12s", "ETA 13s")), clock.eta()
 
 
 def test_earlier_pairs_time_a_run_only_from_this_kind_of_machine():
-    from benchmark.eta import machine_here, timed_here
+    from benchmark.eta import machine_here, timed, timed_here
 
     here = machine_here("cuda:1")
     assert here["device"] == "cuda"
@@ -86,6 +127,9 @@ def test_earlier_pairs_time_a_run_only_from_this_kind_of_machine():
     assert timed_here({**record, "computed": {"platform": {"cpu": here["cpu"], "device": "cpu"}}}, here) is None
     assert timed_here({**record, "computed": {"platform": {"cpu": "another", "device": "cuda"}}}, here) is None
     assert timed_here({"train_seconds": 5.0}, here) is None  # no platform: where it ran is unknown
+    # the order pairs start in needs only how methods compare, which any machine's pairs tell
+    assert timed({**record, "computed": {"platform": {"cpu": "another", "device": "cuda"}}}) == 100.0
+    assert timed({"train_seconds": 5.0}) == 5.0 and timed({}) is None
 
 
 def test_a_run_in_workers_logs_each_pair_start_end_training_progress_and_eta_with_timestamps(tmp_path):
