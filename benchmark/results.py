@@ -244,9 +244,36 @@ def read_json(path: Path) -> Any:
         return None
 
 
+#: Pair states already read, while ``remembering_pair_states`` holds (None: not remembering).
+_REMEMBERED: dict[Path, PairState] | None = None
+
+
+@contextmanager
+def remembering_pair_states() -> Iterator[None]:
+    """Within the block, each folder's ``pair_state`` is read once (its checksums and its
+    re-scored numbers cost about 0.1 s a pair). Only for readers of results that nothing writes
+    meanwhile (``report`` and its audit ask the same pairs several times); a run asks again."""
+    global _REMEMBERED
+    outer = _REMEMBERED
+    _REMEMBERED = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _REMEMBERED = outer
+
+
 def pair_state(folder: Path) -> PairState:
     """Whether the pair in ``folder`` is complete: its marker parses and every file it
     lists is present with the recorded checksum."""
+    if _REMEMBERED is None:
+        return _read_pair_state(folder)
+    key = Path(os.path.abspath(folder))
+    if key not in _REMEMBERED:
+        _REMEMBERED[key] = _read_pair_state(folder)
+    return _REMEMBERED[key]
+
+
+def _read_pair_state(folder: Path) -> PairState:
     marker = record_path(folder)
     if not marker.is_file():
         partial = [f for f in (*REQUIRED_FILES, *OPTIONAL_FILES) if (folder / f).is_file()]

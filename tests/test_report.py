@@ -21,6 +21,31 @@ def test_the_committed_results_page_and_headline_are_generated():
         assert (REPO / "results" / name / "table.md").read_text() == table, "run `python -m benchmark report`"
 
 
+def test_the_report_reads_each_pair_once_and_a_run_reads_it_afresh(monkeypatch, tmp_path):
+    """Found: `report` checked every pair twice (its audit, then its tables), re-scoring each
+    against its record: half of its 45 s on the committed folders."""
+    from collections import Counter
+
+    from benchmark import results
+
+    reads: Counter = Counter()
+    read = results._read_pair_state
+
+    def counted(folder):
+        reads[Path(folder).resolve()] += 1
+        return read(folder)
+
+    monkeypatch.setattr(results, "_read_pair_state", counted)
+    report.build(REPO / "results", ["default"])
+    assert len(reads) >= 33 and set(reads.values()) == {1}
+    # Outside a report nothing is remembered: a pair that changes is read as it is now.
+    folder = tmp_path / "pair"
+    folder.mkdir()
+    assert not results.pair_state(folder).done and results.pair_state(folder).reason == "not computed"
+    (folder / "scores.npz").write_bytes(b"half")
+    assert results.pair_state(folder).reason.startswith("incomplete")
+
+
 def test_report_writes_both_files_and_every_folder_gets_a_section(tmp_path, current_ablation):
     results = tmp_path / "results"
     shutil.copytree(current_ablation, results / "default-ablate-sync", ignore=shutil.ignore_patterns("runs"))

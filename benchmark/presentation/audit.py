@@ -29,7 +29,7 @@ from typing import Any
 from benchmark import results as layout
 from benchmark.code_fingerprint import stale_reason
 from benchmark.protocol import preset_origin
-from benchmark.results import pair_state, read_json, unbacked_pairs
+from benchmark.results import pair_state, read_json, remembering_pair_states, unbacked_pairs
 
 #: The kinds of problem, in the order they are reported.
 KINDS = ("stale", "machines", "selection on test", "rests on test selection", "uncovered", "unbacked",
@@ -178,4 +178,5 @@ def check_folder(folder: Path) -> list[Problem]:
 
 def check(results: Path, names: list[str]) -> list[Problem]:
     """The problems of the folders ``names``, in order."""
-    return [problem for name in sorted(names) for problem in check_folder(results / name)]
+    with remembering_pair_states():  # a folder's coverage and its sweep's source ask about the same pairs
+        return [problem for name in sorted(names) for problem in check_folder(results / name)]

@@ -31,7 +31,7 @@ from benchmark import results as layout
 from benchmark.experiments.studies import CHECKS, STUDIES
 from benchmark.presentation import audit, paper, stream_text, tables
 from benchmark.protocol import preset_origin
-from benchmark.results import folder_lock, online_summary, read_json, unbacked_pairs
+from benchmark.results import folder_lock, online_summary, read_json, remembering_pair_states, unbacked_pairs
 from datasets.common.atomic import atomic_write_text
 from datasets.common.errors import UsageError
 from datasets.common.gitinfo import tracked_folders
@@ -405,6 +405,11 @@ def published(results: Path, names: list[str] | None) -> set[str]:
 
 
 def build(results: Path, names: list[str] | None = None) -> Report:
+    with remembering_pair_states():  # the audit and the tables ask about the same pairs
+        return _build(results, names)
+
+
+def _build(results: Path, names: list[str] | None) -> Report:
     present = published(results, names)
     unbacked = {name: missing for name in sorted(present) if (missing := unbacked_pairs(results / name))}
     if unbacked:
