@@ -26,6 +26,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +68,10 @@ def lstm_flops(event: Any) -> float:
     return 3 * flops if "backward" in event.key else flops
 
 
-def profile_steps(method_name: str, store: str, steps: int, precision: str) -> dict[str, Any]:
+def prepare(method_name: str, store: str, steps: int, precision: str) -> tuple[Callable[[Any], None], list[Any]]:
+    """One training step of ``method_name`` at the ``default`` preset, and ``steps`` + 2 batches
+    of the training split in ``fit``'s order (the first two for warming up), on one thread."""
     import torch
-    from torch.profiler import ProfilerActivity, profile
 
     from benchmark.training import seed_everything
     from datasets.loading.bank import FeatureBank
@@ -111,12 +113,24 @@ def profile_steps(method_name: str, store: str, steps: int, precision: str) -> d
         torch.nn.utils.clip_grad_norm_(method.parameters(), 5.0)
         optimiser.step()
 
+    return step, batches
+
+
+def time_steps(step: Callable[[Any], None], batches: list[Any]) -> float:
+    """Seconds per step over ``batches[2:]``, after two warm-up steps on ``batches[:2]``."""
     for batch in batches[:2]:
         step(batch)
     start = time.perf_counter()
     for batch in batches[2:]:
         step(batch)
-    seconds = (time.perf_counter() - start) / steps
+    return (time.perf_counter() - start) / (len(batches) - 2)
+
+
+def profile_steps(method_name: str, store: str, steps: int, precision: str) -> dict[str, Any]:
+    from torch.profiler import ProfilerActivity, profile
+
+    step, batches = prepare(method_name, store, steps, precision)
+    seconds = time_steps(step, batches)
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True, with_flops=True) as prof:
         for batch in batches[2:]:
             step(batch)
