@@ -140,6 +140,8 @@ def _cmd_curves(args: argparse.Namespace) -> int:
     from benchmark.curves.sweep import curves
 
     folder = curves(_config(args), keep=args.points)
+    if folder is None:  # a torchrun rank other than 0: rank 0 writes and prints
+        return 0
     print(write(folder))
     print(f"written: {folder / results_layout.CURVES_CSV}, {results_layout.CURVES_MD} and figures/curves.png/.pdf")
     return 0

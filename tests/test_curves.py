@@ -145,3 +145,37 @@ def test_the_summary_sorts_methods_by_the_side_of_zero_their_interval_lies_on():
             "not reach it): more accurate: UP +10.0 [+8.0, +12.0]; no different (the interval spans zero): FLAT "
             "+1.0 [-1.0, +3.0]; less accurate: DOWN (stale) -5.0 [-7.0, -3.0].") in text
     assert "(91.5; Uniform needs 200.0): UP 30.0, FLAT 150.0." in text
+
+
+def test_curves_on_two_torchrun_ranks_shares_the_points_and_rank_0_writes_once(tmp_path):
+    """Found: every rank took the sweep folder's lock (the second was refused) and copied the
+    run's pairs in, so `torchrun ... -m benchmark curves` could not run. Rank 0 now copies and
+    holds the lock; the ranks see the copies before they agree on the pairs left."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    from benchmark.__main__ import main
+
+    repo = Path(__file__).resolve().parents[1]
+    common = ["--dataset", "tiny", "--steps", "2", "--seeds", "0", "1", "--results-dir", str(tmp_path),
+              "--methods", "uniform", "liteeval"]
+    assert main(["-q", "run", *common]) == 0
+    env = {**os.environ, "LITEEVAL_PROGRESS": "0", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "benchmark",
+         "curves", *common, "--points", "2", "--device", "cpu"],
+        cwd=repo, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = tmp_path / "tiny-curves"
+    table = pd.read_csv(out / "curves.csv", dtype={"point": str})
+    assert sorted(set(zip(table.method, table.point))) == [
+        ("liteeval", "0.001"), ("liteeval", "0.2"), ("uniform", "25"), ("uniform", "3")]
+    assert len(table) == 4 * 2  # every point, both seeds
+    execution = json.loads((out / "provenance.json").read_text())["execution"]
+    assert execution["world_size"] == 2 and execution["pairs_computed_here"] == 2  # 4 trained points, 2 ranks
+    assert done.stderr.count("pair(s) of results/tiny reused") <= 1

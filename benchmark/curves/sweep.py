@@ -42,6 +42,7 @@ from benchmark.runner import Runner, is_current
 from benchmark.stores import dataset_label, resolve_store
 from benchmark.training import evaluate
 from datasets.common.atomic import atomic_write_bytes, atomic_write_json, file_sha256
+from datasets.common.distributed import barrier, distributed_rank, finish
 from datasets.common.errors import UsageError
 from datasets.store.reader import FeatureStore
 
@@ -157,8 +158,10 @@ def trained_point(ctx: RunContext, point: Point, seed: int) -> dict[str, Any]:
     return {"map": record.map, "gflops": record.gflops["mean"], "fine_frames": record.fine_frames}
 
 
-def curves(cfg: RunConfig, *, keep: int | None = None) -> Path:
-    """Train what the sweep needs, evaluate every point, write curves.csv; return the sweep's folder."""
+def curves(cfg: RunConfig, *, keep: int | None = None) -> Path | None:
+    """Train what the sweep needs, evaluate every point, write curves.csv; return the sweep's
+    folder. Under torchrun the ranks share the trained points and rank 0 alone copies the run's
+    pairs, evaluates the points and writes (the other ranks return None)."""
     store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
     run_name = cfg.name or dataset_label(cfg.dataset, store)
     base_plans = plan_methods(cfg, store.manifest.name)
@@ -166,13 +169,22 @@ def curves(cfg: RunConfig, *, keep: int | None = None) -> Path:
     sweep_cfg = replace(cfg, methods=None, name=run_name + results.CURVES_SUFFIX)
     ctx = RunContext.create(sweep_cfg, plans, store=store)
     runner = Runner(sweep_cfg, context=ctx)
-    with runner.locked():  # one writer for the whole sweep: its pairs, its points, its table
-        copied = reuse_run_pairs(ctx, ctx.out.parent / run_name, plans)
-        if copied:
-            log.info("%d pair(s) of results/%s reused (the methods at their own settings)", copied, run_name)
-        runner.run()
-        write_points(ctx, points, base_plans, run_name, keep)
-    return ctx.out
+    rank, _, _, started = distributed_rank()
+    try:
+        if rank != 0:  # under torchrun: this rank's share of the trained points, once rank 0 has copied
+            barrier()
+            runner.run()
+            return None
+        with runner.locked():  # one writer for the whole sweep (rank 0 for all ranks): pairs, points, table
+            copied = reuse_run_pairs(ctx, ctx.out.parent / run_name, plans)
+            if copied:
+                log.info("%d pair(s) of results/%s reused (the methods at their own settings)", copied, run_name)
+            barrier()  # every rank sees the copies before the ranks agree on the pairs left
+            runner.run()
+            write_points(ctx, points, base_plans, run_name, keep)
+        return ctx.out
+    finally:
+        finish(started)
 
 
 def write_points(ctx: RunContext, points: list[Point], base_plans: list[MethodPlan], run_name: str,
