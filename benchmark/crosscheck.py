@@ -47,10 +47,13 @@ def _read(path: Path) -> Any:
     return data
 
 
-def load(out: Path) -> dict[str, Any] | None:
-    """The earlier results of ``out``: a kept earlier summary, else the folder's current summary
-    (None when there is neither, or the summary predates this format)."""
-    kept = _read(results.existing(out, results.EARLIER))
+def load(out: Path, *, replacing: bool = True) -> dict[str, Any] | None:
+    """The earlier results of ``out``: while ``replacing`` results computed elsewhere, the kept
+    earlier summary if there is one (a resumed replacement compares with what was there before
+    it began), else the folder's current summary (None when there is neither, or the summary
+    predates this format). A later run on this machine compares with the current summary, not
+    with the other machine's results the folder keeps as a record."""
+    kept = _read(results.existing(out, results.EARLIER)) if replacing else None
     if isinstance(kept, dict):
         return kept
     data = _read(out / results.SUMMARY)

@@ -134,7 +134,8 @@ class Runner:
                     else:
                         pending.append((index, seed))
                         foreign = foreign or crosscheck.computed_elsewhere(ctx.pair_dir(plan, seed), ctx.platform)
-            earlier = crosscheck.load(ctx.out) if pending and rank == 0 and not ctx.selection else None
+            earlier = (crosscheck.load(ctx.out, replacing=foreign) if pending and rank == 0 and not ctx.selection
+                       else None)
             if earlier is not None and foreign:
                 crosscheck.keep(ctx.out, earlier)  # a resumed run still compares with the same earlier results
             if world > 1:
