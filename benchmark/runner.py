@@ -140,9 +140,9 @@ class Runner:
                 crosscheck.keep(ctx.out, earlier)  # a resumed run still compares with the same earlier results
             if world > 1:
                 barrier()  # every rank has seen the same pending pairs before any is written
+            here, anywhere = self.earlier_seconds()
             self.execution = parallel.schedule(ctx, pending, jobs=ctx.cfg.jobs, threads=ctx.cfg.threads, rank=rank,
-                                               world=world, earlier=self.earlier_seconds(),
-                                               costs=self.earlier_seconds(anywhere=True))
+                                               world=world, earlier=here, costs=anywhere)
             if world > 1:
                 barrier()
                 if rank != 0:
@@ -160,22 +160,25 @@ class Runner:
         finally:
             finish(started_group)
 
-    def earlier_seconds(self, *, anywhere: bool = False) -> dict[str, float]:
-        """Seconds a complete pair of each method took in this folder (training and evaluation) on
-        this kind of machine, for the estimate of the time a run has left (benchmark/eta.py);
-        ``anywhere``: on whatever machine computed it, for the order pairs start in."""
-        here = machine_here(str(self.ctx.device))
-        seconds: dict[str, float] = {}
+    def earlier_seconds(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Seconds a complete pair of each method took in this folder (training and evaluation):
+        on this kind of machine, for the estimate of the time a run has left (benchmark/eta.py),
+        and on whatever machine computed it, for the order pairs start in (parallel.py)."""
+        machine = machine_here(str(self.ctx.device))
+        here: dict[str, float] = {}
+        anywhere: dict[str, float] = {}
         for plan in self.ctx.plans:
             for seed in self.ctx.cfg.seeds:
                 folder = self.ctx.pair_dir(plan, seed)
-                if results.pair_state(folder).done:
-                    record = results.read_json(results.record_path(folder)) or {}
-                    took = timed(record) if anywhere else timed_here(record, here)
-                    if took is not None:
-                        seconds[plan.name] = took
-                        break
-        return seconds
+                if plan.name in here or not results.pair_state(folder).done:
+                    continue
+                record = results.read_json(results.record_path(folder)) or {}
+                took = timed_here(record, machine)
+                if took is not None:
+                    here[plan.name] = took
+                if plan.name not in anywhere and (took := timed(record)) is not None:
+                    anywhere[plan.name] = took
+        return here, anywhere
 
     def reread_evidence(self) -> None:
         """Every pair's evidence statistics recomputed from its saved model (``--reread-evidence``;
