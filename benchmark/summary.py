@@ -10,6 +10,7 @@ chosen on the test split). Nothing here trains or evaluates.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
@@ -19,6 +20,7 @@ from benchmark import provenance, results
 from benchmark.context import RunContext
 from benchmark.measurement import bootstrap, costs
 from benchmark.measurement.latency import LATENCY_FILE, caption_note, device_label
+from benchmark.parallel import available_cores
 from benchmark.plans import MethodPlan
 from benchmark.presentation import tables
 from benchmark.protocol import preset_origin
@@ -86,6 +88,19 @@ def other_pairs(ctx: RunContext) -> tuple[Records, dict[str, str]]:
     return include, left_out
 
 
+def resampled_maps(per_method: dict[str, np.ndarray], labels: np.ndarray,
+                   counts: np.ndarray) -> dict[str, np.ndarray]:
+    """``bootstrap.resampled_maps`` of every method, the methods in threads: numpy releases the
+    GIL in the sorts, gathers and cumulative sums that are almost all of it, so the run's cores,
+    idle once its pairs are done, share the table's 1000 resamples (each method's draws are
+    computed as in one thread: the same numbers)."""
+    workers = max(1, min(len(per_method), available_cores()))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {name: pool.submit(bootstrap.resampled_maps, scores, labels, counts)
+                   for name, scores in per_method.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
 def differences(ctx: RunContext, names: list[str]) -> dict[str, dict[str, Any]]:
     """Each method's mAP difference to the table's baseline with its paired bootstrap
     interval over the evaluated videos, seeds pooled (benchmark/measurement/bootstrap.py)."""
@@ -103,7 +118,7 @@ def differences(ctx: RunContext, names: list[str]) -> dict[str, dict[str, Any]]:
     if ids is None or labels is None:
         return {}
     counts = bootstrap.resample_counts(bootstrap.resample_indices(len(ids)), len(ids))
-    draws = {name: bootstrap.resampled_maps(scores, labels, counts) for name, scores in per_method.items()}
+    draws = resampled_maps(per_method, labels, counts)
     base = tables.BASELINE
     return {
         name: bootstrap.paired_difference(per_method[name], per_method[base], labels, counts,
