@@ -40,10 +40,18 @@ def _kinds(folder: Path) -> list[str]:
     return [p.kind for p in check_folder(folder)]
 
 
-def test_a_folder_the_current_code_made_passes(run, capsys):
+def test_a_folder_the_current_code_made_passes(run, capsys, monkeypatch, caplog):
+    import logging
+
+    from datasets.common import progress
+
     assert check_folder(run) == []
-    assert main(["report", "--check", "--results-dir", str(run.parent), "--name", "run"]) == 0
+    monkeypatch.setenv(progress.MODE_VARIABLE, "log")  # as in a log file: every folder's progress, timestamped
+    monkeypatch.setenv(progress.INTERVAL_VARIABLE, "0")
+    with caplog.at_level(logging.INFO, logger="progress"):
+        assert main(["report", "--check", "--results-dir", str(run.parent), "--name", "run"]) == 0
     assert "1 published folders, every one passes" in capsys.readouterr().out
+    assert any(r.getMessage().startswith("report --check: done, 1 folder in") for r in caplog.records)
 
 
 def test_a_pair_from_changed_code_is_stale(run):

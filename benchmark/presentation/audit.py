@@ -30,6 +30,7 @@ from benchmark import results as layout
 from benchmark.code_fingerprint import stale_reason
 from benchmark.protocol import preset_origin
 from benchmark.results import pair_state, read_json, remembering_pair_states, unbacked_pairs
+from datasets.common.progress import progress_bar
 
 #: The kinds of problem, in the order they are reported.
 KINDS = ("stale", "machines", "selection on test", "rests on test selection", "uncovered", "unbacked",
@@ -178,5 +179,9 @@ def check_folder(folder: Path) -> list[Problem]:
 
 def check(results: Path, names: list[str]) -> list[Problem]:
     """The problems of the folders ``names``, in order."""
-    with remembering_pair_states():  # a folder's coverage and its sweep's source ask about the same pairs
-        return [problem for name in sorted(names) for problem in check_folder(results / name)]
+    found: list[Problem] = []
+    with remembering_pair_states(), progress_bar(total=len(names), desc="report --check", unit="folder") as bar:
+        for name in sorted(names):  # a folder's coverage and its sweep's source ask about the same pairs
+            found += check_folder(results / name)
+            bar.update(1)
+    return found

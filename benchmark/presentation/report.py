@@ -35,6 +35,7 @@ from benchmark.results import folder_lock, online_summary, read_json, rememberin
 from datasets.common.atomic import atomic_write_text
 from datasets.common.errors import UsageError
 from datasets.common.gitinfo import tracked_folders
+from datasets.common.progress import progress_bar
 from methods.registry import display_name
 
 log = logging.getLogger(__name__)
@@ -411,7 +412,12 @@ def build(results: Path, names: list[str] | None = None) -> Report:
 
 def _build(results: Path, names: list[str] | None) -> Report:
     present = published(results, names)
-    unbacked = {name: missing for name in sorted(present) if (missing := unbacked_pairs(results / name))}
+    unbacked = {}
+    with progress_bar(total=len(present), desc="report: checking each folder's pairs", unit="folder") as bar:
+        for name in sorted(present):  # every pair's files and numbers, about 0.1 s a pair
+            if missing := unbacked_pairs(results / name):
+                unbacked[name] = missing
+            bar.update(1)
     if unbacked:
         name, missing = next(iter(unbacked.items()))
         more = f" (and {len(unbacked) - 1} other folder(s))" if len(unbacked) > 1 else ""
