@@ -251,8 +251,9 @@ _REMEMBERED: dict[Path, PairState] | None = None
 @contextmanager
 def remembering_pair_states() -> Iterator[None]:
     """Within the block, each folder's ``pair_state`` is read once (its checksums and its
-    re-scored numbers cost about 0.1 s a pair). Only for readers of results that nothing writes
-    meanwhile (``report`` and its audit ask the same pairs several times); a run asks again."""
+    re-scored numbers cost about 0.1 s a pair). Only where nothing writes a pair meanwhile:
+    ``report`` and its audit, and a run before it computes any pair (its pending pairs and the
+    earlier pairs' times ask about the same ones); a pair is read afresh outside the block."""
     global _REMEMBERED
     outer = _REMEMBERED
     _REMEMBERED = {} if outer is None else outer

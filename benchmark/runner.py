@@ -127,20 +127,23 @@ class Runner:
             ctx.use_device(rank_device(ctx.cfg.device, local_rank))
         try:
             pending, foreign = [], False
-            for index, plan in enumerate(ctx.plans):
-                for seed in ctx.cfg.seeds:
-                    if self.is_done(plan, seed):
-                        log.info("%s seed %d: done already (%s), kept", plan.name, seed, ctx.pair_dir(plan, seed))
-                    else:
-                        pending.append((index, seed))
-                        foreign = foreign or crosscheck.computed_elsewhere(ctx.pair_dir(plan, seed), ctx.platform)
+            # Nothing writes a pair before the barrier: each pair's files and numbers are checked
+            # once for the pending pairs and the earlier times alike, and every rank reads the same.
+            with results.remembering_pair_states():
+                for index, plan in enumerate(ctx.plans):
+                    for seed in ctx.cfg.seeds:
+                        if self.is_done(plan, seed):
+                            log.info("%s seed %d: done already (%s), kept", plan.name, seed, ctx.pair_dir(plan, seed))
+                        else:
+                            pending.append((index, seed))
+                            foreign = foreign or crosscheck.computed_elsewhere(ctx.pair_dir(plan, seed), ctx.platform)
+                here, anywhere = self.earlier_seconds()  # before the barrier: every rank orders the pairs alike
             earlier = (crosscheck.load(ctx.out, replacing=foreign) if pending and rank == 0 and not ctx.selection
                        else None)
             if earlier is not None and foreign:
                 crosscheck.keep(ctx.out, earlier)  # a resumed run still compares with the same earlier results
             if world > 1:
                 barrier()  # every rank has seen the same pending pairs before any is written
-            here, anywhere = self.earlier_seconds()
             self.execution = parallel.schedule(ctx, pending, jobs=ctx.cfg.jobs, threads=ctx.cfg.threads, rank=rank,
                                                world=world, earlier=here, costs=anywhere)
             if world > 1:
