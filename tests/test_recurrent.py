@@ -202,3 +202,26 @@ def test_the_faster_dropout_draws_the_same_random_variable_as_nn_dropout():
     torch.manual_seed(0)
     assert torch.equal(layer(x), y)
     assert torch.equal(layer.eval()(x), x) and torch.equal(Dropout(0.0).train()(x), x)
+
+
+@pytest.mark.parametrize("name", ["liteeval", "liteeval_rl"])
+def test_the_fusion_ceiling_times_exactly_the_recurrences_products(tiny_store, name):
+    """tests/perf/fusion_ceiling.py says what a fused loop kernel could save by timing the
+    recurrence's matrix products alone; if GatedRecurrence's products change and that mirror
+    does not follow, its figure would be wrong. Same operators, calls and FLOPs, forward and
+    backward, on a captured training step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from tests.perf.fusion_ceiling import capture, loop_seconds, products_seconds
+
+    _, calls, _, _ = capture(name, str(tiny_store), 1)
+
+    def products(function) -> dict[str, tuple[int, int]]:
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True, with_flops=True) as prof:
+            function(calls[0])
+        return {e.key: (e.count, e.flops) for e in prof.key_averages()
+                if e.key in ("aten::mm", "aten::addmm", "aten::addmv")}
+
+    recurrence = products(loop_seconds)
+    assert recurrence["aten::addmm"][0] == calls[0]["args"][0].shape[0] > 1  # one recurrent product per step
+    assert products(products_seconds) == recurrence

@@ -88,11 +88,12 @@ def prepare(method_name: str, store: str, steps: int, precision: str) -> tuple[C
     optimiser = torch.optim.Adam(method.parameters(), lr=train.get("lr", 1e-3),
                                  weight_decay=train.get("weight_decay", 0.0))
     generator = torch.Generator().manual_seed(0)
-    batches = []
-    for batch in bank.batches(64, method.sampler(train=True), train=True, generator=generator):
-        batches.append(batch)
-        if len(batches) == steps + 2:
-            break
+    batches: list[Any] = []
+    while len(batches) < steps + 2:  # further epochs where one has fewer batches (a small store)
+        for batch in bank.batches(64, method.sampler(train=True), train=True, generator=generator):
+            batches.append(batch)
+            if len(batches) == steps + 2:
+                break
     try:
         from benchmark.precision import computing_in
     except ImportError:  # a checkout from before --precision
@@ -168,6 +169,23 @@ def profile_steps(method_name: str, store: str, steps: int, precision: str) -> d
             "profiled_self_seconds_per_step": groups}
 
 
+def environment(**extra: Any) -> dict[str, Any]:
+    """What a measurement ran on, for its JSON (these scripts measure on one thread)."""
+    import torch
+
+    return {"torch": torch.__version__, "machine": platform.machine(), "threads": 1,
+            "processor": platform.processor(), **extra}
+
+
+def emit(report: dict[str, Any], out: str | None) -> int:
+    """Print ``report`` as JSON, and write it to ``out`` where given; the script's exit code."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if out:
+        Path(out).write_text(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", required=True)
@@ -179,17 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(args.repo or Path(__file__).resolve().parents[2]).resolve()))
     os.environ.setdefault("LITEEVAL_PROGRESS", "0")
-    import torch
 
     rows = [profile_steps(m, args.store, args.steps, args.precision) for m in args.methods]
-    report = {"environment": {"torch": torch.__version__, "machine": platform.machine(), "threads": 1,
-                              "processor": platform.processor(), "repo": args.repo or "this checkout"},
-              "rows": rows}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-    return 0
+    return emit({"environment": environment(repo=args.repo or "this checkout"), "rows": rows}, args.out)
 
 
 if __name__ == "__main__":
