@@ -4,7 +4,9 @@ migrate,check,stores,methods}``."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Callable
 
 from benchmark import results as results_layout
 from benchmark.config import DEFAULT_SEEDS, RunConfig
@@ -289,6 +291,26 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The commands that split their work over torchrun ranks (rank 0 holds the folder's lock and writes
+#: the tables); every other command runs in one process.
+RANK_AWARE = ("run", "tune", "curves", "ablate")
+
+
+def _in_one_process(command: str, func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``func``, refused under torchrun: each rank would run the whole command, and all but one
+    would stop at the results folder's lock (or write the same files twice)."""
+
+    def guarded(args: argparse.Namespace) -> int:
+        world = os.environ.get("WORLD_SIZE", "1")
+        if world.isdigit() and int(world) > 1:
+            raise UsageError(f"`{command}` runs in one process and does not split its work over torchrun's "
+                             f"{world} ranks; run it as `python -m benchmark {command} ...` (torchrun splits "
+                             f"{', '.join(RANK_AWARE)})")
+        return func(args)
+
+    return guarded
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -454,6 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("methods", help="list the registered methods")
     p.add_argument("--verbose", action="store_true", help="also each method's presets and where they were chosen")
     p.set_defaults(func=_cmd_methods)
+    for command, subparser in sub.choices.items():
+        if command not in RANK_AWARE:
+            subparser.set_defaults(func=_in_one_process(command, subparser.get_default("func")))
     return parser
 
 

@@ -205,3 +205,17 @@ def test_a_rerun_starts_the_pairs_that_took_longest_before_first_wherever_they_r
     monkeypatch.setattr(parallel, "run_here", watched)
     runner.run()
     assert order == ["lstm", "uniform"]  # the plans' order is uniform, lstm
+
+
+@pytest.mark.parametrize("command", [["online", "--dataset", "tiny"], ["latency", "--dataset", "tiny"],
+                                     ["reproduce", "--dry-run"], ["report", "--check"]])
+def test_a_one_process_command_under_torchrun_says_so_and_touches_nothing(command, monkeypatch, tmp_path, capsys):
+    """Only run, tune, curves and ablate split their work over ranks; under torchrun every other
+    command would run whole on each rank, and all but one stop at the folder's lock."""
+    monkeypatch.chdir(tmp_path)  # nothing may be written here
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(command) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (f"error: `{command[0]}` runs in one process and does not split its work over torchrun's 2 ranks; "
+                     f"run it as `python -m benchmark {command[0]} ...` (torchrun splits run, tune, curves, ablate)")
+    assert not any(tmp_path.iterdir())
