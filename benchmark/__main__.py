@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from benchmark import results as results_layout
 from benchmark.config import DEFAULT_SEEDS, RunConfig
@@ -62,8 +63,6 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_stores(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from benchmark.stores import data_root, store_listing
 
     root = Path(args.data) if args.data else data_root()
@@ -189,8 +188,6 @@ def _cmd_latency(args: argparse.Namespace) -> int:
 
 
 def _cmd_stream(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from benchmark.experiments.stream import StreamOptions, stream_video, write_record
     from benchmark.presentation.stream_text import describe_frame, header, summary
 
@@ -215,8 +212,6 @@ def _cmd_stream(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from benchmark.presentation.plots import plot_all
     from benchmark.results import folder_lock
     from datasets.common.paths import name_problem
@@ -241,8 +236,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from benchmark.results import migrate
 
     root = Path(args.results_dir)
@@ -267,8 +260,6 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from benchmark.presentation.report import published, write
 
     results = Path(args.results_dir)
@@ -285,10 +276,31 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(f"report --check: {len(names)} published folders, "
               + (f"{len(problems)} problem(s) in {folders}" if problems else "every one passes"))
         return 1 if problems else 0
-    write(results, Path(args.out), Path(args.readme), args.name)
-    print(f"written: {args.out} and the generated blocks of {args.readme} (headline table, curves summary, "
-          "streaming run)")
+    page, readme = Path(args.out or DEFAULT_PAGE), Path(args.readme or DEFAULT_README)
+    _refuse_foreign_publication(results, page if args.out is None else None, readme if args.readme is None else None)
+    write(results, page, readme, args.name)
+    print(f"written: {page} and the generated blocks of {readme} (headline table, curves summary, streaming run)")
     return 0
+
+
+#: What ``report`` writes unless told otherwise: the repository's own published page and README.
+DEFAULT_PAGE, DEFAULT_README = "docs/results.md", "README.md"
+
+
+def _refuse_foreign_publication(results: Path, *defaults: Path | None) -> None:
+    """The repository's page and README are rewritten only from the repository's own results/:
+    ``report --results-dir elsewhere`` would otherwise replace the published tables with a
+    scratch folder's (or with none). Naming --out and --readme is the deliberate way."""
+    from datasets.common.gitinfo import REPO
+
+    if results.resolve() == (REPO / "results").resolve():
+        return
+    published = [REPO / DEFAULT_PAGE, REPO / DEFAULT_README]
+    hit = [path for path in defaults if path is not None and path.resolve() in {p.resolve() for p in published}]
+    if hit:
+        raise UsageError(f"--results-dir {results} is not this repository's results/, and `report` would replace the "
+                         f"published {' and '.join(str(p) for p in hit)} with what it holds; pass --out and --readme "
+                         "to write the page and README elsewhere (or --check to audit it)")
 
 
 #: The commands that split their work over torchrun ranks (rank 0 holds the folder's lock and writes
@@ -404,8 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write docs/results.md and the README's generated blocks (headline table, "
                                       "curves summary, streaming run) from results/; --check audits them")
     p.add_argument("--results-dir", default="results", help="root of the results (default: results)")
-    p.add_argument("--out", default="docs/results.md", help="the results page to write (default: docs/results.md)")
-    p.add_argument("--readme", default="README.md", help="the README whose headline table is replaced")
+    p.add_argument("--out", help="the results page to write (default: docs/results.md, only from this repository's "
+                                 "results/)")
+    p.add_argument("--readme", help="the README whose generated blocks are replaced (default: README.md, only from "
+                                    "this repository's results/)")
     p.add_argument("--name", nargs="+", help="the results folders to publish (default: those committed to git, so "
                                             "that scratch experiments stay off the page)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1, naming each problem, when a published "

@@ -34,6 +34,13 @@ MAX_SEED = 2**32
 DEFAULT_SEEDS = (0, 1, 2)
 
 
+def check_counts(jobs: int | None, threads: int | None) -> None:
+    """``--jobs`` and ``--threads``, where given, are at least 1."""
+    for name, value in (("--jobs", jobs), ("--threads", threads)):
+        if value is not None and value < 1:
+            raise UsageError(f"{name} must be >= 1, got {value}")
+
+
 @dataclass
 class RunConfig:
     dataset: str = "default"  # a synthetic preset name or a store directory
@@ -86,6 +93,7 @@ class RunConfig:
         from methods.base import SUITES
 
         check_precision(self.precision)
+        check_counts(self.jobs, self.threads)  # before anything is created: a results folder, a lock
         if self.suite not in SUITES:
             raise UsageError(f"--suite {self.suite}: choose one of {', '.join(SUITES)}")
         for flag, value in (("--data-seed", self.data_seed), ("--val-seed", self.val_seed)):

@@ -42,12 +42,11 @@ from typing import Any
 import torch
 
 from benchmark import pair
-from benchmark.config import RunConfig
+from benchmark.config import RunConfig, check_counts
 from benchmark.context import SELECTION_GUARD, RunContext
 from benchmark.eta import RunClock, expected
 from benchmark.plans import MethodPlan
 from datasets.common.cli import configure_logging
-from datasets.common.errors import UsageError
 from datasets.common.progress import MODE_VARIABLE, progress_bar, progress_mode
 from datasets.loading.device import host_available_bytes
 from datasets.loading.guard import restrict_splits
@@ -90,12 +89,6 @@ def default_jobs(device: torch.device, pending: int, bytes_per_worker: int, *, c
         free = device_free_bytes(device) if device_free is None else device_free
         jobs = min(jobs, MAX_JOBS_PER_GPU, max(1, int(0.8 * free) // (bytes_per_worker + GPU_WORKER_OVERHEAD)))
     return jobs
-
-
-def check_counts(jobs: int | None, threads: int | None) -> None:
-    for name, value in (("--jobs", jobs), ("--threads", threads)):
-        if value is not None and value < 1:
-            raise UsageError(f"{name} must be >= 1, got {value}")
 
 
 # ---------------------------------------------------------------------- worker processes

@@ -100,6 +100,7 @@ def test_bad_counts_are_one_line_errors(tmp_path, capsys):
                      str(tmp_path)])
         assert code == 2
         assert f"{flag} must be >= 1, got 0" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # found: --jobs 0 was refused after the folder and its lock were made
 
 
 def test_default_jobs_follow_cores_pairs_and_memory(monkeypatch):

@@ -218,6 +218,23 @@ def test_the_report_refuses_a_folder_whose_pairs_are_gone(tmp_path, capsys, curr
     assert "Its method/seed pairs were not kept" in (tmp_path / "page.md").read_text()
 
 
+def test_the_report_never_publishes_another_results_folder_over_the_repositorys_page(tmp_path, capsys):
+    """Found: `report --results-dir /tmp/scratch` replaced the repository's README tables and
+    docs/results.md with the scratch folder's (an empty one: every table gone), exit 0."""
+    from benchmark.__main__ import main
+    from datasets.common.gitinfo import REPO
+
+    (tmp_path / "results" / "scratch").mkdir(parents=True)
+    before = {p: (REPO / p).read_bytes() for p in ("README.md", "docs/results.md")}
+    assert main(["report", "--results-dir", str(tmp_path / "results")]) == 2
+    line = one_line(capsys)
+    assert f"--results-dir {tmp_path / 'results'} is not this repository's results/" in line
+    assert "pass --out and --readme" in line
+    assert main(["report", "--results-dir", str(tmp_path / "results"), "--readme", str(REPO / "README.md")]) == 2
+    assert "published docs/results.md with" in one_line(capsys)  # the page alone is refused too
+    assert {p: (REPO / p).read_bytes() for p in before} == before
+
+
 # ---------------------------------------------------------------------------- 8. settings in range
 @pytest.mark.parametrize("config, expected", [
     ({"lstm": {"train": {"grad_clip": -1.0}}}, "grad_clip = -1.0 is out of range: it must be > 0"),  # found: ascent
