@@ -154,6 +154,15 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     return _print_table(ablate(args.kind, _config(args)))
 
 
+def _existing_folder(folder: Path) -> Path:
+    """``folder``, which a command that reads a run's results needs to exist (taking its lock
+    would otherwise create it, empty, on the way to failing)."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such results folder; run `python -m benchmark run` first, or pass "
+                                "--name/--results-dir of an existing one")
+    return folder
+
+
 def _cmd_online(args: argparse.Namespace) -> int:
     from benchmark.context import RunContext
     from benchmark.experiments.online import OnlineOptions, run_online, summary
@@ -161,7 +170,7 @@ def _cmd_online(args: argparse.Namespace) -> int:
     if args.max_k < 1:
         raise UsageError(f"--max-k must be >= 1, got {args.max_k}")
     ctx = RunContext.create(_followup_config(args))
-    with results_layout.folder_lock(ctx.out):
+    with results_layout.folder_lock(_existing_folder(ctx.out)):
         options = OnlineOptions(budgets=tuple(range(1, args.max_k + 1)), horizon_method=args.horizon_method,
                                 frame_model=args.frame_model)
         table = run_online(ctx, options)
@@ -176,7 +185,7 @@ def _cmd_latency(args: argparse.Namespace) -> int:
     from benchmark.measurement.latency import LATENCY_TABLE, LatencyOptions, run_latency
 
     ctx = RunContext.create(_followup_config(args))
-    with results_layout.folder_lock(ctx.out):
+    with results_layout.folder_lock(_existing_folder(ctx.out)):
         run_latency(ctx, LatencyOptions(batch=args.latency_batch, repeats=args.repeats, warmup=args.warmup))
         # The folder's table gains the estimate as a column, from the saved pairs (nothing is recomputed);
         # its provenance.json, which describes the run that computed them, is kept.
@@ -218,10 +227,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
     if name_problem(args.name):
         raise UsageError(f"--name {args.name!r}: {name_problem(args.name)}; results/<name> is one folder")
-    folder = Path(args.results_dir) / args.name
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such results folder; run `python -m benchmark run` first, or pass "
-                                "--name/--results-dir of an existing one")
+    folder = _existing_folder(Path(args.results_dir) / args.name)
     with folder_lock(folder):
         for path in plot_all(folder, args.figures):
             print(path)

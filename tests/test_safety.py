@@ -235,6 +235,20 @@ def test_the_report_never_publishes_another_results_folder_over_the_repositorys_
     assert {p: (REPO / p).read_bytes() for p in before} == before
 
 
+@pytest.mark.parametrize("command", ["online", "latency", "plot"])
+def test_a_command_on_a_missing_results_folder_creates_nothing(command, tiny_store, tmp_path, capsys):
+    """Found: `online` and `latency` took the lock of a folder that was not there (creating it and
+    its .lock) before failing on the missing pairs."""
+    from benchmark.__main__ import main
+
+    argv = [command, "--name", "nosuch", "--results-dir", str(tmp_path / "results")]
+    if command != "plot":
+        argv += ["--dataset", str(tiny_store)]
+    assert main(argv) == 2
+    assert f"{tmp_path / 'results' / 'nosuch'}: no such results folder" in one_line(capsys)
+    assert not (tmp_path / "results").exists()
+
+
 # ---------------------------------------------------------------------------- 8. settings in range
 @pytest.mark.parametrize("config, expected", [
     ({"lstm": {"train": {"grad_clip": -1.0}}}, "grad_clip = -1.0 is out of range: it must be > 0"),  # found: ascent
