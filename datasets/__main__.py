@@ -144,9 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="generate a synthetic store (tiny: tests, default: main job, small: a user's "
                                      "small dataset, paper: GPU)")
-    p.add_argument("--preset", default="default", choices=list(PRESETS))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--preset", default="default", choices=list(PRESETS),
+                   help="sizes and evidence model (docs/synthetic.md; default: default, the main job's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generator (default 0); the same preset and "
+                                                         "seed give the same store")
+    p.add_argument("--out", required=True, type=Path, help="store directory to create")
     p.add_argument("--num-videos", type=int, help="override the preset's number of videos")
     p.add_argument("--name", help="dataset name (default: the preset name)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store at --out")
