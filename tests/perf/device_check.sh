@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Issue 27's GPU measurements as one prepared command, for a session that is lent a GPU
+# (docs/performance.md, "GPU"): the main job (Table 1: six methods, three seeds) timed from an
+# empty results folder with `--device cuda` and the default `--jobs` (pairs share the GPU, as
+# many as its free memory holds, up to 8), then the extended suite's remaining pairs in the
+# time left. What it writes under $OUT comes back: the logs, each run's wall time, the
+# environment, and the results folder as one archive (tables, records, scores, provenance; no weights).
+#
+# On the device tool (the GPU machine lacks ptflops; carry it as a wheel, see
+# /work/.library/device/README.md):
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 -d .whl ptflops==0.7.5
+#   run(command="bash tests/perf/device_check.sh", carry=[".whl"], timeout_s=590)
+# Rehearse the mechanics on a CPU first (minutes, no GPU):
+#   OUT=/tmp/device-out DEVICE=cpu DATASET=tiny bash tests/perf/device_check.sh
+set -euo pipefail
+: "${OUT:?set OUT to the folder the results go to}"
+DEVICE=${DEVICE:-cuda}
+DATASET=${DATASET:-default}
+BUDGET_S=${BUDGET_S:-540}  # seconds for everything; the device tool stops a command at 600
+PYTHON=${PYTHON:-python3}
+started=$(date +%s)
+mkdir -p "$OUT"
+if ! "$PYTHON" -c "import ptflops" 2>/dev/null; then
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+export PYTHONUNBUFFERED=1 LITEEVAL_PROGRESS=0
+results=$(mktemp -d)
+{
+  date -u
+  git rev-parse HEAD 2>/dev/null || true
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi"
+  "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+  nproc
+} > "$OUT/environment.txt" 2>&1
+
+timed() {  # timed NAME SECONDS ARGS...: one benchmark command, its log and its wall time
+  local name=$1 limit=$2
+  shift 2
+  local begin rc=0
+  begin=$(date +%s.%N)
+  timeout "$limit" "$PYTHON" -m benchmark "$@" > "$OUT/$name.log" 2>&1 || rc=$?
+  echo "$name rc=$rc wall_s=$(echo "$(date +%s.%N) - $begin" | bc) limit_s=$limit" | tee -a "$OUT/times.txt"
+  return 0
+}
+
+left() { echo $((BUDGET_S - ($(date +%s) - started))); }
+
+timed main-job "$(left)" run --dataset "$DATASET" --device "$DEVICE" --results-dir "$results"
+if [ "$(left)" -gt 60 ]; then  # the extended suite keeps the main job's pairs and adds its own
+  timed extended "$(($(left) - 30))" run --dataset "$DATASET" --device "$DEVICE" --results-dir "$results" \
+    --suite extended
+fi
+# Not the weights (the device tool brings back 16 MiB a file): tables, records, scores, provenance.
+tar czf "$OUT/results.tgz" --exclude='*.pt' -C "$results" .
+ls -l "$OUT/results.tgz"
+cat "$OUT/times.txt"
