@@ -299,7 +299,7 @@ def _refuse_foreign_publication(results: Path, *defaults: Path | None) -> None:
     scratch folder's (or with none). Naming --out and --readme is the deliberate way."""
     from datasets.common.gitinfo import REPO
 
-    if results.resolve() == (REPO / "results").resolve():
+    if results_layout.is_published_root(results):
         return
     published = [REPO / DEFAULT_PAGE, REPO / DEFAULT_README]
     hit = [path for path in defaults if path is not None and path.resolve() in {p.resolve() for p in published}]

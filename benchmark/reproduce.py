@@ -46,7 +46,7 @@ from benchmark import results as layout
 from benchmark.eta import machine_here, method_of, timed_here
 from benchmark.experiments.defaults import REPRODUCE_STAGES
 from benchmark.experiments.studies import CHECKS, STUDIES, Check, Study
-from benchmark.results import read_json
+from benchmark.results import is_published_root, read_json
 from datasets.common.atomic import atomic_write_json
 from datasets.common.errors import UsageError
 from datasets.common.gitinfo import REPO
@@ -99,7 +99,7 @@ class Stage:
 
 def _own_results(options: Options) -> bool:
     """Whether ``options`` reproduce the repository's own published default results."""
-    return (Path(options.results_dir).resolve() == (REPO / "results").resolve() and options.dataset == "default"
+    return (is_published_root(Path(options.results_dir)) and options.dataset == "default"
             and run_name(options) == "default")
 
 
@@ -256,7 +256,7 @@ def plan(options: Options) -> list[Stage]:
         Stage("latency", (["latency", "--name", name, "--results-dir", str(root)],), (settings,)),
         Stage("plot", (["plot", "--name", name, "--results-dir", str(root)],), (settings,)),
     ]
-    if root.resolve() == (REPO / "results").resolve():  # the page and README describe the repository's results/
+    if is_published_root(root):  # the page and README describe the repository's results/
         stages.append(Stage("report", (["report"],), (settings,)))
     wanted = set(options.stages or STAGES)
     return [s for s in stages if s.key in wanted]

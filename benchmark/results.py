@@ -66,6 +66,7 @@ import numpy as np
 
 from datasets.common.atomic import atomic_write_json, file_sha256, remove_orphans
 from datasets.common.errors import UsageError
+from datasets.common.gitinfo import REPO
 
 try:  # POSIX; elsewhere the folder is not locked (and the user is told so)
     import fcntl
@@ -107,6 +108,12 @@ NOT_KEPT = (WEIGHTS,)
 #: The names files had before (a pair's record was metrics.json, like the folder's summary;
 #: "reference" named three things): still read, and ``python -m benchmark migrate`` renames them.
 OLD_NAMES = {RECORD: "metrics.json", EARLIER: "reference.json", CROSSCHECK: "reference_check.json"}
+
+
+def is_published_root(root: Path) -> bool:
+    """Whether ``root`` is the repository's own results/: the one its README and docs/results.md
+    describe (``report`` rewrites them only from it, ``reproduce`` ends with ``report`` only there)."""
+    return root.resolve() == (REPO / "results").resolve()
 
 
 def pair_dir(out: Path, name: str, seed: int | str) -> Path:
