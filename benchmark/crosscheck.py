@@ -2,7 +2,7 @@
 
 Floating-point results are bit-identical on the same kind of machine and differ elsewhere
 (other CPU kernels round differently), so a run never silently reuses results computed on
-another machine (``Runner.is_done``), and never silently diverges from them either: before
+another machine (``Runner.verdict``), and never silently diverges from them either: before
 it replaces them, their summary is kept (``results.EARLIER``); afterwards each method's
 seed-mean mAP and GFLOPs are compared with it (``results.CROSSCHECK``), and a difference is
 called *within the earlier spread* when it is at most ``SPREAD_FACTOR`` standard deviations of

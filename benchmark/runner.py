@@ -68,12 +68,18 @@ class Runner:
             finally:
                 self._lock_depth = 0
 
-    def is_done(self, plan: MethodPlan, seed: int) -> bool:
-        """Complete (every file there and consistent), computed with this configuration on this
-        kind of machine, and no --force. Anything incomplete is computed again."""
+    def verdict(self, plan: MethodPlan, seed: int) -> tuple[bool, str]:
+        """(done, what ``not_current`` found). Done: complete (every file there and consistent),
+        computed with this configuration on this kind of machine, and no --force; anything else
+        is computed again, and the log says why. "elsewhere": another kind of machine computed
+        it, so the run recomputes it here and then compares (benchmark/crosscheck.py)."""
         ctx = self.ctx
         folder = ctx.pair_dir(plan, seed)
         kind, detail = not_current(ctx, plan, seed, folder)
+        return self._keeps(plan, seed, folder, kind, detail), kind
+
+    def _keeps(self, plan: MethodPlan, seed: int, folder: Path, kind: str, detail: str) -> bool:
+        ctx = self.ctx
         if kind == "incomplete":
             if detail != "not computed":
                 log.warning("%s seed %d: %s in %s; computing it again", plan.name, seed, detail, folder)
@@ -132,11 +138,12 @@ class Runner:
             with results.remembering_pair_states():
                 for index, plan in enumerate(ctx.plans):
                     for seed in ctx.cfg.seeds:
-                        if self.is_done(plan, seed):
+                        done, kind = self.verdict(plan, seed)
+                        if done:
                             log.info("%s seed %d: done already (%s), kept", plan.name, seed, ctx.pair_dir(plan, seed))
                         else:
                             pending.append((index, seed))
-                            foreign = foreign or crosscheck.computed_elsewhere(ctx.pair_dir(plan, seed), ctx.platform)
+                            foreign = foreign or kind == "elsewhere"
                 here, anywhere = self.earlier_seconds()  # before the barrier: every rank orders the pairs alike
             earlier = (crosscheck.load(ctx.out, replacing=foreign) if pending and rank == 0 and not ctx.selection
                        else None)
@@ -199,7 +206,7 @@ def not_current(ctx: RunContext, plan: MethodPlan, seed: int, folder: Path) -> t
     """Why the pair in ``folder`` is not one a run keeps as it is, as (kind, detail): "incomplete"
     (``pair_state``'s reason), "elsewhere" (computed on another kind of machine), "identity" (the
     first setting that differs) or "stale" (what changed in the code); ("", "") when it is current.
-    ``Runner.is_done`` decides (and logs) from it; a sweep reusing a table's pairs asks it too."""
+    ``Runner.verdict`` decides (and logs) from it; a sweep reusing a table's pairs asks it too."""
     state = results.pair_state(folder)
     if not state.done:
         return "incomplete", state.reason
