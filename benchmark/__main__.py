@@ -573,9 +573,9 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = Tru
                                                               "changed since) or were computed with another "
                                                               "configuration; keep the others")
         p.add_argument("--jobs", type=int, help="method/seed pairs computed at once in worker processes (default: "
-                                                "one per CPU core, as memory allows; on a GPU as many as its "
-                                                "memory holds; under torchrun each rank takes its share of the "
-                                                "pairs)")
+                                                "$LITEEVAL_JOBS where set, else one per CPU core, as memory "
+                                                "allows; on a GPU as many as its memory holds; under torchrun "
+                                                "each rank takes its share of the pairs)")
         p.add_argument("--threads", type=int, help="threads per pair (default 1 on a CPU; the floating-point "
                                                    "results depend on it, not on --jobs)")
         p.add_argument("--unchecked", action="store_true",

@@ -17,6 +17,7 @@ silently ignored.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,23 @@ TRAIN_PREFIX = "train."
 MAX_SEED = 2**32
 #: Training seeds of the main job: one seed supports no conclusion.
 DEFAULT_SEEDS = (0, 1, 2)
+
+
+#: Sets ``--jobs`` where a command is not given it (default: one per core, as memory allows):
+#: for a shared machine, and for the test suite, whose many small runs would otherwise each
+#: spend seconds starting worker processes for pairs that take milliseconds.
+JOBS_VARIABLE = "LITEEVAL_JOBS"
+
+
+def environment_jobs() -> int | None:
+    """``LITEEVAL_JOBS`` as a number of worker processes (None: not set)."""
+    value = os.environ.get(JOBS_VARIABLE, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise UsageError(f"{JOBS_VARIABLE}={value!r}: must be a whole number of worker processes, at least 1; "
+                         "unset it for one per core")
+    return int(value)
 
 
 def check_counts(jobs: int | None, threads: int | None) -> None:
@@ -94,6 +112,7 @@ class RunConfig:
 
         check_precision(self.precision)
         check_counts(self.jobs, self.threads)  # before anything is created: a results folder, a lock
+        environment_jobs()  # likewise a bad LITEEVAL_JOBS
         if self.suite not in SUITES:
             raise UsageError(f"--suite {self.suite}: choose one of {', '.join(SUITES)}")
         for flag, value in (("--data-seed", self.data_seed), ("--val-seed", self.val_seed)):

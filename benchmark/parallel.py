@@ -42,7 +42,7 @@ from typing import Any
 import torch
 
 from benchmark import pair
-from benchmark.config import RunConfig, check_counts
+from benchmark.config import RunConfig, check_counts, environment_jobs
 from benchmark.context import SELECTION_GUARD, RunContext
 from benchmark.eta import RunClock, expected
 from benchmark.plans import MethodPlan
@@ -271,7 +271,7 @@ def schedule(
             log.warning("--jobs %d ignored under torchrun: each rank computes its pairs one after another", jobs)
         jobs = 1
     elif jobs is None:
-        jobs = default_jobs(ctx.device, len(mine), ctx.bank_bytes())
+        jobs = environment_jobs() or default_jobs(ctx.device, len(mine), ctx.bank_bytes())
     jobs = max(1, min(jobs, len(mine))) if mine else 1
     if jobs > 1:
         run_in_processes(ctx, mine, jobs, threads, earlier)

@@ -103,6 +103,22 @@ def test_bad_counts_are_one_line_errors(tmp_path, capsys):
     assert not any(tmp_path.iterdir())  # found: --jobs 0 was refused after the folder and its lock were made
 
 
+def test_liteeval_jobs_sets_the_default_and_a_bad_value_is_one_line(monkeypatch, tmp_path, capsys):
+    seen = {}
+    monkeypatch.setattr("benchmark.parallel.run_in_processes",
+                        lambda ctx, mine, jobs, threads, earlier=None: seen.update(jobs=jobs))
+    monkeypatch.setattr("benchmark.parallel.run_here", lambda ctx, mine, threads, earlier=None: seen.update(jobs=1))
+    pending = [(0, s) for s in range(4)]
+    for value, jobs in (("3", 3), ("1", 1)):
+        monkeypatch.setenv("LITEEVAL_JOBS", value)
+        assert schedule(object(), pending, jobs=None, threads=None)["jobs"] == seen["jobs"] == jobs
+    assert schedule(object(), pending, jobs=2, threads=None)["jobs"] == 2  # --jobs wins
+    monkeypatch.setenv("LITEEVAL_JOBS", "many")
+    assert main(["-q", "run", "--dataset", "tiny", "--methods", "uniform", "--results-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: LITEEVAL_JOBS='many': must be a whole number")
+    assert not any(tmp_path.iterdir())
+
+
 def test_default_jobs_follow_cores_pairs_and_memory(monkeypatch):
     monkeypatch.setattr("benchmark.parallel.available_cores", lambda: 8)
     monkeypatch.setattr("benchmark.parallel.host_available_bytes", lambda: 10 * 2**30)
