@@ -134,6 +134,8 @@ def test_several_pairs_share_one_gpu_as_its_memory_allows(monkeypatch):
     the device's free memory is given."""
     from benchmark.parallel import GPU_WORKER_OVERHEAD, MAX_JOBS_PER_GPU
 
+    monkeypatch.delenv("LITEEVAL_JOBS", raising=False)  # the default itself is under test (tests/conftest.py)
+
     gpu, gib = torch.device("cuda"), 2**30
     big = dict(cores=16, host_free=200 * gib)
     assert default_jobs(gpu, pending=20, bytes_per_worker=gib, device_free=80 * gib, **big) == MAX_JOBS_PER_GPU

@@ -204,6 +204,7 @@ def test_the_faster_dropout_draws_the_same_random_variable_as_nn_dropout():
     assert torch.equal(layer.eval()(x), x) and torch.equal(Dropout(0.0).train()(x), x)
 
 
+@pytest.mark.filterwarnings("ignore:Warning. Profiler clears events")  # torch's note on a second profile
 @pytest.mark.parametrize("name", ["liteeval", "liteeval_rl"])
 def test_the_fusion_ceiling_times_exactly_the_recurrences_products(tiny_store, name):
     """tests/perf/fusion_ceiling.py says what a fused loop kernel could save by timing the
