@@ -79,6 +79,7 @@ class Runner:
         return self._keeps(plan, seed, folder, kind, detail), kind
 
     def _keeps(self, plan: MethodPlan, seed: int, folder: Path, kind: str, detail: str) -> bool:
+        """Whether the pair ``not_current`` judged (kind, detail) is kept, under --force and --refresh."""
         ctx = self.ctx
         if kind == "incomplete":
             if detail != "not computed":

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("LITEEVAL_PROGRESS", "0")  # no progress bars in test logs
-# One process per run unless a test asks for --jobs: starting worker processes costs a run of a
-# few millisecond-pairs seconds. The worker paths have their own tests, with --jobs 2.
+# One process per run unless a test asks for --jobs: starting worker processes costs each run
+# seconds, for pairs that take milliseconds. The worker paths have their own tests (--jobs 2).
 os.environ.setdefault("LITEEVAL_JOBS", "1")
 
 
