@@ -39,10 +39,11 @@ results=$(mktemp -d)
 timed() {  # timed NAME SECONDS ARGS...: one benchmark command, its log and its wall time
   local name=$1 limit=$2
   shift 2
-  local begin rc=0
-  begin=$(date +%s.%N)
+  local begin ms rc=0
+  begin=$(date +%s%N)
   timeout "$limit" "$PYTHON" -m benchmark "$@" > "$OUT/$name.log" 2>&1 || rc=$?
-  echo "$name rc=$rc wall_s=$(echo "$(date +%s.%N) - $begin" | bc) limit_s=$limit" | tee -a "$OUT/times.txt"
+  ms=$((($(date +%s%N) - begin) / 1000000))
+  echo "$name rc=$rc wall_s=$((ms / 1000)).$(printf %03d $((ms % 1000))) limit_s=$limit" | tee -a "$OUT/times.txt"
   return 0
 }
 
