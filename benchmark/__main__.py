@@ -4,7 +4,6 @@ migrate,check,stores,methods}``."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -319,8 +318,10 @@ def _in_one_process(command: str, func: Callable[[argparse.Namespace], int]) -> 
     would stop at the results folder's lock (or write the same files twice)."""
 
     def guarded(args: argparse.Namespace) -> int:
-        world = os.environ.get("WORLD_SIZE", "1")
-        if world.isdigit() and int(world) > 1:
+        from datasets.common.distributed import launched_world
+
+        world = launched_world()
+        if world > 1:
             raise UsageError(f"`{command}` runs in one process and does not split its work over torchrun's "
                              f"{world} ranks; run it as `python -m benchmark {command} ...` (torchrun splits "
                              f"{', '.join(RANK_AWARE)})")

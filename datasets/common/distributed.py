@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a rank needs it: launched_world is asked by every command
+    import torch
 
-from datasets.loading.device import resolve_device
+
+def launched_world() -> int:
+    """How many processes torchrun started (its WORLD_SIZE); 1 outside torchrun."""
+    world = os.environ.get("WORLD_SIZE", "1").strip()
+    return int(world) if world.isdigit() and int(world) > 1 else 1
 
 
 def distributed_rank() -> tuple[int, int, int, bool]:
     """(rank, world size, local rank, whether this call started the process group) under
     torchrun; (0, 1, 0, False) for a single process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if launched_world() <= 1:
         return 0, 1, 0, False
     import torch.distributed as dist
 
@@ -32,6 +37,10 @@ def distributed_rank() -> tuple[int, int, int, bool]:
 def rank_device(asked: str, local_rank: int) -> torch.device:
     """The device of a rank: with ``auto`` or ``cuda`` and GPUs present, the rank's own
     (``cuda:LOCAL_RANK``, wrapped over the visible GPUs); otherwise what was asked for."""
+    import torch
+
+    from datasets.loading.device import resolve_device
+
     if asked in ("auto", "cuda") and torch.cuda.is_available():
         return torch.device(f"cuda:{local_rank % torch.cuda.device_count()}")
     return resolve_device(asked)
