@@ -41,6 +41,15 @@ DEFAULT_SEEDS = (0, 1, 2)
 JOBS_VARIABLE = "LITEEVAL_JOBS"
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its affinity mask, e.g. a container's share): the default
+    worker count of ``run``, and what ``reproduce --dry-run`` divides its estimate by."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def environment_jobs() -> int | None:
     """``LITEEVAL_JOBS`` as a number of worker processes (None: not set)."""
     value = os.environ.get(JOBS_VARIABLE, "").strip()

@@ -42,7 +42,7 @@ from typing import Any
 import torch
 
 from benchmark import pair
-from benchmark.config import RunConfig, check_counts, environment_jobs
+from benchmark.config import RunConfig, available_cores, check_counts, environment_jobs
 from benchmark.context import SELECTION_GUARD, RunContext
 from benchmark.eta import RunClock, expected
 from benchmark.plans import MethodPlan
@@ -59,14 +59,6 @@ DEFAULT_THREADS = 1
 GPU_WORKER_OVERHEAD = 2 * 2**30
 #: The most worker processes that share one GPU by default (beyond that they mostly queue).
 MAX_JOBS_PER_GPU = 8
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its affinity mask, e.g. a container's share)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def device_free_bytes(device: torch.device) -> int:

@@ -33,7 +33,6 @@ import copy
 import hashlib
 import json
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -43,7 +42,7 @@ from statistics import median
 from typing import Any
 
 from benchmark import results as layout
-from benchmark.config import environment_jobs
+from benchmark.config import available_cores, environment_jobs
 from benchmark.eta import machine_here, method_of, timed_here
 from benchmark.experiments.defaults import REPRODUCE_STAGES
 from benchmark.experiments.studies import CHECKS, STUDIES, Check, Study
@@ -340,7 +339,7 @@ def estimate(stage: Stage, root: Path, name: str, jobs: int, here: dict[str, str
 def plan_text(stages: list[Stage], options: Options, done: dict[str, Any], code: str) -> tuple[str, float | None]:
     """The plan, one line per stage with its state and estimate; and the total estimate."""
     root, name = Path(options.results_dir), run_name(options)
-    jobs = options.jobs or environment_jobs() or os.cpu_count() or 1
+    jobs = options.jobs or environment_jobs() or available_cores()
     from datasets.loading.device import resolve_device
 
     here = machine_here(resolve_device(options.device).type)

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from benchmark import provenance, results
+from benchmark.config import available_cores
 from benchmark.context import RunContext
 from benchmark.measurement import bootstrap, costs
 from benchmark.measurement.latency import LATENCY_FILE, caption_note, device_label
-from benchmark.parallel import available_cores
 from benchmark.plans import MethodPlan
 from benchmark.presentation import tables
 from benchmark.protocol import preset_origin
