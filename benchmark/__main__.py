@@ -471,8 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("migrate", help="bring results folders written by an earlier version up to date: rename files "
                                        "to their current names (a pair's metrics.json to record.json, "
-                                       "reference*.json to earlier.json and crosscheck.json) and add the checksums to "
-                                       "pairs written before them, where the pair's files agree")
+                                       "reference*.json to earlier.json and crosscheck.json), add the checksums to "
+                                       "pairs written before them, where the pair's files agree, and restamp code "
+                                       "fingerprints of an earlier scheme where their code is the current code")
     p.add_argument("--results-dir", default="results", help="root of the results (default: results)")
     p.set_defaults(func=_cmd_migrate)
 

@@ -1,8 +1,9 @@
 """Which code produced a pair's numbers, hashed file by file, so that a later change is seen.
 
-Every pair's record keeps ``code`` (``code_fingerprint``): the SHA-256 (16 hex digits) of each
-source file its numbers depend on, and, for a method from an installed distribution (an
-entry-point plug-in), that distribution's name and version. The files are
+Every pair's record keeps ``code`` (``code_fingerprint``): the SHA-256 (16 hex digits) of what
+Python executes of each source file its numbers depend on (``file_hash``: comments, docstrings and
+blank lines do not count, every statement does), and, for a method from an installed
+distribution (an entry-point plug-in), that distribution's name and version. The files are
 
 * the method's own module (for a file plug-in, that file) and every module of the suite it
   imports, followed transitively;
@@ -28,7 +29,9 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import io
 import sys
+import tokenize
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -47,6 +50,9 @@ HARNESS = ("benchmark.training", "benchmark.protocol.selection", "benchmark.prot
 #: Hashed, but their imports not followed: the pair's own steps, not the run's context and
 #: results folder that it also imports (benchmark/pair.py).
 HARNESS_FILES = ("benchmark.pair",)
+#: How the file hashes of a new record are computed (``code["scheme"]``; a record without the key
+#: is scheme 1): see ``file_hash``.
+SCHEME = 2
 #: What ``stale_reason`` says of a record written before code fingerprints.
 UNKNOWN_CODE = "computed before code fingerprints were recorded (the code that made it is unknown)"
 
@@ -144,24 +150,61 @@ def _declarations(tree: ast.Module) -> list[ast.stmt]:
     return found
 
 
-def file_hash(path: Path) -> str:
-    """The file's SHA-256 (16 hex digits), with the lines of its settings declarations blanked.
+def file_hash(path: Path, scheme: int = SCHEME) -> str:
+    """The file's hash (SHA-256, 16 hex digits) under ``scheme`` (see ``SCHEME``).
 
-    A method's presets (its ``presets`` attribute) and the origins they cite are the defaults of a
-    pair's configuration, not code: every pair records the settings it ran with and a kept pair of
-    another configuration is recomputed (``--refresh``) or refused on that ground, so adopting the
-    values a new tune chose, or citing the new record, does not make every pair stale. Everything
-    else in the file (comments included, but for those right above a declaration) is hashed as written.
-    The lines are blanked, not removed, so an edit that changes how many lines a declaration and its
-    comment take changes the hash: keep their line count when adopting new values.
+    Both schemes leave out a method's settings declarations (its ``presets`` attribute and the
+    origins they cite): those are the defaults of a pair's configuration, not code; every pair
+    records the settings it ran with and a kept pair of another configuration is recomputed
+    (``--refresh``) or refused on that ground, so adopting the values a new tune chose, or citing
+    the new record, does not make every pair stale. Scheme 2 also leaves out what Python never
+    executes (comments, docstrings and other statements that are only a string, blank lines,
+    trailing spaces), so that mending a comment does not stale hours of results; every other
+    change counts, however small. Scheme 1 (records written before 2026-12-02, until ``python -m
+    benchmark migrate`` restamps the current ones) hashes everything else as written, lines blanked
+    in place of the declarations and the comment lines right above them.
     """
-    return _settings_blanked_hash(path.read_bytes())
+    data = path.read_bytes()
+    return _executed_hash(data) if scheme == SCHEME else _settings_blanked_hash(data)
+
+
+def _whole_lines(lines: list[bytes], node: ast.stmt) -> range | None:
+    """The lines ``node`` takes (0-based), when it takes them alone: nothing but indentation
+    before it and nothing but a comment after it; None when it shares a line with other code."""
+    start, end = node.lineno - 1, (node.end_lineno or node.lineno) - 1
+    before = lines[start][: node.col_offset]
+    after = lines[end][node.end_col_offset:] if node.end_col_offset is not None else b""
+    if before.strip() or (after.strip() and not after.lstrip().startswith(b"#")):
+        return None
+    return range(start, end + 1)
+
+
+@cache
+def _executed_hash(data: bytes) -> str:
+    """``file_hash`` under scheme 2 of a file's bytes (cached, as ``_settings_blanked_hash``)."""
+    try:
+        tree = ast.parse(data)
+        comments = [token.start for token in tokenize.tokenize(io.BytesIO(data).readline)
+                    if token.type == tokenize.COMMENT]
+        text = data.decode("utf-8").splitlines()
+    except (SyntaxError, ValueError, tokenize.TokenError, UnicodeDecodeError):
+        return hashlib.sha256(data).hexdigest()[:16]
+    raw = [line.encode("utf-8") for line in text]  # ast's columns count bytes, tokenize's characters
+    strings = [node for node in ast.walk(tree) if isinstance(node, ast.Expr)
+               and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)]
+    dropped: set[int] = set()
+    for node in [*_declarations(tree), *strings]:
+        dropped.update(_whole_lines(raw, node) or ())
+    for row, column in comments:
+        text[row - 1] = text[row - 1][:column]
+    kept = [line.rstrip() for i, line in enumerate(text) if i not in dropped]
+    return hashlib.sha256("\n".join(line for line in kept if line).encode("utf-8")).hexdigest()[:16]
 
 
 @cache
 def _settings_blanked_hash(data: bytes) -> str:
-    """``file_hash`` of a file's bytes (cached: a report judges every pair of every folder, and the
-    same few dozen files, against the current code)."""
+    """``file_hash`` under scheme 1 of a file's bytes (cached: a report judges every pair of every
+    folder, and the same few dozen files, against the current code)."""
     try:
         tree = ast.parse(data)
     except (SyntaxError, ValueError):
@@ -201,27 +244,36 @@ def code_fingerprint(cls: type) -> dict[str, Any]:
     roots = ((source, own), *((str(_file_of(m)), m) for m in HARNESS))
     files = dict(sorted({**_closure(roots), **{_shown(path): file_hash(path) for path in
                                                  filter(None, map(_file_of, HARNESS_FILES))}}.items()))
-    record: dict[str, Any] = {
-        "method_file": _shown(Path(source)),
-        "files": files,
-        "digest": hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:16],
-    }
+    record: dict[str, Any] = {"method_file": _shown(Path(source)), "files": files, "digest": _digest(files),
+                              "scheme": SCHEME}
     package = _package(cls.__module__)
     if package is not None:
         record["package"] = package
     return record
 
 
+def _digest(files: dict[str, str]) -> str:
+    """One hash of a record's file hashes."""
+    return hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:16]
+
+
+def _path(name: str) -> Path:
+    """A file as a record names it (relative to the repository, or absolute for a file plug-in)."""
+    return Path(name) if Path(name).is_absolute() else REPO / name
+
+
 def stale_reason(recorded: dict[str, Any] | None) -> str:
-    """Why a pair with this ``code`` record is stale now; "" when its code is unchanged."""
+    """Why a pair with this ``code`` record is stale now; "" when its code is unchanged (each file
+    hashed under the scheme the record was written with)."""
     if not isinstance(recorded, dict) or not isinstance(recorded.get("files"), dict):
         return UNKNOWN_CODE
+    scheme = recorded.get("scheme", 1)
     changed, gone = [], []
     for name, digest in recorded["files"].items():
-        path = Path(name) if Path(name).is_absolute() else REPO / name
+        path = _path(name)
         if not path.is_file():
             gone.append(name)
-        elif file_hash(path) != digest:
+        elif file_hash(path, scheme) != digest:
             changed.append(name)
     reasons = []
     if changed:
@@ -237,3 +289,15 @@ def stale_reason(recorded: dict[str, Any] | None) -> str:
         if now != package.get("version"):
             reasons.append(f"package {package['name']} {package.get('version')} is {now or 'not installed'} now")
     return "; ".join(reasons)
+
+
+def restamped(recorded: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``code`` record of an earlier scheme with its files hashed under ``SCHEME``, when they
+    are the current files (``stale_reason`` finds nothing under the record's own scheme), so the
+    same code is named in the current way (``python -m benchmark migrate``); None for a record
+    already current in scheme, stale, or without fingerprints (restamping those would hide what
+    changed)."""
+    if not isinstance(recorded, dict) or recorded.get("scheme", 1) == SCHEME or stale_reason(recorded):
+        return None
+    files = {name: file_hash(_path(name)) for name in recorded["files"]}
+    return {**recorded, "files": files, "digest": _digest(files), "scheme": SCHEME}

@@ -64,6 +64,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.code_fingerprint import SCHEME, restamped
 from datasets.common.atomic import atomic_write_json, file_sha256, remove_orphans
 from datasets.common.errors import UsageError
 from datasets.common.gitinfo import REPO
@@ -416,9 +417,11 @@ def _legacy_disagreement(folder: Path, record: dict[str, Any], config: dict[str,
 
 def migrate(root: Path) -> tuple[list[str], list[str]]:
     """Bring every results folder under ``root`` up to the current layout (``python -m benchmark
-    migrate``), each under its lock: files under their old names renamed (``OLD_NAMES``), and
+    migrate``), each under its lock: files under their old names renamed (``OLD_NAMES``),
     checksums added to pairs written before them where their files agree
-    (``adopt_legacy_pair``). Returns what was done, and the pairs left as they were, with why."""
+    (``adopt_legacy_pair``), and code fingerprints of an earlier scheme restamped where the code
+    they name is the current code (``restamp_code``). Returns what was done, and the pairs left as
+    they were, with why."""
     done: list[str] = []
     refused: list[str] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
@@ -428,7 +431,7 @@ def migrate(root: Path) -> tuple[list[str], list[str]]:
                    and (name != RECORD or place != folder)]  # the folder's own metrics.json is its summary
         legacy = [pair for pair in pairs
                   if isinstance(record := read_json(record_path(pair)), dict) and record.get("files") is None]
-        if not renames and not legacy:
+        if not renames and not legacy and not _earlier_scheme(folder, pairs):
             continue
         with folder_lock(folder):
             for place, name in renames:
@@ -440,7 +443,50 @@ def migrate(root: Path) -> tuple[list[str], list[str]]:
                     refused.append(f"{pair}: {why}")
                 else:
                     done.append(f"{pair}: checksums added")
+            records, entries = restamp_code(folder, pairs)
+            if records or entries:
+                done.append(f"{folder}: code fingerprints restamped to scheme {SCHEME} in {records} pair record(s) "
+                            f"and {entries} entr{'y' if entries == 1 else 'ies'} of {SUMMARY} (the code they name "
+                            "is the current code; benchmark/code_fingerprint.py)")
     return done, refused
+
+
+def _summary_records(folder: Path) -> tuple[Any, list[dict[str, Any]]]:
+    """The folder's summary (as read) and the pair records it holds (``per_seed``)."""
+    summary = read_json(folder / SUMMARY)
+    per_seed = summary.get("per_seed") if isinstance(summary, dict) else None
+    return summary, [record for seeds in (per_seed or {}).values() if isinstance(seeds, dict)
+                     for record in seeds.values() if isinstance(record, dict)]
+
+
+def _earlier_scheme(folder: Path, pairs: list[Path]) -> bool:
+    """Whether a pair record or the summary of ``folder`` holds a code fingerprint of an earlier
+    scheme (``restamp_code`` may have work to do)."""
+    records = [read_json(record_path(pair)) for pair in pairs] + _summary_records(folder)[1]
+    return any(isinstance(r, dict) and isinstance(r.get("code"), dict) and r["code"].get("scheme", 1) != SCHEME
+               for r in records)
+
+
+def restamp_code(folder: Path, pairs: list[Path]) -> tuple[int, int]:
+    """Rewrite, in the pairs' records and in the folder's summary, each code fingerprint of an
+    earlier scheme whose files are the current files, under the current scheme
+    (``code_fingerprint.restamped``); a stale one keeps its old hashes, so that it stays stale.
+    Returns how many pair records and summary entries were rewritten. Call it under the folder's
+    lock."""
+    records = entries = 0
+    for pair in pairs:
+        record = read_json(record_path(pair))
+        if isinstance(record, dict) and (code := restamped(record.get("code"))) is not None:
+            atomic_write_json(record_path(pair), {**record, "code": code})
+            records += 1
+    summary, held = _summary_records(folder)
+    for record in held:
+        if (code := restamped(record.get("code"))) is not None:
+            record["code"] = code
+            entries += 1
+    if entries:
+        atomic_write_json(folder / SUMMARY, summary)
+    return records, entries
 
 
 def load_weights(folder: Path, device: Any, recompute: str = "`python -m benchmark run ... --force`") -> dict[str, Any]:

@@ -354,6 +354,38 @@ def test_a_record_without_checksums_is_not_done_until_migrate_checks_it(tmp_path
     assert not results.pair_state(folder).done  # the checksum no longer matches
 
 
+def test_migrate_restamps_fingerprints_of_the_earlier_scheme_only_where_the_code_is_current(tmp_path, capsys):
+    """Records hashed as written (scheme 1, where a comment counted) are restamped to the current
+    scheme by `migrate` when the code they name is the current code; a stale one stays stale."""
+    from benchmark.code_fingerprint import SCHEME, file_hash, stale_reason
+
+    assert run(tmp_path, "--methods", "uniform", "lstm") == 0
+    out = tmp_path / "t"
+    summary = json.loads((out / "metrics.json").read_text())
+    fresh = {name: json.loads((pair(tmp_path, name) / "record.json").read_text())["code"]
+             for name in ("uniform", "lstm")}
+    assert all(code["scheme"] == SCHEME for code in fresh.values())
+    for name, stale in (("uniform", False), ("lstm", True)):  # as a record of the earlier scheme reads
+        files = {f: "0" * 16 if stale else file_hash(REPO / f, 1) for f in fresh[name]["files"]}
+        earlier = {**{k: v for k, v in fresh[name].items() if k != "scheme"}, "files": files}
+        marker = pair(tmp_path, name) / "record.json"
+        marker.write_text(json.dumps({**json.loads(marker.read_text()), "code": earlier}))
+        summary["per_seed"][name]["0"]["code"] = earlier
+    (out / "metrics.json").write_text(json.dumps(summary))
+    capsys.readouterr()
+    assert main(["migrate", "--results-dir", str(tmp_path)]) == 0
+    assert "restamped to scheme 2 in 1 pair record(s) and 1 entry of metrics.json" in capsys.readouterr().out
+    summary = json.loads((out / "metrics.json").read_text())
+    uniform = json.loads((pair(tmp_path, "uniform") / "record.json").read_text())["code"]
+    lstm = json.loads((pair(tmp_path, "lstm") / "record.json").read_text())["code"]
+    assert uniform == fresh["uniform"] == summary["per_seed"]["uniform"]["0"]["code"]  # as a new run names it
+    assert "scheme" not in lstm and "changed since" in stale_reason(lstm)  # not made current by a rename
+    assert summary["per_seed"]["lstm"]["0"]["code"] == lstm
+    assert results.pair_state(pair(tmp_path, "uniform")).done
+    assert main(["migrate", "--results-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("0 change(s)")
+
+
 def test_an_edited_record_is_not_a_result(tmp_path, capsys):
     """Found: editing a pair's "map" to 99.9 and rerunning showed 9990.0 mAP. The record's numbers must
     be what its checksummed scores give; an edited one is recomputed."""

@@ -176,7 +176,7 @@ def test_an_edit_under_methods_makes_provenance_dirty_and_the_row_stale(tmp_path
 
     lstm = repo / "methods" / "lstm.py"
     original = lstm.read_text()
-    lstm.write_text(original + "\n# an edit that may change what the method computes\n")
+    lstm.write_text(original + "\n_AN_EDIT = 'that may change what the method computes'\n")
     second = run()  # nothing is recomputed without --force; the stale pair is named, kept and marked
     assert "lstm seed 0: kept, but STALE: changed since: methods/lstm.py" in second.stderr
     assert "uniform seed 0: kept, but STALE" not in second.stderr
@@ -229,6 +229,38 @@ def test_a_preset_or_its_origin_is_settings_not_code_to_the_fingerprint(tmp_path
     shared = file_hash(source)
     source.write_text("x = 1\nclass Method: presets = {'default': {'dropout': 0.1}}\n")
     assert file_hash(source) != shared
+
+
+def test_comments_and_docstrings_are_not_code_to_the_fingerprint_but_every_statement_is(tmp_path):
+    """Mending a comment or a docstring must not stale hours of results (scheme 2); a record of
+    the earlier scheme is judged as it was hashed, so only current code is restamped to the new."""
+    from benchmark.code_fingerprint import SCHEME, file_hash, restamped, stale_reason
+
+    source = tmp_path / "method.py"
+    base = ('"""What the method does."""\nimport math  # why\n\n\nclass Method:\n    """Its docstring."""\n\n'
+            '    def forward(self, x):\n        # a comment\n        tag = "# not a comment"\n'
+            '        return math.tanh(x) + 1  # "quoted" in a comment\n')
+
+    def digest(*edit: str, scheme: int = SCHEME) -> str:
+        source.write_text(base.replace(*edit) if edit else base)
+        return file_hash(source, scheme)
+
+    first = digest()
+    for edit in (("# why", "# because"), ("Its docstring.", "Another docstring,\n    on two lines."),
+                 ("\n\n\nclass", "\n\nclass"), ("+ 1  #", "+ 1      #"), ("        # a comment\n", ""),
+                 ('"quoted"', "unquoted")):
+        assert digest(*edit) == first, edit
+    for edit in (("+ 1", "+ 2"), ("tanh", "sinh"), ("# not a comment", "# no comment"),
+                 ("import math", "import cmath")):
+        assert digest(*edit) != first, edit
+    assert digest("# why", "# because", scheme=1) != digest(scheme=1)  # scheme 1 hashed comments too
+
+    legacy = {"method_file": str(source), "files": {str(source): digest(scheme=1)}, "digest": "-"}
+    current = restamped(legacy)
+    assert current is not None and current["scheme"] == SCHEME and current["files"] == {str(source): first}
+    digest("# why", "# because")
+    assert stale_reason(current) == "" and "changed since" in stale_reason(legacy)
+    assert restamped(legacy) is None and restamped(current) is None  # stale stays stale; current is current
 
 
 def test_rows_on_presets_chosen_on_the_test_split_are_marked(tmp_path, monkeypatch):
