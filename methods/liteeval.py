@@ -548,7 +548,7 @@ class LiteEvalRL(_LiteEvalNet):
         # "gate" since a validation tune (results/default-liteeval-rl-tune, with the entropy bonus
         # below); "network" before.
         policy_through: str = choice("gate", ("gate", "network"), before="network")
-        entropy_weight: float = bounded(0.0, ge=0)  # an entropy bonus on the gate's decisions (default preset: 0.01)
+        entropy_weight: float = bounded(0.0, ge=0)  # an entropy bonus on the gate's decisions (each preset sets it)
         # What the reward is compared with: "moving", a moving average of the batch-mean reward;
         # "value", a learned per-video estimate from the coarse LSTM's last state (the module docstring).
         reward_baseline: str = choice("moving", ("moving", "value"))
