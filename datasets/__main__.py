@@ -55,8 +55,13 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
+    from datasets.common.errors import UsageError
     from datasets.sources.synthetic import PAPER_BYTES_PER_VIDEO, matching_store, preset, synthesize
 
+    if args.seed < 0:  # NumPy's generators refuse it with a traceback
+        raise UsageError(f"--seed {args.seed}: must be 0 or more")
+    if args.num_videos is not None and args.num_videos < 2:
+        raise UsageError(f"--num-videos {args.num_videos}: must be at least 2 (a train and a test video)")
     cfg = preset(args.preset, num_videos=args.num_videos)
     if args.out.exists() and not args.overwrite and matching_store(args.out, cfg, args.seed):
         print(f"{args.out}: up to date (preset {args.preset}, seed {args.seed}); nothing to do")

@@ -138,3 +138,14 @@ def test_cli_reuses_an_identical_store_and_refuses_a_different_one(tmp_path):
     assert (tmp_path / "s" / layout.FEATURES_FILE).stat().st_mtime_ns == stamp  # not regenerated
     other = subprocess.run(cmd + ["--seed", "5"], cwd=repo, capture_output=True, text=True)
     assert other.returncode == 2 and "--overwrite" in other.stderr
+
+
+@pytest.mark.parametrize("flags, said", [(["--seed", "-3"], "--seed -3: must be 0 or more"),
+                                         (["--num-videos", "1"], "--num-videos 1: must be at least 2")])
+def test_cli_refuses_a_bad_seed_or_video_count_in_one_line(tmp_path, capsys, flags, said):
+    """Found: --seed -3 ended in NumPy's traceback; --num-videos 1 in a line that did not name the flag."""
+    from datasets.__main__ import main
+
+    assert main(["synth", "--preset", "tiny", "--out", str(tmp_path / "s"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err and not (tmp_path / "s").exists()
