@@ -162,13 +162,20 @@ def _existing_folder(folder: Path) -> Path:
     return folder
 
 
+def _existing_run(cfg: RunConfig) -> RunConfig:
+    """``cfg``, whose results folder (a follow-up command's config always names it) must exist:
+    checked before the context loads the store, which may first have to generate it."""
+    _existing_folder(Path(cfg.results_root) / str(cfg.name))
+    return cfg
+
+
 def _cmd_online(args: argparse.Namespace) -> int:
     from benchmark.context import RunContext
     from benchmark.experiments.online import OnlineOptions, run_online, summary
 
     if args.max_k < 1:
         raise UsageError(f"--max-k must be >= 1, got {args.max_k}")
-    ctx = RunContext.create(_followup_config(args))
+    ctx = RunContext.create(_existing_run(_followup_config(args)))
     with results_layout.folder_lock(_existing_folder(ctx.out)):
         options = OnlineOptions(budgets=tuple(range(1, args.max_k + 1)), horizon_method=args.horizon_method,
                                 frame_model=args.frame_model)
@@ -183,7 +190,7 @@ def _cmd_latency(args: argparse.Namespace) -> int:
     from benchmark.context import RunContext
     from benchmark.measurement.latency import LATENCY_TABLE, LatencyOptions, run_latency
 
-    ctx = RunContext.create(_followup_config(args))
+    ctx = RunContext.create(_existing_run(_followup_config(args)))
     with results_layout.folder_lock(_existing_folder(ctx.out)):
         run_latency(ctx, LatencyOptions(batch=args.latency_batch, repeats=args.repeats, warmup=args.warmup))
         # The folder's table gains the estimate as a column, from the saved pairs (nothing is recomputed);
