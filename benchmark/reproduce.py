@@ -195,17 +195,39 @@ def method_names(options: Options) -> list[str]:
     return order_methods([n for n, c in available_methods().items() if c.suite in SUITES["extended"]])
 
 
-def plan(options: Options) -> list[Stage]:
-    """The stages ``options`` ask for, in order, with their commands."""
+def check_options(options: Options) -> None:
+    """Refuse now, in one line, what a stage's command would refuse only when it runs (hours into
+    the plan, or never in a dry run); each flag by the same check its commands apply."""
+    from benchmark.config import RunConfig
+    from benchmark.protocol.budget import Budget
+    from benchmark.stores import check_dataset
+
     unknown = sorted(set(options.stages or ()) - set(STAGES))
     if unknown:
         raise UsageError(f"--stages {' '.join(unknown)}: no such stage; the stages are {' '.join(STAGES)}")
+    RunConfig(dataset=options.dataset, data_seed=options.data_seed, seeds=options.seeds, name=options.name,
+              results_root=options.results_dir, jobs=options.jobs, threads=options.threads,
+              budget=Budget(steps=options.steps))
+    try:
+        RunConfig(seeds=options.tune_seeds)
+    except UsageError as exc:
+        raise UsageError(str(exc).replace("--seeds", "--tune-seeds", 1)) from None
+    if options.trials < 1:
+        raise UsageError(f"--trials {options.trials}: must be at least 1")
+    if options.points < 2:
+        raise UsageError(f"--points {options.points}: a curve needs at least 2 points")
+    check_dataset(options.dataset)
+
+
+def plan(options: Options) -> list[Stage]:
+    """The stages ``options`` ask for, in order, with their commands (``options`` checked first)."""
+    check_options(options)
     name, root = run_name(options), Path(options.results_dir)
     methods = method_names(options)
     data = ["--dataset", options.dataset, "--data-seed", str(options.data_seed), "--results-dir", str(root)]
     compute = ["--device", options.device]
-    compute += ["--jobs", str(options.jobs)] if options.jobs else []
-    compute += ["--threads", str(options.threads)] if options.threads else []
+    compute += ["--jobs", str(options.jobs)] if options.jobs is not None else []
+    compute += ["--threads", str(options.threads)] if options.threads is not None else []
     # --refresh: each stage recomputes its stale pairs and those of another configuration, keeps the rest.
     budget = ["--refresh", *(["--steps", str(options.steps)] if options.steps else [])]
     seeds = ["--seeds", *map(str, options.seeds)]

@@ -77,12 +77,17 @@ def resolve_store(dataset: str, data_seed: int, *, show_progress: bool = True) -
                 synthesize(cfg, path, seed=data_seed, name=dataset, preset_name=dataset, overwrite=path.exists(),
                            show_progress=show_progress)
         return path
-    path = Path(dataset)
-    if not path.is_dir():
+    check_dataset(dataset)
+    return Path(dataset)
+
+
+def check_dataset(dataset: str) -> None:
+    """``--dataset`` names a synthetic preset or an existing directory (what ``resolve_store``
+    accepts; a directory's contents are validated when it is opened)."""
+    if dataset not in PRESETS and not Path(dataset).is_dir():
         raise UsageError(
             f"--dataset {dataset!r} is neither a synthetic preset ({', '.join(PRESETS)}) nor a store directory"
         )
-    return path
 
 
 def dataset_label(dataset: str, store: FeatureStore) -> str:

@@ -78,6 +78,27 @@ def test_the_plan_alone_and_an_unknown_stage(tiny_store, tmp_path, capsys):
     assert refused.value.code == 2 and "invalid choice: 'tabel'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flags, said", [
+    (["--dataset", "nosuch"], "--dataset 'nosuch' is neither a synthetic preset"),
+    (["--jobs", "0"], "--jobs must be >= 1, got 0"),  # found: silently dropped (the default ran instead)
+    (["--jobs", "-1"], "--jobs must be >= 1, got -1"),  # found: planned, refused hours later by the tune
+    (["--tune-seeds", "-1"], "--tune-seeds -1: seeds must lie in [0, 2**32)"),
+    (["--trials", "0"], "--trials 0: must be at least 1"),
+    (["--points", "1"], "--points 1: a curve needs at least 2 points"),
+    (["--steps", "0"], "--steps 0: must be a positive number of steps"),
+])
+def test_a_plan_with_a_flag_its_stages_would_refuse_is_refused_before_it_is_printed(flags, said, tiny_store,
+                                                                                   tmp_path, capsys):
+    """Found: `reproduce --dataset nosuch --dry-run` printed a plan with estimates and exit 0, and
+    `--jobs 0` was dropped from every stage's command without a word."""
+    args = ["reproduce", "--dataset", str(tiny_store), "--results-dir", str(tmp_path / "results"), *flags]
+    for dry in (["--dry-run"], []):
+        assert main([*args, *dry]) == 2
+        captured = capsys.readouterr()
+        assert said in captured.err and "reproduce " not in captured.out and "Traceback" not in captured.err
+    assert not (tmp_path / "results").exists()
+
+
 def test_refresh_recomputes_stale_pairs_and_keeps_fresh_ones(tiny_store, tmp_path):
     root = tmp_path / "results"
     args = ["-q", "run", "--dataset", str(tiny_store), "--methods", "uniform", "--seeds", "0", "1", "--steps", "2",
