@@ -199,7 +199,9 @@ def check_options(options: Options) -> None:
     """Refuse now, in one line, what a stage's command would refuse only when it runs (hours into
     the plan, or never in a dry run); each flag by the same check its commands apply."""
     from benchmark.config import RunConfig
+    from benchmark.curves.sweep import check_points
     from benchmark.protocol.budget import Budget
+    from benchmark.protocol.tune import check_trials
     from benchmark.stores import check_dataset
 
     unknown = sorted(set(options.stages or ()) - set(STAGES))
@@ -212,10 +214,8 @@ def check_options(options: Options) -> None:
         RunConfig(seeds=options.tune_seeds)
     except UsageError as exc:
         raise UsageError(str(exc).replace("--seeds", "--tune-seeds", 1)) from None
-    if options.trials < 1:
-        raise UsageError(f"--trials {options.trials}: must be at least 1")
-    if options.points < 2:
-        raise UsageError(f"--points {options.points}: a curve needs at least 2 points")
+    check_trials(options.trials)
+    check_points(options.points)
     check_dataset(options.dataset)
 
 

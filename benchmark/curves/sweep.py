@@ -65,12 +65,17 @@ class Point:
     plan: MethodPlan  # the trained plan behind it
 
 
+def check_points(points: int) -> None:
+    """``--points``: a curve needs at least its first and last point."""
+    if points < 2:
+        raise UsageError(f"--points {points}: a curve needs at least 2 points")
+
+
 def thinned(points: tuple[Any, ...], keep: int | None) -> tuple[Any, ...]:
     """``keep`` of the declared points, evenly spread, the first and last always among them."""
     if keep is None or keep >= len(points):
         return points
-    if keep < 2:
-        raise UsageError(f"--points {keep}: a curve needs at least 2 points")
+    check_points(keep)
     picks = sorted({round(i * (len(points) - 1) / (keep - 1)) for i in range(keep)})
     return tuple(points[i] for i in picks)
 

@@ -71,12 +71,17 @@ def current_setting(plan: MethodPlan, space: dict[str, Any] | None = None) -> di
             for key, kind in search_keys(plan.cls, space).items()}
 
 
+def check_trials(trials: int) -> None:
+    """``--trials``: the current setting is the first trial, so at least 1."""
+    if trials < 1:
+        raise UsageError(f"--trials {trials}: must be at least 1")
+
+
 def trial_settings(plan: MethodPlan, trials: int, tune_seed: int,
                    space: dict[str, tuple[Any, ...]] | None = None) -> list[dict[str, Any]]:
     """The plan's current setting, then ``trials - 1`` others drawn from its grid (the
     method's ``search_space``, or ``space``)."""
-    if trials < 1:
-        raise UsageError(f"--trials {trials}: must be at least 1")
+    check_trials(trials)
     if not 0 <= tune_seed < MAX_SEED:
         raise UsageError(f"--tune-seed {tune_seed}: must lie in [0, 2**32)")
     space = plan.cls.search_space if space is None else space
