@@ -173,8 +173,20 @@ def environment(**extra: Any) -> dict[str, Any]:
     """What a measurement ran on, for its JSON (these scripts measure on one thread)."""
     import torch
 
-    return {"torch": torch.__version__, "machine": platform.machine(), "threads": 1,
-            "processor": platform.processor(), **extra}
+    return {"torch": torch.__version__, "machine": platform.machine(), "threads": 1, "processor": processor(),
+            "cpu_isa": torch.backends.cpu.get_cpu_capability(), **extra}
+
+
+def processor() -> str:
+    """The CPU's model name: platform.processor() is empty on Linux, so /proc/cpuinfo first (the
+    measured code may be another checkout's, so this does not import the suite's provenance)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def emit(report: dict[str, Any], out: str | None) -> int:
