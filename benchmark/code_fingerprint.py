@@ -159,8 +159,9 @@ def file_hash(path: Path, scheme: int = SCHEME) -> str:
     (``--refresh``) or refused on that ground, so adopting the values a new tune chose, or citing
     the new record, does not make every pair stale. Scheme 2 also leaves out what Python never
     executes (comments, docstrings and other statements that are only a string, blank lines,
-    trailing spaces), so that mending a comment does not stale hours of results; every other
-    change counts, however small. Scheme 1 (records written before 2026-12-02, until ``python -m
+    trailing spaces; but not inside a string literal, whose lines are its value), so that mending
+    a comment does not stale hours of results; every other change counts, however small. Line
+    endings do not count either (a Windows checkout's CRLF hashes as LF). Scheme 1 (records written before 2026-12-02, until ``python -m
     benchmark migrate`` restamps the current ones) hashes everything else as written, lines blanked
     in place of the declarations and the comment lines right above them.
     """
@@ -184,8 +185,7 @@ def _executed_hash(data: bytes) -> str:
     """``file_hash`` under scheme 2 of a file's bytes (cached, as ``_settings_blanked_hash``)."""
     try:
         tree = ast.parse(data)
-        comments = [token.start for token in tokenize.tokenize(io.BytesIO(data).readline)
-                    if token.type == tokenize.COMMENT]
+        tokens = list(tokenize.tokenize(io.BytesIO(data).readline))
         text = data.decode("utf-8").splitlines()
     except (SyntaxError, ValueError, tokenize.TokenError, UnicodeDecodeError):
         return hashlib.sha256(data).hexdigest()[:16]
@@ -195,10 +195,20 @@ def _executed_hash(data: bytes) -> str:
     dropped: set[int] = set()
     for node in [*_declarations(tree), *strings]:
         dropped.update(_whole_lines(raw, node) or ())
-    for row, column in comments:
-        text[row - 1] = text[row - 1][:column]
-    kept = [line.rstrip() for i, line in enumerate(text) if i not in dropped]
-    return hashlib.sha256("\n".join(line for line in kept if line).encode("utf-8")).hexdigest()[:16]
+    # A string literal over several lines is a value, blank lines and trailing spaces included:
+    # each line it spans is kept as written up to where the literal ends on it (``verbatim``).
+    verbatim: dict[int, int] = {}
+    for token in tokens:
+        if token.type == tokenize.COMMENT:
+            row, column = token.start
+            text[row - 1] = text[row - 1][:column]
+        elif token.start[0] < token.end[0] and token.type not in (tokenize.NEWLINE, tokenize.NL):
+            for row in range(token.start[0], token.end[0]):
+                verbatim[row - 1] = len(text[row - 1])
+            verbatim[token.end[0] - 1] = max(verbatim.get(token.end[0] - 1, 0), token.end[1])
+    kept = [line[: verbatim[i]] + line[verbatim[i]:].rstrip() if i in verbatim else line.rstrip()
+            for i, line in enumerate(text) if i not in dropped and (i in verbatim or line.strip())]
+    return hashlib.sha256("\n".join(kept).encode("utf-8")).hexdigest()[:16]
 
 
 @cache

@@ -239,6 +239,7 @@ def test_comments_and_docstrings_are_not_code_to_the_fingerprint_but_every_state
     source = tmp_path / "method.py"
     base = ('"""What the method does."""\nimport math  # why\n\n\nclass Method:\n    """Its docstring."""\n\n'
             '    def forward(self, x):\n        # a comment\n        tag = "# not a comment"\n'
+            '        text = """a value   \n\nover lines"""  # blank lines and spaces in it count\n'
             '        return math.tanh(x) + 1  # "quoted" in a comment\n')
 
     def digest(*edit: str, scheme: int = SCHEME) -> str:
@@ -248,10 +249,10 @@ def test_comments_and_docstrings_are_not_code_to_the_fingerprint_but_every_state
     first = digest()
     for edit in (("# why", "# because"), ("Its docstring.", "Another docstring,\n    on two lines."),
                  ("\n\n\nclass", "\n\nclass"), ("+ 1  #", "+ 1      #"), ("        # a comment\n", ""),
-                 ('"quoted"', "unquoted")):
+                 ('"quoted"', "unquoted"), ('lines"""  #', 'lines"""#')):
         assert digest(*edit) == first, edit
     for edit in (("+ 1", "+ 2"), ("tanh", "sinh"), ("# not a comment", "# no comment"),
-                 ("import math", "import cmath")):
+                 ("import math", "import cmath"), ("value   \n\n", "value   \n"), ("value   ", "value")):
         assert digest(*edit) != first, edit
     assert digest("# why", "# because", scheme=1) != digest(scheme=1)  # scheme 1 hashed comments too
 
