@@ -161,9 +161,10 @@ def file_hash(path: Path, scheme: int = SCHEME) -> str:
     executes (comments, docstrings and other statements that are only a string, blank lines,
     trailing spaces; but not inside a string literal, whose lines are its value), so that mending
     a comment does not stale hours of results; every other change counts, however small. Line
-    endings do not count either (a Windows checkout's CRLF hashes as LF). Scheme 1 (records written before 2026-12-02, until ``python -m
-    benchmark migrate`` restamps the current ones) hashes everything else as written, lines blanked
-    in place of the declarations and the comment lines right above them.
+    endings do not count either (a Windows checkout's CRLF hashes as LF). Scheme 1 (records
+    written before 2026-12-02, until ``python -m benchmark migrate`` restamps the current ones)
+    hashes everything else as written, lines blanked in place of the declarations and the comment
+    lines right above them.
     """
     data = path.read_bytes()
     return _executed_hash(data) if scheme == SCHEME else _settings_blanked_hash(data)
