@@ -255,6 +255,8 @@ def test_comments_and_docstrings_are_not_code_to_the_fingerprint_but_every_state
                  ("import math", "import cmath"), ("value   \n\n", "value   \n"), ("value   ", "value")):
         assert digest(*edit) != first, edit
     assert digest("# why", "# because", scheme=1) != digest(scheme=1)  # scheme 1 hashed comments too
+    source.write_bytes(base.replace("\n", "\r\n").encode())  # a Windows checkout
+    assert file_hash(source) == first
 
     legacy = {"method_file": str(source), "files": {str(source): digest(scheme=1)}, "digest": "-"}
     current = restamped(legacy)
