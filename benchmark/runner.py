@@ -87,9 +87,8 @@ class Runner:
             return False
         if kind == "elsewhere":
             # Nothing computed elsewhere is reused, whatever its settings; the cross-machine check
-            # compares only what was computed with the same ones (benchmark/crosscheck.py).
-            log.warning("%s seed %d: the result in %s was computed on another kind of machine; recomputing it here "
-                        "(%s), then comparing", plan.name, seed, folder, ctx.platform)
+            # compares only what was computed with the same ones (benchmark/crosscheck.py). The
+            # run says so once for all such pairs (``_say_elsewhere``).
             return False
         if kind == "identity":
             if ctx.cfg.force or ctx.cfg.refresh:
@@ -133,7 +132,7 @@ class Runner:
         if world > 1:
             ctx.use_device(rank_device(ctx.cfg.device, local_rank))
         try:
-            pending, foreign = [], False
+            pending, elsewhere = [], []
             # Nothing writes a pair before the barrier: each pair's files and numbers are checked
             # once for the pending pairs and the earlier times alike, and every rank reads the same.
             with results.remembering_pair_states():
@@ -144,8 +143,11 @@ class Runner:
                             log.info("%s seed %d: done already (%s), kept", plan.name, seed, ctx.pair_dir(plan, seed))
                         else:
                             pending.append((index, seed))
-                            foreign = foreign or kind == "elsewhere"
+                            if kind == "elsewhere":
+                                elsewhere.append((plan, seed))
+                self._say_elsewhere(elsewhere)
                 here, anywhere = self.earlier_seconds()  # before the barrier: every rank orders the pairs alike
+            foreign = bool(elsewhere)
             earlier = (crosscheck.load(ctx.out, replacing=foreign) if pending and rank == 0 and not ctx.selection
                        else None)
             if earlier is not None and foreign:
@@ -170,6 +172,29 @@ class Runner:
             return texts
         finally:
             finish(started_group)
+
+    def _say_elsewhere(self, pairs: list[tuple[MethodPlan, int]]) -> None:
+        """One warning for every kept pair computed on another kind of machine: which pairs, which
+        machines, and that they are recomputed here and then compared (not one line per pair)."""
+        if not pairs:
+            return
+        here = self.ctx.platform
+        seeds: dict[str, list[int]] = {}
+        theirs: set[str] = set()
+        ours: set[str] = set()
+        for plan, seed in pairs:
+            seeds.setdefault(plan.name, []).append(seed)
+            record = results.read_json(results.record_path(self.ctx.pair_dir(plan, seed)))
+            platform = (record.get("computed") or {}).get("platform") if isinstance(record, dict) else None
+            platform = platform if isinstance(platform, dict) else {}
+            differ = sorted(k for k in {*platform, *here} if platform.get(k) != here.get(k))
+            theirs.add(", ".join(f"{k} {platform.get(k)}" for k in differ))
+            ours.add(", ".join(f"{k} {here.get(k)}" for k in differ))
+        which = "; ".join(f"{name} seed{'s' if len(s) > 1 else ''} {' '.join(map(str, s))}"
+                          for name, s in seeds.items())
+        log.warning("%d pair(s) in %s were computed on another kind of machine (%s; here: %s): each is recomputed "
+                    "here, then the run compares the two (%s): %s", len(pairs), self.ctx.out, "; ".join(sorted(theirs)),
+                    "; ".join(sorted(ours)), results.CROSSCHECK, which)
 
     def earlier_seconds(self) -> tuple[dict[str, float], dict[str, float]]:
         """Seconds a complete pair of each method took in this folder (training and evaluation):

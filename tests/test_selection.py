@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
@@ -345,7 +346,7 @@ def test_trials_start_from_the_current_setting_and_do_not_repeat():
 
 
 # ---------------------------------------------------------------------------- other machines
-def test_results_from_another_machine_are_recomputed_and_compared(tiny_store, tmp_path, capsys):
+def test_results_from_another_machine_are_recomputed_and_compared(tiny_store, tmp_path, capsys, caplog):
     args = ["-q", "run", "--dataset", str(tiny_store), "--methods", "uniform", "--seeds", "0", "1", "--steps", "3",
             "--results-dir", str(tmp_path)]
     assert main(args) == 0
@@ -364,7 +365,11 @@ def test_results_from_another_machine_are_recomputed_and_compared(tiny_store, tm
     for record in summary["per_seed"]["uniform"].values():
         record["computed"]["platform"]["cpu"] = "Another CPU"
     (out / "metrics.json").write_text(json.dumps(summary))
-    assert main(args) == 0
+    with caplog.at_level(logging.WARNING, logger="benchmark.runner"):
+        assert main(args) == 0
+    said = [r.getMessage() for r in caplog.records if "another kind of machine" in r.getMessage()]
+    assert len(said) == 1  # one line for all such pairs, not one a pair
+    assert "2 pair(s)" in said[0] and "(cpu Another CPU; here: cpu " in said[0] and "uniform seeds 0 1" in said[0]
     printed = capsys.readouterr().out
     assert "Compared with the results that were here" in printed and "OUTSIDE the earlier spread" in printed
     check = json.loads((out / "crosscheck.json").read_text())
