@@ -3,8 +3,9 @@
 A pair's time is its method's: every seed of a method trains for the same step budget on the
 same data, so a method's finished pair predicts its other seeds. Before a method has finished a
 pair here, its time is taken from a pair of it the results folder already holds (a resumed run,
-or a run with more seeds); with neither, the ETA waits for one of its pairs to finish (methods
-differ a hundredfold: Uniform's seconds say nothing of LiteEval's minutes).
+or a run with more seeds), or from another machine's pair of it, scaled (below); with none,
+the ETA waits for one of its pairs to finish (methods differ a hundredfold: Uniform's seconds
+say nothing of LiteEval's minutes).
 
 The pairs left are laid out on the jobs as the workers take them: in the order given, each to
 the first worker free, the pairs being computed counting only what their estimate says they
@@ -13,8 +14,11 @@ minutes). The time left is when the last worker would finish: a rough figure, pr
 each finished pair so that a long run says when it will end, not a promise.
 
 A pair's time says something only of the kind of machine that computed it (the lent GPU
-machine's CPU trains LiteEval-RL in a third of the 2-core VM's time): earlier pairs count only
-when their record was computed on this processor and device type (``timed_here``). The pairs of
+machine's CPU trains LiteEval-RL in a third of the 2-core VM's time): earlier pairs count as
+they are only when their record was computed on this processor and device type
+(``timed_here``). Another machine's pairs (a clean clone's committed results, on a user's own
+machine) count once this machine has finished a pair of a method they also time: scaled by
+this machine's time over theirs on what it finished (``RunClock.speed``), and the ETA says so. The pairs of
 one method under several labels (a tune's trials, a sweep's points, an ablation's rows) predict
 one another (``method_of``).
 """
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from statistics import mean
+from statistics import mean, median
 from typing import Any
 
 from datasets.common.progress import duration, eta_text
@@ -73,10 +77,15 @@ class RunClock:
     """Pairs finished and the time left, for ``pending`` (method name, seed) pairs on ``jobs``."""
 
     def __init__(self, pending: Sequence[tuple[str, int]], jobs: int,
-                 earlier: Mapping[str, float] | None = None, now: Callable[[], float] = time.monotonic) -> None:
+                 earlier: Mapping[str, float] | None = None, now: Callable[[], float] = time.monotonic,
+                 elsewhere: Mapping[str, float] | None = None) -> None:
         self.pending = list(pending)
         self.jobs = max(1, jobs)
         self.earlier = dict(earlier or {})
+        #: A pair's time by label from any machine (the folder's pairs, whoever computed them):
+        #: scaled by how much faster or slower this machine was on the pairs it finished, they
+        #: time the methods it has not finished yet (``estimate``).
+        self.elsewhere = dict(elsewhere or {})
         self.times: dict[str, list[float]] = {}
         self.finished: set[tuple[str, int]] = set()
         self.now = now
@@ -95,14 +104,34 @@ class RunClock:
 
     def estimate(self, name: str) -> float | None:
         """Seconds one pair of ``name`` takes (None: nothing to go by yet): its own finished pairs,
-        else those of its method under other labels, else the earlier pairs given."""
+        else those of its method under other labels, else the earlier pairs of this kind of
+        machine, else another machine's (``elsewhere``) times this machine's speed on them."""
+        return self._estimate(name)[0]
+
+    def _estimate(self, name: str) -> tuple[float | None, bool]:
+        """``estimate``, and whether it is another machine's time scaled (``scaled``)."""
         if self.times.get(name):
-            return mean(self.times[name])
+            return mean(self.times[name]), False
         method = method_of(name)
         alike = [t for other, times in self.times.items() if method_of(other) == method for t in times]
         if alike:
-            return mean(alike)
-        return expected(name, self.earlier)
+            return mean(alike), False
+        here = expected(name, self.earlier)
+        if here is not None:
+            return here, False
+        there, speed = expected(name, self.elsewhere), self.speed()
+        return (None, False) if there is None or speed is None else (there * speed, True)
+
+    def speed(self) -> float | None:
+        """This machine's time for a pair over another machine's (``elsewhere``), the median over
+        the labels finished here that have one; None before any such pair has finished."""
+        ratios = [mean(times) / there for name, times in self.times.items()
+                  if (there := expected(name, self.elsewhere))]
+        return median(ratios) if ratios else None
+
+    def scaled(self) -> bool:
+        """Whether a pair left is timed by another machine's time, scaled (``estimate``)."""
+        return any(self._estimate(name)[1] for name, _ in self.left())
 
     def left(self) -> list[tuple[str, int]]:
         return [pair for pair in self.pending if pair not in self.finished]
@@ -147,4 +176,5 @@ class RunClock:
         if untimed:
             shown = ", ".join(untimed[:4]) + (f" and {len(untimed) - 4} more" if len(untimed) > 4 else "")
             return f"ETA once a pair of each of {shown} has finished"
-        return eta_text(self.seconds_left())
+        scaled = " (scaled from another machine's times)" if self.scaled() else ""
+        return eta_text(self.seconds_left()) + scaled

@@ -175,15 +175,15 @@ def _run_in_worker(index: int, seed: int) -> tuple[int, int, float]:
 
 
 def _clock(ctx: RunContext, pending: Sequence[tuple[int, int]], jobs: int,
-           earlier: dict[str, float] | None) -> RunClock:
-    return RunClock([(ctx.plans[index].name, seed) for index, seed in pending], jobs, earlier)
+           earlier: dict[str, float] | None, elsewhere: Mapping[str, float] | None) -> RunClock:
+    return RunClock([(ctx.plans[index].name, seed) for index, seed in pending], jobs, earlier, elsewhere=elsewhere)
 
 
 def run_in_processes(ctx: RunContext, pending: Sequence[tuple[int, int]], jobs: int, threads: int,
-                     earlier: dict[str, float] | None = None) -> None:
+                     earlier: dict[str, float] | None = None, elsewhere: Mapping[str, float] | None = None) -> None:
     """Compute the pending (plan index, seed) pairs in ``jobs`` spawned worker processes."""
     context = multiprocessing.get_context("spawn")
-    clock = _clock(ctx, pending, jobs, earlier)
+    clock = _clock(ctx, pending, jobs, earlier, elsewhere)
     log.info("%s, in %d worker processes, %d thread(s) each", clock.plan(), jobs, threads)
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker,
                                initargs=(ctx.cfg, ctx.plans, threads, os.getpid()))
@@ -207,11 +207,11 @@ def run_in_processes(ctx: RunContext, pending: Sequence[tuple[int, int]], jobs: 
 
 
 def run_here(ctx: RunContext, pending: Sequence[tuple[int, int]], threads: int,
-             earlier: dict[str, float] | None = None) -> None:
+             earlier: dict[str, float] | None = None, elsewhere: Mapping[str, float] | None = None) -> None:
     """Compute the pending pairs one after another in this process, with ``threads`` threads."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    clock = _clock(ctx, pending, 1, earlier)
+    clock = _clock(ctx, pending, 1, earlier, elsewhere)
     if len(pending) > 1:
         log.info("%s, one after another in this process", clock.plan())
     try:
@@ -252,7 +252,8 @@ def schedule(
     """Compute this process's share of ``pending``; return how (for the provenance). ``earlier``:
     seconds a pair of each method took before on this kind of machine, for the time left
     (benchmark/eta.py); ``costs``: the same from any machine, to start the longest pairs first
-    (``longest_first``; every rank orders alike before taking its share)."""
+    (``longest_first``; every rank orders alike before taking its share) and, scaled by this
+    machine's speed on the pairs it finishes, to time the methods it has no earlier pair of."""
     check_counts(jobs, threads)
     threads = threads or DEFAULT_THREADS
     if costs:
@@ -266,8 +267,8 @@ def schedule(
         jobs = environment_jobs() or default_jobs(ctx.device, len(mine), ctx.bank_bytes())
     jobs = max(1, min(jobs, len(mine))) if mine else 1
     if jobs > 1:
-        run_in_processes(ctx, mine, jobs, threads, earlier)
+        run_in_processes(ctx, mine, jobs, threads, earlier, costs)
     elif mine:
-        run_here(ctx, mine, threads, earlier)
+        run_here(ctx, mine, threads, earlier, costs)
     return {"jobs": jobs, "threads_per_pair": threads, "rank": rank, "world_size": world,
             "pairs_computed_here": len(mine)}

@@ -97,6 +97,28 @@ def test_the_time_left_comes_from_each_methods_own_pairs_then_earlier_ones_never
     assert trials.seconds_left() == pytest.approx(400)
 
 
+def test_another_machines_times_scaled_by_this_machines_speed_time_what_has_not_finished_here():
+    """Found: the main job on a new kind of machine (every user's first run) said "ETA once a pair
+    of each of ... has finished" until its last LiteEval pair, though the folder held every
+    method's time from the machine that computed the committed results."""
+    t = FakeTime()
+    pending = [("liteeval", 0), ("liteeval", 1), ("uniform", 0), ("uniform", 1)]
+    clock = RunClock(pending, jobs=1, now=t, elsewhere={"liteeval": 300.0, "uniform": 10.0})
+    assert clock.seconds_left() is None and clock.eta().startswith("ETA once")  # no speed measured yet
+    t.t += 600
+    line = clock.done("liteeval", 0, 600.0)  # this machine takes twice as long
+    assert clock.speed() == pytest.approx(2.0)
+    assert clock.seconds_left() == pytest.approx(600 + 2 * 20)  # liteeval 1 by its own seed, uniform by 2 x 10 s
+    assert line.endswith("(scaled from another machine's times)")
+    t.t += 600
+    clock.done("liteeval", 1, 600.0)
+    t.t += 30
+    line = clock.done("uniform", 0, 30.0)  # uniform's own time now: nothing left is scaled
+    assert clock.seconds_left() == pytest.approx(30) and "scaled" not in line
+    plain = RunClock(pending, jobs=1, now=t, earlier={"liteeval": 50.0}, elsewhere={"liteeval": 300.0})
+    assert plain.estimate("liteeval") == 50.0  # this kind of machine's own earlier time comes first
+
+
 def test_the_last_pair_of_a_run_has_what_its_estimate_leaves_not_a_whole_pair():
     """Found: one LiteEval pair of 5m40s left, 5m30s into it, the run said "ETA 5m32s"."""
     t = FakeTime()
