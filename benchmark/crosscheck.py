@@ -14,6 +14,7 @@ listed as not compared. Folders written before the names changed keep ``referenc
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -54,7 +55,7 @@ def load(out: Path, *, replacing: bool = True) -> dict[str, Any] | None:
     predates this format). A later run on this machine compares with the current summary, not
     with the other machine's results the folder keeps as a record."""
     kept = _read(results.existing(out, results.EARLIER)) if replacing else None
-    if isinstance(kept, dict):
+    if isinstance(kept, dict) and not _completed(out, kept):
         return kept
     data = _read(out / results.SUMMARY)
     if not isinstance(data, dict) or "summary" not in data or "per_seed" not in data:
@@ -79,9 +80,30 @@ def configs(per_seed: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
 
 
 def keep(out: Path, earlier: dict[str, Any]) -> None:
-    """Save the earlier results once; a resumed run then compares with the same ones."""
-    if not results.existing(out, results.EARLIER).is_file():
+    """Save the earlier results once per replacement; a resumed run then compares with the same
+    ones. Those a finished replacement compared with (``_completed``) are a record of that one,
+    not of this: they give way to the results this replacement began from."""
+    kept = _read(results.existing(out, results.EARLIER))
+    if not isinstance(kept, dict) or _completed(out, kept):
         atomic_write_json(out / results.EARLIER, earlier)
+
+
+def digest(earlier: dict[str, Any]) -> str:
+    """Names one set of earlier results (what a cross-machine check says it compared with)."""
+    named = {key: earlier.get(key) for key in ("summary", "platforms", "source")}
+    return hashlib.sha256(json.dumps(named, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _completed(out: Path, kept: dict[str, Any]) -> bool:
+    """Whether the kept earlier results are those a finished replacement compared with: the
+    folder's cross-machine check names them (a check written before it named its earlier
+    results by digest: by their source and machines)."""
+    check = _read(results.existing(out, results.CROSSCHECK))
+    if not isinstance(check, dict):
+        return False
+    if "earlier_digest" in check:
+        return check["earlier_digest"] == digest(kept)
+    return check.get("earlier_source") == kept.get("source") and check.get("earlier_platforms") == kept.get("platforms")
 
 
 def compare(earlier: dict[str, Any], current: dict[str, Any], dataset_fingerprint: str | None = None) -> dict[str, Any]:
@@ -113,6 +135,7 @@ def compare(earlier: dict[str, Any], current: dict[str, Any], dataset_fingerprin
                          "within_spread": abs(diff) <= band + 1e-9, "band": band})
     return {"rule": f"|new - earlier| <= {SPREAD_FACTOR:g} x the earlier results' std over seeds",
             "earlier_source": earlier.get("source"), "earlier_platforms": earlier.get("platforms"),
+            "earlier_digest": digest(earlier),
             "rows": rows, "not_compared": skipped}
 
 

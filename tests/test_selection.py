@@ -391,6 +391,24 @@ def test_results_from_another_machine_are_recomputed_and_compared(tiny_store, tm
     assert "not compared" not in printed and "mAP (%)" in printed and "OUTSIDE" not in printed
     assert json.loads((out / "earlier.json").read_text())["summary"]["uniform"]["map"]["mean"] > 50  # still kept
 
+    # Found: on a third machine, the run compared with the earlier.json of the finished replacement
+    # above (the first machine's results), not with the results that were in the folder.
+    for path in out.glob("runs/*/seed*/record.json"):
+        record = json.loads(path.read_text())
+        record["computed"]["platform"]["cpu"] = "Third CPU"
+        path.write_text(json.dumps(record))
+    summary = json.loads((out / "metrics.json").read_text())
+    summary["summary"]["uniform"]["map"]["mean"] += 30.0
+    for record in summary["per_seed"]["uniform"].values():
+        record["computed"]["platform"]["cpu"] = "Third CPU"
+    (out / "metrics.json").write_text(json.dumps(summary))
+    assert main([*args, "--config", str(config)]) == 0
+    check = json.loads((out / "crosscheck.json").read_text())
+    rows = {row["quantity"]: row for row in check["rows"]}
+    assert rows["mAP (%)"]["difference"] == pytest.approx(-30.0) and check["earlier_platforms"][0]["cpu"] == "Third CPU"
+    kept = json.loads((out / "earlier.json").read_text())
+    assert kept["platforms"][0]["cpu"] == "Third CPU" and check["earlier_digest"] == crosscheck.digest(kept)
+
 
 def test_results_on_another_dataset_are_not_compared_with_the_reference():
     """Found: after the default store changed, the run compared its numbers with the old store's."""
