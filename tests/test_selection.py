@@ -346,6 +346,19 @@ def test_trials_start_from_the_current_setting_and_do_not_repeat():
 
 
 # ---------------------------------------------------------------------------- other machines
+def as_if_computed_on(out: Path, cpu: str, shift: float) -> None:
+    """Make the uniform pairs of ``out`` read as computed on ``cpu``, their summary's mAP ``shift`` higher."""
+    for path in out.glob("runs/*/seed*/record.json"):
+        record = json.loads(path.read_text())
+        record["computed"]["platform"]["cpu"] = cpu
+        path.write_text(json.dumps(record))
+    summary = json.loads((out / "metrics.json").read_text())
+    summary["summary"]["uniform"]["map"]["mean"] += shift
+    for record in summary["per_seed"]["uniform"].values():
+        record["computed"]["platform"]["cpu"] = cpu
+    (out / "metrics.json").write_text(json.dumps(summary))
+
+
 def test_results_from_another_machine_are_recomputed_and_compared(tiny_store, tmp_path, capsys, caplog):
     args = ["-q", "run", "--dataset", str(tiny_store), "--methods", "uniform", "--seeds", "0", "1", "--steps", "3",
             "--results-dir", str(tmp_path)]
@@ -355,16 +368,7 @@ def test_results_from_another_machine_are_recomputed_and_compared(tiny_store, tm
     assert main(args) == 0  # same machine: kept, nothing to compare
     assert "Compared with" not in capsys.readouterr().out and not (out / "earlier.json").exists()
 
-    # Pretend the committed results came from another CPU, with another mean.
-    for path in out.glob("runs/*/seed*/record.json"):
-        record = json.loads(path.read_text())
-        record["computed"]["platform"]["cpu"] = "Another CPU"
-        path.write_text(json.dumps(record))
-    summary = json.loads((out / "metrics.json").read_text())
-    summary["summary"]["uniform"]["map"]["mean"] += 50.0
-    for record in summary["per_seed"]["uniform"].values():
-        record["computed"]["platform"]["cpu"] = "Another CPU"
-    (out / "metrics.json").write_text(json.dumps(summary))
+    as_if_computed_on(out, "Another CPU", 50.0)  # the committed results came from another CPU, another mean
     with caplog.at_level(logging.WARNING, logger="benchmark.runner"):
         assert main(args) == 0
     said = [r.getMessage() for r in caplog.records if "another kind of machine" in r.getMessage()]
@@ -393,15 +397,7 @@ def test_results_from_another_machine_are_recomputed_and_compared(tiny_store, tm
 
     # Found: on a third machine, the run compared with the earlier.json of the finished replacement
     # above (the first machine's results), not with the results that were in the folder.
-    for path in out.glob("runs/*/seed*/record.json"):
-        record = json.loads(path.read_text())
-        record["computed"]["platform"]["cpu"] = "Third CPU"
-        path.write_text(json.dumps(record))
-    summary = json.loads((out / "metrics.json").read_text())
-    summary["summary"]["uniform"]["map"]["mean"] += 30.0
-    for record in summary["per_seed"]["uniform"].values():
-        record["computed"]["platform"]["cpu"] = "Third CPU"
-    (out / "metrics.json").write_text(json.dumps(summary))
+    as_if_computed_on(out, "Third CPU", 30.0)
     assert main([*args, "--config", str(config)]) == 0
     check = json.loads((out / "crosscheck.json").read_text())
     rows = {row["quantity"]: row for row in check["rows"]}
