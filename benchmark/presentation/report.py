@@ -51,6 +51,8 @@ CATALOGUE: tuple[tuple[str, str], ...] = (
     ("default-tune", "How every method's default settings were chosen (the main tune)"),
     *((s.name, f"Study: {s.question}") for s in STUDIES),
     *((c.name, f"Check: {c.question}") for c in CHECKS),
+    # Not a reproduce stage: it needs another kind of machine than the one that made the rest.
+    ("default-xeon", "A second kind of machine: the main job's rows on an Intel Xeon"),
     ("real-clips", "Real video: LiteEval streaming a clip"),
 )
 MAIN_RUN = "default"
