@@ -106,8 +106,8 @@ def test_bad_counts_are_one_line_errors(tmp_path, capsys):
 def test_liteeval_jobs_sets_the_default_and_a_bad_value_is_one_line(monkeypatch, tmp_path, capsys):
     seen = {}
     monkeypatch.setattr("benchmark.parallel.run_in_processes",
-                        lambda ctx, mine, jobs, threads, earlier=None: seen.update(jobs=jobs))
-    monkeypatch.setattr("benchmark.parallel.run_here", lambda ctx, mine, threads, earlier=None: seen.update(jobs=1))
+                        lambda ctx, mine, jobs, threads, *_: seen.update(jobs=jobs))
+    monkeypatch.setattr("benchmark.parallel.run_here", lambda ctx, mine, threads, *_: seen.update(jobs=1))
     pending = [(0, s) for s in range(4)]
     for value, jobs in (("3", 3), ("1", 1)):
         monkeypatch.setenv("LITEEVAL_JOBS", value)
@@ -156,7 +156,7 @@ def test_several_pairs_share_one_gpu_as_its_memory_allows(monkeypatch):
     monkeypatch.setattr("benchmark.parallel.available_cores", lambda: 16)
     monkeypatch.setattr("benchmark.parallel.host_available_bytes", lambda: 200 * gib)
     monkeypatch.setattr("benchmark.parallel.run_in_processes",
-                        lambda ctx, mine, jobs, threads, earlier=None: seen.update(jobs=jobs, mine=mine))
+                        lambda ctx, mine, jobs, threads, *_: seen.update(jobs=jobs, mine=mine))
     pending = [(i, s) for i in range(4) for s in (0, 1, 2)]
     info = schedule(GpuRun(), pending, jobs=None, threads=None)
     assert seen["jobs"] == info["jobs"] == MAX_JOBS_PER_GPU and seen["mine"] == pending
@@ -164,7 +164,7 @@ def test_several_pairs_share_one_gpu_as_its_memory_allows(monkeypatch):
 
 def test_torchrun_ranks_take_every_world_th_pair(monkeypatch):
     seen = {}
-    monkeypatch.setattr("benchmark.parallel.run_here", lambda ctx, mine, threads, earlier=None: seen.update(mine=mine))
+    monkeypatch.setattr("benchmark.parallel.run_here", lambda ctx, mine, threads, *_: seen.update(mine=mine))
     pending = [(i, s) for i in range(3) for s in (0, 1)]
     info = schedule(object(), pending, jobs=None, threads=None, rank=1, world=2)
     assert seen["mine"] == pending[1::2]
@@ -182,8 +182,8 @@ def test_the_longest_pairs_start_first_by_earlier_times_from_any_machine(monkeyp
     costs = {"uniform": 5.0, "liteeval": 400.0, "lstm": 45.0}
     seen = {}
     monkeypatch.setattr("benchmark.parallel.run_in_processes",
-                        lambda ctx, mine, jobs, threads, earlier=None: seen.update(mine=mine))
-    monkeypatch.setattr("benchmark.parallel.run_here", lambda ctx, mine, threads, earlier=None: seen.update(mine=mine))
+                        lambda ctx, mine, jobs, threads, *_: seen.update(mine=mine))
+    monkeypatch.setattr("benchmark.parallel.run_here", lambda ctx, mine, threads, *_: seen.update(mine=mine))
     pending = [(i, s) for i in range(len(names)) for s in (0, 1)]
     schedule(ctx, pending, jobs=2, threads=None, costs=costs)
     assert [(names[i], s) for i, s in seen["mine"]] == [
@@ -217,9 +217,9 @@ def test_a_rerun_starts_the_pairs_that_took_longest_before_first_wherever_they_r
     assert runner.earlier_seconds() == ({}, {"uniform": 7.0, "lstm": 300.0})
     order, run_here = [], parallel.run_here
 
-    def watched(ctx, mine, threads, earlier=None):
+    def watched(ctx, mine, threads, earlier=None, elsewhere=None):
         order.extend(ctx.plans[i].name for i, _ in mine)
-        return run_here(ctx, mine, threads, earlier)
+        return run_here(ctx, mine, threads, earlier, elsewhere)
 
     monkeypatch.setattr(parallel, "run_here", watched)
     runner.run()
