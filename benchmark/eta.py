@@ -18,9 +18,9 @@ machine's CPU trains LiteEval-RL in a third of the 2-core VM's time): earlier pa
 they are only when their record was computed on this processor and device type
 (``timed_here``). Another machine's pairs (a clean clone's committed results, on a user's own
 machine) count once this machine has finished a pair of a method they also time: scaled by
-this machine's time over theirs on what it finished (``RunClock.speed``), and the ETA says so. The pairs of
-one method under several labels (a tune's trials, a sweep's points, an ablation's rows) predict
-one another (``method_of``).
+this machine's time over theirs on what it finished (``RunClock.speed``), and the ETA says so.
+The pairs of one method under several labels (a tune's trials, a sweep's points, an ablation's
+rows) predict one another (``method_of``).
 """
 
 from __future__ import annotations
