@@ -176,7 +176,7 @@ def _cmd_online(args: argparse.Namespace) -> int:
     if args.max_k < 1:
         raise UsageError(f"--max-k must be >= 1, got {args.max_k}")
     ctx = RunContext.create(_existing_run(_followup_config(args)))
-    with results_layout.folder_lock(_existing_folder(ctx.out)):
+    with results_layout.folder_lock(ctx.out):
         options = OnlineOptions(budgets=tuple(range(1, args.max_k + 1)), horizon_method=args.horizon_method,
                                 frame_model=args.frame_model)
         table = run_online(ctx, options)
@@ -191,7 +191,7 @@ def _cmd_latency(args: argparse.Namespace) -> int:
     from benchmark.measurement.latency import LATENCY_TABLE, LatencyOptions, run_latency
 
     ctx = RunContext.create(_existing_run(_followup_config(args)))
-    with results_layout.folder_lock(_existing_folder(ctx.out)):
+    with results_layout.folder_lock(ctx.out):
         run_latency(ctx, LatencyOptions(batch=args.latency_batch, repeats=args.repeats, warmup=args.warmup))
         # The folder's table gains the estimate as a column, from the saved pairs (nothing is recomputed);
         # its provenance.json, which describes the run that computed them, is kept.
