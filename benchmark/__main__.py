@@ -13,6 +13,7 @@ from benchmark.config import DEFAULT_SEEDS, RunConfig
 from benchmark.precision import DEFAULT as DEFAULT_PRECISION
 from benchmark.precision import PRECISIONS
 from benchmark.protocol.budget import Budget
+from benchmark.protocol.settings import SELECTION_TRIALS
 from benchmark.protocol.splits import VALIDATION_FRACTION, VALIDATION_SEED
 from datasets.common.cli import run_cli
 from datasets.common.errors import UsageError
@@ -113,8 +114,9 @@ def _print_table(texts: dict[str, str]) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from benchmark.runner import run
+    from benchmark.select_first import settle
 
-    return _print_table(run(_config(args)))
+    return _print_table(run(settle(_config(args), args.settings_from)))
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
@@ -276,7 +278,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     results = Path(args.results_dir)
     if args.check:
-        from benchmark.presentation.audit import check
+        from benchmark.presentation.audit import check, not_learnt
 
         if not results.is_dir():
             raise FileNotFoundError(f"--results-dir {results}: no such folder")
@@ -284,6 +286,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         problems = check(results, names)
         for problem in problems:
             print(problem.line())
+        for line in not_learnt(results, names):
+            print(line)
         folders = len({p.folder for p in problems})
         print(f"report --check: {len(names)} published folders, "
               + (f"{len(problems)} problem(s) in {folders}" if problems else "every one passes"))
@@ -344,14 +348,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="train and evaluate methods, write the comparison table under results/")
     _run_options(p, methods=True)
+    p.add_argument("--settings-from", metavar="NAME",
+                   help="train with the settings chosen on another store (results/NAME.settings.json, or a path to "
+                        "one), marked in the caption and on every row they cover; by default a store is run with its "
+                        "own, chosen first on its validation part where it has none (benchmark/select_first.py)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("tune", help="search each method's declared settings on the held-out validation part of the "
                                     "training split (the same number of trials for every method; the evaluation "
                                     "split is never read); writes a config file for run --config")
     _run_options(p, methods=True, seeds=(0,), evaluates=False)
-    p.add_argument("--trials", type=int, default=4, help="settings tried per method; the first is the method's "
-                                                         "current one (default 4)")
+    p.add_argument("--trials", type=int, default=SELECTION_TRIALS,
+                   help="settings tried per method; the first is the method's current one (default "
+                        f"{SELECTION_TRIALS})")
     p.add_argument("--tune-seed", type=int, default=0, help="seed of the random draw of settings (default 0)")
     p.add_argument("--space", help="a JSON object of setting -> candidate values that replaces the methods' declared "
                                    "search spaces (keys: Hparams fields or train.<setting>)")
@@ -455,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", metavar="METHOD", help="default: every method of the extended suite")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default: 0 1 2)")
     p.add_argument("--tune-seeds", nargs="+", type=int, default=[0], help="seeds of each trial (default: 0)")
-    p.add_argument("--trials", type=int, default=4, help="trials per method, the same for every method (default 4)")
+    p.add_argument("--trials", type=int, default=SELECTION_TRIALS,
+                   help=f"trials per method, the same for every method (default {SELECTION_TRIALS})")
     p.add_argument("--points", type=int, default=3, help="points per cost knob in the curves stage (default 3)")
     p.add_argument("--steps", type=int, help="exactly this many steps per pair (a quick run; default: the budget "
                                              "rule)")

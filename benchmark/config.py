@@ -31,6 +31,9 @@ from datasets.common.paths import name_problem
 TRAIN_PREFIX = "train."
 #: Seeds lie in [0, MAX_SEED): NumPy refuses negative seeds and torch overflows past 2**63.
 MAX_SEED = 2**32
+#: A settings record's own entry (benchmark/protocol/settings.py): which store chose the tables
+#: beside it. Not a method: a config file read from a record leaves it out.
+STORE_KEY = "_store"
 #: Training seeds of the main job: one seed supports no conclusion.
 DEFAULT_SEEDS = (0, 1, 2)
 
@@ -104,6 +107,9 @@ class RunConfig:
     unchecked: bool = False
     # Settings for this run without a file, applied over the config file: "method.key=value" (--set).
     overrides: list[str] = field(default_factory=list)
+    # Where the settings come from when `run` chose them (benchmark/protocol/settings.py Origin, as a dict):
+    # the caption says it and rows run with another store's settings are marked. None: as given.
+    settings_origin: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.seeds:
@@ -164,6 +170,7 @@ def load_method_config(path: str | Path | None) -> dict[str, dict[str, Any]]:
             raise UsageError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise UsageError(f"{path}: expected one table (object) per method name")
+    data.pop(STORE_KEY, None)  # a settings record's note of the store it was chosen on
     return data
 
 

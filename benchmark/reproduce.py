@@ -46,6 +46,8 @@ from benchmark.config import available_cores, environment_jobs
 from benchmark.eta import machine_here, method_of, timed_here
 from benchmark.experiments.defaults import REPRODUCE_STAGES
 from benchmark.experiments.studies import CHECKS, STUDIES, Check, Study
+from benchmark.protocol import settings as store_settings
+from benchmark.protocol.settings import SELECTION_TRIALS
 from benchmark.results import is_published_root, read_json
 from datasets.common.atomic import atomic_write_json
 from datasets.common.errors import UsageError
@@ -71,7 +73,7 @@ class Options:
     methods: list[str] | None = None  # default: every method of the extended suite
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     tune_seeds: list[int] = field(default_factory=lambda: [0])
-    trials: int = 4
+    trials: int = SELECTION_TRIALS  # the same selection `run` gives a store without settings
     points: int = 3
     steps: int | None = None  # exactly this many steps per pair (quick runs; default: the budget rule)
     device: str = "auto"
@@ -169,11 +171,28 @@ def _datasets(options: Options) -> list[str]:
     return list(dict.fromkeys([options.dataset, *others]))
 
 
+def choosers(options: Options, upto: int | None = None, dataset: str | None = None) -> list[str]:
+    """The results folders whose choices ``merged_settings`` merges, in order."""
+    dataset = dataset or options.dataset
+    studies = [s.name for s in studies_of(options)[:upto] if s.dataset == dataset]
+    return [f"{run_name(options)}-tune", *studies] if dataset == options.dataset else studies
+
+
 def write_settings(options: Options, upto: int | None = None, dataset: str | None = None) -> Path:
+    """The settings record (benchmark/protocol/settings.py): the merged choices, and the store they
+    were chosen on as the choosing runs' provenance names it, so that `run` finds it by identity."""
     path = settings_path(options, dataset)
-    settings = merged_settings(options, upto, dataset)
-    if read_json(path) != settings:
-        atomic_write_json(path, settings)
+    methods = merged_settings(options, upto, dataset)
+    folders = choosers(options, upto, dataset)
+    store: dict[str, Any] = {}
+    for folder in folders:
+        store = (_load(Path(options.results_dir) / folder / layout.PROVENANCE).get("dataset") or {})
+        if store:
+            break
+    dataset = dataset or options.dataset
+    label = run_name(options) if dataset == options.dataset else Path(dataset).name
+    store_settings.write(path, store=store.get("name") or label, fingerprint=store.get("fingerprint"), methods=methods,
+                         chosen_by=folders)
     return path
 
 

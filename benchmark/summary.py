@@ -23,7 +23,7 @@ from benchmark.measurement import bootstrap, costs
 from benchmark.measurement.latency import LATENCY_FILE, caption_note, device_label
 from benchmark.plans import MethodPlan
 from benchmark.presentation import tables
-from benchmark.protocol import preset_origin
+from benchmark.protocol import learned, preset_origin, settings
 from benchmark.record import PairRecord
 from datasets.common.atomic import atomic_write_json
 from methods.registry import is_builtin
@@ -227,8 +227,9 @@ def write(ctx: RunContext, columns: list[str] | None = None, *,
     online.update({name: next(iter(seeds.values())).online for name, seeds in others.items()})
     diffs = differences(ctx, list(found))
     measured = latency(ctx)
+    origin = settings.Origin.from_dict(ctx.cfg.settings_origin)
     summary = tables.summary_frame(found, online, {p.name: p.display or p.cls.shown_name() for p in ctx.plans},
-                                   diffs, measured)
+                                   diffs, measured, origin.marked() if origin else None)
     document: dict[str, Any] = {"summary": tables.summary_records(summary, diffs),
                                 "per_seed": {name: {seed: r.to_json() for seed, r in seeds.items()}
                                              for name, seeds in found.items()}}
@@ -238,10 +239,14 @@ def write(ctx: RunContext, columns: list[str] | None = None, *,
     if execution is not None:
         atomic_write_json(ctx.out / results.PROVENANCE, provenance_of(ctx, execution))
     text = caption(ctx, with_differences=bool(diffs), left_out=left_out)
+    if origin is not None:
+        text += " " + origin.sentence()
     if measured is not None:
         text += " " + caption_note(measured)
     stale = {r["display_name"]: r["stale"] for r in summary.to_dict("records") if tables.is_stale(r)}
-    marks = [tables.stale_note(stale, len(summary))]
+    marks = [tables.stale_note(stale, len(summary)),
+             learned.note({r["display_name"]: r["did_not_learn"] for r in summary.to_dict("records")
+                           if tables.did_not_learn(r)})]
     if ctx.unchecked:
         names = {p.name: p.display or p.cls.shown_name() for p in ctx.plans}
         marks.append("Not checked: " + "; ".join(

@@ -13,6 +13,10 @@ checked for what would make a table of it something no command produces from the
 * **stale curves**: online curves (online.json) read from models computed again after them, or
   from pairs the table no longer shows.
 
+Rows whose method did not learn (benchmark/protocol/learned.py) are listed too, one line per
+folder (``not_learnt``): the tables mark them, so they are not a problem of the files and do not
+change the exit status, but nobody should cite such a row as a method's result.
+
 Each problem is one line naming the folder, the kind and what to do; the command exits 1 when
 there is any. It reads the folders and writes nothing. ``python -m benchmark report`` publishes
 only the folders this check passes (benchmark/presentation/report.py): a folder with a problem
@@ -28,7 +32,7 @@ from typing import Any
 
 from benchmark import results as layout
 from benchmark.code_fingerprint import stale_reason
-from benchmark.protocol import preset_origin
+from benchmark.protocol import learned, preset_origin
 from benchmark.results import pair_state, read_json, remembering_pair_states, unbacked_pairs
 from datasets.common.progress import progress_bar
 
@@ -175,6 +179,19 @@ def check_folder(folder: Path) -> list[Problem]:
     found = (_stale(folder, pairs) + _machines(name, per_seed) + _selection(name, folder)
              + _coverage(name, folder, per_seed) + _online(name, folder, per_seed))
     return sorted(found, key=lambda p: KINDS.index(p.kind))
+
+
+def not_learnt(results: Path, names: list[str]) -> list[str]:
+    """One line per published folder with rows that did not learn (benchmark/protocol/learned.py):
+    not a problem of its files (the tables mark those rows), but what a reader of the folder
+    must know before citing a row of it."""
+    lines = []
+    for name in sorted(names):
+        found = learned.row_verdicts(_per_seed(results / name))
+        if found:
+            lines.append(f"results/{name}: did not learn (marked in its tables): "
+                         + "; ".join(f"{label}: {why}" for label, why in found.items()))
+    return lines
 
 
 def check(results: Path, names: list[str]) -> list[Problem]:

@@ -30,7 +30,7 @@ import pandas as pd
 from benchmark import results as layout
 from benchmark.experiments.studies import CHECKS, STUDIES
 from benchmark.presentation import audit, paper, stream_text, tables
-from benchmark.protocol import preset_origin
+from benchmark.protocol import learned, preset_origin
 from benchmark.results import folder_lock, online_summary, read_json, remembering_pair_states, unbacked_pairs
 from datasets.common.atomic import atomic_write_text
 from datasets.common.errors import UsageError
@@ -199,10 +199,15 @@ def marks(folder: Path) -> tuple[dict[str, str], str]:
     """The folder's stale rows, and the caption sentences a table of it owes its reader: which
     rows are stale, and which rest on presets chosen on the test split (benchmark/protocol/preset_origin.py)."""
     stale = stale_rows(folder)
-    rows = len(_read_json(folder / layout.SUMMARY).get("per_seed") or {})
+    document = _read_json(folder / layout.SUMMARY)
+    rows = len(document.get("per_seed") or {})
     tuning = (folder / layout.TUNE_JSON).is_file()  # a tune re-chooses presets: its trials are not rows resting on one
     on_test = {} if tuning else preset_origin.chosen_on_test(preset_origin.folder_rows(folder))
-    return stale, " ".join(filter(None, [tables.stale_note(stale, rows), preset_origin.note(on_test)]))
+    names = document.get("summary") or {}
+    not_learnt = {(names.get(label) or {}).get("display_name") or label: why
+                  for label, why in learned.row_verdicts(document.get("per_seed") or {}).items()}
+    return stale, " ".join(filter(None, [tables.stale_note(stale, rows), learned.note(not_learnt),
+                                         preset_origin.note(on_test)]))
 
 
 def _trials_table(folder: Path) -> str:

@@ -12,6 +12,7 @@ hits expected from as many reads placed at random within each video (benchmark/m
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from benchmark.protocol import learned
 from benchmark.record import PairRecord
 from benchmark.results import TABLE_CSV, TABLE_MD, TABLE_TEX, WEIGHTS
 from datasets.common.atomic import atomic_write_text
@@ -74,6 +76,7 @@ def measured_estimates(latency: dict[str, Any], name: str, records: dict[str, Pa
 def summary_frame(
     metrics: dict[str, dict[str, PairRecord]], online: dict[str, bool], display: dict[str, str] | None = None,
     differences: dict[str, dict[str, Any]] | None = None, latency: dict[str, Any] | None = None,
+    settings_of: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """One row per method: means and standard deviations over seeds (numbers, for the CSV),
     and the difference to ``BASELINE`` with its interval where ``differences`` has one."""
@@ -105,6 +108,8 @@ def summary_frame(
             row["latency_device"] = latency["device_label"]
         reasons = sorted({m.stale for m in per_seed if m.stale})
         row["stale"] = "; ".join(reasons)  # "" when every seed was computed by the current code
+        row["did_not_learn"] = learned.row_verdict(metrics[name])  # "" when every seed learned
+        row["settings_of"] = (settings_of or {}).get(name, "")  # the mark of settings chosen on another store
         delta = (differences or {}).get(name)
         row["delta_map"], row["delta_map_ci_low"], row["delta_map_ci_high"] = (
             (100 * delta["estimate"], 100 * delta["ci_low"], 100 * delta["ci_high"]) if delta else (np.nan,) * 3)
@@ -123,6 +128,10 @@ def summary_records(summary: pd.DataFrame, differences: dict[str, dict[str, Any]
             std = row[f"{key}_std"]
             mean = row[f"{key}_mean"]
             entry[key] = {"mean": None if np.isnan(mean) else mean, "std": None if np.isnan(std) else std}
+        if did_not_learn(row):
+            entry["did_not_learn"] = row["did_not_learn"]
+        if isinstance(row.get("settings_of"), str) and row["settings_of"]:
+            entry["settings_of"] = row["settings_of"]
         if row["method"] in differences:
             entry[f"delta_map_vs_{BASELINE}"] = {**differences[row["method"]], "unit": "mAP (0..1)"}
         out[row["method"]] = entry
@@ -154,6 +163,28 @@ def stale_name(name: str) -> str:
     return f"{name} {STALE_MARK}"
 
 
+def did_not_learn(row: dict[str, Any]) -> bool:
+    """Whether a summary row (a dict of table.csv) is of a method that did not learn (older tables have no column)."""
+    return isinstance(row.get("did_not_learn"), str) and bool(row["did_not_learn"])
+
+
+def shown_name(row: dict[str, Any]) -> str:
+    """A row's name with the marks its records and its run owe whatever the code is: settings chosen on
+    another store (benchmark/protocol/settings.py), a method that did not learn
+    (benchmark/protocol/learned.py). The stale mark, which depends on the code, is put on after
+    (``stale_name``)."""
+    name = row["display_name"]
+    if isinstance(row.get("settings_of"), str) and row["settings_of"]:
+        name = f"{name} {row['settings_of']}"
+    return f"{name} {learned.MARK}" if did_not_learn(row) else name
+
+
+def _unmarked(cell: str) -> str:
+    """A written row name without the marks ``shown_name`` put on it."""
+    cell = cell.removesuffix(f" {learned.MARK}")
+    return re.sub(r" \(settings of [^()]*\)$", "", cell)
+
+
 def stale_note(stale: dict[str, str], rows: int | None = None) -> str:
     """The caption sentence for the stale rows (row name -> why) of a table of ``rows`` rows, ""
     for none."""
@@ -176,9 +207,9 @@ def mark_stale_rows(markdown: str, names: set[str]) -> str:
     lines = strip_marks(markdown).split("\n")
     for i, line in enumerate(lines):
         cells = line.split("|")
-        if i >= 2 and line.startswith("|") and len(cells) > 2 and cells[1].strip() in names:
-            name = cells[1].strip()
-            cells[1] = cells[1].replace(name, stale_name(name), 1)
+        if i >= 2 and line.startswith("|") and len(cells) > 2 and _unmarked(cells[1].strip()) in names:
+            shown = cells[1].strip()
+            cells[1] = cells[1].replace(shown, stale_name(shown), 1)
             lines[i] = "|".join(cells)
     return "\n".join(lines)
 
@@ -200,7 +231,7 @@ def display_frame(summary: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for r in summary.to_dict("records"):
         rows.append({
-            "Method": stale_name(r["display_name"]) if is_stale(r) else r["display_name"],
+            "Method": stale_name(shown_name(r)) if is_stale(r) else shown_name(r),
             "Online": "yes" if r["online"] else "no",
             "mAP (%)": _pm(r["map_mean"], r["map_std"], 1),
             "Δ mAP vs Uniform [95% CI]": _delta(r),
@@ -262,7 +293,8 @@ def tune_markdown(rows: list[dict[str, Any]], *, scored_on: str) -> str:
     heading = "Validation mAP (%)" if scored_on == "validation" else f"{scored_on.capitalize()} mAP (%), what chose"
     shown = []
     for r in rows:
-        row = {"Method": _display_name(r["method"]), "Trial": str(r["trial"]), "Setting": setting_text(r["setting"]),
+        method = _display_name(r["method"]) + (f" {learned.MARK}" if r.get("did_not_learn") else "")
+        row = {"Method": method, "Trial": str(r["trial"]), "Setting": setting_text(r["setting"]),
                heading: f"{r['validation_map']:.1f}", "GFLOPs/video": f"{r['gflops']:.1f}"}
         if "within_noise" in r:
             row["± 1 SE of the best"] = "yes" if r["within_noise"] else ""

@@ -32,7 +32,7 @@ from benchmark.config import MAX_SEED, TRAIN_PREFIX, RunConfig, as_config
 from benchmark.context import RunContext
 from benchmark.plans import MethodPlan, plan_methods
 from benchmark.presentation import tables
-from benchmark.protocol import selection
+from benchmark.protocol import learned, selection
 from benchmark.runner import Runner
 from benchmark.stores import dataset_label, resolve_store
 from datasets.common.atomic import atomic_write_json, atomic_write_text
@@ -187,7 +187,8 @@ def trial_rows(ctx: RunContext, settings: dict[str, tuple[str, int, dict[str, An
         candidates.setdefault(method, []).append(
             selection.candidate(k, scores, labels, gflops, ctx.validation_counts))
         rows.append({"method": method, "trial": k, "setting": setting,
-                     "validation_map_per_seed": [100 * r.map for r in per_seed.values()]})
+                     "validation_map_per_seed": [100 * r.map for r in per_seed.values()],
+                     "did_not_learn": learned.row_verdict(per_seed)})
     verdicts = {(method, v.key): v for method, found in candidates.items() for v in selection.choose(found).verdicts}
     for row in rows:
         verdict = verdicts[row["method"], row["trial"]]

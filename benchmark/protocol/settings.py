@@ -1,0 +1,171 @@
+"""Settings chosen on a store, found by the store's identity: what a fair run on it trains with.
+
+A method's settings fit the store they were chosen on; another store's may leave it untrained
+(issue 43: on a store nobody had tuned on, seven of eleven rows fell far below what the same
+methods reach once chosen there). So the choice is the store's own, and it is looked up by what
+the store *is* (its fingerprint: benchmark/stores.py ``dataset_fingerprint``), never by a name
+that another store may share.
+
+``results/<name>.settings.json`` is a config file (one table per method, what ``run --config``
+takes) plus one entry of its own, ``_store`` (``STORE_KEY``): the store's name and fingerprint
+and the selection runs that chose the tables. ``python -m benchmark reproduce`` writes it for the
+repository's stores; ``python -m benchmark run`` writes one the first time it meets a store without
+one (benchmark/select_first.py). A record covers the methods it has a table for; a method
+without one has not been chosen on the store.
+
+How a run's settings are described (``Origin``) goes into its provenance, its caption and, where
+they were chosen on another store, into every affected row's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmark.config import STORE_KEY
+from benchmark.results import read_json
+from datasets.common.atomic import atomic_write_json
+from datasets.common.errors import UsageError
+
+#: What names a settings record: results/<name>.settings.json.
+SUFFIX = ".settings.json"
+#: The selection every method gets on a store without settings: the same for every method, as in
+#: ``python -m benchmark reproduce``'s tune (its defaults read these).
+SELECTION_TRIALS = 4
+SELECTION_SEEDS = (0,)
+#: Synthetic presets made for trying the harness out, too small to choose settings on (``tiny``:
+#: 160 videos, about two validation videos a class): a run on one trains the class defaults and says so.
+TRY_OUT_PRESETS = ("tiny",)
+#: How rows run with another store's settings are marked, completed with that store's name.
+FOREIGN_MARK = "(settings of {store})"
+
+
+@dataclass(frozen=True)
+class Record:
+    """A store's settings record (module docstring)."""
+
+    path: Path
+    store: str  # the store's name when chosen
+    fingerprint: str | None  # None: a record written before records said which store they were chosen on
+    methods: dict[str, dict[str, Any]]  # method -> its table of the config file
+    chosen_by: tuple[str, ...] = ()  # results folders of the selection runs that chose the tables
+
+    @property
+    def name(self) -> str:
+        return self.path.name.removesuffix(SUFFIX)
+
+
+def read(path: Path) -> Record | None:
+    """The record at ``path``; None where there is none. A file that is not one is an error."""
+    if not path.is_file():
+        return None
+    data = read_json(path)
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise UsageError(f"{path}: not a settings record (one table per method, and {STORE_KEY}); rewrite it with "
+                         "`python -m benchmark reproduce --stages tune` or remove it")
+    meta = data.get(STORE_KEY) or {}
+    return Record(path=path, store=str(meta.get("name") or path.name.removesuffix(SUFFIX)),
+                  fingerprint=meta.get("fingerprint"), methods={k: v for k, v in data.items() if k != STORE_KEY},
+                  chosen_by=tuple(meta.get("chosen_by") or ()))
+
+
+def records(root: Path) -> list[Record]:
+    """Every settings record under ``root``, by name."""
+    return [r for path in sorted(root.glob(f"*{SUFFIX}")) if (r := read(path)) is not None]
+
+
+def find(root: Path, fingerprint: str) -> Record | None:
+    """The record chosen on the store with ``fingerprint``, if ``root`` holds one."""
+    return next((r for r in records(root) if r.fingerprint == fingerprint), None)
+
+
+def named(root: Path, name: str) -> Record:
+    """The record ``--settings-from`` names: results/<name>.settings.json, or a path to one."""
+    path = Path(name) if name.endswith(SUFFIX) else root / f"{name}{SUFFIX}"
+    record = read(path)
+    if record is None:
+        known = ", ".join(r.name for r in records(root)) or "none"
+        raise UsageError(f"--settings-from {name}: no settings record {path}; records under {root}: {known}")
+    return record
+
+
+def path_for(root: Path, label: str, fingerprint: str) -> Path:
+    """Where a new record of the store (named ``label``) goes: results/<label>.settings.json, unless
+    another store's record has that name (the same preset at another --data-seed, two stores
+    both called "features"): then the name carries the fingerprint too."""
+    path = root / f"{label}{SUFFIX}"
+    taken = read(path)
+    if taken is None or taken.fingerprint == fingerprint:
+        return path
+    return root / f"{label}-{fingerprint[:8]}{SUFFIX}"
+
+
+def write(path: Path, *, store: str, fingerprint: str | None, methods: dict[str, dict[str, Any]],
+          chosen_by: list[str] | tuple[str, ...]) -> None:
+    """Write the record atomically (unchanged content: the file is left as it is)."""
+    data: dict[str, Any] = {STORE_KEY: {"name": store, "fingerprint": fingerprint, "chosen_by": list(chosen_by)},
+                            **methods}
+    if read_json(path) != data:
+        atomic_write_json(path, data)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a run's settings come from, as its provenance records it and its caption says it.
+
+    ``kind``: "own" (chosen on this store), "other" (chosen on another store, on purpose:
+    ``--settings-from``), "defaults" (the class defaults on a store too small to choose on)."""
+
+    kind: str
+    store: str = ""  # the store the settings were chosen on ("own", "other")
+    record: str = ""  # the record's path
+    chosen_by: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()  # the run's methods the record covers
+    uncovered: tuple[str, ...] = ()  # the run's methods it does not (class defaults): "other" only
+    why: str = ""  # "defaults": why nothing was chosen here
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Origin | None:
+        if not isinstance(data, dict) or data.get("kind") not in ("own", "other", "defaults"):
+            return None
+        text = {k: str(data.get(k) or "") for k in ("kind", "store", "record", "why")}
+        names = {k: tuple(data.get(k) or ()) for k in ("chosen_by", "methods", "uncovered")}
+        return cls(text["kind"], text["store"], text["record"], names["chosen_by"], names["methods"],
+                   names["uncovered"], text["why"])
+
+    def marked(self) -> dict[str, str]:
+        """Method -> the mark its row carries: every method of another store's record."""
+        if self.kind != "other":
+            return {}
+        return {method: FOREIGN_MARK.format(store=self.store) for method in self.methods}
+
+    def sentence(self) -> str:
+        """The caption's sentence on the settings."""
+        if self.kind == "own":
+            beside = Path(self.record).parent
+            by = f", by {', '.join(str(beside / f) for f in self.chosen_by)}" if self.chosen_by else ""
+            return (f"Settings: chosen on this store's validation part ({self.record}{by}; the same selection for "
+                    "every method: benchmark/protocol/settings.py).")
+        if self.kind == "other":
+            text = (f"Settings: chosen on another store, {self.store} ({self.record}), not on this one, on purpose "
+                    f"(--settings-from): rows marked {FOREIGN_MARK.format(store=self.store)} were not selected here "
+                    "and may be far from what the method reaches once chosen on this store.")
+            if self.uncovered:
+                text += f" {', '.join(self.uncovered)}: class defaults (that record has no settings for them)."
+            return text
+        return f"Settings: the methods' class defaults, not chosen on this store ({self.why})."
+
+
+#: Origins are recorded in provenance.json under this key of the run's config (RunConfig.settings_origin).
+ORIGIN_FIELD = "settings_origin"
+
+
+def origin_of(provenance: dict[str, Any]) -> Origin | None:
+    """A folder's settings origin, from its provenance.json (None: written before origins were recorded,
+    or settings given by hand: --config, --no-presets)."""
+    return Origin.from_dict(((provenance or {}).get("config") or {}).get(ORIGIN_FIELD))
+

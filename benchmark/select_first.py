@@ -1,0 +1,117 @@
+"""``python -m benchmark run`` on a store: its own settings, chosen first where it has none.
+
+Users run the suite on their own features, and the table it gives them is what they cite. Where
+the methods' settings were chosen on another store, a method may be left untrained on theirs and
+its row would not say so (issue 43). So the default path of ``run`` is the fair one:
+
+1. the store's own settings record (benchmark/protocol/settings.py), found by its fingerprint,
+   covers every method of the run: the run trains with it;
+2. it covers some or none: ``run`` first chooses the missing methods' settings on the store's
+   validation part, as ``python -m benchmark reproduce``'s tune does (``SELECTION_TRIALS``
+   trials of each method's search space, seed 0, the run's budget, the cheapest within noise
+   of the best), into results/<store>-tune, writes the record, then trains the table with it.
+   The tune resumes pair by pair like any run, and prints its plan and ETA as one;
+3. ``--settings-from NAME`` uses another store's record on purpose: the caption and every row
+   it covers say whose settings they are;
+4. a try-out store (``tiny``) is too small to choose on: the class defaults, said in the caption.
+
+Settings given by hand (``--config``, ``--no-presets``) are used as given, as before: that is
+what ``reproduce`` and the studies run with.
+
+Choosing first rather than refusing, because the fair table is what a user came for: refusing
+would hand them a second command to find and type, and the cheaper unfair path (another store's
+settings) stays one flag away, marked.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from benchmark.config import RunConfig
+from benchmark.plans import MethodPlan, plan_methods
+from benchmark.protocol import settings
+from benchmark.stores import dataset_fingerprint, dataset_label, resolve_store
+from datasets.common.distributed import launched_world
+from datasets.common.errors import UsageError
+from datasets.store.reader import FeatureStore
+
+log = logging.getLogger(__name__)
+
+
+def settle(cfg: RunConfig, settings_from: str | None = None) -> RunConfig:
+    """``cfg`` with the settings its store is run with (module docstring), choosing them first where
+    the store has none for some of its methods."""
+    given = cfg.config_file is not None or not cfg.presets
+    if settings_from is not None and given:
+        raise UsageError("--settings-from: the settings are already given by "
+                         f"{'--config' if cfg.config_file else '--no-presets'}; use one of them")
+    if given or cfg.selection:
+        return cfg
+    store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
+    fingerprint, label = dataset_fingerprint(store), dataset_label(cfg.dataset, store)
+    root = Path(cfg.results_root)
+    plans = plan_methods(replace(cfg, presets=False), store.manifest.name)
+    if settings_from is not None:
+        record = settings.named(root, settings_from)
+        kind = "own" if record.fingerprint == fingerprint else "other"
+        covered = tuple(p.name for p in plans if p.name in record.methods)
+        origin = settings.Origin(kind, store=record.store, record=str(record.path), chosen_by=record.chosen_by,
+                                 methods=covered, uncovered=tuple(p.name for p in plans if p.name not in covered))
+        if kind == "own" and origin.uncovered:  # its own record, partly: choose the rest as on the default path
+            return _own(cfg, label, fingerprint, root, plans)
+        return _with(cfg, record, origin)
+    preset = (store.manifest.provenance or {}).get("preset")
+    if (store.manifest.provenance or {}).get("kind") == "synthetic" and preset in settings.TRY_OUT_PRESETS:
+        videos = sum(split.num_videos for split in store.manifest.splits.values())
+        why = f"{preset} is a store for trying the harness out, too small to choose settings on ({videos} videos)"
+        return replace(cfg, presets=False, settings_origin=settings.Origin("defaults", why=why).to_dict())
+    return _own(cfg, label, fingerprint, root, plans)
+
+
+def _with(cfg: RunConfig, record: settings.Record, origin: settings.Origin) -> RunConfig:
+    return replace(cfg, presets=False, config_file=str(record.path), settings_origin=origin.to_dict())
+
+
+def _own(cfg: RunConfig, label: str, fingerprint: str, root: Path, plans: list[MethodPlan]) -> RunConfig:
+    """The store's own record, after choosing the settings of the methods it lacks."""
+    record = settings.find(root, fingerprint)
+    missing = [p for p in plans if record is None or p.name not in record.methods]
+    if missing or record is None:
+        record = choose(cfg, label, fingerprint, root, record, [p.spec for p in missing],
+                        [p.name for p in missing])
+    origin = settings.Origin("own", store=record.store, record=str(record.path), chosen_by=record.chosen_by,
+                             methods=tuple(p.name for p in plans))
+    return _with(cfg, record, origin)
+
+
+def choose(cfg: RunConfig, label: str, fingerprint: str, root: Path, record: settings.Record | None,
+           specs: list[str], names: list[str]) -> settings.Record:
+    """Tune ``specs`` on the store's validation part and add their choices to its record."""
+    from benchmark.protocol.tune import tune
+
+    path = record.path if record is not None else settings.path_for(root, label, fingerprint)
+    name = f"{path.name.removesuffix(settings.SUFFIX)}-tune"
+    if launched_world() > 1:
+        raise UsageError(f"{path}: no settings chosen on this store for {', '.join(names)}; choose them first with "
+                         f"`torchrun ... -m benchmark tune --dataset {cfg.dataset} --methods {' '.join(specs)} "
+                         f"--trials {settings.SELECTION_TRIALS} --no-presets --name {name}` and add the choices to "
+                         f"{path}, or pass --settings-from NAME to use another store's settings (marked)")
+    log.warning("%s: no settings chosen on this store (fingerprint %s) for %s; choosing them first on its validation "
+                "part: %d trials of each, seed %s, the run's budget, into %s (the same selection for every method; "
+                "--settings-from NAME uses another store's settings instead, marked)", path, fingerprint,
+                ", ".join(names), settings.SELECTION_TRIALS, ", ".join(map(str, settings.SELECTION_SEEDS)),
+                root / name)
+    tune_cfg = replace(cfg, methods=specs, presets=False, config_file=None, overrides=[],
+                       seeds=list(settings.SELECTION_SEEDS), name=name, force=False, eval_split=None,
+                       reread_evidence=False, settings_origin=None)
+    result = tune(tune_cfg, trials=settings.SELECTION_TRIALS, tune_seed=0)
+    if result is None:  # not reached: torchrun was refused above
+        raise RuntimeError("tune returned no choice on rank 0")
+    methods = {**(record.methods if record is not None else {}), **result.best}
+    chosen_by = tuple(dict.fromkeys([*(record.chosen_by if record is not None else ()), name]))
+    settings.write(path, store=label, fingerprint=fingerprint, methods=methods, chosen_by=chosen_by)
+    found = settings.read(path)
+    assert found is not None
+    return found

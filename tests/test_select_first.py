@@ -1,0 +1,130 @@
+"""A dataset the suite has never seen gets its own selection on `run`'s default path (issue 43;
+benchmark/select_first.py, benchmark/protocol/settings.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmark.__main__ import main
+from benchmark.config import STORE_KEY, load_method_config
+from benchmark.protocol import settings
+from benchmark.results import TABLE_MD, TUNE_JSON
+from datasets.common.gitinfo import REPO
+from tests.helpers import poison_split
+
+QUICK = ["--steps", "3", "--seeds", "0", "--jobs", "1"]
+
+
+@pytest.fixture(scope="module")
+def unseen(tmp_path_factory) -> Path:
+    """A store no selection has read: the `tiny` generator's shape at another seed, made as a user's
+    own store is (no synthetic preset name), so it is not a try-out store."""
+    from datasets.sources.synthetic import preset, synthesize
+
+    out = tmp_path_factory.mktemp("unseen") / "unseen"
+    return synthesize(preset("tiny"), out, seed=5, name="unseen", preset_name=None, show_progress=False)
+
+
+def _run(store: Path, root: Path, *extra: str, methods=("uniform",)) -> int:
+    return main(["-q", "run", "--dataset", str(store), "--methods", *methods, *QUICK, "--results-dir", str(root),
+                 *extra])
+
+
+def test_a_store_without_settings_has_them_chosen_first_then_found_by_its_fingerprint(unseen, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="benchmark.select_first"):
+        assert _run(unseen, tmp_path) == 0
+    assert any("no settings chosen on this store" in r.getMessage() for r in caplog.records)
+    record = settings.read(tmp_path / "unseen.settings.json")
+    assert record is not None and set(record.methods) == {"uniform"} and record.chosen_by == ("unseen-tune",)
+    tune = json.loads((tmp_path / "unseen-tune" / TUNE_JSON).read_text())
+    assert tune["trials_per_method"] == settings.SELECTION_TRIALS and tune["scored_on"] == "validation"
+    assert record.methods["uniform"] == tune["chosen"]["uniform"]
+    provenance = json.loads((tmp_path / "unseen" / "provenance.json").read_text())
+    assert record.fingerprint == provenance["dataset"]["fingerprint"]
+    assert provenance["config"]["config_file"] == str(record.path) and provenance["config"]["presets"] is False
+    table = (tmp_path / "unseen" / TABLE_MD).read_text()
+    assert "Settings: chosen on this store's validation part" in table and "(settings of" not in table
+    # Run again, with one more method: only that method is chosen; Uniform's choice is kept as it was.
+    caplog.clear()
+    trials_before = sorted(p.name for p in (tmp_path / "unseen-tune" / "runs").iterdir())
+    with caplog.at_level(logging.WARNING, logger="benchmark.select_first"):
+        assert _run(unseen, tmp_path, methods=("uniform", "lstm")) == 0
+    [message] = [r.getMessage() for r in caplog.records if "no settings chosen" in r.getMessage()]
+    assert "for lstm;" in message and "uniform" not in message.split(" for ")[1].split(";")[0]
+    again = settings.read(tmp_path / "unseen.settings.json")
+    assert again is not None and set(again.methods) == {"uniform", "lstm"}
+    assert again.methods["uniform"] == record.methods["uniform"]
+    trials_after = sorted(p.name for p in (tmp_path / "unseen-tune" / "runs").iterdir())
+    assert set(trials_before) < set(trials_after) and all(t.startswith(("uniform", "lstm")) for t in trials_after)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="benchmark.select_first"):
+        assert _run(unseen, tmp_path, methods=("uniform", "lstm")) == 0  # everything chosen: no selection
+    assert not [r for r in caplog.records if "no settings chosen" in r.getMessage()]
+
+
+def test_the_choice_does_not_depend_on_the_evaluation_split_even_with_two_workers(unseen, tmp_path, capsys):
+    """The selection on the default path is a selection run: the evaluation split is out of its reach, in
+    its workers too. A poisoned evaluation split (labels shuffled, frames NaN) changes nothing chosen."""
+    clean, dirty = tmp_path / "clean", tmp_path / "dirty"
+    poisoned = poison_split(unseen, tmp_path / "store" / "unseen", "test")
+    args = ["--methods", "uniform", "lstm", "--steps", "3", "--seeds", "0", "--jobs", "2"]
+    assert main(["-q", "tune", "--dataset", str(unseen), *args, "--no-presets", "--results-dir", str(clean),
+                 "--name", "unseen-tune"]) == 0
+    capsys.readouterr()
+    # The selection runs to its end; only the table, which reads the evaluation split, meets the poison.
+    assert main(["-q", "run", "--dataset", str(poisoned), *args, "--results-dir", str(dirty)]) == 2
+    assert "split 'test'): " in capsys.readouterr().err and not (dirty / "unseen" / TABLE_MD).exists()
+    chosen = json.loads((clean / "unseen-tune" / TUNE_JSON).read_text())
+    record = settings.read(dirty / "unseen.settings.json")
+    assert record is not None and record.methods == chosen["chosen"]
+    poisoned_trials = json.loads((dirty / "unseen-tune" / TUNE_JSON).read_text())["trials"]
+    assert [t["validation_map"] for t in poisoned_trials] == [t["validation_map"] for t in chosen["trials"]]
+
+
+def test_settings_from_another_store_mark_every_row_they_cover(unseen, tmp_path):
+    other = REPO / "results" / "default.settings.json"
+    assert _run(unseen, tmp_path, "--settings-from", str(other), "--name", "borrowed",
+                methods=("uniform", "lstm")) == 0
+    table = (tmp_path / "borrowed" / TABLE_MD).read_text()
+    assert "| Uniform (settings of default)" in table and "| LSTM (settings of default)" in table
+    assert "Settings: chosen on another store, default" in table
+    assert not (tmp_path / "unseen-tune").exists()  # nothing was chosen here
+    summary = json.loads((tmp_path / "borrowed" / "metrics.json").read_text())["summary"]
+    assert summary["lstm"]["settings_of"] == "(settings of default)"
+
+
+def test_bad_settings_from_is_one_line(unseen, tmp_path, capsys):
+    assert _run(unseen, tmp_path, "--settings-from", "nosuch") == 2
+    err = capsys.readouterr().err
+    assert "--settings-from nosuch: no settings record" in err and "Traceback" not in err
+    assert _run(unseen, tmp_path, "--settings-from", "default", "--no-presets") == 2
+    assert "--settings-from: the settings are already given by --no-presets" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_a_try_out_store_runs_the_class_defaults_and_says_so(tiny_store, tmp_path):
+    assert _run(tiny_store, tmp_path, "--name", "t") == 0
+    table = (tmp_path / "t" / TABLE_MD).read_text()
+    assert "Settings: the methods' class defaults, not chosen on this store (tiny is a store for trying" in table
+    assert not list(tmp_path.glob("*.settings.json"))
+
+
+def test_the_repository_records_are_found_by_fingerprint_and_read_as_config_files():
+    root = REPO / "results"
+    default = settings.read(root / "default.settings.json")
+    assert default is not None and default.fingerprint
+    assert settings.find(root, default.fingerprint) == default
+    provenance = json.loads((root / "default" / "provenance.json").read_text())
+    assert provenance["dataset"]["fingerprint"] == default.fingerprint  # the main job's store is the one it names
+    assert STORE_KEY not in load_method_config(default.path) and "liteeval" in load_method_config(default.path)
+
+
+def test_a_name_another_store_holds_gets_the_fingerprint(tmp_path):
+    settings.write(tmp_path / "x.settings.json", store="x", fingerprint="aaaa1111bbbb2222", methods={}, chosen_by=[])
+    assert settings.path_for(tmp_path, "x", "aaaa1111bbbb2222") == tmp_path / "x.settings.json"
+    assert settings.path_for(tmp_path, "x", "cccc3333dddd4444") == tmp_path / "x-cccc3333.settings.json"
