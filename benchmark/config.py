@@ -88,6 +88,11 @@ class RunConfig:
     # (``--no-presets``): class defaults and the config file only, what ``reproduce`` runs with, so
     # that what it chooses never depends on the presets that repeat its choices.
     presets: bool = True
+    # With presets on, also apply those chosen on a store (a preset with origins, keyed by that store's
+    # name). False: only presets set by hand (a paper's published settings for FCVID, say); the store's
+    # own choices come from its settings record, found by fingerprint (benchmark/select_first.py), so a
+    # store that merely shares a name ("default" at another --data-seed) does not inherit another's.
+    named_choices: bool = True
     results_root: str = "results"
     train_split: str | None = None
     eval_split: str | None = None

@@ -11,7 +11,7 @@ from typing import Any
 from benchmark.config import RunConfig, merged_config
 from benchmark.presentation import tables
 from datasets.common.errors import UsageError
-from methods.base import SUITES, TrainConfig, VideoMethod, check_setting_types, preset_settings
+from methods.base import SUITES, Preset, TrainConfig, VideoMethod, check_setting_types, preset_settings
 from methods.registry import available_methods, resolve_method
 
 
@@ -47,7 +47,8 @@ def _rebuild_plan(spec: str, hparams: dict[str, Any], train: TrainConfig, label:
 
 def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
     """Resolve methods and their settings: class defaults, then the method's preset for
-    ``dataset_name`` (unless ``cfg.presets`` is off), then the config file."""
+    ``dataset_name`` (unless ``cfg.presets`` is off; one chosen on a store only with
+    ``cfg.named_choices``), then the config file."""
     suites = SUITES[cfg.suite]
     specs = cfg.methods or tables.order_methods([n for n, c in available_methods().items() if c.suite in suites])
     file_config = merged_config(cfg.config_file, cfg.overrides)
@@ -59,7 +60,9 @@ def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
         names.add(cls.name)
         section: dict[str, Any] = {}
         train_overrides: dict[str, Any] = {}
-        preset = preset_settings(cls.presets.get(dataset_name, {})) if cfg.presets else {}
+        found = cls.presets.get(dataset_name, {}) if cfg.presets else {}
+        chosen = isinstance(found, Preset) and bool(found.origins)
+        preset = preset_settings(found) if cfg.named_choices or not chosen else {}
         for source in (preset, file_config.get(cls.name, {})):
             source = dict(source)
             train_overrides.update(source.pop("train", {}))

@@ -16,7 +16,9 @@ its row would not say so (issue 43). So the default path of ``run`` is the fair 
 4. a try-out store (``tiny``) is too small to choose on: the class defaults, said in the caption.
 
 Settings given by hand (``--config``, ``--no-presets``) are used as given, as before: that is
-what ``reproduce`` and the studies run with.
+what ``reproduce`` and the studies run with. Presets set by hand for a dataset's name (a paper's
+settings for FCVID) still apply beneath the record; presets *chosen* on a store do not (the
+record holds the choices of the store they were chosen on; ``RunConfig.named_choices``).
 
 Choosing first rather than refusing, because the fair table is what a user came for: refusing
 would hand them a second command to find and type, and the cheaper unfair path (another store's
@@ -52,7 +54,7 @@ def settle(cfg: RunConfig, settings_from: str | None = None) -> RunConfig:
     store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
     fingerprint, label = dataset_fingerprint(store), dataset_label(cfg.dataset, store)
     root = Path(cfg.results_root)
-    plans = plan_methods(replace(cfg, presets=False), store.manifest.name)
+    plans = plan_methods(replace(cfg, named_choices=False), store.manifest.name)
     if settings_from is not None:
         record = settings.named(root, settings_from)
         kind = "own" if record.fingerprint == fingerprint else "other"
@@ -66,12 +68,12 @@ def settle(cfg: RunConfig, settings_from: str | None = None) -> RunConfig:
     if (store.manifest.provenance or {}).get("kind") == "synthetic" and preset in settings.TRY_OUT_PRESETS:
         videos = sum(split.num_videos for split in store.manifest.splits.values())
         why = f"{preset} is a store for trying the harness out, too small to choose settings on ({videos} videos)"
-        return replace(cfg, presets=False, settings_origin=settings.Origin("defaults", why=why).to_dict())
+        return replace(cfg, named_choices=False, settings_origin=settings.Origin("defaults", why=why).to_dict())
     return _own(cfg, label, fingerprint, root, plans)
 
 
 def _with(cfg: RunConfig, record: settings.Record, origin: settings.Origin) -> RunConfig:
-    return replace(cfg, presets=False, config_file=str(record.path), settings_origin=origin.to_dict())
+    return replace(cfg, named_choices=False, config_file=str(record.path), settings_origin=origin.to_dict())
 
 
 def _own(cfg: RunConfig, label: str, fingerprint: str, root: Path, plans: list[MethodPlan]) -> RunConfig:
@@ -103,7 +105,7 @@ def choose(cfg: RunConfig, label: str, fingerprint: str, root: Path, record: set
                 "--settings-from NAME uses another store's settings instead, marked)", path, fingerprint,
                 ", ".join(names), settings.SELECTION_TRIALS, ", ".join(map(str, settings.SELECTION_SEEDS)),
                 root / name)
-    tune_cfg = replace(cfg, methods=specs, presets=False, config_file=None, overrides=[],
+    tune_cfg = replace(cfg, methods=specs, named_choices=False, config_file=None, overrides=[],
                        seeds=list(settings.SELECTION_SEEDS), name=name, force=False, eval_split=None,
                        reread_evidence=False, settings_origin=None)
     result = tune(tune_cfg, trials=settings.SELECTION_TRIALS, tune_seed=0)

@@ -46,7 +46,7 @@ def test_a_store_without_settings_has_them_chosen_first_then_found_by_its_finger
     assert record.methods["uniform"] == tune["chosen"]["uniform"]
     provenance = json.loads((tmp_path / "unseen" / "provenance.json").read_text())
     assert record.fingerprint == provenance["dataset"]["fingerprint"]
-    assert provenance["config"]["config_file"] == str(record.path) and provenance["config"]["presets"] is False
+    assert provenance["config"]["config_file"] == str(record.path) and provenance["config"]["named_choices"] is False
     table = (tmp_path / "unseen" / TABLE_MD).read_text()
     assert "Settings: chosen on this store's validation part" in table and "(settings of" not in table
     # Run again, with one more method: only that method is chosen; Uniform's choice is kept as it was.
@@ -128,3 +128,35 @@ def test_a_name_another_store_holds_gets_the_fingerprint(tmp_path):
     settings.write(tmp_path / "x.settings.json", store="x", fingerprint="aaaa1111bbbb2222", methods={}, chosen_by=[])
     assert settings.path_for(tmp_path, "x", "aaaa1111bbbb2222") == tmp_path / "x.settings.json"
     assert settings.path_for(tmp_path, "x", "cccc3333dddd4444") == tmp_path / "x-cccc3333.settings.json"
+
+
+def test_a_store_that_shares_a_name_does_not_inherit_its_choices_but_keeps_presets_set_by_hand():
+    """A preset chosen on the default store is not applied by name on `run`'s default path (the store's
+    record is); a preset set by hand for a dataset's name (the paper's LiteEval sizes for FCVID) is."""
+    from dataclasses import replace
+
+    from benchmark.config import RunConfig
+    from benchmark.plans import plan_methods
+
+    base = RunConfig(methods=["liteeval"])
+    by_name = {p.name: p.full_hparams() for p in plan_methods(base, "default")}
+    by_record = {p.name: p.full_hparams() for p in plan_methods(replace(base, named_choices=False), "default")}
+    assert by_name["liteeval"]["dropout_at"] == "classifier" != by_record["liteeval"]["dropout_at"]
+    fcvid = {p.name: p.full_hparams() for p in plan_methods(replace(base, named_choices=False), "fcvid")}
+    assert fcvid["liteeval"]["fine_hidden"] == 2048
+
+
+def test_the_main_job_trains_what_the_shipped_presets_say():
+    """On the default store `run` finds results/default.settings.json by fingerprint and trains with it:
+    every method's settings are those the presets ship, so the committed pairs are kept as they are."""
+    from dataclasses import asdict
+
+    from benchmark.config import RunConfig
+    from benchmark.plans import plan_methods
+
+    def resolved(**config) -> dict:
+        cfg = RunConfig(suite="extended", **config)
+        return {p.name: (p.full_hparams(), asdict(p.train)) for p in plan_methods(cfg, "default")}
+
+    record = str(REPO / "results" / "default.settings.json")
+    assert resolved() == resolved(named_choices=False, config_file=record)
