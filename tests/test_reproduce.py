@@ -149,6 +149,11 @@ def test_studies_run_on_top_of_the_tune_and_every_later_stage_reads_their_choice
     dropout = json.loads((root / "tiny-dropout" / "tuned.json").read_text())["uniform"]["dropout"]
     hidden = json.loads((root / "tiny-hidden" / "tuned.json").read_text())["uniform"]["hidden"]
     settings = json.loads(settings_path(options).read_text())
+    # The record names the store that chose it, as the tune's provenance has it, and the runs that chose.
+    store = settings.pop("_store")
+    fingerprint = json.loads((root / "tiny-tune" / "provenance.json").read_text())["dataset"]["fingerprint"]
+    assert store == {"name": "tiny", "fingerprint": fingerprint, "chosen_by": ["tiny-tune", "tiny-dropout",
+                                                                               "tiny-hidden"]}
     # The tune's optimiser, the first study's dropout on top, the second's width on top of both.
     assert settings == {"uniform": {**tuned, "dropout": dropout, "hidden": hidden}} == merged_settings(options)
     assert merged_settings(options, upto=1)["uniform"] == {**tuned, "dropout": dropout}
