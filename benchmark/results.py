@@ -165,7 +165,12 @@ def refuse_links(folder: Path) -> None:
 
     Results folders are committed to git, so a clone can carry links: a ``.lock`` linking to
     another file would have that file truncated, a ``runs`` link would send the pairs' files
-    elsewhere. Nothing the suite writes is a link, so any link is refused, with its path."""
+    elsewhere. Nothing the suite writes is a link, so any link is refused, with its path, the
+    folder's own name first (``results/x -> ../..`` would redirect every write)."""
+    if folder.is_symlink():
+        raise LinkInFolderError(
+            f"results folder {folder} is a symbolic link, -> {os.readlink(folder)}; the suite writes only into a "
+            "plain folder and follows no link. Remove the link (or choose another --name)")
     for top, dirs, files in os.walk(folder, followlinks=False):
         for name in [*dirs, *files]:
             path = Path(top) / name
@@ -195,6 +200,7 @@ def folder_lock(folder: Path) -> Iterator[None]:
 
     Orphan temporary files of writers that were killed mid-write are removed once the lock
     is held (no other writer can be active then)."""
+    refuse_links(folder)  # before anything is created there: the folder's own name may be a link
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -133,6 +133,22 @@ def test_links_inside_a_results_folder_are_refused_and_never_followed(tmp_path, 
     assert "runs -> " in one_line(capsys) and not any(elsewhere.iterdir())
 
 
+def test_a_results_folder_that_is_itself_a_link_is_refused(tmp_path, capsys):
+    """Found (issue 45): `ln -s /elsewhere R/alias; run --results-dir R --name alias` wrote the whole
+    folder (lock, runs/, tables) into /elsewhere; links inside a folder were refused, its own name was not."""
+    from benchmark.__main__ import main
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "alias").symlink_to(elsewhere, target_is_directory=True)
+    assert main(quick_run(tmp_path / "results", name="alias")) == 2
+    assert "is a symbolic link, -> " in one_line(capsys) and not any(elsewhere.iterdir())
+    (tmp_path / "results" / "gone").symlink_to(tmp_path / "nowhere", target_is_directory=True)  # a dangling one
+    assert main(quick_run(tmp_path / "results", name="gone")) == 2
+    assert "is a symbolic link" in one_line(capsys) and not (tmp_path / "nowhere").exists()
+
+
 @pytest.mark.parametrize("name", ["../../escaped", "/tmp/escaped-store", "", ".", ".hidden"])
 def test_a_store_name_that_is_not_one_folder_is_refused(tiny_store, tmp_path, capsys, name):
     """Found: a manifest name of `/some/other/folder` or `../..` put the results (and the clean-up) there."""

@@ -54,6 +54,11 @@ CATALOGUE: tuple[tuple[str, str], ...] = (
     # Not a reproduce stage: it needs another kind of machine than the one that made the rest.
     ("default-xeon", "A second kind of machine: the main job's rows on an Intel Xeon"),
     ("real-clips", "Real video: LiteEval streaming a clip"),
+    # Stores no choice of the shipped settings read, each run by the README's path for your own data.
+    ("unseen-a", "A store nobody tuned on (A): the path for your own data"),
+    ("unseen-a-tune", "A store nobody tuned on (A): the selection run chose first"),
+    ("unseen-b", "A store nobody tuned on (B): the path for your own data"),
+    ("unseen-b-tune", "A store nobody tuned on (B): the selection run chose first"),
 )
 MAIN_RUN = "default"
 ABLATIONS = ("sync", "gamma", "units")  # results/<main run>-ablate-<kind>/, set beside the paper's Tables 2-4
