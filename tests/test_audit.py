@@ -31,9 +31,42 @@ def run(clean_run, tmp_path) -> Path:
 
 
 def _edit_summary(folder: Path, edit) -> None:
+    """Make the pairs say something else, in the summary and in each pair's record alike (as a pair
+    computed so would): the summary is checked against the records (the "edited" kind)."""
     data = json.loads((folder / SUMMARY).read_text())
     edit(data["per_seed"])
     (folder / SUMMARY).write_text(json.dumps(data))
+    for label, seeds in data["per_seed"].items():
+        for seed, entry in seeds.items():
+            (folder / "runs" / label / f"seed{seed}" / "record.json").write_text(json.dumps(entry))
+
+
+def test_published_files_are_checked_against_the_pairs(run, capsys):
+    """Found (issue 45): one byte changed in table.md, or the summary alone edited, passed --check and was published."""
+    table = (run / "table.md").read_text()
+    shown = table.split("\n")[2].split("|")[3].strip()  # Uniform's mAP cell
+    (run / "table.md").write_text(table.replace(f"| {shown} ", f"| 9{shown[1:]} ", 1))
+    problems = check_folder(run)
+    assert [p.kind for p in problems] == ["edited"] and f"table.md's mAP (%) of Uniform (9{shown[1:]})" in \
+        problems[0].detail
+    (run / "table.md").write_text(table)
+    data = json.loads((run / SUMMARY).read_text())
+    data["summary"]["uniform"]["map"]["mean"] += 30
+    (run / SUMMARY).write_text(json.dumps(data))
+    assert "metrics.json's map of uniform is not the mean of its seeds" in check_folder(run)[0].detail
+    data["summary"]["uniform"]["map"]["mean"] -= 30
+    data["per_seed"]["uniform"]["1"]["map"] = 0.99  # the summary's copy of a pair, not the pair's record
+    (run / SUMMARY).write_text(json.dumps(data))
+    assert "metrics.json's uniform seed 1 is not its record.json" in check_folder(run)[0].detail
+    assert main(["report", "--check", "--results-dir", str(run.parent), "--name", "run"]) == 1
+
+
+def test_a_summary_without_all_its_tables_is_incomplete(run):
+    """Found (issue 45): the disk filled while the summary was written; table.csv and table.tex were missing."""
+    (run / "table.csv").unlink()
+    (run / "table.tex").unlink()
+    problems = check_folder(run)
+    assert [p.kind for p in problems] == ["incomplete"] and "no table.csv, table.tex" in problems[0].detail
 
 
 def _kinds(folder: Path) -> list[str]:
@@ -114,6 +147,7 @@ def test_the_page_and_readme_show_only_folders_the_check_passes(run, tmp_path):
     assert f"## {report.WITHHELD_TITLE}" in built.page and "results/default: stale: 1 of 2 pairs" in built.page
     assert "`results/default/` is not published" in readme.read_text() and "| Uniform" not in readme.read_text()
     shutil.copy(run / SUMMARY, results / "default" / SUMMARY)  # recomputed by the current code: published again
+    shutil.copytree(run / "runs", results / "default" / "runs", dirs_exist_ok=True)
     built = report.write(results, tmp_path / "page.md", readme, ["run", "default"])
     assert report.WITHHELD_TITLE not in built.page and "| Uniform" in readme.read_text()
 

@@ -11,7 +11,12 @@ checked for what would make a table of it something no command produces from the
 * **uncovered**: a pair done on disk that the folder's table does not show;
 * **unbacked**: a pair the table shows that is not complete on disk;
 * **stale curves**: online curves (online.json) read from models computed again after them, or
-  from pairs the table no longer shows.
+  from pairs the table no longer shows;
+* **incomplete**: a summary without all of its tables (a write cut short, a disk full);
+* **edited**: published files that say other than the pairs they were made from: a pair's entry
+  in the summary that is not its checksummed record, a row's mean that is not its seeds' mean, a
+  table cell that is not the summary's number (the pairs' records are checksummed; the summary and
+  the tables made from them are checked against them here).
 
 Rows whose method did not learn (benchmark/protocol/learned.py) are listed too, one line per
 folder (``not_learnt``): the tables mark them, so they are not a problem of the files and do not
@@ -38,7 +43,7 @@ from datasets.common.progress import progress_bar
 
 #: The kinds of problem, in the order they are reported.
 KINDS = ("stale", "machines", "selection on test", "rests on test selection", "uncovered", "unbacked",
-         "stale curves")
+         "stale curves", "incomplete", "edited")
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,67 @@ def _online(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> lis
                                           f"{name}` again")]
 
 
+def _incomplete(name: str, folder: Path) -> list[Problem]:
+    missing = [f for f in (layout.TABLE_MD, layout.TABLE_CSV, layout.TABLE_TEX) if not (folder / f).is_file()]
+    if not missing:
+        return []
+    return [Problem(name, "incomplete", f"its summary has no {', '.join(missing)}; rerun the folder's command (its "
+                                        "pairs are kept) to write its tables again")]
+
+
+#: The numbers of a summary row checked against its seeds' records, and how each record holds them.
+_CHECKED = {"map": lambda r: 100 * float(r["map"]), "gflops": lambda r: float(r["gflops"]["mean"])}
+#: The table columns checked against the summary, with the summary number each shows.
+_CELLS = {"mAP (%)": "map", "GFLOPs/video": "gflops"}
+
+
+def _edited(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> list[Problem]:
+    """Whether the summary and table.md say what the pairs' records say (``KINDS``: edited)."""
+    import math
+
+    from benchmark.presentation import tables
+
+    found: list[str] = []
+    for label, seeds in per_seed.items():
+        for seed, entry in seeds.items():
+            record = read_json(layout.record_path(layout.pair_dir(folder, label, int(seed))))
+            if isinstance(record, dict) and record != entry:
+                found.append(f"metrics.json's {label} seed {seed} is not its record.json")
+    summary = (read_json(folder / layout.SUMMARY) or {}).get("summary") or {}
+    expected: dict[str, dict[str, str]] = {}
+    for label, entry in summary.items():
+        seeds = [r for r in (per_seed.get(label) or {}).values() if isinstance(r, dict)]
+        if not isinstance(entry, dict) or not seeds:
+            continue
+        cells = {}
+        for key, value in _CHECKED.items():
+            values = [value(r) for r in seeds]
+            mean = sum(values) / len(values)
+            std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else math.nan
+            stated = (entry.get(key) or {}).get("mean")
+            if not isinstance(stated, int | float) or not math.isclose(stated, mean, rel_tol=1e-9, abs_tol=1e-9):
+                found.append(f"metrics.json's {key} of {label} is not the mean of its seeds")
+            cells[key] = f"{mean:.1f}" if math.isnan(std) else f"{mean:.1f} ± {std:.1f}"
+        expected[str(entry.get("display_name") or label)] = cells
+    table = folder / layout.TABLE_MD
+    lines = table.read_text(encoding="utf-8").split("\n") if table.is_file() else []
+    if lines and lines[0].startswith("|"):
+        header = [c.strip() for c in lines[0].split("|")[1:-1]]
+        for line in lines[2:]:
+            if not line.startswith("|"):
+                break
+            cells = [c.strip() for c in line.split("|")[1:-1]]
+            row = tables.unmarked(cells[0]) if cells else ""
+            for column, key in _CELLS.items():
+                if column in header and row in expected and cells[header.index(column)] != expected[row][key]:
+                    found.append(f"table.md's {column} of {row} ({cells[header.index(column)]}) is not its pairs' "
+                                 f"({expected[row][key]})")
+    if not found:
+        return []
+    return [Problem(name, "edited", f"{_few(found)}; rerun the folder's command (its pairs are kept) to write its "
+                                    "summary and tables from the records again")]
+
+
 def _few(items: list[str], shown: int = 3) -> str:
     return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
 
@@ -177,7 +243,8 @@ def check_folder(folder: Path) -> list[Problem]:
     name = folder.name
     pairs = sum(len(seeds) for seeds in per_seed.values())
     found = (_stale(folder, pairs) + _machines(name, per_seed) + _selection(name, folder)
-             + _coverage(name, folder, per_seed) + _online(name, folder, per_seed))
+             + _coverage(name, folder, per_seed) + _online(name, folder, per_seed) + _incomplete(name, folder)
+             + _edited(name, folder, per_seed))
     return sorted(found, key=lambda p: KINDS.index(p.kind))
 
 

@@ -179,9 +179,9 @@ def shown_name(row: dict[str, Any]) -> str:
     return f"{name} {learned.MARK}" if did_not_learn(row) else name
 
 
-def _unmarked(cell: str) -> str:
-    """A written row name without the marks ``shown_name`` put on it."""
-    cell = cell.removesuffix(f" {learned.MARK}")
+def unmarked(cell: str) -> str:
+    """A written row name without the marks ``shown_name`` and ``stale_name`` put on it."""
+    cell = cell.removesuffix(f" {STALE_MARK}").removesuffix(f" {learned.MARK}")
     return re.sub(r" \(settings of [^()]*\)$", "", cell)
 
 
@@ -207,7 +207,7 @@ def mark_stale_rows(markdown: str, names: set[str]) -> str:
     lines = strip_marks(markdown).split("\n")
     for i, line in enumerate(lines):
         cells = line.split("|")
-        if i >= 2 and line.startswith("|") and len(cells) > 2 and _unmarked(cells[1].strip()) in names:
+        if i >= 2 and line.startswith("|") and len(cells) > 2 and unmarked(cells[1].strip()) in names:
             shown = cells[1].strip()
             cells[1] = cells[1].replace(shown, stale_name(shown), 1)
             lines[i] = "|".join(cells)
