@@ -183,19 +183,19 @@ def _edited(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> lis
     summary = (read_json(folder / layout.SUMMARY) or {}).get("summary") or {}
     expected: dict[str, dict[str, str]] = {}
     for label, entry in summary.items():
-        seeds = [r for r in (per_seed.get(label) or {}).values() if isinstance(r, dict)]
-        if not isinstance(entry, dict) or not seeds:
+        records = [r for r in (per_seed.get(label) or {}).values() if isinstance(r, dict)]
+        if not isinstance(entry, dict) or not records:
             continue
-        cells = {}
+        shown = {}
         for key, value in _CHECKED.items():
-            values = [value(r) for r in seeds]
+            values = [value(r) for r in records]
             mean = sum(values) / len(values)
             std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else math.nan
             stated = (entry.get(key) or {}).get("mean")
             if not isinstance(stated, int | float) or not math.isclose(stated, mean, rel_tol=1e-9, abs_tol=1e-9):
                 found.append(f"metrics.json's {key} of {label} is not the mean of its seeds")
-            cells[key] = f"{mean:.1f}" if math.isnan(std) else f"{mean:.1f} ± {std:.1f}"
-        expected[str(entry.get("display_name") or label)] = cells
+            shown[key] = f"{mean:.1f}" if math.isnan(std) else f"{mean:.1f} ± {std:.1f}"
+        expected[str(entry.get("display_name") or label)] = shown
     table = folder / layout.TABLE_MD
     lines = table.read_text(encoding="utf-8").split("\n") if table.is_file() else []
     if lines and lines[0].startswith("|"):
