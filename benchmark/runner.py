@@ -116,15 +116,21 @@ class Runner:
         other ranks return an empty dict. Where results were already here, the texts also
         hold "crosscheck": how the recomputed ones compare (benchmark/crosscheck.py)."""
         rank, world, local_rank, started_group = distributed_rank()
-        # Plug-ins are checked before anything trains; one that fails stops the run here (or,
-        # under --unchecked, is trained with its row marked). Built-ins are checked by the tests.
-        self.ctx.unchecked = conformance.vet_plugins([p.cls for p in self.ctx.plans], self.ctx.store.path,
-                                                     unchecked=self.ctx.cfg.unchecked)
         with self.ctx.guard():
             if rank != 0:
+                self._vet()
                 return self._run(columns, rank, world, local_rank, started_group)
-            with self.locked():  # one writer per results folder; also proves it writable before training
+            # One writer per results folder, taken first: the plug-in check can take a while, and a
+            # command that took the folder meanwhile would stop this run after it (issue 45).
+            with self.locked():
+                self._vet()
                 return self._run(columns, rank, world, local_rank, started_group)
+
+    def _vet(self) -> None:
+        """Plug-ins are checked before anything trains; one that fails stops the run here (or,
+        under --unchecked, is trained with its row marked). Built-ins are checked by the tests."""
+        self.ctx.unchecked = conformance.vet_plugins([p.cls for p in self.ctx.plans], self.ctx.store.path,
+                                                     unchecked=self.ctx.cfg.unchecked)
 
     def _run(self, columns: list[str] | None, rank: int, world: int, local_rank: int,
              started_group: bool) -> dict[str, str]:

@@ -164,6 +164,19 @@ def test_a_second_run_on_a_folder_in_use_is_refused_with_the_holder(tmp_path, ca
     assert run(tmp_path, "--methods", "uniform") == 0  # released
 
 
+def test_the_lock_is_taken_before_the_plugin_check(tmp_path, capsys, monkeypatch):
+    """Found (issue 45): `run` checked its plug-ins (20 s for a slow one) before it locked its folder; a
+    `latency` on the same name took the lock in that gap, and the run failed after the check."""
+    from benchmark import conformance
+
+    checked = []
+    monkeypatch.setattr(conformance, "vet_plugins", lambda *a, **k: checked.append(1) or {})
+    with results.folder_lock(tmp_path / "t"):
+        assert run(tmp_path, "--methods", "uniform") == 2
+    assert "in use" in error_line(capsys) and checked == []  # refused before the check ran
+    assert run(tmp_path, "--methods", "uniform") == 0 and checked == [1]
+
+
 def test_the_lock_is_held_across_processes(tmp_path):
     script = ("import sys, time; from pathlib import Path; from benchmark.results import folder_lock\n"
               "with folder_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)")
