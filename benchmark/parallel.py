@@ -46,10 +46,12 @@ from benchmark.config import RunConfig, available_cores, check_counts, environme
 from benchmark.context import SELECTION_GUARD, RunContext
 from benchmark.eta import RunClock, expected
 from benchmark.plans import MethodPlan
+from benchmark.training import DivergedError
 from datasets.common.cli import configure_logging
 from datasets.common.progress import MODE_VARIABLE, progress_bar, progress_mode
 from datasets.loading.device import host_available_bytes
 from datasets.loading.guard import restrict_splits
+from methods.base import MethodError, MethodOutputError
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +171,26 @@ def _compute_timed(ctx: RunContext, index: int, seed: int,
     return time.perf_counter() - start
 
 
+#: A method's own failure in one pair (its code raised, its output broke the interface, its loss
+#: diverged): that pair fails, and every other pair of the run is still computed (issue 45).
+PAIR_FAILURES: tuple[type[BaseException], ...] = (MethodError, MethodOutputError, DivergedError)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What a failed pair's row says: the error, and for a diverged loss also the other usual cause."""
+    text = str(exc)
+    if isinstance(exc, DivergedError):
+        text += ("; or, for a plug-in, a bug in its forward or loss (`python -m benchmark check` runs its conformance "
+                 "checks)")
+    return text
+
+
+def _failed(ctx: RunContext, index: int, seed: int, exc: BaseException, failures: dict[str, str]) -> None:
+    key = f"{ctx.plans[index].name} seed {seed}"
+    failures[key] = failure_reason(exc)
+    log.error("%s: FAILED, %s; the other pairs go on", key, failures[key])
+
+
 def _run_in_worker(index: int, seed: int) -> tuple[int, int, float]:
     assert _WORKER is not None
     return index, seed, _compute_timed(_WORKER.ctx, index, seed, _WORKER.before_write)
@@ -180,8 +202,10 @@ def _clock(ctx: RunContext, pending: Sequence[tuple[int, int]], jobs: int,
 
 
 def run_in_processes(ctx: RunContext, pending: Sequence[tuple[int, int]], jobs: int, threads: int,
-                     earlier: dict[str, float] | None = None, elsewhere: Mapping[str, float] | None = None) -> None:
-    """Compute the pending (plan index, seed) pairs in ``jobs`` spawned worker processes."""
+                     earlier: dict[str, float] | None = None,
+                     elsewhere: Mapping[str, float] | None = None) -> dict[str, str]:
+    """Compute the pending (plan index, seed) pairs in ``jobs`` spawned worker processes; return the
+    pairs that failed (``PAIR_FAILURES``), each with why."""
     context = multiprocessing.get_context("spawn")
     clock = _clock(ctx, pending, jobs, earlier, elsewhere)
     log.info("%s, in %d worker processes, %d thread(s) each", clock.plan(), jobs, threads)
@@ -190,9 +214,15 @@ def run_in_processes(ctx: RunContext, pending: Sequence[tuple[int, int]], jobs: 
     try:
         with progress_bar(total=len(pending), desc="pairs", unit="pair",
                           enable=ctx.cfg.show_progress and progress_mode() == "bar") as bar:
-            futures = [pool.submit(_run_in_worker, index, seed) for index, seed in pending]
+            futures = {pool.submit(_run_in_worker, index, seed): (index, seed) for index, seed in pending}
+            failures: dict[str, str] = {}
             for future in as_completed(futures):
-                index, seed, seconds = future.result()  # a worker's exception is raised here, with its message
+                try:
+                    index, seed, seconds = future.result()  # a worker's exception is raised here, with its message
+                except PAIR_FAILURES as exc:
+                    _failed(ctx, *futures[future], exc, failures)
+                    bar.update(1)
+                    continue
                 log.info("%s (%s)", clock.done(ctx.plans[index].name, seed, seconds),
                          ctx.pair_dir(ctx.plans[index], seed))
                 bar.update(1)
@@ -204,22 +234,31 @@ def run_in_processes(ctx: RunContext, pending: Sequence[tuple[int, int]], jobs: 
             child.terminate()
         raise
     pool.shutdown(wait=True)
+    return failures
 
 
 def run_here(ctx: RunContext, pending: Sequence[tuple[int, int]], threads: int,
-             earlier: dict[str, float] | None = None, elsewhere: Mapping[str, float] | None = None) -> None:
-    """Compute the pending pairs one after another in this process, with ``threads`` threads."""
+             earlier: dict[str, float] | None = None,
+             elsewhere: Mapping[str, float] | None = None) -> dict[str, str]:
+    """Compute the pending pairs one after another in this process, with ``threads`` threads; return
+    the pairs that failed (``PAIR_FAILURES``), each with why."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     clock = _clock(ctx, pending, 1, earlier, elsewhere)
     if len(pending) > 1:
         log.info("%s, one after another in this process", clock.plan())
+    failures: dict[str, str] = {}
     try:
         for index, seed in pending:
-            seconds = _compute_timed(ctx, index, seed)
+            try:
+                seconds = _compute_timed(ctx, index, seed)
+            except PAIR_FAILURES as exc:
+                _failed(ctx, index, seed, exc, failures)
+                continue
             log.info("%s", clock.done(ctx.plans[index].name, seed, seconds))
     finally:
         torch.set_num_threads(before)
+    return failures
 
 
 def longest_first(names: Sequence[str], pending: Sequence[tuple[int, int]],
@@ -266,9 +305,13 @@ def schedule(
     elif jobs is None:
         jobs = environment_jobs() or default_jobs(ctx.device, len(mine), ctx.bank_bytes())
     jobs = max(1, min(jobs, len(mine))) if mine else 1
+    failures: dict[str, str] | None = {}
     if jobs > 1:
-        run_in_processes(ctx, mine, jobs, threads, earlier, costs)
+        failures = run_in_processes(ctx, mine, jobs, threads, earlier, costs)
     elif mine:
-        run_here(ctx, mine, threads, earlier, costs)
-    return {"jobs": jobs, "threads_per_pair": threads, "rank": rank, "world_size": world,
-            "pairs_computed_here": len(mine)}
+        failures = run_here(ctx, mine, threads, earlier, costs)
+    execution: dict[str, Any] = {"jobs": jobs, "threads_per_pair": threads, "rank": rank, "world_size": world,
+                                 "pairs_computed_here": len(mine)}
+    if failures:
+        execution["failed"] = dict(failures)  # "method seed k" -> why (the runner marks them and exits non-zero)
+    return execution

@@ -37,9 +37,13 @@ from benchmark.plans import MethodPlan
 from benchmark.record import PairRecord
 from datasets.common.atomic import atomic_write_json
 from datasets.common.distributed import barrier, distributed_rank, finish, rank_device
-from datasets.common.errors import UsageError
+from datasets.common.errors import UsageError, UserError
 
 log = logging.getLogger(__name__)
+
+
+class PairsFailedError(UserError):
+    """Some pairs failed (a method's own error); the others are done and in the table."""
 
 
 class Runner:
@@ -166,9 +170,16 @@ class Runner:
                 barrier()
                 if rank != 0:
                     return {}
+            failed = self.failed(pending)
             if ctx.cfg.reread_evidence:
                 self.reread_evidence()
-            texts = summary.write(ctx, columns, execution=self.execution)
+            texts = summary.write(ctx, columns, execution=self.execution, failed=failed)
+            if failed:
+                raise PairsFailedError(
+                    f"{len(failed)} of {len(pending)} pair(s) failed: "
+                    + "; ".join(f"{key}: {why}" for key, why in failed.items())
+                    + f". Every other pair is done and {ctx.out / results.TABLE_MD} shows them, the failed methods "
+                    "named in its marks; fix the method and run the same command again (done pairs are kept)")
             if earlier is not None:
                 check = crosscheck.compare(earlier, json.loads((ctx.out / results.SUMMARY).read_text()),
                                           ctx.fingerprint)
@@ -178,6 +189,18 @@ class Runner:
             return texts
         finally:
             finish(started_group)
+
+    def failed(self, pending: list[tuple[int, int]]) -> dict[str, str]:
+        """The pending pairs that are not done now, each with why: this process's failures as they
+        were raised (``parallel.PAIR_FAILURES``), another rank's as such (its log says why)."""
+        said = (self.execution or {}).get("failed") or {}
+        found = {}
+        for index, seed in pending:
+            plan = self.ctx.plans[index]
+            if not results.pair_state(self.ctx.pair_dir(plan, seed)).done:
+                key = f"{plan.name} seed {seed}"
+                found[key] = said.get(key, "failed on another torchrun rank (that rank's log says why)")
+        return found
 
     def _say_elsewhere(self, pairs: list[tuple[MethodPlan, int]]) -> None:
         """One warning for every kept pair computed on another kind of machine: which pairs, which

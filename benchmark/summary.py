@@ -31,10 +31,12 @@ from methods.registry import is_builtin
 Records = dict[str, dict[str, PairRecord]]
 
 
-def records(ctx: RunContext) -> Records:
-    """Every pair of the run's saved record, by method and seed."""
+def records(ctx: RunContext, failed: set[str] | frozenset[str] = frozenset()) -> Records:
+    """Every pair of the run's saved record, by method and seed (not the methods in ``failed``)."""
     found: Records = {}
     for plan in ctx.plans:
+        if plan.name in failed:
+            continue
         for seed in ctx.cfg.seeds:
             folder = ctx.pair_dir(plan, seed)
             if not results.record_path(folder).is_file():
@@ -215,12 +217,15 @@ def provenance_of(ctx: RunContext, execution: dict[str, Any]) -> dict[str, Any]:
 
 
 def write(ctx: RunContext, columns: list[str] | None = None, *,
-          execution: dict[str, Any] | None = None) -> dict[str, str]:
+          execution: dict[str, Any] | None = None, failed: dict[str, str] | None = None) -> dict[str, str]:
     """The folder's summary (metrics.json), provenance and tables, from every pair's saved record;
     the tables' texts are returned. ``execution`` (how this invocation computed its pairs) writes
     provenance.json; without it (``python -m benchmark latency``, which only adds a column) the
-    folder's provenance.json, which describes the run that computed the table, is kept."""
-    found = records(ctx)
+    folder's provenance.json, which describes the run that computed the table, is kept. ``failed``
+    ("method seed k" -> why): pairs that failed; their methods have no row, and the marks say why."""
+    failed = failed or {}
+    failed_methods = {p.name for p in ctx.plans for key in failed if key.rsplit(" seed ", 1)[0] == p.name}
+    found = records(ctx, failed_methods)
     others, left_out = other_pairs(ctx)
     found.update(others)
     online = {p.name: p.cls.online for p in ctx.plans}
@@ -235,6 +240,8 @@ def write(ctx: RunContext, columns: list[str] | None = None, *,
                                              for name, seeds in found.items()}}
     if left_out:
         document["left_out"] = left_out
+    if failed:
+        document["failed"] = failed
     atomic_write_json(ctx.out / results.SUMMARY, document)
     if execution is not None:
         atomic_write_json(ctx.out / results.PROVENANCE, provenance_of(ctx, execution))
@@ -253,6 +260,7 @@ def write(ctx: RunContext, columns: list[str] | None = None, *,
             f"{names.get(name, name)} is a plug-in that failed the conformance check ({problem}) and was trained "
             "with --unchecked, so its numbers may not be what they claim" for name, problem in ctx.unchecked.items())
             + ".")
+    marks.append(tables.failed_note(failed))
     if not ctx.selection:  # a tune re-chooses presets; a table says which of its rows rest on test-chosen ones
         marks.append(preset_origin.note(preset_origin.chosen_on_test(preset_origin.folder_rows(ctx.out))))
     return tables.write_tables(summary, ctx.out, text, columns=columns, marks=" ".join(filter(None, marks)))

@@ -496,3 +496,57 @@ def test_an_unlabelled_split_is_refused_before_training(tiny_store, tmp_path, ca
                  "--results-dir", str(tmp_path / "results")])
     assert code == 2 and "--eval-split 'test' carries no labels" in one_line(capsys)
     assert not list((tmp_path / "results").glob("*/runs/*/seed*/record.json")) and np.any(labels)
+
+
+# ---------------------------------------------------------------------------- 4. one failing method
+#: Plug-ins that fail mid-training, after the conformance check has passed them: one whose own code
+#: raises at its second step, one whose loss becomes NaN there.
+FAILING = '''
+import torch
+
+from docs.examples.coarse_mean import CoarseMean
+
+
+class Raises(CoarseMean):
+    name = "raises"
+    display_name = "Raises"
+
+    def on_step(self, step, steps):
+        if step >= 1:
+            raise RuntimeError("a bug in the plug-in")
+
+
+class Diverges(CoarseMean):
+    name = "diverges"
+    display_name = "Diverges"
+
+    def on_step(self, step, steps):
+        self.step = step
+
+    def loss(self, output, batch):
+        loss, logs = super().loss(output, batch)
+        return (loss * float("nan") if getattr(self, "step", 0) >= 1 else loss), logs
+'''
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_one_failing_method_fails_its_rows_not_the_run(tmp_path, capsys, jobs):
+    """Found (issue 45): a plug-in whose forward raised, or whose loss became NaN, stopped the whole run:
+    later methods were never computed, and with --jobs 2 the pair in progress elsewhere was thrown away."""
+    from benchmark import results
+    from benchmark.__main__ import main
+
+    plugin = tmp_path / "failing.py"
+    plugin.write_text(FAILING)
+    args = ["-q", "run", "--dataset", "tiny", "--methods", f"{plugin}:Raises", f"{plugin}:Diverges", "uniform",
+            "--seeds", "0", "--steps", "4", "--jobs", jobs, "--results-dir", str(tmp_path / "r"), "--name", "f",
+            "--unchecked"]  # the conformance check would refuse them before training: as the issue found them
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "2 of 3 pair(s) failed: " in err and "raises seed 0: " in err and "a bug in the plug-in" in err
+    assert "the training loss became nan" in err and "or, for a plug-in, a bug in its forward or loss" in err
+    folder = tmp_path / "r" / "f"
+    assert results.pair_state(folder / "runs" / "uniform" / "seed0").done  # the method after them was computed
+    table = (folder / "table.md").read_text()
+    assert "| Uniform" in table and "| Raises" not in table and "Failed, so no row: raises seed 0: " in table
+    assert set(json.loads((folder / "metrics.json").read_text())["failed"]) == {"raises seed 0", "diverges seed 0"}

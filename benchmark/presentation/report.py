@@ -212,6 +212,7 @@ def marks(folder: Path) -> tuple[dict[str, str], str]:
     not_learnt = {(names.get(label) or {}).get("display_name") or label: why
                   for label, why in learned.row_verdicts(document.get("per_seed") or {}).items()}
     return stale, " ".join(filter(None, [tables.stale_note(stale, rows), learned.note(not_learnt),
+                                         tables.failed_note(document.get("failed") or {}),
                                          preset_origin.note(on_test)]))
 
 

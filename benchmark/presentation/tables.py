@@ -201,6 +201,15 @@ def stale_note(stale: dict[str, str], rows: int | None = None) -> str:
             f"other numbers (benchmark/code_fingerprint.py): {which}. Recompute them with --force.")
 
 
+def failed_note(failed: dict[str, str]) -> str:
+    """The marks' sentence for the pairs that failed ("method seed k" -> why); "" for none."""
+    if not failed:
+        return ""
+    return ("Failed, so no row: " + "; ".join(f"{key}: {why}" for key, why in failed.items())
+            + ". A failed method's other seeds are kept in the folder; the same command computes the rest once it "
+              "is fixed.")
+
+
 def mark_stale_rows(markdown: str, names: set[str]) -> str:
     """A written table (table.md) with the stale marks of when it was written taken off
     (``strip_marks``) and the first cell of each row in ``names`` marked stale instead."""
