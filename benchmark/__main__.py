@@ -231,10 +231,10 @@ def _cmd_stream(args: argparse.Namespace) -> int:
 def _cmd_plot(args: argparse.Namespace) -> int:
     from benchmark.presentation.plots import plot_all
     from benchmark.results import folder_lock
-    from datasets.common.paths import name_problem
+    from benchmark.config import folder_name_problem
 
-    if name_problem(args.name):
-        raise UsageError(f"--name {args.name!r}: {name_problem(args.name)}; results/<name> is one folder")
+    if folder_name_problem(args.name):
+        raise UsageError(f"--name {args.name!r}: {folder_name_problem(args.name)}; results/<name> is one folder")
     folder = _existing_folder(Path(args.results_dir) / args.name)
     with folder_lock(folder):
         for path in plot_all(folder, args.figures):

@@ -44,6 +44,16 @@ DEFAULT_SEEDS = (0, 1, 2)
 JOBS_VARIABLE = "LITEEVAL_JOBS"
 
 
+def folder_name_problem(name: object) -> str:
+    """Why ``name`` cannot be a results folder's name ("" when it can): one plain folder
+    (datasets/common/paths.py), without spaces around it, which make a folder easily taken for
+    another ("results/ x")."""
+    problem = name_problem(name)
+    if not problem and isinstance(name, str) and name != name.strip():
+        problem = "it starts or ends with a space; remove the spaces"
+    return problem
+
+
 def available_cores() -> int:
     """Cores this process may run on (its affinity mask, e.g. a container's share): the default
     worker count of ``run``, and what ``reproduce --dry-run`` divides its estimate by."""
@@ -138,8 +148,8 @@ class RunConfig:
         for flag, value in (("--data-seed", self.data_seed), ("--val-seed", self.val_seed)):
             if not 0 <= value < MAX_SEED:
                 raise UsageError(f"{flag} {value}: must lie in [0, 2**32)")
-        if self.name is not None and name_problem(self.name):
-            raise UsageError(f"--name {self.name!r}: {name_problem(self.name)}; results/<name> is one folder")
+        if self.name is not None and folder_name_problem(self.name):
+            raise UsageError(f"--name {self.name!r}: {folder_name_problem(self.name)}; results/<name> is one folder")
         if self.selection and self.eval_split is not None:
             raise UsageError(f"--eval-split {self.eval_split}: a selection run (tune) scores on the held-out part of "
                              "the training split and never names the evaluation split; leave --eval-split out")

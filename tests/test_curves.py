@@ -53,6 +53,15 @@ def test_the_front_holds_the_points_nothing_beats_at_their_cost():
     assert pareto_front(curves) == {"cheap": [0], "good": [0, 1]}
 
 
+def test_a_sweep_without_the_reference_is_refused_before_it_trains(tmp_path, capsys):
+    """Found (issue 45): `curves --methods lstm` trained every point, then failed: no uniform curve."""
+    from benchmark.__main__ import main
+
+    assert main(["-q", "curves", "--dataset", "tiny", "--methods", "lstm", "--steps", "2", "--seeds", "0",
+                 "--results-dir", str(tmp_path)]) == 2
+    assert "add uniform to --methods" in capsys.readouterr().err and not any(tmp_path.iterdir())
+
+
 # ------------------------------------------------------------------------ the sweep on the tiny store
 def test_curves_sweeps_both_kinds_of_knob_resumes_and_reads_the_table(tmp_path, capsys):
     """`benchmark curves` on the tiny store: Uniform (an evaluation-time knob: one training, every

@@ -172,11 +172,12 @@ def test_a_store_name_that_is_not_one_folder_is_refused(tiny_store, tmp_path, ca
 def test_a_results_name_that_is_not_one_folder_is_refused(tmp_path, capsys):
     from benchmark.__main__ import main
 
-    for name in ("../up", "a/b", "."):
+    for name in ("../up", "a/b", ".", " ", " t", "t "):  # found (issue 45): --name ' ' made a folder named so
         assert main(quick_run(tmp_path / "results", name=name)) == 2
         assert "is one folder" in one_line(capsys)
     assert main(["plot", "--name", "../up", "--results-dir", str(tmp_path)]) == 2
     assert "is one folder" in one_line(capsys)
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
 
 
 def test_the_clean_up_touches_only_the_locked_folders_own_temporaries(tmp_path):

@@ -170,6 +170,11 @@ def curves(cfg: RunConfig, *, keep: int | None = None) -> Path | None:
     store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
     run_name = cfg.name or dataset_label(cfg.dataset, store)
     base_plans = plan_methods(cfg, store.manifest.name)
+    from benchmark.curves.report import REFERENCE  # the report reads this module's points
+
+    if REFERENCE not in {p.name for p in base_plans}:  # refused before training, not after every point (issue 45)
+        raise UsageError(f"--methods {' '.join(p.spec for p in base_plans)}: the sweep is read at budgets matched to "
+                         f"{REFERENCE}'s curve; add {REFERENCE} to --methods")
     plans, points = sweep_points(base_plans, keep)
     sweep_cfg = replace(cfg, methods=None, name=run_name + results.CURVES_SUFFIX)
     ctx = RunContext.create(sweep_cfg, plans, store=store)
