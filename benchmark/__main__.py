@@ -229,9 +229,9 @@ def _cmd_stream(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    from benchmark.config import folder_name_problem
     from benchmark.presentation.plots import plot_all
     from benchmark.results import folder_lock
-    from benchmark.config import folder_name_problem
 
     if folder_name_problem(args.name):
         raise UsageError(f"--name {args.name!r}: {folder_name_problem(args.name)}; results/<name> is one folder")
