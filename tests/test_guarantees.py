@@ -342,6 +342,29 @@ def test_ctrl_c_is_one_line_and_resumable(tmp_path):
     assert not (tmp_path / "tiny" / "runs" / "lstm" / "seed0" / "record.json").exists()
 
 
+def test_sigterm_on_a_run_with_workers_is_one_line_and_resumable(tmp_path):
+    """Found (issue 45): SIGTERM on a --jobs 2 run exited 143 with no line saying what happened."""
+    env = {**os.environ, "LITEEVAL_DATA": str(tmp_path / "data")}
+    command = [sys.executable, "-m", "benchmark", "-q", "run", "--dataset", "tiny", "--methods", "lstm",
+               "--seeds", "0", "1", "--steps", "100000", "--jobs", "2", "--results-dir", str(tmp_path)]
+    child = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "tiny").glob(".lock")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(8.0)  # the workers have started training
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 143, err
+    assert "Traceback" not in err and "terminated (SIGTERM)" in err and "run the same command again" in err
+    assert "leaked semaphore" not in err
+    with results.folder_lock(tmp_path / "tiny"):  # released
+        pass
+
+
 def test_a_record_without_checksums_is_not_done_until_migrate_checks_it(tmp_path, capsys):
     """Found: deleting a record's "files" switched every checksum off. Results written before
     checksums are done only once `migrate` has found their files in agreement and added them."""

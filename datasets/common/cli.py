@@ -4,8 +4,9 @@ Subcommands set ``func`` on their parser; ``run_cli`` parses, sets up logging, r
 subcommand, and turns the errors a user can fix (``UserError``: bad input, a refused overwrite,
 a plug-in that fails; and the file system's errors) into one ``error: ...`` line and exit code
 2, instead of a traceback (``LITEEVAL_DEBUG=1`` shows it too); Ctrl-C gives one line and exit
-code 130 (the shell's code for SIGINT). Any other exception is a bug of the suite and keeps its
-traceback.
+code 130 (the shell's code for SIGINT), and SIGTERM (a scheduler's or `kill`'s stop) one line and
+143, both after the same clean-up (worker processes stopped, locks released). Any other exception
+is a bug of the suite and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 
 from datasets.common.errors import UserError
@@ -35,11 +38,29 @@ def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt=LOG_DATE_FORMAT)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so that it unwinds as Ctrl-C does (workers stopped,
+    locks released, nothing half-written kept)."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging()
+    # Only where no one else handles SIGTERM (a caller's own handler, a test runner's) and only in
+    # the main thread, where Python delivers signals; put back when the command ends.
+    own = threading.current_thread() is threading.main_thread() and \
+        signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    before = signal.signal(signal.SIGTERM, _terminated) if own else None
     try:
         return args.func(args)
+    except Terminated:
+        print("terminated (SIGTERM): everything finished so far is kept (every file is written atomically; worker "
+              "processes were stopped); run the same command again to resume", file=sys.stderr)
+        return 143
     except USER_ERRORS as exc:
         if os.environ.get(DEBUG_VARIABLE) == "1":
             traceback.print_exc()
@@ -52,3 +73,6 @@ def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> i
         print("interrupted: everything finished so far is kept (every file is written atomically); run the same "
               "command again to resume", file=sys.stderr)
         return 130
+    finally:
+        if own:
+            signal.signal(signal.SIGTERM, before)
