@@ -68,3 +68,22 @@ def test_the_table_gains_the_estimate_with_its_device_and_drops_it_for_another_d
     (measured / "latency.json").write_text(json.dumps(record))
     assert run(root, "run") == 0
     assert "ms/video" not in (measured / "table.md").read_text().splitlines()[0]
+
+
+def test_timing_a_backbone_shows_its_progress(tiny_store, monkeypatch, caplog):
+    """Found (issue 45): `latency` printed nothing for over two minutes while it timed a backbone."""
+    import logging
+
+    import torch
+
+    from benchmark.measurement.latency import LatencyOptions, backbone_latency
+    from datasets.common import progress
+    from datasets.store.reader import FeatureStore
+
+    monkeypatch.setenv(progress.MODE_VARIABLE, "log")  # as in a log file
+    monkeypatch.setenv(progress.INTERVAL_VARIABLE, "0")
+    spec = FeatureStore.open(tiny_store).manifest.streams["coarse"]
+    with caplog.at_level(logging.INFO, logger="progress"):
+        backbone_latency(spec, torch.device("cpu"), LatencyOptions(batch=2, repeats=2, warmup=1))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"time {spec.backbone}")]
+    assert lines and any("6/6 call" in line for line in lines), lines

@@ -54,10 +54,12 @@ class LatencyOptions:
     warmup: int = 2
 
 
-def _timed(call: Any, device: torch.device, repeats: int, warmup: int) -> float:
-    """Median seconds of ``call()`` over ``repeats`` runs after ``warmup`` untimed ones."""
+def _timed(call: Any, device: torch.device, repeats: int, warmup: int, tick: Any = lambda: None) -> float:
+    """Median seconds of ``call()`` over ``repeats`` runs after ``warmup`` untimed ones (``tick``
+    after each: the progress of a measurement that takes minutes on a CPU)."""
     for _ in range(warmup):
         call()
+        tick()
     times = []
     for _ in range(repeats):
         if device.type == "cuda":
@@ -67,10 +69,12 @@ def _timed(call: Any, device: torch.device, repeats: int, warmup: int) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
+        tick()
     return statistics.median(times)
 
 
-def backbone_latency(spec: StreamSpec, device: torch.device, options: LatencyOptions) -> dict[str, Any]:
+def backbone_latency(spec: StreamSpec, device: torch.device, options: LatencyOptions,
+                     show_progress: bool = True) -> dict[str, Any]:
     """Milliseconds per frame of the stream's backbone at batch 1 and at the throughput batch."""
     model = build_feature_extractor(spec.backbone, spec.resolution).to(device).eval()
     gpu = device.type == "cuda"
@@ -78,16 +82,19 @@ def backbone_latency(spec: StreamSpec, device: torch.device, options: LatencyOpt
         model = model.to(memory_format=torch.channels_last)
     settings = "inference mode, " + ("channels_last, bfloat16 autocast" if gpu else "float32")
     out: dict[str, Any] = {"backbone": spec.backbone, "resolution": spec.resolution, "settings": settings}
-    for key, batch in (("batch1_ms_per_frame", 1), ("throughput_ms_per_frame", options.batch)):
-        frames = torch.randn(batch, 3, spec.resolution, spec.resolution, device=device)
-        if gpu:
-            frames = frames.to(memory_format=torch.channels_last)
+    settings_timed = (("batch1_ms_per_frame", 1), ("throughput_ms_per_frame", options.batch))
+    with progress_bar(total=len(settings_timed) * (options.warmup + options.repeats), unit="call",
+                      desc=f"time {spec.backbone}@{spec.resolution}", enable=show_progress) as bar:
+        for key, batch in settings_timed:
+            frames = torch.randn(batch, 3, spec.resolution, spec.resolution, device=device)
+            if gpu:
+                frames = frames.to(memory_format=torch.channels_last)
 
-        def call(frames: torch.Tensor = frames) -> None:
-            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=gpu):
-                model(frames)
+            def call(frames: torch.Tensor = frames) -> None:
+                with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=gpu):
+                    model(frames)
 
-        out[key] = 1000 * _timed(call, device, options.repeats, options.warmup) / batch
+            out[key] = 1000 * _timed(call, device, options.repeats, options.warmup, lambda: bar.update(1)) / batch
     out["throughput_batch"] = options.batch
     return out
 
@@ -97,7 +104,8 @@ def measure(ctx: RunContext, options: LatencyOptions) -> dict[str, Any]:
     if options.batch < 1 or options.repeats < 1 or options.warmup < 0:
         raise UsageError(f"--latency-batch and --repeats must be >= 1 and --warmup >= 0, got {asdict(options)}")
     device = ctx.device
-    streams = {s: backbone_latency(ctx.store.manifest.streams[s], device, options) for s in ctx.streams}
+    streams = {s: backbone_latency(ctx.store.manifest.streams[s], device, options, ctx.cfg.show_progress)
+               for s in ctx.streams}
     bank = ctx.bank(ctx.eval_split)
     pairs: dict[str, dict[str, Any]] = {}
     # The whole measurement's progress (its ETA, in a log file): one unit per pair.

@@ -31,7 +31,7 @@ is listed on the page with its problems, and its numbers are not shown.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +51,10 @@ class Problem:
     folder: str
     kind: str
     detail: str
+    root: str = "results"  # the --results-dir the folder is in, as the line names it
 
     def line(self) -> str:
-        return f"results/{self.folder}: {self.kind}: {self.detail}"
+        return f"{Path(self.root) / self.folder}: {self.kind}: {self.detail}"
 
 
 def _per_seed(folder: Path) -> dict[str, dict[str, Any]]:
@@ -239,13 +240,13 @@ def check_folder(folder: Path) -> list[Problem]:
     """Every problem of one results folder (none for a folder that shows no pairs and holds none)."""
     per_seed = _per_seed(folder)
     if not per_seed:
-        return _without_records(folder)
+        return [replace(p, root=str(folder.parent)) for p in _without_records(folder)]
     name = folder.name
     pairs = sum(len(seeds) for seeds in per_seed.values())
     found = (_stale(folder, pairs) + _machines(name, per_seed) + _selection(name, folder)
              + _coverage(name, folder, per_seed) + _online(name, folder, per_seed) + _incomplete(name, folder)
              + _edited(name, folder, per_seed))
-    return sorted(found, key=lambda p: KINDS.index(p.kind))
+    return sorted((replace(p, root=str(folder.parent)) for p in found), key=lambda p: KINDS.index(p.kind))
 
 
 def not_learnt(results: Path, names: list[str]) -> list[str]:
@@ -256,7 +257,7 @@ def not_learnt(results: Path, names: list[str]) -> list[str]:
     for name in sorted(names):
         found = learned.row_verdicts(_per_seed(results / name))
         if found:
-            lines.append(f"results/{name}: did not learn (marked in its tables): "
+            lines.append(f"{results / name}: did not learn (marked in its tables): "
                          + "; ".join(f"{label}: {why}" for label, why in found.items()))
     return lines
 
