@@ -164,11 +164,11 @@ def _existing_folder(folder: Path) -> Path:
     return folder
 
 
-def _existing_run(cfg: RunConfig) -> RunConfig:
-    """``cfg``, whose results folder (a follow-up command's config always names it) must exist:
-    checked before the context loads the store, which may first have to generate it."""
-    _existing_folder(Path(cfg.results_root) / str(cfg.name))
-    return cfg
+def _existing_run(cfg: RunConfig) -> Path:
+    """The results folder of ``cfg`` (a follow-up command's config always names it), which must
+    exist: checked, and then locked, before the context loads the store, which may first have to
+    generate it (a folder in use is reported at once, not after the store has loaded)."""
+    return _existing_folder(Path(cfg.results_root) / str(cfg.name))
 
 
 def _cmd_online(args: argparse.Namespace) -> int:
@@ -177,8 +177,9 @@ def _cmd_online(args: argparse.Namespace) -> int:
 
     if args.max_k < 1:
         raise UsageError(f"--max-k must be >= 1, got {args.max_k}")
-    ctx = RunContext.create(_existing_run(_followup_config(args)))
-    with results_layout.folder_lock(ctx.out):
+    cfg = _followup_config(args)
+    with results_layout.folder_lock(_existing_run(cfg)):
+        ctx = RunContext.create(cfg)
         options = OnlineOptions(budgets=tuple(range(1, args.max_k + 1)), horizon_method=args.horizon_method,
                                 frame_model=args.frame_model)
         table = run_online(ctx, options)
@@ -192,8 +193,9 @@ def _cmd_latency(args: argparse.Namespace) -> int:
     from benchmark.context import RunContext
     from benchmark.measurement.latency import LATENCY_TABLE, LatencyOptions, run_latency
 
-    ctx = RunContext.create(_existing_run(_followup_config(args)))
-    with results_layout.folder_lock(ctx.out):
+    cfg = _followup_config(args)
+    with results_layout.folder_lock(_existing_run(cfg)):
+        ctx = RunContext.create(cfg)
         run_latency(ctx, LatencyOptions(batch=args.latency_batch, repeats=args.repeats, warmup=args.warmup))
         # The folder's table gains the estimate as a column, from the saved pairs (nothing is recomputed);
         # its provenance.json, which describes the run that computed them, is kept.

@@ -87,3 +87,18 @@ def test_timing_a_backbone_shows_its_progress(tiny_store, monkeypatch, caplog):
         backbone_latency(spec, torch.device("cpu"), LatencyOptions(batch=2, repeats=2, warmup=1))
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"time {spec.backbone}")]
     assert lines and any("6/6 call" in line for line in lines), lines
+
+
+def test_a_folder_in_use_is_reported_before_the_store_is_loaded(measured, monkeypatch, capsys):
+    """Found (issue 45): `online` and `latency` took about 30 s to say that a run held the folder."""
+    from benchmark.context import RunContext
+    from benchmark.results import folder_lock
+
+    def load(*args, **kwargs):
+        raise AssertionError("the store was loaded before the lock was taken")
+
+    monkeypatch.setattr(RunContext, "create", load)
+    with folder_lock(measured):
+        for command in ("latency", "online"):
+            assert main(["-q", command, "--name", measured.name, "--results-dir", str(measured.parent)]) == 2
+            assert "is in use by" in capsys.readouterr().err
