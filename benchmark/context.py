@@ -89,7 +89,12 @@ class RunContext:
         store = store or FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
         train_split = pick_split(store, cfg.train_split, TRAIN_SPLITS, "train")
         eval_split = None
-        if not cfg.selection:
+        if cfg.selection:
+            if train_split in EVAL_SPLITS:  # its validation part would be carved out of what tables evaluate on
+                raise UsageError(f"--train-split {train_split}: a table evaluates on {train_split!r}, and a selection "
+                                 "run (tune) never trains or selects on what a table evaluates on; leave "
+                                 "--train-split out to choose on the training split")
+        else:
             eval_split = pick_split(store, cfg.eval_split, EVAL_SPLITS, "eval")
             if eval_split == train_split:
                 asked = "--train-split" if cfg.train_split is not None and cfg.eval_split is None else "--eval-split"

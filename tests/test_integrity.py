@@ -289,3 +289,14 @@ def test_rows_on_presets_chosen_on_the_test_split_are_marked(tmp_path, monkeypat
     assert preset_origin.scored_on(preset_origin.RESULTS / "default-tune") == "validation"
     _, owed = report.marks(preset_origin.RESULTS / "default")
     assert "Presets chosen on the test split" not in owed
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_selection_run_refuses_to_train_on_an_evaluation_split(tiny_store, tmp_path, capsys, jobs):
+    """Found (issue 44): `tune --train-split test` carved its validation part out of the test split,
+    and its record still said "validation"."""
+    assert main(["-q", "tune", "--dataset", str(tiny_store), "--methods", "uniform", "--trials", "1", "--steps", "2",
+                 "--train-split", "test", "--jobs", jobs, "--results-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--train-split test: a table evaluates on 'test'" in err and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())
