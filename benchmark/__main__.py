@@ -247,7 +247,13 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from benchmark.presentation.compare import compare, describe
 
-    print(describe(compare(args.run, args.a, args.b, args.against)))
+    def folder(run: str) -> str:
+        """A run named as every command names it (--name under --results-dir), or a folder's path."""
+        named = Path(args.results_dir) / run
+        return str(named) if not Path(run).is_dir() and named.is_dir() else run
+
+    against = folder(args.against) if args.against is not None else None
+    print(describe(compare(folder(args.run), args.a, args.b, against)))
     return 0
 
 
@@ -294,10 +300,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(f"report --check: {len(names)} published folders, "
               + (f"{len(problems)} problem(s) in {folders}" if problems else "every one passes"))
         return 1 if problems else 0
-    page, readme = Path(args.out or DEFAULT_PAGE), Path(args.readme or DEFAULT_README)
-    _refuse_foreign_publication(results, page if args.out is None else None, readme if args.readme is None else None)
+    # A report to --out writes only there (and to --readme, where named): the repository's page and
+    # README change only when the committed folders are published (issue 46).
+    page = Path(args.out or DEFAULT_PAGE)
+    readme = Path(args.readme) if args.readme else (None if args.out else Path(DEFAULT_README))
+    if args.out is None and args.name:
+        raise UsageError(f"--name {' '.join(args.name)}: the repository's {DEFAULT_PAGE} and {DEFAULT_README} publish "
+                         "the committed folders, not a choice of them; pass --out PAGE to write a report of these")
+    _refuse_foreign_publication(results, page if args.out is None else None,
+                                readme if args.readme is None and readme is not None else None)
     write(results, page, readme, args.name)
-    print(f"written: {page} and the generated blocks of {readme} (headline table, curves summary, streaming run)")
+    print(f"written: {page}" + (f" and the generated blocks of {readme} (headline table, curves summary, streaming "
+                                "run)" if readme is not None else ""))
     return 0
 
 
@@ -481,11 +495,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="two rows of a results folder: their mAP difference with its paired bootstrap "
                                        "interval over the same videos (seeds pooled), and their costs")
-    p.add_argument("run", help="the results folder (results/<name>)")
+    p.add_argument("run", help="the run: its name (results/<name>, as --name names it) or its folder's path")
     p.add_argument("a", help="a row: its result name (runs/<name>) or its name in the table")
     p.add_argument("b", help="the row it is compared with")
-    p.add_argument("--against", metavar="RUN", help="read B from this results folder instead (one that scored the "
-                                                   "same videos, e.g. the same run in another --precision)")
+    p.add_argument("--against", metavar="RUN", help="read B from this run instead (a name or a folder; one that scored "
+                                                   "the same videos, e.g. the same run in another --precision)")
+    p.add_argument("--results-dir", default="results", help="where run names are looked up (default: results)")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("migrate", help="bring results folders written by an earlier version up to date: rename files "

@@ -252,6 +252,20 @@ def test_the_report_never_publishes_another_results_folder_over_the_repositorys_
     assert {p: (REPO / p).read_bytes() for p in before} == before
 
 
+def test_a_report_to_out_writes_only_there(tmp_path, capsys):
+    """Found (issue 46): `report --name mine --out /tmp/mine-report.md` also rewrote README.md."""
+    from benchmark.__main__ import main
+    from datasets.common.gitinfo import REPO
+
+    before = {p: (REPO / p).read_bytes() for p in ("README.md", "docs/results.md")}
+    page = tmp_path / "mine-report.md"
+    assert main(["report", "--name", "default", "--out", str(page)]) == 0
+    assert page.is_file() and "## Table 1 and the extended suite" in page.read_text()
+    assert main(["report", "--name", "default"]) == 2  # the repository's page publishes every committed folder
+    assert "pass --out PAGE" in one_line(capsys)
+    assert {p: (REPO / p).read_bytes() for p in before} == before
+
+
 @pytest.mark.parametrize("command", ["online", "latency", "plot"])
 def test_a_command_on_a_missing_results_folder_creates_nothing(command, tmp_path, capsys, monkeypatch):
     """Found: `online` and `latency` took the lock of a folder that was not there (creating it and

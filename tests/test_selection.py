@@ -294,6 +294,9 @@ def test_compare_prints_the_paired_difference_of_two_rows(tiny_store, tmp_path, 
     assert across.difference.low <= across.difference.estimate <= across.difference.high
     assert main(["compare", str(tmp_path / "bf16"), "lstm", "lstm", "--against", str(out)]) == 0
     assert "LSTM (bf16) against" in capsys.readouterr().out
+    # Runs named as every command names them (issue 46: `compare mine ...` found no folder).
+    assert main(["compare", "bf16", "lstm", "lstm", "--against", "tiny", "--results-dir", str(tmp_path)]) == 0
+    assert "LSTM (bf16) against" in capsys.readouterr().out
     assert main(["compare", str(out), "lstm", "lstm"]) == 2  # one folder, one row: nothing to compare
 
 

@@ -485,18 +485,19 @@ def with_generated(readme: str, report: Report) -> str:
     return with_block(readme, report.stream, (STREAM_START, STREAM_END))
 
 
-def write(results: Path, page: Path, readme: Path, names: list[str] | None = None) -> Report:
-    """Write ``page`` and the headline block of ``readme`` from the folders ``published`` picks;
-    return what was written."""
+def write(results: Path, page: Path, readme: Path | None, names: list[str] | None = None) -> Report:
+    """Write ``page`` and (where given) the generated blocks of ``readme`` from the folders
+    ``published`` picks; return what was written."""
     if not results.is_dir():
         raise UsageError(f"--results-dir {results}: no such folder; run `python -m benchmark run` first")
     report = build(results, names)
-    text = with_generated(readme.read_text(), report)
+    text = with_generated(readme.read_text(), report) if readme is not None else None
     for name, table in report.tables.items():
         folder = results / name
         if (folder / layout.TABLE_MD).read_text() != table:
             with folder_lock(folder):  # a run writing this folder must not have its table changed under it
                 atomic_write_text(folder / layout.TABLE_MD, table)
     atomic_write_text(page, report.page)
-    atomic_write_text(readme, text)
+    if readme is not None and text is not None:
+        atomic_write_text(readme, text)
     return report
