@@ -1,5 +1,5 @@
-"""Command line of the harness: ``python -m benchmark {run,tune,ablate,online,latency,stream,plot,report,compare,
-migrate,check,stores,methods}``."""
+"""Command line of the harness: ``python -m benchmark COMMAND``; every command is listed below with
+what it does, and ``python -m benchmark COMMAND --help`` gives its options."""
 
 from __future__ import annotations
 

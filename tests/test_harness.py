@@ -267,3 +267,15 @@ def test_stores_lists_the_presets_the_stores_and_the_preset_names(tmp_path, hand
         assert f"  {preset} " in out
     assert "seed 0 not generated yet" in out and str(tmp_path / "mine" / "store") in out
     assert "fcvid        LiteEval, LiteEval-RL" in out
+
+
+def test_library_chatter_is_kept_out_of_the_log():
+    """Found (issue 46): about 30 fontTools.subset INFO lines in the log of `curves` (one per PDF figure's font)."""
+    import logging
+
+    from datasets.common.cli import configure_logging
+
+    configure_logging()
+    assert not logging.getLogger("fontTools.subset").isEnabledFor(logging.INFO)
+    assert logging.getLogger("fontTools.subset").isEnabledFor(logging.WARNING)
+    assert logging.getLogger("benchmark.runner").isEnabledFor(logging.INFO)

@@ -33,9 +33,16 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
+#: Libraries whose INFO lines are chatter in a command's log (fontTools: a line per font subset
+#: for every PDF figure matplotlib writes); their warnings still show.
+QUIET_LIBRARIES = ("fontTools",)
+
+
 def configure_logging() -> None:
     """INFO and above to stderr, timestamped; the commands and their worker processes alike."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt=LOG_DATE_FORMAT)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class Terminated(KeyboardInterrupt):
