@@ -278,4 +278,3 @@ def test_library_chatter_is_kept_out_of_the_log():
     configure_logging()
     assert not logging.getLogger("fontTools.subset").isEnabledFor(logging.INFO)
     assert logging.getLogger("fontTools.subset").isEnabledFor(logging.WARNING)
-    assert logging.getLogger("benchmark.runner").isEnabledFor(logging.INFO)
