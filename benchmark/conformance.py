@@ -12,11 +12,16 @@ then test what the harness cannot see during a run:
 * ``unread_frames``: every frame the meter did not record is replaced by NaN and the scores
   must not change by a bit (this catches any read around the meter);
 * ``online``: an online method shown the first k frames reads nothing after them;
+* ``causal``: an online method's reads and per-step predictions up to a step do not change when
+  every later frame changes (a method that reads all of a video and then picks frames by what
+  comes later is not online, however it reads);
 * ``deterministic`` (slow): two trainings with one seed give the same weights and scores;
 * ``gradients`` (slow): every trained parameter gets a gradient, in every training stage;
 * ``cost_knob`` (slow): a declared cost knob (methods/base.py ``CostKnob``) names one of the
   method's settings with valid points, and an evaluation-time knob moves what the method reads.
 
+A check that does not apply is skipped, and says why (the online checks of an offline method;
+the checks that need a trained model's output when ``output`` failed), rather than pass or fail.
 ``python -m benchmark check SPEC`` runs them all on any method spec (registered, dotted,
 file, entry point) and prints what each check found and what to change; ``run`` runs the fast
 ones on every plug-in before training it (benchmark/runner.py), and tests/test_conformance.py
@@ -29,6 +34,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -52,12 +58,18 @@ class Nonconformance(Exception):  # noqa: N818 - a finding, not a crash of the c
     """What a method did wrong, and what to change."""
 
 
+class Skipped(Exception):  # noqa: N818 - a finding: the check does not apply
+    """Why a check does not apply to the method."""
+
+
 @dataclass(frozen=True)
 class Finding:
-    """One check's answer: ``problem`` is empty when the method passed."""
+    """One check's answer: ``problem`` is empty when the method passed or the check was
+    ``skipped`` (why it did not apply)."""
 
     check: str
     problem: str = ""
+    skipped: str = ""
 
     @property
     def passed(self) -> bool:
@@ -167,9 +179,13 @@ def check_unread_frames(probe: Probe) -> None:
             "Read every feature through those accessors")
 
 
-def check_online(probe: Probe) -> None:
+def _offline(probe: Probe) -> None:
     if not probe.cls.online:
-        return
+        raise Skipped("an offline method (online = False) may use the whole video")
+
+
+def check_online(probe: Probe) -> None:
+    _offline(probe)
     method = probe.trained()
     for k in (1, 3, 6):
         meter = probe.test.new_meter()
@@ -182,6 +198,58 @@ def check_online(probe: Probe) -> None:
                 f"shown the first {k} step(s) of its grid (frames up to {seen - 1}), it read frame "
                 f"{int(meter.horizon().max()) - 1}, which has not arrived yet: an online method (online = True) may "
                 "read only the frames of the steps it was given; set online = False if it needs the whole video")
+
+
+#: The grid step after which ``check_causal`` changes every frame.
+CAUSAL_STEP = 2
+
+
+def check_causal(probe: Probe) -> None:
+    """Every frame after a video's step ``CAUSAL_STEP`` of the grid is changed (negated, in every
+    stream); what the method read up to that step, and its per-step scores up to it, must not change."""
+    _offline(probe)
+    method = probe.trained()
+    bank = FeatureBank(probe.store, probe.split, device="cpu", show_progress=False)  # its own copy, changed below
+    t = CAUSAL_STEP
+
+    def seen() -> tuple[Any, Any, Any]:
+        meter = bank.new_meter()
+        batch = next(probe.batches(bank, method, train=False, size=32, meter=meter))
+        with torch.no_grad():
+            out = method(batch)
+        return batch, out, meter
+
+    batch, before, meter = seen()
+    long = batch.mask[:, t]  # the videos with a step t
+    if not bool(long.any()):
+        raise Skipped(f"no video of the check store has {t + 1} steps on the method's grid")
+    starts = bank.offsets[batch.index]
+    cut = starts + batch.frames[:, t] + 1  # the first bank row after step t's frame, per video
+    ends = bank.offsets[batch.index + 1]
+    later = torch.zeros(int(bank.offsets[-1]), dtype=torch.bool)
+    for lo, hi, keep in zip(cut.tolist(), ends.tolist(), long.tolist()):
+        if keep:
+            later[lo:hi] = True
+    earlier = torch.zeros_like(later)
+    for lo, hi, keep in zip(starts.tolist(), cut.tolist(), long.tolist()):
+        if keep:
+            earlier[lo:hi] = True
+    reads = {s: meter.read_mask(s)[earlier].clone() for s in bank.streams}
+    for stream in bank.streams:
+        bank.features[stream][:-1][later] *= -1
+    _, after, meter = seen()
+    moved = [s for s in bank.streams if not torch.equal(meter.read_mask(s)[earlier], reads[s])]
+    if moved:
+        raise Nonconformance(
+            f"what it read of the {', '.join(moved)} stream up to step {t} changed when only frames after that step "
+            "changed: its decisions use frames that have not arrived yet. Decide each step from the frames up to it, "
+            "or set online = False")
+    if before.step_scores is not None and after.step_scores is not None:
+        a, b = before.step_scores[long, : t + 1], after.step_scores[long, : t + 1]
+        if not torch.allclose(a, b, rtol=0, atol=1e-6):
+            raise Nonconformance(
+                f"its per-step scores up to step {t} changed when only frames after that step changed: they use frames "
+                "that have not arrived yet. Score each step from the frames up to it, or set online = False")
 
 
 def check_deterministic(probe: Probe) -> None:
@@ -253,18 +321,23 @@ class Check:
     run: Callable[[Probe], None]
     fast: bool
     what: str
+    needs: tuple[str, ...] = ()  # checks that must pass first (skipped otherwise: they would fail for their reason)
 
 
 #: Every check, in the order they run (the fast ones first: ``run`` runs only those).
 CHECKS = (
     Check("builds", check_builds, True, "the constructor takes (num_classes, dims) and asks only for declared streams"),
     Check("trains", check_trains, True, "loss() returns a finite scalar with a gradient, and a dict of numbers"),
-    Check("output", check_output, True, "evaluation scores are per-video probabilities; counted modules declared"),
-    Check("unread_frames", check_unread_frames, True, "frames the meter did not record are never used"),
-    Check("online", check_online, True, "an online method reads only the frames that have arrived"),
-    Check("deterministic", check_deterministic, False, "one seed, one result"),
-    Check("gradients", check_gradients, False, "every trained parameter gets a gradient"),
-    Check("cost_knob", check_cost_knob, False, "a declared cost knob names a setting, and moves the cost"),
+    Check("output", check_output, True, "evaluation scores are per-video probabilities; counted modules declared",
+          ("trains",)),
+    Check("unread_frames", check_unread_frames, True, "frames the meter did not record are never used", ("output",)),
+    Check("online", check_online, True, "an online method reads only the frames that have arrived", ("output",)),
+    Check("causal", check_causal, True, "an online method's reads and step scores ignore the frames still to come",
+          ("output",)),
+    Check("deterministic", check_deterministic, False, "one seed, one result", ("output",)),
+    Check("gradients", check_gradients, False, "every trained parameter gets a gradient", ("trains",)),
+    Check("cost_knob", check_cost_knob, False, "a declared cost knob names a setting, and moves the cost",
+          ("output",)),
 )
 
 
@@ -274,36 +347,60 @@ def check_method(cls: type[VideoMethod], store: Path, *, fast: bool = False) -> 
     A check stops at the first problem it finds; an exception the method raises is reported as
     the check's problem, with where it was raised (a plug-in's bug, not the checker's)."""
     probe = Probe(cls, store)
-    findings = []
+    findings: list[Finding] = []
     for check in CHECKS:
         if fast and not check.fast:
             continue
-        problem = ""
+        failed = [f.check for f in findings if f.check in check.needs and (f.problem or f.skipped)]
+        if failed:
+            findings.append(Finding(check.name, skipped=f"needs {', '.join(failed)}, which did not pass"))
+            continue
+        problem, skipped = "", ""
         try:
             check.run(probe)
         except Nonconformance as found:
             problem = str(found)
+        except Skipped as why:
+            skipped = str(why)
         except UserError as exc:
             problem = str(exc)
         except Exception as exc:  # noqa: BLE001 - whatever the method's code raised, reported as its finding
+            if _in_the_checker(exc):
+                raise  # the harness's own error, with its traceback: not the method's to fix
             problem = str(method_failure(cls.name, None, exc))
-        findings.append(Finding(check.name, problem))
+        findings.append(Finding(check.name, problem, skipped))
         if check.name == "builds" and problem:
             break  # nothing else can run on a method that does not build
     return findings
 
 
+def _in_the_checker(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by this module's own code (its innermost frame here), not by
+    the method's code that it called."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and frames[-1].filename == __file__
+
+
 def summary_lines(cls: type[VideoMethod], findings: list[Finding]) -> list[str]:
     """What ``check`` prints: one line per check, the problem and the fix where one failed."""
     lines = []
+    said: dict[str, str] = {}  # a problem already printed -> the check that printed it
     for finding in findings:
         what = next(c.what for c in CHECKS if c.name == finding.check)
-        mark = "ok  " if finding.passed else "FAIL"
+        mark = "skip" if finding.skipped else "ok  " if finding.passed else "FAIL"
         lines.append(f"{mark} {finding.check:<14} {what}")
-        if not finding.passed:
-            lines.append(f"     {finding.problem}")
+        if finding.skipped:
+            lines.append(f"     skipped: {finding.skipped}")
+        elif not finding.passed:
+            told = said.get(finding.problem)
+            lines.append(f"     same as {told}" if told else f"     {finding.problem}")
+            said.setdefault(finding.problem, finding.check)
     failed = sum(not f.passed for f in findings)
-    lines.append(f"{cls.shown_name()}: {len(findings) - failed} of {len(findings)} checks passed"
+    skipped = sum(bool(f.skipped) for f in findings)
+    lines.append(f"{cls.shown_name()}: {len(findings) - failed - skipped} of {len(findings)} checks passed"
+                 + (f", {skipped} skipped" if skipped else "")
                  + ("" if not failed else f"; {failed} failed (a row from it would not be trustworthy)"))
     return lines
 
@@ -311,7 +408,9 @@ def summary_lines(cls: type[VideoMethod], findings: list[Finding]) -> list[str]:
 def format_failures(cls: type[VideoMethod], findings: list[Finding]) -> str:
     """One line naming the failed checks of a plug-in, for ``run``'s refusal."""
     failed = [f for f in findings if not f.passed]
-    return "; ".join(f"{f.check}: {f.problem}" for f in failed)
+    first = {f.problem: f.check for f in reversed(failed)}
+    return "; ".join(f"{f.check}: {f.problem}" if first[f.problem] == f.check
+                     else f"{f.check}: same as {first[f.problem]}" for f in failed)
 
 
 def check_store(cls: type[VideoMethod], run_store: Path) -> Path:

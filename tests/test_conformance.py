@@ -127,7 +127,9 @@ def test_check_prints_each_check_and_exits_by_the_outcome(tmp_path, capsys):
 
     assert main(["-q", "check", "docs/examples/coarse_mean.py:CoarseMean"]) == 0
     out = capsys.readouterr().out
-    assert f"Coarse mean: {len(CHECKS)} of {len(CHECKS)} checks passed" in out
+    # An offline method: the online checks do not apply, and say so (issue 46: they said "ok").
+    assert f"Coarse mean: {len(CHECKS) - 2} of {len(CHECKS)} checks passed, 2 skipped" in out
+    assert "skip online" in out and "skip causal" in out and "skipped: an offline method (online = False)" in out
     plugin(tmp_path, read=SNEAK)
     path = next(tmp_path.glob("plugin_*.py"))
     assert main(["-q", "check", "--fast", f"{path}:Plugin"]) == 1
@@ -193,3 +195,67 @@ def test_a_declared_cost_knob_is_checked(tiny_store, tmp_path, knob, expected):
     path.write_text(text.replace("WIDTH", '"coarse"').replace("READ", 'batch.read("coarse")'))
     found = {f.check: f for f in check_method(resolve_method(f"{path}:Plugin"), tiny_store)}["cost_knob"]
     assert (found.problem == "") if not expected else (expected in found.problem), found.problem
+
+
+#: Online by its word, yet it reads every coarse frame and then picks the two fine frames after the largest
+#: coarse changes over the whole video: each step's reads depend on frames still to come.
+PEEK = '''
+import torch
+from torch import nn
+from datasets import AllFrames
+from methods.base import MethodOutput, StepModule, VideoMethod
+from methods.losses import soft_cross_entropy
+
+
+class Peek(VideoMethod):
+    name = "peek"
+    streams = ("coarse", "fine")
+    online = True
+
+    def __init__(self, num_classes, dims, **hparams):
+        super().__init__(num_classes, dims, **hparams)
+        self.classifier = nn.Linear(dims["fine"], num_classes)
+
+    def sampler(self, train):
+        return AllFrames()
+
+    def forward(self, batch):
+        coarse = batch.read("coarse")
+        change = (coarse[:, 1:] - coarse[:, :-1]).norm(dim=-1) * batch.mask[:, 1:]
+        top = change.topk(min(2, change.shape[1]), dim=1).indices + 1
+        where = torch.zeros_like(batch.mask).scatter(1, top, True) & batch.mask
+        fine = batch.read("fine", where=where)
+        logits = self.classifier(fine.sum(1) / where.sum(1, keepdim=True).clamp(min=1))
+        ones = torch.ones(batch.size, dtype=torch.long)
+        return MethodOutput(scores=logits.softmax(-1), step_counts={"classifier": ones}, extras={"logits": logits})
+
+    def loss(self, output, batch):
+        loss = soft_cross_entropy(output.extras["logits"], batch.labels)
+        return loss, {"ce": loss.item()}
+
+    def cost_modules(self):
+        return {"classifier": StepModule(self.classifier, lambda: (torch.zeros(1, self.classifier.in_features),))}
+'''
+
+
+def test_an_online_method_that_decides_by_frames_to_come_fails_the_causal_check(tiny_store, tmp_path):
+    """Found (issue 46): an `online = True` plug-in that picked its fine frames by the change over the whole
+    video passed every check (shown the first k steps, it read only those)."""
+    path = tmp_path / "peek.py"
+    path.write_text(PEEK)
+    findings = {f.check: f for f in check_method(resolve_method(f"{path}:Peek"), tiny_store, fast=True)}
+    assert findings["online"].passed and not findings["online"].skipped  # the earlier check could not see it
+    assert not findings["causal"].passed and "frames that have not arrived yet" in findings["causal"].problem
+
+
+def test_checks_that_need_a_failed_one_are_skipped_and_a_problem_is_said_once(tiny_store, tmp_path):
+    """Found (issue 46): a wrong output shape failed `output`, then `unread_frames` blamed the method for an
+    IndexError in the checker; one undeclared stream gave six identical FAIL lines."""
+    cls = plugin(tmp_path, read='batch.read("coarse")[:, :, :1].expand(-1, -1, 3)')  # (B, 3) logits: wrong width
+    findings = {f.check: f for f in check_method(cls, tiny_store, fast=True)}
+    assert findings["trains"].problem or findings["output"].problem
+    assert all(findings[c].skipped.startswith("needs ") for c in ("unread_frames", "online", "causal"))
+    undeclared = plugin(tmp_path, read='batch.read("fine")', width='"coarse"')
+    lines = summary_lines(undeclared, check_method(undeclared, tiny_store))
+    problems = [line for line in lines if line.startswith("     ") and "same as" not in line and "skipped" not in line]
+    assert len(problems) == len(set(problems))  # each problem printed once; the rest say "same as <check>"
