@@ -32,8 +32,9 @@ import torch
 from benchmark import conformance, crosscheck, pair, parallel, results, summary
 from benchmark.config import RunConfig
 from benchmark.context import RunContext
-from benchmark.eta import machine_here, timed, timed_here
+from benchmark.eta import machine_here, method_of, timed, timed_here
 from benchmark.plans import MethodPlan
+from benchmark.protocol import settings
 from benchmark.record import PairRecord
 from datasets.common.atomic import atomic_write_json
 from datasets.common.distributed import barrier, distributed_rank, finish, rank_device
@@ -243,7 +244,29 @@ class Runner:
                     here[plan.name] = took
                 if plan.name not in anywhere and (took := timed(record)) is not None:
                     anywhere[plan.name] = took
+        for name, took in self.selection_seconds(machine).items():  # a first table after its selection
+            here.setdefault(name, took)
+            anywhere.setdefault(name, took)
         return here, anywhere
+
+    def selection_seconds(self, machine: dict[str, str]) -> dict[str, float]:
+        """Seconds a pair of each method took in the selection runs that chose this run's settings on
+        this store (benchmark/select_first.py), on this kind of machine: the same store and budget,
+        so the table after a selection has an ETA from its first pair on (the median of the trials)."""
+        from statistics import median
+
+        origin = settings.Origin.from_dict(self.ctx.cfg.settings_origin)
+        if origin is None or origin.kind != "own":
+            return {}
+        found: dict[str, list[float]] = {}
+        for folder in origin.chosen_by:
+            per_seed = (results.read_json(Path(origin.record).parent / folder / results.SUMMARY) or {}).get(
+                "per_seed") or {}
+            for label, seeds in per_seed.items():
+                for record in (seeds or {}).values():
+                    if isinstance(record, dict) and (took := timed_here(record, machine)) is not None:
+                        found.setdefault(method_of(label), []).append(took)
+        return {p.name: median(found[p.cls.name]) for p in self.ctx.plans if p.cls.name in found}
 
     def reread_evidence(self) -> None:
         """Every pair's evidence statistics recomputed from its saved model (``--reread-evidence``;

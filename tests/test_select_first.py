@@ -65,6 +65,17 @@ def test_a_store_without_settings_has_them_chosen_first_then_found_by_its_finger
     with caplog.at_level(logging.WARNING, logger="benchmark.select_first"):
         assert _run(unseen, tmp_path, methods=("uniform", "lstm")) == 0  # everything chosen: no selection
     assert not [r for r in caplog.records if "no settings chosen" in r.getMessage()]
+    # A first table on the store has an ETA from its first pair on: its selection's pair times, this machine's.
+    from benchmark.config import RunConfig
+    from benchmark.eta import machine_here
+    from benchmark.protocol.budget import Budget
+    from benchmark.runner import Runner
+    from benchmark.select_first import settle
+
+    cfg = settle(RunConfig(dataset=str(unseen), methods=["uniform", "lstm"], seeds=[0], budget=Budget(steps=3),
+                           results_root=str(tmp_path), name="fresh", show_progress=False))
+    seconds = Runner(cfg).selection_seconds(machine_here("cpu"))
+    assert set(seconds) == {"uniform", "lstm"} and all(s > 0 for s in seconds.values())
 
 
 def test_the_choice_does_not_depend_on_the_evaluation_split_even_with_two_workers(unseen, tmp_path, capsys):
