@@ -62,6 +62,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from benchmark.presentation.runs import listing
+
+    root = Path(args.results_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--results-dir {root}: no such folder")
+    print(listing(root))
+    return 0
+
+
 def _cmd_stores(args: argparse.Namespace) -> int:
     from benchmark.stores import data_root, store_listing
 
@@ -522,6 +532,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="only the checks run applies to plug-ins (not determinism "
                                                        "and gradients, which train twice)")
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("runs", help="list the results folders: dataset, methods, seeds, where their pairs were "
+                                    "computed, and whether report --check passes them")
+    p.add_argument("--results-dir", default="results", help="root of the results (default: results)")
+    p.set_defaults(func=_cmd_runs)
 
     p = sub.add_parser("stores", help="list what --dataset accepts: the synthetic presets (and whether each is "
                                       "generated yet), the stores found under the data folder, and the dataset "

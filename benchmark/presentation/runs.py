@@ -1,0 +1,60 @@
+"""``python -m benchmark runs``: the results folders under a root, one line each, as a user asks of them.
+
+Which runs are here, on what data, with which methods and seeds, where their pairs were computed,
+and whether their tables can be cited (``report --check``'s verdict: benchmark/presentation/audit.py).
+It reads the folders' summaries and provenance and writes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmark import results as layout
+from benchmark.presentation import audit
+
+COLUMNS = ["Run", "Dataset", "Methods", "Seeds", "Pairs", "Computed on", "State"]
+
+
+def _seeds(per_seed: dict[str, dict[str, Any]]) -> str:
+    seeds = sorted({int(s) for found in per_seed.values() for s in found if str(s).isdigit()})
+    return " ".join(map(str, seeds)) or "—"
+
+
+def row(folder: Path) -> dict[str, str]:
+    """One folder's line: its dataset, methods, seeds, pairs, machines and state."""
+    summary = layout.read_json(folder / layout.SUMMARY)
+    provenance = layout.read_json(folder / layout.PROVENANCE)
+    summary = summary if isinstance(summary, dict) else {}
+    provenance = provenance if isinstance(provenance, dict) else {}
+    per_seed = {k: v for k, v in (summary.get("per_seed") or {}).items() if isinstance(v, dict)}
+    dataset = provenance.get("dataset") or {}
+    name = dataset.get("name") or "?"
+    fingerprint = str(dataset.get("fingerprint") or "")[:8]
+    machines = sorted({audit.machine_kind(r) for seeds in per_seed.values() for r in seeds.values()
+                       if isinstance(r, dict)})
+    problems = audit.check_folder(folder)
+    state = "ok" if not problems else "; ".join(dict.fromkeys(p.kind for p in problems))
+    if (folder / layout.TUNE_JSON).is_file():
+        state += " (a selection run)"
+    learned = audit.not_learnt(folder.parent, [folder.name])
+    if learned:
+        state += "; rows that did not learn"
+    return {"Run": folder.name, "Dataset": f"{name} ({fingerprint})" if fingerprint else name,
+            "Methods": str(len(per_seed)), "Seeds": _seeds(per_seed),
+            "Pairs": str(sum(len(s) for s in per_seed.values())), "Computed on": " | ".join(machines) or "—",
+            "State": state}
+
+
+def listing(root: Path) -> str:
+    """Every results folder under ``root`` (a folder with a summary or provenance), as a table."""
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()
+                     and any((p / f).is_file() for f in (layout.SUMMARY, layout.PROVENANCE)))
+    if not folders:
+        return f"no results folders under {root}: `python -m benchmark run` writes one"
+    rows = [row(folder) for folder in folders]
+    return (pd.DataFrame(rows, columns=COLUMNS).to_markdown(index=False, disable_numparse=True)
+            + f"\n\n{len(rows)} runs under {root}. State: `ok`, or what `python -m benchmark report --check` finds "
+            "(benchmark/presentation/audit.py).")
