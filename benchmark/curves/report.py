@@ -220,7 +220,7 @@ def write(folder: Path) -> str:
 
 def plot(folder: Path, table: pd.DataFrame | None = None, curves: dict[str, Curve] | None = None) -> list[Path]:
     """mAP against GFLOPs per video, one line per method through its points."""
-    from benchmark.presentation.plots import GFLOPS_LABEL, _pyplot, _save
+    from benchmark.presentation.plots import GFLOPS_LABEL, _pyplot, _save, method_style
 
     table = load(folder) if table is None else table
     curves = point_curves(folder, table) if curves is None else curves
@@ -233,8 +233,9 @@ def plot(folder: Path, table: pd.DataFrame | None = None, curves: dict[str, Curv
                                                       ms=("map", "std")).sort_values("g")
         online = bool(rows["online"].iloc[0])
         line = ax.errorbar(stats["g"], stats["m"], xerr=stats["gs"].fillna(0), yerr=stats["ms"].fillna(0),
-                           linestyle="-" if online else "--", marker="o", markersize=4, capsize=2,
-                           label=f"{rows['display_name'].iloc[0]}{' (online)' if online else ''}")
+                           linestyle="-" if online else "--", markersize=4, capsize=2,
+                           label=f"{rows['display_name'].iloc[0]}{' (online)' if online else ''}",
+                           **method_style(str(method)))
         curve = curves[str(method)]
         for k in front[str(method)]:
             ax.plot(curve.gflops[k], 100 * curve.maps[k], marker="o", markersize=10, markerfacecolor="none",
@@ -243,7 +244,11 @@ def plot(folder: Path, table: pd.DataFrame | None = None, curves: dict[str, Curv
     ax.set_ylabel("mAP (%)")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)  # beside the data
-    ax.set_title("Accuracy against cost (ringed: on the front)")
+    seeds = sorted(table["seed"].unique().tolist()) if "seed" in table else []
+    ax.set_title(f"{folder.name}: accuracy against cost (ringed: on the Pareto front)", fontsize=10)
+    fig.text(0.01, -0.06, f"Each point: a method at one setting of its cost knob, the mean over seeds {seeds}; bars: "
+             "± one standard deviation over the seeds. Ringed: no point of any method is both cheaper and more "
+             "accurate.", fontsize=7, color="0.35", wrap=True)
     out_dir = folder / results.FIGURES
     return _save(fig, out_dir, "curves")
 

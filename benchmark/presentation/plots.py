@@ -34,9 +34,16 @@ from benchmark import results as layout
 from benchmark.presentation.tables import COST_UNIT_NOTE, order_methods
 from benchmark.results import ONLINE_BASELINES, SEQ_K, UNIFORM_K, unpack_diagnostics
 from datasets.common.atomic import atomic_write_bytes
-from datasets.common.errors import UsageError
+from datasets.common.errors import UsageError, UserError
 
 log = logging.getLogger(__name__)
+
+#: Every method's colour and marker, the same in every figure (``method_style``): Tableau's 20
+#: colours and 8 markers, so that no two of the first 20 methods look alike.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7",
+           "#dbdb8d", "#9edae5")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 GATED_METHOD = "liteeval"  # whose per-video gate decisions Figures 3 and 4 show
 FORMATS = ("png", "pdf")
@@ -65,6 +72,22 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
         paths.append(path)
     _pyplot().close(fig)
     return paths
+
+
+def method_style(method: str) -> dict[str, str]:
+    """The colour and marker of a method (a registry name, or an online baseline's name) in every
+    figure: by its place among the registered methods (table order), then the online baselines,
+    then whatever else in the order first asked for (a plug-in)."""
+    from methods.registry import available_methods
+
+    known = [*order_methods(list(available_methods())), *ONLINE_BASELINES]
+    if method not in known:
+        _EXTRA.setdefault(method, len(_EXTRA))
+    k = known.index(method) if method in known else len(known) + _EXTRA[method]
+    return {"color": PALETTE[k % len(PALETTE)], "marker": MARKERS[k % len(MARKERS)]}
+
+
+_EXTRA: dict[str, int] = {}
 
 
 def _box_distance(box, point) -> float:
@@ -114,11 +137,10 @@ def plot_online(results: Path, out_dir: Path) -> list[Path]:
     rank.update({UNIFORM_K: len(rank), SEQ_K: len(rank) + 1})
     curves = sorted(groups.items(), key=lambda g: (rank[g[0][0]], g[0]))
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    markers = ["o", "s", "^", "D", "v", "P", "X"]
-    for i, ((_, name), curve) in enumerate(curves):
+    for (method, name), curve in curves:
         curve = curve.sort_values("K")
-        ax.plot(curve.mean_gflops, curve.top1_accuracy, marker=markers[i % len(markers)], markersize=4,
-                linewidth=1.5, label=name)
+        ax.plot(curve.mean_gflops, curve.top1_accuracy, markersize=4, linewidth=1.5, label=name,
+                **method_style(str(method)))
     seeds = sorted(table.seed.unique().tolist())
     budgets = sorted(table.K.unique().tolist())
     ax.set_xlabel(GFLOPS_LABEL)
@@ -135,22 +157,26 @@ def plot_offline(results: Path, out_dir: Path) -> list[Path]:
     table = pd.read_csv(results / layout.TABLE_CSV)
     table = table.set_index("method").loc[order_methods(table.method.tolist())].reset_index()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    ax.scatter(table.gflops_mean, table.map_mean, s=36, color="#1f77b4", zorder=3)
-    has_std = table.map_std.notna() & table.gflops_std.notna()
-    if has_std.any():
-        ax.errorbar(table.gflops_mean[has_std], table.map_mean[has_std], xerr=table.gflops_std[has_std],
-                    yerr=table.map_std[has_std], fmt="none", ecolor="#1f77b4", alpha=0.5, zorder=2)
+    for row in table.to_dict("records"):
+        style = method_style(str(row["method"]))
+        ax.scatter([row["gflops_mean"]], [row["map_mean"]], s=36, zorder=3, **style)
+        if not (np.isnan(row["map_std"]) or np.isnan(row["gflops_std"])):
+            ax.errorbar([row["gflops_mean"]], [row["map_mean"]], xerr=[row["gflops_std"]], yerr=[row["map_std"]],
+                        fmt="none", ecolor=style["color"], alpha=0.6, zorder=2)
     ax.set_xlabel(GFLOPS_LABEL)
     ax.set_ylabel("mAP (%)")
-    xmax = float(table.gflops_mean.max())
-    ymin, ymax = float(table.map_mean.min()), float(table.map_mean.max())
+    xmax = float((table.gflops_mean + table.gflops_std.fillna(0)).max())
+    low = float((table.map_mean - table.map_std.fillna(0)).min())
+    high = float((table.map_mean + table.map_std.fillna(0)).max())
     ax.set_xlim(0, xmax * 1.25)
-    ax.set_ylim(ymin - 0.12 * (ymax - ymin + 1), ymax + 0.12 * (ymax - ymin + 1))
-    ax.set_title(f"{results.name}: offline recognition ({int(table.seeds.max())} seed(s) per method)", fontsize=10)
+    ax.set_ylim(low - 0.12 * (high - low + 1), high + 0.12 * (high - low + 1))  # the bars whole, not cut
+    ax.set_title(f"{results.name}: the comparison table, mAP against cost", fontsize=10)
     ax.grid(alpha=0.3)
     fig.canvas.draw()
     _place_labels(ax, table.gflops_mean.tolist(), table.map_mean.tolist(), table.display_name.tolist())
-    fig.text(0.01, -0.02, COST_UNIT_NOTE, fontsize=7, color="0.35")
+    seeds = int(table.seeds.max())
+    fig.text(0.01, -0.07, f"Each point: a method's mean over {seeds} seed(s); bars: ± one standard deviation over "
+             f"the seeds, of mAP and of GFLOPs. {COST_UNIT_NOTE}", fontsize=7, color="0.35", wrap=True)
     return _save(fig, out_dir, "offline_scatter")
 
 
@@ -226,7 +252,7 @@ def _evidence(results: Path, ids: list[str]) -> dict[str, np.ndarray]:
             if name not in h5:
                 return {}
             evidence = h5[name][()]
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, UserError) as exc:  # the store not at hand (a clone): no marks
         log.info("no evidence overlay for the frame strips (%s)", exc)
         return {}
     row = {v: i for i, v in enumerate(header.video_ids.tolist())}
