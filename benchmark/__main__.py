@@ -296,7 +296,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     results = Path(args.results_dir)
     if args.check:
-        from benchmark.presentation.audit import check, not_learnt
+        from benchmark.presentation.audit import check, not_learnt, unequal_effort
 
         if not results.is_dir():
             raise FileNotFoundError(f"--results-dir {results}: no such folder")
@@ -304,7 +304,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         problems = check(results, names)
         for problem in problems:
             print(problem.line())
-        for line in not_learnt(results, names):
+        for line in not_learnt(results, names) + unequal_effort(results):
             print(line)
         folders = len({p.folder for p in problems})
         print(f"report --check: {len(names)} published folders, "

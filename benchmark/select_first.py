@@ -60,7 +60,8 @@ def settle(cfg: RunConfig, settings_from: str | None = None) -> RunConfig:
         kind = "own" if record.fingerprint == fingerprint else "other"
         covered = tuple(p.name for p in plans if p.name in record.methods)
         origin = settings.Origin(kind, store=record.store, record=str(record.path), chosen_by=record.chosen_by,
-                                 methods=covered, uncovered=tuple(p.name for p in plans if p.name not in covered))
+                                 methods=covered, uncovered=tuple(p.name for p in plans if p.name not in covered),
+                                 effort=_effort(record, covered))
         if kind == "own" and origin.uncovered:  # its own record, partly: choose the rest as on the default path
             return _own(cfg, label, fingerprint, root, plans)
         return _with(cfg, record, origin)
@@ -83,9 +84,16 @@ def _own(cfg: RunConfig, label: str, fingerprint: str, root: Path, plans: list[M
     if missing or record is None:
         record = choose(cfg, label, fingerprint, root, record, [p.spec for p in missing],
                         [p.name for p in missing])
+    names = tuple(p.name for p in plans)
     origin = settings.Origin("own", store=record.store, record=str(record.path), chosen_by=record.chosen_by,
-                             methods=tuple(p.name for p in plans))
+                             methods=names, effort=_effort(record, names))
     return _with(cfg, record, origin)
+
+
+def _effort(record: settings.Record, methods: tuple[str, ...]) -> str:
+    """The selection trainings behind the settings of the run's ``methods``, in words."""
+    counts = settings.effort(record)
+    return settings.effort_words({m: counts[m] for m in methods if m in counts})
 
 
 def choose(cfg: RunConfig, label: str, fingerprint: str, root: Path, record: settings.Record | None,

@@ -49,6 +49,7 @@ def test_a_store_without_settings_has_them_chosen_first_then_found_by_its_finger
     assert provenance["config"]["config_file"] == str(record.path) and provenance["config"]["named_choices"] is False
     table = (tmp_path / "unseen" / TABLE_MD).read_text()
     assert "Settings: chosen on this store's validation part" in table and "(settings of" not in table
+    assert f"{settings.SELECTION_TRIALS} selection trainings each" in table  # the same effort, counted
     # Run again, with one more method: only that method is chosen; Uniform's choice is kept as it was.
     caplog.clear()
     trials_before = sorted(p.name for p in (tmp_path / "unseen-tune" / "runs").iterdir())
@@ -172,3 +173,17 @@ def test_the_main_job_trains_what_the_shipped_presets_say():
 
     record = str(REPO / "results" / "default.settings.json")
     assert resolved() == resolved(named_choices=False, config_file=record)
+
+
+def test_the_selection_effort_behind_each_method_is_counted_and_unequal_effort_is_said():
+    """Issue 44: counting the trainings behind each shipped setting gave LiteEval-RL 22 and Uniform 4;
+    `report --check` says so, and a table's caption states the count."""
+    from benchmark.presentation.audit import unequal_effort
+
+    default = settings.read(REPO / "results" / "default.settings.json")
+    assert default is not None
+    counts = settings.effort(default)
+    assert counts["liteeval_rl"] == 22 and counts["uniform"] == 4 and counts["liteeval"] == 8
+    assert settings.effort_words({"a": 4, "b": 4}) == "4 selection trainings each"
+    lines = unequal_effort(REPO / "results")
+    assert any("default.settings.json: unequal selection trainings: liteeval_rl 22" in line for line in lines)

@@ -262,6 +262,21 @@ def not_learnt(results: Path, names: list[str]) -> list[str]:
     return lines
 
 
+def unequal_effort(results: Path) -> list[str]:
+    """One line per settings record under ``results`` whose methods' settings rest on unequal
+    numbers of selection trainings (benchmark/protocol/settings.py ``effort``): a note, since the
+    table's promise of the same tuning effort for every method does not hold for them."""
+    from benchmark.protocol import settings
+
+    lines = []
+    for record in settings.records(results):
+        counts = settings.effort(record)
+        if len(set(counts.values())) > 1:
+            lines.append(f"{record.path}: {settings.effort_words(counts)} (the same effort for every method would "
+                         "give each the same number)")
+    return lines
+
+
 def check(results: Path, names: list[str]) -> list[Problem]:
     """The problems of the folders ``names``, in order."""
     found: list[Problem] = []

@@ -110,6 +110,32 @@ def write(path: Path, *, store: str, fingerprint: str | None, methods: dict[str,
         atomic_write_json(path, data)
 
 
+def effort(record: Record) -> dict[str, int]:
+    """The selection trainings behind each method's settings in ``record``: its pairs (trials x
+    seeds) in every run that chose them (``chosen_by``, beside the record), its own design studies
+    included. "The same tuning effort for every method" holds when these are equal."""
+    from benchmark.eta import method_of
+
+    counts: dict[str, int] = {method: 0 for method in record.methods}
+    for folder in record.chosen_by:
+        per_seed = (read_json(record.path.parent / folder / "metrics.json") or {}).get("per_seed") or {}
+        for label, seeds in per_seed.items():
+            method = method_of(label)
+            if method in counts and isinstance(seeds, dict):
+                counts[method] += len(seeds)
+    return counts
+
+
+def effort_words(counts: dict[str, int]) -> str:
+    """``effort`` in words: "N selection trainings each", or each method's count where they differ."""
+    if not counts:
+        return "no selection trainings recorded"
+    if len(set(counts.values())) == 1:
+        return f"{next(iter(counts.values()))} selection trainings each"
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return "unequal selection trainings: " + ", ".join(f"{method} {n}" for method, n in ranked)
+
+
 @dataclass(frozen=True)
 class Origin:
     """Where a run's settings come from, as its provenance records it and its caption says it.
@@ -124,6 +150,7 @@ class Origin:
     methods: tuple[str, ...] = ()  # the run's methods the record covers
     uncovered: tuple[str, ...] = ()  # the run's methods it does not (class defaults): "other" only
     why: str = ""  # "defaults": why nothing was chosen here
+    effort: str = ""  # the selection trainings behind the settings, in words (``effort_words``)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,10 +159,10 @@ class Origin:
     def from_dict(cls, data: dict[str, Any] | None) -> Origin | None:
         if not isinstance(data, dict) or data.get("kind") not in ("own", "other", "defaults"):
             return None
-        text = {k: str(data.get(k) or "") for k in ("kind", "store", "record", "why")}
+        text = {k: str(data.get(k) or "") for k in ("kind", "store", "record", "why", "effort")}
         names = {k: tuple(data.get(k) or ()) for k in ("chosen_by", "methods", "uncovered")}
         return cls(text["kind"], text["store"], text["record"], names["chosen_by"], names["methods"],
-                   names["uncovered"], text["why"])
+                   names["uncovered"], text["why"], text["effort"])
 
     def marked(self) -> dict[str, str]:
         """Method -> the mark its row carries: every method of another store's record."""
@@ -148,10 +175,12 @@ class Origin:
         if self.kind == "own":
             beside = Path(self.record).parent
             by = f", by {', '.join(str(beside / f) for f in self.chosen_by)}" if self.chosen_by else ""
-            return (f"Settings: chosen on this store's validation part ({self.record}{by}; the same selection for "
-                    "every method: benchmark/protocol/settings.py).")
+            return (f"Settings: chosen on this store's validation part ({self.record}{by}; "
+                    f"{self.effort or 'the same selection for every method'}: benchmark/protocol/settings.py).")
         if self.kind == "other":
-            text = (f"Settings: chosen on another store, {self.store} ({self.record}), not on this one, on purpose "
+            effort = f"; {self.effort}" if self.effort else ""
+            text = (f"Settings: chosen on another store, {self.store} ({self.record}{effort}), not on this one, on "
+                    "purpose "
                     f"(--settings-from): rows marked {FOREIGN_MARK.format(store=self.store)} were not selected here "
                     "and may be far from what the method reaches once chosen on this store.")
             if self.uncovered:
