@@ -165,8 +165,14 @@ class Runner:
                 crosscheck.keep(ctx.out, earlier)  # a resumed run still compares with the same earlier results
             if world > 1:
                 barrier()  # every rank has seen the same pending pairs before any is written
-            self.execution = parallel.schedule(ctx, pending, jobs=ctx.cfg.jobs, threads=ctx.cfg.threads, rank=rank,
-                                               world=world, earlier=here, costs=anywhere)
+            try:
+                self.execution = parallel.schedule(ctx, pending, jobs=ctx.cfg.jobs, threads=ctx.cfg.threads,
+                                                   rank=rank, world=world, earlier=here, costs=anywhere)
+            except KeyboardInterrupt:  # Ctrl-C, SIGTERM (datasets/common/cli.py): say what is kept, then stop
+                left = len(self.failed(pending))
+                log.warning("stopped: %d of the %d pairs this run computes are done and kept, %d are not; run the "
+                            "same command again to compute them", len(pending) - left, len(pending), left)
+                raise
             if world > 1:
                 barrier()
                 if rank != 0:

@@ -360,6 +360,7 @@ def test_sigterm_on_a_run_with_workers_is_one_line_and_resumable(tmp_path):
         child.kill()
     assert child.returncode == 143, err
     assert "Traceback" not in err and "terminated (SIGTERM)" in err and "run the same command again" in err
+    assert "stopped: 0 of the 2 pairs this run computes are done and kept, 2 are not" in err
     assert "leaked semaphore" not in err
     with results.folder_lock(tmp_path / "tiny"):  # released
         pass
