@@ -154,6 +154,11 @@ def test_the_summary_sorts_methods_by_the_side_of_zero_their_interval_lies_on():
             "not reach it): more accurate: UP +10.0 [+8.0, +12.0]; no different (the interval spans zero): FLAT "
             "+1.0 [-1.0, +3.0]; less accurate: DOWN (stale) -5.0 [-7.0, -3.0].") in text
     assert "(91.5; Uniform needs 200.0): UP 30.0, FLAT 150.0." in text
+    # A method that did not learn is marked, and never named on the front (issue 43).
+    text = summary(read, not_learnt=frozenset({"SHORT"}))
+    assert "front (a point that no point of any method beats in both cost and mAP): UP." in text
+    text = summary(read, not_learnt=frozenset({"UP"}))
+    assert "more accurate: UP (did not learn) +10.0" in text and "cost and mAP): SHORT." in text
 
 
 def test_curves_on_two_torchrun_ranks_shares_the_points_and_rank_0_writes_once(tmp_path):

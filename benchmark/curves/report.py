@@ -157,17 +157,21 @@ def matched_table(folder: Path, table: pd.DataFrame | None = None, curves: dict[
     return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True) + "\n\n" + caption + "\n"
 
 
-def summary(read: MatchedBudgets, stale: frozenset[str] = frozenset()) -> str:
+def summary(read: MatchedBudgets, stale: frozenset[str] = frozenset(),
+            not_learnt: frozenset[str] = frozenset()) -> str:
     """The matched-budget reading in a few sentences, every number from ``read``: the front; at
     each budget of the table, who is more accurate than Uniform-K at that cost, no different, or
     less (by the side of zero the paired interval lies on), and how many methods' points do not
-    reach it; the cost of reaching Uniform-25's mAP. ``stale``: display names to mark."""
+    reach it; the cost of reaching Uniform-25's mAP. ``stale``: display names to mark;
+    ``not_learnt``: display names of methods with a point that did not learn
+    (benchmark/protocol/learned.py), marked, and never named on the front."""
     def name(m: Matched) -> str:
-        return m.display_name + (" (stale)" if m.display_name in stale else "")
+        return (m.display_name + (" (stale)" if m.display_name in stale else "")
+                + (" (did not learn)" if m.display_name in not_learnt else ""))
 
     others = [m for m in read.rows if m.method != REFERENCE]
     parts = [f"On the accuracy-cost front (a point that no point of any method beats in both cost and mAP): "
-             f"{', '.join(name(m) for m in read.rows if m.front) or 'none'}."]
+             f"{', '.join(name(m) for m in read.rows if m.front and m.display_name not in not_learnt) or 'none'}."]
     for share in SHARES:
         found = [(m, d) for m in others if (d := m.differences.get(share)) is not None]
         groups = [("more accurate", [(m, d) for m, d in found if d.low > 0]),

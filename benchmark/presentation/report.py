@@ -356,13 +356,21 @@ def curves_summary(results: Path, page_anchor: str) -> str:
         return f"(no `results/{MAIN_CURVES}/{layout.CURVES_CSV}` yet: run `python -m benchmark curves`)\n"
     read = curves_report.read_matched(folder)
     stale = stale_methods(folder)
+    from benchmark.eta import method_of
+    from methods.registry import display_name
+
+    per_seed = _read_json(folder / layout.SUMMARY).get("per_seed") or {}
+    not_learnt = frozenset(display_name(method_of(label)) for label in learned.row_verdicts(per_seed))
     command = _read_json(folder / layout.PROVENANCE).get("command") or "python -m benchmark curves"
     seeds = curves_report.load(folder).groupby(["method", "point"])["seed"].nunique().min()
     figure = folder / layout.FIGURES / "curves.png"
     shown = f"\n\n![Accuracy against cost, every method](results/{MAIN_CURVES}/{layout.FIGURES}/curves.png)" \
         if figure.is_file() else ""
     stale_note = (" Methods marked (stale) have points computed by code that has changed since." if stale else "")
-    return (curves_report.summary(read, stale=stale)
+    learnt_note = (" Methods marked (did not learn) have a point that did not learn (benchmark/protocol/learned.py) "
+                   "and are not named on the front." if not_learnt else "")
+    stale_note += learnt_note
+    return (curves_report.summary(read, stale=stale, not_learnt=not_learnt)
             + f"\n\nFrom `results/{MAIN_CURVES}/` (`{command}`), {seeds} seeds per point, each method along its "
             f"cost knob under the main run's budget and selection.{stale_note} The table at 25%, 50% and 100% of "
             f"Uniform-25's cost: [docs/results.md](docs/results.md#{page_anchor}).{shown}\n")
