@@ -319,46 +319,41 @@ def test_corrupt_result_files_are_redone_not_fatal(tmp_path, damage, force):
     assert "uniform" in json.loads((tmp_path / "t" / "metrics.json").read_text())["per_seed"]
 
 
-def test_ctrl_c_is_one_line_and_resumable(tmp_path):
-    """Found: Ctrl-C printed a 40-line traceback."""
+def stopped(tmp_path: Path, sig: int, *, seeds: tuple[str, ...] = ("0",), jobs: str = "1",
+            settle: float = 2.0) -> tuple[int, str]:
+    """A long tiny run, sent ``sig`` once its folder is locked and ``settle`` seconds have passed
+    (training has started): its exit code and stderr. A shell's background job (and some CI
+    runners) start commands with the signal ignored, which a child inherits; the child gets the
+    default disposition, as a terminal's foreground job has."""
     env = {**os.environ, "LITEEVAL_DATA": str(tmp_path / "data")}
     command = [sys.executable, "-m", "benchmark", "-q", "run", "--dataset", "tiny", "--methods", "lstm",
-               "--seeds", "0", "--steps", "100000", "--jobs", "1", "--results-dir", str(tmp_path)]
-    # A shell's background job (and some CI runners) start commands with SIGINT ignored, which a
-    # child inherits; give it the default disposition, as a terminal's foreground job has.
+               "--seeds", *seeds, "--steps", "100000", "--jobs", jobs, "--results-dir", str(tmp_path)]
     child = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True,
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                             preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not list((tmp_path / "tiny").glob(".lock")) and time.monotonic() < deadline:
             time.sleep(0.2)
-        time.sleep(2.0)  # training has started
-        child.send_signal(signal.SIGINT)
+        time.sleep(settle)
+        child.send_signal(sig)
         _, err = child.communicate(timeout=60)
     finally:
         child.kill()
-    assert child.returncode == 130, err
+    return child.returncode, err
+
+
+def test_ctrl_c_is_one_line_and_resumable(tmp_path):
+    """Found: Ctrl-C printed a 40-line traceback."""
+    code, err = stopped(tmp_path, signal.SIGINT)
+    assert code == 130, err
     assert "Traceback" not in err and "interrupted" in err and "run the same command again" in err
     assert not (tmp_path / "tiny" / "runs" / "lstm" / "seed0" / "record.json").exists()
 
 
 def test_sigterm_on_a_run_with_workers_is_one_line_and_resumable(tmp_path):
     """Found (issue 45): SIGTERM on a --jobs 2 run exited 143 with no line saying what happened."""
-    env = {**os.environ, "LITEEVAL_DATA": str(tmp_path / "data")}
-    command = [sys.executable, "-m", "benchmark", "-q", "run", "--dataset", "tiny", "--methods", "lstm",
-               "--seeds", "0", "1", "--steps", "100000", "--jobs", "2", "--results-dir", str(tmp_path)]
-    child = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True,
-                             preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
-    try:
-        deadline = time.monotonic() + 120
-        while not list((tmp_path / "tiny").glob(".lock")) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(8.0)  # the workers have started training
-        child.send_signal(signal.SIGTERM)
-        _, err = child.communicate(timeout=60)
-    finally:
-        child.kill()
-    assert child.returncode == 143, err
+    code, err = stopped(tmp_path, signal.SIGTERM, seeds=("0", "1"), jobs="2", settle=8.0)  # workers training
+    assert code == 143, err
     assert "Traceback" not in err and "terminated (SIGTERM)" in err and "run the same command again" in err
     assert "stopped: 0 of the 2 pairs this run computes are done and kept, 2 are not" in err
     assert "leaked semaphore" not in err
