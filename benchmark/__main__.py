@@ -533,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "and gradients, which train twice)")
     p.set_defaults(func=_cmd_check)
 
-    p = sub.add_parser("runs", help="list the results folders: dataset, methods, seeds, where their pairs were "
+    p = sub.add_parser("list-runs", help="list the results folders: dataset, methods, seeds, where their pairs were "
                                     "computed, and whether report --check passes them")
     p.add_argument("--results-dir", default="results", help="root of the results (default: results)")
     p.set_defaults(func=_cmd_runs)

@@ -155,6 +155,12 @@ def _start_worker(cfg: RunConfig, plans: list[MethodPlan], threads: int, parent:
     configure_logging()
     if progress_mode() == "bar":
         os.environ[MODE_VARIABLE] = "log"
+    # tqdm guards its bars with a multiprocessing lock, a named semaphore that a worker stopped by the
+    # run (terminate: SIGTERM) never releases, and the resource tracker then warns of it at exit;
+    # a worker's bars are log lines of its own, so a thread lock serves (issue 45: "leaked semaphores").
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
     torch.set_num_threads(threads)
     ctx = RunContext.create(cfg, plans)
     _WORKER = _Worker(ctx, (lambda: check_parent(parent)) if parent is not None else (lambda: None))

@@ -172,12 +172,12 @@ def test_online_curves_read_from_models_computed_again_since_are_named(run):
 
 def test_runs_lists_each_folder_with_its_state(run, capsys):
     """Issue 46: no command listed the runs (name, dataset, methods, seeds, machine, state)."""
-    assert main(["-q", "runs", "--results-dir", str(run.parent)]) == 0
+    assert main(["-q", "list-runs", "--results-dir", str(run.parent)]) == 0
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if line.startswith("| run "))
     cells = [c.strip() for c in line.split("|")[1:-1]]
     assert cells[1].startswith("tiny (") and cells[2:5] == ["1", "0 1", "2"] and cells[-1].startswith("ok")
     _edit_summary(run, lambda per_seed: per_seed["uniform"]["1"]["code"]["files"].update(
         {"methods/uniform.py": "0" * 16}))
-    assert main(["-q", "runs", "--results-dir", str(run.parent)]) == 0
+    assert main(["-q", "list-runs", "--results-dir", str(run.parent)]) == 0
     assert "| stale" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""``python -m benchmark runs``: the results folders under a root, one line each, as a user asks of them.
+"""``python -m benchmark list-runs``: the results folders under a root, one line each, as a user asks of them.
 
 Which runs are here, on what data, with which methods and seeds, where their pairs were computed,
 and whether their tables can be cited (``report --check``'s verdict: benchmark/presentation/audit.py).
