@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from statistics import mean, median
 from typing import Any
 
@@ -62,6 +63,24 @@ def timed_here(record: Mapping[str, Any], here: Mapping[str, str]) -> float | No
     if platform.get("cpu") != here.get("cpu") or str(platform.get("device", "")).split(":")[0] != here.get("device"):
         return None
     return timed(record)
+
+
+def pair_seconds(root: Path, folders: Sequence[str], here: Mapping[str, str]) -> dict[str, float]:
+    """Seconds a pair of each method took in ``folders`` under ``root`` on this kind of machine
+    (``here``; training and evaluation; the median of every such pair of the method, whatever its
+    label: a trial's, a knob point's)."""
+    from benchmark.results import SUMMARY, read_json
+
+    seconds: dict[str, list[float]] = {}
+    for folder in folders:
+        data = read_json(root / folder / SUMMARY)
+        per_seed = (data.get("per_seed") if isinstance(data, dict) else None) or {}
+        for label, seeds in per_seed.items():
+            for record in (seeds or {}).values():
+                took = timed_here(record, here) if isinstance(record, dict) else None
+                if took is not None:
+                    seconds.setdefault(method_of(label), []).append(took)
+    return {method: median(times) for method, times in seconds.items()}
 
 
 def expected(name: str, seconds: Mapping[str, float]) -> float | None:

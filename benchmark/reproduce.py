@@ -35,15 +35,14 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import median
 from typing import Any
 
 from benchmark import results as layout
 from benchmark.config import available_cores, environment_jobs
-from benchmark.eta import machine_here, method_of, timed_here
+from benchmark.eta import machine_here, pair_seconds
 from benchmark.experiments.defaults import REPRODUCE_STAGES
 from benchmark.experiments.studies import CHECKS, STUDIES, Check, Study
 from benchmark.protocol import settings as store_settings
@@ -348,20 +347,6 @@ def record_path(options: Options) -> Path:
 def _load(path: Path) -> dict[str, Any]:
     data = read_json(path)
     return data if isinstance(data, dict) else {}
-
-
-def pair_seconds(root: Path, folders: Sequence[str], here: dict[str, str]) -> dict[str, float]:
-    """Seconds a pair of each method took in ``folders`` on this kind of machine (``here``;
-    training and evaluation; the median of every such pair of the method, whatever its label)."""
-    seconds: dict[str, list[float]] = {}
-    for folder in folders:
-        per_seed = _load(root / folder / layout.SUMMARY).get("per_seed") or {}
-        for label, seeds in per_seed.items():
-            for record in (seeds or {}).values():
-                took = timed_here(record, here) if isinstance(record, dict) else None
-                if took is not None:
-                    seconds.setdefault(method_of(label), []).append(took)
-    return {method: median(times) for method, times in seconds.items()}
 
 
 def estimate(stage: Stage, root: Path, name: str, jobs: int, here: dict[str, str]) -> float | None:

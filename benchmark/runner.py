@@ -32,7 +32,7 @@ import torch
 from benchmark import conformance, crosscheck, pair, parallel, results, summary
 from benchmark.config import RunConfig
 from benchmark.context import RunContext
-from benchmark.eta import machine_here, method_of, timed, timed_here
+from benchmark.eta import machine_here, pair_seconds, timed, timed_here
 from benchmark.plans import MethodPlan
 from benchmark.protocol import settings
 from benchmark.record import PairRecord
@@ -259,20 +259,11 @@ class Runner:
         """Seconds a pair of each method took in the selection runs that chose this run's settings on
         this store (benchmark/select_first.py), on this kind of machine: the same store and budget,
         so the table after a selection has an ETA from its first pair on (the median of the trials)."""
-        from statistics import median
-
         origin = settings.Origin.from_dict(self.ctx.cfg.settings_origin)
         if origin is None or origin.kind != "own":
             return {}
-        found: dict[str, list[float]] = {}
-        for folder in origin.chosen_by:
-            per_seed = (results.read_json(Path(origin.record).parent / folder / results.SUMMARY) or {}).get(
-                "per_seed") or {}
-            for label, seeds in per_seed.items():
-                for record in (seeds or {}).values():
-                    if isinstance(record, dict) and (took := timed_here(record, machine)) is not None:
-                        found.setdefault(method_of(label), []).append(took)
-        return {p.name: median(found[p.cls.name]) for p in self.ctx.plans if p.cls.name in found}
+        found = pair_seconds(Path(origin.record).parent, origin.chosen_by, machine)
+        return {p.name: found[p.cls.name] for p in self.ctx.plans if p.cls.name in found}
 
     def reread_evidence(self) -> None:
         """Every pair's evidence statistics recomputed from its saved model (``--reread-evidence``;

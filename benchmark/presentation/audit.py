@@ -189,13 +189,11 @@ def _edited(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> lis
             continue
         shown = {}
         for key, value in _CHECKED.items():
-            values = [value(r) for r in records]
-            mean = sum(values) / len(values)
-            std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else math.nan
+            mean, std = tables.mean_std([value(r) for r in records])  # as the table computes and prints them
             stated = (entry.get(key) or {}).get("mean")
             if not isinstance(stated, int | float) or not math.isclose(stated, mean, rel_tol=1e-9, abs_tol=1e-9):
                 found.append(f"metrics.json's {key} of {label} is not the mean of its seeds")
-            shown[key] = f"{mean:.1f}" if math.isnan(std) else f"{mean:.1f} ± {std:.1f}"
+            shown[key] = tables.plus_minus(mean, std, 1)
         expected[str(entry.get("display_name") or label)] = shown
     table = folder / layout.TABLE_MD
     lines = table.read_text(encoding="utf-8").split("\n") if table.is_file() else []

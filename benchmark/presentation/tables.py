@@ -51,7 +51,7 @@ def order_methods(names: list[str]) -> list[str]:
     return ordered(names)
 
 
-def _stat(values: list[float]) -> tuple[float, float]:
+def mean_std(values: list[float]) -> tuple[float, float]:
     arr = np.asarray(values, dtype=np.float64)
     if np.isnan(arr).all():  # a statistic the data cannot give (e.g. evidence lift on a real store)
         return float("nan"), float("nan")
@@ -101,10 +101,10 @@ def summary_frame(
             "eval_videos_per_second": lambda m: m.eval_videos_per_second,
         }
         for key, get in fields.items():
-            row[f"{key}_mean"], row[f"{key}_std"] = _stat([get(m) for m in per_seed])
+            row[f"{key}_mean"], row[f"{key}_std"] = mean_std([get(m) for m in per_seed])
         if latency is not None:  # benchmark/measurement/latency.py: estimated ms per video on one device
             estimates = measured_estimates(latency, name, metrics[name])
-            row["latency_ms_mean"], row["latency_ms_std"] = _stat(estimates or [np.nan])
+            row["latency_ms_mean"], row["latency_ms_std"] = mean_std(estimates or [np.nan])
             row["latency_device"] = latency["device_label"]
         reasons = sorted({m.stale for m in per_seed if m.stale})
         row["stale"] = "; ".join(reasons)  # "" when every seed was computed by the current code
@@ -138,7 +138,7 @@ def summary_records(summary: pd.DataFrame, differences: dict[str, dict[str, Any]
     return out
 
 
-def _pm(mean: float, std: float, digits: int) -> str:
+def plus_minus(mean: float, std: float, digits: int) -> str:
     text = f"{mean:.{digits}f}"
     return text if np.isnan(std) else f"{text} ± {std:.{digits}f}"
 
@@ -242,14 +242,14 @@ def display_frame(summary: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "Method": stale_name(shown_name(r)) if is_stale(r) else shown_name(r),
             "Online": "yes" if r["online"] else "no",
-            "mAP (%)": _pm(r["map_mean"], r["map_std"], 1),
+            "mAP (%)": plus_minus(r["map_mean"], r["map_std"], 1),
             "Δ mAP vs Uniform [95% CI]": _delta(r),
-            "mAP interp. (%)": _pm(r["map_interpolated_mean"], r["map_interpolated_std"], 1),
-            "Top-1 (%)": _pm(r["top1_mean"], r["top1_std"], 1),
-            "GFLOPs/video": _pm(r["gflops_mean"], r["gflops_std"], 1),
+            "mAP interp. (%)": plus_minus(r["map_interpolated_mean"], r["map_interpolated_std"], 1),
+            "Top-1 (%)": plus_minus(r["top1_mean"], r["top1_std"], 1),
+            "GFLOPs/video": plus_minus(r["gflops_mean"], r["gflops_std"], 1),
             "GFLOPs std over videos": f"{r['gflops_video_std_mean']:.1f}",
             "Fine frames/video": f"{r['fine_frames_mean']:.1f}",
-            "Evidence lift": "—" if np.isnan(r["evidence_lift_mean"]) else _pm(r["evidence_lift_mean"],
+            "Evidence lift": "—" if np.isnan(r["evidence_lift_mean"]) else plus_minus(r["evidence_lift_mean"],
                                                                                 r["evidence_lift_std"], 2),
             "Params": _count(r["params_mean"]),
             "Train (s)": f"{r['train_seconds_mean']:.1f}",
@@ -257,7 +257,7 @@ def display_frame(summary: pd.DataFrame) -> pd.DataFrame:
         })
         if "latency_device" in r and isinstance(r["latency_device"], str):
             rows[-1][f"{LATENCY_COLUMN}{r['latency_device']})"] = (
-                "—" if np.isnan(r["latency_ms_mean"]) else _pm(r["latency_ms_mean"], r["latency_ms_std"], 1))
+                "—" if np.isnan(r["latency_ms_mean"]) else plus_minus(r["latency_ms_mean"], r["latency_ms_std"], 1))
     return pd.DataFrame(rows)
 
 
