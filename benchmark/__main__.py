@@ -21,6 +21,7 @@ from methods.suites import SUITES
 
 
 def _cmd_methods(args: argparse.Namespace) -> int:
+    from methods import shipped
     from methods.base import Preset, preset_settings
     from methods.registry import available_methods, ordered
 
@@ -38,6 +39,9 @@ def _cmd_methods(args: argparse.Namespace) -> int:
             print(f"{'':<{width}}  cost knob: {knob.setting} ({knob.what or knob.setting}), points "
                   f"{', '.join(map(str, knob.points))}, read in {knob.at}")
         if args.verbose:
+            if shipped.settings(name):
+                print(f"{'':<{width}}  shipped defaults (any store without its own): {shipped.settings(name)}")
+                print(f"{'':<{width}}    {shipped.ORIGIN.describe()}")
             for dataset, preset in cls.presets.items():
                 print(f"{'':<{width}}  preset {dataset!r}: {preset_settings(preset)}")
                 for origin in preset.origins if isinstance(preset, Preset) else ():
@@ -144,6 +148,25 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     print(result.table)
     print(f"\nbest settings written to {result.config_path}; use them with "
           f"`python -m benchmark run --config {result.config_path}`")
+    return 0
+
+
+def _cmd_transfer(args: argparse.Namespace) -> int:
+    from benchmark.protocol import transfer
+    from methods.registry import available_methods
+
+    root = Path(args.results_dir)
+    folders = []
+    for run in args.runs:
+        folder = Path(run) if Path(run).is_dir() else root / run
+        if not folder.is_dir():
+            raise UsageError(f"{run}: no such tune under {root} (nor a folder); name each store's "
+                             "`python -m benchmark tune` run")
+        folders.append(folder)
+    choice = transfer.choose(folders)
+    shown = {name: cls.shown_name() for name, cls in available_methods().items()}
+    print(transfer.write(choice, root / args.name, force=args.force, shown=shown))
+    print(f"chosen settings written to {root / args.name / 'tuned.json'}; methods/shipped.py ships them")
     return 0
 
 
@@ -391,6 +414,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", help="a JSON object of setting -> candidate values that replaces the methods' declared "
                                    "search spaces (keys: Hparams fields or train.<setting>)")
     p.set_defaults(func=_cmd_tune)
+
+    p = sub.add_parser("transfer", help="choose each method's shipped defaults across stores: the same trials tuned "
+                                        "on each store (its validation part only), one rule (the cheapest within "
+                                        "the noise on every store, else the best worst case); writes "
+                                        "results/<name>/tuned.json and a table of every method on every store")
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="each store's tune (a name under --results-dir or a folder), tuned with the same --trials, "
+                        "--tune-seed and --no-presets")
+    p.add_argument("--name", default="shipped-defaults", help="the folder written under --results-dir "
+                                                               "(default: shipped-defaults)")
+    p.add_argument("--results-dir", default="results", help="root of the results (default: results)")
+    p.add_argument("--force", action="store_true", help="replace a choice made there from other tunes")
+    p.set_defaults(func=_cmd_transfer)
 
     p = sub.add_parser("curves", help="every method along its cost knob (accuracy-cost curves, three seeds, the "
                                       "run's budget and selection), with a matched-budget table and figure under "

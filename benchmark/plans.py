@@ -1,5 +1,7 @@
-"""A run's methods with their settings resolved: class defaults, then the method's preset for
-the dataset, then the user's config file (benchmark/config.py). A ``MethodPlan`` is what the
+"""A run's methods with their settings resolved: class defaults, then the shipped defaults (chosen
+across stores: methods/shipped.py; where neither a config file nor a preset gives a method's
+settings), then the method's preset for the dataset, then the user's config file
+(benchmark/config.py). A ``MethodPlan`` is what the
 runner trains; ablations and tuning trials are plans with a label and changed settings.
 """
 
@@ -11,6 +13,7 @@ from typing import Any
 from benchmark.config import RunConfig, merged_config
 from benchmark.presentation import tables
 from datasets.common.errors import UsageError
+from methods import shipped
 from methods.base import SUITES, Preset, TrainConfig, VideoMethod, check_setting_types, preset_settings
 from methods.registry import available_methods, resolve_method
 
@@ -46,9 +49,10 @@ def _rebuild_plan(spec: str, hparams: dict[str, Any], train: TrainConfig, label:
 
 
 def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
-    """Resolve methods and their settings: class defaults, then the method's preset for
-    ``dataset_name`` (unless ``cfg.presets`` is off; one chosen on a store only with
-    ``cfg.named_choices``), then the config file."""
+    """Resolve methods and their settings: class defaults, then (unless ``cfg.presets`` is off)
+    the shipped defaults (only where neither a config file nor a preset applies) and the method's preset for
+    ``dataset_name`` (one chosen on a store only with ``cfg.named_choices``), then the config
+    file."""
     suites = SUITES[cfg.suite]
     specs = cfg.methods or tables.order_methods([n for n, c in available_methods().items() if c.suite in suites])
     file_config = merged_config(cfg.config_file, cfg.overrides)
@@ -63,7 +67,12 @@ def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
         found = cls.presets.get(dataset_name, {}) if cfg.presets else {}
         chosen = isinstance(found, Preset) and bool(found.origins)
         preset = preset_settings(found) if cfg.named_choices or not chosen else {}
-        for source in (preset, file_config.get(cls.name, {})):
+        # The shipped defaults are where a method starts when nothing else gives its settings (a
+        # new store's selection, a try-out store). A settings file or a dataset's preset holds
+        # choices made against the class defaults (reproduce's tune and studies run with
+        # --no-presets), so either replaces them.
+        across = shipped.settings(cls.name) if cfg.presets and cfg.config_file is None and not preset else {}
+        for source in (across, preset, file_config.get(cls.name, {})):
             source = dict(source)
             train_overrides.update(source.pop("train", {}))
             section.update(source)

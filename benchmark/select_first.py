@@ -13,7 +13,11 @@ its row would not say so (issue 43). So the default path of ``run`` is the fair 
    The tune resumes pair by pair like any run, and prints its plan and ETA as one;
 3. ``--settings-from NAME`` uses another store's record on purpose: the caption and every row
    it covers say whose settings they are;
-4. a try-out store (``tiny``) is too small to choose on: the class defaults, said in the caption.
+4. a try-out store (``tiny``) is too small to choose on: the shipped defaults (chosen across
+   stores: methods/shipped.py), said in the caption.
+
+Every selection on a new store starts from the shipped defaults (its first trial), the others drawn
+from each method's search space.
 
 Settings given by hand (``--config``, ``--no-presets``) are used as given, as before: that is
 what ``reproduce`` and the studies run with. Presets set by hand for a dataset's name (a paper's
@@ -106,7 +110,7 @@ def choose(cfg: RunConfig, label: str, fingerprint: str, root: Path, record: set
     if launched_world() > 1:
         raise UsageError(f"{path}: no settings chosen on this store for {', '.join(names)}; choose them first with "
                          f"`torchrun ... -m benchmark tune --dataset {cfg.dataset} --methods {' '.join(specs)} "
-                         f"--trials {settings.SELECTION_TRIALS} --no-presets --name {name}` and add the choices to "
+                         f"--trials {settings.SELECTION_TRIALS} --name {name}` and add the choices to "
                          f"{path}, or pass --settings-from NAME to use another store's settings (marked)")
     log.warning("%s: no settings chosen on this store (fingerprint %s) for %s; choosing them first on its validation "
                 "part: %d trials of each, seed %s, the run's budget, into %s (the same selection for every method; "

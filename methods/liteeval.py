@@ -222,7 +222,7 @@ class _LiteEvalNet(VideoMethod):
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE
     # The paper's settings (section 3.1): Adam 1e-4, lambda 2, gamma 0.05 for both datasets; the
-    # official code's projections: coarse 1280 -> 512 and fine 2048 -> 2048 (REFERENCE.md).
+    # official code's projections: coarse 1280 -> 512 and fine 2048 -> 2048 (docs/methods.md).
     presets = {
         name: Preset({"coarse_hidden": coarse, "fine_hidden": fine, "coarse_embed": 512, "fine_embed": 2048,
                       "train": {"lr": 1e-4}}, note="the paper's section 3.1 and the official code's projections")

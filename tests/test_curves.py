@@ -151,8 +151,8 @@ def test_the_summary_sorts_methods_by_the_side_of_zero_their_interval_lies_on():
     assert "front (a point that no point of any method beats in both cost and mAP): UP, SHORT." in text
     assert "At 25% of Uniform-25's cost (50.0 GFLOPs): no method's points reach it." in text
     assert ("At 50% of Uniform-25's cost (100.0 GFLOPs), against Uniform at that cost (1 of 4 methods' points do "
-            "not reach it): more accurate: UP +10.0 [+8.0, +12.0]; no different (the interval spans zero): FLAT "
-            "+1.0 [-1.0, +3.0]; less accurate: DOWN (stale) -5.0 [-7.0, -3.0].") in text
+            "not reach it): more accurate: UP +10.0 [+8.0, +12.0]; no difference detected (the interval spans zero): "
+            "FLAT +1.0 [-1.0, +3.0]; less accurate: DOWN (stale) -5.0 [-7.0, -3.0].") in text
     assert "(91.5; Uniform needs 200.0): UP 30.0, FLAT 150.0." in text
     # A method that did not learn is marked, and never named on the front (issue 43).
     text = summary(read, not_learnt=frozenset({"SHORT"}))

@@ -85,8 +85,10 @@ def test_the_choice_does_not_depend_on_the_evaluation_split_even_with_two_worker
     clean, dirty = tmp_path / "clean", tmp_path / "dirty"
     poisoned = poison_split(unseen, tmp_path / "store" / "unseen", "test")
     args = ["--methods", "uniform", "lstm", "--steps", "3", "--seeds", "0"]
-    assert main(["-q", "tune", "--dataset", str(unseen), *args, "--jobs", "1", "--no-presets", "--results-dir",
-                 str(clean), "--name", "unseen-tune"]) == 0  # serial: --jobs gives the same numbers bit for bit
+    # From the shipped defaults, as the default path's selection (no --no-presets); serial: --jobs
+    # gives the same numbers bit for bit.
+    assert main(["-q", "tune", "--dataset", str(unseen), *args, "--jobs", "1", "--results-dir",
+                 str(clean), "--name", "unseen-tune"]) == 0
     args += ["--jobs", "2"]
     capsys.readouterr()
     # The selection runs to its end; only the table, which reads the evaluation split, meets the poison.
@@ -120,10 +122,11 @@ def test_bad_settings_from_is_one_line(unseen, tmp_path, capsys):
     assert not list(tmp_path.iterdir())  # refused before anything was written
 
 
-def test_a_try_out_store_runs_the_class_defaults_and_says_so(tiny_store, tmp_path):
+def test_a_try_out_store_runs_the_shipped_defaults_and_says_so(tiny_store, tmp_path):
     assert _run(tiny_store, tmp_path, "--name", "t") == 0
     table = (tmp_path / "t" / TABLE_MD).read_text()
-    assert "Settings: the methods' class defaults, not chosen on this store (tiny is a store for trying" in table
+    assert ("Settings: the methods' shipped defaults (chosen across stores: methods/shipped.py), not chosen on this "
+            "store (tiny is a store for trying") in table
     assert not list(tmp_path.glob("*.settings.json"))
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 from benchmark import results
 from benchmark.curves.matching import Curve, matched_difference, pareto_front
 from benchmark.measurement.bootstrap import Difference, resample_counts, resample_indices, resampled_maps
+from benchmark.presentation import words
 from datasets.common.atomic import atomic_write_bytes, atomic_write_json, file_sha256
 from datasets.common.errors import UsageError
 
@@ -174,9 +175,10 @@ def summary(read: MatchedBudgets, stale: frozenset[str] = frozenset(),
              f"{', '.join(name(m) for m in read.rows if m.front and m.display_name not in not_learnt) or 'none'}."]
     for share in SHARES:
         found = [(m, d) for m in others if (d := m.differences.get(share)) is not None]
-        groups = [("more accurate", [(m, d) for m, d in found if d.low > 0]),
-                  ("no different (the interval spans zero)", [(m, d) for m, d in found if d.low <= 0 <= d.high]),
-                  ("less accurate", [(m, d) for m, d in found if d.high < 0])]
+        said = {m.method: words.verdict(d.low, d.high) for m, d in found}
+        groups = [(label, [(m, d) for m, d in found if said[m.method] == verdict]) for verdict, label in
+                  ((words.MORE, words.MORE), (words.UNDETECTED, f"{words.UNDETECTED} (the interval spans zero)"),
+                   (words.LESS, words.LESS))]
         clauses = ["{}: {}".format(label, "; ".join(
             f"{name(m)} {interval(d)}" for m, d in sorted(group, key=lambda pair: -pair[1].estimate)))
             for label, group in groups if group]

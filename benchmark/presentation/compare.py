@@ -20,6 +20,7 @@ import numpy as np
 
 from benchmark import results
 from benchmark.measurement import bootstrap
+from benchmark.presentation import words
 from benchmark.record import PairRecord
 from datasets.common.errors import UsageError
 
@@ -123,8 +124,9 @@ def compare(folder: Path | str, a: str, b: str, against: Path | str | None = Non
 def describe(c: Comparison) -> str:
     """What ``python -m benchmark compare`` prints."""
     d = c.difference
-    verdict = ("the interval excludes 0: a difference these videos support" if d.low > 0 or d.high < 0 else
-               "the interval contains 0: no evidence of a difference")
+    said = words.verdict(d.low, d.high)
+    verdict = (f"{c.a.shown} {said}: the interval excludes 0" if said != words.UNDETECTED else
+               f"{said}: the interval contains 0")
     where = (f"{c.folder}: {c.a.shown} against {c.b.shown}" if c.a.folder == c.b.folder else
              f"{c.a.folder}: {c.a.shown} ({c.a.precision}) against {c.b.folder}: {c.b.shown} ({c.b.precision})")
     lines = [

@@ -29,8 +29,8 @@ import pandas as pd
 
 from benchmark import results as layout
 from benchmark.experiments.studies import CHECKS, STUDIES
-from benchmark.presentation import audit, paper, stream_text, tables
-from benchmark.protocol import learned, preset_origin
+from benchmark.presentation import audit, paper, stream_text, tables, words
+from benchmark.protocol import learned, preset_origin, transfer
 from benchmark.results import folder_lock, online_summary, read_json, remembering_pair_states, unbacked_pairs
 from datasets.common.atomic import atomic_write_text
 from datasets.common.errors import UsageError
@@ -59,6 +59,10 @@ CATALOGUE: tuple[tuple[str, str], ...] = (
     ("unseen-a-tune", "A store nobody tuned on (A): the selection run chose first"),
     ("unseen-b", "A store nobody tuned on (B): the path for your own data"),
     ("unseen-b-tune", "A store nobody tuned on (B): the selection run chose first"),
+    # The shipped defaults (methods/shipped.py), chosen across the default store and these two.
+    ("shipped-defaults", "The shipped defaults: one setting per method, chosen across three stores"),
+    ("small-tune", "The shipped defaults' second store: `small`'s selection trials"),
+    ("few-classes-tune", "The shipped defaults' third store: `few-classes`' selection trials"),
 )
 MAIN_RUN = "default"
 ABLATIONS = ("sync", "gamma", "units")  # results/<main run>-ablate-<kind>/, set beside the paper's Tables 2-4
@@ -69,6 +73,19 @@ STREAM_START, STREAM_END = "<!-- streaming run: python -m benchmark report -->",
 #: The main run's accuracy-cost sweep, read in the README's summary at matched budgets, and its markers.
 MAIN_CURVES = MAIN_RUN + layout.CURVES_SUFFIX
 CURVES_START, CURVES_END = "<!-- curves summary: python -m benchmark report -->", "<!-- end of curves summary -->"
+#: README's "In short": the comparisons it states, each computed as `python -m benchmark compare RUN A
+#: B` computes it and worded by one rule (benchmark/presentation/words.py): (run, A, B, what the paper
+#: reports of the same comparison, quoted, or "").
+IN_SHORT: tuple[tuple[str, str, str, str], ...] = (
+    (MAIN_RUN, "liteeval", "uniform", 'the paper: "as accurate" at about half the cost'),
+    (MAIN_RUN, "liteeval_rl", "liteeval", "the paper: LiteEval-RL costlier than LiteEval"),
+    (MAIN_RUN, "scsampler", "liteeval", ""),
+    (f"{MAIN_RUN}-ablate-sync", "liteeval-nosync", "liteeval-sync", "the paper's Table 2: synchronisation helps"),
+    (f"{MAIN_RUN}-ablate-gamma", "liteeval-gamma0.05", "liteeval-gamma0.01", "the paper's Table 3"),
+    (f"{MAIN_RUN}-ablate-units", "liteeval-coarse8", "liteeval-coarse32", "the paper's Table 4: about the same"),
+    (f"{MAIN_RUN}-ablate-units", "liteeval-coarse8", "liteeval-coarse4", "the paper's Table 4: about the same"),
+)
+IN_SHORT_START, IN_SHORT_END = "<!-- in short: python -m benchmark report -->", "<!-- end of in short -->"
 HEADLINE_COLUMNS = ["Method", "Online", "mAP (%)", "Δ mAP vs Uniform [95% CI]", "GFLOPs/video", "Fine frames/video"]
 ONLINE_BUDGETS = (1, 2, 4, 6, 8, 10)
 PAGE_HEADER = """# Results
@@ -87,6 +104,7 @@ class Report:
     headline: str
     stream: str  # the README's streaming run
     curves: str  # the README's reading of the main sweep at matched budgets
+    in_short: str  # the README's "In short": its comparisons, computed and worded by one rule
     tables: dict[str, str]  # results folder name -> its table.md with the marks it owes now
 
 
@@ -245,8 +263,12 @@ def marked_table(folder: Path) -> str | None:
 
 def _section(folder: Path, title: str, marked: str | None) -> str:
     provenance = _read_json(folder / layout.PROVENANCE)
-    lines = [f"## {title}", "",
-             f"`results/{folder.name}/`, last written by: {machine_line(provenance) or 'no provenance.json'}."]
+    across = _read_json(folder / transfer.TRANSFER_JSON)  # a choice across stores trains nothing: no machine
+    written_by = (machine_line(provenance) or 'no provenance.json' if not across
+                  else "no machine (it reads the tunes' records and trains nothing)")
+    lines = [f"## {title}", "", f"`results/{folder.name}/`, last written by: {written_by}."]
+    if across.get("command") and not provenance.get("command"):
+        provenance = {**provenance, "command": across["command"]}
     if (folder / layout.SUMMARY).is_file() and not (folder / layout.RUNS).is_dir():
         lines.append("Its method/seed pairs were not kept: the numbers below are its summary as written, and nothing "
                      "here can be checked against per-video scores.")
@@ -258,6 +280,8 @@ def _section(folder: Path, title: str, marked: str | None) -> str:
     notes = folder / layout.NOTES
     if notes.is_file():
         lines += ["", "**Notes.**", "", notes.read_text().strip()]
+    if (folder / transfer.TRANSFER_MD).is_file():
+        lines += ["", (folder / transfer.TRANSFER_MD).read_text().strip()]
     if (folder / layout.TUNE_MD).is_file():
         lines += ["", _trials_table(folder)]
         owed = marks(folder)[1]
@@ -465,8 +489,29 @@ def _build(results: Path, names: list[str] | None) -> Report:
               else f"(`results/{MAIN_CURVES}` is not published: run `python -m benchmark curves` and commit it)\n")
     top = withheld_note(MAIN_RUN, held[MAIN_RUN]) if MAIN_RUN in held else headline(results)
     return Report(page=f"{PAGE_HEADER}\n{presets_section(results, held)}\n{contents}\n\n{sections}",
-                  headline=top, stream=stream, curves=curves,
+                  headline=top, stream=stream, curves=curves, in_short=in_short(results, shown),
                   tables={name: text for name, text in marked.items() if text is not None})
+
+
+def in_short(results: Path, shown: set[str]) -> str:
+    """README's "In short" paragraph: each comparison of ``IN_SHORT`` as ``compare`` computes it,
+    in the words of benchmark/presentation/words.py, with its cost ratio and what the paper reports."""
+    from benchmark.presentation.compare import compare
+
+    parts = []
+    for run, a, b, reported in IN_SHORT:
+        if run not in shown:
+            parts.append(f"(`results/{run}` is not published: {a} against {b} is not stated)")
+            continue
+        c = compare(results / run, a, b)
+        d = c.difference
+        said = words.sentence(c.a.shown, c.b.shown, 100 * d.estimate, 100 * d.low, 100 * d.high)
+        parts.append(f"{said} at {c.a.gflops / c.b.gflops:.2f} times its cost" + (f" ({reported})" if reported else "")
+                     + f", `{run}`")
+    return ("In short (each comparison as `python -m benchmark compare results/RUN A B` prints it: paired bootstrap "
+            "over the test videos, seeds pooled, 95% interval; worded by one rule, benchmark/presentation/words.py: "
+            "more or less accurate when the interval excludes zero, no difference detected when it spans it): "
+            + "; ".join(parts) + ".\n")
 
 
 def _anchor(title: str) -> str:
@@ -490,6 +535,7 @@ def with_generated(readme: str, report: Report) -> str:
     run) replaced."""
     readme = with_block(readme, report.headline, (HEADLINE_START, HEADLINE_END))
     readme = with_block(readme, report.curves, (CURVES_START, CURVES_END))
+    readme = with_block(readme, report.in_short, (IN_SHORT_START, IN_SHORT_END))
     return with_block(readme, report.stream, (STREAM_START, STREAM_END))
 
 

@@ -35,7 +35,7 @@ SUFFIX = ".settings.json"
 SELECTION_TRIALS = 4
 SELECTION_SEEDS = (0,)
 #: Synthetic presets made for trying the harness out, too small to choose settings on (``tiny``:
-#: 160 videos, about two validation videos a class): a run on one trains the class defaults and says so.
+#: 160 videos, about two validation videos a class): a run on one trains the shipped defaults and says so.
 TRY_OUT_PRESETS = ("tiny",)
 #: How rows run with another store's settings are marked, completed with that store's name.
 FOREIGN_MARK = "(settings of {store})"
@@ -141,7 +141,8 @@ class Origin:
     """Where a run's settings come from, as its provenance records it and its caption says it.
 
     ``kind``: "own" (chosen on this store), "other" (chosen on another store, on purpose:
-    ``--settings-from``), "defaults" (the class defaults on a store too small to choose on)."""
+    ``--settings-from``), "defaults" (the shipped defaults, chosen across stores: methods/shipped.py,
+    on a store too small to choose on)."""
 
     kind: str
     store: str = ""  # the store the settings were chosen on ("own", "other")
@@ -186,7 +187,8 @@ class Origin:
             if self.uncovered:
                 text += f" {', '.join(self.uncovered)}: class defaults (that record has no settings for them)."
             return text
-        return f"Settings: the methods' class defaults, not chosen on this store ({self.why})."
+        return (f"Settings: the methods' shipped defaults (chosen across stores: methods/shipped.py), not chosen "
+                f"on this store ({self.why}).")
 
 
 #: Origins are recorded in provenance.json under this key of the run's config (RunConfig.settings_origin).

@@ -1,0 +1,240 @@
+"""The shipped defaults: one setting per method, chosen across stores of different shapes by one rule.
+
+A store's own selection (benchmark/protocol/tune.py) picks what fits that store. What a method
+starts from on a store nobody has chosen on (the first trial of that store's selection, and the
+settings of a try-out store) should instead be what holds up across stores (issue 43: settings
+chosen on the default store alone left seven of eleven methods far below their reach on a small
+one). So the same candidates of each method are trained on several stores, each scored on that
+store's validation part only, and one setting per method is chosen by ``RULE``:
+
+1. on every store, each candidate's verdict is the store's own selection rule's
+   (benchmark/protocol/selection.py, as its tune recorded it): its gap to the store's best
+   validation mAP, that gap's paired-bootstrap standard error, and whether it is within the noise;
+2. among the candidates within the noise on *every* store, the chosen one is the cheapest by its
+   cost relative to each store's best candidate (validation GFLOPs per video over the best's,
+   averaged over stores); ties: the smaller worst gap, then the earlier trial;
+3. where no candidate is within the noise everywhere, the chosen one has the best worst case:
+   the smallest largest gap over the stores; ties: the cheaper, then the earlier.
+
+On one store the rule is that store's own selection rule. Every method gets the same effort: the
+same number of trials (``python -m benchmark tune --trials N --tune-seed 0 --no-presets``, so the
+candidates are the class defaults and the same draws from the method's search space) on every
+store. The tunes' records are read, never retrained; a tune scored on anything but validation, or
+whose candidates differ from another store's, is refused.
+
+``python -m benchmark transfer RUN RUN ...`` writes results/<name>/: ``transfer.json`` (the stores,
+the rule, every candidate's numbers on every store and its verdict), ``transfer.md`` (each
+method's validation mAP on each store, and every candidate), and ``tuned.json`` (the chosen
+settings, a config file). methods/shipped.py repeats the choice (a test holds it to the record).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmark import provenance
+from benchmark.config import as_config
+from benchmark.results import PROVENANCE, TUNE_JSON, TUNED_JSON, read_json
+from datasets.common.atomic import atomic_write_json, atomic_write_text
+from datasets.common.errors import UsageError
+from datasets.common.gitinfo import git_state
+
+#: What every record of a choice across stores says about how it was made (module docstring).
+RULE = ("the same candidates on every store, each store's verdicts by its own selection rule (validation only, "
+        "one paired-bootstrap standard error); among the candidates within the noise on every store, the cheapest "
+        "by GFLOPs relative to each store's best candidate, averaged over the stores (ties: the smaller worst gap, "
+        "then the earlier trial); where none is, the smallest worst gap over the stores (ties: the cheaper, then the "
+        "earlier)")
+TRANSFER_JSON = "transfer.json"
+TRANSFER_MD = "transfer.md"
+#: The budget rule every tune must share (the total steps follow from each store's size).
+SHARED_BUDGET = ("batch_size", "epochs", "min_steps", "patience", "steps", "validations")
+
+
+@dataclass(frozen=True)
+class StoreTrials:
+    """One store's tune, as its records hold it."""
+
+    run: str  # the tune's results folder name
+    store: str  # the store's name
+    fingerprint: str | None
+    validation_videos: int | None
+    tune: dict[str, Any]  # the tune's tune.json
+
+    def trials(self, method: str) -> list[dict[str, Any]]:
+        return sorted((t for t in self.tune["trials"] if t["method"] == method), key=lambda t: t["trial"])
+
+
+@dataclass(frozen=True)
+class Standing:
+    """One candidate of one method across the stores, and what the rule made of it."""
+
+    trial: int
+    setting: dict[str, Any]
+    maps: tuple[float, ...]  # validation mAP (%) on each store
+    gaps: tuple[float, ...]  # the store's best's mAP minus this one's (points)
+    errors: tuple[float, ...]  # each gap's paired-bootstrap standard error (points)
+    within: tuple[bool, ...]  # within the noise on each store
+    relative_cost: float  # validation GFLOPs over each store's best candidate's, averaged
+    chosen: bool = False
+
+    @property
+    def worst_gap(self) -> float:
+        return max(self.gaps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trial": self.trial, "setting": self.setting, "validation_map": list(self.maps),
+                "gap_to_best": list(self.gaps), "standard_error": list(self.errors), "within_noise": list(self.within),
+                "worst_gap": self.worst_gap, "relative_cost": self.relative_cost, "chosen": self.chosen}
+
+
+def read_store(folder: Path) -> StoreTrials:
+    """A tune's folder (``python -m benchmark tune``), refused where it is not a tune scored on validation."""
+    tune = read_json(folder / TUNE_JSON)
+    if not isinstance(tune, dict) or "trials" not in tune:
+        raise UsageError(f"{folder}: no {TUNE_JSON}; name the folders of `python -m benchmark tune` runs, one per "
+                         "store")
+    if tune.get("scored_on") != "validation":
+        raise UsageError(f"{folder}: its trials were scored on {tune.get('scored_on')!r}; a choice rests on validation "
+                         "scores only. Tune again (`python -m benchmark tune ... --refresh`)")
+    dataset = (read_json(folder / PROVENANCE) or {}).get("dataset") or {}
+    validation = tune.get("validation") or {}
+    return StoreTrials(run=folder.name, store=str(dataset.get("name") or folder.name),
+                       fingerprint=dataset.get("fingerprint"), validation_videos=validation.get("num_videos"),
+                       tune=tune)
+
+
+def check_comparable(stores: list[StoreTrials]) -> list[str]:
+    """The methods every store tuned, after refusing what the rule cannot compare."""
+    if len(stores) < 2:
+        raise UsageError("transfer: name at least two tunes, each on another store (the shipped defaults are chosen "
+                         "on three: results/shipped-defaults)")
+    seen: dict[str, str] = {}
+    for s in stores:
+        key = s.fingerprint or s.run
+        if key in seen:
+            raise UsageError(f"{s.run} and {seen[key]} tuned the same store ({s.store}): name one tune per store")
+        seen[key] = s.run
+    first = stores[0]
+    for s in stores[1:]:
+        for key in SHARED_BUDGET + ("trials_per_method", "tune_seed"):
+            mine = s.tune.get(key, (s.tune.get("budget") or {}).get(key))
+            theirs = first.tune.get(key, (first.tune.get("budget") or {}).get(key))
+            if mine != theirs:
+                raise UsageError(f"{s.run}: {key} {mine!r}, but {first.run} {theirs!r}; every store's tune must follow "
+                                 "the same rules (the same effort for every method on every store)")
+    methods = [m for m in dict.fromkeys(t["method"] for t in first.tune["trials"])]
+    missing = {s.run: sorted(set(methods) - {t["method"] for t in s.tune["trials"]}) for s in stores}
+    missing = {run: m for run, m in missing.items() if m}
+    if missing:
+        raise UsageError("transfer: every store's tune must try the same methods; missing: "
+                         + "; ".join(f"{run}: {', '.join(m)}" for run, m in missing.items()))
+    for method in methods:
+        ours = [t["setting"] for t in first.trials(method)]
+        for s in stores[1:]:
+            theirs = [t["setting"] for t in s.trials(method)]
+            if theirs != ours:
+                raise UsageError(f"{method}: {s.run} tried {theirs}, {first.run} {ours}; the rule compares the same "
+                                 "candidates on every store: tune each with the same --trials and --tune-seed and "
+                                 "--no-presets (the class defaults first)")
+    return methods
+
+
+def standings(stores: list[StoreTrials], method: str) -> list[Standing]:
+    """Every candidate of ``method`` across ``stores``, the chosen one marked (module docstring)."""
+    per_store = [s.trials(method) for s in stores]
+    best_cost = [next(t for t in trials if t["gap_to_best"] == 0.0)["gflops"] or 1.0 for trials in per_store]
+    found = []
+    for k, first in enumerate(per_store[0]):
+        rows = [trials[k] for trials in per_store]
+        found.append(Standing(
+            trial=first["trial"], setting=first["setting"],
+            maps=tuple(r["validation_map"] for r in rows), gaps=tuple(r["gap_to_best"] for r in rows),
+            errors=tuple(r["standard_error"] for r in rows), within=tuple(bool(r["within_noise"]) for r in rows),
+            relative_cost=sum(r["gflops"] / c for r, c in zip(rows, best_cost, strict=True)) / len(rows)))
+    everywhere = [s for s in found if all(s.within)]
+    if everywhere:
+        pick = min(everywhere, key=lambda s: (s.relative_cost, s.worst_gap, s.trial))
+    else:
+        pick = min(found, key=lambda s: (s.worst_gap, s.relative_cost, s.trial))
+    return [Standing(**{**s.__dict__, "chosen": s is pick}) for s in found]
+
+
+@dataclass(frozen=True)
+class Choice:
+    stores: list[StoreTrials]
+    methods: dict[str, list[Standing]]
+
+    def chosen(self, method: str) -> Standing:
+        return next(s for s in self.methods[method] if s.chosen)
+
+    def config(self) -> dict[str, dict[str, Any]]:
+        """The chosen settings as a config file (what ``run --config`` takes)."""
+        return {method: as_config(self.chosen(method).setting) for method in self.methods}
+
+
+def choose(folders: list[Path]) -> Choice:
+    stores = [read_store(folder) for folder in folders]
+    methods = check_comparable(stores)
+    return Choice(stores, {method: standings(stores, method) for method in methods})
+
+
+def _setting_words(setting: dict[str, Any]) -> str:
+    return ", ".join(f"{k.removeprefix('train.')} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                     for k, v in setting.items())
+
+
+def markdown(choice: Choice, shown: dict[str, str] | None = None) -> str:
+    """Each method's validation mAP on each store under the chosen setting, then every candidate."""
+    shown = shown or {}
+    names = [f"{s.store} ({s.validation_videos} val.)" if s.validation_videos else s.store for s in choice.stores]
+    summary, every = [], []
+    for method, found in choice.methods.items():
+        pick = choice.chosen(method)
+        best = [max(s.maps[i] for s in found) for i in range(len(names))]
+        summary.append({"Method": shown.get(method, method), "Chosen (trial)": f"{_setting_words(pick.setting)} "
+                        f"(#{pick.trial})",
+                        **{n: f"{m:.1f} (best {b:.1f})" for n, m, b in zip(names, pick.maps, best, strict=True)},
+                        "Within noise on": f"{sum(pick.within)} of {len(names)}",
+                        "Worst gap": f"{pick.worst_gap:.1f}"})
+        for s in found:
+            every.append({"Method": shown.get(method, method), "#": str(s.trial), "Setting": _setting_words(s.setting),
+                          **{n: f"{m:.1f}{'' if w else ' (out)'}" for n, m, w in zip(names, s.maps, s.within,
+                                                                                      strict=True)},
+                          "Worst gap": f"{s.worst_gap:.1f}", "Relative cost": f"{s.relative_cost:.2f}",
+                          "Chosen": "yes" if s.chosen else ""})
+    runs = ", ".join(f"results/{s.run}" for s in choice.stores)
+    return ("Validation mAP (%) of each method's chosen setting on each store (the best candidate's in brackets):\n\n"
+            + pd.DataFrame(summary).to_markdown(index=False, disable_numparse=True)
+            + "\n\nEvery candidate (validation mAP (%) on each store; `(out)`: not within one standard error of that "
+            "store's best; relative cost: validation GFLOPs over each store's best candidate's, averaged):\n\n"
+            + pd.DataFrame(every).to_markdown(index=False, disable_numparse=True)
+            + f"\n\nFrom {runs}: {len(choice.stores)} stores, {choice.stores[0].tune.get('trials_per_method')} "
+            f"trials of each method on each, seed(s) {choice.stores[0].tune.get('seeds')}. Chosen by {RULE}.\n")
+
+
+def write(choice: Choice, out: Path, *, force: bool = False, shown: dict[str, str] | None = None) -> str:
+    """Write results/<name>/ (module docstring); refuse to replace a choice made from other tunes."""
+    runs = [s.run for s in choice.stores]
+    earlier = read_json(out / TRANSFER_JSON)
+    if isinstance(earlier, dict) and earlier.get("runs") != runs and not force:
+        raise UsageError(f"{out}: already holds a choice from {earlier.get('runs')}; pass --force to replace it with "
+                         f"one from {runs}, or --name another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown(choice, shown)
+    atomic_write_json(out / TUNED_JSON, choice.config())
+    atomic_write_json(out / TRANSFER_JSON, {
+        "command": provenance.invocation(), "git": git_state(), "rule": RULE, "runs": runs,
+        "stores": [{"run": s.run, "name": s.store, "fingerprint": s.fingerprint,
+                    "validation_videos": s.validation_videos, "budget": s.tune.get("budget")} for s in choice.stores],
+        "trials_per_method": choice.stores[0].tune.get("trials_per_method"),
+        "tune_seed": choice.stores[0].tune.get("tune_seed"), "seeds": choice.stores[0].tune.get("seeds"),
+        "methods": {m: [s.to_dict() for s in found] for m, found in choice.methods.items()},
+        "chosen": choice.config(),
+    })
+    atomic_write_text(out / TRANSFER_MD, table)
+    return table
