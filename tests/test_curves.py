@@ -136,14 +136,14 @@ def test_the_summary_sorts_methods_by_the_side_of_zero_their_interval_lies_on():
     from benchmark.curves.report import Matched, MatchedBudgets, summary
     from benchmark.measurement.bootstrap import Difference
 
-    def row(name, diff, reach=None, front=False):
+    def row(name, diff, reach=None, front=False, bound=False):
         return Matched(name, name.upper(), False, {0.25: 0.9, 0.5: 0.9, 1.0: None},
-                       {0.25: None, 0.5: diff, 1.0: None}, reach, front)
+                       {0.25: None, 0.5: diff, 1.0: None}, reach, front, bound)
 
     read = MatchedBudgets(200.0, 0.915, [
         Matched("uniform", "Uniform", False, {0.25: 0.7, 0.5: 0.87, 1.0: 0.915}, {0.25: None, 0.5: None, 1.0: None},
                 200.0, False),
-        row("up", Difference(0.10, 0.08, 0.12, 1000, 0.95), reach=30.0, front=True),
+        row("up", Difference(0.10, 0.08, 0.12, 1000, 0.95), reach=30.0, front=True, bound=True),
         row("flat", Difference(0.01, -0.01, 0.03, 1000, 0.95), reach=150.0),
         row("down", Difference(-0.05, -0.07, -0.03, 1000, 0.95)),
         row("short", None, front=True)])
@@ -153,7 +153,9 @@ def test_the_summary_sorts_methods_by_the_side_of_zero_their_interval_lies_on():
     assert ("At 50% of Uniform-25's cost (100.0 GFLOPs), against Uniform at that cost (1 of 4 methods' points do "
             "not reach it): more accurate: UP +10.0 [+8.0, +12.0]; no difference detected (the interval spans zero): "
             "FLAT +1.0 [-1.0, +3.0]; less accurate: DOWN (stale) -5.0 [-7.0, -3.0].") in text
-    assert "(91.5; Uniform needs 200.0): UP 30.0, FLAT 150.0." in text
+    # UP's cheapest point already beats the target: its 30.0 is an upper bound, said so (issue 44).
+    assert "(91.5; Uniform needs 200.0; \"at most\": the cheapest point already exceeds it): UP at most 30.0, " \
+        "FLAT 150.0." in text
     # A method that did not learn is marked, and never named on the front (issue 43).
     text = summary(read, not_learnt=frozenset({"SHORT"}))
     assert "front (a point that no point of any method beats in both cost and mAP): UP." in text

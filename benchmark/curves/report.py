@@ -72,6 +72,13 @@ class Matched:
     differences: dict[float, Difference | None]  # budget share -> against Uniform-K there (reference: None)
     reach: float | None  # GFLOPs to reach Uniform-25's mAP
     front: bool
+    # True where the cheapest point already exceeds Uniform-25's mAP: ``reach`` is that point's cost,
+    # an upper bound on what reaching it takes, not a crossing.
+    reach_bound: bool = False
+
+    def reach_words(self) -> str:
+        """``reach`` as the table and the summary say it: "at most" where it is a bound."""
+        return "—" if self.reach is None else f"{'at most ' if self.reach_bound else ''}{self.reach:.1f}"
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,7 @@ class MatchedBudgets:
         return {"base_gflops": self.base_gflops, "base_map": self.base_map, "shares": list(SHARES),
                 "rows": [{"method": m.method, "display_name": m.display_name, "online": m.online,
                           "maps": [m.maps[s] for s in SHARES], "differences": [diff(m.differences[s]) for s in SHARES],
-                          "reach": m.reach, "front": m.front} for m in self.rows]}
+                          "reach": m.reach, "front": m.front, "reach_bound": m.reach_bound} for m in self.rows]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MatchedBudgets:
@@ -100,7 +107,8 @@ class MatchedBudgets:
             return None if d is None else Difference(float(d[0]), float(d[1]), float(d[2]), int(d[3]), float(d[4]))
 
         rows = [Matched(r["method"], r["display_name"], bool(r["online"]), dict(zip(shares, r["maps"])),
-                        {s: diff(d) for s, d in zip(shares, r["differences"])}, r["reach"], bool(r["front"]))
+                        {s: diff(d) for s, d in zip(shares, r["differences"])}, r["reach"], bool(r["front"]),
+                        bool(r["reach_bound"]))
                 for r in data["rows"]]
         return cls(float(data["base_gflops"]), float(data["base_map"]), rows)
 
@@ -123,7 +131,7 @@ def matched_budgets(folder: Path, table: pd.DataFrame | None = None,
                     {share: curve.map_at(share * base_gflops) for share in SHARES},
                     {share: None if method == REFERENCE else
                      matched_difference(curve, curves[REFERENCE], share * base_gflops) for share in SHARES},
-                    curve.cost_to_reach(base_map), bool(front[method]))
+                    curve.cost_to_reach(base_map), bool(front[method]), bool(curve.maps[0] >= base_map))
             for method, curve in curves.items()]
     return MatchedBudgets(base_gflops, base_map, rows)
 
@@ -146,14 +154,15 @@ def matched_table(folder: Path, table: pd.DataFrame | None = None, curves: dict[
             row[f"mAP at {head}"] = "—" if value is None else f"{100 * value:.1f}"
             row[f"Δ vs Uniform-K at {int(100 * share)}%"] = (
                 "(reference)" if m.method == REFERENCE else "—" if diff is None else interval(diff))
-        row["GFLOPs to reach Uniform-25"] = "—" if m.reach is None else f"{m.reach:.1f}"
+        row["GFLOPs to reach Uniform-25"] = m.reach_words()
         row["On the front"] = "yes" if m.front else "no"
         rows.append(row)
     caption = (f"Each method's mAP (%) at 25%, 50% and 100% of Uniform-25's cost ({read.base_gflops:.1f} GFLOPs), "
                "interpolated between its two points around the budget; — where its points do not reach the "
                "budget (never extrapolated). Δ: against Uniform-K at the same budget, 95% paired bootstrap "
                "interval over the test videos, seeds pooled. GFLOPs to reach Uniform-25's mAP "
-               f"({100 * read.base_map:.1f}): where the method's curve first crosses it. On the front: one of its "
+               f"({100 * read.base_map:.1f}): where the method's curve first crosses it; \"at most\" where its "
+               "cheapest point already exceeds it (an upper bound, not a crossing). On the front: one of its "
                "points is beaten by no point of any method in both cost and mAP.")
     return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True) + "\n\n" + caption + "\n"
 
@@ -187,10 +196,11 @@ def summary(read: MatchedBudgets, stale: frozenset[str] = frozenset(),
         missing = f" ({absent} of {len(others)} methods' points do not reach it)" if absent else ""
         parts.append(f"{head}, against Uniform at that cost{missing}: " + "; ".join(clauses) + "."
                      if clauses else f"{head}: no method's points reach it.")
-    reached = sorted((m.reach, name(m)) for m in others if m.reach is not None)
+    reached = sorted((m.reach, name(m), m.reach_words()) for m in others if m.reach is not None)
     if reached:
         parts.append(f"GFLOPs to reach Uniform-25's mAP ({100 * read.base_map:.1f}; Uniform needs "
-                     f"{read.base_gflops:.1f}): " + ", ".join(f"{shown} {reach:.1f}" for reach, shown in reached) + ".")
+                     f"{read.base_gflops:.1f}; \"at most\": the cheapest point already exceeds it): "
+                     + ", ".join(f"{shown} {said}" for _, shown, said in reached) + ".")
     parts.append("Differences are mAP points with 95% paired bootstrap intervals over the test videos.")
     return " ".join(parts)
 
@@ -200,7 +210,8 @@ def read_matched(folder: Path) -> MatchedBudgets:
     curves.csv as it is now, else computed (the bootstrap over every point takes minutes)."""
     saved = results.read_json(folder / results.MATCHED_JSON)
     csv = folder / results.CURVES_CSV
-    if isinstance(saved, dict) and csv.is_file() and saved.get("curves_csv_sha256") == file_sha256(csv):
+    current = isinstance(saved, dict) and all("reach_bound" in r for r in saved.get("rows", []))
+    if current and csv.is_file() and saved.get("curves_csv_sha256") == file_sha256(csv):
         return MatchedBudgets.from_dict(saved)
     return matched_budgets(folder)
 
