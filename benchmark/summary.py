@@ -157,10 +157,17 @@ def declared_costs(ctx: RunContext) -> str:
                 if s in ctx.streams and (spec.provenance or {}).get("kind") == "ingest"}
     if not ingested:
         return ""
-    named = ", ".join(f"{s}: {spec.backbone}@{spec.resolution}" for s, spec in ingested.items())
+    given = {s: spec.provenance["declared_cost"] for s, spec in ingested.items()
+             if isinstance(spec.provenance.get("declared_cost"), dict)}
+    named = ", ".join(f"{s}: {spec.backbone}@{spec.resolution}" + (
+        f", {given[s]['gmacs']:g} GMACs per frame declared ({given[s]['source']})" if s in given else "")
+        for s, spec in ingested.items())
     contradicted = [f"{s} ({spec.provenance['width_mismatch']})" for s, spec in ingested.items()
                     if spec.provenance.get("width_mismatch")]
     text = f" Costs are those of the backbones declared when the features were ingested ({named}), not verified."
+    if given:
+        text += (f" The {' and '.join(given)} cost{'s' if len(given) > 1 else ''} could not be counted here (a "
+                 "backbone the suite cannot build): as declared, as the field's papers report them.")
     if contradicted:
         text += (f" The features' widths contradict the declaration for {'; '.join(contradicted)}: these costs are "
                  "not the features' own.")

@@ -37,16 +37,21 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from datasets.sources.ingest import ingest, parse_backbone, report_path
+    from datasets.sources.ingest import DeclaredCost, IngestError, ingest, parse_backbone, report_path
 
     backbones = {}
     if args.coarse_backbone:
         backbones["coarse"] = parse_backbone(args.coarse_backbone)
     if args.fine_backbone:
         backbones["fine"] = parse_backbone(args.fine_backbone)
+    declared = {stream: DeclaredCost(gmacs, args.cost_source or "")
+                for stream, gmacs in (("coarse", args.coarse_gmacs), ("fine", args.fine_gmacs)) if gmacs is not None}
+    if args.cost_source and not declared:
+        raise IngestError("--cost-source: says where a declared cost comes from; declare one with --coarse-gmacs or "
+                          "--fine-gmacs")
     report = ingest(
         args.annotations, args.format, args.coarse, args.fine, args.out, fps=args.fps, name=args.name,
-        allow_missing=args.allow_missing, overwrite=args.overwrite, backbones=backbones,
+        allow_missing=args.allow_missing, overwrite=args.overwrite, backbones=backbones, declared=declared,
         show_progress=not args.quiet,
     )
     print(report.summary())
@@ -143,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing store at --out")
     p.add_argument("--coarse-backbone", help="NAME@RES that produced the coarse features (default mobilenet_v2@112)")
     p.add_argument("--fine-backbone", help="NAME@RES that produced the fine features (default resnet101@224)")
+    p.add_argument("--coarse-gmacs", type=float, metavar="GMACS",
+                   help="per-frame cost of a coarse backbone the suite cannot build to count (CLIP, I3D, a lab's "
+                        "network), in GMACs (what papers call GFLOPs), as its source reports it; needs --cost-source")
+    p.add_argument("--fine-gmacs", type=float, metavar="GMACS", help="the same for the fine backbone")
+    p.add_argument("--cost-source", metavar="TEXT", help="where the declared cost comes from (a paper's table, a "
+                                                         "model card); kept in the manifest and the table's caption")
     p.set_defaults(func=_cmd_ingest)
 
     from datasets.sources.synthetic import PRESETS

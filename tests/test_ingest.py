@@ -194,3 +194,39 @@ def test_features_too_narrow_for_the_declared_backbone_are_warned_and_captioned(
     caption = declared_costs(SimpleNamespace(store=FeatureStore.open(tmp_path / "store"), streams=["coarse", "fine"]))
     assert "declared when the features were ingested (coarse: mobilenet_v2@112, fine: resnet101@224)" in caption
     assert "contradict the declaration for coarse (8-d features, mobilenet_v2 gives 1280-d)" in caption
+
+
+def test_a_backbone_the_suite_cannot_build_is_ingested_with_its_declared_cost(tmp_path):
+    """Found (issue 46): `--fine-backbone clip_vit_b16@224` failed deep in torchvision, so features of
+    CLIP, I3D or a lab's network could not be ingested with their cost. Now the cost is declared,
+    with where it comes from, kept in the manifest and said in the caption; the run charges it."""
+    from types import SimpleNamespace
+
+    from benchmark.measurement.costs import frame_costs
+    from benchmark.summary import declared_costs
+
+    csv, coarse, fine, _ = make_inputs(tmp_path)
+    base = [sys.executable, "-m", "datasets", "-q", "ingest", "--annotations", str(csv), "--format", "csv",
+            "--coarse", str(coarse), "--fine", str(fine), "--fine-backbone", "clip_vit_b16@224"]
+    undeclared = subprocess.run(base + ["--out", str(tmp_path / "a")], cwd=REPO, capture_output=True, text=True)
+    assert undeclared.returncode == 2 and "Traceback" not in undeclared.stderr
+    assert "clip_vit_b16@224: not a model the suite can build" in undeclared.stderr
+    assert "--fine-gmacs GMACS_PER_FRAME --cost-source" in undeclared.stderr
+    unsourced = subprocess.run(base + ["--out", str(tmp_path / "b"), "--fine-gmacs", "17.6"], cwd=REPO,
+                               capture_output=True, text=True)
+    assert unsourced.returncode == 2 and "--cost-source" in unsourced.stderr
+    counted = subprocess.run(base + ["--out", str(tmp_path / "c"), "--coarse-gmacs", "0.3", "--cost-source", "x"],
+                             cwd=REPO, capture_output=True, text=True)
+    assert counted.returncode == 2 and "--coarse-gmacs: mobilenet_v2 is a model the suite builds" in counted.stderr
+    assert not any((tmp_path / d).exists() for d in "abc")  # refused before anything was written
+    done = subprocess.run(base + ["--out", str(tmp_path / "store"), "--fine-gmacs", "17.6", "--cost-source",
+                                  "CLIP ViT-B/16 at 224, its paper's table"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    store = FeatureStore.open(tmp_path / "store")
+    fine_spec = store.manifest.streams["fine"]
+    assert fine_spec.gmacs_per_frame == 17.6 and fine_spec.backbone == "clip_vit_b16"
+    assert fine_spec.provenance["declared_cost"] == {"gmacs": 17.6, "source": "CLIP ViT-B/16 at 224, its paper's table"}
+    assert frame_costs(store.manifest)["fine"] == 17.6  # what every run charges a fine frame
+    caption = declared_costs(SimpleNamespace(store=store, streams=["coarse", "fine"]))
+    assert "fine: clip_vit_b16@224, 17.6 GMACs per frame declared (CLIP ViT-B/16 at 224, its paper's table)" in caption
+    assert "The fine cost could not be counted here" in caption

@@ -15,6 +15,7 @@ out of the store, and the report says which.
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,13 @@ import numpy as np
 from datasets.common.atomic import atomic_write_json
 from datasets.common.errors import IngestError, StoreError
 from datasets.common.progress import progress_bar
-from datasets.extraction.backbones import COST_BACKEND, PAPER_STREAMS, BackboneSpec, count_gmacs_per_frame
+from datasets.extraction.backbones import (
+    COST_BACKEND,
+    PAPER_STREAMS,
+    BackboneSpec,
+    count_gmacs_per_frame,
+    is_known,
+)
 from datasets.sources.annotations import Annotations, read_annotations
 from datasets.store.manifest import StreamSpec
 from datasets.store.writer import StoreWriter
@@ -116,6 +123,41 @@ def _split_key(split: str) -> tuple[int, str]:
     return (SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER), split)
 
 
+#: Where a stream's provenance keeps a declared cost (the manifest's, and the table's caption reads it).
+DECLARED_KEY = "declared_cost"
+
+
+@dataclass(frozen=True)
+class DeclaredCost:
+    """A per-frame cost the suite cannot count (a backbone it cannot build), as its source reports
+    it: GMACs (multiply-accumulates / 1e9, what the field calls GFLOPs) per frame, and where the
+    number comes from (a paper's table, a model card), recorded in the manifest and the caption."""
+
+    gmacs: float
+    source: str
+
+
+def check_declared(backbones: dict[str, BackboneSpec], declared: dict[str, DeclaredCost]) -> None:
+    """Every stream's cost is counted or declared, never both: a backbone the suite can build is
+    counted (the count is what every run charges); one it cannot must be declared."""
+    for stream, spec in backbones.items():
+        cost = declared.get(stream)
+        if cost is not None:
+            if is_known(spec.name):
+                raise IngestError(f"--{stream}-gmacs: {spec.name} is a model the suite builds and counts "
+                                  f"({count_gmacs_per_frame(spec.name, spec.resolution):.3f} GMACs per frame at "
+                                  f"{spec.resolution}); declare a cost only for a backbone it cannot count")
+            if not math.isfinite(cost.gmacs) or cost.gmacs <= 0:
+                raise IngestError(f"--{stream}-gmacs {cost.gmacs}: must be a positive number of GMACs per frame")
+            if not cost.source.strip():
+                raise IngestError(f"--{stream}-gmacs: say where the number comes from with --cost-source, e.g. "
+                                  "'CLIP ViT-B/16, Radford et al. 2021, Table 18'")
+        elif not is_known(spec.name):
+            raise IngestError(f"--{stream}-backbone {spec.name}@{spec.resolution}: not a model the suite can build "
+                              f"to count its cost; declare it: --{stream}-gmacs GMACS_PER_FRAME --cost-source "
+                              "'where the number comes from'")
+
+
 def parse_backbone(text: str) -> BackboneSpec:
     """``name@resolution`` (e.g. ``resnet101@224``) into a spec (feature dim from the files)."""
     name, _, res = text.partition("@")
@@ -136,12 +178,18 @@ def ingest(
     allow_missing: bool = False,
     overwrite: bool = False,
     backbones: dict[str, BackboneSpec] | None = None,
+    declared: dict[str, DeclaredCost] | None = None,
     show_progress: bool = True,
 ) -> IngestReport:
-    """Build a store at ``out``; return the report (also written next to the store)."""
+    """Build a store at ``out``; return the report (also written next to the store).
+
+    ``declared``: per stream, the per-frame cost of a backbone the suite cannot build and count
+    (CLIP, I3D, a lab's network), as its paper reports it (``DeclaredCost``)."""
     out = Path(out)
     if fps <= 0:
         raise IngestError(f"--fps must be positive, got {fps}")
+    declared = dict(declared or {})
+    check_declared({**PAPER_STREAMS, **(backbones or {})}, declared)
     if out.exists() and not overwrite:
         raise IngestError(f"{out} already exists; refusing to overwrite it (pass --overwrite to replace it)")
     backbones = {**PAPER_STREAMS, **(backbones or {})}
@@ -181,7 +229,7 @@ def ingest(
     labels = np.zeros((len(kept), len(classes)), dtype=np.uint8)
     for row, video in enumerate(kept):
         labels[row, [class_index[n] for n in video.labels]] = 1
-    streams = _stream_specs(backbones, dims, dirs)
+    streams = _stream_specs(backbones, dims, dirs, declared)
     nonfinite: list[str] = []
     with StoreWriter(
         out,
@@ -279,9 +327,11 @@ def _check_labels(annotations: Annotations, class_index: dict[str, int], report:
     return labelled_splits
 
 
-def _stream_specs(backbones: dict[str, BackboneSpec], dims: dict[str, int],
-                  dirs: dict[str, Path]) -> dict[str, StreamSpec]:
-    """The manifest's stream records: declared backbone, measured dimension, counted cost."""
+def _stream_specs(backbones: dict[str, BackboneSpec], dims: dict[str, int], dirs: dict[str, Path],
+                  declared: dict[str, DeclaredCost] | None = None) -> dict[str, StreamSpec]:
+    """The manifest's stream records: declared backbone, measured dimension, counted (or, for a
+    backbone the suite cannot build, declared) cost."""
+    declared = declared or {}
     streams = {}
     known = {b.name: b.feature_dim for b in PAPER_STREAMS.values()}
     for stream in STREAMS:
@@ -295,16 +345,19 @@ def _stream_specs(backbones: dict[str, BackboneSpec], dims: dict[str, int],
                         "is charged as %s@%d's, as declared (pass the backbone they came from with --%s-backbone)",
                         stream, dims[stream], spec.name, expected, spec.name, spec.name, spec.resolution, stream)
             mismatch = {"width_mismatch": f"{dims[stream]}-d features, {spec.name} gives {expected}-d"}
+        cost = declared.get(stream)
         streams[stream] = StreamSpec(
             backbone=spec.name,
             resolution=spec.resolution,
             dim=dims[stream],
-            gmacs_per_frame=count_gmacs_per_frame(spec.name, spec.resolution),
+            gmacs_per_frame=cost.gmacs if cost else count_gmacs_per_frame(spec.name, spec.resolution),
             provenance={
                 "kind": "ingest",
                 "source_dir": str(dirs[stream].resolve()),
                 "backbone": f"{spec.name}@{spec.resolution} as declared to ingest (not verified from the files)",
-                "cost": f"ptflops backend={COST_BACKEND} on torchvision {spec.name} at {spec.resolution}",
+                "cost": (f"declared: {cost.gmacs:g} GMACs per frame ({cost.source}); not counted" if cost else
+                         f"ptflops backend={COST_BACKEND} on torchvision {spec.name} at {spec.resolution}"),
+                **({DECLARED_KEY: {"gmacs": cost.gmacs, "source": cost.source}} if cost else {}),
                 **mismatch,
             },
         )
