@@ -49,3 +49,34 @@ def test_every_relative_link_in_the_docs_resolves():
             if not (page.parent / target.split("#")[0]).exists():
                 broken.append(f"{page.relative_to(REPO)} -> {target}")
     assert broken == []
+
+
+def test_ci_runs_exactly_the_readmes_test_command_and_it_needs_no_system_pip():
+    """`.ci/run` runs the README's test command verbatim, and that command installs nothing into the
+    system Python (PEP 668 distributions refuse it: issue 46)."""
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("**Tests**"):]
+    command = re.search(r"```\n(.+?)\n```", section, re.S).group(1).strip()
+    ci = [line for line in (REPO / ".ci/run").read_text().splitlines() if line and not line.startswith(("#", "set "))]
+    assert ci[-1] == command
+    assert "python3 -m venv" in command and "python3 -m pip" not in command
+
+
+def test_the_quick_start_names_only_what_exists():
+    """Every command of the README's quick start names a real subcommand and files that exist."""
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"## Quick start\n\n```\n(.+?)\n```", readme, re.S).group(1)
+    lines = [line.split("#")[0].strip() for line in block.splitlines()]
+    assert len(lines) == 5
+    from benchmark.__main__ import build_parser
+
+    commands = set(build_parser()._subparsers._group_actions[0].choices)  # noqa: SLF001
+    for line in lines[1:]:
+        assert line.startswith(".venv/bin/python -m benchmark "), line
+        assert line.split()[3] in commands, line
+        for path in re.findall(r"(docs/\S+\.py)", line):
+            assert (REPO / path).is_file(), path
