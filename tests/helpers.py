@@ -115,5 +115,5 @@ def blank_readme() -> str:
     from benchmark.presentation import report
 
     pairs = ((report.HEADLINE_START, report.HEADLINE_END), (report.CURVES_START, report.CURVES_END),
-             (report.STREAM_START, report.STREAM_END))
+             (report.STREAM_START, report.STREAM_END), (report.IN_SHORT_START, report.IN_SHORT_END))
     return "".join(f"{start}\n{end}\n" for start, end in pairs)
