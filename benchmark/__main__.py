@@ -157,7 +157,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
 
     root = Path(args.results_dir)
     folders = []
-    for run in args.runs:
+    for run in args.tunes:
         folder = Path(run) if Path(run).is_dir() else root / run
         if not folder.is_dir():
             raise UsageError(f"{run}: no such tune under {root} (nor a folder); name each store's "
@@ -166,7 +166,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     choice = transfer.choose(folders)
     shown = {name: cls.shown_name() for name, cls in available_methods().items()}
     print(transfer.write(choice, root / args.name, force=args.force, shown=shown))
-    print(f"chosen settings written to {root / args.name / 'tuned.json'}; methods/shipped.py ships them")
+    print(f"chosen settings written to {root / args.name / results_layout.TUNED_JSON}; methods/shipped.py ships them")
     return 0
 
 
@@ -343,8 +343,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     _refuse_foreign_publication(results, page if args.out is None else None,
                                 readme if args.readme is None and readme is not None else None)
     write(results, page, readme, args.name)
-    print(f"written: {page}" + (f" and the generated blocks of {readme} (headline table, curves summary, streaming "
-                                "run)" if readme is not None else ""))
+    print(f"written: {page}" + (f" and the generated blocks of {readme} (headline table, curves summary, 'In "
+                                "short', streaming run)" if readme is not None else ""))
     return 0
 
 
@@ -419,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "on each store (its validation part only), one rule (the cheapest within "
                                         "the noise on every store, else the best worst case); writes "
                                         "results/<name>/tuned.json and a table of every method on every store")
-    p.add_argument("runs", nargs="+", metavar="RUN",
+    p.add_argument("tunes", nargs="+", metavar="RUN",
                    help="each store's tune (a name under --results-dir or a folder), tuned with the same --trials, "
                         "--tune-seed and --no-presets")
     p.add_argument("--name", default="shipped-defaults", help="the folder written under --results-dir "

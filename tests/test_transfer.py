@@ -90,7 +90,7 @@ def test_the_command_writes_the_choice_and_never_replaces_another_silently(tmp_p
                                                                                      "train": {"lr": 0.001}}}
     assert "Uniform" in (tmp_path / "mine" / "transfer.md").read_text()
     record = json.loads((tmp_path / "mine" / "transfer.json").read_text())
-    assert record["runs"] == ["a-tune", "b-tune"] and record["rule"] == transfer.RULE
+    assert record[transfer.TUNES_KEY] == ["a-tune", "b-tune"] and record["rule"] == transfer.RULE
     capsys.readouterr()
     assert main(["transfer", "a-tune", "c-tune", "--results-dir", str(tmp_path), "--name", "mine"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -112,7 +112,7 @@ def test_the_shipped_defaults_repeat_the_committed_choice_made_on_three_stores_n
     folder = results / shipped.ORIGIN.record
     record = json.loads((folder / transfer.TRANSFER_JSON).read_text())
     assert json.loads((folder / "tuned.json").read_text()) == shipped.SETTINGS
-    recomputed = transfer.choose([results / run for run in record["runs"]])
+    recomputed = transfer.choose([results / run for run in record[transfer.TUNES_KEY]])
     assert recomputed.config() == shipped.SETTINGS
     assert len({s["fingerprint"] for s in record["stores"]}) >= 3
     builtin = {name for name, cls in available_methods().items() if cls.__module__.startswith("methods.")}

@@ -507,7 +507,7 @@ def in_short(results: Path, shown: set[str]) -> str:
             continue
         try:
             c = compare(results / run, a, b)
-        except UsageError as exc:  # a folder without these rows (another suite, a user's own run)
+        except (UsageError, FileNotFoundError) as exc:  # a folder without these rows or pairs (a user's own run)
             parts.append(f"({a} against {b} in `results/{run}` is not stated: {exc})")
             continue
         d = c.difference

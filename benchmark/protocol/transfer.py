@@ -51,6 +51,8 @@ RULE = ("the same candidates on every store, each store's verdicts by its own se
         "earlier)")
 TRANSFER_JSON = "transfer.json"
 TRANSFER_MD = "transfer.md"
+#: Where transfer.json names the tunes it read (one per store, in order).
+TUNES_KEY = "tunes"
 #: The budget rule every tune must share (the total steps follow from each store's size).
 SHARED_BUDGET = ("batch_size", "epochs", "min_steps", "patience", "steps", "validations")
 
@@ -219,16 +221,16 @@ def markdown(choice: Choice, shown: dict[str, str] | None = None) -> str:
 
 def write(choice: Choice, out: Path, *, force: bool = False, shown: dict[str, str] | None = None) -> str:
     """Write results/<name>/ (module docstring); refuse to replace a choice made from other tunes."""
-    runs = [s.run for s in choice.stores]
+    tunes = [s.run for s in choice.stores]
     earlier = read_json(out / TRANSFER_JSON)
-    if isinstance(earlier, dict) and earlier.get("runs") != runs and not force:
-        raise UsageError(f"{out}: already holds a choice from {earlier.get('runs')}; pass --force to replace it with "
-                         f"one from {runs}, or --name another folder")
+    if isinstance(earlier, dict) and earlier.get(TUNES_KEY) != tunes and not force:
+        raise UsageError(f"{out}: already holds a choice from {earlier.get(TUNES_KEY)}; pass --force to replace it "
+                         f"with one from {tunes}, or --name another folder")
     out.mkdir(parents=True, exist_ok=True)
     table = markdown(choice, shown)
     atomic_write_json(out / TUNED_JSON, choice.config())
     atomic_write_json(out / TRANSFER_JSON, {
-        "command": provenance.invocation(), "git": git_state(), "rule": RULE, "runs": runs,
+        "command": provenance.invocation(), "git": git_state(), "rule": RULE, TUNES_KEY: tunes,
         "stores": [{"run": s.run, "name": s.store, "fingerprint": s.fingerprint,
                     "validation_videos": s.validation_videos, "budget": s.tune.get("budget")} for s in choice.stores],
         "trials_per_method": choice.stores[0].tune.get("trials_per_method"),
