@@ -52,13 +52,14 @@ def test_report_writes_both_files_and_every_folder_gets_a_section(tmp_path, curr
     (results / "mine").mkdir()
     (results / "mine" / "table.md").write_text("| Method | mAP (%) |\n|:--|:--|\n| Mine | 1.0 |\n")
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{report.HEADLINE_START}\nold\n{report.HEADLINE_END}\nrest\n"
-                      f"{report.CURVES_START}\nold\n{report.CURVES_END}\n"
-                      f"{report.STREAM_START}\nold\n{report.STREAM_END}\nend\n")
+    readme.write_text(f"intro\n{report.HEADLINE_START}\nWAS-HERE\n{report.HEADLINE_END}\nrest\n"
+                      f"{report.CURVES_START}\nWAS-HERE\n{report.CURVES_END}\n"
+                      f"{report.IN_SHORT_START}\nWAS-HERE\n{report.IN_SHORT_END}\n"
+                      f"{report.STREAM_START}\nWAS-HERE\n{report.STREAM_END}\nend\n")
     report.write(results, tmp_path / "results.md", readme)
     page = (tmp_path / "results.md").read_text()
     assert "## Table 2: synchronisation" in page and "## `mine`" in page and "| Mine | 1.0 |" in page
-    assert "old" not in readme.read_text() and readme.read_text().endswith(f"{report.STREAM_END}\nend\n")
+    assert "WAS-HERE" not in readme.read_text() and readme.read_text().endswith(f"{report.STREAM_END}\nend\n")
     assert "no `results/default/table.csv` yet" in readme.read_text()
     assert "no `results/real-clips/stream-bikes.json` yet" in readme.read_text()
     assert "`results/default-curves` is not published" in readme.read_text()
@@ -85,7 +86,7 @@ def test_the_page_publishes_the_committed_folders_or_the_ones_named(tmp_path):
     subprocess.run(["git", "add", "results/kept"], cwd=tmp_path, check=True)
     readme = tmp_path / "README.md"
     readme.write_text(f"{report.HEADLINE_START}\n{report.HEADLINE_END}\n{report.CURVES_START}\n{report.CURVES_END}\n"
-                      f"{report.STREAM_START}\n{report.STREAM_END}\n")
+                      f"{report.IN_SHORT_START}\n{report.IN_SHORT_END}\n{report.STREAM_START}\n{report.STREAM_END}\n")
     report.write(results, tmp_path / "results.md", readme)
     page = (tmp_path / "results.md").read_text()
     assert "kept row" in page and "scratch row" not in page

@@ -20,13 +20,14 @@ SETTINGS = [{"dropout": 0.5, "train.lr": 0.001}, {"dropout": 0.0, "train.lr": 0.
 
 def fake_tune(root: Path, run: str, store: str, trials: list[tuple[float, float, float, bool]], *,
               settings: list[dict] | None = None, scored_on: str = "validation", budget: dict | None = None,
-              method: str = "uniform") -> Path:
+              method: str = "uniform", collapsed: tuple[int, ...] = ()) -> Path:
     """A tune's records: per trial (validation mAP, GFLOPs, standard error of its gap, within the noise)."""
     folder = root / run
     folder.mkdir(parents=True)
     best = max(m for m, _, _, _ in trials)
     rows = [{"method": method, "trial": k, "setting": (settings or SETTINGS)[k], "validation_map": m, "gflops": g,
-             "gap_to_best": best - m, "standard_error": se, "within_noise": w, "chosen": False}
+             "gap_to_best": best - m, "standard_error": se, "within_noise": w, "chosen": False,
+             "did_not_learn": "memorised" if k in collapsed else ""}
             for k, (m, g, se, w) in enumerate(trials)]
     (folder / "tune.json").write_text(json.dumps({
         "trials": rows, "scored_on": scored_on, "budget": {**BUDGET, **(budget or {})}, "trials_per_method": len(rows),
@@ -56,6 +57,19 @@ def test_where_none_is_within_the_noise_everywhere_the_best_worst_case_wins(tmp_
     choice = transfer.choose([a, b])
     assert choice.chosen("uniform").trial == 1
     assert [s.worst_gap for s in choice.methods["uniform"]] == [10.0, 2.0, 6.0]
+
+
+def test_a_candidate_that_did_not_learn_somewhere_is_not_shipped(tmp_path):
+    """Found: FastForward's best worst case memorised `small` (did not learn); the next best is shipped."""
+    a = fake_tune(tmp_path, "a-tune", "a", [(90.0, 50.0, 0.0, True), (88.0, 10.0, 0.5, False), (84.0, 5.0, 0.5, False)])
+    b = fake_tune(tmp_path, "b-tune", "b", [(60.0, 50.0, 1.0, False), (70.0, 10.0, 0.0, True), (69.0, 5.0, 2.0, True)],
+                  collapsed=(1,))
+    choice = transfer.choose([a, b])
+    assert [s.learned for s in choice.methods["uniform"]] == [True, False, True]
+    assert choice.chosen("uniform").trial == 2  # worst gap 6 (trial 1's 2 did not learn on b)
+    every = fake_tune(tmp_path, "c-tune", "c", [(60.0, 50.0, 1.0, False), (70.0, 10.0, 0.0, True),
+                                                (69.0, 5.0, 2.0, True)], collapsed=(0, 1, 2))
+    assert transfer.choose([a, every]).chosen("uniform").trial == 1  # none learned everywhere: the rule as before
 
 
 def test_what_the_rule_cannot_compare_is_refused_in_one_line(tmp_path):

@@ -14,7 +14,10 @@ store's validation part only, and one setting per method is chosen by ``RULE``:
    cost relative to each store's best candidate (validation GFLOPs per video over the best's,
    averaged over stores); ties: the smaller worst gap, then the earlier trial;
 3. where no candidate is within the noise everywhere, the chosen one has the best worst case:
-   the smallest largest gap over the stores; ties: the cheaper, then the earlier.
+   the smallest largest gap over the stores; ties: the cheaper, then the earlier;
+4. a candidate that did not learn on some store (benchmark/protocol/learned.py, as its tune
+   recorded) is chosen only where every candidate did not learn on some store: a default must
+   not be one that collapsed somewhere (found: FastForward's best worst case memorised `small`).
 
 On one store the rule is that store's own selection rule. Every method gets the same effort: the
 same number of trials (``python -m benchmark tune --trials N --tune-seed 0 --no-presets``, so the
@@ -45,10 +48,10 @@ from datasets.common.gitinfo import git_state
 
 #: What every record of a choice across stores says about how it was made (module docstring).
 RULE = ("the same candidates on every store, each store's verdicts by its own selection rule (validation only, "
-        "one paired-bootstrap standard error); among the candidates within the noise on every store, the cheapest "
-        "by GFLOPs relative to each store's best candidate, averaged over the stores (ties: the smaller worst gap, "
-        "then the earlier trial); where none is, the smallest worst gap over the stores (ties: the cheaper, then the "
-        "earlier)")
+        "one paired-bootstrap standard error); among the candidates that learned on every store (all of them where "
+        "none did), those within the noise on every store, the cheapest by GFLOPs relative to each store's best "
+        "candidate, averaged over the stores (ties: the smaller worst gap, then the earlier trial); where none is, "
+        "the smallest worst gap over the stores (ties: the cheaper, then the earlier)")
 TRANSFER_JSON = "transfer.json"
 TRANSFER_MD = "transfer.md"
 #: Where transfer.json names the tunes it read (one per store, in order).
@@ -82,6 +85,7 @@ class Standing:
     errors: tuple[float, ...]  # each gap's paired-bootstrap standard error (points)
     within: tuple[bool, ...]  # within the noise on each store
     relative_cost: float  # validation GFLOPs over each store's best candidate's, averaged
+    learned: bool = True  # no store's tune marked it "did not learn"
     chosen: bool = False
 
     @property
@@ -91,7 +95,8 @@ class Standing:
     def to_dict(self) -> dict[str, Any]:
         return {"trial": self.trial, "setting": self.setting, "validation_map": list(self.maps),
                 "gap_to_best": list(self.gaps), "standard_error": list(self.errors), "within_noise": list(self.within),
-                "worst_gap": self.worst_gap, "relative_cost": self.relative_cost, "chosen": self.chosen}
+                "worst_gap": self.worst_gap, "relative_cost": self.relative_cost, "learned": self.learned,
+                "chosen": self.chosen}
 
 
 def read_store(folder: Path) -> StoreTrials:
@@ -157,12 +162,14 @@ def standings(stores: list[StoreTrials], method: str) -> list[Standing]:
             trial=first["trial"], setting=first["setting"],
             maps=tuple(r["validation_map"] for r in rows), gaps=tuple(r["gap_to_best"] for r in rows),
             errors=tuple(r["standard_error"] for r in rows), within=tuple(bool(r["within_noise"]) for r in rows),
-            relative_cost=sum(r["gflops"] / c for r, c in zip(rows, best_cost, strict=True)) / len(rows)))
-    everywhere = [s for s in found if all(s.within)]
+            relative_cost=sum(r["gflops"] / c for r, c in zip(rows, best_cost, strict=True)) / len(rows),
+            learned=not any(r.get("did_not_learn") for r in rows)))
+    pool = [s for s in found if s.learned] or found
+    everywhere = [s for s in pool if all(s.within)]
     if everywhere:
         pick = min(everywhere, key=lambda s: (s.relative_cost, s.worst_gap, s.trial))
     else:
-        pick = min(found, key=lambda s: (s.worst_gap, s.relative_cost, s.trial))
+        pick = min(pool, key=lambda s: (s.worst_gap, s.relative_cost, s.trial))
     return [Standing(**{**s.__dict__, "chosen": s is pick}) for s in found]
 
 
@@ -207,6 +214,7 @@ def markdown(choice: Choice, shown: dict[str, str] | None = None) -> str:
             every.append({"Method": shown.get(method, method), "#": str(s.trial), "Setting": _setting_words(s.setting),
                           **{n: f"{m:.1f}{'' if w else ' (out)'}" for n, m, w in zip(names, s.maps, s.within,
                                                                                       strict=True)},
+                          "Learned everywhere": "yes" if s.learned else "no",
                           "Worst gap": f"{s.worst_gap:.1f}", "Relative cost": f"{s.relative_cost:.2f}",
                           "Chosen": "yes" if s.chosen else ""})
     runs = ", ".join(f"results/{s.run}" for s in choice.stores)
