@@ -31,7 +31,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "uniform": {"dropout": 0.5, "train": {"lr": 0.001, "weight_decay": 0.0001}},
     "lstm": {"dropout": 0.0, "train": {"lr": 0.001, "weight_decay": 0.0001}},
     "frameglimpse": {"dropout": 0.2, "train": {"lr": 0.001, "weight_decay": 0.0001}},
-    "fastforward": {"dropout": 0.2, "train": {"lr": 0.003, "weight_decay": 0.0001}},
+    "fastforward": {"dropout": 0.2, "train": {"lr": 0.001, "weight_decay": 0.0001}},
     "liteeval_rl": {"dropout": 0.5, "train": {"lr": 0.001, "weight_decay": 0.0001}},
     "liteeval": {"dropout": 0.5, "train": {"lr": 0.001, "weight_decay": 0.0001}},
     "adaframe": {"dropout": 0.5, "train": {"lr": 0.001, "weight_decay": 0.0}},
