@@ -10,10 +10,10 @@ three shapes (results/shipped-defaults/transfer.md: every method's validation mA
 
 They apply on top of the class defaults where nothing else gives a method's settings
 (benchmark/plans.py): a store's settings record, ``--config`` or a preset for the dataset holds
-choices made against the class defaults and replaces them, and ``--no-presets`` leaves them out. The numbers are written once, here; a test holds
-them to the record that chose them (``ORIGIN``). The design studies' settings (readings,
-architectures, LiteEval-RL's policy gradient) were studied on the default store only; on another
-store a method keeps its class defaults for them.
+choices made against the class defaults and replaces them, and ``--no-presets`` leaves them out.
+The numbers are written once, here; a test holds them to the record that chose them (``ORIGIN``).
+The design studies' settings (readings, architectures, LiteEval-RL's policy gradient) were studied
+on the default store only; on another store a method keeps its class defaults for them.
 """
 
 from __future__ import annotations
