@@ -158,7 +158,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     root = Path(args.results_dir)
     folders = []
     for run in args.tunes:
-        folder = Path(run) if Path(run).is_dir() else root / run
+        folder = results_layout.run_folder(run, root)
         if not folder.is_dir():
             raise UsageError(f"{run}: no such tune under {root} (nor a folder); name each store's "
                              "`python -m benchmark tune` run")
@@ -280,13 +280,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from benchmark.presentation.compare import compare, describe
 
-    def folder(run: str) -> str:
-        """A run named as every command names it (--name under --results-dir), or a folder's path."""
-        named = Path(args.results_dir) / run
-        return str(named) if not Path(run).is_dir() and named.is_dir() else run
-
-    against = folder(args.against) if args.against is not None else None
-    print(describe(compare(folder(args.run), args.a, args.b, against)))
+    against = results_layout.run_folder(args.against, args.results_dir) if args.against is not None else None
+    print(describe(compare(results_layout.run_folder(args.run, args.results_dir), args.a, args.b, against)))
     return 0
 
 

@@ -38,9 +38,8 @@ _TABLE = {
 
 
 def folder(run: str | Path, results_dir: str | Path = "results") -> Path:
-    """The results folder of ``run``: its name under ``results_dir``, or a folder's path."""
-    named = Path(results_dir) / str(run)
-    found = Path(run) if Path(run).is_dir() and not named.is_dir() else named
+    """The results folder of ``run``: a folder's path, or its name under ``results_dir``."""
+    found = layout.run_folder(run, results_dir)
     if not (found / layout.SUMMARY).is_file():
         raise UsageError(f"{run}: no results folder with a {layout.SUMMARY} under {results_dir} (nor at that path); "
                          "`python -m benchmark list-runs` lists them")
@@ -49,10 +48,7 @@ def folder(run: str | Path, results_dir: str | Path = "results") -> Path:
 
 def runs(results_dir: str | Path = "results") -> pd.DataFrame:
     """Every results folder under ``results_dir``: what ``python -m benchmark list-runs`` prints."""
-    root = Path(results_dir)
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()
-                     and any((p / f).is_file() for f in (layout.SUMMARY, layout.PROVENANCE)))
-    return pd.DataFrame([listing.row(p) for p in folders], columns=listing.COLUMNS)
+    return listing.frame(Path(results_dir))
 
 
 def table(run: str | Path, results_dir: str | Path = "results") -> pd.DataFrame:

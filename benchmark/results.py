@@ -117,6 +117,12 @@ def is_published_root(root: Path) -> bool:
     return root.resolve() == (REPO / "results").resolve()
 
 
+def run_folder(run: str | Path, results_dir: str | Path) -> Path:
+    """A run named as every command names it: a folder's path, else its name (``--name``) under
+    ``results_dir``. Whether it holds a run is the caller's to say."""
+    return Path(run) if Path(run).is_dir() else Path(results_dir) / str(run)
+
+
 def pair_dir(out: Path, name: str, seed: int | str) -> Path:
     """The folder of result ``name``'s seed ``seed`` in the results folder ``out``."""
     return out / RUNS / name / f"seed{seed}"

@@ -26,6 +26,7 @@ from benchmark.presentation import tables
 from benchmark.protocol import learned, preset_origin, settings
 from benchmark.record import PairRecord
 from datasets.common.atomic import atomic_write_json
+from datasets.sources.ingest import DECLARED_KEY
 from methods.registry import is_builtin
 
 Records = dict[str, dict[str, PairRecord]]
@@ -157,8 +158,8 @@ def declared_costs(ctx: RunContext) -> str:
                 if s in ctx.streams and (spec.provenance or {}).get("kind") == "ingest"}
     if not ingested:
         return ""
-    given = {s: spec.provenance["declared_cost"] for s, spec in ingested.items()
-             if isinstance(spec.provenance.get("declared_cost"), dict)}
+    given = {s: spec.provenance[DECLARED_KEY] for s, spec in ingested.items()
+             if isinstance(spec.provenance.get(DECLARED_KEY), dict)}
     named = ", ".join(f"{s}: {spec.backbone}@{spec.resolution}" + (
         f", {given[s]['gmacs']:g} GMACs per frame declared ({given[s]['source']})" if s in given else "")
         for s, spec in ingested.items())

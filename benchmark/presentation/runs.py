@@ -48,13 +48,18 @@ def row(folder: Path) -> dict[str, str]:
             "State": state}
 
 
-def listing(root: Path) -> str:
-    """Every results folder under ``root`` (a folder with a summary or provenance), as a table."""
+def frame(root: Path) -> pd.DataFrame:
+    """Every results folder under ``root`` (a folder with a summary or provenance), one row each."""
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()
                      and any((p / f).is_file() for f in (layout.SUMMARY, layout.PROVENANCE)))
-    if not folders:
+    return pd.DataFrame([row(folder) for folder in folders], columns=COLUMNS)
+
+
+def listing(root: Path) -> str:
+    """``frame`` as the command prints it."""
+    rows = frame(root)
+    if rows.empty:
         return f"no results folders under {root}: `python -m benchmark run` writes one"
-    rows = [row(folder) for folder in folders]
-    return (pd.DataFrame(rows, columns=COLUMNS).to_markdown(index=False, disable_numparse=True)
+    return (rows.to_markdown(index=False, disable_numparse=True)
             + f"\n\n{len(rows)} runs under {root}. State: `ok`, or what `python -m benchmark report --check` finds "
             "(benchmark/presentation/audit.py).")

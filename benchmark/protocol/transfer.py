@@ -33,7 +33,7 @@ settings, a config file). methods/shipped.py repeats the choice (a test holds it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ import pandas as pd
 
 from benchmark import provenance
 from benchmark.config import as_config
+from benchmark.presentation import tables
 from benchmark.results import PROVENANCE, TUNE_JSON, TUNED_JSON, read_json
 from datasets.common.atomic import atomic_write_json, atomic_write_text
 from datasets.common.errors import UsageError
@@ -134,7 +135,7 @@ def check_comparable(stores: list[StoreTrials]) -> list[str]:
             if mine != theirs:
                 raise UsageError(f"{s.run}: {key} {mine!r}, but {first.run} {theirs!r}; every store's tune must follow "
                                  "the same rules (the same effort for every method on every store)")
-    methods = [m for m in dict.fromkeys(t["method"] for t in first.tune["trials"])]
+    methods = list(dict.fromkeys(t["method"] for t in first.tune["trials"]))
     missing = {s.run: sorted(set(methods) - {t["method"] for t in s.tune["trials"]}) for s in stores}
     missing = {run: m for run, m in missing.items() if m}
     if missing:
@@ -170,7 +171,7 @@ def standings(stores: list[StoreTrials], method: str) -> list[Standing]:
         pick = min(everywhere, key=lambda s: (s.relative_cost, s.worst_gap, s.trial))
     else:
         pick = min(pool, key=lambda s: (s.worst_gap, s.relative_cost, s.trial))
-    return [Standing(**{**s.__dict__, "chosen": s is pick}) for s in found]
+    return [replace(s, chosen=s is pick) for s in found]
 
 
 @dataclass(frozen=True)
@@ -192,11 +193,6 @@ def choose(folders: list[Path]) -> Choice:
     return Choice(stores, {method: standings(stores, method) for method in methods})
 
 
-def _setting_words(setting: dict[str, Any]) -> str:
-    return ", ".join(f"{k.removeprefix('train.')} {v:g}" if isinstance(v, float) else f"{k} {v}"
-                     for k, v in setting.items())
-
-
 def markdown(choice: Choice, shown: dict[str, str] | None = None) -> str:
     """Each method's validation mAP on each store under the chosen setting, then every candidate."""
     shown = shown or {}
@@ -205,13 +201,14 @@ def markdown(choice: Choice, shown: dict[str, str] | None = None) -> str:
     for method, found in choice.methods.items():
         pick = choice.chosen(method)
         best = [max(s.maps[i] for s in found) for i in range(len(names))]
-        summary.append({"Method": shown.get(method, method), "Chosen (trial)": f"{_setting_words(pick.setting)} "
+        summary.append({"Method": shown.get(method, method), "Chosen (trial)": f"{tables.setting_text(pick.setting)} "
                         f"(#{pick.trial})",
                         **{n: f"{m:.1f} (best {b:.1f})" for n, m, b in zip(names, pick.maps, best, strict=True)},
                         "Within noise on": f"{sum(pick.within)} of {len(names)}",
                         "Worst gap": f"{pick.worst_gap:.1f}"})
         for s in found:
-            every.append({"Method": shown.get(method, method), "#": str(s.trial), "Setting": _setting_words(s.setting),
+            every.append({"Method": shown.get(method, method), "#": str(s.trial),
+                          "Setting": tables.setting_text(s.setting),
                           **{n: f"{m:.1f}{'' if w else ' (out)'}" for n, m, w in zip(names, s.maps, s.within,
                                                                                       strict=True)},
                           "Learned everywhere": "yes" if s.learned else "no",
