@@ -112,3 +112,29 @@ def test_the_command_lines_help_starts_without_torch():
              "print(sorted(m for m in ('torch', 'sklearn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def _ignored(paths: list[str]) -> set[str] | None:
+    """Which of ``paths`` git ignores (None outside a git checkout)."""
+    done = subprocess.run(["git", "-C", str(REPO), "check-ignore", "--no-index", *paths],
+                          capture_output=True, text=True)
+    if done.returncode not in (0, 1):
+        return None
+    return set(done.stdout.split())
+
+
+def test_a_scratch_run_is_ignored_and_every_published_folder_is_not():
+    """Found: a newcomer's `run --dataset tiny` showed as `?? results/tiny/`. results/.gitignore
+    ignores every run it does not list; a published folder must be listed, or a new file in it
+    (a note, a figure) would silently stay out of git."""
+    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files", "results"], capture_output=True, text=True)
+    if tracked.returncode != 0 or not tracked.stdout:
+        import pytest
+        pytest.skip("not a git checkout")
+    tops = sorted({line.split("/")[1] for line in tracked.stdout.split()})
+    probes = [f"results/{top}" + ("" if "." in top else "/notes.md") for top in tops]
+    scratch = ["results/tiny/notes.md", "results/mine/runs/lstm/seed0/record.json", "results/tiny.settings.json"]
+    ignored = _ignored(probes + scratch)
+    assert ignored is not None
+    assert ignored == set(scratch), (f"published but ignored: {sorted(ignored - set(scratch))}; "
+                                     f"scratch but not ignored: {sorted(set(scratch) - ignored)}")
