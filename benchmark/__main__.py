@@ -120,7 +120,9 @@ def _followup_config(args: argparse.Namespace) -> RunConfig:
 def _print_table(texts: dict[str, str]) -> int:
     # Under torchrun only rank 0 writes (and prints) the table; the other ranks return {}.
     if texts:
-        print(texts[results_layout.TABLE_MD])
+        from benchmark.summary import TERMINAL
+
+        print(texts[TERMINAL])
         if "crosscheck" in texts:
             print(texts["crosscheck"])
     return 0
@@ -234,7 +236,7 @@ def _cmd_latency(args: argparse.Namespace) -> int:
         # its provenance.json, which describes the run that computed them, is kept.
         texts = summary.write(ctx)
     print((ctx.out / LATENCY_TABLE).read_text())
-    print(texts[results_layout.TABLE_MD])
+    print(texts[summary.TERMINAL])
     print(f"written: {ctx.out / LATENCY_TABLE}, latency.json, and the folder's table with the estimate as a column")
     return 0
 
@@ -286,7 +288,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    from benchmark.results import migrate
+    from benchmark.migration import migrate
 
     root = Path(args.results_dir)
     if not root.is_dir():

@@ -28,8 +28,9 @@ from datasets.common.errors import UsageError
 
 #: The columns of ``table``: name -> (the summary's field, its statistic, the factor to the unit named).
 _TABLE = {
-    "map_percent": ("map", "mean", 1.0), "map_std_percent": ("map", "std", 1.0),
-    "top1_percent": ("top1", "mean", 1.0), "gflops": ("gflops", "mean", 1.0), "gflops_std": ("gflops", "std", 1.0),
+    "map_percent": ("map_percent", "mean", 1.0), "map_std_percent": ("map_percent", "std", 1.0),
+    "top1_percent": ("top1_percent", "mean", 1.0),
+    "gflops": ("gflops", "mean", 1.0), "gflops_std": ("gflops", "std", 1.0),
     "fine_frames": ("fine_frames", "mean", 1.0),
     "delta_map_vs_uniform_percent": ("delta_map_vs_uniform", "estimate", 100.0),
     "delta_low_percent": ("delta_map_vs_uniform", "ci_low", 100.0),
@@ -56,7 +57,7 @@ def table(run: str | Path, results_dir: str | Path = "results") -> pd.DataFrame:
 
     mAP and top-1 in percent (mean and std over seeds); the difference from Uniform and its 95%
     paired bootstrap interval in percentage points; GFLOPs (GMACs) and fine frames per video."""
-    data = layout.read_json(folder(run, results_dir) / layout.SUMMARY)
+    data = layout.read_current(folder(run, results_dir) / layout.SUMMARY)
     summary = (data or {}).get("summary") if isinstance(data, dict) else None
     if not isinstance(summary, dict) or not summary:
         raise UsageError(f"{run}: its {layout.SUMMARY} has no table (a selection run's trials are in tune.json)")

@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import results
-from benchmark.results import read_json
+from benchmark.migration import summary_rows
+from benchmark.results import SCHEMA_KEY, read_json
 from datasets.common.atomic import atomic_write_json
 
 SPREAD_FACTOR = 2.0
-QUANTITIES = {"map": "mAP (%)", "gflops": "GFLOPs/video"}
+QUANTITIES = {"map_percent": "mAP (%)", "gflops": "GFLOPs/video"}
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ def load(out: Path, *, replacing: bool = True) -> dict[str, Any] | None:
                  for seeds in data["per_seed"].values() for r in seeds.values()}
     provenance = _read(out / results.PROVENANCE)
     dataset = (provenance or {}).get("dataset", {}).get("fingerprint") if isinstance(provenance, dict) else None
-    return {"summary": data["summary"], "configs": configs(data["per_seed"]), "dataset_fingerprint": dataset,
+    return {SCHEMA_KEY: data.get(SCHEMA_KEY, 1), "summary": data["summary"], "configs": configs(data["per_seed"]),
+            "dataset_fingerprint": dataset,
             "platforms": [json.loads(p) for p in sorted(platforms)],
             "source": f"{out / results.SUMMARY} as it was before this run"}
 
@@ -116,8 +118,9 @@ def compare(earlier: dict[str, Any], current: dict[str, Any], dataset_fingerprin
     now = configs(current["per_seed"])
     earlier_data = earlier.get("dataset_fingerprint")
     other_data = earlier_data is not None and dataset_fingerprint is not None and earlier_data != dataset_fingerprint
+    earlier_rows = summary_rows(earlier["summary"], earlier.get(SCHEMA_KEY, 1))  # kept as written, in its schema
     for name, new in current["summary"].items():
-        old = earlier["summary"].get(name)
+        old = earlier_rows.get(name)
         if old is None:
             continue
         if other_data:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.code_fingerprint import stale_reason
-from benchmark.results import RECORD, read_json
+from benchmark.results import RECORD, SCHEMA_KEY, SCHEMA_VERSION, read_json
 from datasets.common.atomic import atomic_write_json
 from datasets.common.errors import UsageError
 
@@ -62,6 +62,9 @@ class PairRecord:
     files: dict[str, str] | None = None  # SHA-256 of the pair's other files (benchmark/results.py)
     # The code that computed it, file by file (benchmark/code_fingerprint.py); None: written before fingerprints.
     code: dict[str, Any] | None = None
+    # The results files' schema this record was written in (benchmark/results.py); None: schema 1,
+    # written before the field (read and written back as it was; `python -m benchmark migrate` adds it).
+    schema_version: int | None = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ derived numbers
@@ -82,7 +85,7 @@ class PairRecord:
     # ------------------------------------------------------------------ (de)serialisation
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
-        for optional in ("files", "code"):
+        for optional in ("files", "code", SCHEMA_KEY):
             if data[optional] is None:
                 del data[optional]
         return {**data, **self.extra}
@@ -92,11 +95,11 @@ class PairRecord:
         if not isinstance(data, dict):
             raise UsageError(f"{where}: not a result record (a JSON object is expected)")
         known = {f.name for f in fields(cls)} - {"extra"}
-        required = [f.name for f in fields(cls) if f.name not in ("files", "code", "extra")]
+        required = [f.name for f in fields(cls) if f.name not in ("files", "code", SCHEMA_KEY, "extra")]
         missing = [name for name in required if name not in data]
         if missing:
             raise UsageError(f"{where}: the result record lacks {missing}; recompute the pair with --force")
-        return cls(**{k: v for k, v in data.items() if k in known},
+        return cls(**{SCHEMA_KEY: None, **{k: v for k, v in data.items() if k in known}},
                    extra={k: v for k, v in data.items() if k not in known})
 
     @classmethod

@@ -64,8 +64,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.code_fingerprint import SCHEME, restamped
-from datasets.common.atomic import atomic_write_json, file_sha256, remove_orphans
+from datasets.common.atomic import file_sha256, remove_orphans
 from datasets.common.errors import UsageError
 from datasets.common.gitinfo import REPO
 
@@ -86,6 +85,7 @@ FIGURES = "figures"
 ONLINE_CSV, ONLINE_JSON = "online.csv", "online.json"
 LATENCY_JSON, LATENCY_MD = "latency.json", "latency.md"
 TUNE_MD, TUNE_JSON, TUNED_JSON = "tune.md", "tune.json", "tuned.json"
+TRANSFER_JSON, TRANSFER_MD = "transfer.json", "transfer.md"  # a choice of settings across stores (`transfer`)
 EARLIER, CROSSCHECK = "earlier.json", "crosscheck.json"  # results from another machine, and the comparison
 STREAM_RECORDS = "stream-*.json"  # saved `python -m benchmark stream --out` runs
 RUNS = "runs"
@@ -106,6 +106,14 @@ OPTIONAL_FILES = (DIAGNOSTICS,)
 #: evaluate a trained model again say how to get them back (``load_weights``). Where present,
 #: they must match the record's checksum.
 NOT_KEPT = (WEIGHTS,)
+#: The version of the files' schema (docs/results-format.md), written as ``SCHEMA_KEY`` into
+#: metrics.json, every pair's record.json, earlier.json, tune.json and transfer.json. Version 2:
+#: a percentage is always named ``*_percent`` (in the CSV files too), so an unsuffixed ``map`` or
+#: ``top1`` is a fraction (0..1) in every file. Version 1 (files without the key, before
+#: 2026-12-06) had the summary's ``map``, ``top1`` and the tunes' ``validation_map`` in percent
+#: under those names; ``python -m benchmark migrate`` (benchmark/migration.py) renames them.
+SCHEMA_VERSION = 2
+SCHEMA_KEY = "schema_version"
 #: The names files had before (a pair's record was metrics.json, like the folder's summary;
 #: "reference" named three things): still read, and ``python -m benchmark migrate`` renames them.
 OLD_NAMES = {RECORD: "metrics.json", EARLIER: "reference.json", CROSSCHECK: "reference_check.json"}
@@ -255,6 +263,17 @@ class PairState:
     config: dict[str, Any] | None = None  # its config.json, when readable
 
 
+def read_current(path: Path) -> Any:
+    """``read_json`` of a file with a schema (``SCHEMA_KEY``), refused with the command that brings
+    it up to date when an earlier version wrote it: its names would mean other units."""
+    data = read_json(path)
+    if isinstance(data, dict) and data and data.get(SCHEMA_KEY, 1) != SCHEMA_VERSION:
+        raise UsageError(f"{path}: written in schema version {data.get(SCHEMA_KEY, 1)} of the results files, this "
+                         f"version reads {SCHEMA_VERSION}; run `python -m benchmark migrate` (with --results-dir, "
+                         "the folder of runs that holds it) to bring it up to date")
+    return data
+
+
 def read_json(path: Path) -> Any:
     """A JSON file's content; None when it is absent, empty or corrupt (a file a killed writer
     or a user damaged is no result, and must not stop a run)."""
@@ -377,130 +396,6 @@ def _short(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else repr(value)
 
 
-def adopt_legacy_pair(folder: Path) -> str:
-    """Add the checksums to a pair written before they were recorded, if its files agree (see
-    ``_legacy_disagreement`` and ``numbers_disagreement``); returns why not ("" when added).
-    The record notes when and how (``checksums_added``). Call it under the folder's lock."""
-    marker = record_path(folder)
-    record = read_json(marker)
-    config = read_json(folder / CONFIG)
-    if not isinstance(record, dict) or not isinstance(config, dict):
-        return f"{marker.name} or config.json is missing or corrupt"
-    if record.get("files") is not None:
-        return "it has checksums already"
-    problem = _legacy_disagreement(folder, record, config) or numbers_disagreement(folder, record, marker.name)
-    if problem:
-        return problem
-    names = [*REQUIRED_FILES, *(f for f in OPTIONAL_FILES if (folder / f).is_file())]
-    record["files"] = {name: file_sha256(folder / name) for name in names}
-    record["checksums_added"] = {
-        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "by": "python -m benchmark migrate",
-        "checked": "its files agree with each other (method, seed, settings, budget, videos) and every number of the "
-                   "record equals what its scores.npz gives"}
-    atomic_write_json(marker, record)
-    return ""
-
-
-def _legacy_disagreement(folder: Path, record: dict[str, Any], config: dict[str, Any]) -> str:
-    """For pairs written before checksums (metrics.json without "files"), before ``migrate``
-    adds them: every file present and readable, and what metrics.json says it was computed
-    with equal to config.json (method, seed, hyper-parameters, training settings, budget), and
-    the scores cover as many videos as it says. "" when they agree, else the first disagreement."""
-    for name in REQUIRED_FILES:
-        if not (folder / name).is_file():
-            return f"{name} is missing"
-    budget = config.get("budget") or {}
-    checks = {"method": (record.get("method"), config.get("method")), "seed": (record.get("seed"), config.get("seed")),
-              "hparams": (record.get("hparams"), config.get("hparams")),
-              "train": (record.get("train"), config.get("train")),
-              "budget": (record.get("budget_steps"), budget.get("total_steps"))}
-    for what, (recorded, configured) in checks.items():
-        if recorded != configured:
-            return f"the record and config.json disagree on {what} (an interrupted rewrite?)"
-    try:
-        with np.load(folder / SCORES) as data:
-            videos = len(data["video_ids"])
-    except Exception:  # noqa: BLE001 - any failure to read it means the file is not complete
-        return "scores.npz is unreadable"
-    if videos != record.get("num_eval_videos"):
-        return f"scores.npz has {videos} videos, the record says {record.get('num_eval_videos')}"
-    return ""
-
-
-def migrate(root: Path) -> tuple[list[str], list[str]]:
-    """Bring every results folder under ``root`` up to the current layout (``python -m benchmark
-    migrate``), each under its lock: files under their old names renamed (``OLD_NAMES``),
-    checksums added to pairs written before them where their files agree
-    (``adopt_legacy_pair``), and code fingerprints of an earlier scheme restamped where the code
-    they name is the current code (``restamp_code``). Returns what was done, and the pairs left as
-    they were, with why."""
-    done: list[str] = []
-    refused: list[str] = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
-        pairs = [pair_dir(folder, name, seed) for name, seed in pairs_on_disk(folder)]
-        renames = [(place, name) for place in [folder, *pairs] for name in OLD_NAMES
-                   if not (place / name).is_file() and (place / OLD_NAMES[name]).is_file()
-                   and (name != RECORD or place != folder)]  # the folder's own metrics.json is its summary
-        legacy = [pair for pair in pairs
-                  if isinstance(record := read_json(record_path(pair)), dict) and record.get("files") is None]
-        if not renames and not legacy and not _earlier_scheme(folder, pairs):
-            continue
-        with folder_lock(folder):
-            for place, name in renames:
-                os.replace(place / OLD_NAMES[name], place / name)
-                done.append(f"{place / OLD_NAMES[name]} -> {name}")
-            for pair in legacy:
-                why = adopt_legacy_pair(pair)
-                if why:
-                    refused.append(f"{pair}: {why}")
-                else:
-                    done.append(f"{pair}: checksums added")
-            records, entries = restamp_code(folder, pairs)
-            if records or entries:
-                done.append(f"{folder}: code fingerprints restamped to scheme {SCHEME} in {records} pair record(s) "
-                            f"and {entries} entr{'y' if entries == 1 else 'ies'} of {SUMMARY} (the code they name "
-                            "is the current code; benchmark/code_fingerprint.py)")
-    return done, refused
-
-
-def _summary_records(folder: Path) -> tuple[Any, list[dict[str, Any]]]:
-    """The folder's summary (as read) and the pair records it holds (``per_seed``)."""
-    summary = read_json(folder / SUMMARY)
-    per_seed = summary.get("per_seed") if isinstance(summary, dict) else None
-    return summary, [record for seeds in (per_seed or {}).values() if isinstance(seeds, dict)
-                     for record in seeds.values() if isinstance(record, dict)]
-
-
-def _earlier_scheme(folder: Path, pairs: list[Path]) -> bool:
-    """Whether a pair record or the summary of ``folder`` holds a code fingerprint of an earlier
-    scheme (``restamp_code`` may have work to do)."""
-    records = [read_json(record_path(pair)) for pair in pairs] + _summary_records(folder)[1]
-    return any(isinstance(r, dict) and isinstance(r.get("code"), dict) and r["code"].get("scheme", 1) != SCHEME
-               for r in records)
-
-
-def restamp_code(folder: Path, pairs: list[Path]) -> tuple[int, int]:
-    """Rewrite, in the pairs' records and in the folder's summary, each code fingerprint of an
-    earlier scheme whose files are the current files, under the current scheme
-    (``code_fingerprint.restamped``); a stale one keeps its old hashes, so that it stays stale.
-    Returns how many pair records and summary entries were rewritten. Call it under the folder's
-    lock."""
-    records = entries = 0
-    for pair in pairs:
-        record = read_json(record_path(pair))
-        if isinstance(record, dict) and (code := restamped(record.get("code"))) is not None:
-            atomic_write_json(record_path(pair), {**record, "code": code})
-            records += 1
-    summary, held = _summary_records(folder)
-    for record in held:
-        if (code := restamped(record.get("code"))) is not None:
-            record["code"] = code
-            entries += 1
-    if entries:
-        atomic_write_json(folder / SUMMARY, summary)
-    return records, entries
-
-
 def load_weights(folder: Path, device: Any, recompute: str = "`python -m benchmark run ... --force`") -> dict[str, Any]:
     """A pair's saved weights (``model.pt``), loaded as plain tensors only (``weights_only``: a
     pickle payload in the file never runs); a file that is not a plain state dict is one line,
@@ -595,7 +490,7 @@ ONLINE_BASELINES = (SEQ_K, UNIFORM_K)
 def online_summary(table: Any, budgets: Iterable[int] | None = None) -> str:
     """online.csv as Markdown: top-1 / GFLOPs per curve (rows, in the file's order) and budget K
     (columns: ``budgets`` where given, else every K), seeds averaged."""
-    means = table.groupby(["display_name", "K"], sort=False)[["top1_accuracy", "mean_gflops"]].mean()
+    means = table.groupby(["display_name", "K"], sort=False)[["top1_percent", "mean_gflops"]].mean()
     present = set(table.K)
     shown = sorted(present) if budgets is None else [k for k in budgets if k in present]
     rows = []

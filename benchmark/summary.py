@@ -32,6 +32,10 @@ from methods.registry import is_builtin
 Records = dict[str, dict[str, PairRecord]]
 
 
+#: The key of ``write``'s texts that holds what a command prints (the table's main columns).
+TERMINAL = "terminal"
+
+
 def records(ctx: RunContext, failed: set[str] | frozenset[str] = frozenset()) -> Records:
     """Every pair of the run's saved record, by method and seed (not the methods in ``failed``)."""
     found: Records = {}
@@ -243,7 +247,8 @@ def write(ctx: RunContext, columns: list[str] | None = None, *,
     origin = settings.Origin.from_dict(ctx.cfg.settings_origin)
     summary = tables.summary_frame(found, online, {p.name: p.display or p.cls.shown_name() for p in ctx.plans},
                                    diffs, measured, origin.marked() if origin else None)
-    document: dict[str, Any] = {"summary": tables.summary_records(summary, diffs),
+    document: dict[str, Any] = {results.SCHEMA_KEY: results.SCHEMA_VERSION,
+                                "summary": tables.summary_records(summary, diffs),
                                 "per_seed": {name: {seed: r.to_json() for seed, r in seeds.items()}
                                              for name, seeds in found.items()}}
     if left_out:
@@ -271,4 +276,5 @@ def write(ctx: RunContext, columns: list[str] | None = None, *,
     marks.append(tables.failed_note(failed))
     if not ctx.selection:  # a tune re-chooses presets; a table says which of its rows rest on test-chosen ones
         marks.append(preset_origin.note(preset_origin.chosen_on_test(preset_origin.folder_rows(ctx.out))))
-    return tables.write_tables(summary, ctx.out, text, columns=columns, marks=" ".join(filter(None, marks)))
+    texts = tables.write_tables(summary, ctx.out, text, columns=columns, marks=" ".join(filter(None, marks)))
+    return {**texts, TERMINAL: tables.terminal_table(texts[results.TABLE_MD], ctx.out / results.TABLE_MD)}

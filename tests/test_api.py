@@ -18,7 +18,7 @@ def test_a_runs_table_and_a_comparison_as_the_commands_give_them():
     table = api.table("default", RESULTS)
     summary = json.loads((RESULTS / "default" / "metrics.json").read_text())["summary"]
     assert set(table.index) == set(summary)
-    assert table.loc["liteeval", "map_percent"] == pytest.approx(summary["liteeval"]["map"]["mean"])
+    assert table.loc["liteeval", "map_percent"] == pytest.approx(summary["liteeval"]["map_percent"]["mean"])
     assert table.loc["liteeval", "delta_map_vs_uniform_percent"] == pytest.approx(
         100 * summary["liteeval"]["delta_map_vs_uniform"]["estimate"])
     assert pd.isna(table.loc["uniform", "delta_map_vs_uniform_percent"])  # the reference row: no difference

@@ -51,10 +51,10 @@ def test_published_files_are_checked_against_the_pairs(run, capsys):
         problems[0].detail
     (run / "table.md").write_text(table)
     data = json.loads((run / SUMMARY).read_text())
-    data["summary"]["uniform"]["map"]["mean"] += 30
+    data["summary"]["uniform"]["map_percent"]["mean"] += 30
     (run / SUMMARY).write_text(json.dumps(data))
-    assert "metrics.json's map of uniform is not the mean of its seeds" in check_folder(run)[0].detail
-    data["summary"]["uniform"]["map"]["mean"] -= 30
+    assert "metrics.json's map_percent of uniform is not the mean of its seeds" in check_folder(run)[0].detail
+    data["summary"]["uniform"]["map_percent"]["mean"] -= 30
     data["per_seed"]["uniform"]["1"]["map"] = 0.99  # the summary's copy of a pair, not the pair's record
     (run / SUMMARY).write_text(json.dumps(data))
     assert "metrics.json's uniform seed 1 is not its record.json" in check_folder(run)[0].detail
@@ -181,3 +181,19 @@ def test_runs_lists_each_folder_with_its_state(run, capsys):
         {"methods/uniform.py": "0" * 16}))
     assert main(["-q", "list-runs", "--results-dir", str(run.parent)]) == 0
     assert "| stale" in capsys.readouterr().out
+
+
+def test_the_printed_table_fits_a_terminal_and_the_caption_explains_its_columns(tiny_store, tmp_path, capsys):
+    """Found (issue 46): `run` printed a 269-column table, and nothing said what "mAP interp." or
+    "Evidence lift" are. The terminal gets the main columns and where the full table is; the
+    table's caption explains the columns a name cannot."""
+    assert main(["-q", "run", "--dataset", str(tiny_store), "--methods", "uniform", "liteeval", "--seeds", "0",
+                 "--steps", "2", "--results-dir", str(tmp_path), "--name", "wide"]) == 0
+    printed = capsys.readouterr().out
+    table = printed.split("\n\n")[0].splitlines()
+    assert len(table) == 4 and max(map(len, table)) <= 100, printed
+    assert table[-1].startswith("LiteEval") and "Evidence lift" not in printed
+    assert f"its caption and marks: {tmp_path / 'wide' / 'table.md'}" in printed
+    written = (tmp_path / "wide" / "table.md").read_text()
+    assert "| Evidence lift" in written and "mAP interp.: mAP with precision interpolated" in written
+    assert "Evidence lift (synthetic stores): the evidence frames" in written

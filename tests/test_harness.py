@@ -42,11 +42,11 @@ def test_run_writes_the_table_and_everything_behind_it(tmp_path, capsys):
     for name in ("table.md", "table.csv", "table.tex", "metrics.json", "provenance.json"):
         assert (out / name).is_file(), name
     table = (out / "table.md").read_text()
-    assert table in printed
+    assert f"its caption and marks: {out / 'table.md'}" in printed  # the terminal gets the main columns
     assert table.index("| Uniform") < table.index("| LSTM")  # the paper's row order
     assert "GMACs" in table and "Online" in table
     assert "\\toprule" in (out / "table.tex").read_text()
-    assert (out / "table.csv").read_text().startswith("method,display_name,online,seeds,map_mean")
+    assert (out / "table.csv").read_text().startswith("method,display_name,online,seeds,map_percent_mean")
 
     record = json.loads((out / "metrics.json").read_text())["per_seed"]
     for method in ("uniform", "lstm"):
@@ -195,7 +195,7 @@ def test_cli_in_a_subprocess(tmp_path):
         cwd=REPO, capture_output=True, text=True, env=env,
     )
     assert done.returncode == 0, done.stderr
-    assert "| Uniform" in done.stdout and (tmp_path / "results" / "tiny" / "table.md").is_file()
+    assert "\nUniform " in done.stdout and (tmp_path / "results" / "tiny" / "table.md").is_file()
     assert "\r" not in done.stderr  # no progress bars when stderr is not a terminal
 
 

@@ -98,7 +98,8 @@ def test_the_choice_does_not_depend_on_the_evaluation_split_even_with_two_worker
     record = settings.read(dirty / "unseen.settings.json")
     assert record is not None and record.methods == chosen["chosen"]
     poisoned_trials = json.loads((dirty / "unseen-tune" / TUNE_JSON).read_text())["trials"]
-    assert [t["validation_map"] for t in poisoned_trials] == [t["validation_map"] for t in chosen["trials"]]
+    key = "validation_map_percent"
+    assert [t[key] for t in poisoned_trials] == [t[key] for t in chosen["trials"]]
 
 
 def test_settings_from_another_store_mark_every_row_they_cover(unseen, tmp_path):

@@ -266,7 +266,7 @@ def test_the_table_shows_seeds_and_the_difference_to_uniform(tiny_store, tmp_pat
     summary = json.loads((tmp_path / "tiny" / "metrics.json").read_text())["summary"]
     delta = summary["lstm"]["delta_map_vs_uniform"]
     assert delta["ci_low"] <= delta["estimate"] <= delta["ci_high"] and delta["resamples"] == bootstrap.RESAMPLES
-    assert summary["lstm"]["map"]["std"] is not None and "delta_map_vs_uniform" not in summary["uniform"]
+    assert summary["lstm"]["map_percent"]["std"] is not None and "delta_map_vs_uniform" not in summary["uniform"]
 
 
 def test_compare_prints_the_paired_difference_of_two_rows(tiny_store, tmp_path, capsys):
@@ -356,7 +356,7 @@ def as_if_computed_on(out: Path, cpu: str, shift: float) -> None:
         record["computed"]["platform"]["cpu"] = cpu
         path.write_text(json.dumps(record))
     summary = json.loads((out / "metrics.json").read_text())
-    summary["summary"]["uniform"]["map"]["mean"] += shift
+    summary["summary"]["uniform"]["map_percent"]["mean"] += shift
     for record in summary["per_seed"]["uniform"].values():
         record["computed"]["platform"]["cpu"] = cpu
     (out / "metrics.json").write_text(json.dumps(summary))
@@ -384,7 +384,7 @@ def test_results_from_another_machine_are_recomputed_and_compared(tiny_store, tm
     assert rows["mAP (%)"]["difference"] == pytest.approx(-50.0) and not rows["mAP (%)"]["within_spread"]
     assert rows["GFLOPs/video"]["within_spread"]  # recomputed identically on this machine
     assert check["earlier_platforms"][0]["cpu"] == "Another CPU"
-    assert json.loads((out / "earlier.json").read_text())["summary"]["uniform"]["map"]["mean"] > 50
+    assert json.loads((out / "earlier.json").read_text())["summary"]["uniform"]["map_percent"]["mean"] > 50
 
     # Other settings are not compared with the reference, they are named.
     config = tmp_path / "lr.json"
@@ -396,7 +396,7 @@ def test_results_from_another_machine_are_recomputed_and_compared(tiny_store, tm
     assert main([*args, "--config", str(config), "--force"]) == 0
     printed = capsys.readouterr().out
     assert "not compared" not in printed and "mAP (%)" in printed and "OUTSIDE" not in printed
-    assert json.loads((out / "earlier.json").read_text())["summary"]["uniform"]["map"]["mean"] > 50  # still kept
+    assert json.loads((out / "earlier.json").read_text())["summary"]["uniform"]["map_percent"]["mean"] > 50  # kept
 
     # Found: on a third machine, the run compared with the earlier.json of the finished replacement
     # above (the first machine's results), not with the results that were in the folder.
@@ -410,12 +410,16 @@ def test_results_from_another_machine_are_recomputed_and_compared(tiny_store, tm
 
 
 def test_results_on_another_dataset_are_not_compared_with_the_reference():
-    """Found: after the default store changed, the run compared its numbers with the old store's."""
-    summary = {"uniform": {"map": {"mean": 0.9, "std": 0.01}, "gflops": {"mean": 195.0, "std": 0.0}, "seeds": 3}}
+    """Found: after the default store changed, the run compared its numbers with the old store's.
+    An earlier summary kept as written in schema 1 (mAP in percent under ``map``) is compared too."""
+    row = {"gflops": {"mean": 195.0, "std": 0.0}, "seeds": 3}
+    summary = {"uniform": {**row, "map_percent": {"mean": 90.0, "std": 1.0}}}
     per_seed = {"uniform": {"0": {"hparams": {}, "train": {}, "budget_steps": 600}}}
-    earlier = {"summary": summary, "configs": crosscheck.configs(per_seed), "dataset_fingerprint": "aaaa"}
-    current = {"summary": summary, "per_seed": per_seed}
-    assert crosscheck.compare(earlier, current, "aaaa")["rows"]
+    earlier = {"summary": {"uniform": {**row, "map": {"mean": 91.0, "std": 1.0}}},
+               "configs": crosscheck.configs(per_seed), "dataset_fingerprint": "aaaa"}
+    current = {"schema_version": 2, "summary": summary, "per_seed": per_seed}
+    rows = crosscheck.compare(earlier, current, "aaaa")["rows"]
+    assert rows[0]["quantity"] == "mAP (%)" and rows[0]["difference"] == pytest.approx(-1.0)
     check = crosscheck.compare(earlier, current, "bbbb")
     assert not check["rows"] and "dataset changed" in check["not_compared"]["uniform"]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark import results as layout
 from benchmark.__main__ import main
 from benchmark.config import RunConfig
 from benchmark.protocol import transfer
@@ -25,12 +26,14 @@ def fake_tune(root: Path, run: str, store: str, trials: list[tuple[float, float,
     folder = root / run
     folder.mkdir(parents=True)
     best = max(m for m, _, _, _ in trials)
-    rows = [{"method": method, "trial": k, "setting": (settings or SETTINGS)[k], "validation_map": m, "gflops": g,
-             "gap_to_best": best - m, "standard_error": se, "within_noise": w, "chosen": False,
+    rows = [{"method": method, "trial": k, "setting": (settings or SETTINGS)[k], "validation_map_percent": m,
+             "gflops": g, "gap_to_best_percent": best - m, "standard_error_percent": se, "within_noise": w,
+             "chosen": False,
              "did_not_learn": "memorised" if k in collapsed else ""}
             for k, (m, g, se, w) in enumerate(trials)]
     (folder / "tune.json").write_text(json.dumps({
-        "trials": rows, "scored_on": scored_on, "budget": {**BUDGET, **(budget or {})}, "trials_per_method": len(rows),
+        "schema_version": layout.SCHEMA_VERSION, "trials": rows, "scored_on": scored_on,
+        "budget": {**BUDGET, **(budget or {})}, "trials_per_method": len(rows),
         "tune_seed": 0, "seeds": [0], "validation": {"num_videos": 48}}))
     (folder / "provenance.json").write_text(json.dumps({"dataset": {"name": store, "fingerprint": store * 2}}))
     return folder
@@ -124,7 +127,7 @@ def test_the_shipped_defaults_repeat_the_committed_choice_made_on_three_stores_n
 
     results = REPO / "results"
     folder = results / shipped.ORIGIN.record
-    record = json.loads((folder / transfer.TRANSFER_JSON).read_text())
+    record = json.loads((folder / layout.TRANSFER_JSON).read_text())
     assert json.loads((folder / "tuned.json").read_text()) == shipped.SETTINGS
     recomputed = transfer.choose([results / run for run in record[transfer.TUNES_KEY]])
     assert recomputed.config() == shipped.SETTINGS

@@ -55,7 +55,7 @@ def point_curves(folder: Path, table: pd.DataFrame) -> dict[str, Curve]:
                         counts = resample_counts(resample_indices(len(labels)), len(labels))
             assert labels is not None and counts is not None  # set by the first point's scores
             gflops.append(float(point["gflops"].mean()))
-            maps.append(float(point["map"].mean()) / 100)
+            maps.append(float(point["map_percent"].mean()) / 100)
             draws.append(resampled_maps(np.stack(seeds), labels, counts).mean(axis=1))
         curves[str(method)] = Curve.of(gflops, maps, np.stack(draws, axis=1))
     return curves
@@ -123,7 +123,7 @@ def matched_budgets(folder: Path, table: pd.DataFrame | None = None,
     ref_rows = table[(table["method"] == REFERENCE) & (table["point"].astype(str) == str(REFERENCE_POINT))]
     if ref_rows.empty:
         raise UsageError(f"{folder}: {REFERENCE} has no point at {REFERENCE_POINT} frames (its Uniform-25)")
-    base_gflops, base_map = float(ref_rows["gflops"].mean()), float(ref_rows["map"].mean()) / 100
+    base_gflops, base_map = float(ref_rows["gflops"].mean()), float(ref_rows["map_percent"].mean()) / 100
     front = pareto_front(curves)
     names = dict(zip(table["method"], table["display_name"]))
     online = {str(m): bool(rows["online"].iloc[0]) for m, rows in table.groupby("method", sort=False)}
@@ -246,8 +246,8 @@ def plot(folder: Path, table: pd.DataFrame | None = None, curves: dict[str, Curv
     plt.rcParams["pdf.fonttype"] = 42  # TrueType in the PDF, readable and editable in print
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for method, rows in table.groupby("method", sort=False):
-        stats = rows.groupby("point", sort=False).agg(g=("gflops", "mean"), m=("map", "mean"), gs=("gflops", "std"),
-                                                      ms=("map", "std")).sort_values("g")
+        stats = rows.groupby("point", sort=False).agg(g=("gflops", "mean"), m=("map_percent", "mean"),
+                                                      gs=("gflops", "std"), ms=("map_percent", "std")).sort_values("g")
         online = bool(rows["online"].iloc[0])
         line = ax.errorbar(stats["g"], stats["m"], xerr=stats["gs"].fillna(0), yerr=stats["ms"].fillna(0),
                            linestyle="-" if online else "--", markersize=4, capsize=2,

@@ -49,7 +49,8 @@ from datasets.store.reader import FeatureStore
 log = logging.getLogger(__name__)
 
 #: curves.csv's columns, in order.
-COLUMNS = ("method", "display_name", "online", "knob", "at", "point", "seed", "map", "gflops", "fine_frames", "where")
+COLUMNS = ("method", "display_name", "online", "knob", "at", "point", "seed", "map_percent", "gflops", "fine_frames",
+           "where")
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ def write_points(ctx: RunContext, points: list[Point], base_plans: list[MethodPl
                 found, where = trained_point(ctx, point, seed), ctx.pair_dir(point.plan, seed)
             rows.append({"method": point.method, "display_name": point.display, "online": point.online,
                          "knob": point.knob, "at": point.at, "point": "" if point.value is None else str(point.value),
-                         "seed": seed, "map": 100 * found["map"], "gflops": found["gflops"],
+                         "seed": seed, "map_percent": 100 * found["map"], "gflops": found["gflops"],
                          "fine_frames": found["fine_frames"], "where": where.relative_to(ctx.out).as_posix()})
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     atomic_write_bytes(ctx.out / results.CURVES_CSV, table.to_csv(index=False, float_format="%.4f").encode())

@@ -47,7 +47,7 @@ from methods.base import VideoMethod
 log = logging.getLogger(__name__)
 
 #: Columns of online.csv, in order.
-COLUMNS = ("method", "display_name", "K", "budget_unit", "seed", "top1_accuracy", "mean_gflops",
+COLUMNS = ("method", "display_name", "K", "budget_unit", "seed", "top1_percent", "mean_gflops",
            "mean_frames_seen", "mean_fine_frames", "videos")
 #: Curve names (the ``method`` column) of the two frame-classifier baselines.
 
@@ -85,7 +85,7 @@ def _row(trained: TrainedModels, name: str, display: str, k: int, unit: str, see
     fine = result.frames_read.get("fine")
     return {
         "method": name, "display_name": display, "K": k, "budget_unit": unit, "seed": seed,
-        "top1_accuracy": 100 * metrics.top1_accuracy(result.scores, result.labels),
+        "top1_percent": 100 * metrics.top1_accuracy(result.scores, result.labels),
         "mean_gflops": float(gmacs.mean()),
         "mean_frames_seen": float(result.frames_seen.mean()),
         "mean_fine_frames": float(fine.mean()) if fine is not None else 0.0,

@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from benchmark import migration
 from benchmark import results as layout
 from benchmark.code_fingerprint import stale_reason
 from benchmark.protocol import learned, preset_origin
@@ -42,7 +43,7 @@ from benchmark.results import pair_state, read_json, remembering_pair_states, un
 from datasets.common.progress import progress_bar
 
 #: The kinds of problem, in the order they are reported.
-KINDS = ("stale", "machines", "selection on test", "rests on test selection", "uncovered", "unbacked",
+KINDS = ("older schema", "stale", "machines", "selection on test", "rests on test selection", "uncovered", "unbacked",
          "stale curves", "incomplete", "edited")
 
 
@@ -164,9 +165,9 @@ def _incomplete(name: str, folder: Path) -> list[Problem]:
 
 
 #: The numbers of a summary row checked against its seeds' records, and how each record holds them.
-_CHECKED = {"map": lambda r: 100 * float(r["map"]), "gflops": lambda r: float(r["gflops"]["mean"])}
+_CHECKED = {"map_percent": lambda r: 100 * float(r["map"]), "gflops": lambda r: float(r["gflops"]["mean"])}
 #: The table columns checked against the summary, with the summary number each shows.
-_CELLS = {"mAP (%)": "map", "GFLOPs/video": "gflops"}
+_CELLS = {"mAP (%)": "map_percent", "GFLOPs/video": "gflops"}
 
 
 def _edited(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> list[Problem]:
@@ -234,12 +235,25 @@ def _without_records(folder: Path) -> list[Problem]:
     return []
 
 
+def _older_schema(folder: Path) -> list[Problem]:
+    """The folder's files with a schema (benchmark/results.py ``SCHEMA_VERSION``) written in an
+    earlier one, as one problem naming the command that converts them."""
+    older = migration.older_schema(folder)
+    if not older:
+        return []
+    return [Problem(folder.name, "older schema", f"{len(older)} file(s) in schema 1 of the results files (e.g. "
+                                                 f"{older[0].relative_to(folder)}); run `python -m benchmark migrate`")]
+
+
 def check_folder(folder: Path) -> list[Problem]:
     """Every problem of one results folder (none for a folder that shows no pairs and holds none)."""
     per_seed = _per_seed(folder)
     if not per_seed:
         return [replace(p, root=str(folder.parent)) for p in _without_records(folder)]
     name = folder.name
+    older = _older_schema(folder)
+    if older:  # its names mean other units: nothing else can be checked until it is migrated
+        return [replace(p, root=str(folder.parent)) for p in older]
     pairs = sum(len(seeds) for seeds in per_seed.values())
     found = (_stale(folder, pairs) + _machines(name, per_seed) + _selection(name, folder)
              + _coverage(name, folder, per_seed) + _online(name, folder, per_seed) + _incomplete(name, folder)

@@ -129,7 +129,7 @@ def _place_labels(ax, xs, ys, labels) -> None:
 def plot_online(results: Path, out_dir: Path) -> list[Path]:
     plt = _pyplot()
     table = pd.read_csv(results / layout.ONLINE_CSV)
-    means = table.groupby(["method", "display_name", "K"], sort=False)[["top1_accuracy", "mean_gflops"]]
+    means = table.groupby(["method", "display_name", "K"], sort=False)[["top1_percent", "mean_gflops"]]
     means = means.mean().reset_index()
     # The methods in table order (methods/registry.py), the frame-classifier baselines last.
     groups = dict(iter(means.groupby(["method", "display_name"], sort=False)))
@@ -139,7 +139,7 @@ def plot_online(results: Path, out_dir: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for (method, name), curve in curves:
         curve = curve.sort_values("K")
-        ax.plot(curve.mean_gflops, curve.top1_accuracy, markersize=4, linewidth=1.5, label=name,
+        ax.plot(curve.mean_gflops, curve.top1_percent, markersize=4, linewidth=1.5, label=name,
                 **method_style(str(method)))
     seeds = sorted(table.seed.unique().tolist())
     budgets = sorted(table.K.unique().tolist())
@@ -159,21 +159,22 @@ def plot_offline(results: Path, out_dir: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for row in table.to_dict("records"):
         style = method_style(str(row["method"]))
-        ax.scatter([row["gflops_mean"]], [row["map_mean"]], s=36, zorder=3, **style)
-        if not (np.isnan(row["map_std"]) or np.isnan(row["gflops_std"])):
-            ax.errorbar([row["gflops_mean"]], [row["map_mean"]], xerr=[row["gflops_std"]], yerr=[row["map_std"]],
+        ax.scatter([row["gflops_mean"]], [row["map_percent_mean"]], s=36, zorder=3, **style)
+        if not (np.isnan(row["map_percent_std"]) or np.isnan(row["gflops_std"])):
+            ax.errorbar([row["gflops_mean"]], [row["map_percent_mean"]], xerr=[row["gflops_std"]],
+                        yerr=[row["map_percent_std"]],
                         fmt="none", ecolor=style["color"], alpha=0.6, zorder=2)
     ax.set_xlabel(GFLOPS_LABEL)
     ax.set_ylabel("mAP (%)")
     xmax = float((table.gflops_mean + table.gflops_std.fillna(0)).max())
-    low = float((table.map_mean - table.map_std.fillna(0)).min())
-    high = float((table.map_mean + table.map_std.fillna(0)).max())
+    low = float((table.map_percent_mean - table.map_percent_std.fillna(0)).min())
+    high = float((table.map_percent_mean + table.map_percent_std.fillna(0)).max())
     ax.set_xlim(0, xmax * 1.25)
     ax.set_ylim(low - 0.12 * (high - low + 1), high + 0.12 * (high - low + 1))  # the bars whole, not cut
     ax.set_title(f"{results.name}: the comparison table, mAP against cost", fontsize=10)
     ax.grid(alpha=0.3)
     fig.canvas.draw()
-    _place_labels(ax, table.gflops_mean.tolist(), table.map_mean.tolist(), table.display_name.tolist())
+    _place_labels(ax, table.gflops_mean.tolist(), table.map_percent_mean.tolist(), table.display_name.tolist())
     seeds = int(table.seeds.max())
     fig.text(0.01, -0.07, f"Each point: a method's mean over {seeds} seed(s); bars: ± one standard deviation over "
              f"the seeds, of mAP and of GFLOPs. {COST_UNIT_NOTE}", fontsize=7, color="0.35", wrap=True)

@@ -30,7 +30,7 @@ import pandas as pd
 from benchmark import results as layout
 from benchmark.experiments.studies import CHECKS, STUDIES
 from benchmark.presentation import audit, paper, stream_text, tables, words
-from benchmark.protocol import learned, preset_origin, transfer
+from benchmark.protocol import learned, preset_origin
 from benchmark.results import folder_lock, online_summary, read_json, remembering_pair_states, unbacked_pairs
 from datasets.common.atomic import atomic_write_text
 from datasets.common.errors import UsageError
@@ -175,7 +175,7 @@ def _beside_the_paper(summary: pd.DataFrame) -> str:
             "Paper: mAP (%)": f"{numbers[0]:.1f}",
             "Paper: GFLOPs": f"{numbers[1]:.1f}",
             "Paper: cost / Uniform's": f"{numbers[1] / paper_base:.2f}" if r["method"] in paper.TABLE1 else "—",
-            "Here: mAP (%)": f"{r['map_mean']:.1f}",
+            "Here: mAP (%)": f"{r['map_percent_mean']:.1f}",
             "Here: GFLOPs": f"{r['gflops_mean']:.1f}",
             "Here: cost / Uniform's": f"{r['gflops_mean'] / base_cost:.2f}",
         })
@@ -203,7 +203,7 @@ def _ablation_beside_the_paper(kind: str, summary: pd.DataFrame) -> str:
         "Row": r["display_name"],
         "Paper: mAP (%)": f"{published[r['method']][0]:.1f}",
         "Paper: GFLOPs": "—" if published[r["method"]][1] is None else f"{published[r['method']][1]:.1f}",
-        "Here: mAP (%)": f"{r['map_mean']:.1f} ± {r['map_std']:.1f}",
+        "Here: mAP (%)": f"{r['map_percent_mean']:.1f} ± {r['map_percent_std']:.1f}",
         "Here: GFLOPs": f"{r['gflops_mean']:.1f} ± {r['gflops_std']:.1f}",
     } for r in rows if r["method"] in published]
     return (pd.DataFrame(shown).to_markdown(index=False, disable_numparse=True)
@@ -260,12 +260,12 @@ def marked_table(folder: Path) -> str | None:
     if not path.is_file():
         return None
     stale, owed = marks(folder)
-    return tables.with_marks(tables.mark_stale_rows(path.read_text(), set(stale)), owed)
+    return tables.with_marks(tables.with_column_notes(tables.mark_stale_rows(path.read_text(), set(stale))), owed)
 
 
 def _section(folder: Path, title: str, marked: str | None) -> str:
     provenance = _read_json(folder / layout.PROVENANCE)
-    across = _read_json(folder / transfer.TRANSFER_JSON)  # a choice across stores trains nothing: no machine
+    across = _read_json(folder / layout.TRANSFER_JSON)  # a choice across stores trains nothing: no machine
     written_by = (machine_line(provenance) or 'no provenance.json' if not across
                   else "no machine (it reads the tunes' records and trains nothing)")
     lines = [f"## {title}", "", f"`results/{folder.name}/`, last written by: {written_by}."]
@@ -282,8 +282,8 @@ def _section(folder: Path, title: str, marked: str | None) -> str:
     notes = folder / layout.NOTES
     if notes.is_file():
         lines += ["", "**Notes.**", "", notes.read_text().strip()]
-    if (folder / transfer.TRANSFER_MD).is_file():
-        lines += ["", (folder / transfer.TRANSFER_MD).read_text().strip()]
+    if (folder / layout.TRANSFER_MD).is_file():
+        lines += ["", (folder / layout.TRANSFER_MD).read_text().strip()]
     if (folder / layout.TUNE_MD).is_file():
         lines += ["", _trials_table(folder)]
         owed = marks(folder)[1]
@@ -448,7 +448,8 @@ def published(results: Path, names: list[str] | None) -> set[str]:
         return present
     left = sorted(present - tracked)
     if left:
-        log.info("not published (not committed; name them with --name to publish them): %s", ", ".join(left))
+        log.info("not published (not committed; list them in results/.gitignore and commit them to publish them, "
+                 "or name them with --name): %s", ", ".join(left))
     return present & tracked
 
 

@@ -31,6 +31,18 @@ from datasets.common.atomic import atomic_write_text
 #: The method every other is compared with (the paper's strong baseline).
 BASELINE = "uniform"
 COST_UNIT_NOTE = "GFLOPs are multiply-accumulates (GMACs) per video, as the field reports them."
+#: What a reader cannot tell from a column's name, said once under every table that shows it.
+COLUMN_NOTES = {
+    "mAP interp. (%)": "mAP interp.: mAP with precision interpolated as ActivityNet's evaluator does (the maximum "
+                       "precision at any higher recall), the metric ActivityNet papers report.",
+    "Evidence lift": "Evidence lift (synthetic stores): the evidence frames the fine reads hit over the hits as many "
+                     "reads placed at random within each video would get; 1 = content-blind, above 1 = the method "
+                     "finds the evidence.",
+}
+#: The columns of the table printed in a terminal, with their shorter headings there (it fits 100
+#: columns; the full table is table.md).
+TERMINAL_COLUMNS = {"Method": "Method", "mAP (%)": "mAP (%)", "Δ mAP vs Uniform [95% CI]": "Δ vs Uniform [95% CI]",
+                    "GFLOPs/video": "GFLOPs/video", "Fine frames/video": "Fine frames"}
 #: How a stale row is marked (``stale_name``), and the paragraph that says why (``write_tables``).
 STALE_MARK = "(stale)"
 MARKS_HEADING = "**Marks.**"
@@ -88,9 +100,9 @@ def summary_frame(
         row: dict[str, Any] = {"method": name, "display_name": shown,
                                "online": online.get(name, False), "seeds": len(per_seed)}
         fields: dict[str, Callable[[PairRecord], float]] = {
-            "map": lambda m: 100 * m.map,
-            "map_interpolated": lambda m: 100 * m.map_interpolated,
-            "top1": lambda m: 100 * m.top1,
+            "map_percent": lambda m: 100 * m.map,
+            "map_interpolated_percent": lambda m: 100 * m.map_interpolated,
+            "top1_percent": lambda m: 100 * m.top1,
             "gflops": lambda m: m.gflops["mean"],
             "gflops_video_std": lambda m: m.gflops["std"],
             "fine_frames": lambda m: m.fine_frames,
@@ -111,7 +123,7 @@ def summary_frame(
         row["did_not_learn"] = learned.row_verdict(metrics[name])  # "" when every seed learned
         row["settings_of"] = (settings_of or {}).get(name, "")  # the mark of settings chosen on another store
         delta = (differences or {}).get(name)
-        row["delta_map"], row["delta_map_ci_low"], row["delta_map_ci_high"] = (
+        row["delta_map_percent"], row["delta_map_ci_low_percent"], row["delta_map_ci_high_percent"] = (
             (100 * delta["estimate"], 100 * delta["ci_low"], 100 * delta["ci_high"]) if delta else (np.nan,) * 3)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -119,7 +131,8 @@ def summary_frame(
 
 def summary_records(summary: pd.DataFrame, differences: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The summary as metrics.json stores it: per method, each number's mean and std over
-    seeds (mAP in percent, as in the table) and the bootstrap difference to the baseline."""
+    seeds (mAP and top-1 in percent, as in the table, named so: ``map_percent``) and the
+    bootstrap difference to the baseline (a fraction, as its ``unit`` says)."""
     out: dict[str, dict[str, Any]] = {}
     for row in summary.to_dict("records"):
         entry: dict[str, Any] = {"display_name": row["display_name"], "online": bool(row["online"]),
@@ -144,9 +157,10 @@ def plus_minus(mean: float, std: float, digits: int) -> str:
 
 
 def _delta(row: dict[str, Any]) -> str:
-    if np.isnan(row["delta_map"]):
+    if np.isnan(row["delta_map_percent"]):
         return "(baseline)" if row["method"] == BASELINE else "—"
-    return f"{row['delta_map']:+.1f} [{row['delta_map_ci_low']:+.1f}, {row['delta_map_ci_high']:+.1f}]"
+    low, high = row["delta_map_ci_low_percent"], row["delta_map_ci_high_percent"]
+    return f"{row['delta_map_percent']:+.1f} [{low:+.1f}, {high:+.1f}]"
 
 
 def _count(n: float) -> str:
@@ -223,6 +237,29 @@ def mark_stale_rows(markdown: str, names: set[str]) -> str:
     return "\n".join(lines)
 
 
+def with_column_notes(markdown: str) -> str:
+    """A table.md text without its marks (``strip_marks``) whose caption explains each column of
+    ``COLUMN_NOTES`` its header shows, once; ``report`` brings tables written before an
+    explanation existed up to date with it."""
+    header = markdown.split("\n", 1)[0]
+    owed = [note for column, note in COLUMN_NOTES.items() if f" {column} " in header and note not in markdown]
+    return markdown.rstrip("\n") + "".join(" " + note for note in owed) if owed else markdown
+
+
+def terminal_table(markdown: str, where: Path) -> str:
+    """What a command prints of a table.md: its main columns (``TERMINAL_COLUMNS`` that it has),
+    which fit a 100-column terminal, and where the full table and its caption are."""
+    lines = markdown.split("\n")
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines if line.startswith("|")]
+    if len(rows) < 3:
+        return markdown
+    header, body = rows[0], rows[2:]
+    keep = [header.index(c) for c in TERMINAL_COLUMNS if c in header]
+    narrow = tabulate([[r[i] for i in keep] for r in body], headers=[TERMINAL_COLUMNS[header[i]] for i in keep],
+                      tablefmt="simple", disable_numparse=True)
+    return f"{narrow}\n\nThe full table ({len(header)} columns), its caption and marks: {where}"
+
+
 def with_marks(markdown: str, marks: str) -> str:
     """A table.md text with its marks paragraph (none when ``marks`` is empty), as written."""
     return markdown.rstrip("\n") + "\n" + (f"\n{MARKS_HEADING} {marks}\n" if marks else "")
@@ -242,10 +279,10 @@ def display_frame(summary: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "Method": stale_name(shown_name(r)) if is_stale(r) else shown_name(r),
             "Online": "yes" if r["online"] else "no",
-            "mAP (%)": plus_minus(r["map_mean"], r["map_std"], 1),
+            "mAP (%)": plus_minus(r["map_percent_mean"], r["map_percent_std"], 1),
             "Δ mAP vs Uniform [95% CI]": _delta(r),
-            "mAP interp. (%)": plus_minus(r["map_interpolated_mean"], r["map_interpolated_std"], 1),
-            "Top-1 (%)": plus_minus(r["top1_mean"], r["top1_std"], 1),
+            "mAP interp. (%)": plus_minus(r["map_interpolated_percent_mean"], r["map_interpolated_percent_std"], 1),
+            "Top-1 (%)": plus_minus(r["top1_percent_mean"], r["top1_percent_std"], 1),
             "GFLOPs/video": plus_minus(r["gflops_mean"], r["gflops_std"], 1),
             "GFLOPs std over videos": f"{r['gflops_video_std_mean']:.1f}",
             "Fine frames/video": f"{r['fine_frames_mean']:.1f}",
@@ -272,8 +309,8 @@ def write_tables(
     shown = display_frame(summary)
     if columns is not None:
         shown = shown[columns]
-    markdown = with_marks(shown.to_markdown(index=False, disable_numparse=True) + f"\n\n{caption} {COST_UNIT_NOTE}",
-                          marks)
+    markdown = with_marks(with_column_notes(shown.to_markdown(index=False, disable_numparse=True)
+                                            + f"\n\n{caption} {COST_UNIT_NOTE}"), marks)
     latex = (
         "% " + caption + " " + COST_UNIT_NOTE + (f" {marks}" if marks else "") + "\n"
         + tabulate(shown.values.tolist(), headers=list(shown.columns), tablefmt="latex_booktabs", disable_numparse=True)
@@ -297,18 +334,18 @@ def tune_markdown(rows: list[dict[str, Any]], *, scored_on: str) -> str:
     ``scored_on`` names what the trials were scored on, which heads the mAP column: "validation"
     for every tune since the selection-integrity fix (issue 24); the records of earlier tunes run
     with worker processes say "test". Rows with ``within_noise`` show the selection rule's verdict
-    (benchmark/protocol/selection.py); rows with ``kept_checkpoint_validation_map`` (an earlier tune's
+    (benchmark/protocol/selection.py); rows with ``kept_checkpoint_validation_map_percent`` (an earlier tune's
     audit, benchmark/protocol/preset_origin.py) show what validation said of the same trained models."""
     heading = "Validation mAP (%)" if scored_on == "validation" else f"{scored_on.capitalize()} mAP (%), what chose"
     shown = []
     for r in rows:
         method = _display_name(r["method"]) + (f" {learned.MARK}" if r.get("did_not_learn") else "")
         row = {"Method": method, "Trial": str(r["trial"]), "Setting": setting_text(r["setting"]),
-               heading: f"{r['validation_map']:.1f}", "GFLOPs/video": f"{r['gflops']:.1f}"}
+               heading: f"{r['validation_map_percent']:.1f}", "GFLOPs/video": f"{r['gflops']:.1f}"}
         if "within_noise" in r:
             row["± 1 SE of the best"] = "yes" if r["within_noise"] else ""
-        if "kept_checkpoint_validation_map" in r:
-            row["Validation mAP (%), kept checkpoint"] = f"{r['kept_checkpoint_validation_map']:.1f}"
+        if "kept_checkpoint_validation_map_percent" in r:
+            row["Validation mAP (%), kept checkpoint"] = f"{r['kept_checkpoint_validation_map_percent']:.1f}"
             row["Validation's pick"] = "yes" if r.get("validation_pick") else ""
         row["Chosen"] = "yes" if r["chosen"] else ""
         shown.append(row)

@@ -157,7 +157,7 @@ def display_of(folder: Path, label: str) -> str | None:
 
 def audit_rows(folder: Path) -> list[dict[str, Any]] | None:
     """The trials of a tuning record that chose on something else than validation, as
-    ``tables.tune_markdown`` shows them: the mAP that chose (``validation_map``, the record's own
+    ``tables.tune_markdown`` shows them: the mAP that chose (``validation_map_percent``, the record's own
     key, holds the score the trials were ranked by), the validation mAP of the checkpoint each
     trial kept, and which trial validation would have picked (highest of those, ties to the
     earlier, as the record's rule ranked; GFLOPs on validation were not recorded, so the
@@ -172,12 +172,13 @@ def audit_rows(folder: Path) -> list[dict[str, Any]] | None:
     for trial in tune.get("trials") or []:
         label = f"{trial['method']}-trial{trial['trial']}"
         kept = [r["selection"]["best_validation_map"] for r in (per_seed.get(label) or {}).values()]
-        rows.append({**trial, "kept_checkpoint_validation_map": 100 * sum(kept) / len(kept) if kept else float("nan"),
+        kept_map = 100 * sum(kept) / len(kept) if kept else float("nan")
+        rows.append({**trial, "kept_checkpoint_validation_map_percent": kept_map,
                      "chosen": json.dumps(as_config(trial["setting"]), sort_keys=True)
                      == json.dumps(chosen.get(trial["method"]), sort_keys=True)})
     for method in dict.fromkeys(r["method"] for r in rows):
         trials = [r for r in rows if r["method"] == method]
-        pick = max(trials, key=lambda r: (r["kept_checkpoint_validation_map"], -r["trial"]))
+        pick = max(trials, key=lambda r: (r["kept_checkpoint_validation_map_percent"], -r["trial"]))
         for r in trials:
             r["validation_pick"] = r is pick
     return rows

@@ -42,7 +42,17 @@ import pandas as pd
 from benchmark import provenance
 from benchmark.config import as_config
 from benchmark.presentation import tables
-from benchmark.results import PROVENANCE, TUNE_JSON, TUNED_JSON, read_json
+from benchmark.results import (
+    PROVENANCE,
+    SCHEMA_KEY,
+    SCHEMA_VERSION,
+    TRANSFER_JSON,
+    TRANSFER_MD,
+    TUNE_JSON,
+    TUNED_JSON,
+    read_current,
+    read_json,
+)
 from datasets.common.atomic import atomic_write_json, atomic_write_text
 from datasets.common.errors import UsageError
 from datasets.common.gitinfo import git_state
@@ -53,8 +63,6 @@ RULE = ("the same candidates on every store, each store's verdicts by its own se
         "none did), those within the noise on every store, the cheapest by GFLOPs relative to each store's best "
         "candidate, averaged over the stores (ties: the smaller worst gap, then the earlier trial); where none is, "
         "the smallest worst gap over the stores (ties: the cheaper, then the earlier)")
-TRANSFER_JSON = "transfer.json"
-TRANSFER_MD = "transfer.md"
 #: Where transfer.json names the tunes it read (one per store, in order).
 TUNES_KEY = "tunes"
 #: The budget rule every tune must share (the total steps follow from each store's size).
@@ -94,15 +102,16 @@ class Standing:
         return max(self.gaps)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"trial": self.trial, "setting": self.setting, "validation_map": list(self.maps),
-                "gap_to_best": list(self.gaps), "standard_error": list(self.errors), "within_noise": list(self.within),
-                "worst_gap": self.worst_gap, "relative_cost": self.relative_cost, "learned": self.learned,
+        return {"trial": self.trial, "setting": self.setting, "validation_map_percent": list(self.maps),
+                "gap_to_best_percent": list(self.gaps), "standard_error_percent": list(self.errors),
+                "within_noise": list(self.within), "worst_gap_percent": self.worst_gap,
+                "relative_cost": self.relative_cost, "learned": self.learned,
                 "chosen": self.chosen}
 
 
 def read_store(folder: Path) -> StoreTrials:
     """A tune's folder (``python -m benchmark tune``), refused where it is not a tune scored on validation."""
-    tune = read_json(folder / TUNE_JSON)
+    tune = read_current(folder / TUNE_JSON)
     if not isinstance(tune, dict) or "trials" not in tune:
         raise UsageError(f"{folder}: no {TUNE_JSON}; name the folders of `python -m benchmark tune` runs, one per "
                          "store")
@@ -155,14 +164,15 @@ def check_comparable(stores: list[StoreTrials]) -> list[str]:
 def standings(stores: list[StoreTrials], method: str) -> list[Standing]:
     """Every candidate of ``method`` across ``stores``, the chosen one marked (module docstring)."""
     per_store = [s.trials(method) for s in stores]
-    best_cost = [next(t for t in trials if t["gap_to_best"] == 0.0)["gflops"] or 1.0 for trials in per_store]
+    best_cost = [next(t for t in trials if t["gap_to_best_percent"] == 0.0)["gflops"] or 1.0 for trials in per_store]
     found = []
     for k, first in enumerate(per_store[0]):
         rows = [trials[k] for trials in per_store]
         found.append(Standing(
             trial=first["trial"], setting=first["setting"],
-            maps=tuple(r["validation_map"] for r in rows), gaps=tuple(r["gap_to_best"] for r in rows),
-            errors=tuple(r["standard_error"] for r in rows), within=tuple(bool(r["within_noise"]) for r in rows),
+            maps=tuple(r["validation_map_percent"] for r in rows), gaps=tuple(r["gap_to_best_percent"] for r in rows),
+            errors=tuple(r["standard_error_percent"] for r in rows),
+            within=tuple(bool(r["within_noise"]) for r in rows),
             relative_cost=sum(r["gflops"] / c for r, c in zip(rows, best_cost, strict=True)) / len(rows),
             learned=not any(r.get("did_not_learn") for r in rows)))
     pool = [s for s in found if s.learned] or found
@@ -235,7 +245,8 @@ def write(choice: Choice, out: Path, *, force: bool = False, shown: dict[str, st
     table = markdown(choice, shown)
     atomic_write_json(out / TUNED_JSON, choice.config())
     atomic_write_json(out / TRANSFER_JSON, {
-        "command": provenance.invocation(), "git": git_state(), "rule": RULE, TUNES_KEY: tunes,
+        SCHEMA_KEY: SCHEMA_VERSION, "command": provenance.invocation(), "git": git_state(), "rule": RULE,
+        TUNES_KEY: tunes,
         "stores": [{"run": s.run, "name": s.store, "fingerprint": s.fingerprint,
                     "validation_videos": s.validation_videos, "budget": s.tune.get("budget")} for s in choice.stores],
         "trials_per_method": choice.stores[0].tune.get("trials_per_method"),

@@ -149,7 +149,7 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0,
             config_path = ctx.out / results.TUNED_JSON
             atomic_write_json(config_path, config)
             atomic_write_json(ctx.out / results.TUNE_JSON, {
-                "command": provenance.invocation(),
+                results.SCHEMA_KEY: results.SCHEMA_VERSION, "command": provenance.invocation(),
                 "trials_per_method": trials, "tune_seed": tune_seed, "seeds": cfg.seeds,
                 "search_spaces": {b.name: {k: list(v) for k, v in (searched or b.cls.search_space).items()}
                                   for b in bases},
@@ -187,12 +187,12 @@ def trial_rows(ctx: RunContext, settings: dict[str, tuple[str, int, dict[str, An
         candidates.setdefault(method, []).append(
             selection.candidate(k, scores, labels, gflops, ctx.validation_counts))
         rows.append({"method": method, "trial": k, "setting": setting,
-                     "validation_map_per_seed": [100 * r.map for r in per_seed.values()],
+                     "validation_map_per_seed_percent": [100 * r.map for r in per_seed.values()],
                      "did_not_learn": learned.row_verdict(per_seed)})
     verdicts = {(method, v.key): v for method, found in candidates.items() for v in selection.choose(found).verdicts}
     for row in rows:
         verdict = verdicts[row["method"], row["trial"]]
-        row.update(validation_map=100 * verdict.map, gflops=verdict.gflops, gap_to_best=100 * verdict.gap,
-                   standard_error=100 * verdict.standard_error, within_noise=verdict.within_noise,
-                   chosen=verdict.chosen)
+        row.update(validation_map_percent=100 * verdict.map, gflops=verdict.gflops,
+                   gap_to_best_percent=100 * verdict.gap, standard_error_percent=100 * verdict.standard_error,
+                   within_noise=verdict.within_noise, chosen=verdict.chosen)
     return rows
