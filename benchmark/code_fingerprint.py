@@ -311,4 +311,7 @@ def restamped(recorded: dict[str, Any] | None) -> dict[str, Any] | None:
     if not isinstance(recorded, dict) or recorded.get("scheme", 1) == SCHEME or stale_reason(recorded):
         return None
     files = {name: file_hash(_path(name)) for name in recorded["files"]}
-    return {**recorded, "files": files, "digest": _digest(files), "scheme": SCHEME}
+    # Marked as restamped: these hashes were taken now, of the code the record named, not when the
+    # pair was computed (issue 44).
+    restamp = {"from_scheme": recorded.get("scheme", 1), "by": "python -m benchmark migrate"}
+    return {**recorded, "files": files, "digest": _digest(files), "scheme": SCHEME, "restamped": restamp}

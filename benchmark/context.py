@@ -2,10 +2,11 @@
 
 ``RunContext.create(cfg)`` opens the store (generating a preset on first use), picks the
 splits, carves the held-out validation part, plans the methods, chooses the device, counts
-the per-frame backbone costs with ptflops, hashes the dataset and reads git and the package
-versions, once. The pair (benchmark/pair.py), the summary (benchmark/summary.py), the
-scheduler (benchmark/runner.py, benchmark/parallel.py) and the commands built on a run (tune,
-ablate, online, latency) all take the context; none of them re-opens or re-plans.
+the per-frame backbone costs with ptflops, hashes the dataset and reads the package versions,
+once; the git state is read afresh for every record that names it (``Environment``). The pair
+(benchmark/pair.py), the summary (benchmark/summary.py), the scheduler (benchmark/runner.py,
+benchmark/parallel.py) and the commands built on a run (tune, ablate, online, latency) all take
+the context; none of them re-opens or re-plans.
 
 A *selection run* (``cfg.selection``: ``benchmark tune``) scores its pairs on the held-out
 validation part: its context never names the evaluation split (``eval_split`` is None), and
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shlex
+from collections.abc import Iterator, MutableMapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,36 @@ SELECTION_GUARD = ("a selection run (python -m benchmark tune) scores its trials
                    "split only")
 
 
+class Environment(MutableMapping[str, Any]):
+    """What a record says it was computed with: the package versions and the device, fixed for a
+    run, and ``"git"``, the checkout's commit and whether its code differed from it, read each time
+    it is asked for. A pair's record thus states the checkout at the moment that pair was computed,
+    not when its run (or worker) began (issue 44: six pairs of results/default said ``dirty: false``
+    although their method files then differed from the recorded commit)."""
+
+    GIT = "git"
+
+    def __init__(self, fixed: dict[str, Any]) -> None:
+        self._fixed = dict(fixed)
+
+    def __getitem__(self, key: str) -> Any:
+        return provenance.git_state() if key == self.GIT else self._fixed[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key == self.GIT:
+            raise KeyError("the git state is read when asked for, never set")
+        self._fixed[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._fixed[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([self.GIT, *self._fixed])
+
+    def __len__(self) -> int:
+        return len(self._fixed) + 1
+
+
 @dataclass
 class RunContext:
     """Everything a run's pairs share (see the module docstring)."""
@@ -71,7 +103,7 @@ class RunContext:
     streams: list[str]  # the union of the methods' streams: what the banks load
     per_frame: dict[str, float]  # GMACs per frame of each stream
     fingerprint: str  # of the dataset
-    environment: dict[str, Any]  # git, package versions, device
+    environment: Environment  # git (read when asked), package versions, device
     platform: dict[str, Any]  # what must agree for two results to be bit-identical
     validation_counts: np.ndarray  # the paired resamples of the validation videos (selection)
     # Plug-ins that failed the conformance check and were trained under --unchecked: name -> what failed.
@@ -106,8 +138,7 @@ class RunContext:
         plans = plans if plans is not None else plan_methods(cfg, store.manifest.name)
         streams = sorted({s for p in plans for s in p.cls.streams})
         device = resolve_device(cfg.device)
-        environment = {"git": provenance.git_state(), "versions": provenance.package_versions(),
-                       "device": provenance.device_info(device)}
+        environment = Environment({"versions": provenance.package_versions(), "device": provenance.device_info(device)})
         return cls(
             cfg=cfg, store=store, plans=plans, train_split=train_split, eval_split=eval_split,
             train_ids=store.header.video_ids[train_rows].tolist(), held_out=held_out, device=device,

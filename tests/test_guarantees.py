@@ -410,7 +410,9 @@ def test_migrate_restamps_fingerprints_of_the_earlier_scheme_only_where_the_code
     summary = json.loads((out / "metrics.json").read_text())
     uniform = json.loads((pair(tmp_path, "uniform") / "record.json").read_text())["code"]
     lstm = json.loads((pair(tmp_path, "lstm") / "record.json").read_text())["code"]
-    assert uniform == fresh["uniform"] == summary["per_seed"]["uniform"]["0"]["code"]  # as a new run names it
+    assert uniform == summary["per_seed"]["uniform"]["0"]["code"]
+    assert uniform.pop("restamped") == {"from_scheme": 1, "by": "python -m benchmark migrate"}  # said, not hidden
+    assert uniform == fresh["uniform"]  # otherwise as a new run names it
     assert "scheme" not in lstm and "changed since" in stale_reason(lstm)  # not made current by a rename
     assert summary["per_seed"]["lstm"]["0"]["code"] == lstm
     assert results.pair_state(pair(tmp_path, "uniform")).done

@@ -300,3 +300,19 @@ def test_a_selection_run_refuses_to_train_on_an_evaluation_split(tiny_store, tmp
     err = capsys.readouterr().err
     assert "--train-split test: a table evaluates on 'test'" in err and err.count("\n") == 1
     assert not any(tmp_path.iterdir())
+
+
+def test_each_pair_records_the_checkout_as_it_was_when_that_pair_was_computed(tiny_store, tmp_path, monkeypatch):
+    """Found (issue 44): the git state was read once when a run started, so pairs computed after
+    their method file was edited said `dirty: false`. It is read for each record that names it."""
+    from benchmark import provenance
+
+    states = iter({"commit": f"c{k}", "dirty": bool(k % 2)} for k in range(100))
+    monkeypatch.setattr(provenance, "git_state", lambda: next(states))
+    assert main(["-q", "run", "--dataset", str(tiny_store), "--methods", "uniform", "--seeds", "0", "1",
+                 "--steps", "2", "--results-dir", str(tmp_path), "--name", "g"]) == 0
+    recorded = [json.loads((tmp_path / "g" / "runs" / "uniform" / f"seed{s}" / "record.json").read_text())
+                ["computed"]["git"] for s in (0, 1)]
+    assert recorded[0] != recorded[1]  # each pair asked when it was computed, not once for the run
+    later = json.loads((tmp_path / "g" / "provenance.json").read_text())["git"]
+    assert int(later["commit"][1:]) > max(int(r["commit"][1:]) for r in recorded)
