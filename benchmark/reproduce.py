@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark import provenance
 from benchmark import results as layout
 from benchmark.config import available_cores, environment_jobs
 from benchmark.eta import machine_here, pair_seconds
@@ -340,6 +341,21 @@ def stage_digest(stage: Stage, code: str, done: dict[str, Any]) -> str:
     return digest.hexdigest()[:16]
 
 
+def pair_counts(root: Path, folders: Iterable[str], since: str) -> dict[str, int]:
+    """The pairs of a stage's results folders that it computed (their records are stamped at or after
+    ``since``, the stage's start, in provenance.now's UTC ISO) and those it kept: a stage record says
+    which, so that seconds of a stage that kept everything are not read as its cost (issue 44)."""
+    counts = {"computed": 0, "kept": 0}
+    for name in folders:
+        folder = root / name
+        for label, seed in layout.pairs_on_disk(folder):
+            record = layout.read_json(layout.record_path(layout.pair_dir(folder, label, seed)))
+            at = ((record or {}).get("computed") or {}).get("at") if isinstance(record, dict) else None
+            if isinstance(at, str):
+                counts["computed" if at >= since else "kept"] += 1
+    return counts
+
+
 def record_path(options: Options) -> Path:
     return Path(options.results_dir) / f"{run_name(options)}.reproduce.json"
 
@@ -413,7 +429,7 @@ def reproduce(options: Options, runner: Callable[[list[str]], int], *, dry_run: 
             continue
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         print(f"{stamp} reproduce: stage {stage.key}: {stage.command()}", flush=True)
-        began = time.monotonic()
+        began, since = time.monotonic(), provenance.now()
         for k, argv in enumerate(stage.argvs):
             if stage.key == "studies":  # each study starts from what the tune and the studies before it chose
                 write_settings(options, upto=k, dataset=studies_of(options)[k].dataset)
@@ -427,12 +443,13 @@ def reproduce(options: Options, runner: Callable[[list[str]], int], *, dry_run: 
         if stage.key == "studies":
             _settings_if_ready(options)
         digest = stage_digest(stage, code, done)  # its inputs as they are now (the tune stage writes the config)
+        counts = pair_counts(Path(options.results_dir), stage.folders, since)
         done[stage.key] = {"digest": digest, "command": stage.command(), "finished": time.strftime(
-            "%Y-%m-%dT%H:%M:%S"), "seconds": round(seconds, 1)}
+            "%Y-%m-%dT%H:%M:%S"), "seconds": round(seconds, 1), "pairs": counts}
         atomic_write_json(path, {"name": run_name(options), "code": code, "stages": done})
         outcomes.append({"stage": stage.key, "state": "ran", "seconds": seconds})
-        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} reproduce: stage {stage.key} done in {duration(seconds)}",
-              flush=True)
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} reproduce: stage {stage.key} done in {duration(seconds)} "
+              f"({counts['computed']} pairs computed, {counts['kept']} kept)", flush=True)
     ran = [o for o in outcomes if o["state"] == "ran"]
     print(f"reproduce {run_name(options)}: {len(ran)} stage(s) ran, {len(outcomes) - len(ran)} up to date, "
           f"{duration(time.monotonic() - start)}; the record: {path}. Check what is published with "

@@ -40,6 +40,8 @@ def test_reproduce_runs_each_stage_once_resumes_after_an_interruption_and_reruns
     assert (root / "tiny-tune" / "tuned.json").is_file() and (root / "tiny" / "table.md").is_file()
     record = json.loads((root / "tiny.reproduce.json").read_text())
     assert set(record["stages"]) == {"tune", "table"}
+    # Each stage says which pairs it computed and which it kept (issue 44): all computed here.
+    assert record["stages"]["table"]["pairs"]["kept"] == 0 and record["stages"]["table"]["pairs"]["computed"] > 0
 
     ran.clear()
 
@@ -63,6 +65,8 @@ def test_reproduce_runs_each_stage_once_resumes_after_an_interruption_and_reruns
     tuned = root / "tiny-tune" / "tuned.json"
     tuned.write_text(json.dumps({**json.loads(tuned.read_text()), "uniform": {"dropout": 0.3}}))
     assert [o["state"] for o in reproduce(options, counting)] == ["skipped", "ran", "ran", "ran", "ran"]
+    table = json.loads((root / "tiny.reproduce.json").read_text())["stages"]["table"]["pairs"]
+    assert table["computed"] > 0 and table["kept"] > 0  # uniform's pairs again, the other methods' kept
 
 
 def test_the_plan_alone_and_an_unknown_stage(tiny_store, tmp_path, capsys):

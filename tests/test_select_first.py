@@ -191,3 +191,23 @@ def test_the_selection_effort_behind_each_method_is_counted_and_unequal_effort_i
     assert settings.effort_words({"a": 4, "b": 4}) == "4 selection trainings each"
     lines = unequal_effort(REPO / "results")
     assert any("default.settings.json: unequal selection trainings: liteeval_rl 22" in line for line in lines)
+
+
+def test_report_check_names_a_row_computed_before_the_selection_its_settings_cite(unseen, tmp_path):
+    """Found (issue 44): a table's pairs can be older than the tune trials whose choice their
+    settings record cites (a resumed run kept them). Each row's pairs must postdate every
+    selection pair of its method; a row that does not is named."""
+    from benchmark.presentation.audit import check_folder
+
+    assert _run(unseen, tmp_path) == 0
+    assert check_folder(tmp_path / "unseen") == []
+    tune = tmp_path / "unseen-tune"
+    summary = json.loads((tune / "metrics.json").read_text())
+    for label, seeds in summary["per_seed"].items():
+        for seed, record in seeds.items():
+            record["computed"]["at"] = "2999-01-01T00:00:00+00:00"  # as if the trials finished after the table
+            (tune / "runs" / label / f"seed{seed}" / "record.json").write_text(json.dumps(record))
+    (tune / "metrics.json").write_text(json.dumps(summary))
+    [problem] = check_folder(tmp_path / "unseen")
+    assert problem.kind == "selected after" and "uniform (a pair at " in problem.detail
+    assert "a selection pair at 2999-01-01" in problem.detail

@@ -43,8 +43,8 @@ from benchmark.results import pair_state, read_json, remembering_pair_states, un
 from datasets.common.progress import progress_bar
 
 #: The kinds of problem, in the order they are reported.
-KINDS = ("older schema", "stale", "machines", "selection on test", "rests on test selection", "uncovered", "unbacked",
-         "stale curves", "incomplete", "edited")
+KINDS = ("older schema", "stale", "machines", "selection on test", "rests on test selection", "selected after",
+         "uncovered", "unbacked", "stale curves", "incomplete", "edited")
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,41 @@ def _selection(name: str, folder: Path) -> list[Problem]:
         return [Problem(name, "selection on test", f"its trials were scored on {scored}, not on validation "
                                                    "only; tune again (tune never reads the test split now)")]
     return []
+
+
+def _computed_at(per_seed: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """Method (``eta.method_of`` of each row label) -> when each of its pairs was computed (UTC ISO)."""
+    from benchmark.eta import method_of
+
+    found: dict[str, list[str]] = {}
+    for label, seeds in per_seed.items():
+        for record in (seeds or {}).values():
+            at = ((record or {}).get("computed") or {}).get("at") if isinstance(record, dict) else None
+            if isinstance(at, str):
+                found.setdefault(method_of(label), []).append(at)
+    return found
+
+
+def _order(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> list[Problem]:
+    """Rows computed before the selections their settings cite had finished (issue 44): a row's
+    pairs must all postdate every selection pair of its method in the runs its settings record
+    names (``chosen_by``). Both times are the suite's UTC ISO stamps (provenance.now)."""
+    from benchmark.protocol import settings
+
+    origin = settings.origin_of(read_json(folder / layout.PROVENANCE) or {})
+    if origin is None or not origin.chosen_by:
+        return []
+    chosen: dict[str, list[str]] = {}
+    for run in origin.chosen_by:
+        for method, times in _computed_at(_per_seed(folder.parent / run)).items():
+            chosen.setdefault(method, []).extend(times)
+    early = [f"{method} (a pair at {min(times)}, a selection pair at {max(chosen[method])})"
+             for method, times in _computed_at(per_seed).items()
+             if method in chosen and min(times) < max(chosen[method])]
+    if not early:
+        return []
+    return [Problem(name, "selected after", f"rows computed before the selections their settings cite: {_few(early)}; "
+                                            "recompute them with --force")]
 
 
 def _coverage(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> list[Problem]:
@@ -256,6 +291,7 @@ def check_folder(folder: Path) -> list[Problem]:
         return [replace(p, root=str(folder.parent)) for p in older]
     pairs = sum(len(seeds) for seeds in per_seed.values())
     found = (_stale(folder, pairs) + _machines(name, per_seed) + _selection(name, folder)
+             + _order(name, folder, per_seed)
              + _coverage(name, folder, per_seed) + _online(name, folder, per_seed) + _incomplete(name, folder)
              + _edited(name, folder, per_seed))
     return sorted((replace(p, root=str(folder.parent)) for p in found), key=lambda p: KINDS.index(p.kind))
