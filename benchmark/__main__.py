@@ -429,8 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "run's budget and selection), with a matched-budget table and figure under "
                                       "results/<name>-curves")
     _run_options(p, methods=True)
-    p.add_argument("--points", type=int, help="at most this many points per method, evenly spread over its declared "
-                                              "ones (default: all of them)")
+    p.add_argument("--points", type=int, help="at most this many trainings per method with a training-time knob, "
+                                              "evenly spread over its declared points (default: all of them); an "
+                                              "evaluation-time knob is measured at every point")
     p.set_defaults(func=_cmd_curves)
 
     from benchmark.experiments.defaults import ABLATION_KINDS as KINDS
@@ -525,7 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tune-seeds", nargs="+", type=int, default=[0], help="seeds of each trial (default: 0)")
     p.add_argument("--trials", type=int, default=SELECTION_TRIALS,
                    help=f"trials per method, the same for every method (default {SELECTION_TRIALS})")
-    p.add_argument("--points", type=int, default=3, help="points per cost knob in the curves stage (default 3)")
+    p.add_argument("--points", type=int, default=5, help="trained points per training-time knob in the curves stage "
+                                                        "(default 5)")
     p.add_argument("--steps", type=int, help="exactly this many steps per pair (a quick run; default: the budget "
                                              "rule)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")

@@ -74,7 +74,7 @@ class Options:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     tune_seeds: list[int] = field(default_factory=lambda: [0])
     trials: int = SELECTION_TRIALS  # the same selection `run` gives a store without settings
-    points: int = 3
+    points: int = 5  # trained points per training-time knob (issue 44: at least 5)
     steps: int | None = None  # exactly this many steps per pair (quick runs; default: the budget rule)
     device: str = "auto"
     jobs: int | None = None

@@ -5,7 +5,8 @@ A method declares how its cost moves (methods/base.py ``CostKnob``). The sweep o
 
 * methods with an evaluation-time knob (a frame count, an exit threshold) train once per seed,
   as in the run, and the trained model is evaluated at every point (``points/<method>/<point>/
-  seed<k>/``: its per-video scores and a record); a point costs seconds;
+  seed<k>/``: its per-video scores and a record); a point costs seconds, so none is thinned, and
+  a frame count is measured at every count from 1 to its largest point (``evaluation_values``);
 * methods with a training-time knob (a usage target, a cost weight) train once per point and
   seed (``runs/<method>@<setting>=<value>/seed<k>/``), under the same budget, selection and
   resume rules as ``run``: they are plans of one run (benchmark/runner.py), computed in parallel
@@ -45,6 +46,7 @@ from datasets.common.atomic import atomic_write_bytes, atomic_write_json, file_s
 from datasets.common.distributed import barrier, distributed_rank, finish
 from datasets.common.errors import UsageError
 from datasets.store.reader import FeatureStore
+from methods.base import check_setting_types
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,20 @@ def label_of(name: str, setting: str, value: Any) -> str:
     return f"{name}@{setting}={value}"
 
 
+def evaluation_values(cls: type, setting: str, points: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An evaluation-time knob's values: every declared point, never thinned (a point costs an
+    evaluation, seconds), and for a count (integer points, a number of frames) every count from 1
+    to the largest declared one, so that a cell read at a matched budget lies between two measured
+    neighbours, not on a straight line across a bend (issue 44: Uniform's 25% cell was read off
+    the chord between its 3- and 12-frame points of a concave curve)."""
+    if not all(isinstance(p, int) and not isinstance(p, bool) for p in points):
+        return points
+    values = tuple(range(1, max(points) + 1))
+    for value in values:
+        check_setting_types(cls.Hparams, {setting: value}, where=f"method {cls.name!r}'s cost_knob point")
+    return values
+
+
 def sweep_points(base_plans: list[MethodPlan], keep: int | None) -> tuple[list[MethodPlan], list[Point]]:
     """The plans the sweep trains and the points it reports."""
     plans: list[MethodPlan] = []
@@ -97,12 +113,12 @@ def sweep_points(base_plans: list[MethodPlan], keep: int | None) -> tuple[list[M
             points.append(Point(base.name, display, base.cls.online, "", "", None, base))
             continue
         own = base.full_hparams()[knob.setting]
-        values = thinned(knob.points, keep)
         if knob.at == "evaluation":
+            values = evaluation_values(base.cls, knob.setting, knob.points)
             plans.append(base)
             points += [Point(base.name, display, base.cls.online, knob.setting, knob.at, v, base) for v in values]
             continue
-        for value in values:
+        for value in thinned(knob.points, keep):
             plan = base if value == own else MethodPlan(
                 base.spec, base.cls, {**base.hparams, knob.setting: value}, base.train,
                 label=label_of(base.name, knob.setting, value), display=f"{display} ({knob.setting} {value})")
