@@ -99,6 +99,18 @@ def test_curves_sweeps_both_kinds_of_knob_resumes_and_reads_the_table(tmp_path, 
     assert (out / "runs" / "liteeval@gamma=0.2" / "seed0" / "record.json").is_file()
     assert json.loads((out / "curves.json").read_text())["knobs"]["uniform"]["setting"] == "frames"
     assert "| Uniform " in (out / "curves.md").read_text() and (out / "figures" / "curves.pdf").is_file()
+    # Measured and interpolated cells are told apart (issue 44): Uniform, measured at every frame
+    # count, is read within 5% of every budget; a method read between two distant points is marked.
+    from benchmark.curves.report import INTERPOLATED, matched_budgets as read_now
+
+    reading = read_now(out)
+    uniform_row = next(m for m in reading.rows if m.method == "uniform")
+    assert all(uniform_row.measured(s, s * reading.base_gflops) for s in (0.25, 0.5, 1.0))
+    marked = [(m.method, s) for m in reading.rows for s in (0.25, 0.5, 1.0)
+              if m.maps[s] is not None and not m.measured(s, s * reading.base_gflops)]
+    cells = (out / "curves.md").read_text().split("\n\n")[0]
+    assert marked and cells.count(f" {INTERPOLATED}") == len(marked)
+    assert f"{INTERPOLATED} where both lie further away" in (out / "curves.md").read_text()
     # The README reads the saved matched-budget reading; it says what the table says, and only
     # while the curves.csv it came from is unchanged.
     from benchmark.curves.report import matched_budgets, matched_table, read_matched

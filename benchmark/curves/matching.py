@@ -61,6 +61,12 @@ class Curve:
         i = j - 1
         return i, j, float((budget - g[i]) / (g[j] - g[i]))
 
+    def span_at(self, budget: float) -> tuple[float, float] | None:
+        """The costs of the two measured points the reading at ``budget`` lies between (one point
+        twice where a point is at the budget); None outside the points."""
+        found = self.bracket(budget)
+        return None if found is None else (float(self.gflops[found[0]]), float(self.gflops[found[1]]))
+
     def map_at(self, budget: float) -> float | None:
         """mAP at ``budget`` GFLOPs, interpolated; None where the curve has no points around it."""
         found = self.bracket(budget)

@@ -12,7 +12,7 @@ online methods solid and offline ones dashed, the front's points ringed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,10 @@ from datasets.common.errors import UsageError
 
 #: The budgets of the table, as shares of Uniform-25's GFLOPs.
 SHARES = (0.25, 0.5, 1.0)
+#: A matched-budget cell is "measured" where one of the two points it is read between lies within
+#: this share of the budget's cost; else it is marked ``INTERPOLATED`` (read off a chord).
+MEASURED_WITHIN = 0.05
+INTERPOLATED = "†"
 #: The reference curve and its own operating point.
 REFERENCE, REFERENCE_POINT = "uniform", 25
 
@@ -75,6 +79,14 @@ class Matched:
     # True where the cheapest point already exceeds Uniform-25's mAP: ``reach`` is that point's cost,
     # an upper bound on what reaching it takes, not a crossing.
     reach_bound: bool = False
+    # budget share -> the GFLOPs of the two measured points its reading lies between (None: not reached).
+    spans: dict[float, tuple[float, float] | None] = field(default_factory=dict)
+
+    def measured(self, share: float, budget: float) -> bool:
+        """Whether the reading at ``share`` (``budget`` GFLOPs) rests on a point measured within
+        ``MEASURED_WITHIN`` of the budget, rather than on a chord between points further away."""
+        span = self.spans.get(share)
+        return span is not None and min(abs(span[0] - budget), abs(span[1] - budget)) <= MEASURED_WITHIN * budget
 
     def reach_words(self) -> str:
         """``reach`` as the table and the summary say it: "at most" where it is a bound."""
@@ -97,7 +109,9 @@ class MatchedBudgets:
         return {"base_gflops": self.base_gflops, "base_map": self.base_map, "shares": list(SHARES),
                 "rows": [{"method": m.method, "display_name": m.display_name, "online": m.online,
                           "maps": [m.maps[s] for s in SHARES], "differences": [diff(m.differences[s]) for s in SHARES],
-                          "reach": m.reach, "front": m.front, "reach_bound": m.reach_bound} for m in self.rows]}
+                          "reach": m.reach, "front": m.front, "reach_bound": m.reach_bound,
+                          "spans": [None if m.spans.get(s) is None else list(m.spans[s]) for s in SHARES]}
+                         for m in self.rows]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MatchedBudgets:
@@ -108,7 +122,8 @@ class MatchedBudgets:
 
         rows = [Matched(r["method"], r["display_name"], bool(r["online"]), dict(zip(shares, r["maps"])),
                         {s: diff(d) for s, d in zip(shares, r["differences"])}, r["reach"], bool(r["front"]),
-                        bool(r["reach_bound"]))
+                        bool(r["reach_bound"]),
+                        {s: None if g is None else (float(g[0]), float(g[1])) for s, g in zip(shares, r["spans"])})
                 for r in data["rows"]]
         return cls(float(data["base_gflops"]), float(data["base_map"]), rows)
 
@@ -131,7 +146,8 @@ def matched_budgets(folder: Path, table: pd.DataFrame | None = None,
                     {share: curve.map_at(share * base_gflops) for share in SHARES},
                     {share: None if method == REFERENCE else
                      matched_difference(curve, curves[REFERENCE], share * base_gflops) for share in SHARES},
-                    curve.cost_to_reach(base_map), bool(front[method]), bool(curve.maps[0] >= base_map))
+                    curve.cost_to_reach(base_map), bool(front[method]), bool(curve.maps[0] >= base_map),
+                    {share: curve.span_at(share * base_gflops) for share in SHARES})
             for method, curve in curves.items()]
     return MatchedBudgets(base_gflops, base_map, rows)
 
@@ -151,14 +167,17 @@ def matched_table(folder: Path, table: pd.DataFrame | None = None, curves: dict[
         for share in SHARES:
             value, diff = m.maps[share], m.differences[share]
             head = f"{int(100 * share)}% ({share * read.base_gflops:.1f} GFLOPs)"
-            row[f"mAP at {head}"] = "—" if value is None else f"{100 * value:.1f}"
+            mark = "" if m.measured(share, share * read.base_gflops) else f" {INTERPOLATED}"
+            row[f"mAP at {head}"] = "—" if value is None else f"{100 * value:.1f}{mark}"
             row[f"Δ vs Uniform-K at {int(100 * share)}%"] = (
                 "(reference)" if m.method == REFERENCE else "—" if diff is None else interval(diff))
         row["GFLOPs to reach Uniform-25"] = m.reach_words()
         row["On the front"] = "yes" if m.front else "no"
         rows.append(row)
     caption = (f"Each method's mAP (%) at 25%, 50% and 100% of Uniform-25's cost ({read.base_gflops:.1f} GFLOPs), "
-               "interpolated between its two points around the budget; — where its points do not reach the "
+               "interpolated between its two points around the budget: unmarked where one of them was measured "
+               f"within {MEASURED_WITHIN:.0%} of the budget's cost, {INTERPOLATED} where both lie further away (a "
+               "chord; their costs are in matched.json); — where its points do not reach the "
                "budget (never extrapolated). Δ: against Uniform-K at the same budget, 95% paired bootstrap "
                "interval over the test videos, seeds pooled. GFLOPs to reach Uniform-25's mAP "
                f"({100 * read.base_map:.1f}): where the method's curve first crosses it; \"at most\" where its "
@@ -210,7 +229,7 @@ def read_matched(folder: Path) -> MatchedBudgets:
     curves.csv as it is now, else computed (the bootstrap over every point takes minutes)."""
     saved = results.read_json(folder / results.MATCHED_JSON)
     csv = folder / results.CURVES_CSV
-    current = isinstance(saved, dict) and all("reach_bound" in r for r in saved.get("rows", []))
+    current = isinstance(saved, dict) and all("spans" in r for r in saved.get("rows", []))
     if current and csv.is_file() and saved.get("curves_csv_sha256") == file_sha256(csv):
         return MatchedBudgets.from_dict(saved)
     return matched_budgets(folder)
