@@ -101,7 +101,8 @@ def test_curves_sweeps_both_kinds_of_knob_resumes_and_reads_the_table(tmp_path, 
     assert "| Uniform " in (out / "curves.md").read_text() and (out / "figures" / "curves.pdf").is_file()
     # Measured and interpolated cells are told apart (issue 44): Uniform, measured at every frame
     # count, is read within 5% of every budget; a method read between two distant points is marked.
-    from benchmark.curves.report import INTERPOLATED, matched_budgets as read_now
+    from benchmark.curves.report import INTERPOLATED
+    from benchmark.curves.report import matched_budgets as read_now
 
     reading = read_now(out)
     uniform_row = next(m for m in reading.rows if m.method == "uniform")
