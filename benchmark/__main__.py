@@ -13,8 +13,8 @@ from benchmark.config import DEFAULT_SEEDS, RunConfig
 from benchmark.precision import DEFAULT as DEFAULT_PRECISION
 from benchmark.precision import PRECISIONS
 from benchmark.protocol.budget import Budget
-from benchmark.protocol.settings import SELECTION_TRIALS
 from benchmark.protocol.splits import VALIDATION_FRACTION, VALIDATION_SEED
+from benchmark.store_settings import SELECTION_TRIALS
 from datasets.common.cli import run_cli
 from datasets.common.errors import UsageError
 from methods.suites import SUITES
@@ -138,7 +138,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_tune(args: argparse.Namespace) -> int:
     import json
 
-    from benchmark.protocol.tune import tune
+    from benchmark.commands.tune import tune
 
     try:
         space = json.loads(args.space) if args.space is not None else None
@@ -154,7 +154,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_transfer(args: argparse.Namespace) -> int:
-    from benchmark.protocol import transfer
+    from benchmark.commands import transfer
     from methods.registry import available_methods
 
     root = Path(args.results_dir)
@@ -173,8 +173,8 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
 
 
 def _cmd_curves(args: argparse.Namespace) -> int:
-    from benchmark.curves.report import write
     from benchmark.curves.sweep import curves
+    from benchmark.presentation.curves import write
 
     folder = curves(_config(args), keep=args.points)
     if folder is None:  # a torchrun rank other than 0: rank 0 writes and prints
@@ -185,7 +185,7 @@ def _cmd_curves(args: argparse.Namespace) -> int:
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
-    from benchmark.experiments.ablation import ablate
+    from benchmark.commands.ablation import ablate
 
     return _print_table(ablate(args.kind, _config(args)))
 
@@ -207,8 +207,8 @@ def _existing_run(cfg: RunConfig) -> Path:
 
 
 def _cmd_online(args: argparse.Namespace) -> int:
+    from benchmark.commands.online import OnlineOptions, run_online, summary
     from benchmark.context import RunContext
-    from benchmark.experiments.online import OnlineOptions, run_online, summary
 
     if args.max_k < 1:
         raise UsageError(f"--max-k must be >= 1, got {args.max_k}")
@@ -225,8 +225,8 @@ def _cmd_online(args: argparse.Namespace) -> int:
 
 def _cmd_latency(args: argparse.Namespace) -> int:
     from benchmark import summary
+    from benchmark.commands.latency import LatencyOptions, run_latency
     from benchmark.context import RunContext
-    from benchmark.measurement.latency import LATENCY_TABLE, LatencyOptions, run_latency
 
     cfg = _followup_config(args)
     with results_layout.folder_lock(_existing_run(cfg)):
@@ -235,14 +235,15 @@ def _cmd_latency(args: argparse.Namespace) -> int:
         # The folder's table gains the estimate as a column, from the saved pairs (nothing is recomputed);
         # its provenance.json, which describes the run that computed them, is kept.
         texts = summary.write(ctx)
-    print((ctx.out / LATENCY_TABLE).read_text())
+    print((ctx.out / results_layout.LATENCY_MD).read_text())
     print(texts[summary.TERMINAL])
-    print(f"written: {ctx.out / LATENCY_TABLE}, latency.json, and the folder's table with the estimate as a column")
+    print(f"written: {ctx.out / results_layout.LATENCY_MD}, latency.json, and the folder's table with the estimate "
+          "as a column")
     return 0
 
 
 def _cmd_stream(args: argparse.Namespace) -> int:
-    from benchmark.experiments.stream import StreamOptions, stream_video, write_record
+    from benchmark.commands.stream import StreamOptions, stream_video, write_record
     from benchmark.presentation.stream_text import describe_frame, header, summary
 
     if args.top < 1:
@@ -434,14 +435,14 @@ def build_parser() -> argparse.ArgumentParser:
                                               "evaluation-time knob is measured at every point")
     p.set_defaults(func=_cmd_curves)
 
-    from benchmark.experiments.defaults import ABLATION_KINDS as KINDS
+    from benchmark.commands.defaults import ABLATION_KINDS as KINDS
 
     p = sub.add_parser("ablate", help="LiteEval ablations like the paper's Tables 2-4, under results/")
     p.add_argument("kind", choices=KINDS, help="sync (Table 2), gamma (Table 3) or units (Table 4)")
     _run_options(p, methods=False)
     p.set_defaults(func=_cmd_ablate)
 
-    from benchmark.experiments.defaults import FRAME_MODEL, HORIZON_METHOD
+    from benchmark.commands.defaults import FRAME_MODEL, HORIZON_METHOD
     from benchmark.presentation.plots import FIGURES
 
     p = sub.add_parser("online", help="online budget curves (LiteEval-K, Uniform-K, Seq-K; Figure 2) from trained "
@@ -511,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "match")
     p.set_defaults(func=_cmd_report)
 
-    from benchmark.experiments.defaults import REPRODUCE_STAGES
+    from benchmark.commands.defaults import REPRODUCE_STAGES
 
     p = sub.add_parser("reproduce", help="every published number of a dataset from the current code: tune -> table "
                                          "-> Tables 2-4 -> online -> curves -> latency -> figures -> report, each "

@@ -31,7 +31,7 @@ from datasets.common.paths import name_problem
 TRAIN_PREFIX = "train."
 #: Seeds lie in [0, MAX_SEED): NumPy refuses negative seeds and torch overflows past 2**63.
 MAX_SEED = 2**32
-#: A settings record's own entry (benchmark/protocol/settings.py): which store chose the tables
+#: A settings record's own entry (benchmark/store_settings.py): which store chose the tables
 #: beside it. Not a method: a config file read from a record leaves it out.
 STORE_KEY = "_store"
 #: Training seeds of the main job: one seed supports no conclusion.
@@ -122,7 +122,7 @@ class RunConfig:
     unchecked: bool = False
     # Settings for this run without a file, applied over the config file: "method.key=value" (--set).
     overrides: list[str] = field(default_factory=list)
-    # Where the settings come from when `run` chose them (benchmark/protocol/settings.py Origin, as a dict):
+    # Where the settings come from when `run` chose them (benchmark/store_settings.py Origin, as a dict):
     # the caption says it and rows run with another store's settings are marked. None: as given.
     settings_origin: dict[str, Any] | None = None
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from benchmark.curves.knobs import at_point, knob_of
+from benchmark.protocol.knobs import at_point, knob_of
 from benchmark.stores import TRAIN_SPLITS, pick_split, resolve_store
 from datasets.common.errors import UsageError, UserError
 from datasets.loading.bank import FeatureBank

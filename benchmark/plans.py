@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from benchmark import tables
 from benchmark.config import RunConfig, merged_config
-from benchmark.presentation import tables
 from datasets.common.errors import UsageError
 from methods import shipped
 from methods.base import SUITES, Preset, TrainConfig, VideoMethod, check_setting_types, preset_settings

@@ -4,7 +4,7 @@ The stages are the suite's own commands, run in order in this process with the s
 user would type (so each validates its input and resumes pair by pair as it always does):
 
 1. ``tune``: every method of both suites, the same trials each, scored on validation only;
-2. ``studies``: the repository's studies (benchmark/experiments/studies.py), each a tune of some
+2. ``studies``: the repository's studies (benchmark/commands/studies.py), each a tune of some
    settings of one method on top of what the tune and the studies before it chose; the tune's
    choices with the studies' on top are the settings every later stage reads
    (``results/<name>.settings.json``, written by this command: data, not copied into the code by
@@ -13,7 +13,7 @@ user would type (so each validates its input and resumes pair by pair as it alwa
 4. ``ablate-sync``, ``ablate-gamma``, ``ablate-units``: Tables 2-4 with the settings;
 5. ``online``: the online budget curves of the table's run;
 6. ``curves``: every method along its cost knob (``results/<name>-curves``);
-7. ``checks``: the runs the pages show beside the table (benchmark/experiments/studies.py);
+7. ``checks``: the runs the pages show beside the table (benchmark/commands/studies.py);
 8. ``latency``: measured time per video on this machine;
 9. ``plot``: the figures;
 10. ``report``: docs/results.md and the README's blocks (only for the repository's own results/).
@@ -40,15 +40,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark import provenance
+from benchmark import provenance, store_settings
 from benchmark import results as layout
+from benchmark.commands.defaults import REPRODUCE_STAGES
+from benchmark.commands.studies import CHECKS, STUDIES, Check, Study
 from benchmark.config import available_cores, environment_jobs
 from benchmark.eta import machine_here, pair_seconds
-from benchmark.experiments.defaults import REPRODUCE_STAGES
-from benchmark.experiments.studies import CHECKS, STUDIES, Check, Study
-from benchmark.protocol import settings as store_settings
-from benchmark.protocol.settings import SELECTION_TRIALS
 from benchmark.results import is_published_root, read_json
+from benchmark.store_settings import SELECTION_TRIALS
 from datasets.common.atomic import atomic_write_json
 from datasets.common.errors import UsageError
 from datasets.common.gitinfo import REPO
@@ -60,7 +59,7 @@ log = logging.getLogger(__name__)
 STAGES = REPRODUCE_STAGES
 #: Rough seconds of the stages that train nothing, on the 2-core CPU (docs/performance.md, docs/running.md).
 FIXED_SECONDS = {"online": 90.0, "latency": 120.0, "plot": 15.0, "report": 30.0}
-#: Rows of each ablation (benchmark/experiments/ablation.py ``variants``; units: up to four sizes).
+#: Rows of each ablation (benchmark/commands/ablation.py ``variants``; units: up to four sizes).
 ABLATION_ROWS = {"ablate-sync": 2, "ablate-gamma": 4, "ablate-units": 4}
 
 
@@ -80,7 +79,7 @@ class Options:
     jobs: int | None = None
     threads: int | None = None
     stages: list[str] | None = None  # default: all of them
-    # None: the repository's (benchmark/experiments/studies.py) when reproducing its own default
+    # None: the repository's (benchmark/commands/studies.py) when reproducing its own default
     # results, none otherwise.
     studies: tuple[Study, ...] | None = None
     checks: tuple[Check, ...] | None = None
@@ -179,7 +178,7 @@ def choosers(options: Options, upto: int | None = None, dataset: str | None = No
 
 
 def write_settings(options: Options, upto: int | None = None, dataset: str | None = None) -> Path:
-    """The settings record (benchmark/protocol/settings.py): the merged choices, and the store they
+    """The settings record (benchmark/store_settings.py): the merged choices, and the store they
     were chosen on as the choosing runs' provenance names it, so that `run` finds it by identity."""
     path = settings_path(options, dataset)
     methods = merged_settings(options, upto, dataset)
@@ -207,7 +206,7 @@ def run_name(options: Options) -> str:
 def method_names(options: Options) -> list[str]:
     if options.methods:
         return list(options.methods)
-    from benchmark.presentation.tables import order_methods
+    from benchmark.tables import order_methods
     from methods.registry import available_methods
     from methods.suites import SUITES
 
@@ -217,10 +216,10 @@ def method_names(options: Options) -> list[str]:
 def check_options(options: Options) -> None:
     """Refuse now, in one line, what a stage's command would refuse only when it runs (hours into
     the plan, or never in a dry run); each flag by the same check its commands apply."""
+    from benchmark.commands.tune import check_trials
     from benchmark.config import RunConfig
     from benchmark.curves.sweep import check_points
     from benchmark.protocol.budget import Budget
-    from benchmark.protocol.tune import check_trials
     from benchmark.stores import check_dataset
 
     unknown = sorted(set(options.stages or ()) - set(STAGES))

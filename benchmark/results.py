@@ -91,7 +91,7 @@ STREAM_RECORDS = "stream-*.json"  # saved `python -m benchmark stream --out` run
 RUNS = "runs"
 #: An accuracy-cost sweep (python -m benchmark curves): its evaluation-time points, table and per-point rows.
 POINTS, CURVES_CSV, CURVES_JSON, CURVES_MD = "points", "curves.csv", "curves.json", "curves.md"
-MATCHED_JSON = "matched.json"  # a sweep read at matched budgets (benchmark/curves/report.py), for the README
+MATCHED_JSON = "matched.json"  # a sweep read at matched budgets (benchmark/presentation/curves.py), for the README
 POINT_RECORD = "point.json"
 CURVES_SUFFIX = "-curves"  # results/<run>-curves holds the sweep of results/<run>
 #: A pair's files: the record marks it done (written last, with the others' checksums).
@@ -482,7 +482,7 @@ def load_scores(out: Path, name: str, seeds: Iterable[int | str]) -> tuple[np.nd
 
 # ---------------------------------------------------------------------- online.csv
 #: The ``method`` values of the online curves that are not methods but readings of the trained
-#: frame classifier (benchmark/experiments/online.py): Seq-K and Uniform-K.
+#: frame classifier (benchmark/commands/online.py): Seq-K and Uniform-K.
 SEQ_K, UNIFORM_K = "seq", "uniform_k"
 ONLINE_BASELINES = (SEQ_K, UNIFORM_K)
 

@@ -30,11 +30,11 @@ from typing import Any
 import torch
 
 from benchmark import conformance, crosscheck, pair, parallel, results, summary
+from benchmark import store_settings as settings
 from benchmark.config import RunConfig
 from benchmark.context import RunContext
 from benchmark.eta import machine_here, pair_seconds, timed, timed_here
 from benchmark.plans import MethodPlan
-from benchmark.protocol import settings
 from benchmark.record import PairRecord
 from datasets.common.atomic import atomic_write_json
 from datasets.common.distributed import barrier, distributed_rank, finish, rank_device

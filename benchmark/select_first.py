@@ -4,7 +4,7 @@ Users run the suite on their own features, and the table it gives them is what t
 the methods' settings were chosen on another store, a method may be left untrained on theirs and
 its row would not say so (issue 43). So the default path of ``run`` is the fair one:
 
-1. the store's own settings record (benchmark/protocol/settings.py), found by its fingerprint,
+1. the store's own settings record (benchmark/store_settings.py), found by its fingerprint,
    covers every method of the run: the run trains with it;
 2. it covers some or none: ``run`` first chooses the missing methods' settings on the store's
    validation part, as ``python -m benchmark reproduce``'s tune does (``SELECTION_TRIALS``
@@ -35,9 +35,9 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+from benchmark import store_settings as settings
 from benchmark.config import RunConfig
 from benchmark.plans import MethodPlan, plan_methods
-from benchmark.protocol import settings
 from benchmark.stores import dataset_fingerprint, dataset_label, resolve_store
 from datasets.common.distributed import launched_world
 from datasets.common.errors import UsageError
@@ -103,7 +103,7 @@ def _effort(record: settings.Record, methods: tuple[str, ...]) -> str:
 def choose(cfg: RunConfig, label: str, fingerprint: str, root: Path, record: settings.Record | None,
            specs: list[str], names: list[str]) -> settings.Record:
     """Tune ``specs`` on the store's validation part and add their choices to its record."""
-    from benchmark.protocol.tune import tune
+    from benchmark.commands.tune import tune
 
     path = record.path if record is not None else settings.path_for(root, label, fingerprint)
     name = f"{path.name.removesuffix(settings.SUFFIX)}-tune"

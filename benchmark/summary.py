@@ -16,14 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import provenance, results
+from benchmark import preset_origin, provenance, results, tables
+from benchmark import store_settings as settings
 from benchmark.config import available_cores
 from benchmark.context import RunContext
 from benchmark.measurement import bootstrap, costs
-from benchmark.measurement.latency import LATENCY_FILE, caption_note, device_label
 from benchmark.plans import MethodPlan
-from benchmark.presentation import tables
-from benchmark.protocol import learned, preset_origin, settings
+from benchmark.protocol import learned
 from benchmark.record import PairRecord
 from datasets.common.atomic import atomic_write_json
 from datasets.sources.ingest import DECLARED_KEY
@@ -180,11 +179,11 @@ def declared_costs(ctx: RunContext) -> str:
 
 
 def latency(ctx: RunContext) -> dict[str, Any] | None:
-    """The folder's latency record (benchmark/measurement/latency.py) when it was measured on this dataset."""
-    record = results.read_json(ctx.out / LATENCY_FILE)
+    """The folder's latency record (benchmark/commands/latency.py) when it was measured on this dataset."""
+    record = results.read_json(ctx.out / results.LATENCY_JSON)
     if not isinstance(record, dict) or (record.get("dataset") or {}).get("fingerprint") != ctx.fingerprint:
         return None
-    return {**record, "device_label": device_label(record)}
+    return {**record, "device_label": tables.device_label(record)}
 
 
 def plugin_source(ctx: RunContext, plan: MethodPlan) -> dict[str, Any]:
@@ -262,7 +261,7 @@ def write(ctx: RunContext, columns: list[str] | None = None, *,
     if origin is not None:
         text += " " + origin.sentence()
     if measured is not None:
-        text += " " + caption_note(measured)
+        text += " " + tables.caption_note(measured)
     stale = {r["display_name"]: r["stale"] for r in summary.to_dict("records") if tables.is_stale(r)}
     marks = [tables.stale_note(stale, len(summary)),
              learned.note({r["display_name"]: r["did_not_learn"] for r in summary.to_dict("records")

@@ -5,7 +5,7 @@ fits that store. What it starts from (its first trial), and what a try-out store
 what holds up on stores of other shapes. So these were chosen across stores: the same four
 candidates of each method (the class defaults and three draws of its search space: optimiser and
 dropout) tuned on each store's validation part, one rule over all of them (the cheapest within the
-noise on every store, else the best worst case: benchmark/protocol/transfer.py), on stores of
+noise on every store, else the best worst case: benchmark/commands/transfer.py), on stores of
 three shapes (results/shipped-defaults/transfer.md: every method's validation mAP on each).
 
 They apply on top of the class defaults where nothing else gives a method's settings

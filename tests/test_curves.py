@@ -101,8 +101,8 @@ def test_curves_sweeps_both_kinds_of_knob_resumes_and_reads_the_table(tmp_path, 
     assert "| Uniform " in (out / "curves.md").read_text() and (out / "figures" / "curves.pdf").is_file()
     # Measured and interpolated cells are told apart (issue 44): Uniform, measured at every frame
     # count, is read within 5% of every budget; a method read between two distant points is marked.
-    from benchmark.curves.report import INTERPOLATED
-    from benchmark.curves.report import matched_budgets as read_now
+    from benchmark.presentation.curves import INTERPOLATED
+    from benchmark.presentation.curves import matched_budgets as read_now
 
     reading = read_now(out)
     uniform_row = next(m for m in reading.rows if m.method == "uniform")
@@ -114,7 +114,7 @@ def test_curves_sweeps_both_kinds_of_knob_resumes_and_reads_the_table(tmp_path, 
     assert f"{INTERPOLATED} where both lie further away" in (out / "curves.md").read_text()
     # The README reads the saved matched-budget reading; it says what the table says, and only
     # while the curves.csv it came from is unchanged.
-    from benchmark.curves.report import matched_budgets, matched_table, read_matched
+    from benchmark.presentation.curves import matched_budgets, matched_table, read_matched
 
     assert matched_table(out, read=read_matched(out)) == (out / "curves.md").read_text()
     assert read_matched(out) == matched_budgets(out)
@@ -148,8 +148,8 @@ def test_the_summary_sorts_methods_by_the_side_of_zero_their_interval_lies_on():
     """The README's sentences say only what the matched-budget reading holds: at each budget,
     more accurate where the interval is above zero, no different where it spans zero, less where
     below, how many are not compared, and the cost to reach Uniform-25 in order."""
-    from benchmark.curves.report import Matched, MatchedBudgets, summary
     from benchmark.measurement.bootstrap import Difference
+    from benchmark.presentation.curves import Matched, MatchedBudgets, summary
 
     def row(name, diff, reach=None, front=False, bound=False):
         return Matched(name, name.upper(), False, {0.25: 0.9, 0.5: 0.9, 1.0: None},

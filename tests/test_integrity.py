@@ -267,8 +267,8 @@ def test_comments_and_docstrings_are_not_code_to_the_fingerprint_but_every_state
 
 
 def test_rows_on_presets_chosen_on_the_test_split_are_marked(tmp_path, monkeypatch):
+    from benchmark import preset_origin
     from benchmark.presentation import report
-    from benchmark.protocol import preset_origin
 
     record = tmp_path / "default-tune"  # the record Uniform's preset names
     record.mkdir()

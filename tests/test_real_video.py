@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from benchmark.__main__ import main as benchmark_main
-from benchmark.experiments.stream import StreamOptions, stream_video
+from benchmark.commands.stream import StreamOptions, stream_video
 from datasets.__main__ import main as datasets_main
 from datasets.extraction.decode import FrameReader, decode_at_fps
 from datasets.sources.sample_clips import CLIPS, locate_clip

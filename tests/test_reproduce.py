@@ -121,7 +121,7 @@ def test_refresh_recomputes_stale_pairs_and_keeps_fresh_ones(tiny_store, tmp_pat
 
 
 def test_studies_run_on_top_of_the_tune_and_every_later_stage_reads_their_choices(tiny_store, tmp_path, capsys):
-    from benchmark.experiments.studies import Check, Study
+    from benchmark.commands.studies import Check, Study
     from benchmark.reproduce import merged_settings, settings_path
 
     root = tmp_path / "results"
@@ -174,7 +174,7 @@ def test_studies_run_on_top_of_the_tune_and_every_later_stage_reads_their_choice
         "python -m benchmark -q tune --methods uniform")
 
     # The repository's own studies run only when its own default results are reproduced.
-    from benchmark.experiments.studies import CHECKS, STUDIES
+    from benchmark.commands.studies import CHECKS, STUDIES
     from benchmark.reproduce import checks_of, studies_of
     from datasets.common.gitinfo import REPO
 
@@ -184,8 +184,8 @@ def test_studies_run_on_top_of_the_tune_and_every_later_stage_reads_their_choice
 
 
 def test_every_origin_beyond_the_main_tune_is_a_study_that_searches_its_keys():
-    from benchmark.experiments.studies import STUDIES
-    from benchmark.protocol import preset_origin
+    from benchmark import preset_origin
+    from benchmark.commands.studies import STUDIES
     from methods.presets import OPTIMISER_AND_DROPOUT
 
     declared = {(method, origin.record, tuple(origin.keys)) for preset in ("default", "small")

@@ -1,5 +1,5 @@
 """A dataset the suite has never seen gets its own selection on `run`'s default path (issue 43;
-benchmark/select_first.py, benchmark/protocol/settings.py)."""
+benchmark/select_first.py, benchmark/store_settings.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmark import store_settings as settings
 from benchmark.__main__ import main
 from benchmark.config import STORE_KEY, load_method_config
-from benchmark.protocol import settings
 from benchmark.results import TABLE_MD, TUNE_JSON
 from datasets.common.gitinfo import REPO
 from tests.helpers import poison_split

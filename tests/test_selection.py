@@ -14,6 +14,7 @@ from sklearn.metrics import average_precision_score
 
 from benchmark import crosscheck, pair
 from benchmark.__main__ import main
+from benchmark.commands.tune import search_keys, trial_settings
 from benchmark.config import RunConfig
 from benchmark.context import RunContext
 from benchmark.measurement import bootstrap, metrics
@@ -21,7 +22,6 @@ from benchmark.protocol import selection
 from benchmark.protocol.budget import Budget
 from benchmark.protocol.selection import Candidate
 from benchmark.protocol.splits import carve_validation
-from benchmark.protocol.tune import search_keys, trial_settings
 from benchmark.runner import Runner
 from benchmark.training import fit
 from datasets.loading.bank import FeatureBank
@@ -428,8 +428,8 @@ def test_the_shipped_presets_repeat_their_records_and_say_truly_where_they_were_
     """Every built-in method's `default` preset names its origins (methods/presets.py): the values
     it ships are the ones its records chose, and the split each origin declares is the one its
     record's trials say they were scored on (four records say test: issue 24)."""
+    from benchmark import preset_origin
     from benchmark.plans import plan_methods
-    from benchmark.protocol import preset_origin
 
     plans = {p.name: p for p in plan_methods(RunConfig(suite="extended"), "default")}
     origins = preset_origin.origins()

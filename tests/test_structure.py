@@ -1,4 +1,5 @@
-"""The harness's structure: one module spells the results folder's layout; no import circle."""
+"""The harness's structure: one module spells the results folder's layout; no import circle; three
+layers that import only downward, and rooms (sub-packages and top-level modules) without a circle."""
 
 from __future__ import annotations
 
@@ -93,6 +94,64 @@ def test_the_harness_has_no_import_circle():
     for name in sorted(graph):
         if name not in state:
             visit(name)
+
+
+#: The layers (issue 47), lowest first; a module is in the first of these whose prefix it has, else
+#: in the core (layout, records, rules, measurement, training, a pair, the runner, the table format).
+COMMANDS = ("benchmark.commands", "benchmark.curves", "benchmark.reproduce", "benchmark.select_first",
+            "benchmark.followup")
+PRESENTATION = ("benchmark.presentation",)
+ENTRY = ("benchmark.__main__", "benchmark.api")  # the command line and the Python API: they call every layer
+LAYERS = {0: "core", 1: "commands", 2: "presentation", 3: "entry"}
+
+
+def layer_of(module: str) -> int:
+    def within(prefixes: tuple[str, ...]) -> bool:
+        return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+    return 3 if within(ENTRY) else 2 if within(PRESENTATION) else 1 if within(COMMANDS) else 0
+
+
+def test_the_layers_import_only_downward():
+    """Core imports nothing above it; commands import the core; presentation reads the core and
+    the commands' results; only the command line and the API see everything. Imports inside
+    functions count (one hid latency's command inside measurement/)."""
+    modules = benchmark_modules()
+    upward = [f"{name} ({LAYERS[layer_of(name)]}) imports {target} ({LAYERS[layer_of(target)]})"
+              for name, path in sorted(modules.items()) for target in sorted(imports_of(path, name))
+              if target in modules and layer_of(target) > layer_of(name)]
+    assert not upward, "\n".join(upward)
+
+
+def room_of(module: str) -> str:
+    """A module's room: its sub-package of benchmark/, or the top-level module itself."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_rooms_form_a_circle():
+    """Found (issue 47): 17 of 19 rooms formed one strongly connected component, commands hiding
+    inside topic packages (tune inside protocol/, latency inside measurement/)."""
+    modules = benchmark_modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        for target in imports_of(path, name):
+            if target in modules and room_of(target) != room_of(name):
+                graph.setdefault(room_of(name), set()).add(room_of(target))
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph.get(todo.pop(), ()):
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    circles = sorted({f"{a} <-> {b}" for a in graph for b in graph[a] if a < b and reaches(b, a)}
+                     | {f"{b} <-> {a}" for a in graph for b in graph[a] if b < a and reaches(b, a)})
+    assert not circles, "rooms that reach each other: " + "; ".join(circles)
 
 
 def test_parallel_never_imports_the_runner_and_no_class_is_over_250_lines():

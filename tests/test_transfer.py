@@ -1,4 +1,4 @@
-"""The shipped defaults, chosen across stores by one rule (benchmark/protocol/transfer.py), and the
+"""The shipped defaults, chosen across stores by one rule (benchmark/commands/transfer.py), and the
 committed choice that methods/shipped.py repeats."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 
 from benchmark import results as layout
 from benchmark.__main__ import main
+from benchmark.commands import transfer
 from benchmark.config import RunConfig
-from benchmark.protocol import transfer
 from datasets.common.errors import UsageError
 
 BUDGET = {"batch_size": 64, "epochs": 30.0, "min_steps": 600, "patience": 6, "steps": None, "validations": 20}

@@ -15,7 +15,7 @@ A method declares how its cost moves (methods/base.py ``CostKnob``). The sweep o
 
 Where a point is the method's own setting, the run's pair is copied in, not trained again (its
 identity is checked as a resumed run checks it). Every point's row goes to ``curves.csv``
-(method, point, seed, mAP, GFLOPs, fine frames); benchmark/curves/report.py reads them at matched
+(method, point, seed, mAP, GFLOPs, fine frames); benchmark/presentation/curves.py reads them at matched
 budgets.
 """
 
@@ -35,12 +35,13 @@ import pandas as pd
 from benchmark import pair, results
 from benchmark.config import RunConfig
 from benchmark.context import RunContext
-from benchmark.curves.knobs import at_point, knob_of
 from benchmark.measurement import metrics
 from benchmark.plans import MethodPlan, plan_methods
+from benchmark.protocol.knobs import at_point, knob_of
 from benchmark.record import PairRecord
 from benchmark.runner import Runner, is_current
 from benchmark.stores import dataset_label, resolve_store
+from benchmark.tables import BASELINE
 from benchmark.training import evaluate
 from datasets.common.atomic import atomic_write_bytes, atomic_write_json, file_sha256
 from datasets.common.distributed import barrier, distributed_rank, finish
@@ -50,6 +51,8 @@ from methods.base import check_setting_types
 
 log = logging.getLogger(__name__)
 
+#: The curve every other is read against (benchmark/presentation/curves.py), and its own operating point.
+REFERENCE, REFERENCE_POINT = BASELINE, 25
 #: curves.csv's columns, in order.
 COLUMNS = ("method", "display_name", "online", "knob", "at", "point", "seed", "map_percent", "gflops", "fine_frames",
            "where")
@@ -187,8 +190,6 @@ def curves(cfg: RunConfig, *, keep: int | None = None) -> Path | None:
     store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
     run_name = cfg.name or dataset_label(cfg.dataset, store)
     base_plans = plan_methods(cfg, store.manifest.name)
-    from benchmark.curves.report import REFERENCE  # the report reads this module's points
-
     if REFERENCE not in {p.name for p in base_plans}:  # refused before training, not after every point (issue 45)
         raise UsageError(f"--methods {' '.join(p.spec for p in base_plans)}: the sweep is read at budgets matched to "
                          f"{REFERENCE}'s curve; add {REFERENCE} to --methods")

@@ -7,7 +7,7 @@ checked for what would make a table of it something no command produces from the
 * **machines**: pairs computed on more than one kind of machine (processor and device) in one table;
 * **selection on test**: a tuning record whose trials were scored on the evaluation split;
 * **rests on test selection**: rows run with presets that such a record chose
-  (benchmark/protocol/preset_origin.py);
+  (benchmark/preset_origin.py);
 * **uncovered**: a pair done on disk that the folder's table does not show;
 * **unbacked**: a pair the table shows that is not complete on disk;
 * **stale curves**: online curves (online.json) read from models computed again after them, or
@@ -35,10 +35,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from benchmark import migration
+from benchmark import migration, preset_origin
 from benchmark import results as layout
 from benchmark.code_fingerprint import stale_reason
-from benchmark.protocol import learned, preset_origin
+from benchmark.protocol import learned
 from benchmark.results import pair_state, read_json, remembering_pair_states, unbacked_pairs
 from datasets.common.progress import progress_bar
 
@@ -132,7 +132,7 @@ def _order(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> list
     """Rows computed before the selections their settings cite had finished (issue 44): a row's
     pairs must all postdate every selection pair of its method in the runs its settings record
     names (``chosen_by``). Both times are the suite's UTC ISO stamps (provenance.now)."""
-    from benchmark.protocol import settings
+    from benchmark import store_settings as settings
 
     origin = settings.origin_of(read_json(folder / layout.PROVENANCE) or {})
     if origin is None or not origin.chosen_by:
@@ -209,7 +209,7 @@ def _edited(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> lis
     """Whether the summary and table.md say what the pairs' records say (``KINDS``: edited)."""
     import math
 
-    from benchmark.presentation import tables
+    from benchmark import tables
 
     found: list[str] = []
     for label, seeds in per_seed.items():
@@ -312,9 +312,9 @@ def not_learnt(results: Path, names: list[str]) -> list[str]:
 
 def unequal_effort(results: Path) -> list[str]:
     """One line per settings record under ``results`` whose methods' settings rest on unequal
-    numbers of selection trainings (benchmark/protocol/settings.py ``effort``): a note, since the
+    numbers of selection trainings (benchmark/store_settings.py ``effort``): a note, since the
     table's promise of the same tuning effort for every method does not hold for them."""
-    from benchmark.protocol import settings
+    from benchmark import store_settings as settings
 
     lines = []
     for record in settings.records(results):

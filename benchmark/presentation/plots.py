@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from benchmark import results as layout
-from benchmark.presentation.tables import COST_UNIT_NOTE, order_methods
 from benchmark.results import ONLINE_BASELINES, SEQ_K, UNIFORM_K, unpack_diagnostics
+from benchmark.tables import COST_UNIT_NOTE, order_methods
 from datasets.common.atomic import atomic_write_bytes
 from datasets.common.errors import UsageError, UserError
 

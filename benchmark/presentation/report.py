@@ -27,10 +27,11 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark import preset_origin, tables
 from benchmark import results as layout
-from benchmark.experiments.studies import CHECKS, STUDIES
-from benchmark.presentation import audit, paper, stream_text, tables, words
-from benchmark.protocol import learned, preset_origin
+from benchmark.commands.studies import CHECKS, STUDIES
+from benchmark.presentation import audit, paper, stream_text, words
+from benchmark.protocol import learned
 from benchmark.results import folder_lock, online_summary, read_json, remembering_pair_states, unbacked_pairs
 from datasets.common.atomic import atomic_write_text
 from datasets.common.errors import UsageError
@@ -41,7 +42,7 @@ from methods.registry import display_name
 log = logging.getLogger(__name__)
 
 #: The results folders in the page's order, with their titles (a study's or check's title is its
-#: question, benchmark/experiments/studies.py); folders not listed follow.
+#: question, benchmark/commands/studies.py); folders not listed follow.
 CATALOGUE: tuple[tuple[str, str], ...] = (
     ("default", "Table 1 and the extended suite (the main job)"),
     ("default-curves", "Every method as an accuracy-cost curve, at matched budgets"),
@@ -222,7 +223,7 @@ def stale_rows(folder: Path) -> dict[str, str]:
 
 def marks(folder: Path) -> tuple[dict[str, str], str]:
     """The folder's stale rows, and the caption sentences a table of it owes its reader: which
-    rows are stale, and which rest on presets chosen on the test split (benchmark/protocol/preset_origin.py)."""
+    rows are stale, and which rest on presets chosen on the test split (benchmark/preset_origin.py)."""
     stale = stale_rows(folder)
     document = _read_json(folder / layout.SUMMARY)
     rows = len(document.get("per_seed") or {})
@@ -373,9 +374,9 @@ def stale_methods(folder: Path) -> frozenset[str]:
 
 
 def curves_summary(results: Path, page_anchor: str) -> str:
-    """The main sweep at matched budgets, in sentences (benchmark/curves/report.py ``summary``),
+    """The main sweep at matched budgets, in sentences (benchmark/presentation/curves.py ``summary``),
     with where it comes from and its figure."""
-    from benchmark.curves import report as curves_report
+    from benchmark.presentation import curves as curves_report
 
     folder = results / MAIN_CURVES
     if not (folder / layout.CURVES_CSV).is_file():

@@ -19,7 +19,7 @@ al. 1984; Hastie, Tibshirani and Friedman, *Elements of Statistical Learning*, 7
 
 A method whose cost does not vary between candidates is therefore chosen on mAP as before.
 ``fit`` (benchmark/training.py) applies it to the checkpoints of one training run, ``tune``
-(benchmark/protocol/tune.py) to the trials of a method; both record every candidate's verdict.
+(benchmark/commands/tune.py) to the trials of a method; both record every candidate's verdict.
 Only the validation part of the training split is ever scored here (benchmark/protocol/splits.py).
 """
 

@@ -75,7 +75,7 @@ def choices(preset: str = PRESET, results: Path = RESULTS) -> list[Choice]:
     """The choices behind ``preset``'s shipped settings: each origin's keys, with the values its
     record chose and the split its trials were scored on (read from the record). A setting two
     origins name is the later one's: a study runs on top of the tune before it and chooses
-    again (benchmark/experiments/studies.py), so the earlier record's choice of it is not shipped."""
+    again (benchmark/commands/studies.py), so the earlier record's choice of it is not shipped."""
     out = []
     for method, found in origins(preset).items():
         claimed: set[str] = set()

@@ -23,7 +23,7 @@ from tabulate import tabulate
 
 from benchmark.protocol import learned
 from benchmark.record import PairRecord
-from benchmark.results import TABLE_CSV, TABLE_MD, TABLE_TEX, WEIGHTS
+from benchmark.results import LATENCY_MD, TABLE_CSV, TABLE_MD, TABLE_TEX, WEIGHTS
 from datasets.common.atomic import atomic_write_text
 
 # Row order and row names are the methods' own (``VideoMethod.suite``, ``row``,
@@ -54,6 +54,22 @@ def _display_name(name: str) -> str:
     from methods.registry import display_name
 
     return display_name(name)
+
+
+# ---------------------------------------------------------------------- the time column (`latency`)
+def device_label(record: dict[str, Any]) -> str:
+    platform = record.get("platform") or {}
+    return str(platform.get("gpu") or platform.get("cpu") or "this device")
+
+
+def caption_note(record: dict[str, Any]) -> str:
+    """What the table's time column is, for its caption (the parts are in latency.md)."""
+    settings = sorted({s["backbone_setting"] for seeds in record["pairs"].values() for s in seeds.values()})
+    return (f"{LATENCY_COLUMN}{device_label(record)}): measured on that device ({record['device']}, "
+            f"{record['threads']} threads) by `python -m benchmark latency` on {record['written'][:10]}: the method's "
+            f"own time per video + frames read per stream x that stream's backbone latency per frame "
+            f"({'; '.join(settings)}); the parts are in {LATENCY_MD}. It says nothing about another device; "
+            "— where a pair was computed again after the measurement (run `python -m benchmark latency` again).")
 
 
 def order_methods(names: list[str]) -> list[str]:
@@ -114,7 +130,7 @@ def summary_frame(
         }
         for key, get in fields.items():
             row[f"{key}_mean"], row[f"{key}_std"] = mean_std([get(m) for m in per_seed])
-        if latency is not None:  # benchmark/measurement/latency.py: estimated ms per video on one device
+        if latency is not None:  # benchmark/commands/latency.py: estimated ms per video on one device
             estimates = measured_estimates(latency, name, metrics[name])
             row["latency_ms_mean"], row["latency_ms_std"] = mean_std(estimates or [np.nan])
             row["latency_device"] = latency["device_label"]
@@ -184,7 +200,7 @@ def did_not_learn(row: dict[str, Any]) -> bool:
 
 def shown_name(row: dict[str, Any]) -> str:
     """A row's name with the marks its records and its run owe whatever the code is: settings chosen on
-    another store (benchmark/protocol/settings.py), a method that did not learn
+    another store (benchmark/store_settings.py), a method that did not learn
     (benchmark/protocol/learned.py). The stale mark, which depends on the code, is put on after
     (``stale_name``)."""
     name = row["display_name"]
@@ -335,7 +351,7 @@ def tune_markdown(rows: list[dict[str, Any]], *, scored_on: str) -> str:
     for every tune since the selection-integrity fix (issue 24); the records of earlier tunes run
     with worker processes say "test". Rows with ``within_noise`` show the selection rule's verdict
     (benchmark/protocol/selection.py); rows with ``kept_checkpoint_validation_map_percent`` (an earlier tune's
-    audit, benchmark/protocol/preset_origin.py) show what validation said of the same trained models."""
+    audit, benchmark/preset_origin.py) show what validation said of the same trained models."""
     heading = "Validation mAP (%)" if scored_on == "validation" else f"{scored_on.capitalize()} mAP (%), what chose"
     shown = []
     for r in rows:

@@ -1,6 +1,6 @@
 """The shipped defaults: one setting per method, chosen across stores of different shapes by one rule.
 
-A store's own selection (benchmark/protocol/tune.py) picks what fits that store. What a method
+A store's own selection (benchmark/commands/tune.py) picks what fits that store. What a method
 starts from on a store nobody has chosen on (the first trial of that store's selection, and the
 settings of a try-out store) should instead be what holds up across stores (issue 43: settings
 chosen on the default store alone left seven of eleven methods far below their reach on a small
@@ -39,9 +39,8 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark import provenance
+from benchmark import provenance, tables
 from benchmark.config import as_config
-from benchmark.presentation import tables
 from benchmark.results import (
     PROVENANCE,
     SCHEMA_KEY,

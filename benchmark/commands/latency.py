@@ -35,16 +35,14 @@ import torch
 
 from benchmark import pair, provenance, results
 from benchmark.context import RunContext
-from benchmark.presentation.tables import LATENCY_COLUMN
 from benchmark.record import PairRecord
+from benchmark.tables import device_label
 from benchmark.training import evaluate
 from datasets.common.atomic import atomic_write_json, atomic_write_text
 from datasets.common.errors import UsageError
 from datasets.common.progress import progress_bar
 from datasets.extraction.backbones import build_feature_extractor
 from datasets.store.manifest import StreamSpec
-
-LATENCY_FILE, LATENCY_TABLE = results.LATENCY_JSON, results.LATENCY_MD
 
 
 @dataclass(frozen=True)
@@ -134,11 +132,6 @@ def measure(ctx: RunContext, options: LatencyOptions) -> dict[str, Any]:
     return {"streams": streams, "pairs": pairs, "options": asdict(options)}
 
 
-def device_label(record: dict[str, Any]) -> str:
-    platform = record.get("platform") or {}
-    return str(platform.get("gpu") or platform.get("cpu") or "this device")
-
-
 def table(record: dict[str, Any]) -> str:
     """latency.md: per method, mean ± std over seeds, and the backbone latencies, with the device."""
     rows = []
@@ -167,22 +160,12 @@ def table(record: dict[str, Any]) -> str:
             "videos, so it is amortised over the batch; a stream processed one video at a time pays more.\n")
 
 
-def caption_note(record: dict[str, Any]) -> str:
-    """What the table's time column is, for its caption (the parts are in latency.md)."""
-    settings = sorted({s["backbone_setting"] for seeds in record["pairs"].values() for s in seeds.values()})
-    return (f"{LATENCY_COLUMN}{device_label(record)}): measured on that device ({record['device']}, "
-            f"{record['threads']} threads) by `python -m benchmark latency` on {record['written'][:10]}: the method's "
-            f"own time per video + frames read per stream x that stream's backbone latency per frame "
-            f"({'; '.join(settings)}); the parts are in {LATENCY_TABLE}. It says nothing about another device; "
-            "— where a pair was computed again after the measurement (run `python -m benchmark latency` again).")
-
-
 def run_latency(ctx: RunContext, options: LatencyOptions) -> dict[str, Any]:
     """Measure and write latency.json and latency.md under the run's folder."""
     record = {"written": provenance.now(), "command": provenance.invocation(), "device": str(ctx.device),
               "platform": ctx.platform, "dataset": {"fingerprint": ctx.fingerprint},
               "display": {p.name: p.display or p.cls.shown_name() for p in ctx.plans},
               "threads": torch.get_num_threads(), **measure(ctx, options)}
-    atomic_write_json(ctx.out / LATENCY_FILE, record)
-    atomic_write_text(ctx.out / LATENCY_TABLE, table(record))
+    atomic_write_json(ctx.out / results.LATENCY_JSON, record)
+    atomic_write_text(ctx.out / results.LATENCY_MD, table(record))
     return record

@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from benchmark.commands.defaults import ABLATION_COLUMNS, ABLATION_KINDS
 from benchmark.config import RunConfig
 from benchmark.context import RunContext
-from benchmark.experiments.defaults import ABLATION_COLUMNS, ABLATION_KINDS
 from benchmark.plans import MethodPlan, plan_methods
 from benchmark.runner import Runner
 from benchmark.stores import dataset_label, resolve_store

@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from benchmark import pair, provenance, results
+from benchmark.commands.defaults import FRAME_MODEL, HORIZON_METHOD
 from benchmark.context import RunContext
-from benchmark.experiments.defaults import FRAME_MODEL, HORIZON_METHOD
 from benchmark.measurement import costs, metrics
 from benchmark.plans import MethodPlan
 from benchmark.results import SEQ_K, UNIFORM_K, online_summary
@@ -168,7 +168,7 @@ def run_online(ctx: RunContext, options: OnlineOptions) -> pd.DataFrame:
         "written": provenance.now(),
         "command": provenance.invocation(),
         "what": "online.csv: top-1 accuracy (%) and mean cost per video (GMACs, from the read meter) when the "
-                "prediction is forced after a budget K; see benchmark/experiments/online.py",
+                "prediction is forced after a budget K; see benchmark/commands/online.py",
         "config": ctx.cfg.to_dict(),
         "budgets": list(options.budgets),
         "horizon_method": options.horizon_method,

@@ -21,6 +21,7 @@ import pandas as pd
 
 from benchmark import results
 from benchmark.curves.matching import Curve, matched_difference, pareto_front
+from benchmark.curves.sweep import REFERENCE, REFERENCE_POINT
 from benchmark.measurement.bootstrap import Difference, resample_counts, resample_indices, resampled_maps
 from benchmark.presentation import words
 from datasets.common.atomic import atomic_write_bytes, atomic_write_json, file_sha256
@@ -32,8 +33,6 @@ SHARES = (0.25, 0.5, 1.0)
 #: this share of the budget's cost; else it is marked ``INTERPOLATED`` (read off a chord).
 MEASURED_WITHIN = 0.05
 INTERPOLATED = "†"
-#: The reference curve and its own operating point.
-REFERENCE, REFERENCE_POINT = "uniform", 25
 
 
 def load(folder: Path) -> pd.DataFrame:

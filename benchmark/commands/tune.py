@@ -27,11 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import provenance, results, summary
+from benchmark import provenance, results, summary, tables
 from benchmark.config import MAX_SEED, TRAIN_PREFIX, RunConfig, as_config
 from benchmark.context import RunContext
 from benchmark.plans import MethodPlan, plan_methods
-from benchmark.presentation import tables
 from benchmark.protocol import learned, selection
 from benchmark.runner import Runner
 from benchmark.stores import dataset_label, resolve_store

@@ -177,7 +177,7 @@ class Origin:
             beside = Path(self.record).parent
             by = f", by {', '.join(str(beside / f) for f in self.chosen_by)}" if self.chosen_by else ""
             return (f"Settings: chosen on this store's validation part ({self.record}{by}; "
-                    f"{self.effort or 'the same selection for every method'}: benchmark/protocol/settings.py).")
+                    f"{self.effort or 'the same selection for every method'}: benchmark/store_settings.py).")
         if self.kind == "other":
             effort = f"; {self.effort}" if self.effort else ""
             text = (f"Settings: chosen on another store, {self.store} ({self.record}{effort}), not on this one, on "
