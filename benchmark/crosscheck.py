@@ -59,13 +59,14 @@ def load(out: Path, *, replacing: bool = True) -> dict[str, Any] | None:
     if isinstance(kept, dict) and not _completed(out, kept):
         return kept
     data = _read(out / results.SUMMARY)
-    if not isinstance(data, dict) or "summary" not in data or "per_seed" not in data:
+    per_seed = results.summary_pairs(out)
+    if not isinstance(data, dict) or "summary" not in data or not per_seed:
         return None
     platforms = {json.dumps(r.get("computed", {}).get("platform"), sort_keys=True)
-                 for seeds in data["per_seed"].values() for r in seeds.values()}
+                 for seeds in per_seed.values() for r in seeds.values()}
     provenance = _read(out / results.PROVENANCE)
     dataset = (provenance or {}).get("dataset", {}).get("fingerprint") if isinstance(provenance, dict) else None
-    return {SCHEMA_KEY: data.get(SCHEMA_KEY, 1), "summary": data["summary"], "configs": configs(data["per_seed"]),
+    return {SCHEMA_KEY: data.get(SCHEMA_KEY, 1), "summary": data["summary"], "configs": configs(per_seed),
             "dataset_fingerprint": dataset,
             "platforms": [json.loads(p) for p in sorted(platforms)],
             "source": f"{out / results.SUMMARY} as it was before this run"}

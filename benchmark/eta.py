@@ -69,15 +69,13 @@ def pair_seconds(root: Path, folders: Sequence[str], here: Mapping[str, str]) ->
     """Seconds a pair of each method took in ``folders`` under ``root`` on this kind of machine
     (``here``; training and evaluation; the median of every such pair of the method, whatever its
     label: a trial's, a knob point's)."""
-    from benchmark.results import SUMMARY, read_json
+    from benchmark.results import summary_pairs
 
     seconds: dict[str, list[float]] = {}
     for folder in folders:
-        data = read_json(root / folder / SUMMARY)
-        per_seed = (data.get("per_seed") if isinstance(data, dict) else None) or {}
-        for label, seeds in per_seed.items():
-            for record in (seeds or {}).values():
-                took = timed_here(record, here) if isinstance(record, dict) else None
+        for label, seeds in summary_pairs(root / folder).items():
+            for record in seeds.values():
+                took = timed_here(record, here)
                 if took is not None:
                     seconds.setdefault(method_of(label), []).append(took)
     return {method: median(times) for method, times in seconds.items()}

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config import as_config
-from benchmark.results import CONFIG, SUMMARY, TUNE_JSON, TUNED_JSON, pair_dir, read_json
+from benchmark.results import CONFIG, SUMMARY, TUNE_JSON, TUNED_JSON, pair_dir, read_json, summary_pairs
 from datasets.common.gitinfo import REPO
 from methods.base import Origin, Preset
 from methods.registry import available_methods, display_name
@@ -35,16 +35,10 @@ ISSUE = "issue 24"
 PRESET = "default"
 
 
-def _per_seed(folder: Path) -> dict[str, dict[str, dict[str, Any]]]:
-    data = read_json(folder / SUMMARY)
-    per_seed = data.get("per_seed") if isinstance(data, dict) else None
-    return per_seed if isinstance(per_seed, dict) else {}
-
-
 def scored_on(folder: Path) -> str:
     """What a tuning record's trials were scored on, from the trials' own records: "validation",
     "test", or several joined with " and " ("" when the folder holds no trial record)."""
-    splits = sorted({str(record.get("evaluated_on")) for seeds in _per_seed(folder).values()
+    splits = sorted({str(record.get("evaluated_on")) for seeds in summary_pairs(folder).values()
                      for record in seeds.values() if isinstance(record, dict)})
     return " and ".join(splits)
 
@@ -137,7 +131,7 @@ def folder_rows(folder: Path) -> list[tuple[str, str, dict[str, Any], dict[str, 
     results folder, from its records (seed by seed; the method from the pair's config.json)."""
     classes = {f"{c.__module__}:{c.__qualname__}": name for name, c in available_methods().items()}
     rows = []
-    for label, seeds in _per_seed(folder).items():
+    for label, seeds in summary_pairs(folder).items():
         for seed, record in seeds.items():
             config = read_json(pair_dir(folder, label, seed) / CONFIG)
             method = classes.get(str((config or {}).get("class")))
@@ -166,7 +160,7 @@ def audit_rows(folder: Path) -> list[dict[str, Any]] | None:
     split = scored_on(folder)
     if not isinstance(tune, dict) or not split or split == "validation":
         return None
-    per_seed = _per_seed(folder)
+    per_seed = summary_pairs(folder)
     chosen = tune.get("chosen") or {}
     rows = []
     for trial in tune.get("trials") or []:

@@ -263,6 +263,17 @@ class PairState:
     config: dict[str, Any] | None = None  # its config.json, when readable
 
 
+def summary_pairs(folder: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """The pair records a folder's summary holds (metrics.json's ``per_seed``), as written: row
+    label -> seed (a string, as JSON keys are) -> the record (a dict; benchmark/record.py reads one
+    by attribute). The one reader of ``per_seed``; {} where the summary is absent or unreadable,
+    and entries that are not objects are left out."""
+    data = read_json(folder / SUMMARY)
+    per_seed = data.get("per_seed") if isinstance(data, dict) else None
+    return {str(label): {str(seed): record for seed, record in seeds.items() if isinstance(record, dict)}
+            for label, seeds in (per_seed if isinstance(per_seed, dict) else {}).items() if isinstance(seeds, dict)}
+
+
 def read_current(path: Path) -> Any:
     """``read_json`` of a file with a schema (``SCHEMA_KEY``), refused with the command that brings
     it up to date when an earlier version wrote it: its names would mean other units."""
@@ -426,13 +437,12 @@ def unbacked_pairs(out: Path) -> list[str]:
     of a folder applies (the report refuses such a folder; ``online``, ``latency`` and
     ``stream`` refuse the pair). A folder without ``runs/`` keeps its summary only (its pairs
     were not kept) and is not checked here; the report says so."""
-    data = read_json(out / SUMMARY)
-    per_seed = data.get("per_seed") if isinstance(data, dict) else None
-    if not isinstance(per_seed, dict) or not (out / RUNS).is_dir():
+    per_seed = summary_pairs(out)
+    if not per_seed or not (out / RUNS).is_dir():
         return []
     missing = []
     for name, seeds in per_seed.items():
-        for seed in seeds if isinstance(seeds, dict) else {}:
+        for seed in seeds:
             state = pair_state(pair_dir(out, name, seed))
             if not state.done:
                 missing.append(f"{name} seed {seed} ({state.reason})")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config import STORE_KEY
-from benchmark.results import SUMMARY, read_json
+from benchmark.results import read_json, summary_pairs
 from datasets.common.atomic import atomic_write_json
 from datasets.common.errors import UsageError
 
@@ -118,10 +118,9 @@ def effort(record: Record) -> dict[str, int]:
 
     counts: dict[str, int] = {method: 0 for method in record.methods}
     for folder in record.chosen_by:
-        per_seed = (read_json(record.path.parent / folder / SUMMARY) or {}).get("per_seed") or {}
-        for label, seeds in per_seed.items():
+        for label, seeds in summary_pairs(record.path.parent / folder).items():
             method = method_of(label)
-            if method in counts and isinstance(seeds, dict):
+            if method in counts:
                 counts[method] += len(seeds)
     return counts
 

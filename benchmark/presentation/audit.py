@@ -58,17 +58,11 @@ class Problem:
         return f"{Path(self.root) / self.folder}: {self.kind}: {self.detail}"
 
 
-def _per_seed(folder: Path) -> dict[str, dict[str, Any]]:
-    data = read_json(folder / layout.SUMMARY)
-    per_seed = data.get("per_seed") if isinstance(data, dict) else None
-    return {label: seeds for label, seeds in (per_seed or {}).items() if isinstance(seeds, dict)}
-
-
 def stale_pairs(folder: Path) -> list[tuple[str, str, str]]:
     """(label, seed, why) of each pair in the folder's summary computed by code that has changed
     since, judged now against the current code (benchmark/code_fingerprint.py), not when the
     table was written."""
-    return [(label, str(seed), why) for label, seeds in _per_seed(folder).items()
+    return [(label, str(seed), why) for label, seeds in layout.summary_pairs(folder).items()
             for seed, record in seeds.items()
             if isinstance(record, dict) and (why := stale_reason(record.get("code")))]
 
@@ -139,7 +133,7 @@ def _order(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> list
         return []
     chosen: dict[str, list[str]] = {}
     for run in origin.chosen_by:
-        for method, times in _computed_at(_per_seed(folder.parent / run)).items():
+        for method, times in _computed_at(layout.summary_pairs(folder.parent / run)).items():
             chosen.setdefault(method, []).extend(times)
     early = [f"{method} (a pair at {min(times)}, a selection pair at {max(chosen[method])})"
              for method, times in _computed_at(per_seed).items()
@@ -282,7 +276,7 @@ def _older_schema(folder: Path) -> list[Problem]:
 
 def check_folder(folder: Path) -> list[Problem]:
     """Every problem of one results folder (none for a folder that shows no pairs and holds none)."""
-    per_seed = _per_seed(folder)
+    per_seed = layout.summary_pairs(folder)
     if not per_seed:
         return [replace(p, root=str(folder.parent)) for p in _without_records(folder)]
     name = folder.name
@@ -303,7 +297,7 @@ def not_learnt(results: Path, names: list[str]) -> list[str]:
     must know before citing a row of it."""
     lines = []
     for name in sorted(names):
-        found = learned.row_verdicts(_per_seed(results / name))
+        found = learned.row_verdicts(layout.summary_pairs(results / name))
         if found:
             lines.append(f"{results / name}: did not learn (marked in its tables): "
                          + "; ".join(f"{label}: {why}" for label, why in found.items()))

@@ -140,7 +140,7 @@ def machine_line(provenance: dict[str, Any]) -> str:
 
 def pair_machines(folder: Path) -> str:
     """Where the folder's method/seed pairs were computed (each pair's record says), by CPU and device."""
-    per_seed = _read_json(folder / layout.SUMMARY).get("per_seed") or {}
+    per_seed = layout.summary_pairs(folder)
     counts: dict[str, int] = {}
     for seeds in per_seed.values():
         for data in seeds.values():  # read leniently: older folders' summaries predate PairRecord's fields
@@ -226,12 +226,12 @@ def marks(folder: Path) -> tuple[dict[str, str], str]:
     rows are stale, and which rest on presets chosen on the test split (benchmark/preset_origin.py)."""
     stale = stale_rows(folder)
     document = _read_json(folder / layout.SUMMARY)
-    rows = len(document.get("per_seed") or {})
+    rows = len(layout.summary_pairs(folder))
     tuning = (folder / layout.TUNE_JSON).is_file()  # a tune re-chooses presets: its trials are not rows resting on one
     on_test = {} if tuning else preset_origin.chosen_on_test(preset_origin.folder_rows(folder))
     names = document.get("summary") or {}
     not_learnt = {(names.get(label) or {}).get("display_name") or label: why
-                  for label, why in learned.row_verdicts(document.get("per_seed") or {}).items()}
+                  for label, why in learned.row_verdicts(layout.summary_pairs(folder)).items()}
     return stale, " ".join(filter(None, [tables.stale_note(stale, rows), learned.note(not_learnt),
                                          tables.failed_note(document.get("failed") or {}),
                                          preset_origin.note(on_test)]))
@@ -386,7 +386,7 @@ def curves_summary(results: Path, page_anchor: str) -> str:
     from benchmark.eta import method_of
     from methods.registry import display_name
 
-    per_seed = _read_json(folder / layout.SUMMARY).get("per_seed") or {}
+    per_seed = layout.summary_pairs(folder)
     not_learnt = frozenset(display_name(method_of(label)) for label in learned.row_verdicts(per_seed))
     command = _read_json(folder / layout.PROVENANCE).get("command") or "python -m benchmark curves"
     seeds = curves_report.load(folder).groupby(["method", "point"])["seed"].nunique().min()

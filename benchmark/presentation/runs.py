@@ -25,11 +25,9 @@ def _seeds(per_seed: dict[str, dict[str, Any]]) -> str:
 
 def row(folder: Path) -> dict[str, str]:
     """One folder's line: its dataset, methods, seeds, pairs, machines and state."""
-    summary = layout.read_json(folder / layout.SUMMARY)
     provenance = layout.read_json(folder / layout.PROVENANCE)
-    summary = summary if isinstance(summary, dict) else {}
     provenance = provenance if isinstance(provenance, dict) else {}
-    per_seed = {k: v for k, v in (summary.get("per_seed") or {}).items() if isinstance(v, dict)}
+    per_seed = layout.summary_pairs(folder)
     dataset = provenance.get("dataset") or {}
     name = dataset.get("name") or "?"
     fingerprint = str(dataset.get("fingerprint") or "")[:8]
