@@ -40,11 +40,11 @@ def method_of(label: str) -> str:
     return label.split("@")[0].split("-")[0]
 
 
-def machine_here(device: str) -> dict[str, str]:
-    """This machine as a pair's record names the one that computed it: processor and device type."""
-    from benchmark.provenance import cpu_model
+def machine_here(device: str) -> str:
+    """This machine's kind (``provenance.machine_kind``) when it computes on ``device``."""
+    from benchmark.provenance import cpu_model, gpu_name, machine_kind
 
-    return {"cpu": cpu_model(), "device": device.split(":")[0]}
+    return machine_kind({"cpu": cpu_model(), "device": device, "gpu": gpu_name(device)})
 
 
 def timed(record: Mapping[str, Any]) -> float | None:
@@ -56,16 +56,18 @@ def timed(record: Mapping[str, Any]) -> float | None:
     return seconds or None
 
 
-def timed_here(record: Mapping[str, Any], here: Mapping[str, str]) -> float | None:
+def timed_here(record: Mapping[str, Any], here: str) -> float | None:
     """Seconds a pair took (training and evaluation), if its record was computed on the kind of
     machine ``here`` (``machine_here``); None otherwise, or when the record has no time."""
-    platform = ((record.get("computed") or {}).get("platform") or {}) if isinstance(record, Mapping) else {}
-    if platform.get("cpu") != here.get("cpu") or str(platform.get("device", "")).split(":")[0] != here.get("device"):
+    from benchmark.provenance import machine_kind, record_platform
+
+    platform = record_platform(record)
+    if not platform or machine_kind(platform) != here:
         return None
     return timed(record)
 
 
-def pair_seconds(root: Path, folders: Sequence[str], here: Mapping[str, str]) -> dict[str, float]:
+def pair_seconds(root: Path, folders: Sequence[str], here: str) -> dict[str, float]:
     """Seconds a pair of each method took in ``folders`` under ``root`` on this kind of machine
     (``here``; training and evaluation; the median of every such pair of the method, whatever its
     label: a trial's, a knob point's)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
@@ -67,6 +67,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def gpu_name(device: str) -> str | None:
+    """The name of the GPU ``device`` ("cuda", "cuda:1") computes on; None for another device or
+    where CUDA is not available (the kind is then the device type alone)."""
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return None
+    index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
+    return torch.cuda.get_device_name(index)
+
+
 def device_info(device: torch.device) -> dict[str, Any]:
     """Where a result is computed: what decides its floating-point rounding.
 
@@ -90,6 +99,21 @@ def device_info(device: torch.device) -> dict[str, Any]:
         info.update(gpu=torch.cuda.get_device_name(index), cuda=torch.version.cuda,
                     tf32_matmul=torch.backends.cuda.matmul.allow_tf32, tf32_cudnn=torch.backends.cudnn.allow_tf32)
     return info
+
+
+def machine_kind(platform: Mapping[str, Any]) -> str:
+    """The kind of machine a platform (``platform_key``, as a pair's record keeps it) names: the
+    processor, and the GPU's name where it computed on one, else the device type. The one notion of
+    "the same kind of machine" for a table (one kind per table), a time estimate (only pairs of
+    this kind time a run here) and the runs listing; bit-identity asks for more (``platform_key``)."""
+    device = str(platform.get("device") or "?").split(":")[0]
+    return f"{platform.get('cpu') or '?'}, {platform.get('gpu') or device if device == 'cuda' else device}"
+
+
+def record_platform(record: Any) -> dict[str, Any]:
+    """The platform a pair's record (a dict, as written) says it was computed on ({}: unknown)."""
+    platform = ((record.get("computed") or {}).get("platform") or {}) if isinstance(record, Mapping) else {}
+    return platform if isinstance(platform, dict) else {}
 
 
 def platform_key(info: dict[str, Any], versions: dict[str, Any]) -> dict[str, Any]:

@@ -364,7 +364,7 @@ def _load(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def estimate(stage: Stage, root: Path, name: str, jobs: int, here: dict[str, str]) -> float | None:
+def estimate(stage: Stage, root: Path, name: str, jobs: int, here: str) -> float | None:
     """Seconds the stage may take, from earlier pairs of its methods on this kind of machine
     (None: unknown)."""
     if stage.key in FIXED_SECONDS:
@@ -398,8 +398,8 @@ def plan_text(stages: list[Stage], options: Options, done: dict[str, Any], code:
         lines.append(f"{k:>2}. {stage.key:<13} {state:<40} {stage.command()}")
     head = (f"reproduce {name}: {len(stages)} stages; estimated {duration(total)}"
             + (" plus the stages of unknown time" if unknown else "")
-            + f" with {jobs} jobs (from the times of earlier pairs on this kind of machine, {here['cpu']} "
-            f"{here['device']}; a rough figure, and an upper one: a stage keeps the pairs that are current, and "
+            + f" with {jobs} jobs (from the times of earlier pairs on this kind of machine, {here}; a rough figure, "
+            "and an upper one: a stage keeps the pairs that are current, and "
             "its own log says how many it computes and when it should end)")
     return head + "\n" + "\n".join(lines), (None if unknown else total)
 

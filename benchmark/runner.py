@@ -255,7 +255,7 @@ class Runner:
             anywhere.setdefault(name, took)
         return here, anywhere
 
-    def selection_seconds(self, machine: dict[str, str]) -> dict[str, float]:
+    def selection_seconds(self, machine: str) -> dict[str, float]:
         """Seconds a pair of each method took in the selection runs that chose this run's settings on
         this store (benchmark/select_first.py), on this kind of machine: the same store and budget,
         so the table after a selection has an ETA from its first pair on (the median of the trials)."""

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from benchmark import migration, preset_origin
+from benchmark import migration, preset_origin, provenance
 from benchmark import results as layout
 from benchmark.code_fingerprint import stale_reason
 from benchmark.protocol import learned
@@ -68,10 +68,8 @@ def stale_pairs(folder: Path) -> list[tuple[str, str, str]]:
 
 
 def machine_kind(record: dict[str, Any]) -> str:
-    """The kind of machine a pair's record says it was computed on: processor and device."""
-    platform = (record.get("computed") or {}).get("platform") or {}
-    device = str(platform.get("device", "?"))
-    return f"{platform.get('cpu', '?')}, {platform.get('gpu') if device.startswith('cuda') else device}"
+    """The kind of machine a pair's record says it was computed on (``provenance.machine_kind``)."""
+    return provenance.machine_kind(provenance.record_platform(record))
 
 
 def _stale(folder: Path, pairs: int) -> list[Problem]:
