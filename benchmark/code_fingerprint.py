@@ -263,6 +263,14 @@ def code_fingerprint(cls: type) -> dict[str, Any]:
     return record
 
 
+def suite_digest() -> str:
+    """One hash of every Python file of the suite's packages (``PACKAGES``), each as ``file_hash``
+    hashes it: what a `reproduce` stage's result depends on beside its command and inputs. A
+    comment or a docstring changes none of them, as it changes no pair's fingerprint."""
+    return _digest({_shown(path): file_hash(path) for package in PACKAGES
+                    for path in sorted((REPO / package).rglob("*.py"))})
+
+
 def _digest(files: dict[str, str]) -> str:
     """One hash of a record's file hashes."""
     return hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:16]

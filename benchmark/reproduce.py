@@ -42,6 +42,7 @@ from typing import Any
 
 from benchmark import provenance, store_settings
 from benchmark import results as layout
+from benchmark.code_fingerprint import suite_digest
 from benchmark.commands.defaults import REPRODUCE_STAGES
 from benchmark.commands.studies import CHECKS, STUDIES, Check, Study
 from benchmark.config import available_cores, environment_jobs
@@ -50,7 +51,6 @@ from benchmark.results import is_published_root, read_json
 from benchmark.store_settings import SELECTION_TRIALS
 from datasets.common.atomic import atomic_write_json
 from datasets.common.errors import UsageError
-from datasets.common.gitinfo import REPO
 from datasets.common.progress import duration
 
 log = logging.getLogger(__name__)
@@ -318,16 +318,6 @@ def _trains_points(method: str) -> bool:
     return knob is not None and knob.at == "training"
 
 
-def code_digest() -> str:
-    """Every Python file of the suite's packages: a stage's result depends on no other code."""
-    digest = hashlib.sha256()
-    for package in ("benchmark", "datasets", "methods"):
-        for path in sorted((REPO / package).rglob("*.py")):
-            digest.update(path.relative_to(REPO).as_posix().encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def stage_digest(stage: Stage, code: str, done: dict[str, Any]) -> str:
     """What decides a stage's result: its command, the code, its inputs' contents, and the
     digests the earlier stages finished with (a stage after one that ran again runs again)."""
@@ -411,7 +401,7 @@ def reproduce(options: Options, runner: Callable[[list[str]], int], *, dry_run: 
     path = record_path(options)
     record = _load(path)
     done: dict[str, Any] = record.get("stages") or {}
-    code = code_digest()
+    code = suite_digest()
     if not dry_run:
         _settings_if_ready(options)
     text, _ = plan_text(stages, options, done, code)
