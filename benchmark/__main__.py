@@ -7,6 +7,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from benchmark import results as results_layout
 from benchmark.config import DEFAULT_SEEDS, RunConfig
@@ -596,87 +597,90 @@ def _run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = Tru
     would name or read the evaluation split. ``followup``: the options get no defaults (the
     run's recorded settings are the defaults, benchmark/followup.py), and their names are kept
     in ``run_flags`` so that the command can tell which were typed."""
-    before = {a.dest for a in p._actions}
+    added: list[argparse.Action] = []  # what this function adds: followup commands take them without defaults
+
+    def add(where: Any, *names: str, **options: Any) -> None:  # a parser or an argument group
+        added.append(where.add_argument(*names, **options))
+
     from datasets.sources.synthetic import PRESETS
 
-    p.add_argument("--dataset", default="default",
+    add(p, "--dataset", default="default",
                    help=f"synthetic preset ({', '.join(PRESETS)}; generated on first use) or a store directory")
-    p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic store (default 0)")
+    add(p, "--data-seed", type=int, default=0, help="seed of the synthetic store (default 0)")
     if methods:
-        p.add_argument("--methods", nargs="+", metavar="METHOD",
+        add(p, "--methods", nargs="+", metavar="METHOD",
                        help="registered names or plug-ins (module:Class, path/file.py:Class); default: every "
                             "registered method of --suite")
-        p.add_argument("--suite", choices=list(SUITES), default="paper",
+        add(p, "--suite", choices=list(SUITES), default="paper",
                        help="without --methods: 'paper' runs the paper's Table 1 (the default), 'extended' adds the "
                             "later methods (SCSampler, ...) below it, same protocol and seeds")
     else:
         p.set_defaults(methods=None, suite="paper")
-    p.add_argument("--seeds", nargs="+", type=int, default=list(seeds),
+    add(p, "--seeds", nargs="+", type=int, default=list(seeds),
                    help=f"training seeds (default: {' '.join(map(str, seeds))})")
-    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
-    p.add_argument("--precision", default=DEFAULT_PRECISION, choices=list(PRECISIONS),
+    add(p, "--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    add(p, "--precision", default=DEFAULT_PRECISION, choices=list(PRECISIONS),
                    help="arithmetic of the matrix products: fp32 (the default) or bf16 (faster on CPUs with "
                         "AVX-512 BF16 and on GPUs; it changes the numbers, see docs/performance.md)")
     budget = p.add_argument_group("training budget (the same for every method; benchmark/protocol/budget.py)")
     default = Budget()
-    budget.add_argument("--epochs", type=float, default=default.epochs,
+    add(budget, "--epochs", type=float, default=default.epochs,
                         help="passes over the training videos, when more than --min-steps "
                              f"(default {default.epochs:g})")
-    budget.add_argument("--min-steps", type=int, default=default.min_steps,
+    add(budget, "--min-steps", type=int, default=default.min_steps,
                         help=f"at least this many optimizer steps, whatever the dataset's size (default "
                              f"{default.min_steps})")
-    budget.add_argument("--steps", type=int, help="exactly this many optimizer steps (replaces --epochs/--min-steps)")
-    budget.add_argument("--batch-size", type=int, default=default.batch_size,
+    add(budget, "--steps", type=int, help="exactly this many optimizer steps (replaces --epochs/--min-steps)")
+    add(budget, "--batch-size", type=int, default=default.batch_size,
                         help=f"training batch, in videos (default {default.batch_size})")
-    budget.add_argument("--validations", type=int, default=default.validations,
+    add(budget, "--validations", type=int, default=default.validations,
                         help=f"validation passes spread over the budget; the best is kept (default "
                              f"{default.validations})")
-    budget.add_argument("--patience", type=int, default=default.patience,
+    add(budget, "--patience", type=int, default=default.patience,
                         help=f"stop after this many validations without improvement; 0: never (default "
                              f"{default.patience})")
-    budget.add_argument("--val-fraction", type=float, default=VALIDATION_FRACTION,
+    add(budget, "--val-fraction", type=float, default=VALIDATION_FRACTION,
                         help=f"share of the training split held out for selection, stratified (default "
                              f"{VALIDATION_FRACTION})")
-    budget.add_argument("--val-seed", type=int, default=VALIDATION_SEED,
+    add(budget, "--val-seed", type=int, default=VALIDATION_SEED,
                         help=f"seed of the held-out carve (default {VALIDATION_SEED})")
-    p.add_argument("--name", help="results/<name> (default: the dataset name)")
-    p.add_argument("--config", help="per-method hyper-parameters (JSON or TOML); see benchmark/config.py")
-    p.add_argument("--no-presets", dest="presets", action="store_false",
+    add(p, "--name", help="results/<name> (default: the dataset name)")
+    add(p, "--config", help="per-method hyper-parameters (JSON or TOML); see benchmark/config.py")
+    add(p, "--no-presets", dest="presets", action="store_false",
                    help="class defaults and --config only, no preset of the dataset (reproduce runs so: its "
                         "choices do not depend on the presets that repeat them)")
-    p.add_argument("--set", nargs="+", dest="overrides", metavar="METHOD.KEY=VALUE",
+    add(p, "--set", nargs="+", dest="overrides", metavar="METHOD.KEY=VALUE",
                    help="settings for this run without a file, over the config file's: e.g. lstm.hidden=64 "
                         "liteeval.gamma=0.1 liteeval.train.lr=3e-4 (values read as JSON where they are); recorded "
                         "in provenance.json like a config file")
-    p.add_argument("--results-dir", default="results", help="root of the results (default: results)")
-    p.add_argument("--train-split", help="split to train on (default: train/training)")
+    add(p, "--results-dir", default="results", help="root of the results (default: results)")
+    add(p, "--train-split", help="split to train on (default: train/training)")
     if evaluates:
-        p.add_argument("--eval-split", help="split to evaluate on (default: test, else validation)")
+        add(p, "--eval-split", help="split to evaluate on (default: test, else validation)")
     else:
         p.set_defaults(eval_split=None)
     if force:
-        p.add_argument("--force", action="store_true", help="recompute method/seed pairs that are done already")
-        p.add_argument("--refresh", action="store_true", help="recompute only the pairs that are stale (their code "
+        add(p, "--force", action="store_true", help="recompute method/seed pairs that are done already")
+        add(p, "--refresh", action="store_true", help="recompute only the pairs that are stale (their code "
                                                               "changed since) or were computed with another "
                                                               "configuration; keep the others")
-        p.add_argument("--jobs", type=int, help="method/seed pairs computed at once in worker processes (default: "
+        add(p, "--jobs", type=int, help="method/seed pairs computed at once in worker processes (default: "
                                                 "$LITEEVAL_JOBS where set, else one per CPU core, as memory "
                                                 "allows; on a GPU as many as its memory holds; under torchrun "
                                                 "each rank takes its share of the pairs)")
-        p.add_argument("--threads", type=int, help="threads per pair (default 1 on a CPU; the floating-point "
+        add(p, "--threads", type=int, help="threads per pair (default 1 on a CPU; the floating-point "
                                                    "results depend on it, not on --jobs)")
-        p.add_argument("--unchecked", action="store_true",
+        add(p, "--unchecked", action="store_true",
                        help="train a plug-in that fails the conformance check (benchmark check) anyway, its row "
                             "marked; by default such a plug-in is refused")
         if evaluates:
-            p.add_argument("--reread-evidence", action="store_true",
+            add(p, "--reread-evidence", action="store_true",
                            help="synthetic stores: recompute each saved pair's evidence statistics (lift, "
                                 "first-fifth share) by evaluating its saved model again, for results written before "
                                 "their current definition (benchmark/measurement/evidence.py)")
     else:
         p.set_defaults(force=False)
     if followup:
-        added = [a for a in p._actions if a.dest not in before]
         for action in added:
             action.default = argparse.SUPPRESS
         p.set_defaults(run_flags=tuple(a.dest for a in added))
