@@ -149,14 +149,35 @@ def reuse_run_pairs(ctx: RunContext, run_out: Path, plans: list[MethodPlan]) -> 
     return copied
 
 
+def evaluated(ctx: RunContext, point: Point, seed: int) -> dict[str, Any] | None:
+    """The point's record where this trained model's point was evaluated already, else None."""
+    folder = results.point_dir(ctx.out, point.method, f"{point.knob}={point.value}", seed)
+    source = results.record_path(ctx.pair_dir(point.plan, seed))
+    record = results.read_json(folder / results.POINT_RECORD)
+    done = (isinstance(record, dict) and source.is_file()
+            and record.get("trained_record_sha256") == file_sha256(source))
+    return record if done and (folder / results.SCORES).is_file() else None
+
+
+def without_weights(ctx: RunContext, points: list[Point]) -> list[tuple[MethodPlan, int]]:
+    """The trained pairs with an evaluation-time point still to evaluate and no weights here
+    (weights are not committed to git: a fresh clone has the pairs' records and scores only)."""
+    found: dict[tuple[str, int], tuple[MethodPlan, int]] = {}
+    for point in points:
+        for seed in ctx.cfg.seeds if point.at == "evaluation" else ():
+            pair_folder = ctx.pair_dir(point.plan, seed)
+            if ((pair_folder / results.RECORD).is_file() and not (pair_folder / results.WEIGHTS).is_file()
+                    and evaluated(ctx, point, seed) is None):
+                found[point.plan.name, seed] = (point.plan, seed)
+    return list(found.values())
+
+
 def evaluate_point(ctx: RunContext, point: Point, seed: int) -> dict[str, Any]:
     """An evaluation-time point of a trained pair: evaluated once, kept, and read back after."""
     folder = results.point_dir(ctx.out, point.method, f"{point.knob}={point.value}", seed)
-    source = results.record_path(ctx.pair_dir(point.plan, seed))
-    trained = file_sha256(source)
-    record = results.read_json(folder / results.POINT_RECORD)
-    done = isinstance(record, dict) and record.get("trained_record_sha256") == trained
-    if done and (folder / results.SCORES).is_file():  # this trained model's point, evaluated already
+    trained = file_sha256(results.record_path(ctx.pair_dir(point.plan, seed)))
+    record = evaluated(ctx, point, seed)
+    if record is not None:  # this trained model's point, evaluated already
         return record
     method = at_point(pair.load_trained(ctx, point.plan, seed), point.knob, point.value)
     bank = ctx.bank(ctx.eval_split)
@@ -207,6 +228,13 @@ def curves(cfg: RunConfig, *, keep: int | None = None) -> Path | None:
             copied = reuse_run_pairs(ctx, ctx.out.parent / run_name, plans)
             if copied:
                 log.info("%d pair(s) of results/%s reused (the methods at their own settings)", copied, run_name)
+            weightless = without_weights(ctx, points)
+            if weightless:  # found before anything trains, not after the last trained point (a fresh clone)
+                log.warning("%d trained pair(s) have evaluation-time points to evaluate and no weights here (not "
+                            "committed to git): trained again first: %s", len(weightless),
+                            ", ".join(f"{plan.name} seed {seed}" for plan, seed in weightless))
+                for plan, seed in weightless:
+                    results.start_pair(ctx.pair_dir(plan, seed))
             barrier()  # every rank sees the copies before the ranks agree on the pairs left
             runner.run()
             write_points(ctx, points, base_plans, run_name, keep)
