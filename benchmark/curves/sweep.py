@@ -47,7 +47,7 @@ from datasets.common.atomic import atomic_write_bytes, atomic_write_json, file_s
 from datasets.common.distributed import barrier, distributed_rank, finish
 from datasets.common.errors import UsageError
 from datasets.store.reader import FeatureStore
-from methods.base import check_setting_types
+from methods.base import VideoMethod, check_setting_types
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def label_of(name: str, setting: str, value: Any) -> str:
     return f"{name}@{setting}={value}"
 
 
-def evaluation_values(cls: type, setting: str, points: tuple[Any, ...]) -> tuple[Any, ...]:
+def evaluation_values(cls: type[VideoMethod], setting: str, points: tuple[Any, ...]) -> tuple[Any, ...]:
     """An evaluation-time knob's values: every declared point, never thinned (a point costs an
     evaluation, seconds), and for a count (integer points, a number of frames) every count from 1
     to the largest declared one, so that a cell read at a matched budget lies between two measured

@@ -109,7 +109,7 @@ class MatchedBudgets:
                 "rows": [{"method": m.method, "display_name": m.display_name, "online": m.online,
                           "maps": [m.maps[s] for s in SHARES], "differences": [diff(m.differences[s]) for s in SHARES],
                           "reach": m.reach, "front": m.front, "reach_bound": m.reach_bound,
-                          "spans": [None if m.spans.get(s) is None else list(m.spans[s]) for s in SHARES]}
+                          "spans": [None if (g := m.spans.get(s)) is None else list(g) for s in SHARES]}
                          for m in self.rows]}
 
     @classmethod
