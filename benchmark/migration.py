@@ -50,6 +50,7 @@ from benchmark.results import (
     pairs_on_disk,
     read_json,
     record_path,
+    summary_pairs,
 )
 from datasets.common.atomic import atomic_write_json, atomic_write_text, file_sha256
 
@@ -88,62 +89,65 @@ def _schema(data: Any) -> int:
     return data.get(SCHEMA_KEY, 1) if isinstance(data, dict) else SCHEMA_VERSION
 
 
-def older_schema(folder: Path) -> list[Path]:
-    """The files of ``folder`` written in an earlier schema (``upgrade_schema`` has work to do),
-    the CSV files among them."""
-    files = [folder / SUMMARY, folder / TUNE_JSON, folder / TRANSFER_JSON]
-    files += [record_path(pair_dir(folder, name, seed)) for name, seed in pairs_on_disk(folder)]
-    older = [p for p in files if isinstance(data := read_json(p), dict) and data and _schema(data) != SCHEMA_VERSION]
-    for name, columns in CSV_RENAMES.items():
-        path = folder / name
-        if path.is_file() and any(old in _csv_header(path) for old in columns):
-            older.append(path)
-    return older
+def _pair_record(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, SCHEMA_KEY: SCHEMA_VERSION}
+
+
+def _summary(data: dict[str, Any]) -> dict[str, Any]:
+    per_seed = {name: {seed: _pair_record(r) if isinstance(r, dict) else r for seed, r in seeds.items()}
+                if isinstance(seeds, dict) else seeds for name, seeds in (data.get("per_seed") or {}).items()}
+    rows = {"summary": summary_rows(data["summary"] or {}, 1)} if "summary" in data else {}
+    return {SCHEMA_KEY: SCHEMA_VERSION, **data, "per_seed": per_seed, **rows}
+
+
+def _tune(data: dict[str, Any]) -> dict[str, Any]:
+    trials = {"trials": [renamed(t) for t in data["trials"]]} if "trials" in data else {}
+    return {SCHEMA_KEY: SCHEMA_VERSION, **data, **trials}
+
+
+def _choice(data: dict[str, Any]) -> dict[str, Any]:
+    methods = {"methods": {m: [renamed(c) for c in found] for m, found in data["methods"].items()}} \
+        if "methods" in data else {}
+    return {SCHEMA_KEY: SCHEMA_VERSION, **data, **methods}
+
+
+#: A folder's JSON files with a schema, each with its schema 1 -> 2 conversion (a pair's record:
+#: ``_pair_record``).
+JSON_UPGRADES = {SUMMARY: _summary, TUNE_JSON: _tune, TRANSFER_JSON: _choice}
 
 
 def _csv_header(path: Path) -> list[str]:
     return next(csv.reader(io.StringIO(path.read_text(encoding="utf-8").partition("\n")[0])), [])
 
 
+def older_schema(folder: Path) -> list[Path]:
+    """The files of ``folder`` written in an earlier schema (what ``upgrade_schema`` rewrites),
+    the CSV files among them."""
+    files = [folder / name for name in JSON_UPGRADES]
+    files += [record_path(pair_dir(folder, name, seed)) for name, seed in pairs_on_disk(folder)]
+    older = [p for p in files if isinstance(data := read_json(p), dict) and data and _schema(data) != SCHEMA_VERSION]
+    return older + [folder / name for name, columns in CSV_RENAMES.items()
+                    if (folder / name).is_file() and any(old in _csv_header(folder / name) for old in columns)]
+
+
 def upgrade_schema(folder: Path) -> list[str]:
     """Bring ``folder``'s files of schema 1 to the current schema (module docstring); returns what
     was rewritten. Call it under the folder's lock."""
     done: list[str] = []
-    for pair in [pair_dir(folder, name, seed) for name, seed in pairs_on_disk(folder)]:
-        record = read_json(record_path(pair))
-        if isinstance(record, dict) and _schema(record) != SCHEMA_VERSION:
-            atomic_write_json(record_path(pair), {**record, SCHEMA_KEY: SCHEMA_VERSION})
-            done.append(f"{record_path(pair)}: schema {SCHEMA_VERSION}")
-    data = read_json(folder / SUMMARY)
-    if isinstance(data, dict) and "summary" in data and _schema(data) != SCHEMA_VERSION:
-        per_seed = {name: {seed: {**r, SCHEMA_KEY: SCHEMA_VERSION} if isinstance(r, dict) else r
-                           for seed, r in seeds.items()} if isinstance(seeds, dict) else seeds
-                    for name, seeds in (data.get("per_seed") or {}).items()}
-        atomic_write_json(folder / SUMMARY, {SCHEMA_KEY: SCHEMA_VERSION, **data, "per_seed": per_seed,
-                                             "summary": summary_rows(data["summary"] or {}, 1)})
-        done.append(f"{folder / SUMMARY}: schema {SCHEMA_VERSION} (percentages named *_percent)")
-    tune = read_json(folder / TUNE_JSON)
-    if isinstance(tune, dict) and "trials" in tune and _schema(tune) != SCHEMA_VERSION:
-        atomic_write_json(folder / TUNE_JSON, {SCHEMA_KEY: SCHEMA_VERSION, **tune,
-                                               "trials": [renamed(t) for t in tune["trials"]]})
-        done.append(f"{folder / TUNE_JSON}: schema {SCHEMA_VERSION}")
-    choice = read_json(folder / TRANSFER_JSON)
-    if isinstance(choice, dict) and "methods" in choice and _schema(choice) != SCHEMA_VERSION:
-        methods = {m: [renamed(c) for c in found] for m, found in choice["methods"].items()}
-        atomic_write_json(folder / TRANSFER_JSON, {SCHEMA_KEY: SCHEMA_VERSION, **choice, "methods": methods})
-        done.append(f"{folder / TRANSFER_JSON}: schema {SCHEMA_VERSION}")
-    for name, columns in CSV_RENAMES.items():
-        path = folder / name
-        if not path.is_file():
-            continue
-        text = path.read_text(encoding="utf-8")
-        header, _, body = text.partition("\n")
-        names = next(csv.reader(io.StringIO(header)))
-        if any(old in names for old in columns):
+    for path in older_schema(folder):
+        if path.name in CSV_RENAMES:
+            columns = CSV_RENAMES[path.name]
             out = io.StringIO()
-            csv.writer(out, lineterminator="").writerow([columns.get(n, n) for n in names])
+            csv.writer(out, lineterminator="").writerow([columns.get(n, n) for n in _csv_header(path)])
+            body = path.read_text(encoding="utf-8").partition("\n")[2]
             atomic_write_text(path, out.getvalue() + "\n" + body)
             done.append(f"{path}: columns in percent named *_percent")
+        elif path.parent == folder:  # the folder's own files: their percentages are renamed
+            atomic_write_json(path, JSON_UPGRADES[path.name](read_json(path)))
+            done.append(f"{path}: schema {SCHEMA_VERSION} (percentages named *_percent)")
+        else:
+            atomic_write_json(path, _pair_record(read_json(path)))
+            done.append(f"{path}: schema {SCHEMA_VERSION}")
     return done
 
 
@@ -243,7 +247,8 @@ def _summary_records(folder: Path) -> tuple[Any, list[dict[str, Any]]]:
 def _earlier_scheme(folder: Path, pairs: list[Path]) -> bool:
     """Whether a pair record or the summary of ``folder`` holds a code fingerprint of an earlier
     scheme (``restamp_code`` may have work to do)."""
-    records = [read_json(record_path(pair)) for pair in pairs] + _summary_records(folder)[1]
+    records = [read_json(record_path(pair)) for pair in pairs]
+    records += [record for seeds in summary_pairs(folder).values() for record in seeds.values()]
     return any(isinstance(r, dict) and isinstance(r.get("code"), dict) and r["code"].get("scheme", 1) != SCHEME
                for r in records)
 

@@ -39,7 +39,7 @@ def scored_on(folder: Path) -> str:
     """What a tuning record's trials were scored on, from the trials' own records: "validation",
     "test", or several joined with " and " ("" when the folder holds no trial record)."""
     splits = sorted({str(record.get("evaluated_on")) for seeds in summary_pairs(folder).values()
-                     for record in seeds.values() if isinstance(record, dict)})
+                     for record in seeds.values()})
     return " and ".join(splits)
 
 

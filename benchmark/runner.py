@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from benchmark import conformance, crosscheck, pair, parallel, results, summary
+from benchmark import conformance, crosscheck, pair, parallel, provenance, results, summary
 from benchmark import store_settings as settings
 from benchmark.config import RunConfig
 from benchmark.context import RunContext
@@ -221,8 +221,7 @@ class Runner:
         for plan, seed in pairs:
             seeds.setdefault(plan.name, []).append(seed)
             record = results.read_json(results.record_path(self.ctx.pair_dir(plan, seed)))
-            platform = (record.get("computed") or {}).get("platform") if isinstance(record, dict) else None
-            platform = platform if isinstance(platform, dict) else {}
+            platform = provenance.record_platform(record)
             differ = sorted(k for k in {*platform, *here} if platform.get(k) != here.get(k))
             theirs.add(", ".join(f"{k} {platform.get(k)}" for k in differ))
             ours.add(", ".join(f"{k} {here.get(k)}" for k in differ))

@@ -63,8 +63,7 @@ def stale_pairs(folder: Path) -> list[tuple[str, str, str]]:
     since, judged now against the current code (benchmark/code_fingerprint.py), not when the
     table was written."""
     return [(label, str(seed), why) for label, seeds in layout.summary_pairs(folder).items()
-            for seed, record in seeds.items()
-            if isinstance(record, dict) and (why := stale_reason(record.get("code")))]
+            for seed, record in seeds.items() if (why := stale_reason(record.get("code")))]
 
 
 def machine_kind(record: dict[str, Any]) -> str:
@@ -113,8 +112,8 @@ def _computed_at(per_seed: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
 
     found: dict[str, list[str]] = {}
     for label, seeds in per_seed.items():
-        for record in (seeds or {}).values():
-            at = ((record or {}).get("computed") or {}).get("at") if isinstance(record, dict) else None
+        for record in seeds.values():
+            at = (record.get("computed") or {}).get("at")
             if isinstance(at, str):
                 found.setdefault(method_of(label), []).append(at)
     return found

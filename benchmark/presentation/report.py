@@ -226,12 +226,13 @@ def marks(folder: Path) -> tuple[dict[str, str], str]:
     rows are stale, and which rest on presets chosen on the test split (benchmark/preset_origin.py)."""
     stale = stale_rows(folder)
     document = _read_json(folder / layout.SUMMARY)
-    rows = len(layout.summary_pairs(folder))
+    per_seed = layout.summary_pairs(folder)
+    rows = len(per_seed)
     tuning = (folder / layout.TUNE_JSON).is_file()  # a tune re-chooses presets: its trials are not rows resting on one
     on_test = {} if tuning else preset_origin.chosen_on_test(preset_origin.folder_rows(folder))
     names = document.get("summary") or {}
     not_learnt = {(names.get(label) or {}).get("display_name") or label: why
-                  for label, why in learned.row_verdicts(layout.summary_pairs(folder)).items()}
+                  for label, why in learned.row_verdicts(per_seed).items()}
     return stale, " ".join(filter(None, [tables.stale_note(stale, rows), learned.note(not_learnt),
                                          tables.failed_note(document.get("failed") or {}),
                                          preset_origin.note(on_test)]))
