@@ -72,9 +72,9 @@ def test_the_quick_start_names_only_what_exists():
     block = re.search(r"## Quick start\n\n```\n(.+?)\n```", readme, re.S).group(1)
     lines = [line.split("#")[0].strip() for line in block.splitlines()]
     assert len(lines) == 5
-    from benchmark.__main__ import build_parser
+    from benchmark.cli import COMMANDS
 
-    commands = set(build_parser()._subparsers._group_actions[0].choices)  # noqa: SLF001
+    commands = {command.name for command in COMMANDS}
     for line in lines[1:]:
         assert line.startswith(".venv/bin/python -m benchmark "), line
         assert line.split()[3] in commands, line

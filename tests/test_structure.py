@@ -101,7 +101,8 @@ def test_the_harness_has_no_import_circle():
 COMMANDS = ("benchmark.commands", "benchmark.curves", "benchmark.reproduce", "benchmark.select_first",
             "benchmark.followup")
 PRESENTATION = ("benchmark.presentation",)
-ENTRY = ("benchmark.__main__", "benchmark.api")  # the command line and the Python API: they call every layer
+ENTRY = ("benchmark.__main__", "benchmark.cli", "benchmark.api")  # the command line and the Python API: they call
+# every layer
 LAYERS = {0: "core", 1: "commands", 2: "presentation", 3: "entry"}
 
 
