@@ -50,8 +50,8 @@ HARNESS = ("benchmark.training", "benchmark.protocol.selection", "benchmark.prot
 #: Hashed, but their imports not followed: the pair's own steps, not the run's context and
 #: results folder that it also imports (benchmark/pair.py).
 HARNESS_FILES = ("benchmark.pair",)
-#: How the file hashes of a new record are computed (``code["scheme"]``; a record without the key
-#: is scheme 1): see ``file_hash``.
+#: How the file hashes of a record are computed (``code["scheme"]``): see ``file_hash``. A record of
+#: another scheme (scheme 1, before 2026-12-02; no committed folder holds one) is stale.
 SCHEME = 2
 #: What ``stale_reason`` says of a record written before code fingerprints.
 UNKNOWN_CODE = "computed before code fingerprints were recorded (the code that made it is unknown)"
@@ -150,24 +150,20 @@ def _declarations(tree: ast.Module) -> list[ast.stmt]:
     return found
 
 
-def file_hash(path: Path, scheme: int = SCHEME) -> str:
-    """The file's hash (SHA-256, 16 hex digits) under ``scheme`` (see ``SCHEME``).
+def file_hash(path: Path) -> str:
+    """The file's hash (SHA-256, 16 hex digits), of what Python executes of it.
 
-    Both schemes leave out a method's settings declarations (its ``presets`` attribute and the
-    origins they cite): those are the defaults of a pair's configuration, not code; every pair
-    records the settings it ran with and a kept pair of another configuration is recomputed
-    (``--refresh``) or refused on that ground, so adopting the values a new tune chose, or citing
-    the new record, does not make every pair stale. Scheme 2 also leaves out what Python never
-    executes (comments, docstrings and other statements that are only a string, blank lines,
-    trailing spaces; but not inside a string literal, whose lines are its value), so that mending
-    a comment does not stale hours of results; every other change counts, however small. Line
-    endings do not count either (a Windows checkout's CRLF hashes as LF). Scheme 1 (records
-    written before 2026-12-02, until ``python -m benchmark migrate`` restamps the current ones)
-    hashes everything else as written, lines blanked in place of the declarations and the comment
-    lines right above them.
+    It leaves out a method's settings declarations (its ``presets`` attribute and the origins they
+    cite): those are the defaults of a pair's configuration, not code; every pair records the
+    settings it ran with and a kept pair of another configuration is recomputed (``--refresh``) or
+    refused on that ground, so adopting the values a new tune chose, or citing the new record, does
+    not make every pair stale. It also leaves out what Python never executes (comments, docstrings
+    and other statements that are only a string, blank lines, trailing spaces; but not inside a
+    string literal, whose lines are its value), so that mending a comment does not stale hours of
+    results; every other change counts, however small. Line endings do not count either (a Windows
+    checkout's CRLF hashes as LF).
     """
-    data = path.read_bytes()
-    return _executed_hash(data) if scheme == SCHEME else _settings_blanked_hash(data)
+    return _executed_hash(path.read_bytes())
 
 
 def _whole_lines(lines: list[bytes], node: ast.stmt) -> range | None:
@@ -183,7 +179,8 @@ def _whole_lines(lines: list[bytes], node: ast.stmt) -> range | None:
 
 @cache
 def _executed_hash(data: bytes) -> str:
-    """``file_hash`` under scheme 2 of a file's bytes (cached, as ``_settings_blanked_hash``)."""
+    """``file_hash`` of a file's bytes (cached: a report judges every pair of every folder, and the
+    same few dozen files, against the current code)."""
     try:
         tree = ast.parse(data)
         tokens = list(tokenize.tokenize(io.BytesIO(data).readline))
@@ -210,26 +207,6 @@ def _executed_hash(data: bytes) -> str:
     kept = [line[: verbatim[i]] + line[verbatim[i]:].rstrip() if i in verbatim else line.rstrip()
             for i, line in enumerate(text) if i not in dropped and (i in verbatim or line.strip())]
     return hashlib.sha256("\n".join(kept).encode("utf-8")).hexdigest()[:16]
-
-
-@cache
-def _settings_blanked_hash(data: bytes) -> str:
-    """``file_hash`` under scheme 1 of a file's bytes (cached: a report judges every pair of every
-    folder, and the same few dozen files, against the current code)."""
-    try:
-        tree = ast.parse(data)
-    except (SyntaxError, ValueError):
-        return hashlib.sha256(data).hexdigest()[:16]
-    lines = data.splitlines(keepends=True)
-    for node in _declarations(tree):
-        start, end = node.lineno - 1, (node.end_lineno or node.lineno)
-        if lines[start][: node.col_offset].strip():  # shares its first line with other code: hashed whole
-            continue
-        while start > 0 and lines[start - 1].lstrip().startswith(b"#"):  # the comment that describes it
-            start -= 1
-        for i in range(start, end):
-            lines[i] = b"\n"
-    return hashlib.sha256(b"".join(lines)).hexdigest()[:16]
 
 
 def _package(module: str) -> dict[str, str] | None:
@@ -282,17 +259,17 @@ def _path(name: str) -> Path:
 
 
 def stale_reason(recorded: dict[str, Any] | None) -> str:
-    """Why a pair with this ``code`` record is stale now; "" when its code is unchanged (each file
-    hashed under the scheme the record was written with)."""
+    """Why a pair with this ``code`` record is stale now; "" when its code is unchanged."""
     if not isinstance(recorded, dict) or not isinstance(recorded.get("files"), dict):
         return UNKNOWN_CODE
-    scheme = recorded.get("scheme", 1)
+    if recorded.get("scheme", 1) != SCHEME:
+        return f"its code was hashed under scheme {recorded.get('scheme', 1)}, which this version no longer reads"
     changed, gone = [], []
     for name, digest in recorded["files"].items():
         path = _path(name)
         if not path.is_file():
             gone.append(name)
-        elif file_hash(path, scheme) != digest:
+        elif file_hash(path) != digest:
             changed.append(name)
     reasons = []
     if changed:
@@ -308,18 +285,3 @@ def stale_reason(recorded: dict[str, Any] | None) -> str:
         if now != package.get("version"):
             reasons.append(f"package {package['name']} {package.get('version')} is {now or 'not installed'} now")
     return "; ".join(reasons)
-
-
-def restamped(recorded: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The ``code`` record of an earlier scheme with its files hashed under ``SCHEME``, when they
-    are the current files (``stale_reason`` finds nothing under the record's own scheme), so the
-    same code is named in the current way (``python -m benchmark migrate``); None for a record
-    already current in scheme, stale, or without fingerprints (restamping those would hide what
-    changed)."""
-    if not isinstance(recorded, dict) or recorded.get("scheme", 1) == SCHEME or stale_reason(recorded):
-        return None
-    files = {name: file_hash(_path(name)) for name in recorded["files"]}
-    # Marked as restamped: these hashes were taken now, of the code the record named, not when the
-    # pair was computed (issue 44).
-    restamp = {"from_scheme": recorded.get("scheme", 1), "by": "python -m benchmark migrate"}
-    return {**recorded, "files": files, "digest": _digest(files), "scheme": SCHEME, "restamped": restamp}

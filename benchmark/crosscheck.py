@@ -8,8 +8,7 @@ seed-mean mAP and GFLOPs are compared with it (``results.CROSSCHECK``), and a di
 called *within the earlier spread* when it is at most ``SPREAD_FACTOR`` standard deviations of
 the earlier seeds (a single earlier seed has no spread: only an identical number is within).
 Only like is compared with like: a method whose settings, budget or seeds changed since is
-listed as not compared. Folders written before the names changed keep ``reference.json`` and
-``reference_check.json``; they are read under those names too, and ``migrate`` renames them.
+listed as not compared.
 """
 
 from __future__ import annotations
@@ -55,7 +54,7 @@ def load(out: Path, *, replacing: bool = True) -> dict[str, Any] | None:
     it began), else the folder's current summary (None when there is neither, or the summary
     predates this format). A later run on this machine compares with the current summary, not
     with the other machine's results the folder keeps as a record."""
-    kept = _read(results.existing(out, results.EARLIER)) if replacing else None
+    kept = _read(out / results.EARLIER) if replacing else None
     if isinstance(kept, dict) and not _completed(out, kept):
         return kept
     data = _read(out / results.SUMMARY)
@@ -86,7 +85,7 @@ def keep(out: Path, earlier: dict[str, Any]) -> None:
     """Save the earlier results once per replacement; a resumed run then compares with the same
     ones. Those a finished replacement compared with (``_completed``) are a record of that one,
     not of this: they give way to the results this replacement began from."""
-    kept = _read(results.existing(out, results.EARLIER))
+    kept = _read(out / results.EARLIER)
     if not isinstance(kept, dict) or _completed(out, kept):
         atomic_write_json(out / results.EARLIER, earlier)
 
@@ -101,7 +100,7 @@ def _completed(out: Path, kept: dict[str, Any]) -> bool:
     """Whether the kept earlier results are those a finished replacement compared with: the
     folder's cross-machine check names them (a check written before it named its earlier
     results by digest: by their source and machines)."""
-    check = _read(results.existing(out, results.CROSSCHECK))
+    check = _read(out / results.CROSSCHECK)
     if not isinstance(check, dict):
         return False
     if "earlier_digest" in check:

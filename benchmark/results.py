@@ -26,10 +26,6 @@ The layout of ``results/<run name>/`` (every name is spelled in this module only
     notes.md                       written by hand: how the folder was made, what it says
                                    (shown on docs/results.md by python -m benchmark report)
 
-Folders written before issue 25 name a pair's record metrics.json (the summary's name) and the
-other machine's results reference.json and reference_check.json (``OLD_NAMES``): they are read
-under those names too, and ``python -m benchmark migrate`` renames them.
-
 Two promises live here (docs/guarantees.md):
 
 * **One writer.** ``folder_lock`` takes an exclusive ``flock`` on ``<folder>/.lock`` for the
@@ -114,9 +110,6 @@ NOT_KEPT = (WEIGHTS,)
 #: under those names; ``python -m benchmark migrate`` (benchmark/migration.py) renames them.
 SCHEMA_VERSION = 2
 SCHEMA_KEY = "schema_version"
-#: The names files had before (a pair's record was metrics.json, like the folder's summary;
-#: "reference" named three things): still read, and ``python -m benchmark migrate`` renames them.
-OLD_NAMES = {RECORD: "metrics.json", EARLIER: "reference.json", CROSSCHECK: "reference_check.json"}
 
 
 def is_published_root(root: Path) -> bool:
@@ -141,24 +134,16 @@ def point_dir(out: Path, name: str, label: str, seed: int | str) -> Path:
     return out / POINTS / name / label / f"seed{seed}"
 
 
-def existing(folder: Path, name: str) -> Path:
-    """``folder / name``, or the file under its old name where only that one is there."""
-    old = OLD_NAMES.get(name)
-    if old is not None and not (folder / name).is_file() and (folder / old).is_file():
-        return folder / old
-    return folder / name
-
-
 def record_path(folder: Path) -> Path:
-    """The record of the pair in ``folder`` (record.json, or metrics.json in older folders)."""
-    return existing(folder, RECORD)
+    """The record of the pair in ``folder``."""
+    return folder / RECORD
 
 
 def retire_old_name(folder: Path, name: str) -> None:
-    """Remove ``name``'s file under its old name once the file is there under the new one."""
-    old = OLD_NAMES.get(name)
-    if old is not None and (folder / name).is_file():
-        (folder / old).unlink(missing_ok=True)
+    """Nothing, now that files are read under their current names only (the names before issue 25,
+    a pair's metrics.json and reference*.json, are in no committed folder). Kept while
+    benchmark/pair.py, whose code every pair's fingerprint hashes, still calls it: removing the
+    call would stale every committed pair; it goes with that file's next change."""
 
 
 #: Where in a results folder the suite writes (globs relative to the folder; "" is the folder):
@@ -337,8 +322,8 @@ def _read_pair_state(folder: Path) -> PairState:
         return PairState(False, "config.json is missing or corrupt")
     files = record.get("files")
     if files is None:
-        return PairState(False, f"{marker.name} has no checksums (written before they were recorded, or stripped); "
-                                "`python -m benchmark migrate` adds them where the pair's files agree", config)
+        return PairState(False, f"{marker.name} has no checksums (written by a version before they were recorded, or "
+                                "stripped); it is computed again", config)
     if not isinstance(files, dict):
         return PairState(False, f"{marker.name} has unreadable checksums", config)
     for name in REQUIRED_FILES:
@@ -453,7 +438,6 @@ def start_pair(folder: Path) -> None:
     """Mark the pair as not done before any of its files is rewritten (an interrupted
     rewrite then leaves a pair that is redone, never old numbers under a new config)."""
     (folder / RECORD).unlink(missing_ok=True)
-    (folder / OLD_NAMES[RECORD]).unlink(missing_ok=True)
     for name in OPTIONAL_FILES:
         (folder / name).unlink(missing_ok=True)
 

@@ -361,63 +361,28 @@ def test_sigterm_on_a_run_with_workers_is_one_line_and_resumable(tmp_path):
         pass
 
 
-def test_a_record_without_checksums_is_not_done_until_migrate_checks_it(tmp_path, capsys):
-    """Found: deleting a record's "files" switched every checksum off. Results written before
-    checksums are done only once `migrate` has found their files in agreement and added them."""
-    assert run(tmp_path, "--methods", "uniform") == 0
-    folder = pair(tmp_path, "uniform")
-    record = json.loads((folder / "record.json").read_text())
-    del record["files"]
-    (folder / "record.json").write_text(json.dumps(record))
-    assert "no checksums" in results.pair_state(folder).reason
-    record["budget_steps"] = 99  # metrics of another budget under this config.json
-    (folder / "record.json").write_text(json.dumps(record))
-    assert main(["migrate", "--results-dir", str(tmp_path)]) == 1
-    assert "disagree on budget" in capsys.readouterr().out and not results.pair_state(folder).done
-    record["budget_steps"] = 2
-    (folder / "record.json").write_text(json.dumps(record))
-    assert main(["migrate", "--results-dir", str(tmp_path)]) == 0
-    assert "checksums added" in capsys.readouterr().out
-    state = results.pair_state(folder)
-    assert state.done and "checksums_added" in json.loads((folder / "record.json").read_text())
-    with np.load(folder / "scores.npz") as data:
-        arrays = {k: data[k][:10] if k in ("video_ids", "scores", "labels", "gmacs") else data[k] for k in data.files}
-    np.savez(folder / "scores.npz", **arrays)
-    assert not results.pair_state(folder).done  # the checksum no longer matches
-
-
-def test_migrate_restamps_fingerprints_of_the_earlier_scheme_only_where_the_code_is_current(tmp_path, capsys):
-    """Records hashed as written (scheme 1, where a comment counted) are restamped to the current
-    scheme by `migrate` when the code they name is the current code; a stale one stays stale."""
-    from benchmark.code_fingerprint import SCHEME, file_hash, stale_reason
+def test_a_record_without_checksums_or_of_an_earlier_hashing_scheme_is_computed_again(tmp_path):
+    """Found: deleting a record's "files" switched every checksum off. A record without checksums
+    (written before they were recorded, or stripped) is not done; one whose code was hashed under an
+    earlier scheme is stale: the run computes both again, and nothing converts them in place."""
+    from benchmark.code_fingerprint import stale_reason
 
     assert run(tmp_path, "--methods", "uniform", "lstm") == 0
-    out = tmp_path / "t"
-    summary = json.loads((out / "metrics.json").read_text())
-    fresh = {name: json.loads((pair(tmp_path, name) / "record.json").read_text())["code"]
-             for name in ("uniform", "lstm")}
-    assert all(code["scheme"] == SCHEME for code in fresh.values())
-    for name, stale in (("uniform", False), ("lstm", True)):  # as a record of the earlier scheme reads
-        files = {f: "0" * 16 if stale else file_hash(REPO / f, 1) for f in fresh[name]["files"]}
-        earlier = {**{k: v for k, v in fresh[name].items() if k != "scheme"}, "files": files}
-        marker = pair(tmp_path, name) / "record.json"
-        marker.write_text(json.dumps({**json.loads(marker.read_text()), "code": earlier}))
-        summary["per_seed"][name]["0"]["code"] = earlier
-    (out / "metrics.json").write_text(json.dumps(summary))
-    capsys.readouterr()
-    assert main(["migrate", "--results-dir", str(tmp_path)]) == 0
-    assert "restamped to scheme 2 in 1 pair record(s) and 1 entry of metrics.json" in capsys.readouterr().out
-    summary = json.loads((out / "metrics.json").read_text())
-    uniform = json.loads((pair(tmp_path, "uniform") / "record.json").read_text())["code"]
-    lstm = json.loads((pair(tmp_path, "lstm") / "record.json").read_text())["code"]
-    assert uniform == summary["per_seed"]["uniform"]["0"]["code"]
-    assert uniform.pop("restamped") == {"from_scheme": 1, "by": "python -m benchmark migrate"}  # said, not hidden
-    assert uniform == fresh["uniform"]  # otherwise as a new run names it
-    assert "scheme" not in lstm and "changed since" in stale_reason(lstm)  # not made current by a rename
-    assert summary["per_seed"]["lstm"]["0"]["code"] == lstm
-    assert results.pair_state(pair(tmp_path, "uniform")).done
-    assert main(["migrate", "--results-dir", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.startswith("0 change(s)")
+    uniform, lstm = pair(tmp_path, "uniform"), pair(tmp_path, "lstm")
+    record = json.loads((uniform / "record.json").read_text())
+    del record["files"]
+    (uniform / "record.json").write_text(json.dumps(record))
+    assert "no checksums" in results.pair_state(uniform).reason
+    code = json.loads((lstm / "record.json").read_text())["code"]
+    earlier = {k: v for k, v in code.items() if k != "scheme"}  # a scheme-1 record has no "scheme"
+    assert stale_reason(code) == "" and "scheme 1, which this version no longer reads" in stale_reason(earlier)
+    assert run(tmp_path, "--methods", "uniform", "lstm") == 0
+    assert results.pair_state(uniform).done
+    assert "files" in json.loads((uniform / "record.json").read_text())
+    with np.load(uniform / "scores.npz") as data:
+        arrays = {k: data[k][:10] if k in ("video_ids", "scores", "labels", "gmacs") else data[k] for k in data.files}
+    np.savez(uniform / "scores.npz", **arrays)
+    assert not results.pair_state(uniform).done  # the checksum no longer matches
 
 
 def test_an_edited_record_is_not_a_result(tmp_path, capsys):
@@ -432,24 +397,6 @@ def test_an_edited_record_is_not_a_result(tmp_path, capsys):
     assert not state.done and "says map = 99.9" in state.reason
     assert run(tmp_path, "--methods", "uniform") == 0  # computed again, not tabulated
     assert "9990" not in (tmp_path / "t" / "table.md").read_text()
-    assert results.pair_state(folder).done
-
-
-def test_folders_written_before_the_renames_still_read_and_migrate_renames_them(tmp_path, capsys):
-    """A pair's record was metrics.json (the summary's name too) and the other machine's results were
-    reference*.json (a word that named three things): old folders read as before; migrate renames."""
-    assert run(tmp_path, "--methods", "uniform") == 0
-    folder, out = pair(tmp_path, "uniform"), tmp_path / "t"
-    (folder / "record.json").rename(folder / "metrics.json")
-    (out / "reference.json").write_text(json.dumps({"summary": {}}))
-    assert results.pair_state(folder).done and results.existing(out, results.EARLIER).name == "reference.json"
-    assert run(tmp_path, "--methods", "uniform") == 0  # kept, not recomputed
-    assert (folder / "metrics.json").is_file() and not (folder / "record.json").exists()
-    capsys.readouterr()
-    assert main(["migrate", "--results-dir", str(tmp_path)]) == 0
-    assert "metrics.json -> record.json" in capsys.readouterr().out
-    assert (folder / "record.json").is_file() and not (folder / "metrics.json").exists()
-    assert (out / "earlier.json").is_file() and (out / "metrics.json").is_file()  # the summary keeps its name
     assert results.pair_state(folder).done
 
 

@@ -232,9 +232,8 @@ def test_a_preset_or_its_origin_is_settings_not_code_to_the_fingerprint(tmp_path
 
 
 def test_comments_and_docstrings_are_not_code_to_the_fingerprint_but_every_statement_is(tmp_path):
-    """Mending a comment or a docstring must not stale hours of results (scheme 2); a record of
-    the earlier scheme is judged as it was hashed, so only current code is restamped to the new."""
-    from benchmark.code_fingerprint import SCHEME, file_hash, restamped, stale_reason
+    """Mending a comment or a docstring must not stale hours of results (scheme 2)."""
+    from benchmark.code_fingerprint import file_hash
 
     source = tmp_path / "method.py"
     base = ('"""What the method does."""\nimport math  # why\n\n\nclass Method:\n    """Its docstring."""\n\n'
@@ -242,9 +241,9 @@ def test_comments_and_docstrings_are_not_code_to_the_fingerprint_but_every_state
             '        text = """a value   \n\nover lines"""  # blank lines and spaces in it count\n'
             '        return math.tanh(x) + 1  # "quoted" in a comment\n')
 
-    def digest(*edit: str, scheme: int = SCHEME) -> str:
+    def digest(*edit: str) -> str:
         source.write_text(base.replace(*edit) if edit else base)
-        return file_hash(source, scheme)
+        return file_hash(source)
 
     first = digest()
     for edit in (("# why", "# because"), ("Its docstring.", "Another docstring,\n    on two lines."),
@@ -254,16 +253,8 @@ def test_comments_and_docstrings_are_not_code_to_the_fingerprint_but_every_state
     for edit in (("+ 1", "+ 2"), ("tanh", "sinh"), ("# not a comment", "# no comment"),
                  ("import math", "import cmath"), ("value   \n\n", "value   \n"), ("value   ", "value")):
         assert digest(*edit) != first, edit
-    assert digest("# why", "# because", scheme=1) != digest(scheme=1)  # scheme 1 hashed comments too
     source.write_bytes(base.replace("\n", "\r\n").encode())  # a Windows checkout
     assert file_hash(source) == first
-
-    legacy = {"method_file": str(source), "files": {str(source): digest(scheme=1)}, "digest": "-"}
-    current = restamped(legacy)
-    assert current is not None and current["scheme"] == SCHEME and current["files"] == {str(source): first}
-    digest("# why", "# because")
-    assert stale_reason(current) == "" and "changed since" in stale_reason(legacy)
-    assert restamped(legacy) is None and restamped(current) is None  # stale stays stale; current is current
 
 
 def test_rows_on_presets_chosen_on_the_test_split_are_marked(tmp_path, monkeypatch):
