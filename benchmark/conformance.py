@@ -383,7 +383,7 @@ def _in_the_checker(exc: BaseException) -> bool:
     return bool(frames) and frames[-1].filename == __file__
 
 
-def summary_lines(cls: type[VideoMethod], findings: list[Finding]) -> list[str]:
+def finding_lines(cls: type[VideoMethod], findings: list[Finding]) -> list[str]:
     """What ``check`` prints: one line per check, the problem and the fix where one failed."""
     lines = []
     said: dict[str, str] = {}  # a problem already printed -> the check that printed it

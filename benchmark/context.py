@@ -4,7 +4,7 @@
 splits, carves the held-out validation part, plans the methods, chooses the device, counts
 the per-frame backbone costs with ptflops, hashes the dataset and reads the package versions,
 once; the git state is read afresh for every record that names it (``Environment``). The pair
-(benchmark/pair.py), the summary (benchmark/summary.py), the scheduler (benchmark/runner.py,
+(benchmark/pair.py), the summary (benchmark/folder_summary.py), the scheduler (benchmark/runner.py,
 benchmark/parallel.py) and the commands built on a run (tune, ablate, online, latency) all take
 the context; none of them re-opens or re-plans.
 

@@ -481,24 +481,6 @@ SEQ_K, UNIFORM_K = "seq", "uniform_k"
 ONLINE_BASELINES = (SEQ_K, UNIFORM_K)
 
 
-def online_summary(table: Any, budgets: Iterable[int] | None = None) -> str:
-    """online.csv as Markdown: top-1 / GFLOPs per curve (rows, in the file's order) and budget K
-    (columns: ``budgets`` where given, else every K), seeds averaged."""
-    means = table.groupby(["display_name", "K"], sort=False)[["top1_percent", "mean_gflops"]].mean()
-    present = set(table.K)
-    shown = sorted(present) if budgets is None else [k for k in budgets if k in present]
-    rows = []
-    for name in dict.fromkeys(table.display_name):
-        row = {"top-1 (%) / GFLOPs": name}
-        for k in shown:
-            accuracy, gflops = means.loc[(name, k)]
-            row[f"K={k}"] = f"{accuracy:.1f} / {gflops:.1f}"
-        rows.append(row)
-    import pandas as pd
-
-    return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
-
-
 # ---------------------------------------------------------------------- per-pair diagnostics
 def pack_diagnostics(video_ids: list[str], diagnostics: dict[str, list]) -> bytes:
     """Per-video diagnostics as a compressed .npz: for each name, the values of every video

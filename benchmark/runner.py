@@ -8,7 +8,7 @@ another machine are recomputed and compared, never silently reused; a kept pair 
 changed since is named and marked stale) and computes the rest; ``force`` redoes every pair.
 The pending pairs are computed here, in ``--jobs`` worker processes or on torchrun's ranks
 (benchmark/parallel.py), each by benchmark/pair.py; the summary and tables are then written
-from every pair's record (benchmark/summary.py). Every file is written atomically;
+from every pair's record (benchmark/folder_summary.py). Every file is written atomically;
 docs/guarantees.md lists what a run promises and the tests that check it.
 
 Model selection never reads the evaluation split: each method trains on the training split
@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from benchmark import conformance, crosscheck, pair, parallel, provenance, results, summary
+from benchmark import conformance, crosscheck, folder_summary, pair, parallel, provenance, results
 from benchmark import store_settings as settings
 from benchmark.config import RunConfig
 from benchmark.context import RunContext
@@ -180,7 +180,7 @@ class Runner:
             failed = self.failed(pending)
             if ctx.cfg.reread_evidence:
                 self.reread_evidence()
-            texts = summary.write(ctx, columns, execution=self.execution, failed=failed)
+            texts = folder_summary.write(ctx, columns, execution=self.execution, failed=failed)
             if failed:
                 raise PairsFailedError(
                     f"{len(failed)} of {len(pending)} pair(s) failed: "

@@ -13,7 +13,7 @@ hits expected from as many reads placed at random within each video (benchmark/m
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -366,3 +366,19 @@ def tune_markdown(rows: list[dict[str, Any]], *, scored_on: str) -> str:
         row["Chosen"] = "yes" if r["chosen"] else ""
         shown.append(row)
     return pd.DataFrame(shown).to_markdown(index=False, disable_numparse=True)
+
+
+def online_markdown(table: pd.DataFrame, ks: Iterable[int] | None = None) -> str:
+    """online.csv as Markdown: top-1 / GFLOPs per curve (rows, in the file's order) and online
+    budget K (columns: ``ks`` where given, else every K), seeds averaged."""
+    means = table.groupby(["display_name", "K"], sort=False)[["top1_percent", "mean_gflops"]].mean()
+    present = set(table.K)
+    shown = sorted(present) if ks is None else [k for k in ks if k in present]
+    rows = []
+    for name in dict.fromkeys(table.display_name):
+        row = {"top-1 (%) / GFLOPs": name}
+        for k in shown:
+            accuracy, gflops = means.loc[(name, k)]
+            row[f"K={k}"] = f"{accuracy:.1f} / {gflops:.1f}"
+        rows.append(row)
+    return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark.conformance import CHECKS, check_method, summary_lines
+from benchmark.conformance import CHECKS, check_method, finding_lines
 from methods import available_methods
 from methods.base import SUITES
 from methods.registry import resolve_method
@@ -29,7 +29,7 @@ def test_every_registered_method_conforms(tiny_store, name):
     cls = available_methods()[name]
     findings = check_method(cls, tiny_store)
     assert [f.check for f in findings] == [c.name for c in CHECKS]
-    assert all(f.passed for f in findings), "\n".join(summary_lines(cls, findings))
+    assert all(f.passed for f in findings), "\n".join(finding_lines(cls, findings))
 
 
 #: A plug-in template: the example's coarse mean, with one line changed per defect below.
@@ -256,6 +256,6 @@ def test_checks_that_need_a_failed_one_are_skipped_and_a_problem_is_said_once(ti
     assert findings["trains"].problem or findings["output"].problem
     assert all(findings[c].skipped.startswith("needs ") for c in ("unread_frames", "online", "causal"))
     undeclared = plugin(tmp_path, read='batch.read("fine")', width='"coarse"')
-    lines = summary_lines(undeclared, check_method(undeclared, tiny_store))
+    lines = finding_lines(undeclared, check_method(undeclared, tiny_store))
     problems = [line for line in lines if line.startswith("     ") and "same as" not in line and "skipped" not in line]
     assert len(problems) == len(set(problems))  # each problem printed once; the rest say "same as <check>"

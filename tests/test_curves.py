@@ -161,7 +161,7 @@ def test_the_summary_sorts_methods_by_the_side_of_zero_their_interval_lies_on():
     more accurate where the interval is above zero, no different where it spans zero, less where
     below, how many are not compared, and the cost to reach Uniform-25 in order."""
     from benchmark.measurement.bootstrap import Difference
-    from benchmark.presentation.curves import Matched, MatchedBudgets, summary
+    from benchmark.presentation.curves import Matched, MatchedBudgets, in_words
 
     def row(name, diff, reach=None, front=False, bound=False):
         return Matched(name, name.upper(), False, {0.25: 0.9, 0.5: 0.9, 1.0: None},
@@ -174,7 +174,7 @@ def test_the_summary_sorts_methods_by_the_side_of_zero_their_interval_lies_on():
         row("flat", Difference(0.01, -0.01, 0.03, 1000, 0.95), reach=150.0),
         row("down", Difference(-0.05, -0.07, -0.03, 1000, 0.95)),
         row("short", None, front=True)])
-    text = summary(read, stale=frozenset({"DOWN"}))
+    text = in_words(read, stale=frozenset({"DOWN"}))
     assert "front (a point that no point of any method beats in both cost and mAP): UP, SHORT." in text
     assert "At 25% of Uniform-25's cost (50.0 GFLOPs): no method's points reach it." in text
     assert ("At 50% of Uniform-25's cost (100.0 GFLOPs), against Uniform at that cost (1 of 4 methods' points do "
@@ -184,9 +184,9 @@ def test_the_summary_sorts_methods_by_the_side_of_zero_their_interval_lies_on():
     assert "(91.5; Uniform needs 200.0; \"at most\": the cheapest point already exceeds it): UP at most 30.0, " \
         "FLAT 150.0." in text
     # A method that did not learn is marked, and never named on the front (issue 43).
-    text = summary(read, not_learnt=frozenset({"SHORT"}))
+    text = in_words(read, not_learnt=frozenset({"SHORT"}))
     assert "front (a point that no point of any method beats in both cost and mAP): UP." in text
-    text = summary(read, not_learnt=frozenset({"UP"}))
+    text = in_words(read, not_learnt=frozenset({"UP"}))
     assert "more accurate: UP (did not learn) +10.0" in text and "cost and mAP): SHORT." in text
 
 

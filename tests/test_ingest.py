@@ -183,7 +183,7 @@ def test_features_too_narrow_for_the_declared_backbone_are_warned_and_captioned(
     without a word. The ingest warns, the manifest keeps it, and a table's caption says it."""
     from types import SimpleNamespace
 
-    from benchmark.summary import declared_costs
+    from benchmark.folder_summary import declared_costs
 
     csv, coarse, fine, _ = make_inputs(tmp_path)
     with caplog.at_level("WARNING"):
@@ -202,8 +202,8 @@ def test_a_backbone_the_suite_cannot_build_is_ingested_with_its_declared_cost(tm
     with where it comes from, kept in the manifest and said in the caption; the run charges it."""
     from types import SimpleNamespace
 
+    from benchmark.folder_summary import declared_costs
     from benchmark.measurement.costs import frame_costs
-    from benchmark.summary import declared_costs
 
     csv, coarse, fine, _ = make_inputs(tmp_path)
     base = [sys.executable, "-m", "datasets", "-q", "ingest", "--annotations", str(csv), "--format", "csv",

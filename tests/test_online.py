@@ -201,7 +201,7 @@ def test_uniform_k_uses_where_liteeval_k_stopped_on_each_video(trained, monkeypa
         return result
 
     monkeypatch.setattr(online_module, "evaluate", spy)
-    table = evaluate_online(TrainedModels.of(RunContext.create(trained)), OnlineOptions(budgets=(1, 2, 3)))
+    table = evaluate_online(TrainedModels.of(RunContext.create(trained)), OnlineOptions(ks=(1, 2, 3)))
     seen = {desc: (horizons, frames) for desc, horizons, frames in calls}
     for k in (1, 2, 3):
         reference = seen[f"LiteEval-{k}"][1]

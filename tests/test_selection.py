@@ -242,17 +242,17 @@ def test_the_bootstrap_interval_matches_a_brute_force_loop():
 
 
 def test_the_tables_draws_in_threads_are_the_one_thread_draws(monkeypatch):
-    """summary.resampled_maps shares the methods over threads (the cores idle after a run's
+    """folder_summary.resampled_maps shares the methods over threads (the cores idle after a run's
     pairs); each method's draws are the same numbers as computed alone."""
-    from benchmark import summary
+    from benchmark import folder_summary
 
     rng = np.random.default_rng(2)
     n, c = 40, 5
     labels = np.eye(c, dtype=bool)[rng.integers(0, c, n)]
     per_method = {f"m{k}": rng.random((3, n, c)) + 0.2 * k * labels for k in range(4)}
     counts = bootstrap.resample_counts(bootstrap.resample_indices(n, resamples=300), n)
-    monkeypatch.setattr(summary, "available_cores", lambda: 3)
-    threaded = summary.resampled_maps(per_method, labels, counts)
+    monkeypatch.setattr(folder_summary, "available_cores", lambda: 3)
+    threaded = folder_summary.resampled_maps(per_method, labels, counts)
     assert list(threaded) == list(per_method)
     for name, scores in per_method.items():
         assert np.array_equal(threaded[name], bootstrap.resampled_maps(scores, labels, counts))

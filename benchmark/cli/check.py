@@ -24,7 +24,7 @@ class Check(SubCommand):
                                                 "gradients, which train twice)")
 
     def execute(self, args: argparse.Namespace) -> int:
-        from benchmark.conformance import check_method, summary_lines
+        from benchmark.conformance import check_method, finding_lines
         from benchmark.stores import resolve_store
         from methods.registry import resolve_method
 
@@ -33,6 +33,6 @@ class Check(SubCommand):
         for spec in args.specs:
             cls = resolve_method(spec)
             findings = check_method(cls, store, fast=args.fast)
-            print("\n".join(summary_lines(cls, findings)))
+            print("\n".join(finding_lines(cls, findings)))
             failed += any(not f.passed for f in findings)
         return 1 if failed else 0

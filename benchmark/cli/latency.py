@@ -23,7 +23,7 @@ class Latency(SubCommand):
         parser.add_argument("--warmup", type=int, default=2, help="untimed calls before timing (2)")
 
     def execute(self, args: argparse.Namespace) -> int:
-        from benchmark import summary
+        from benchmark import folder_summary
         from benchmark.commands.latency import LatencyOptions, run_latency
         from benchmark.context import RunContext
 
@@ -33,9 +33,9 @@ class Latency(SubCommand):
             run_latency(ctx, LatencyOptions(batch=args.latency_batch, repeats=args.repeats, warmup=args.warmup))
             # The folder's table gains the estimate as a column, from the saved pairs (nothing is recomputed);
             # its provenance.json, which describes the run that computed them, is kept.
-            texts = summary.write(ctx)
+            texts = folder_summary.write(ctx)
         print((ctx.out / results.LATENCY_MD).read_text())
-        print(texts[summary.TERMINAL])
+        print(texts[folder_summary.TERMINAL])
         print(f"written: {ctx.out / results.LATENCY_MD}, latency.json, and the folder's table with the estimate "
               "as a column")
         return 0

@@ -26,17 +26,18 @@ class Online(SubCommand):
                             help=f"trained frame classifier that Uniform-K and Seq-K average (default {FRAME_MODEL})")
 
     def execute(self, args: argparse.Namespace) -> int:
-        from benchmark.commands.online import OnlineOptions, run_online, summary
+        from benchmark.commands.online import OnlineOptions, run_online
         from benchmark.context import RunContext
+        from benchmark.tables import online_markdown
 
         if args.max_k < 1:
             raise UsageError(f"--max-k must be >= 1, got {args.max_k}")
         cfg = followup_config(args)
         with results.folder_lock(existing_run(cfg)):
             ctx = RunContext.create(cfg)
-            options = OnlineOptions(budgets=tuple(range(1, args.max_k + 1)), horizon_method=args.horizon_method,
+            options = OnlineOptions(ks=tuple(range(1, args.max_k + 1)), horizon_method=args.horizon_method,
                                     frame_model=args.frame_model)
             table = run_online(ctx, options)
-        print(summary(table))
+        print(online_markdown(table))
         print(f"\nwritten: {ctx.out / results.ONLINE_CSV}")
         return 0

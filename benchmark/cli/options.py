@@ -147,7 +147,7 @@ def followup_config(args: argparse.Namespace) -> RunConfig:
 def print_table(texts: dict[str, str]) -> int:
     # Under torchrun only rank 0 writes (and prints) the table; the other ranks return {}.
     if texts:
-        from benchmark.summary import TERMINAL
+        from benchmark.folder_summary import TERMINAL
 
         print(texts[TERMINAL])
         if "crosscheck" in texts:

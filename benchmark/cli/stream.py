@@ -40,7 +40,7 @@ class Stream(SubCommand):
 
     def execute(self, args: argparse.Namespace) -> int:
         from benchmark.commands.stream import StreamOptions, stream_video, write_record
-        from benchmark.presentation.stream_text import describe_frame, header, summary
+        from benchmark.presentation.stream_text import describe_frame, footer, header
 
         if args.top < 1:
             raise UsageError(f"--top must be >= 1, got {args.top}")
@@ -55,7 +55,7 @@ class Stream(SubCommand):
         print(header(args.video, args.method, run))
         record = stream_video(args.video, run, options,
                               on_frame=lambda frame: print(describe_frame(frame), flush=True))
-        print(summary(record))
+        print(footer(record))
         if args.out:
             write_record(record, args.out)
             print(f"written: {args.out}")

@@ -35,7 +35,7 @@ from benchmark.commands.defaults import FRAME_MODEL, HORIZON_METHOD
 from benchmark.context import RunContext
 from benchmark.measurement import costs, metrics
 from benchmark.plans import MethodPlan
-from benchmark.results import SEQ_K, UNIFORM_K, online_summary
+from benchmark.results import SEQ_K, UNIFORM_K
 from benchmark.training import Evaluation, evaluate
 from datasets.common.atomic import atomic_write_bytes, atomic_write_json
 from datasets.common.errors import UsageError
@@ -54,7 +54,7 @@ COLUMNS = ("method", "display_name", "K", "budget_unit", "seed", "top1_percent",
 
 @dataclass(frozen=True)
 class OnlineOptions:
-    budgets: tuple[int, ...] = tuple(range(1, 11))
+    ks: tuple[int, ...] = tuple(range(1, 11))  # the online budgets K (frames); online.json calls them "budgets"
     horizon_method: str = HORIZON_METHOD
     frame_model: str = FRAME_MODEL
 
@@ -102,8 +102,8 @@ def _plan(plans: list[MethodPlan], name: str, role: str) -> MethodPlan:
 
 def evaluate_online(trained: TrainedModels, options: OnlineOptions) -> pd.DataFrame:
     """Every curve for every seed of the run; one row per (curve, K, seed)."""
-    if not options.budgets or min(options.budgets) < 1:
-        raise UsageError(f"budgets must be integers >= 1, got {list(options.budgets)}")
+    if not options.ks or min(options.ks) < 1:
+        raise UsageError(f"online budgets K must be integers >= 1, got {list(options.ks)}")
     online = [p for p in trained.plans if p.cls.online]
     if not online:
         raise UsageError("none of the methods of this command runs online (online = True); nothing to sweep")
@@ -135,7 +135,7 @@ def _sweep_seed(trained: TrainedModels, options: OnlineOptions, seed: int, onlin
         method = trained.load(plan, seed)
         per_step = costs.step_costs(method)
         display = plan.display or plan.cls.shown_name()
-        for k in options.budgets:
+        for k in options.ks:
             result = evaluate(method, bank, plan.train.eval_batch_size, show_progress=show,
                               forward=functools.partial(method.forward_budget, budget=k),
                               desc=f"{display}-{k}", precision=trained.precision)
@@ -147,7 +147,7 @@ def _sweep_seed(trained: TrainedModels, options: OnlineOptions, seed: int, onlin
     classifier = trained.load(frame_plan, seed)
     per_step = costs.step_costs(classifier)
     batch_size = frame_plan.train.eval_batch_size
-    for k in options.budgets:
+    for k in options.ks:
         result = evaluate(classifier, bank, batch_size, sampler=ConsecutiveFrames(k), show_progress=show,
                           desc=f"Seq-{k}", precision=trained.precision)
         rows.append(_row(trained, SEQ_K, "Seq-K", k, "consecutive frames", seed, frame_plan, result, per_step))
@@ -170,7 +170,7 @@ def run_online(ctx: RunContext, options: OnlineOptions) -> pd.DataFrame:
         "what": "online.csv: top-1 accuracy (%) and mean cost per video (GMACs, from the read meter) when the "
                 "prediction is forced after a budget K; see benchmark/commands/online.py",
         "config": ctx.cfg.to_dict(),
-        "budgets": list(options.budgets),
+        "budgets": list(options.ks),
         "horizon_method": options.horizon_method,
         "frame_model": options.frame_model,
         "eval_split": ctx.eval_split,
@@ -180,8 +180,3 @@ def run_online(ctx: RunContext, options: OnlineOptions) -> pd.DataFrame:
         **ctx.environment,
     })
     return table
-
-
-def summary(table: pd.DataFrame) -> str:
-    """A Markdown view: accuracy / GFLOPs per curve (rows) and K (columns), seeds averaged."""
-    return online_summary(table)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import provenance, results, summary, tables
+from benchmark import folder_summary, provenance, results, tables
 from benchmark.config import MAX_SEED, TRAIN_PREFIX, RunConfig, as_config
 from benchmark.context import RunContext
 from benchmark.plans import MethodPlan, plan_methods
@@ -160,7 +160,7 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0,
             })
             table = tables.tune_markdown(rows, scored_on="validation") + (
                 f"\n\n{len(bases)} methods x {trials} trials, seeds {cfg.seeds}; chosen: {selection.RULE}. "
-                f"{summary.caption(ctx, with_differences=False)}\n")
+                f"{folder_summary.caption(ctx, with_differences=False)}\n")
             atomic_write_text(ctx.out / results.TUNE_MD, table)
             return TuneResult(table=table, config_path=config_path, best=config)
     finally:
@@ -171,7 +171,7 @@ def trial_rows(ctx: RunContext, settings: dict[str, tuple[str, int, dict[str, An
     """Every trial with its validation mAP and GFLOPs, and the selection rule's verdict per
     method (benchmark/protocol/selection.py). A trial whose record was scored on anything but the
     validation part is refused: a choice must never rest on the evaluation split."""
-    records = summary.records(ctx)
+    records = folder_summary.records(ctx)
     wrong = [f"{label} seed {seed} ({record.evaluated_on})" for label, seeds in records.items()
              for seed, record in seeds.items() if record.evaluated_on != "validation"]
     if wrong:

@@ -185,7 +185,7 @@ def matched_table(folder: Path, table: pd.DataFrame | None = None, curves: dict[
     return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True) + "\n\n" + caption + "\n"
 
 
-def summary(read: MatchedBudgets, stale: frozenset[str] = frozenset(),
+def in_words(read: MatchedBudgets, stale: frozenset[str] = frozenset(),
             not_learnt: frozenset[str] = frozenset()) -> str:
     """The matched-budget reading in a few sentences, every number from ``read``: the front; at
     each budget of the table, who is more accurate than Uniform-K at that cost, no different, or

@@ -32,7 +32,7 @@ from benchmark import results as layout
 from benchmark.commands.studies import CHECKS, STUDIES
 from benchmark.presentation import audit, paper, stream_text, words
 from benchmark.protocol import learned
-from benchmark.results import folder_lock, online_summary, read_json, remembering_pair_states, unbacked_pairs
+from benchmark.results import folder_lock, read_json, remembering_pair_states, unbacked_pairs
 from datasets.common.atomic import atomic_write_text
 from datasets.common.errors import UsageError
 from datasets.common.gitinfo import tracked_folders
@@ -155,7 +155,7 @@ def pair_machines(folder: Path) -> str:
 def _online_table(folder: Path) -> str:
     table = pd.read_csv(folder / layout.ONLINE_CSV)
     seeds = sorted(set(table.seed))
-    return (online_summary(table, ONLINE_BUDGETS)
+    return (tables.online_markdown(table, ONLINE_BUDGETS)
             + f"\n\nTop-1 accuracy on the evaluation split when a prediction is forced after a budget K, and the "
             f"mean GFLOPs per video at that point; means over seeds {seeds}. Every K is in `online.csv`.\n")
 
@@ -398,7 +398,7 @@ def curves_summary(results: Path, page_anchor: str) -> str:
     learnt_note = (" Methods marked (did not learn) have a point that did not learn (benchmark/protocol/learned.py) "
                    "and are not named on the front." if not_learnt else "")
     stale_note += learnt_note
-    return (curves_report.summary(read, stale=stale, not_learnt=not_learnt)
+    return (curves_report.in_words(read, stale=stale, not_learnt=not_learnt)
             + f"\n\nFrom `results/{MAIN_CURVES}/` (`{command}`), {seeds} seeds per point, each method along its "
             f"cost knob under the main run's budget and selection.{stale_note} The table at 25%, 50% and 100% of "
             f"Uniform-25's cost: [docs/results.md](docs/results.md#{page_anchor}).{shown}\n")

@@ -19,7 +19,7 @@ def describe_frame(record: dict[str, Any]) -> str:
     return f"  {record['time_s']:6.1f} s  {ran:<12} {record['ms']:7.1f} ms   top: {top}"
 
 
-def summary(record: dict[str, Any]) -> str:
+def footer(record: dict[str, Any]) -> str:
     """The end of a streaming run: each method's frames, backbone runs and wall-clock time."""
     live, gmacs = record["live"], record["gmacs_per_frame"]
 
@@ -65,4 +65,4 @@ def render(record: dict[str, Any]) -> str:
     """The whole output of the streaming run ``record`` describes, as the command printed it."""
     lines = [header(record["video"], record["live"]["method"], record["run"])]
     lines += [describe_frame(frame) for frame in record["live"]["per_frame"]]
-    return "\n".join([*lines, summary(record)])
+    return "\n".join([*lines, footer(record)])
