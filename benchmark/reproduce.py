@@ -47,6 +47,7 @@ from benchmark.commands.defaults import REPRODUCE_STAGES
 from benchmark.commands.studies import CHECKS, STUDIES, Check, Study
 from benchmark.config import available_cores, environment_jobs
 from benchmark.eta import machine_here, pair_seconds
+from benchmark.protocol.splits import VALIDATION_FRACTION, VALIDATION_SEED
 from benchmark.results import is_published_root, read_json
 from benchmark.store_settings import SELECTION_TRIALS
 from datasets.common.atomic import atomic_write_json
@@ -184,14 +185,18 @@ def write_settings(options: Options, upto: int | None = None, dataset: str | Non
     methods = merged_settings(options, upto, dataset)
     folders = choosers(options, upto, dataset)
     store: dict[str, Any] = {}
+    config: dict[str, Any] = {}
     for folder in folders:
-        store = (_load(Path(options.results_dir) / folder / layout.PROVENANCE).get("dataset") or {})
+        provenance = _load(Path(options.results_dir) / folder / layout.PROVENANCE)
+        store, config = provenance.get("dataset") or {}, provenance.get("config") or {}
         if store:
             break
     dataset = dataset or options.dataset
     label = run_name(options) if dataset == options.dataset else Path(dataset).name
+    validation = store_settings.carve(config.get("val_fraction", VALIDATION_FRACTION),
+                                      config.get("val_seed", VALIDATION_SEED))
     store_settings.write(path, store=store.get("name") or label, fingerprint=store.get("fingerprint"), methods=methods,
-                         chosen_by=folders)
+                         chosen_by=folders, validation=validation)
     return path
 
 

@@ -4,8 +4,9 @@ Users run the suite on their own features, and the table it gives them is what t
 the methods' settings were chosen on another store, a method may be left untrained on theirs and
 its row would not say so (issue 43). So the default path of ``run`` is the fair one:
 
-1. the store's own settings record (benchmark/store_settings.py), found by its fingerprint,
-   covers every method of the run: the run trains with it;
+1. the store's own settings record (benchmark/store_settings.py), found by its fingerprint and
+   the run's validation carve (--val-fraction, --val-seed), covers every method of the run: the
+   run trains with it;
 2. it covers some or none: ``run`` first chooses the missing methods' settings on the store's
    validation part, as ``python -m benchmark reproduce``'s tune does (``SELECTION_TRIALS``
    trials of each method's search space, seed 0, the run's budget, the cheapest within noise
@@ -34,6 +35,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from benchmark import store_settings as settings
 from benchmark.config import RunConfig
@@ -57,36 +59,43 @@ def settle(cfg: RunConfig, settings_from: str | None = None) -> RunConfig:
         return cfg
     store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
     fingerprint, label = dataset_fingerprint(store), dataset_label(cfg.dataset, store)
+    validation = settings.carve(cfg.val_fraction, cfg.val_seed)
     root = Path(cfg.results_root)
     plans = plan_methods(replace(cfg, named_choices=False), store.manifest.name)
     if settings_from is not None:
         record = settings.named(root, settings_from)
-        kind = "own" if record.fingerprint == fingerprint else "other"
+        kind = "own" if record.fingerprint == fingerprint and record.validation == validation else "other"
         covered = tuple(p.name for p in plans if p.name in record.methods)
-        origin = settings.Origin(kind, store=record.store, record=str(record.path), chosen_by=record.chosen_by,
+        store_label = record.store
+        if kind == "other" and record.fingerprint == fingerprint:  # this store, another validation carve
+            carve = record.validation or {}
+            store_label = (f"{record.store}, validation part {carve.get('fraction', '?')} seed {carve.get('seed', '?')}"
+                           if carve else f"{record.store}, validation part not recorded")
+        origin = settings.Origin(kind, store=store_label, record=str(record.path), chosen_by=record.chosen_by,
                                  methods=covered, uncovered=tuple(p.name for p in plans if p.name not in covered),
                                  effort=_effort(record, covered))
         if kind == "own" and origin.uncovered:  # its own record, partly: choose the rest as on the default path
-            return _own(cfg, label, fingerprint, root, plans)
+            return _own(cfg, label, fingerprint, validation, root, plans)
         return _with(cfg, record, origin)
     preset = (store.manifest.provenance or {}).get("preset")
     if (store.manifest.provenance or {}).get("kind") == "synthetic" and preset in settings.TRY_OUT_PRESETS:
         videos = sum(split.num_videos for split in store.manifest.splits.values())
         why = f"{preset} is a store for trying the harness out, too small to choose settings on ({videos} videos)"
         return replace(cfg, named_choices=False, settings_origin=settings.Origin("defaults", why=why).to_dict())
-    return _own(cfg, label, fingerprint, root, plans)
+    return _own(cfg, label, fingerprint, validation, root, plans)
 
 
 def _with(cfg: RunConfig, record: settings.Record, origin: settings.Origin) -> RunConfig:
     return replace(cfg, named_choices=False, config_file=str(record.path), settings_origin=origin.to_dict())
 
 
-def _own(cfg: RunConfig, label: str, fingerprint: str, root: Path, plans: list[MethodPlan]) -> RunConfig:
-    """The store's own record, after choosing the settings of the methods it lacks."""
-    record = settings.find(root, fingerprint)
+def _own(cfg: RunConfig, label: str, fingerprint: str, validation: dict[str, Any], root: Path,
+         plans: list[MethodPlan]) -> RunConfig:
+    """The store's own record for this carve, after choosing the settings of the methods it lacks."""
+    record = settings.find(root, fingerprint, validation)
     missing = [p for p in plans if record is None or p.name not in record.methods]
     if missing or record is None:
-        record = choose(cfg, label, fingerprint, root, record, [p.spec for p in missing],
+        record = choose(cfg, label, fingerprint, validation, root, record, [p.spec for p in missing],
                         [p.name for p in missing])
     names = tuple(p.name for p in plans)
     origin = settings.Origin("own", store=record.store, record=str(record.path), chosen_by=record.chosen_by,
@@ -100,12 +109,12 @@ def _effort(record: settings.Record, methods: tuple[str, ...]) -> str:
     return settings.effort_words({m: counts[m] for m in methods if m in counts})
 
 
-def choose(cfg: RunConfig, label: str, fingerprint: str, root: Path, record: settings.Record | None,
-           specs: list[str], names: list[str]) -> settings.Record:
+def choose(cfg: RunConfig, label: str, fingerprint: str, validation: dict[str, Any], root: Path,
+           record: settings.Record | None, specs: list[str], names: list[str]) -> settings.Record:
     """Tune ``specs`` on the store's validation part and add their choices to its record."""
     from benchmark.commands.tune import tune
 
-    path = record.path if record is not None else settings.path_for(root, label, fingerprint)
+    path = record.path if record is not None else settings.path_for(root, label, fingerprint, validation)
     name = f"{path.name.removesuffix(settings.SUFFIX)}-tune"
     if launched_world() > 1:
         raise UsageError(f"{path}: no settings chosen on this store for {', '.join(names)}; choose them first with "
@@ -125,7 +134,8 @@ def choose(cfg: RunConfig, label: str, fingerprint: str, root: Path, record: set
         raise RuntimeError("tune returned no choice on rank 0")
     methods = {**(record.methods if record is not None else {}), **result.best}
     chosen_by = tuple(dict.fromkeys([*(record.chosen_by if record is not None else ()), name]))
-    settings.write(path, store=label, fingerprint=fingerprint, methods=methods, chosen_by=chosen_by)
+    settings.write(path, store=label, fingerprint=fingerprint, methods=methods, chosen_by=chosen_by,
+                   validation=validation)
     found = settings.read(path)
     assert found is not None
     return found

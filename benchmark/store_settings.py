@@ -7,11 +7,15 @@ the store *is* (its fingerprint: benchmark/stores.py ``dataset_fingerprint``), n
 that another store may share.
 
 ``results/<name>.settings.json`` is a config file (one table per method, what ``run --config``
-takes) plus one entry of its own, ``_store`` (``STORE_KEY``): the store's name and fingerprint
-and the selection runs that chose the tables. ``python -m benchmark reproduce`` writes it for the
-repository's stores; ``python -m benchmark run`` writes one the first time it meets a store without
-one (benchmark/select_first.py). A record covers the methods it has a table for; a method
-without one has not been chosen on the store.
+takes) plus one entry of its own, ``_store`` (``STORE_KEY``): the store's name and fingerprint,
+the held-out validation part the choice was scored on (``validation``: its fraction and seed) and
+the selection runs that chose the tables. A record is found by the store's fingerprint *and* that
+carve: a run with another --val-fraction or --val-seed selects on its own validation part (and
+trains on another training part), so it gets its own record rather than a choice scored on videos
+it now trains on. A record without ``validation`` (written before the field) matches no carve.
+``python -m benchmark reproduce`` writes it for the repository's stores; ``python -m benchmark
+run`` writes one the first time it meets a store without one (benchmark/select_first.py). A
+record covers the methods it has a table for; a method without one has not been chosen on the store.
 
 How a run's settings are described (``Origin``) goes into its provenance, its caption and, where
 they were chosen on another store, into every affected row's name.
@@ -50,6 +54,7 @@ class Record:
     fingerprint: str | None  # None: a record written before records said which store they were chosen on
     methods: dict[str, dict[str, Any]]  # method -> its table of the config file
     chosen_by: tuple[str, ...] = ()  # results folders of the selection runs that chose the tables
+    validation: dict[str, Any] | None = None  # the carve it was scored on (``carve``); None: not recorded
 
     @property
     def name(self) -> str:
@@ -67,7 +72,13 @@ def read(path: Path) -> Record | None:
     meta = data.get(STORE_KEY) or {}
     return Record(path=path, store=str(meta.get("name") or path.name.removesuffix(SUFFIX)),
                   fingerprint=meta.get("fingerprint"), methods={k: v for k, v in data.items() if k != STORE_KEY},
-                  chosen_by=tuple(meta.get("chosen_by") or ()))
+                  chosen_by=tuple(meta.get("chosen_by") or ()),
+                  validation=meta.get("validation") if isinstance(meta.get("validation"), dict) else None)
+
+
+def carve(fraction: float, seed: int) -> dict[str, Any]:
+    """The held-out validation part a choice was scored on, as a record states it."""
+    return {"fraction": float(fraction), "seed": int(seed)}
 
 
 def records(root: Path) -> list[Record]:
@@ -75,9 +86,10 @@ def records(root: Path) -> list[Record]:
     return [r for path in sorted(root.glob(f"*{SUFFIX}")) if (r := read(path)) is not None]
 
 
-def find(root: Path, fingerprint: str) -> Record | None:
-    """The record chosen on the store with ``fingerprint``, if ``root`` holds one."""
-    return next((r for r in records(root) if r.fingerprint == fingerprint), None)
+def find(root: Path, fingerprint: str, validation: dict[str, Any]) -> Record | None:
+    """The record chosen on the store with ``fingerprint`` scored on the ``validation`` carve, if
+    ``root`` holds one."""
+    return next((r for r in records(root) if r.fingerprint == fingerprint and r.validation == validation), None)
 
 
 def named(root: Path, name: str) -> Record:
@@ -90,22 +102,25 @@ def named(root: Path, name: str) -> Record:
     return record
 
 
-def path_for(root: Path, label: str, fingerprint: str) -> Path:
+def path_for(root: Path, label: str, fingerprint: str, validation: dict[str, Any]) -> Path:
     """Where a new record of the store (named ``label``) goes: results/<label>.settings.json, unless
     another store's record has that name (the same preset at another --data-seed, two stores
-    both called "features"): then the name carries the fingerprint too."""
+    both called "features"): then the name carries the fingerprint too; or the store's record of
+    another carve: then the name carries this carve."""
     path = root / f"{label}{SUFFIX}"
     taken = read(path)
-    if taken is None or taken.fingerprint == fingerprint:
+    if taken is None or (taken.fingerprint == fingerprint and taken.validation == validation):
         return path
-    return root / f"{label}-{fingerprint[:8]}{SUFFIX}"
+    if taken.fingerprint != fingerprint:
+        return root / f"{label}-{fingerprint[:8]}{SUFFIX}"
+    return root / f"{label}-val{validation['fraction']:g}-{validation['seed']}{SUFFIX}"
 
 
 def write(path: Path, *, store: str, fingerprint: str | None, methods: dict[str, dict[str, Any]],
-          chosen_by: list[str] | tuple[str, ...]) -> None:
+          chosen_by: list[str] | tuple[str, ...], validation: dict[str, Any]) -> None:
     """Write the record atomically (unchanged content: the file is left as it is)."""
-    data: dict[str, Any] = {STORE_KEY: {"name": store, "fingerprint": fingerprint, "chosen_by": list(chosen_by)},
-                            **methods}
+    data: dict[str, Any] = {STORE_KEY: {"name": store, "fingerprint": fingerprint, "validation": validation,
+                                        "chosen_by": list(chosen_by)}, **methods}
     if read_json(path) != data:
         atomic_write_json(path, data)
 

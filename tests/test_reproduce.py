@@ -156,8 +156,8 @@ def test_studies_run_on_top_of_the_tune_and_every_later_stage_reads_their_choice
     # The record names the store that chose it, as the tune's provenance has it, and the runs that chose.
     store = settings.pop("_store")
     fingerprint = json.loads((root / "tiny-tune" / "provenance.json").read_text())["dataset"]["fingerprint"]
-    assert store == {"name": "tiny", "fingerprint": fingerprint, "chosen_by": ["tiny-tune", "tiny-dropout",
-                                                                               "tiny-hidden"]}
+    assert store == {"name": "tiny", "fingerprint": fingerprint, "validation": {"fraction": 0.15, "seed": 0},
+                     "chosen_by": ["tiny-tune", "tiny-dropout", "tiny-hidden"]}
     # The tune's optimiser, the first study's dropout on top, the second's width on top of both.
     assert settings == {"uniform": {**tuned, "dropout": dropout, "hidden": hidden}} == merged_settings(options)
     assert merged_settings(options, upto=1)["uniform"] == {**tuned, "dropout": dropout}

@@ -135,16 +135,41 @@ def test_the_repository_records_are_found_by_fingerprint_and_read_as_config_file
     root = REPO / "results"
     default = settings.read(root / "default.settings.json")
     assert default is not None and default.fingerprint
-    assert settings.find(root, default.fingerprint) == default
+    assert settings.find(root, default.fingerprint, settings.carve(0.15, 0)) == default
+    assert settings.find(root, default.fingerprint, settings.carve(0.3, 0)) is None  # scored on another part
     provenance = json.loads((root / "default" / "provenance.json").read_text())
     assert provenance["dataset"]["fingerprint"] == default.fingerprint  # the main job's store is the one it names
     assert STORE_KEY not in load_method_config(default.path) and "liteeval" in load_method_config(default.path)
 
 
-def test_a_name_another_store_holds_gets_the_fingerprint(tmp_path):
-    settings.write(tmp_path / "x.settings.json", store="x", fingerprint="aaaa1111bbbb2222", methods={}, chosen_by=[])
-    assert settings.path_for(tmp_path, "x", "aaaa1111bbbb2222") == tmp_path / "x.settings.json"
-    assert settings.path_for(tmp_path, "x", "cccc3333dddd4444") == tmp_path / "x-cccc3333.settings.json"
+def test_a_name_another_store_or_another_carve_holds_gets_the_fingerprint_or_the_carve(tmp_path):
+    usual, larger = settings.carve(0.15, 0), settings.carve(0.3, 0)
+    settings.write(tmp_path / "x.settings.json", store="x", fingerprint="aaaa1111bbbb2222", methods={}, chosen_by=[],
+                   validation=usual)
+    assert settings.path_for(tmp_path, "x", "aaaa1111bbbb2222", usual) == tmp_path / "x.settings.json"
+    assert settings.path_for(tmp_path, "x", "cccc3333dddd4444", usual) == tmp_path / "x-cccc3333.settings.json"
+    assert settings.path_for(tmp_path, "x", "aaaa1111bbbb2222", larger) == tmp_path / "x-val0.3-0.settings.json"
+
+
+def test_a_run_on_another_validation_carve_selects_on_it_not_with_a_choice_scored_on_its_training_videos(
+        unseen, tmp_path, caplog):
+    """Found: the store's record was found by fingerprint alone, so `run --val-fraction 0.3` trained
+    with settings scored on videos that its own carve trains on. A record is found by the store and
+    the carve it was scored on; another carve is chosen on its own validation part."""
+    import logging
+
+    assert _run(unseen, tmp_path) == 0
+    with caplog.at_level(logging.WARNING, logger="benchmark.select_first"):
+        assert _run(unseen, tmp_path, "--val-fraction", "0.3", "--name", "larger") == 0
+    assert any("no settings chosen on this store" in r.getMessage() for r in caplog.records)
+    first = settings.read(tmp_path / "unseen.settings.json")
+    second = settings.read(tmp_path / "unseen-val0.3-0.settings.json")
+    assert first is not None and second is not None and first.fingerprint == second.fingerprint
+    assert (first.validation, second.validation) == (settings.carve(0.15, 0), settings.carve(0.3, 0))
+    tune = json.loads((tmp_path / "unseen-val0.3-0-tune" / "provenance.json").read_text())
+    assert tune["config"]["val_fraction"] == 0.3
+    provenance = json.loads((tmp_path / "larger" / "provenance.json").read_text())
+    assert provenance["config"]["config_file"] == str(second.path)
 
 
 def test_a_store_that_shares_a_name_does_not_inherit_its_choices_but_keeps_presets_set_by_hand():
