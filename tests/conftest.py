@@ -44,3 +44,44 @@ def current_ablation(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory)
                  "--jobs", "1", "--results-dir", str(root), "--name", "default-ablate-sync"]) == 0
     return root / "default-ablate-sync"
 
+
+
+#: The command lines' entry points: a test that calls one (itself, or through a helper of its
+#: module) runs a command end to end and is marked ``e2e``; ``pytest -m "not e2e"`` is the quick loop.
+def _entry_points() -> tuple[object, ...]:
+    from benchmark.cli import main as benchmark_main
+    from datasets.__main__ import main as datasets_main
+
+    return benchmark_main, datasets_main
+
+
+def _codes(code):  # a function's code and that of the functions defined inside it
+    yield code
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            yield from _codes(const)
+
+
+def _runs_a_command(func, namespace: dict, entries: tuple[object, ...], seen: set) -> bool:
+    if id(func) in seen or not hasattr(func, "__code__"):
+        return False
+    seen.add(id(func))
+    for code in _codes(func.__code__):
+        for name in code.co_names:
+            target = namespace.get(name)
+            if any(target is entry for entry in entries):
+                return True
+            if callable(target) and getattr(target, "__module__", None) == namespace.get("__name__") \
+                    and _runs_a_command(target, namespace, entries, seen):
+                return True
+    # a CLI entry imported inside the test's body: `from benchmark.__main__ import main`
+    modules = {"benchmark.__main__", "benchmark.cli", "datasets.__main__"}
+    return any("main" in code.co_names and modules & set(code.co_names) for code in _codes(func.__code__))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    entries = _entry_points()
+    for item in items:
+        func = getattr(item, "function", None)
+        if func is not None and _runs_a_command(func, func.__globals__, entries, set()):
+            item.add_marker(pytest.mark.e2e)

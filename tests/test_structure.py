@@ -198,3 +198,16 @@ def test_a_scratch_run_is_ignored_and_every_published_folder_is_not():
     assert ignored is not None
     assert ignored == set(scratch), (f"published but ignored: {sorted(ignored - set(scratch))}; "
                                      f"scratch but not ignored: {sorted(set(scratch) - ignored)}")
+
+
+def test_a_test_that_runs_a_command_line_is_marked_e2e_and_a_unit_test_is_not():
+    """`-m 'not e2e'` is the quick loop only if the marker finds the command-line tests, through a
+    helper of their module or an import inside the test (tests/conftest.py)."""
+    from tests import conftest, test_curves, test_select_first
+
+    entries = conftest._entry_points()  # noqa: SLF001
+    through_helper = test_select_first.test_a_store_without_settings_has_them_chosen_first_then_found_by_its_fingerprint
+    imported_inside = test_curves.test_a_sweep_without_the_reference_is_refused_before_it_trains
+    unit = test_curves.test_the_front_holds_the_points_nothing_beats_at_their_cost
+    for func, expected in ((through_helper, True), (imported_inside, True), (unit, False)):
+        assert conftest._runs_a_command(func, func.__globals__, entries, set()) is expected, func.__name__  # noqa: SLF001
