@@ -221,3 +221,68 @@ def test_curves_on_two_torchrun_ranks_shares_the_points_and_rank_0_writes_once(t
     execution = json.loads((out / "provenance.json").read_text())["execution"]
     assert execution["world_size"] == 2 and execution["pairs_computed_here"] == 2  # 4 trained points, 2 ranks
     assert done.stderr.count("pair(s) of results/tiny reused") <= 1
+
+
+def test_a_threshold_is_measured_where_its_cost_meets_each_budget_it_can_reach():
+    """Issue 44: an evaluation-time threshold was measured at its declared points only, so a
+    matched-budget cell between two distant points was read off a chord. Between the declared
+    values whose costs bracket a budget, bisection measures the value whose cost meets it."""
+    from benchmark.curves.sweep import AT_BUDGET, budget_values
+
+    def gate(v: float) -> float:  # an exit gate: the higher the threshold, the more it reads; steep near 1
+        return 10 + 90 * v ** 4
+
+    values = budget_values([0.05, 0.2, 0.5, 0.95, 0.999], gate, [25.0, 50.0, 100.0, 200.0])
+    for budget in (25.0, 50.0):
+        assert any(abs(gate(v) - budget) <= AT_BUDGET * budget for v in values), budget
+    assert all(gate(v) < gate(0.999) for v in values)  # 100 and 200 lie beyond its reach: no point there
+
+    def utility(v: float) -> float:  # a stopping threshold: the higher, the earlier it stops
+        return 40 - 150 * v
+
+    [*_, last] = budget_values([0.2, 0.1, 0.0], utility, [30.0])
+    assert abs(utility(last) - 30.0) <= AT_BUDGET * 30.0
+    assert budget_values([0.0, 0.5, 1.0], lambda v: 100 * v, [50.0]) == []  # a declared point is at it already
+
+
+def test_a_sweep_measures_a_plugins_threshold_at_the_budgets_and_trains_it_again_where_it_lacks_weights(
+        tmp_path, caplog):
+    """End to end: a plug-in with a continuous evaluation-time knob gets points at the matched
+    budgets (curves.json says which), so its 25% cell is measured, not read off the chord between
+    its declared points; in a clone without weights, the sweep trains it again before bisecting."""
+    import json
+
+    from benchmark.__main__ import main
+    from benchmark.presentation.curves import matched_budgets
+
+    plugin = tmp_path / "shared.py"
+    plugin.write_text(
+        "from dataclasses import dataclass\n"
+        "from datasets.loading.sampling import UniformFrames\n"
+        "from methods.base import CostKnob, bounded\n"
+        "from methods.uniform import Uniform\n\n\n"
+        "class Shared(Uniform):\n"
+        "    name = 'shared'\n"
+        "    display_name = 'Shared'\n"
+        "    cost_knob = CostKnob('share', (0.1, 0.5, 1.0), 'evaluation', 'share of the frames read')\n\n"
+        "    @dataclass(frozen=True)\n"
+        "    class Hparams(Uniform.Hparams):\n"
+        "        share: float = bounded(1.0, gt=0, le=1)\n\n"
+        "    def sampler(self, train):\n"
+        "        return UniformFrames(max(1, round(self.hp.share * self.hp.frames)))\n")
+    common = ["--dataset", "tiny", "--steps", "2", "--seeds", "0", "--results-dir", str(tmp_path),
+              "--methods", "uniform", f"{plugin}:Shared"]
+    assert main(["-q", "curves", *common]) == 0
+    out = tmp_path / "tiny-curves"
+    [(name, values)] = json.loads((out / "curves.json").read_text())["at_budgets"]["values"].items()
+    assert values and all(0.1 < v < 0.5 or 0.5 < v < 1.0 for v in values)
+    reading = matched_budgets(out)
+    row = next(m for m in reading.rows if m.method == name)
+    assert row.measured(0.25, 0.25 * reading.base_gflops)
+    point = out / "points" / name / f"share={values[0]}" / "seed0"
+    shutil.rmtree(point)
+    (out / "runs" / name / "seed0" / "model.pt").unlink()
+    with caplog.at_level(logging.WARNING, logger="benchmark.curves.sweep"):
+        assert main(["-q", "curves", *common]) == 0
+    assert any("no weights here" in r.getMessage() and f"{name} seed 0" in r.getMessage() for r in caplog.records)
+    assert (point / "point.json").is_file()

@@ -24,6 +24,11 @@ import numpy as np
 
 from benchmark.measurement.bootstrap import CONFIDENCE, Difference
 
+#: The budgets curves are compared at, as shares of the reference's (Uniform-25's) GFLOPs: the
+#: matched-budget table's columns, and where a continuous evaluation-time knob is measured
+#: (benchmark/curves/sweep.py ``budget_values``).
+SHARES = (0.25, 0.5, 1.0)
+
 
 @dataclass(frozen=True)
 class Curve:

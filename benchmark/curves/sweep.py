@@ -7,6 +7,8 @@ A method declares how its cost moves (methods/base.py ``CostKnob``). The sweep o
   as in the run, and the trained model is evaluated at every point (``points/<method>/<point>/
   seed<k>/``: its per-video scores and a record); a point costs seconds, so none is thinned, and
   a frame count is measured at every count from 1 to its largest point (``evaluation_values``);
+  a continuous one (a threshold) is also measured where its cost meets each matched budget
+  (``budget_values``: bisection between the declared points that bracket it);
 * methods with a training-time knob (a usage target, a cost weight) train once per point and
   seed (``runs/<method>@<setting>=<value>/seed<k>/``), under the same budget, selection and
   resume rules as ``run``: they are plans of one run (benchmark/runner.py), computed in parallel
@@ -25,6 +27,7 @@ import io
 import json
 import logging
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ import pandas as pd
 from benchmark import pair, results
 from benchmark.config import RunConfig
 from benchmark.context import RunContext
+from benchmark.curves.matching import SHARES
 from benchmark.measurement import metrics
 from benchmark.plans import MethodPlan, plan_methods
 from benchmark.protocol.knobs import at_point, knob_of
@@ -96,12 +100,53 @@ def evaluation_values(cls: type[VideoMethod], setting: str, points: tuple[Any, .
     to the largest declared one, so that a cell read at a matched budget lies between two measured
     neighbours, not on a straight line across a bend (issue 44: Uniform's 25% cell was read off
     the chord between its 3- and 12-frame points of a concave curve)."""
-    if not all(isinstance(p, int) and not isinstance(p, bool) for p in points):
+    if not is_count(points):
         return points
     values = tuple(range(1, max(points) + 1))
     for value in values:
         check_setting_types(cls.Hparams, {setting: value}, where=f"method {cls.name!r}'s cost_knob point")
     return values
+
+
+def is_count(points: Sequence[Any]) -> bool:
+    """Whether a knob's points are counts (integers: frames), not a continuous setting (a threshold)."""
+    return all(isinstance(p, int) and not isinstance(p, bool) for p in points)
+
+
+#: ``budget_values``: a point within this share of a budget's cost is at the budget; the most
+#: bisection steps per budget.
+AT_BUDGET, BISECTION_STEPS = 0.01, 10
+
+
+def budget_values(values: Sequence[float], cost: Callable[[float], float], budgets: Sequence[float]) -> list[float]:
+    """The values of a continuous evaluation-time knob to measure so that each budget has a point
+    at it (within ``AT_BUDGET`` of its cost), found by bisection between the two measured values
+    whose costs bracket it; a budget no two values bracket is outside the knob's reach and gets no
+    point (never extrapolated). ``cost``: the seeds' mean GFLOPs at a value, measured (no labels:
+    a cost is what the model reads, not how it scores, so nothing is chosen on the test split's
+    labels). Returns the values measured, in order; every one is a point of the curve."""
+    known = {float(v): cost(float(v)) for v in values}
+    measured: list[float] = []
+    for budget in budgets:
+        ordered = sorted(known)
+        pairs = [(a, b) for a, b in zip(ordered, ordered[1:], strict=False)
+                 if min(known[a], known[b]) <= budget <= max(known[a], known[b])]
+        if not pairs or any(abs(c - budget) <= AT_BUDGET * budget for c in known.values()):
+            continue
+        low, high = pairs[0]
+        for _ in range(BISECTION_STEPS):
+            middle = round((low + high) / 2, 6)
+            if middle in (low, high):
+                break
+            known[middle] = cost(middle)
+            measured.append(middle)
+            if abs(known[middle] - budget) <= AT_BUDGET * budget:
+                break
+            if (known[low] - budget) * (known[middle] - budget) <= 0:
+                high = middle
+            else:
+                low = middle
+    return measured
 
 
 def sweep_points(base_plans: list[MethodPlan], keep: int | None) -> tuple[list[MethodPlan], list[Point]]:
@@ -163,13 +208,72 @@ def without_weights(ctx: RunContext, points: list[Point]) -> list[tuple[MethodPl
     """The trained pairs with an evaluation-time point still to evaluate and no weights here
     (weights are not committed to git: a fresh clone has the pairs' records and scores only)."""
     found: dict[tuple[str, int], tuple[MethodPlan, int]] = {}
+
+    def weightless(plan: MethodPlan, seed: int) -> bool:
+        folder = ctx.pair_dir(plan, seed)
+        return (folder / results.RECORD).is_file() and not (folder / results.WEIGHTS).is_file()
+
     for point in points:
         for seed in ctx.cfg.seeds if point.at == "evaluation" else ():
-            pair_folder = ctx.pair_dir(point.plan, seed)
-            if ((pair_folder / results.RECORD).is_file() and not (pair_folder / results.WEIGHTS).is_file()
-                    and evaluated(ctx, point, seed) is None):
+            if weightless(point.plan, seed) and evaluated(ctx, point, seed) is None:
                 found[point.plan.name, seed] = (point.plan, seed)
+    missing: list[MethodPlan] = []  # the budget points, walked through what is evaluated already
+    at_budgets(ctx, points, missing=missing)
+    for plan in missing:
+        for seed in ctx.cfg.seeds:
+            if weightless(plan, seed):
+                found[plan.name, seed] = (plan, seed)
     return list(found.values())
+
+
+class NotEvaluated(Exception):
+    """A point not evaluated yet, met where only evaluated ones may be read."""
+
+    def __init__(self, plan: MethodPlan) -> None:
+        super().__init__(plan.name)
+        self.plan = plan
+
+
+def at_budgets(ctx: RunContext, points: list[Point], *, missing: list[MethodPlan] | None = None) -> list[Point]:
+    """The points of each continuous evaluation-time knob at the matched budgets (``budget_values``),
+    evaluated on the way. Given ``missing``, only what is evaluated already is read, and the plan
+    of each method whose walk meets a point not evaluated yet is added to it (what will need the
+    trained model)."""
+
+    def mean_cost(point: Point) -> float:
+        costs = []
+        for seed in ctx.cfg.seeds:
+            record = evaluated(ctx, point, seed) if missing is not None else evaluate_point(ctx, point, seed)
+            if record is None:
+                raise NotEvaluated(point.plan)
+            costs.append(float(record["gflops"]))
+        return float(np.mean(costs))
+
+    reference = [p for p in points if p.method == REFERENCE and p.at == "evaluation" and p.value == REFERENCE_POINT]
+    continuous: dict[str, list[Point]] = {}
+    for point in points:
+        if point.at == "evaluation" and point.method != REFERENCE:
+            continuous.setdefault(point.method, []).append(point)
+    continuous = {m: group for m, group in continuous.items() if not is_count([p.value for p in group])}
+    if not reference or not continuous:
+        return []
+    try:
+        budgets = [share * mean_cost(reference[0]) for share in SHARES]
+    except NotEvaluated as gap:
+        assert missing is not None  # evaluate_point never raises it
+        missing.append(gap.plan)
+        return []
+    found: list[Point] = []
+    for group in continuous.values():
+        template = group[0]
+        try:
+            values = budget_values([p.value for p in group], lambda v: mean_cost(replace(template, value=v)), budgets)
+        except NotEvaluated as gap:
+            assert missing is not None
+            missing.append(gap.plan)
+            continue
+        found += [replace(template, value=v) for v in values]
+    return found
 
 
 def evaluate_point(ctx: RunContext, point: Point, seed: int) -> dict[str, Any]:
@@ -245,8 +349,11 @@ def curves(cfg: RunConfig, *, keep: int | None = None) -> Path | None:
 
 def write_points(ctx: RunContext, points: list[Point], base_plans: list[MethodPlan], run_name: str,
                  keep: int | None) -> None:
-    """Evaluate the evaluation-time points still missing, and write curves.csv from every point."""
+    """Evaluate the evaluation-time points still missing, those at the matched budgets too
+    (``at_budgets``), and write curves.csv from every point."""
     cfg = ctx.cfg
+    budget_points = at_budgets(ctx, points)
+    points = points + budget_points
     rows = []
     for point in points:
         for seed in cfg.seeds:
@@ -264,4 +371,7 @@ def write_points(ctx: RunContext, points: list[Point], base_plans: list[MethodPl
     atomic_write_json(ctx.out / results.CURVES_JSON, {
         "run": run_name, "points_per_method": keep, "seeds": cfg.seeds,
         "knobs": {p.name: (json.loads(json.dumps(vars(k))) if (k := knob_of(p.cls)) else None) for p in base_plans},
+        "at_budgets": {"shares": list(SHARES), "within": AT_BUDGET,
+                       "values": {m: [p.value for p in budget_points if p.method == m]
+                                  for m in dict.fromkeys(p.method for p in budget_points)}},
     })

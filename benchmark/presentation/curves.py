@@ -20,15 +20,13 @@ import numpy as np
 import pandas as pd
 
 from benchmark import results
-from benchmark.curves.matching import Curve, matched_difference, pareto_front
+from benchmark.curves.matching import SHARES, Curve, matched_difference, pareto_front
 from benchmark.curves.sweep import REFERENCE, REFERENCE_POINT
 from benchmark.measurement.bootstrap import Difference, resample_counts, resample_indices, resampled_maps
 from benchmark.presentation import words
 from datasets.common.atomic import atomic_write_bytes, atomic_write_json, file_sha256
 from datasets.common.errors import UsageError
 
-#: The budgets of the table, as shares of Uniform-25's GFLOPs.
-SHARES = (0.25, 0.5, 1.0)
 #: A matched-budget cell is "measured" where one of the two points it is read between lies within
 #: this share of the budget's cost; else it is marked ``INTERPOLATED`` (read off a chord).
 MEASURED_WITHIN = 0.05
