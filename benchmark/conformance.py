@@ -24,7 +24,7 @@ A check that does not apply is skipped, and says why (the online checks of an of
 the checks that need a trained model's output when ``output`` failed), rather than pass or fail.
 ``python -m benchmark check SPEC`` runs them all on any method spec (registered, dotted,
 file, entry point) and prints what each check found and what to change; ``run`` runs the fast
-ones on every plug-in before training it (benchmark/runner.py), and tests/test_conformance.py
+ones on every plug-in before training it (benchmark/runner.py), and tests/benchmark/test_conformance.py
 runs them all on every registered method.
 """
 

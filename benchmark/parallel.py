@@ -5,7 +5,7 @@ folder, so the order and the process they run in do not change their results. Wh
 floating-point results on a CPU is the number of threads a pair's operators use (reductions
 and matrix products split their work by thread), so every pair runs with the same
 ``threads`` however many run at once; a run with ``--jobs 2`` is bit-identical to one with
-``--jobs 1`` on the same machine (tests/test_parallel.py).
+``--jobs 1`` on the same machine (tests/benchmark/test_parallel.py).
 
 * ``--jobs N`` (CPU): N worker processes (spawned, not forked: OpenMP is not fork-safe), each
   loading the banks once and taking pairs as they come; they die with the run's process and

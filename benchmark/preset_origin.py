@@ -3,7 +3,7 @@
 The methods' ``default`` presets carry their provenance as data (methods/base.py ``Preset``,
 ``Origin``; methods/presets.py): the committed tuning record that chose each setting, the split
 its trials were scored on and the date. Whether a record chose on validation is read from its
-trials' own records (``evaluated_on``), never assumed (tests/test_selection.py checks that the
+trials' own records (``evaluated_on``), never assumed (tests/benchmark/test_selection.py checks that the
 declared split agrees): until the selection-integrity fix (issue 24), ``tune`` with worker
 processes scored every trial on the *test* split, so four committed records chose on test
 accuracy. Every table row computed with a setting chosen that way says so in its caption

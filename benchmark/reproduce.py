@@ -8,7 +8,7 @@ user would type (so each validates its input and resumes pair by pair as it alwa
    settings of one method on top of what the tune and the studies before it chose; the tune's
    choices with the studies' on top are the settings every later stage reads
    (``results/<name>.settings.json``, written by this command: data, not copied into the code by
-   hand; the shipped presets repeat them, and tests/test_selection.py checks that they do);
+   hand; the shipped presets repeat them, and tests/benchmark/test_selection.py checks that they do);
 3. ``table``: both suites, three seeds, with those settings (``results/<name>``);
 4. ``ablate-sync``, ``ablate-gamma``, ``ablate-units``: Tables 2-4 with the settings;
 5. ``online``: the online budget curves of the table's run;
@@ -256,7 +256,7 @@ def plan(options: Options) -> list[Stage]:
     seeds = ["--seeds", *map(str, options.seeds)]
     settings = settings_path(options)
     # Every training stage: class defaults and the settings chosen so far, never the presets, which
-    # repeat those choices (tests/test_selection.py): a choice that depended on them would change
+    # repeat those choices (tests/benchmark/test_selection.py): a choice that depended on them would change
     # them, and the next reproduce would choose among other trials.
     chosen = ["--no-presets", "--config", str(settings)]
     listed = ["--methods", *methods]

@@ -26,7 +26,7 @@ depend on the step before:
   gradient of the gate's logits sends back into the states is one product over all steps.
 
 Where B_t = 1 the new state is the LSTM's exactly (``torch.where``), as evaluation computes it.
-tests/test_recurrent.py checks outputs and every gradient against ``nn.LSTMCell`` stepped by
+tests/methods/test_recurrent.py checks outputs and every gradient against ``nn.LSTMCell`` stepped by
 autograd, for both decision rules, with and without synchronisation and detached gate inputs.
 """
 

@@ -71,7 +71,7 @@ normalised by their batch standard deviation. LiteEval-RL's usage
 term is each video's (``penalty = "video"``, eq. 5 as written; its default): with the batch's
 (``"batch"``, LiteEval's official default), the term is the same for every video of a batch, so
 REINFORCE gets no credit for a video that read less, while the cross-entropy rewards reading more
-(tests/test_liteeval.py: with a reward that says "never fire", the per-video term drives usage to
+(tests/methods/test_liteeval.py: with a reward that says "never fire", the per-video term drives usage to
 zero on every seed, the batch term does not). ``policy_through`` says where the policy gradient
 goes: ``"network"`` through the gate into everything its inputs come from (the LSTMs the
 classifier also uses), ``"gate"`` into the gate alone (its inputs detached), so that the policy
@@ -347,7 +347,7 @@ class _LiteEvalNet(VideoMethod):
         x_t part. The loop keeps what depends on the previous fine state: the gate's state
         part, the decision, the fine LSTM's recurrent product and nonlinearity, and the
         synchronised update. It computes what eqs. 1-4 and the straight-through decision
-        compute, step by step (tests/test_recurrent.py checks it against nn.LSTMCell steps)."""
+        compute, step by step (tests/methods/test_recurrent.py checks it against nn.LSTMCell steps)."""
         coarse = self.input_dropout(embed_frames(self.embed, batch.read("coarse"), batch.mask))  # (B, T, Dc_in)
         fine = self.input_dropout(embed_frames(self.fine_embedding, batch.read("fine"), batch.mask))
         b, steps = batch.mask.shape
@@ -468,7 +468,7 @@ class LiteEvalStream(FrameStream):
     """LiteEval on a live video (``python -m benchmark stream``): per arriving frame, the coarse
     feature and LSTM, the gate, and the fine feature only where the gate fires. It runs the same
     step as evaluation on stored features (``_gated_step``), one video at a time, so the two
-    make the same decisions on the same features (tests/test_liteeval.py checks it)."""
+    make the same decisions on the same features (tests/methods/test_liteeval.py checks it)."""
 
     def __init__(self, net: _LiteEvalNet) -> None:
         self.net = net

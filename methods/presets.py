@@ -2,7 +2,7 @@
 
 Each method's ``default`` preset (methods/<method>.py) names the ``Origin`` of its settings,
 one of these. ``python -m benchmark methods --verbose`` and the results page print them, and
-tests/test_selection.py checks each against its record: the values its tuned.json chose, and the
+tests/benchmark/test_selection.py checks each against its record: the values its tuned.json chose, and the
 split its trials' records say they were scored on. A tune that scored on the test split (the
 tunes run with worker processes before issue 24's fix) is said so here, and every table row
 resting on it says so in its caption (benchmark/preset_origin.py), until a tune on

@@ -21,7 +21,7 @@ The helpers here compute exactly what the cells compute, faster:
   others enter the state multiplied by a hard 0), so most of its backward products multiply
   zeros. Skipping exact zeros changes no result.
 
-tests/test_recurrent.py checks each against ``nn.LSTMCell`` stepped in Python (outputs and
+tests/methods/test_recurrent.py checks each against ``nn.LSTMCell`` stepped in Python (outputs and
 gradients within 1e-5).
 """
 

@@ -6,7 +6,7 @@ its authors' code, how a policy gradient flows, where dropout sits. It is a ``tu
 ``space``, run after the main tune and on top of its choices (and of the studies before it),
 so each study's trials start from the settings every later stage uses; what it chose is
 merged into those settings (benchmark/reproduce.py ``settings``). A preset's ``Origin``
-(methods/presets.py) names the study that chose a setting; tests/test_reproduce.py checks that
+(methods/presets.py) names the study that chose a setting; tests/benchmark/test_reproduce.py checks that
 every origin other than the main tune is a study here, with the keys it searches.
 
 A *check* decides nothing: a run that a page shows beside the main table (the same rows in

@@ -7,7 +7,7 @@ backend is named explicitly: it counts the multiply-accumulates of convolutions 
 products only, the convention behind the field's "GFLOPs" (the ``pytorch`` backend also
 counts batch norm, activations and pooling and lands 1-8% higher). On CPU a fused ``nn.LSTM``
 runs as one op the ``aten`` backend counts as 0, so methods expose their recurrent steps as
-``nn.LSTMCell`` modules, whose matrix products it does count (tests/test_costs.py checks a
+``nn.LSTMCell`` modules, whose matrix products it does count (tests/benchmark/test_costs.py checks a
 cell against 4 x (in x h + h x h) multiply-accumulates).
 """
 

@@ -20,7 +20,7 @@ import pytest
 
 from tests.helpers import blank_readme
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -205,7 +205,7 @@ def test_the_clean_up_touches_only_the_locked_folders_own_temporaries(tmp_path):
     ("logits.argmax(-1)", '{"classifier": ones}', "scores must be a float tensor"),
 ])
 def test_a_plugins_output_is_checked_where_it_leaves_the_method(tmp_path, capsys, scores, counts, expected):
-    from tests.test_guarantees import error_line, plugin, run
+    from tests.benchmark.test_guarantees import error_line, plugin, run
 
     spec = plugin(tmp_path, "cheat", scores=scores, counts=counts)
     assert run(tmp_path, "--methods", spec, "--unchecked") == 2  # the run's own guard, past the conformance check
@@ -344,7 +344,7 @@ def test_runs_started_at_once_on_a_new_machine_share_one_generated_store(tmp_pat
 
 # ---------------------------------------------------------------------------- 10. one line, or a traceback
 def test_a_diverging_loss_is_one_line(tmp_path, capsys):
-    from tests.test_guarantees import error_line, plugin, run
+    from tests.benchmark.test_guarantees import error_line, plugin, run
 
     spec = plugin(tmp_path, "diverges", extra="feature = feature * float('nan')")
     assert run(tmp_path, "--methods", spec, "--unchecked") == 2
@@ -357,7 +357,7 @@ def test_a_diverging_loss_is_one_line(tmp_path, capsys):
     ("x = 1\nraise RuntimeError('boom')\n", "RuntimeError at line 2: boom"),
 ])
 def test_a_plugin_file_that_fails_to_import_is_one_line(tmp_path, capsys, body, expected):
-    from tests.test_guarantees import error_line, run
+    from tests.benchmark.test_guarantees import error_line, run
 
     path = tmp_path / "bad_plugin.py"
     path.write_text(body)
@@ -367,14 +367,14 @@ def test_a_plugin_file_that_fails_to_import_is_one_line(tmp_path, capsys, body, 
 
 
 def test_a_plugin_file_without_its_class_is_named_as_a_file(tmp_path, capsys):
-    from tests.test_guarantees import error_line, run
+    from tests.benchmark.test_guarantees import error_line, run
 
     assert run(tmp_path, "--methods", "docs/examples/coarse_mean.py") == 2
     assert "names a file but no class: pass it as docs/examples/coarse_mean.py:ClassName" in error_line(capsys)
 
 
 def test_a_plugin_that_raises_in_forward_is_named_with_its_line(tmp_path, capsys):
-    from tests.test_guarantees import error_line, plugin, run
+    from tests.benchmark.test_guarantees import error_line, plugin, run
 
     spec = plugin(tmp_path, "raises", extra="feature = feature.reshape(7, -1, 3)")
     assert run(tmp_path, "--methods", spec, "--unchecked") == 2
@@ -389,7 +389,7 @@ def test_a_pickled_model_file_is_one_line_not_run(tmp_path, capsys):
     import pickle
 
     from benchmark.__main__ import main
-    from tests.test_guarantees import error_line, pair, run
+    from tests.benchmark.test_guarantees import error_line, pair, run
 
     assert run(tmp_path, "--methods", "uniform", "liteeval") == 0
     folder = pair(tmp_path, "liteeval")

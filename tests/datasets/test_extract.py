@@ -27,7 +27,7 @@ from datasets.store.reader import FeatureStore
 from datasets.store.validate import validate_store
 
 av = pytest.importorskip("av")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DURATIONS = {"clip0": 3, "clip1": 4, "clip2": 2, "clip3": 3}  # seconds; 1 frame per second is extracted
 ANNOTATIONS = ("video_id,split,labels\nclip0,train,run\nclip1,train,jump\nclip2,test,run\nbroken,train,jump\n"
                "clip3,test,jump\nmissing,test,run\n")

@@ -16,7 +16,7 @@ from datasets.sources.ingest import ingest, report_path
 from datasets.store.reader import FeatureStore
 from datasets.store.validate import validate_store
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ROWS = [
     ("clip_a", "train", "dog"),
     ("clip_b", "train", "cat|dog"),

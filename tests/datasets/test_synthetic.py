@@ -128,7 +128,7 @@ def test_cli_reuses_an_identical_store_and_refuses_a_different_one(tmp_path):
     import sys
     from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     cmd = [sys.executable, "-m", "datasets", "-q", "synth", "--preset", "tiny", "--out", str(tmp_path / "s")]
     first = subprocess.run(cmd + ["--seed", "4"], cwd=repo, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr

@@ -15,7 +15,7 @@ import pytest
 from benchmark.eta import RunClock
 from datasets.common import progress
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 TIMESTAMP = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "
 

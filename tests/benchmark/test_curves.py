@@ -79,7 +79,7 @@ def test_curves_sweeps_both_kinds_of_knob_resumes_and_reads_the_table(tmp_path, 
     from benchmark.__main__ import main
 
     plugin = tmp_path / "knobbed.py"
-    example = (Path(__file__).resolve().parents[1] / "docs/examples/coarse_mean.py").read_text()
+    example = (Path(__file__).resolve().parents[2] / "docs/examples/coarse_mean.py").read_text()
     example = example.replace("import MethodOutput", "import CostKnob, MethodOutput")
     plugin.write_text(example.replace("    online = False  # the mean uses the whole video\n",
                                "    online = False  # the mean uses the whole video\n"
@@ -204,7 +204,7 @@ def test_curves_on_two_torchrun_ranks_shares_the_points_and_rank_0_writes_once(t
 
     from benchmark.__main__ import main
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     common = ["--dataset", "tiny", "--steps", "2", "--seeds", "0", "1", "--results-dir", str(tmp_path),
               "--methods", "uniform", "liteeval"]
     assert main(["-q", "run", *common]) == 0

@@ -19,7 +19,7 @@ from datasets.store.reader import FeatureStore
 from datasets.store.validate import validate_store
 from tests.helpers import DIMS, replace_dataset, write_store
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def messages(path: Path) -> str:

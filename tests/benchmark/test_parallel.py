@@ -17,7 +17,7 @@ from benchmark import parallel
 from benchmark.__main__ import main
 from benchmark.parallel import default_jobs, schedule
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PLUGIN = "docs/examples/coarse_mean.py:CoarseMean"  # a plug-in loaded from a file: workers must re-load it
 ARGS = ["--dataset", "tiny", "--steps", "4", "--seeds", "0", "1", "--methods", "lstm", "liteeval", "fastforward",
         PLUGIN]

@@ -24,7 +24,7 @@ from datasets.loading.bank import FeatureBank
 from datasets.loading.guard import SplitNotAllowedError, only_splits, restrict_splits
 from tests.helpers import blank_readme, poison_split
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TUNE = ["-q", "tune", "--methods", "uniform", "liteeval", "--trials", "2", "--steps", "3", "--validations", "2"]
 
 

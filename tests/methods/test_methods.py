@@ -15,7 +15,7 @@ from datasets.loading.bank import FeatureBank
 from methods import VideoMethod, available_methods, register_method, resolve_method
 from methods.registry import ENTRY_POINT_GROUP
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = f"{REPO}/docs/examples/coarse_mean.py:CoarseMean"
 
 

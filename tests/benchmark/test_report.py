@@ -9,7 +9,7 @@ import pytest
 
 from benchmark.presentation import report
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_committed_results_page_and_headline_are_generated():

@@ -163,11 +163,11 @@ def test_run_refuses_a_plugin_that_fails_unless_told_and_then_marks_its_row(tmp_
     ({"extra": 'batch.read("fine")'}, "add 'fine' to its `streams`"),
 ])
 def test_run_stops_a_defective_plugin_before_training_it_and_says_why(tmp_path, capsys, defect, expected):
-    """The defects the run's own guards catch mid-training (tests/test_guarantees.py, test_safety.py,
+    """The defects the run's own guards catch mid-training (tests/benchmark/test_guarantees.py, test_safety.py,
     there with --unchecked) stop the run before anything trains, with the check's explanation."""
-    from tests.test_guarantees import error_line, pair
-    from tests.test_guarantees import plugin as guarded_plugin
-    from tests.test_guarantees import run as run_tiny
+    from tests.benchmark.test_guarantees import error_line, pair
+    from tests.benchmark.test_guarantees import plugin as guarded_plugin
+    from tests.benchmark.test_guarantees import run as run_tiny
 
     spec = guarded_plugin(tmp_path, "defective", **defect)
     assert run_tiny(tmp_path, "--methods", "uniform", spec) == 2

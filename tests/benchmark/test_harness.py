@@ -16,7 +16,7 @@ from benchmark.measurement import metrics
 from datasets.common.atomic import atomic_write_json
 from methods import available_methods
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = f"{REPO}/docs/examples/coarse_mean.py:CoarseMean"
 
 

@@ -22,7 +22,7 @@ from benchmark.__main__ import main
 from datasets.common.atomic import atomic_write_bytes
 from datasets.common.errors import UsageError, WriteError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 PLUGIN = '''
 from dataclasses import dataclass

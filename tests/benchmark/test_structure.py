@@ -10,7 +10,7 @@ from pathlib import Path
 
 from benchmark import results
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LAYOUT_NAMES = {results.SUMMARY, results.PROVENANCE, results.TABLE_MD, results.TABLE_CSV, results.TABLE_TEX,
                 results.NOTES, results.FIGURES, results.ONLINE_CSV, results.ONLINE_JSON, results.LATENCY_JSON,
                 results.LATENCY_MD, results.TUNE_MD, results.TUNE_JSON, results.TUNED_JSON, results.EARLIER,
@@ -203,7 +203,8 @@ def test_a_scratch_run_is_ignored_and_every_published_folder_is_not():
 def test_a_test_that_runs_a_command_line_is_marked_e2e_and_a_unit_test_is_not():
     """`-m 'not e2e'` is the quick loop only if the marker finds the command-line tests, through a
     helper of their module or an import inside the test (tests/conftest.py)."""
-    from tests import conftest, test_curves, test_select_first
+    from tests import conftest
+    from tests.benchmark import test_curves, test_select_first
 
     entries = conftest._entry_points()  # noqa: SLF001
     through_helper = test_select_first.test_a_store_without_settings_has_them_chosen_first_then_found_by_its_fingerprint

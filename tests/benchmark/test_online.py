@@ -186,7 +186,7 @@ def test_default_budget_hook_shows_an_online_method_its_first_k_frames(one_split
 def trained(tiny_store, tmp_path_factory) -> RunConfig:
     """A small saved main-job result: Uniform, LiteEval and a plug-in online method, one epoch."""
     root = tmp_path_factory.mktemp("online-results")
-    cfg = RunConfig(dataset=str(tiny_store), methods=["uniform", "liteeval", "tests.test_online:RunningMean"],
+    cfg = RunConfig(dataset=str(tiny_store), methods=["uniform", "liteeval", "tests.benchmark.test_online:RunningMean"],
                     seeds=[0], budget=Budget(steps=2), results_root=str(root), show_progress=False)
     Runner(cfg).run()
     return cfg

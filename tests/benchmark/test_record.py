@@ -9,7 +9,7 @@ import pytest
 
 from benchmark.record import PairRecord
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "results"
 COMMITTED = sorted(RESULTS.glob("*/runs/*/seed*/record.json"))
 
 
