@@ -194,18 +194,13 @@ class RunContext:
             "precision": self.cfg.precision,
         }
 
-    def holds_identity(self, plan: MethodPlan, seed: int, stored: dict[str, Any] | None) -> bool:
-        """Whether a pair's stored config.json is this plan's identity. A hyper-parameter added to
-        a method after the pair was computed is read as the value the pair was computed with: the
-        one it had before (``added(default, before=...)``), else its default, which then keeps
-        the method's behaviour; an older result is neither refused for not naming it nor taken
-        for a result of a new behaviour."""
-        return not self.identity_difference(plan, seed, stored)
-
     def identity_difference(self, plan: MethodPlan, seed: int, stored: dict[str, Any] | None) -> str:
         """How a pair's stored config.json differs from this plan's identity, as "field: this
-        command's value, the pair's value" for the first field that differs; "" when it does not
-        (``holds_identity`` says how a setting the record lacks is read)."""
+        command's value, the pair's value" for the first field that differs; "" when it does not.
+        A hyper-parameter added to a method after the pair was computed is read as the value the
+        pair was computed with: the one it had before (``added(default, before=...)``), else its
+        default, which then keeps the method's behaviour; an older result is neither refused for
+        not naming it nor taken for a result of a new behaviour."""
         if not isinstance(stored, dict):
             return "the pair's config.json is missing or unreadable"
         current = json.loads(json.dumps(self.identity(plan, seed)))

@@ -105,7 +105,7 @@ _ALWAYS = object()
 def added(default: Any, *, before: Any) -> Any:
     """A setting added to a method after results were computed, whose default changes what the
     method does: ``before`` is the value those results were computed with (a record that lacks
-    the setting is read as having it; benchmark/context.py ``holds_identity``)."""
+    the setting is read as having it; benchmark/context.py ``identity_difference``)."""
     return field(default=default, metadata={"before": before})
 
 
