@@ -437,12 +437,12 @@ def test_a_record_without_a_setting_added_since_reads_as_computed_before_it(tmp_
     arnet, liteeval = ctx.plans
     stored = ctx.identity(arnet, 0)
     del stored["hparams"]["reading"]  # as written before AR-Net's official reading existed
-    assert not ctx.holds_identity(arnet, 0, stored)  # its default is now the official reading: not what ran
+    assert ctx.identity_difference(arnet, 0, stored)  # its default is now the official reading: not what ran
     suite = replace(arnet, hparams={**arnet.hparams, "reading": "suite"})
-    assert ctx.holds_identity(suite, 0, stored)  # what those results were computed with
+    assert not ctx.identity_difference(suite, 0, stored)  # what those results were computed with
     stored = ctx.identity(liteeval, 0)
     del stored["hparams"]["gumbel_scale"]  # added at a default that keeps the old behaviour
-    assert ctx.holds_identity(liteeval, 0, stored)
+    assert not ctx.identity_difference(liteeval, 0, stored)
 
 
 def _as_schema_1(out: Path) -> None:
