@@ -268,8 +268,9 @@ def marked_table(folder: Path) -> str | None:
 def _section(folder: Path, title: str, marked: str | None) -> str:
     provenance = _read_json(folder / layout.PROVENANCE)
     across = _read_json(folder / layout.TRANSFER_JSON)  # a choice across stores trains nothing: no machine
-    written_by = (machine_line(provenance) or 'no provenance.json' if not across
-                  else "no machine (it reads the tunes' records and trains nothing)")
+    written_by = ("no machine (it reads the tunes' records and trains nothing)" if across
+                  else machine_line(provenance) if provenance
+                  else "no provenance.json of its own (its notes say where its runs were computed)")
     lines = [f"## {title}", "", f"`results/{folder.name}/`, last written by: {written_by}."]
     if across.get("command") and not provenance.get("command"):
         provenance = {**provenance, "command": across["command"]}

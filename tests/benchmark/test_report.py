@@ -95,3 +95,15 @@ def test_the_page_publishes_the_committed_folders_or_the_ones_named(tmp_path):
     assert "scratch row" in page and "kept row" not in page
     with pytest.raises(ValueError, match="--name nope: no such results folder"):
         report.write(results, tmp_path / "results.md", readme, ["nope"])
+
+
+def test_a_folder_of_notes_alone_does_not_claim_a_machine(tmp_path):
+    """Found: a study folder holding only notes.md (its runs nested below) was shown as "last written
+    by: no GPU", a machine line made of nothing."""
+    from benchmark.presentation.report import _section
+
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / "notes.md").write_text("A study of nested runs.\n")
+    text = _section(folder, "study", None)
+    assert "last written by: no provenance.json of its own" in text and "no GPU" not in text
