@@ -62,11 +62,17 @@ def _codes(code):  # a function's code and that of the functions defined inside 
             yield from _codes(const)
 
 
+#: A CLI entry imported inside a test's body: `from benchmark.__main__ import main`.
+_ENTRY_MODULES = {"benchmark.__main__", "benchmark.cli", "datasets.__main__"}
+
+
 def _runs_a_command(func, namespace: dict, entries: tuple[object, ...], seen: set) -> bool:
     if id(func) in seen or not hasattr(func, "__code__"):
         return False
     seen.add(id(func))
     for code in _codes(func.__code__):
+        if "main" in code.co_names and _ENTRY_MODULES & set(code.co_names):
+            return True
         for name in code.co_names:
             target = namespace.get(name)
             if any(target is entry for entry in entries):
@@ -74,9 +80,7 @@ def _runs_a_command(func, namespace: dict, entries: tuple[object, ...], seen: se
             if callable(target) and getattr(target, "__module__", None) == namespace.get("__name__") \
                     and _runs_a_command(target, namespace, entries, seen):
                 return True
-    # a CLI entry imported inside the test's body: `from benchmark.__main__ import main`
-    modules = {"benchmark.__main__", "benchmark.cli", "datasets.__main__"}
-    return any("main" in code.co_names and modules & set(code.co_names) for code in _codes(func.__code__))
+    return False
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -6,7 +6,7 @@ import argparse
 
 from benchmark import results
 from benchmark.cli.base import SubCommand
-from benchmark.cli.options import existing_run, followup_config, run_options
+from benchmark.cli.options import existing_run, followup_config_from, run_options
 
 
 class Latency(SubCommand):
@@ -27,7 +27,7 @@ class Latency(SubCommand):
         from benchmark.commands.latency import LatencyOptions, run_latency
         from benchmark.context import RunContext
 
-        cfg = followup_config(args)
+        cfg = followup_config_from(args)
         with results.folder_lock(existing_run(cfg)):
             ctx = RunContext.create(cfg)
             run_latency(ctx, LatencyOptions(batch=args.latency_batch, repeats=args.repeats, warmup=args.warmup))

@@ -6,7 +6,7 @@ import argparse
 
 from benchmark import results
 from benchmark.cli.base import SubCommand
-from benchmark.cli.options import existing_run, followup_config, run_options
+from benchmark.cli.options import existing_run, followup_config_from, run_options
 from benchmark.commands.defaults import FRAME_MODEL, HORIZON_METHOD
 from datasets.common.errors import UsageError
 
@@ -32,7 +32,7 @@ class Online(SubCommand):
 
         if args.max_k < 1:
             raise UsageError(f"--max-k must be >= 1, got {args.max_k}")
-        cfg = followup_config(args)
+        cfg = followup_config_from(args)
         with results.folder_lock(existing_run(cfg)):
             ctx = RunContext.create(cfg)
             options = OnlineOptions(ks=tuple(range(1, args.max_k + 1)), horizon_method=args.horizon_method,

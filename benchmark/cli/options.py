@@ -132,7 +132,7 @@ def config_from(args: argparse.Namespace) -> RunConfig:
 CONFIG_NAMES = {"config": "config_file", "results_dir": "results_root"}
 
 
-def followup_config(args: argparse.Namespace) -> RunConfig:
+def followup_config_from(args: argparse.Namespace) -> RunConfig:
     """A follow-up command's config: the run's own, from its folder, with the run flags typed
     (benchmark/followup.py). Its run flags have no defaults, so only the typed ones are in ``args``."""
     from benchmark.followup import followup_config

@@ -257,22 +257,27 @@ def at_budgets(ctx: RunContext, points: list[Point], *, missing: list[MethodPlan
     continuous = {m: group for m, group in continuous.items() if not is_count([p.value for p in group])}
     if not reference or not continuous:
         return []
-    try:
-        budgets = [share * mean_cost(reference[0]) for share in SHARES]
-    except NotEvaluated as gap:
-        assert missing is not None  # evaluate_point never raises it
-        missing.append(gap.plan)
+    def walked(measure: Callable[[], Any]) -> Any:
+        """``measure()``; None where it met a point not evaluated yet (only read, never raised,
+        when ``missing`` is given: evaluate_point evaluates it)."""
+        try:
+            return measure()
+        except NotEvaluated as gap:
+            if missing is None:
+                raise
+            missing.append(gap.plan)
+            return None
+
+    base = walked(lambda: mean_cost(reference[0]))
+    if base is None:
         return []
+    budgets = [share * base for share in SHARES]
     found: list[Point] = []
     for group in continuous.values():
         template = group[0]
-        try:
-            values = budget_values([p.value for p in group], lambda v: mean_cost(replace(template, value=v)), budgets)
-        except NotEvaluated as gap:
-            assert missing is not None
-            missing.append(gap.plan)
-            continue
-        found += [replace(template, value=v) for v in values]
+        values = walked(lambda: budget_values([p.value for p in group],  # noqa: B023 - called at once
+                                              lambda v: mean_cost(replace(template, value=v)), budgets))
+        found += [replace(template, value=v) for v in values or ()]
     return found
 
 
