@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import results
-from benchmark.migration import summary_rows
-from benchmark.results import SCHEMA_KEY, read_json
+from benchmark.results import SCHEMA_KEY, SCHEMA_VERSION, read_json
 from datasets.common.atomic import atomic_write_json
 
 SPREAD_FACTOR = 2.0
@@ -50,12 +49,12 @@ def _read(path: Path) -> Any:
 
 def load(out: Path, *, replacing: bool = True) -> dict[str, Any] | None:
     """The earlier results of ``out``: while ``replacing`` results computed elsewhere, the kept
-    earlier summary if there is one (a resumed replacement compares with what was there before
-    it began), else the folder's current summary (None when there is neither, or the summary
+    earlier summary if there is one of the current schema (a resumed replacement compares with
+    what was there before it began), else the folder's current summary (None when there is neither, or the summary
     predates this format). A later run on this machine compares with the current summary, not
     with the other machine's results the folder keeps as a record."""
     kept = _read(out / results.EARLIER) if replacing else None
-    if isinstance(kept, dict) and not _completed(out, kept):
+    if isinstance(kept, dict) and kept.get(SCHEMA_KEY) == SCHEMA_VERSION and not _completed(out, kept):
         return kept
     data = _read(out / results.SUMMARY)
     per_seed = results.summary_pairs(out)
@@ -65,7 +64,7 @@ def load(out: Path, *, replacing: bool = True) -> dict[str, Any] | None:
                  for seeds in per_seed.values() for r in seeds.values()}
     provenance = _read(out / results.PROVENANCE)
     dataset = (provenance or {}).get("dataset", {}).get("fingerprint") if isinstance(provenance, dict) else None
-    return {SCHEMA_KEY: data.get(SCHEMA_KEY, 1), "summary": data["summary"], "configs": configs(per_seed),
+    return {SCHEMA_KEY: SCHEMA_VERSION, "summary": data["summary"], "configs": configs(per_seed),
             "dataset_fingerprint": dataset,
             "platforms": [json.loads(p) for p in sorted(platforms)],
             "source": f"{out / results.SUMMARY} as it was before this run"}
@@ -118,7 +117,7 @@ def compare(earlier: dict[str, Any], current: dict[str, Any], dataset_fingerprin
     now = configs(current["per_seed"])
     earlier_data = earlier.get("dataset_fingerprint")
     other_data = earlier_data is not None and dataset_fingerprint is not None and earlier_data != dataset_fingerprint
-    earlier_rows = summary_rows(earlier["summary"], earlier.get(SCHEMA_KEY, 1))  # kept as written, in its schema
+    earlier_rows = earlier["summary"]
     for name, new in current["summary"].items():
         old = earlier_rows.get(name)
         if old is None:

@@ -3,8 +3,8 @@
 ``write(ctx)`` reads the records of the run's pairs (and of every other pair of the folder
 computed under the same protocol, so the table covers the folder), computes each row's paired
 bootstrap difference to Uniform, and writes the folder's summary (metrics.json), its
-provenance and its tables, with the caption and the marks a table owes (stale rows, presets
-chosen on the test split). Nothing here trains or evaluates.
+provenance and its tables, with the caption and the marks a table owes (stale rows, methods
+that did not learn, failed pairs). Nothing here trains or evaluates.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import preset_origin, provenance, results, tables
+from benchmark import provenance, results, tables
 from benchmark import store_settings as settings
 from benchmark.config import available_cores
 from benchmark.context import RunContext
@@ -273,7 +273,5 @@ def write(ctx: RunContext, columns: list[str] | None = None, *,
             "with --unchecked, so its numbers may not be what they claim" for name, problem in ctx.unchecked.items())
             + ".")
     marks.append(tables.failed_note(failed))
-    if not ctx.selection:  # a tune re-chooses presets; a table says which of its rows rest on test-chosen ones
-        marks.append(preset_origin.note(preset_origin.chosen_on_test(preset_origin.folder_rows(ctx.out))))
     texts = tables.write_tables(summary, ctx.out, text, columns=columns, marks=" ".join(filter(None, marks)))
     return {**texts, TERMINAL: tables.terminal_table(texts[results.TABLE_MD], ctx.out / results.TABLE_MD)}

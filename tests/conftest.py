@@ -47,7 +47,8 @@ def current_ablation(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 #: The command lines' entry points: a test that calls one (itself, or through a helper of its
-#: module) runs a command end to end and is marked ``e2e``; ``pytest -m "not e2e"`` is the quick loop.
+#: module) runs a command end to end and is marked ``e2e``; ``pytest -m "not e2e and not perf"``
+#: is the quick loop (``-m`` replaces the default ``not perf``).
 def _entry_points() -> tuple[object, ...]:
     from benchmark.cli import main as benchmark_main
     from datasets.__main__ import main as datasets_main

@@ -16,7 +16,6 @@ from benchmark.cli.compare import Compare
 from benchmark.cli.curves import Curves
 from benchmark.cli.latency import Latency
 from benchmark.cli.listings import ListRuns, Methods, Stores
-from benchmark.cli.migrate import Migrate
 from benchmark.cli.online import Online
 from benchmark.cli.plot import Plot
 from benchmark.cli.report import Report
@@ -29,7 +28,7 @@ from datasets.common.cli import run_cli
 
 COMMANDS: tuple[SubCommand, ...] = (
     Run(), Tune(), Transfer(), Curves(), Ablate(), Online(), Latency(), Stream(), Plot(), Report(),
-    Reproduce(lambda argv: main(argv)), Compare(), Migrate(), Check(), ListRuns(), Stores(), Methods(),
+    Reproduce(lambda argv: main(argv)), Compare(), Check(), ListRuns(), Stores(), Methods(),
 )
 
 

@@ -158,7 +158,7 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0,
                 "budget": ctx.cfg.budget.to_dict(len(ctx.held_out.train_rows)),
                 "trials": rows, "chosen": config,
             })
-            table = tables.tune_markdown(rows, scored_on="validation") + (
+            table = tables.tune_markdown(rows) + (
                 f"\n\n{len(bases)} methods x {trials} trials, seeds {cfg.seeds}; chosen: {selection.RULE}. "
                 f"{folder_summary.caption(ctx, with_differences=False)}\n")
             atomic_write_text(ctx.out / results.TUNE_MD, table)

@@ -5,8 +5,7 @@ checked for what would make a table of it something no command produces from the
 
 * **stale**: a pair computed by code whose fingerprint no longer matches (benchmark/code_fingerprint.py);
 * **machines**: pairs computed on more than one kind of machine (processor and device) in one table;
-* **selection on test**: a tuning record whose trials were scored on the evaluation split;
-* **rests on test selection**: rows run with presets that such a record chose
+* **selection on test**: a tuning record whose trials were scored on the evaluation split
   (benchmark/preset_origin.py);
 * **uncovered**: a pair done on disk that the folder's table does not show;
 * **unbacked**: a pair the table shows that is not complete on disk;
@@ -35,15 +34,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from benchmark import migration, preset_origin, provenance
+from benchmark import preset_origin, provenance
 from benchmark import results as layout
 from benchmark.code_fingerprint import stale_reason
 from benchmark.protocol import learned
 from benchmark.results import pair_state, read_json, remembering_pair_states, unbacked_pairs
+from datasets.common.errors import UsageError
 from datasets.common.progress import progress_bar
 
 #: The kinds of problem, in the order they are reported.
-KINDS = ("older schema", "stale", "machines", "selection on test", "rests on test selection", "selected after",
+KINDS = ("older schema", "stale", "machines", "selection on test", "selected after",
          "uncovered", "unbacked", "stale curves", "incomplete", "edited")
 
 
@@ -91,14 +91,7 @@ def _machines(name: str, per_seed: dict[str, dict[str, Any]]) -> list[Problem]:
 
 def _selection(name: str, folder: Path) -> list[Problem]:
     if not (folder / layout.TUNE_JSON).is_file():
-        rows = preset_origin.chosen_on_test(preset_origin.folder_rows(folder))
-        if not rows:
-            return []
-        records = sorted({f"results/{r}" for found in rows.values() for r in found})
-        return [Problem(name, "rests on test selection",
-                        f"{_few(list(rows))} ran with presets chosen by {', '.join(records)}, whose trials were "
-                        "scored on the test split; choose them again on validation (`python -m benchmark tune`) "
-                        "and recompute")]
+        return []
     scored = preset_origin.scored_on(folder)
     if scored and scored != "validation":
         return [Problem(name, "selection on test", f"its trials were scored on {scored}, not on validation "
@@ -262,13 +255,13 @@ def _without_records(folder: Path) -> list[Problem]:
 
 
 def _older_schema(folder: Path) -> list[Problem]:
-    """The folder's files with a schema (benchmark/results.py ``SCHEMA_VERSION``) written in an
-    earlier one, as one problem naming the command that converts them."""
-    older = migration.older_schema(folder)
-    if not older:
-        return []
-    return [Problem(folder.name, "older schema", f"{len(older)} file(s) in schema 1 of the results files (e.g. "
-                                                 f"{older[0].relative_to(folder)}); run `python -m benchmark migrate`")]
+    """The folder's summary written in an earlier schema (benchmark/results.py ``read_current``), as
+    one problem: its names mean other units, so nothing else of it can be checked."""
+    try:
+        layout.read_current(folder / layout.SUMMARY)
+    except UsageError as exc:
+        return [Problem(folder.name, "older schema", str(exc))]
+    return []
 
 
 def check_folder(folder: Path) -> list[Problem]:
@@ -278,7 +271,7 @@ def check_folder(folder: Path) -> list[Problem]:
         return [replace(p, root=str(folder.parent)) for p in _without_records(folder)]
     name = folder.name
     older = _older_schema(folder)
-    if older:  # its names mean other units: nothing else can be checked until it is migrated
+    if older:  # its names mean other units: nothing else can be checked
         return [replace(p, root=str(folder.parent)) for p in older]
     pairs = sum(len(seeds) for seeds in per_seed.values())
     found = (_stale(folder, pairs) + _machines(name, per_seed) + _selection(name, folder)

@@ -1,7 +1,7 @@
 """``python -m benchmark report``: docs/results.md and the README's generated blocks, from results/.
 
-It also brings each folder's table.md up to date with the marks it owes (stale rows, presets
-chosen on the test split: ``marked_table``), which change when the code or the records do.
+It also brings each folder's table.md up to date with the marks it owes (stale rows, methods
+that did not learn: ``marked_table``), which change when the code or the records do.
 
 No table or figure is pasted by hand: every number on the results page comes from a committed
 results folder. For each folder (the catalogue's order first, then any other), the page shows
@@ -223,40 +223,21 @@ def stale_rows(folder: Path) -> dict[str, str]:
 
 def marks(folder: Path) -> tuple[dict[str, str], str]:
     """The folder's stale rows, and the caption sentences a table of it owes its reader: which
-    rows are stale, and which rest on presets chosen on the test split (benchmark/preset_origin.py)."""
+    rows are stale, which methods did not learn, which pairs failed."""
     stale = stale_rows(folder)
     document = _read_json(folder / layout.SUMMARY)
     per_seed = layout.summary_pairs(folder)
     rows = len(per_seed)
-    tuning = (folder / layout.TUNE_JSON).is_file()  # a tune re-chooses presets: its trials are not rows resting on one
-    on_test = {} if tuning else preset_origin.chosen_on_test(preset_origin.folder_rows(folder))
     names = document.get("summary") or {}
     not_learnt = {(names.get(label) or {}).get("display_name") or label: why
                   for label, why in learned.row_verdicts(per_seed).items()}
     return stale, " ".join(filter(None, [tables.stale_note(stale, rows), learned.note(not_learnt),
-                                         tables.failed_note(document.get("failed") or {}),
-                                         preset_origin.note(on_test)]))
-
-
-def _trials_table(folder: Path) -> str:
-    """A tuning folder's trials: its tune.md, or, for a tune that chose on the test split, the
-    trials as its record has them beside what validation said of them (preset_origin.audit_rows)."""
-    audit = preset_origin.audit_rows(folder)
-    if audit is None:
-        return (folder / layout.TUNE_MD).read_text().strip()
-    split = preset_origin.scored_on(folder)
-    return (tables.tune_markdown(audit, scored_on=split)
-            + f"\n\nThese trials were scored on the **{split}** split, not on validation: `tune` ran them in worker "
-            f"processes, which evaluated on the evaluation split before the fix of {preset_origin.ISSUE}, and "
-            "\"Chosen\" is the trial with the highest of those scores. \"Validation mAP, kept checkpoint\" is what "
-            "the held-out validation videos said of the same trained models (each record keeps it); \"Validation's "
-            "pick\" is the trial a choice on those would have taken (validation GFLOPs were not recorded, so the "
-            "cost-aware rule of benchmark/protocol/selection.py cannot be applied to these trials).")
+                                         tables.failed_note(document.get("failed") or {})]))
 
 
 def marked_table(folder: Path) -> str | None:
-    """The folder's table.md with the marks it owes now (stale rows, presets chosen on the test
-    split) in place of those it was written with; None where there is no table.md. ``write``
+    """The folder's table.md with the marks it owes now (stale rows, methods that did not learn)
+    in place of those it was written with; None where there is no table.md. ``write``
     puts it back in the folder, so a table read on its own says what the pages say."""
     path = folder / layout.TABLE_MD
     if not path.is_file():
@@ -288,7 +269,7 @@ def _section(folder: Path, title: str, marked: str | None) -> str:
     if (folder / layout.TRANSFER_MD).is_file():
         lines += ["", (folder / layout.TRANSFER_MD).read_text().strip()]
     if (folder / layout.TUNE_MD).is_file():
-        lines += ["", _trials_table(folder)]
+        lines += ["", (folder / layout.TUNE_MD).read_text().strip()]
         owed = marks(folder)[1]
         if owed:
             lines += ["", f"{tables.MARKS_HEADING} {owed}"]
@@ -429,8 +410,7 @@ def presets_section(results: Path, held: dict[str, list[audit.Problem]] | None =
             + pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
             + "\n\nThe settings every method ships for the embedded default, each from a committed tuning record "
             "(methods/presets.py; `python -m benchmark methods --verbose` prints them). A record whose trials were "
-            f"scored on the test split chose by test accuracy ({preset_origin.ISSUE}): every table row resting on it "
-            "says so in its caption.\n")
+            "scored on anything but validation is named by `python -m benchmark report --check`.\n")
 
 
 def published(results: Path, names: list[str] | None) -> set[str]:

@@ -257,29 +257,23 @@ def test_comments_and_docstrings_are_not_code_to_the_fingerprint_but_every_state
     assert file_hash(source) == first
 
 
-def test_rows_on_presets_chosen_on_the_test_split_are_marked(tmp_path, monkeypatch):
+def test_a_tuning_folder_scored_on_the_test_split_is_named_and_every_shipped_choice_was_made_on_validation(tmp_path):
     from benchmark import preset_origin
-    from benchmark.presentation import report
+    from benchmark.presentation import audit
 
-    record = tmp_path / "default-tune"  # the record Uniform's preset names
+    record = tmp_path / "default-tune"
     record.mkdir()
-    (record / "tuned.json").write_text(json.dumps({"uniform": {"dropout": 0.5, "train": {"lr": 0.003}}}))
+    (record / "tune.json").write_text(json.dumps({"schema_version": 2, "trials": []}))
     trials = {"uniform-trial0": {"0": {"evaluated_on": "test"}}}
-    (record / "metrics.json").write_text(json.dumps({"per_seed": trials}))
-    rows = [("Uniform", "uniform", {"dropout": 0.5}, {"lr": 0.003}), ("LSTM", "lstm", {"dropout": 0.5}, {"lr": 0.003}),
-            ("Uniform, other dropout", "uniform", {"dropout": 0.2}, {"lr": 0.003})]
-    marked = preset_origin.chosen_on_test(rows, results=tmp_path)
-    assert marked == {"Uniform": ["default-tune"]}
-    assert "Presets chosen on the test split" in preset_origin.note(marked) and preset_origin.note({}) == ""
+    (record / "metrics.json").write_text(json.dumps({"schema_version": 2, "per_seed": trials}))
+    assert [p.kind for p in audit._selection("default-tune", record)] == ["selection on test"]
     trials["uniform-trial0"]["0"]["evaluated_on"] = "validation"  # the same record, chosen on validation
-    (record / "metrics.json").write_text(json.dumps({"per_seed": trials}))
-    assert preset_origin.chosen_on_test(rows, results=tmp_path) == {}
+    (record / "metrics.json").write_text(json.dumps({"schema_version": 2, "per_seed": trials}))
+    assert audit._selection("default-tune", record) == []
 
-    # The committed records: every shipped choice was made on validation (issue 31's re-tune), so no row is marked.
+    # The committed records: every shipped choice was made on validation (issue 31's re-tune).
     assert {c.folder for c in preset_origin.choices() if c.scored_on != "validation"} == set()
     assert preset_origin.scored_on(preset_origin.RESULTS / "default-tune") == "validation"
-    _, owed = report.marks(preset_origin.RESULTS / "default")
-    assert "Presets chosen on the test split" not in owed
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])

@@ -410,12 +410,11 @@ def test_results_from_another_machine_are_recomputed_and_compared(tiny_store, tm
 
 
 def test_results_on_another_dataset_are_not_compared_with_the_reference():
-    """Found: after the default store changed, the run compared its numbers with the old store's.
-    An earlier summary kept as written in schema 1 (mAP in percent under ``map``) is compared too."""
+    """Found: after the default store changed, the run compared its numbers with the old store's."""
     row = {"gflops": {"mean": 195.0, "std": 0.0}, "seeds": 3}
     summary = {"uniform": {**row, "map_percent": {"mean": 90.0, "std": 1.0}}}
     per_seed = {"uniform": {"0": {"hparams": {}, "train": {}, "budget_steps": 600}}}
-    earlier = {"summary": {"uniform": {**row, "map": {"mean": 91.0, "std": 1.0}}},
+    earlier = {"summary": {"uniform": {**row, "map_percent": {"mean": 91.0, "std": 1.0}}},
                "configs": crosscheck.configs(per_seed), "dataset_fingerprint": "aaaa"}
     current = {"schema_version": 2, "summary": summary, "per_seed": per_seed}
     rows = crosscheck.compare(earlier, current, "aaaa")["rows"]
