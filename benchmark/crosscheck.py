@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import results
+from benchmark.record import PerSeed, records_of, summary_records
 from benchmark.results import SCHEMA_KEY, SCHEMA_VERSION, read_json
 from datasets.common.atomic import atomic_write_json
 
@@ -57,11 +58,10 @@ def load(out: Path, *, replacing: bool = True) -> dict[str, Any] | None:
     if isinstance(kept, dict) and kept.get(SCHEMA_KEY) == SCHEMA_VERSION and not _completed(out, kept):
         return kept
     data = _read(out / results.SUMMARY)
-    per_seed = results.summary_pairs(out)
+    per_seed = summary_records(out)
     if not isinstance(data, dict) or "summary" not in data or not per_seed:
         return None
-    platforms = {json.dumps(r.get("computed", {}).get("platform"), sort_keys=True)
-                 for seeds in per_seed.values() for r in seeds.values()}
+    platforms = {json.dumps(r.platform, sort_keys=True) for seeds in per_seed.values() for r in seeds.values()}
     provenance = _read(out / results.PROVENANCE)
     dataset = (provenance or {}).get("dataset", {}).get("fingerprint") if isinstance(provenance, dict) else None
     return {SCHEMA_KEY: SCHEMA_VERSION, "summary": data["summary"], "configs": configs(per_seed),
@@ -70,13 +70,13 @@ def load(out: Path, *, replacing: bool = True) -> dict[str, Any] | None:
             "source": f"{out / results.SUMMARY} as it was before this run"}
 
 
-def configs(per_seed: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+def configs(per_seed: PerSeed) -> dict[str, Any]:
     """What each method's results were computed with (settings and budget), for comparing like with like."""
     out = {}
     for name, seeds in per_seed.items():
         first = next(iter(seeds.values()))
-        out[name] = {"hparams": first.get("hparams"), "train": first.get("train"),
-                     "budget_steps": first.get("budget_steps"), "seeds": sorted(seeds)}
+        out[name] = {"hparams": first.hparams, "train": first.train, "budget_steps": first.budget_steps,
+                     "seeds": sorted(seeds)}
     return out
 
 
@@ -114,7 +114,7 @@ def compare(earlier: dict[str, Any], current: dict[str, Any], dataset_fingerprin
     compared, and nothing is compared when the dataset changed (``dataset_fingerprint``, the
     run's, against the earlier one's)."""
     rows, skipped = [], {}
-    now = configs(current["per_seed"])
+    now = configs(records_of(current["per_seed"]))
     earlier_data = earlier.get("dataset_fingerprint")
     other_data = earlier_data is not None and dataset_fingerprint is not None and earlier_data != dataset_fingerprint
     earlier_rows = earlier["summary"]

@@ -29,9 +29,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from statistics import mean, median
-from typing import Any
+from typing import TYPE_CHECKING
 
 from datasets.common.progress import duration, eta_text
+
+if TYPE_CHECKING:
+    from benchmark.record import PairRecord
 
 
 def method_of(label: str) -> str:
@@ -47,35 +50,26 @@ def machine_here(device: str) -> str:
     return machine_kind({"cpu": cpu_model(), "device": device, "gpu": gpu_name(device)})
 
 
-def timed(record: Mapping[str, Any]) -> float | None:
-    """Seconds a pair took (training and evaluation) wherever it was computed; None when the
-    record has no time. Good for comparing methods with one another, not for a clock here."""
-    if not isinstance(record, Mapping):
-        return None
-    seconds = float(record.get("train_seconds") or 0) + float(record.get("eval_seconds") or 0)
-    return seconds or None
-
-
-def timed_here(record: Mapping[str, Any], here: str) -> float | None:
+def timed_here(record: PairRecord, here: str) -> float | None:
     """Seconds a pair took (training and evaluation), if its record was computed on the kind of
-    machine ``here`` (``machine_here``); None otherwise, or when the record has no time."""
-    from benchmark.provenance import machine_kind, record_platform
+    machine ``here`` (``machine_here``); None otherwise, or when the record has no time. (Where
+    it was computed does not matter for comparing methods with one another: ``PairRecord.seconds``.)"""
+    from benchmark.provenance import machine_kind
 
-    platform = record_platform(record)
-    if not platform or machine_kind(platform) != here:
+    if not record.platform or machine_kind(record.platform) != here:
         return None
-    return timed(record)
+    return record.seconds
 
 
 def pair_seconds(root: Path, folders: Sequence[str], here: str) -> dict[str, float]:
     """Seconds a pair of each method took in ``folders`` under ``root`` on this kind of machine
     (``here``; training and evaluation; the median of every such pair of the method, whatever its
     label: a trial's, a knob point's)."""
-    from benchmark.results import summary_pairs
+    from benchmark.record import summary_records
 
     seconds: dict[str, list[float]] = {}
     for folder in folders:
-        for label, seeds in summary_pairs(root / folder).items():
+        for label, seeds in summary_records(root / folder).items():
             for record in seeds.values():
                 took = timed_here(record, here)
                 if took is not None:

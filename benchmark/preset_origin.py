@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config import as_config
-from benchmark.results import TUNED_JSON, read_json, summary_pairs
+from benchmark.record import summary_records
+from benchmark.results import TUNED_JSON, read_json
 from datasets.common.gitinfo import REPO
 from methods.base import Origin, Preset
 from methods.registry import available_methods
@@ -32,7 +33,7 @@ PRESET = "default"
 def scored_on(folder: Path) -> str:
     """What a tuning record's trials were scored on, from the trials' own records: "validation",
     "test", or several joined with " and " ("" when the folder holds no trial record)."""
-    splits = sorted({str(record.get("evaluated_on")) for seeds in summary_pairs(folder).values()
+    splits = sorted({record.evaluated_on for seeds in summary_records(folder).values()
                      for record in seeds.values()})
     return " and ".join(splits)
 

@@ -110,12 +110,6 @@ def machine_kind(platform: Mapping[str, Any]) -> str:
     return f"{platform.get('cpu') or '?'}, {platform.get('gpu') or device if device == 'cuda' else device}"
 
 
-def record_platform(record: Any) -> dict[str, Any]:
-    """The platform a pair's record (a dict, as written) says it was computed on ({}: unknown)."""
-    platform = ((record.get("computed") or {}).get("platform") or {}) if isinstance(record, Mapping) else {}
-    return platform if isinstance(platform, dict) else {}
-
-
 def platform_key(info: dict[str, Any], versions: dict[str, Any]) -> dict[str, Any]:
     """What must agree for two results to be bit-identical: the same kind of machine (CPU
     model and kernels, GPU), device and package versions. Not the host name: the same

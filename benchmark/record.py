@@ -1,8 +1,10 @@
-"""The per-pair result record: the one schema of ``runs/<method>/seed<k>/metrics.json``.
+"""The per-pair result record: the one schema of ``runs/<method>/seed<k>/record.json``.
 
 The runner writes a ``PairRecord`` when a method/seed pair is done; the tables, the tuning
-summary, the evidence re-read and ``metrics.json``'s ``per_seed`` section read it back
-through ``PairRecord.load``, by attribute, never by string keys scattered over modules.
+summary, the evidence re-read, the audit and the time estimates read it back by attribute,
+never by string keys scattered over modules: a pair's file through ``PairRecord.load``, the
+copies in a folder summary's ``per_seed`` section (metrics.json) through ``summary_records``,
+the one reader of that section.
 Keys a record on disk has beyond these fields (written by an earlier or later version, such
 as ``fine_reads_vs_evidence_recomputed``) are kept in ``extra`` and written back unchanged:
 nothing is silently dropped.
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.code_fingerprint import stale_reason
-from benchmark.results import RECORD, SCHEMA_KEY, SCHEMA_VERSION, read_json
+from benchmark.results import RECORD, RUNS, SCHEMA_KEY, SCHEMA_VERSION, SUMMARY, pair_dir, pair_state, read_json
 from datasets.common.atomic import atomic_write_json
 from datasets.common.errors import UsageError
 
@@ -82,6 +84,23 @@ class PairRecord:
     def evidence_lift(self) -> float | None:
         return (self.fine_reads_vs_evidence or {}).get("lift")
 
+    @property
+    def platform(self) -> dict[str, Any]:
+        """The platform the pair was computed on ({}: unknown), as benchmark/provenance.py keys it."""
+        platform = self.computed.get("platform") if isinstance(self.computed, dict) else None
+        return platform if isinstance(platform, dict) else {}
+
+    @property
+    def computed_at(self) -> str | None:
+        """When the pair was computed (the suite's UTC ISO stamp, provenance.now)."""
+        at = self.computed.get("at") if isinstance(self.computed, dict) else None
+        return at if isinstance(at, str) else None
+
+    @property
+    def seconds(self) -> float | None:
+        """Seconds the pair took, training and evaluation (None: no time recorded)."""
+        return (float(self.train_seconds or 0) + float(self.eval_seconds or 0)) or None
+
     # ------------------------------------------------------------------ (de)serialisation
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
@@ -111,3 +130,49 @@ class PairRecord:
 
     def save(self, path: Path) -> None:
         atomic_write_json(path, self.to_json())
+
+
+#: A folder summary's pairs, typed: row label -> seed (a string, as JSON keys are) -> its record.
+PerSeed = dict[str, dict[str, PairRecord]]
+
+
+def records_of(per_seed: Any) -> PerSeed:
+    """A summary's ``per_seed`` block (metrics.json; as written, a dict of dicts) read as records.
+    An entry that is not a readable record is left out: the pair is then one the folder's table
+    does not show, which ``report --check`` names ("uncovered")."""
+    out: PerSeed = {}
+    for label, seeds in (per_seed if isinstance(per_seed, dict) else {}).items():
+        if not isinstance(seeds, dict):
+            continue
+        out[str(label)] = {}
+        for seed, data in seeds.items():
+            try:
+                out[str(label)][str(seed)] = PairRecord.from_json(data)
+            except (UsageError, TypeError):
+                continue
+    return out
+
+
+def summary_records(folder: Path) -> PerSeed:
+    """The pair records a folder's summary holds (metrics.json's ``per_seed``): the one reader of
+    ``per_seed``; {} where the summary is absent or unreadable."""
+    data = read_json(folder / SUMMARY)
+    return records_of(data.get("per_seed") if isinstance(data, dict) else None)
+
+
+def unbacked_pairs(out: Path) -> list[str]:
+    """The pairs a results folder's summary (metrics.json's ``per_seed``, what its table shows)
+    lists that are not done on disk (``pair_state``), each with why: the one rule every reader
+    of a folder applies (the report refuses such a folder; ``online``, ``latency`` and
+    ``stream`` refuse the pair). A folder without ``runs/`` keeps its summary only (its pairs
+    were not kept) and is not checked here; the report says so."""
+    per_seed = summary_records(out)
+    if not per_seed or not (out / RUNS).is_dir():
+        return []
+    missing = []
+    for name, seeds in per_seed.items():
+        for seed in seeds:
+            state = pair_state(pair_dir(out, name, seed))
+            if not state.done:
+                missing.append(f"{name} seed {seed} ({state.reason})")
+    return missing

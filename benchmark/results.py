@@ -250,17 +250,6 @@ class PairState:
     config: dict[str, Any] | None = None  # its config.json, when readable
 
 
-def summary_pairs(folder: Path) -> dict[str, dict[str, dict[str, Any]]]:
-    """The pair records a folder's summary holds (metrics.json's ``per_seed``), as written: row
-    label -> seed (a string, as JSON keys are) -> the record (a dict; benchmark/record.py reads one
-    by attribute). The one reader of ``per_seed``; {} where the summary is absent or unreadable,
-    and entries that are not objects are left out."""
-    data = read_json(folder / SUMMARY)
-    per_seed = data.get("per_seed") if isinstance(data, dict) else None
-    return {str(label): {str(seed): record for seed, record in seeds.items() if isinstance(record, dict)}
-            for label, seeds in (per_seed if isinstance(per_seed, dict) else {}).items() if isinstance(seeds, dict)}
-
-
 def read_current(path: Path) -> Any:
     """``read_json`` of a file with a schema (``SCHEMA_KEY``), refused when an earlier version wrote
     it: its names would mean other units."""
@@ -416,24 +405,6 @@ def load_weights(folder: Path, device: Any, recompute: str = "`python -m benchma
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"{path} is not a plain state dict of tensors that torch.load(weights_only=True) reads "
                          f"({reason}); recompute the pair with `python -m benchmark run ... --force`") from None
-
-
-def unbacked_pairs(out: Path) -> list[str]:
-    """The pairs a results folder's summary (metrics.json's ``per_seed``, what its table shows)
-    lists that are not done on disk (``pair_state``), each with why: the one rule every reader
-    of a folder applies (the report refuses such a folder; ``online``, ``latency`` and
-    ``stream`` refuse the pair). A folder without ``runs/`` keeps its summary only (its pairs
-    were not kept) and is not checked here; the report says so."""
-    per_seed = summary_pairs(out)
-    if not per_seed or not (out / RUNS).is_dir():
-        return []
-    missing = []
-    for name, seeds in per_seed.items():
-        for seed in seeds:
-            state = pair_state(pair_dir(out, name, seed))
-            if not state.done:
-                missing.append(f"{name} seed {seed} ({state.reason})")
-    return missing
 
 
 def start_pair(folder: Path) -> None:

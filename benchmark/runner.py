@@ -29,11 +29,11 @@ from typing import Any
 
 import torch
 
-from benchmark import conformance, crosscheck, folder_summary, pair, parallel, provenance, results
+from benchmark import conformance, crosscheck, folder_summary, pair, parallel, results
 from benchmark import store_settings as settings
 from benchmark.config import RunConfig
 from benchmark.context import RunContext
-from benchmark.eta import machine_here, pair_seconds, timed, timed_here
+from benchmark.eta import machine_here, pair_seconds, timed_here
 from benchmark.plans import MethodPlan
 from benchmark.record import PairRecord
 from datasets.common.atomic import atomic_write_json
@@ -220,8 +220,7 @@ class Runner:
         ours: set[str] = set()
         for plan, seed in pairs:
             seeds.setdefault(plan.name, []).append(seed)
-            record = results.read_json(results.record_path(self.ctx.pair_dir(plan, seed)))
-            platform = provenance.record_platform(record)
+            platform = PairRecord.load(results.record_path(self.ctx.pair_dir(plan, seed))).platform
             differ = sorted(k for k in {*platform, *here} if platform.get(k) != here.get(k))
             theirs.add(", ".join(f"{k} {platform.get(k)}" for k in differ))
             ours.add(", ".join(f"{k} {here.get(k)}" for k in differ))
@@ -243,11 +242,11 @@ class Runner:
                 folder = self.ctx.pair_dir(plan, seed)
                 if plan.name in here or not results.pair_state(folder).done:
                     continue
-                record = results.read_json(results.record_path(folder)) or {}
+                record = PairRecord.load(results.record_path(folder))
                 took = timed_here(record, machine)
                 if took is not None:
                     here[plan.name] = took
-                if plan.name not in anywhere and (took := timed(record)) is not None:
+                if plan.name not in anywhere and (took := record.seconds) is not None:
                     anywhere[plan.name] = took
         for name, took in self.selection_seconds(machine).items():  # a first table after its selection
             here.setdefault(name, took)

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config import STORE_KEY
-from benchmark.results import read_json, summary_pairs
+from benchmark.record import summary_records
+from benchmark.results import read_json
 from datasets.common.atomic import atomic_write_json
 from datasets.common.errors import UsageError
 
@@ -133,7 +134,7 @@ def effort(record: Record) -> dict[str, int]:
 
     counts: dict[str, int] = {method: 0 for method in record.methods}
     for folder in record.chosen_by:
-        for label, seeds in summary_pairs(record.path.parent / folder).items():
+        for label, seeds in summary_records(record.path.parent / folder).items():
             method = method_of(label)
             if method in counts:
                 counts[method] += len(seeds)

@@ -32,13 +32,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from benchmark import preset_origin, provenance
+from benchmark import preset_origin
 from benchmark import results as layout
-from benchmark.code_fingerprint import stale_reason
 from benchmark.protocol import learned
-from benchmark.results import pair_state, read_json, remembering_pair_states, unbacked_pairs
+from benchmark.provenance import machine_kind
+from benchmark.record import PerSeed, summary_records, unbacked_pairs
+from benchmark.results import pair_state, read_json, remembering_pair_states
 from datasets.common.errors import UsageError
 from datasets.common.progress import progress_bar
 
@@ -62,13 +62,8 @@ def stale_pairs(folder: Path) -> list[tuple[str, str, str]]:
     """(label, seed, why) of each pair in the folder's summary computed by code that has changed
     since, judged now against the current code (benchmark/code_fingerprint.py), not when the
     table was written."""
-    return [(label, str(seed), why) for label, seeds in layout.summary_pairs(folder).items()
-            for seed, record in seeds.items() if (why := stale_reason(record.get("code")))]
-
-
-def machine_kind(record: dict[str, Any]) -> str:
-    """The kind of machine a pair's record says it was computed on (``provenance.machine_kind``)."""
-    return provenance.machine_kind(provenance.record_platform(record))
+    return [(label, seed, why) for label, seeds in summary_records(folder).items()
+            for seed, record in seeds.items() if (why := record.stale)]
 
 
 def _stale(folder: Path, pairs: int) -> list[Problem]:
@@ -80,8 +75,8 @@ def _stale(folder: Path, pairs: int) -> list[Problem]:
             for why, found in reasons.items()]
 
 
-def _machines(name: str, per_seed: dict[str, dict[str, Any]]) -> list[Problem]:
-    kinds = Counter(machine_kind(r) for seeds in per_seed.values() for r in seeds.values() if isinstance(r, dict))
+def _machines(name: str, per_seed: PerSeed) -> list[Problem]:
+    kinds = Counter(machine_kind(r.platform) for seeds in per_seed.values() for r in seeds.values())
     if len(kinds) <= 1:
         return []
     listed = "; ".join(f"{kind} ({n} pairs)" for kind, n in kinds.most_common())
@@ -99,20 +94,19 @@ def _selection(name: str, folder: Path) -> list[Problem]:
     return []
 
 
-def _computed_at(per_seed: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+def _computed_at(per_seed: PerSeed) -> dict[str, list[str]]:
     """Method (``eta.method_of`` of each row label) -> when each of its pairs was computed (UTC ISO)."""
     from benchmark.eta import method_of
 
     found: dict[str, list[str]] = {}
     for label, seeds in per_seed.items():
         for record in seeds.values():
-            at = (record.get("computed") or {}).get("at")
-            if isinstance(at, str):
-                found.setdefault(method_of(label), []).append(at)
+            if record.computed_at:
+                found.setdefault(method_of(label), []).append(record.computed_at)
     return found
 
 
-def _order(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> list[Problem]:
+def _order(name: str, folder: Path, per_seed: PerSeed) -> list[Problem]:
     """Rows computed before the selections their settings cite had finished (issue 44): a row's
     pairs must all postdate every selection pair of its method in the runs its settings record
     names (``chosen_by``). Both times are the suite's UTC ISO stamps (provenance.now)."""
@@ -123,7 +117,7 @@ def _order(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> list
         return []
     chosen: dict[str, list[str]] = {}
     for run in origin.chosen_by:
-        for method, times in _computed_at(layout.summary_pairs(folder.parent / run)).items():
+        for method, times in _computed_at(summary_records(folder.parent / run)).items():
             chosen.setdefault(method, []).extend(times)
     early = [f"{method} (a pair at {min(times)}, a selection pair at {max(chosen[method])})"
              for method, times in _computed_at(per_seed).items()
@@ -134,7 +128,7 @@ def _order(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> list
                                             "recompute them with --force")]
 
 
-def _coverage(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> list[Problem]:
+def _coverage(name: str, folder: Path, per_seed: PerSeed) -> list[Problem]:
     problems = []
     shown = {(label, str(seed)) for label, seeds in per_seed.items() for seed in seeds}
     runs = folder / layout.RUNS
@@ -152,7 +146,7 @@ def _coverage(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> l
     return problems
 
 
-def _online(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> list[Problem]:
+def _online(name: str, folder: Path, per_seed: PerSeed) -> list[Problem]:
     """The online curves of a folder, when a model they read was computed again after them (its
     record's time is later than online.json's) or is no longer in the table: the curves are then
     of other models than the table's. Both times are the suite's UTC ISO stamps (provenance.now)."""
@@ -164,8 +158,7 @@ def _online(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> lis
     for key in online.get("weights") or {}:
         label, _, seed = str(key).rpartition("/seed")
         record = per_seed.get(label, {}).get(seed)
-        at = (record.get("computed") or {}).get("at") if isinstance(record, dict) else None
-        if not isinstance(record, dict) or (isinstance(at, str) and at > written):
+        if record is None or (record.computed_at or "") > written:
             later.append(f"{label} seed {seed}")
     if not later:
         return []
@@ -184,12 +177,12 @@ def _incomplete(name: str, folder: Path) -> list[Problem]:
 
 
 #: The numbers of a summary row checked against its seeds' records, and how each record holds them.
-_CHECKED = {"map_percent": lambda r: 100 * float(r["map"]), "gflops": lambda r: float(r["gflops"]["mean"])}
+_CHECKED = {"map_percent": lambda r: 100 * float(r.map), "gflops": lambda r: float(r.gflops["mean"])}
 #: The table columns checked against the summary, with the summary number each shows.
 _CELLS = {"mAP (%)": "map_percent", "GFLOPs/video": "gflops"}
 
 
-def _edited(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> list[Problem]:
+def _edited(name: str, folder: Path, per_seed: PerSeed) -> list[Problem]:
     """Whether the summary and table.md say what the pairs' records say (``KINDS``: edited)."""
     import math
 
@@ -199,12 +192,12 @@ def _edited(name: str, folder: Path, per_seed: dict[str, dict[str, Any]]) -> lis
     for label, seeds in per_seed.items():
         for seed, entry in seeds.items():
             record = read_json(layout.record_path(layout.pair_dir(folder, label, int(seed))))
-            if isinstance(record, dict) and record != entry:
+            if isinstance(record, dict) and record != entry.to_json():
                 found.append(f"metrics.json's {label} seed {seed} is not its record.json")
     summary = (read_json(folder / layout.SUMMARY) or {}).get("summary") or {}
     expected: dict[str, dict[str, str]] = {}
     for label, entry in summary.items():
-        records = [r for r in (per_seed.get(label) or {}).values() if isinstance(r, dict)]
+        records = list((per_seed.get(label) or {}).values())
         if not isinstance(entry, dict) or not records:
             continue
         shown = {}
@@ -266,7 +259,7 @@ def _older_schema(folder: Path) -> list[Problem]:
 
 def check_folder(folder: Path) -> list[Problem]:
     """Every problem of one results folder (none for a folder that shows no pairs and holds none)."""
-    per_seed = layout.summary_pairs(folder)
+    per_seed = summary_records(folder)
     if not per_seed:
         return [replace(p, root=str(folder.parent)) for p in _without_records(folder)]
     name = folder.name
@@ -287,7 +280,7 @@ def not_learnt(results: Path, names: list[str]) -> list[str]:
     must know before citing a row of it."""
     lines = []
     for name in sorted(names):
-        found = learned.row_verdicts(layout.summary_pairs(results / name))
+        found = learned.row_verdicts(summary_records(results / name))
         if found:
             lines.append(f"{results / name}: did not learn (marked in its tables): "
                          + "; ".join(f"{label}: {why}" for label, why in found.items()))

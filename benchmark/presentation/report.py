@@ -32,7 +32,8 @@ from benchmark import results as layout
 from benchmark.commands.studies import CHECKS, STUDIES
 from benchmark.presentation import audit, paper, stream_text, words
 from benchmark.protocol import learned
-from benchmark.results import folder_lock, read_json, remembering_pair_states, unbacked_pairs
+from benchmark.record import summary_records, unbacked_pairs
+from benchmark.results import folder_lock, read_json, remembering_pair_states
 from datasets.common.atomic import atomic_write_text
 from datasets.common.errors import UsageError
 from datasets.common.gitinfo import tracked_folders
@@ -140,11 +141,10 @@ def machine_line(provenance: dict[str, Any]) -> str:
 
 def pair_machines(folder: Path) -> str:
     """Where the folder's method/seed pairs were computed (each pair's record says), by CPU and device."""
-    per_seed = layout.summary_pairs(folder)
     counts: dict[str, int] = {}
-    for seeds in per_seed.values():
-        for data in seeds.values():  # read leniently: older folders' summaries predate PairRecord's fields
-            platform = (data.get("computed") or {}).get("platform") or {}
+    for seeds in summary_records(folder).values():
+        for record in seeds.values():
+            platform = record.platform
             where = f"{platform.get('cpu', '?')}, {platform.get('device', '?')}, torch {platform.get('torch', '?')}"
             counts[where] = counts.get(where, 0) + 1
     if not counts:
@@ -226,7 +226,7 @@ def marks(folder: Path) -> tuple[dict[str, str], str]:
     rows are stale, which methods did not learn, which pairs failed."""
     stale = stale_rows(folder)
     document = _read_json(folder / layout.SUMMARY)
-    per_seed = layout.summary_pairs(folder)
+    per_seed = summary_records(folder)
     rows = len(per_seed)
     names = document.get("summary") or {}
     not_learnt = {(names.get(label) or {}).get("display_name") or label: why
@@ -369,7 +369,7 @@ def curves_summary(results: Path, page_anchor: str) -> str:
     from benchmark.eta import method_of
     from methods.registry import display_name
 
-    per_seed = layout.summary_pairs(folder)
+    per_seed = summary_records(folder)
     not_learnt = frozenset(display_name(method_of(label)) for label in learned.row_verdicts(per_seed))
     command = _read_json(folder / layout.PROVENANCE).get("command") or "python -m benchmark curves"
     seeds = curves_report.load(folder).groupby(["method", "point"])["seed"].nunique().min()

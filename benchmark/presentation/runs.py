@@ -14,6 +14,8 @@ import pandas as pd
 
 from benchmark import results as layout
 from benchmark.presentation import audit
+from benchmark.provenance import machine_kind
+from benchmark.record import summary_records
 
 COLUMNS = ["Run", "Dataset", "Methods", "Seeds", "Pairs", "Computed on", "State"]
 
@@ -27,12 +29,11 @@ def row(folder: Path) -> dict[str, str]:
     """One folder's line: its dataset, methods, seeds, pairs, machines and state."""
     provenance = layout.read_json(folder / layout.PROVENANCE)
     provenance = provenance if isinstance(provenance, dict) else {}
-    per_seed = layout.summary_pairs(folder)
+    per_seed = summary_records(folder)
     dataset = provenance.get("dataset") or {}
     name = dataset.get("name") or "?"
     fingerprint = str(dataset.get("fingerprint") or "")[:8]
-    machines = sorted({audit.machine_kind(r) for seeds in per_seed.values() for r in seeds.values()
-                       if isinstance(r, dict)})
+    machines = sorted({machine_kind(r.platform) for seeds in per_seed.values() for r in seeds.values()})
     problems = audit.check_folder(folder)
     state = "ok" if not problems else "; ".join(dict.fromkeys(p.kind for p in problems))
     if (folder / layout.TUNE_JSON).is_file():

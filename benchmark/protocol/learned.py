@@ -30,10 +30,8 @@ keep every number used here, so ``report --check`` reaches the same verdict from
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from benchmark.record import PairRecord
-from datasets.common.errors import UsageError
 
 #: A best validation mAP below this many times chance (1 / classes) is "near chance".
 CHANCE_FACTOR = 2.0
@@ -97,20 +95,9 @@ def row_verdict(seeds: Mapping[str, PairRecord]) -> str:
     return "; ".join(f"seed {seed}: {why}" for seed, why in found)
 
 
-def row_verdicts(per_seed: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """Each label of a folder summary's ``per_seed`` that did not learn -> why (records read
-    leniently: a record an older version wrote without these fields learned, as far as can be said)."""
-    found: dict[str, str] = {}
-    for label, seeds in per_seed.items():
-        records = {}
-        for seed, data in (seeds or {}).items():
-            try:
-                records[str(seed)] = data if isinstance(data, PairRecord) else PairRecord.from_json(data)
-            except UsageError:  # an unreadable record is the audit's business, not this verdict's
-                continue
-        if records and (why := row_verdict(records)):
-            found[label] = why
-    return found
+def row_verdicts(per_seed: Mapping[str, Mapping[str, PairRecord]]) -> dict[str, str]:
+    """Each label of a folder summary's pairs (``record.summary_records``) that did not learn -> why."""
+    return {label: why for label, seeds in per_seed.items() if seeds and (why := row_verdict(seeds))}
 
 
 def note(rows: Mapping[str, str]) -> str:

@@ -264,7 +264,8 @@ def test_a_tuning_folder_scored_on_the_test_split_is_named_and_every_shipped_cho
     record = tmp_path / "default-tune"
     record.mkdir()
     (record / "tune.json").write_text(json.dumps({"schema_version": 2, "trials": []}))
-    trials = {"uniform-trial0": {"0": {"evaluated_on": "test"}}}
+    committed = json.loads((preset_origin.RESULTS / "default/runs/uniform/seed0/record.json").read_text())
+    trials = {"uniform-trial0": {"0": {**committed, "evaluated_on": "test"}}}
     (record / "metrics.json").write_text(json.dumps({"schema_version": 2, "per_seed": trials}))
     assert [p.kind for p in audit._selection("default-tune", record)] == ["selection on test"]
     trials["uniform-trial0"]["0"]["evaluated_on"] = "validation"  # the same record, chosen on validation

@@ -139,23 +139,30 @@ def test_the_last_pair_of_a_run_has_what_its_estimate_leaves_not_a_whole_pair():
 
 
 def test_earlier_pairs_time_a_run_only_from_this_kind_of_machine():
-    from benchmark.eta import machine_here, timed, timed_here
+    from dataclasses import replace
+
+    from benchmark.eta import machine_here, timed_here
     from benchmark.provenance import cpu_model, gpu_name
+    from benchmark.record import PairRecord
 
     here = machine_here("cuda:1")
     gpu = gpu_name("cuda:1")  # None without CUDA: the kind is then the device type
     assert here == f"{cpu_model()}, {gpu or 'cuda'}"
-    record = {"computed": {"platform": {"cpu": cpu_model(), "device": "cuda:0", "gpu": gpu}}, "train_seconds": 90.0,
-              "eval_seconds": 10.0}
-    assert timed_here(record, here) == 100.0
-    assert timed_here({**record, "computed": {"platform": {"cpu": cpu_model(), "device": "cpu"}}}, here) is None
+    committed = PairRecord.load(REPO / "results/default/runs/uniform/seed0/record.json")
+
+    def record(platform: dict | None, train: float = 90.0, evaluation: float = 10.0) -> PairRecord:
+        return replace(committed, computed={} if platform is None else {"platform": platform}, train_seconds=train,
+                       eval_seconds=evaluation)
+
+    assert timed_here(record({"cpu": cpu_model(), "device": "cuda:0", "gpu": gpu}), here) == 100.0
+    assert timed_here(record({"cpu": cpu_model(), "device": "cpu"}), here) is None
     other_gpu = {"cpu": cpu_model(), "device": "cuda", "gpu": "Another GPU"}  # an H200's pairs do not time an H100
-    assert timed_here({**record, "computed": {"platform": other_gpu}}, here) is None
-    assert timed_here({**record, "computed": {"platform": {"cpu": "another", "device": "cuda"}}}, here) is None
-    assert timed_here({"train_seconds": 5.0}, here) is None  # no platform: where it ran is unknown
+    assert timed_here(record(other_gpu), here) is None
+    assert timed_here(record({"cpu": "another", "device": "cuda"}), here) is None
+    assert timed_here(record(None, 5.0, 0.0), here) is None  # no platform: where it ran is unknown
     # the order pairs start in needs only how methods compare, which any machine's pairs tell
-    assert timed({**record, "computed": {"platform": {"cpu": "another", "device": "cuda"}}}) == 100.0
-    assert timed({"train_seconds": 5.0}) == 5.0 and timed({}) is None
+    assert record({"cpu": "another", "device": "cuda"}).seconds == 100.0
+    assert record(None, 5.0, 0.0).seconds == 5.0 and record(None, 0.0, 0.0).seconds is None
 
 
 def test_a_run_in_workers_logs_each_pair_start_end_training_progress_and_eta_with_timestamps(tmp_path):

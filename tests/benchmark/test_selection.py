@@ -22,8 +22,10 @@ from benchmark.protocol import selection
 from benchmark.protocol.budget import Budget
 from benchmark.protocol.selection import Candidate
 from benchmark.protocol.splits import carve_validation
+from benchmark.record import records_of
 from benchmark.runner import Runner
 from benchmark.training import fit
+from datasets.common.gitinfo import REPO
 from datasets.loading.bank import FeatureBank
 from methods import TrainConfig, available_methods, resolve_method
 
@@ -413,9 +415,10 @@ def test_results_on_another_dataset_are_not_compared_with_the_reference():
     """Found: after the default store changed, the run compared its numbers with the old store's."""
     row = {"gflops": {"mean": 195.0, "std": 0.0}, "seeds": 3}
     summary = {"uniform": {**row, "map_percent": {"mean": 90.0, "std": 1.0}}}
-    per_seed = {"uniform": {"0": {"hparams": {}, "train": {}, "budget_steps": 600}}}
+    record = json.loads((REPO / "results/default/runs/uniform/seed0/record.json").read_text())
+    per_seed = {"uniform": {"0": {**record, "hparams": {}, "train": {}, "budget_steps": 600}}}
     earlier = {"summary": {"uniform": {**row, "map_percent": {"mean": 91.0, "std": 1.0}}},
-               "configs": crosscheck.configs(per_seed), "dataset_fingerprint": "aaaa"}
+               "configs": crosscheck.configs(records_of(per_seed)), "dataset_fingerprint": "aaaa"}
     current = {"schema_version": 2, "summary": summary, "per_seed": per_seed}
     rows = crosscheck.compare(earlier, current, "aaaa")["rows"]
     assert rows[0]["quantity"] == "mAP (%)" and rows[0]["difference"] == pytest.approx(-1.0)
@@ -464,7 +467,6 @@ def test_the_shipped_presets_are_the_settings_reproduce_chose():
     other store a study chose for, so the chosen values live in the records and the code repeats
     them (benchmark/reproduce.py)."""
     from benchmark.plans import plan_methods
-    from datasets.common.gitinfo import REPO
 
     for dataset in ("default", "small"):
         settings = REPO / "results" / f"{dataset}.settings.json"

@@ -16,6 +16,12 @@ the recurrence's Python loop, random numbers, copies and the rest), say where th
 
 ``--repo`` imports the suite from another checkout, so the same script times the code before
 and after a change on the same machine and data.
+
+``--widths 1 3 6`` (issue 48) times one model on batches of 64 x k videos and reports each row
+per 64 videos (``seconds_per_model_step``): the operand widths of a stack of k models, with the
+operator count of one. It is the ceiling of what training k seeds as one stacked model can
+save on per-operator work, not a stacked model: a stack has k sets of weights (batched products
+of the same FLOPs, an optimizer step over k times the parameters) and a per-model gradient norm.
 """
 
 from __future__ import annotations
@@ -68,9 +74,11 @@ def lstm_flops(event: Any) -> float:
     return 3 * flops if "backward" in event.key else flops
 
 
-def prepare(method_name: str, store: str, steps: int, precision: str) -> tuple[Callable[[Any], None], list[Any]]:
+def prepare(method_name: str, store: str, steps: int, precision: str,
+            width: int = 1) -> tuple[Callable[[Any], None], list[Any]]:
     """One training step of ``method_name`` at the ``default`` preset, and ``steps`` + 2 batches
-    of the training split in ``fit``'s order (the first two for warming up), on one thread."""
+    of 64 x ``width`` videos of the training split in ``fit``'s order (the first two for warming
+    up), on one thread."""
     import torch
 
     from benchmark.training import seed_everything
@@ -90,7 +98,7 @@ def prepare(method_name: str, store: str, steps: int, precision: str) -> tuple[C
     generator = torch.Generator().manual_seed(0)
     batches: list[Any] = []
     while len(batches) < steps + 2:  # further epochs where one has fewer batches (a small store)
-        for batch in bank.batches(64, method.sampler(train=True), train=True, generator=generator):
+        for batch in bank.batches(64 * width, method.sampler(train=True), train=True, generator=generator):
             batches.append(batch)
             if len(batches) == steps + 2:
                 break
@@ -127,10 +135,10 @@ def time_steps(step: Callable[[Any], None], batches: list[Any]) -> float:
     return (time.perf_counter() - start) / (len(batches) - 2)
 
 
-def profile_steps(method_name: str, store: str, steps: int, precision: str) -> dict[str, Any]:
+def profile_steps(method_name: str, store: str, steps: int, precision: str, width: int = 1) -> dict[str, Any]:
     from torch.profiler import ProfilerActivity, profile
 
-    step, batches = prepare(method_name, store, steps, precision)
+    step, batches = prepare(method_name, store, steps, precision, width)
     seconds = time_steps(step, batches)
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True, with_flops=True) as prof:
         for batch in batches[2:]:
@@ -162,7 +170,9 @@ def profile_steps(method_name: str, store: str, steps: int, precision: str) -> d
     rates = product_rate(shapes)
     peak = max(rates.values())
     per_step = flops / steps
-    return {"method": method_name, "precision": precision, "seconds_per_step": seconds,
+    return {"method": method_name, "precision": precision, "width": width, "seconds_per_step": seconds,
+            "seconds_per_model_step": seconds / width,
+            "videos_per_step": sum(b.mask.shape[0] for b in batches[2:]) / steps,
             "mean_frames_per_video": sum(b.mask.shape[1] for b in batches[2:]) / steps,
             "product_gflop_per_step": per_step / 1e9, "fp32_product_gflops_per_s": rates,
             "bound_seconds_per_step": per_step / (peak * 1e9), "ratio_to_bound": seconds / (per_step / (peak * 1e9)),
@@ -204,13 +214,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=["liteeval", "liteeval_rl"])
     parser.add_argument("--repo", help="checkout whose code is measured (default: this one)")
     parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--precision", nargs="+", default=["fp32"])
+    parser.add_argument("--widths", nargs="+", type=int, default=[1],
+                        help="batches of 64 x k videos, reported per 64 (the module docstring)")
     parser.add_argument("--out", help="JSON file for the results")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(args.repo or Path(__file__).resolve().parents[2]).resolve()))
     os.environ.setdefault("LITEEVAL_PROGRESS", "0")
 
-    rows = [profile_steps(m, args.store, args.steps, args.precision) for m in args.methods]
+    rows = [profile_steps(m, args.store, args.steps, precision, width)
+            for m in args.methods for precision in args.precision for width in args.widths]
     return emit({"environment": environment(repo=args.repo or "this checkout"), "rows": rows}, args.out)
 
 
