@@ -17,11 +17,13 @@ the recurrence's Python loop, random numbers, copies and the rest), say where th
 ``--repo`` imports the suite from another checkout, so the same script times the code before
 and after a change on the same machine and data.
 
-``--widths 1 3 6`` (issue 48) times one model on batches of 64 x k videos and reports each row
-per 64 videos (``seconds_per_model_step``): the operand widths of a stack of k models, with the
-operator count of one. It is the ceiling of what training k seeds as one stacked model can
-save on per-operator work, not a stacked model: a stack has k sets of weights (batched products
-of the same FLOPs, an optimizer step over k times the parameters) and a per-model gradient norm.
+``--widths 1 3 6`` (issue 48) times one model on each batch of 64 videos tiled k times (the
+same videos and padded length, k times the operands) and reports each row per 64 videos
+(``seconds_per_model_step``): the operand widths of a stack of k models whose batches share a
+length bucket, with the operator count of one. It stands in for what training k seeds as one
+stacked model can save on per-operator work; it is not a stacked model (a stack has k sets of
+weights: batched products of the same FLOPs, an optimizer step over k times the parameters, a
+per-model gradient norm).
 """
 
 from __future__ import annotations
@@ -77,8 +79,8 @@ def lstm_flops(event: Any) -> float:
 def prepare(method_name: str, store: str, steps: int, precision: str,
             width: int = 1) -> tuple[Callable[[Any], None], list[Any]]:
     """One training step of ``method_name`` at the ``default`` preset, and ``steps`` + 2 batches
-    of 64 x ``width`` videos of the training split in ``fit``'s order (the first two for warming
-    up), on one thread."""
+    of 64 videos of the training split in ``fit``'s order (the first two for warming up), each
+    tiled ``width`` times, on one thread."""
     import torch
 
     from benchmark.training import seed_everything
@@ -98,10 +100,16 @@ def prepare(method_name: str, store: str, steps: int, precision: str,
     generator = torch.Generator().manual_seed(0)
     batches: list[Any] = []
     while len(batches) < steps + 2:  # further epochs where one has fewer batches (a small store)
-        for batch in bank.batches(64 * width, method.sampler(train=True), train=True, generator=generator):
+        for batch in bank.batches(64, method.sampler(train=True), train=True, generator=generator):
             batches.append(batch)
             if len(batches) == steps + 2:
                 break
+    if width > 1:
+        import numpy as np
+
+        batches = [next(bank.batches(64 * width, method.sampler(train=True), train=True, shuffle=False,
+                                     rows=np.tile(b.index.cpu().numpy(), width), generator=generator))
+                   for b in batches]
     try:
         from benchmark.precision import computing_in
     except ImportError:  # a checkout from before --precision
