@@ -51,9 +51,9 @@ def _read(path: Path) -> Any:
 def load(out: Path, *, replacing: bool = True) -> dict[str, Any] | None:
     """The earlier results of ``out``: while ``replacing`` results computed elsewhere, the kept
     earlier summary if there is one of the current schema (a resumed replacement compares with
-    what was there before it began), else the folder's current summary (None when there is neither, or the summary
-    predates this format). A later run on this machine compares with the current summary, not
-    with the other machine's results the folder keeps as a record."""
+    what was there before it began), else the folder's current summary (None when there is
+    neither). A later run on this machine compares with the current summary, not with the other
+    machine's results the folder keeps as a record."""
     kept = _read(out / results.EARLIER) if replacing else None
     if isinstance(kept, dict) and kept.get(SCHEMA_KEY) == SCHEMA_VERSION and not _completed(out, kept):
         return kept

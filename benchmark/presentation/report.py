@@ -319,7 +319,7 @@ def withheld_note(name: str, problems: list[audit.Problem]) -> str:
 def _withheld_section(held: dict[str, list[audit.Problem]]) -> str:
     lines = [f"## {WITHHELD_TITLE}", "",
              "These committed folders are not shown: a table of them is not what the current code computes, or "
-             "rests on a choice made on the test split (`python -m benchmark report --check`; "
+             "a selection in them scored on the test split (`python -m benchmark report --check`; "
              "benchmark/presentation/audit.py). `python -m benchmark reproduce` regenerates the main job's folders; "
              "a study's folder, its own command with `--refresh`.", ""]
     lines += [f"- {problem.line()}" for problems in held.values() for problem in problems]

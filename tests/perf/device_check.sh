@@ -3,7 +3,8 @@
 # (docs/performance.md, "GPU"): the main job (Table 1: six methods, three seeds) timed from an
 # empty results folder with `--device cuda` and the default `--jobs` (pairs share the GPU, as
 # many as its free memory holds, up to 8), then the extended suite's remaining pairs in the
-# time left. What it writes under $OUT comes back: the logs, each run's wall time, the
+# time left; between the two (issue 48), the per-model step time of the LiteEval family at 1, 3
+# and 6 times the operand width. What it writes under $OUT comes back: the logs, each run's wall time, the
 # environment, and the results folder as one archive (tables, records, scores, provenance; no weights).
 #
 # On the device tool (the GPU machine lacks ptflops; carry it as a wheel, see
@@ -50,6 +51,16 @@ timed() {  # timed NAME SECONDS ARGS...: one benchmark command, its log and its 
 left() { echo $((BUDGET_S - ($(date +%s) - started))); }
 
 timed main-job "$(left)" run --dataset "$DATASET" --device "$DEVICE" --results-dir "$results"
+# Issue 48: what wider operands save a LiteEval model's training step on this device (one model on
+# each batch tiled k times; docs/performance.md, "Wider operands"), on the store the main job made;
+# at most two minutes, before the extended suite takes the time left.
+if [ "$(left)" -gt 150 ]; then
+  begin=$(date +%s)
+  timeout 120 "$PYTHON" tests/perf/step_bound.py --store "${LITEEVAL_DATA:-data}/synthetic/$DATASET-seed0" \
+    --methods liteeval liteeval_rl --widths 1 3 6 --precision fp32 bf16 --steps 6 --device "$DEVICE" --no-profile \
+    --out "$OUT/widths.json" > "$OUT/widths.log" 2>&1 && rc=0 || rc=$?
+  echo "widths rc=$rc wall_s=$(($(date +%s) - begin))" | tee -a "$OUT/times.txt"
+fi
 if [ "$(left)" -gt 60 ]; then  # the extended suite keeps the main job's pairs and adds its own
   timed extended "$(($(left) - 30))" run --dataset "$DATASET" --device "$DEVICE" --results-dir "$results" \
     --suite extended

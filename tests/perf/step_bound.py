@@ -24,6 +24,9 @@ length bucket, with the operator count of one. It stands in for what training k 
 stacked model can save on per-operator work; it is not a stacked model (a stack has k sets of
 weights: batched products of the same FLOPs, an optimizer step over k times the parameters, a
 per-model gradient norm).
+
+``--device cuda --no-profile`` times the same steps on a GPU (tests/perf/device_check.sh runs
+it there): seconds only, since the bound is the CPU's product rate.
 """
 
 from __future__ import annotations
@@ -76,8 +79,8 @@ def lstm_flops(event: Any) -> float:
     return 3 * flops if "backward" in event.key else flops
 
 
-def prepare(method_name: str, store: str, steps: int, precision: str,
-            width: int = 1) -> tuple[Callable[[Any], None], list[Any]]:
+def prepare(method_name: str, store: str, steps: int, precision: str, width: int = 1,
+            device: str = "cpu") -> tuple[Callable[[Any], None], list[Any]]:
     """One training step of ``method_name`` at the ``default`` preset, and ``steps`` + 2 batches
     of 64 videos of the training split in ``fit``'s order (the first two for warming up), each
     tiled ``width`` times, on one thread."""
@@ -89,12 +92,12 @@ def prepare(method_name: str, store: str, steps: int, precision: str,
     from methods.registry import resolve_method
 
     torch.set_num_threads(1)
-    bank = FeatureBank(store, "train", device="cpu", show_progress=False)
+    bank = FeatureBank(store, "train", device=device, show_progress=False)
     cls = resolve_method(method_name)
     settings = preset_settings(cls.presets["default"])
     train = settings.pop("train", {})
     seed_everything(0)
-    method = cls(bank.num_classes, {s: bank.dim(s) for s in cls.streams}, **settings).train()
+    method = cls(bank.num_classes, {s: bank.dim(s) for s in cls.streams}, **settings).to(bank.device).train()
     optimiser = torch.optim.Adam(method.parameters(), lr=train.get("lr", 1e-3),
                                  weight_decay=train.get("weight_decay", 0.0))
     generator = torch.Generator().manual_seed(0)
@@ -134,20 +137,34 @@ def prepare(method_name: str, store: str, steps: int, precision: str,
 
 
 def time_steps(step: Callable[[Any], None], batches: list[Any]) -> float:
-    """Seconds per step over ``batches[2:]``, after two warm-up steps on ``batches[:2]``."""
+    """Seconds per step over ``batches[2:]``, after two warm-up steps on ``batches[:2]`` (on a
+    GPU, until its queue is empty)."""
+    import torch
+
+    def synchronize() -> None:
+        if batches[0].mask.is_cuda:
+            torch.cuda.synchronize()
+
     for batch in batches[:2]:
         step(batch)
+    synchronize()
     start = time.perf_counter()
     for batch in batches[2:]:
         step(batch)
+    synchronize()
     return (time.perf_counter() - start) / (len(batches) - 2)
 
 
-def profile_steps(method_name: str, store: str, steps: int, precision: str, width: int = 1) -> dict[str, Any]:
+def profile_steps(method_name: str, store: str, steps: int, precision: str, width: int = 1,
+                  device: str = "cpu", profile_too: bool = True) -> dict[str, Any]:
     from torch.profiler import ProfilerActivity, profile
 
-    step, batches = prepare(method_name, store, steps, precision, width)
+    step, batches = prepare(method_name, store, steps, precision, width, device)
     seconds = time_steps(step, batches)
+    if not profile_too:
+        return {"method": method_name, "precision": precision, "width": width, "device": device,
+                "seconds_per_step": seconds, "seconds_per_model_step": seconds / width,
+                "mean_frames_per_video": sum(b.mask.shape[1] for b in batches[2:]) / steps}
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True, with_flops=True) as prof:
         for batch in batches[2:]:
             step(batch)
@@ -225,14 +242,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", nargs="+", default=["fp32"])
     parser.add_argument("--widths", nargs="+", type=int, default=[1],
                         help="batches of 64 x k videos, reported per 64 (the module docstring)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--no-profile", dest="profile", action="store_false",
+                        help="time the steps only: no profile and no bound (on a GPU, the bound is not the CPU's)")
     parser.add_argument("--out", help="JSON file for the results")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(args.repo or Path(__file__).resolve().parents[2]).resolve()))
     os.environ.setdefault("LITEEVAL_PROGRESS", "0")
 
-    rows = [profile_steps(m, args.store, args.steps, precision, width)
+    rows = [profile_steps(m, args.store, args.steps, precision, width, args.device, args.profile)
             for m in args.methods for precision in args.precision for width in args.widths]
-    return emit({"environment": environment(repo=args.repo or "this checkout"), "rows": rows}, args.out)
+    import torch
+
+    gpu = {"gpu": torch.cuda.get_device_name()} if args.device.startswith("cuda") else {}
+    return emit({"environment": environment(repo=args.repo or "this checkout", device=args.device, **gpu),
+                 "rows": rows}, args.out)
 
 
 if __name__ == "__main__":
