@@ -65,7 +65,8 @@ class PairRecord:
     # The code that computed it, file by file (benchmark/code_fingerprint.py); None: written before fingerprints.
     code: dict[str, Any] | None = None
     # The results files' schema this record was written in (benchmark/results.py); None: schema 1,
-    # written before the field (read and written back as it was; `python -m benchmark migrate` adds it).
+    # written before the field (read and written back as it was; what reads a folder's numbers
+    # refuses a schema-1 summary: benchmark/results.py ``read_current``).
     schema_version: int | None = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
