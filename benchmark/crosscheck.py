@@ -97,14 +97,9 @@ def digest(earlier: dict[str, Any]) -> str:
 
 def _completed(out: Path, kept: dict[str, Any]) -> bool:
     """Whether the kept earlier results are those a finished replacement compared with: the
-    folder's cross-machine check names them (a check written before it named its earlier
-    results by digest: by their source and machines)."""
+    folder's cross-machine check names them by digest."""
     check = _read(out / results.CROSSCHECK)
-    if not isinstance(check, dict):
-        return False
-    if "earlier_digest" in check:
-        return check["earlier_digest"] == digest(kept)
-    return check.get("earlier_source") == kept.get("source") and check.get("earlier_platforms") == kept.get("platforms")
+    return isinstance(check, dict) and check.get("earlier_digest") == digest(kept)
 
 
 def compare(earlier: dict[str, Any], current: dict[str, Any], dataset_fingerprint: str | None = None) -> dict[str, Any]:
