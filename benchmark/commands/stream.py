@@ -102,20 +102,27 @@ def run_store(run: Path, override: str | None) -> FeatureStore:
         given = (record.get("config") or {}).get("dataset")  # as the run's command named it (relative paths too)
         candidates = [p for p in (Path(path), Path(given) if given else None) if p is not None and p.is_dir()]
         if not candidates:
+            kind = ((record.get("dataset") or {}).get("provenance") or {}).get("kind")
+            if kind == "synthetic":  # no store could be streamed: say that, not where the store went
+                raise UsageError(not_from_video(f"{run}'s features", kind))
             raise FileNotFoundError(f"{run} was trained on the store {path}, which is not there; pass where it is "
                                     "now with --store")
         override = str(candidates[0])
     return FeatureStore.open(override)
 
 
+def not_from_video(what: str, kind: object) -> str:
+    """The refusal to stream a run whose features were not extracted from video."""
+    return (f"{what} were not extracted from video (provenance kind {kind!r}; a synthetic store's features come "
+            "from no backbone), so its models cannot read a video's frames; extract a store from videos (`python -m "
+            "datasets extract`, docs/real-datasets.md), train on it, and stream that run")
+
+
 def matching_backbone(stream: str, spec: StreamSpec, checkpoint: str | None, device: torch.device) -> Backbone:
     """The stream's backbone with the weights the store was extracted with, or a clear refusal."""
     origin = spec.provenance or {}
     if origin.get("kind") != "extract":
-        raise UsageError(f"the run's {stream!r} features were not extracted from video (provenance kind "
-                         f"{origin.get('kind')!r}; a synthetic store's features come from no backbone), so its models "
-                         "cannot read a video's frames; extract a store from videos (`python -m datasets extract`, "
-                         "docs/real-datasets.md), train on it, and stream that run")
+        raise UsageError(not_from_video(f"the run's {stream!r} features", origin.get("kind")))
     recorded = origin.get("weights") or {}
     if recorded.get("random"):
         if checkpoint is not None:

@@ -127,6 +127,14 @@ def test_stream_refuses_a_synthetic_run(tiny_store, tmp_path, monkeypatch, capsy
     capsys.readouterr()
     assert benchmark_main(["stream", str(clip), "--name", "tiny-stream", "--compare", "none"]) == 2
     assert "were not extracted from video" in capsys.readouterr().err
+    # A clone of the run, where its synthetic store is not (results/default in a fresh checkout):
+    # the same refusal, not a request to pass a store that could not be streamed either.
+    provenance = tmp_path / "tiny" / "provenance.json"
+    record = json.loads(provenance.read_text())
+    record["dataset"]["path"], record["config"]["dataset"] = str(tmp_path / "gone"), "gone"
+    provenance.write_text(json.dumps(record))
+    assert benchmark_main(["stream", str(clip), "--run", str(tmp_path / "tiny"), "--compare", "none"]) == 2
+    assert "were not extracted from video" in capsys.readouterr().err
 
 
 def test_stream_never_overwrites_a_record_silently(real_run, tmp_path, capsys):
