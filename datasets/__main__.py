@@ -17,6 +17,9 @@ NAME_HELP = ("dataset name in the manifest (default: the output directory name);
 def _cmd_validate(args: argparse.Namespace) -> int:
     from datasets.store.validate import validate_store
 
+    if not Path(args.store).exists():  # nothing to validate: bad input (exit 2), not a store with problems (1)
+        raise FileNotFoundError(f"{args.store}: no such store directory; pass a store's folder (make one with "
+                                "`python -m datasets synth` or `python -m datasets ingest`)")
     problems = validate_store(args.store, show_progress=not args.quiet)
     if problems:
         print(f"{args.store}: {len(problems)} problem(s)")

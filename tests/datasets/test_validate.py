@@ -253,3 +253,7 @@ def test_cli_exit_codes(hand_store, tmp_path):
     assert bad.returncode == 1
     assert all(part in bad.stdout for part in ("3 problem(s)", "checksum", "zero frames", "9 videos"))
     assert "fix:" in bad.stdout
+    missing = subprocess.run([sys.executable, "-m", "datasets", "-q", "validate", str(tmp_path / "nowhere")],
+                             cwd=REPO, capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: ") and "no such store" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1  # one line, no traceback
