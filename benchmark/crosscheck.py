@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import results
-from benchmark.record import PerSeed, records_of, summary_records
+from benchmark.record import PairRecord, PerSeed, records_of, summary_records
 from benchmark.results import SCHEMA_KEY, SCHEMA_VERSION, read_json
 from datasets.common.atomic import atomic_write_json
 
@@ -33,10 +33,8 @@ log = logging.getLogger(__name__)
 
 def computed_elsewhere(pair_dir: Path, platform: dict[str, Any]) -> bool:
     """Whether ``pair_dir`` holds a finished result computed on another kind of machine."""
-    record = _read(results.record_path(pair_dir))
-    if not isinstance(record, dict):
-        return False  # absent or corrupt: not a finished result anywhere
-    return record.get("computed", {}).get("platform") != platform
+    record = PairRecord.parsed(_read(results.record_path(pair_dir)))
+    return record is not None and record.platform != platform  # absent or corrupt: not a finished result
 
 
 def _read(path: Path) -> Any:

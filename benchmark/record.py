@@ -123,6 +123,15 @@ class PairRecord:
                    extra={k: v for k, v in data.items() if k not in known})
 
     @classmethod
+    def parsed(cls, data: Any) -> PairRecord | None:
+        """``from_json``, or None for what is not a readable record: for the readers that pass over
+        such an entry (a summary's copies, the scheduler's look at kept pairs) rather than stop."""
+        try:
+            return cls.from_json(data)
+        except (UsageError, TypeError):
+            return None
+
+    @classmethod
     def load(cls, path: Path) -> PairRecord:
         data = read_json(path)
         if data is None:
@@ -145,12 +154,8 @@ def records_of(per_seed: Any) -> PerSeed:
     for label, seeds in (per_seed if isinstance(per_seed, dict) else {}).items():
         if not isinstance(seeds, dict):
             continue
-        out[str(label)] = {}
-        for seed, data in seeds.items():
-            try:
-                out[str(label)][str(seed)] = PairRecord.from_json(data)
-            except (UsageError, TypeError):
-                continue
+        parsed = {str(seed): PairRecord.parsed(data) for seed, data in seeds.items()}
+        out[str(label)] = {seed: record for seed, record in parsed.items() if record is not None}
     return out
 
 

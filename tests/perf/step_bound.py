@@ -161,10 +161,12 @@ def profile_steps(method_name: str, store: str, steps: int, precision: str, widt
 
     step, batches = prepare(method_name, store, steps, precision, width, device)
     seconds = time_steps(step, batches)
+    timed = {"method": method_name, "precision": precision, "width": width, "device": device,
+             "seconds_per_step": seconds, "seconds_per_model_step": seconds / width,
+             "videos_per_step": sum(b.mask.shape[0] for b in batches[2:]) / steps,
+             "mean_frames_per_video": sum(b.mask.shape[1] for b in batches[2:]) / steps}
     if not profile_too:
-        return {"method": method_name, "precision": precision, "width": width, "device": device,
-                "seconds_per_step": seconds, "seconds_per_model_step": seconds / width,
-                "mean_frames_per_video": sum(b.mask.shape[1] for b in batches[2:]) / steps}
+        return timed
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True, with_flops=True) as prof:
         for batch in batches[2:]:
             step(batch)
@@ -195,11 +197,7 @@ def profile_steps(method_name: str, store: str, steps: int, precision: str, widt
     rates = product_rate(shapes)
     peak = max(rates.values())
     per_step = flops / steps
-    return {"method": method_name, "precision": precision, "width": width, "seconds_per_step": seconds,
-            "seconds_per_model_step": seconds / width,
-            "videos_per_step": sum(b.mask.shape[0] for b in batches[2:]) / steps,
-            "mean_frames_per_video": sum(b.mask.shape[1] for b in batches[2:]) / steps,
-            "product_gflop_per_step": per_step / 1e9, "fp32_product_gflops_per_s": rates,
+    return {**timed, "product_gflop_per_step": per_step / 1e9, "fp32_product_gflops_per_s": rates,
             "bound_seconds_per_step": per_step / (peak * 1e9), "ratio_to_bound": seconds / (per_step / (peak * 1e9)),
             "profiled_self_seconds_per_step": groups}
 
