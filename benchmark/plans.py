@@ -15,7 +15,7 @@ from benchmark.config import RunConfig, merged_config
 from datasets.common.errors import UsageError
 from methods import shipped
 from methods.base import SUITES, Preset, TrainConfig, VideoMethod, check_setting_types, preset_settings
-from methods.registry import available_methods, resolve_method
+from methods.registry import available_methods, is_builtin, resolve_method
 
 
 @dataclass
@@ -48,6 +48,23 @@ def _rebuild_plan(spec: str, hparams: dict[str, Any], train: TrainConfig, label:
     return MethodPlan(spec, resolve_method(spec), hparams, train, label, display)
 
 
+def refuse_impostor(spec: str, cls: type[VideoMethod]) -> None:
+    """Refuse a plug-in that would pass for another method: a subclass of a built-in (the natural
+    way to try a variant of one) inherits its ``name`` and ``display_name``, and its results would
+    be filed, configured and shown as the built-in's."""
+    if is_builtin(cls):
+        return
+    for name, other in available_methods().items():
+        if other is cls:
+            continue
+        same = ("name", cls.name) if cls.name == name else (
+            ("display name", cls.shown_name()) if cls.shown_name() == other.shown_name() else None)
+        if same is not None:
+            raise UsageError(f"plug-in {spec!r} would pass for the method {name!r}: it has its {same[0]} "
+                             f"{same[1]!r} (a subclass inherits it); give the class its own `name = ...` and "
+                             "`display_name = ...`")
+
+
 def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
     """Resolve methods and their settings: class defaults, then (unless ``cfg.presets`` is off)
     the shipped defaults (only where neither a config file nor a preset applies) and the method's preset for
@@ -59,6 +76,7 @@ def plan_methods(cfg: RunConfig, dataset_name: str) -> list[MethodPlan]:
     plans, names = [], set()
     for spec in specs:
         cls = resolve_method(spec)
+        refuse_impostor(spec, cls)
         if cls.name in names:
             raise UsageError(f"method {cls.name!r} is listed twice")
         names.add(cls.name)

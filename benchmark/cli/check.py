@@ -25,6 +25,7 @@ class Check(SubCommand):
 
     def execute(self, args: argparse.Namespace) -> int:
         from benchmark.conformance import check_method, finding_lines
+        from benchmark.plans import refuse_impostor
         from benchmark.stores import resolve_store
         from methods.registry import resolve_method
 
@@ -32,6 +33,7 @@ class Check(SubCommand):
         failed = 0
         for spec in args.specs:
             cls = resolve_method(spec)
+            refuse_impostor(spec, cls)
             findings = check_method(cls, store, fast=args.fast)
             print("\n".join(finding_lines(cls, findings)))
             failed += any(not f.passed for f in findings)
