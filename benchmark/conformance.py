@@ -427,9 +427,10 @@ def vet_plugins(classes: list[type[VideoMethod]], run_store: Path, *, unchecked:
 
     A plug-in that fails is refused (one line naming each failed check and the fix) unless
     ``unchecked``; then it is trained with a warning, and the returned ``{name: problem}`` marks its
-    row. Built-in methods are checked by the test suite, not here."""
+    row. Built-in methods are checked by the test suite, not here. A class is checked once, however
+    many of the run's plans (a tune's trials) train it."""
     failed = {}
-    for cls in (c for c in classes if not is_builtin(c)):
+    for cls in dict.fromkeys(c for c in classes if not is_builtin(c)):
         problems = format_failures(cls, check_method(cls, check_store(cls, run_store), fast=True))
         if not problems:
             log.info("plug-in %s passed the conformance check", cls.name)

@@ -259,3 +259,14 @@ def test_checks_that_need_a_failed_one_are_skipped_and_a_problem_is_said_once(ti
     lines = finding_lines(undeclared, check_method(undeclared, tiny_store))
     problems = [line for line in lines if line.startswith("     ") and "same as" not in line and "skipped" not in line]
     assert len(problems) == len(set(problems))  # each problem printed once; the rest say "same as <check>"
+
+
+def test_a_plugin_trained_by_many_plans_is_checked_once(tiny_store, tmp_path, monkeypatch):
+    # A tune trains one class under several trials' plans: the check is of the class.
+    import benchmark.conformance as conformance
+
+    cls = plugin(tmp_path)
+    checked = []
+    monkeypatch.setattr(conformance, "check_method", lambda c, store, fast: checked.append(c) or [])
+    assert conformance.vet_plugins([cls, resolve_method("lstm"), cls], tiny_store, unchecked=False) == {}
+    assert checked == [cls]
