@@ -58,6 +58,17 @@ log = logging.getLogger(__name__)
 
 #: The stages, in order.
 STAGES = REPRODUCE_STAGES
+#: A stage command's exit status when Ctrl-C or SIGTERM stopped it (datasets/common/cli.py); it has
+#: said what is kept and how to resume, and reproduce resumes it like any stage.
+STOPPED = (130, 143)
+
+
+class Stopped(Exception):
+    """A stage's command was stopped by a signal (not a failure): reproduce exits with its status."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"a stage's command was stopped (exit {status})")
+        self.status = status
 #: Rough seconds of the stages that train nothing, on the 2-core CPU (docs/performance.md, docs/running.md).
 FIXED_SECONDS = {"online": 90.0, "latency": 120.0, "plot": 15.0, "report": 30.0}
 #: Rows of each ablation (benchmark/commands/ablation.py ``variants``; units: up to four sizes).
@@ -428,6 +439,8 @@ def reproduce(options: Options, runner: Callable[[list[str]], int], *, dry_run: 
             if stage.key == "studies":  # each study starts from what the tune and the studies before it chose
                 write_settings(options, upto=k, dataset=studies_of(options)[k].dataset)
             status = runner(argv)
+            if status in STOPPED:
+                raise Stopped(status)
             if status != 0:
                 seconds = time.monotonic() - began
                 raise UsageError(f"reproduce: stage {stage.key} failed (exit {status}) after {duration(seconds)} "

@@ -45,11 +45,14 @@ class Reproduce(SubCommand):
         add("--dry-run", action="store_true", help="print the plan and its estimated time, run nothing")
 
     def execute(self, args: argparse.Namespace) -> int:
-        from benchmark.reproduce import Options, reproduce
+        from benchmark.reproduce import Options, Stopped, reproduce
 
         options = Options(dataset=args.dataset, data_seed=args.data_seed, name=args.name,
                           results_dir=args.results_dir, methods=args.methods, seeds=args.seeds,
                           tune_seeds=args.tune_seeds, trials=args.trials, points=args.points, steps=args.steps,
                           device=args.device, jobs=args.jobs, threads=args.threads, stages=args.stages)
-        reproduce(options, self.command_line, dry_run=args.dry_run)
+        try:
+            reproduce(options, self.command_line, dry_run=args.dry_run)
+        except Stopped as stop:  # Ctrl-C or SIGTERM: the stage's command said what is kept and how to resume
+            return stop.status
         return 0

@@ -195,3 +195,35 @@ def test_every_origin_beyond_the_main_tune_is_a_study_that_searches_its_keys():
     beyond = {d for d in declared if d[2] != OPTIMISER_AND_DROPOUT}
     assert beyond == studies  # and every choice beyond the main tune is one of them
     assert len({s.name for s in STUDIES}) == len(STUDIES)
+
+
+@pytest.mark.parametrize("status", [130, 143])
+def test_a_stage_stopped_by_a_signal_stops_reproduce_with_its_status_not_as_a_failure(tiny_store, tmp_path, capsys,
+                                                                                      status):
+    """Found: `kill -TERM` on a reproduce left "terminated ...; run the same command again to resume"
+    (the stage's command) followed by "error: reproduce: stage studies failed (exit 143) ... fix what
+    it said" and exit 2: a deliberate stop read as a failure to fix."""
+    import argparse
+
+    from benchmark.cli.reproduce import Reproduce
+    from benchmark.reproduce import Stopped
+
+    root = tmp_path / "results"
+    options = _options(tiny_store, root)
+    ran: list[str] = []
+
+    def stopped(argv: list[str]) -> int:
+        ran.append(argv[0])
+        return status  # the stage's command caught the signal and said how to resume
+
+    with pytest.raises(Stopped) as stop:
+        reproduce(options, stopped)
+    assert stop.value.status == status and ran == ["tune"]
+    assert not (root / "tiny.reproduce.json").exists()  # the stage is not recorded as done
+    command = Reproduce(stopped)
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args(["--dataset", str(tiny_store), "--results-dir", str(root), "--methods", "uniform",
+                              "--seeds", "0", "--steps", "2", "--jobs", "1", "--device", "cpu"])
+    assert command.execute(args) == status
+    assert "failed" not in capsys.readouterr().out
