@@ -51,6 +51,7 @@ from benchmark.protocol.splits import VALIDATION_FRACTION, VALIDATION_SEED
 from benchmark.results import is_published_root, read_json
 from benchmark.store_settings import SELECTION_TRIALS
 from datasets.common.atomic import atomic_write_json
+from datasets.common.cli import INTERRUPTED, TERMINATED
 from datasets.common.errors import UsageError
 from datasets.common.progress import duration
 
@@ -58,9 +59,13 @@ log = logging.getLogger(__name__)
 
 #: The stages, in order.
 STAGES = REPRODUCE_STAGES
-#: A stage command's exit status when Ctrl-C or SIGTERM stopped it (datasets/common/cli.py); it has
-#: said what is kept and how to resume, and reproduce resumes it like any stage.
-STOPPED = (130, 143)
+#: Rough seconds of the stages that train nothing, on the 2-core CPU (docs/performance.md, docs/running.md).
+FIXED_SECONDS = {"online": 90.0, "latency": 120.0, "plot": 15.0, "report": 30.0}
+#: Rows of each ablation (benchmark/commands/ablation.py ``variants``; units: up to four sizes).
+ABLATION_ROWS = {"ablate-sync": 2, "ablate-gamma": 4, "ablate-units": 4}
+#: A stage command's exit status when Ctrl-C or SIGTERM stopped it: it has said what is kept and
+#: how to resume, and reproduce resumes it like any stage.
+STOPPED = (INTERRUPTED, TERMINATED)
 
 
 class Stopped(Exception):
@@ -69,10 +74,6 @@ class Stopped(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(f"a stage's command was stopped (exit {status})")
         self.status = status
-#: Rough seconds of the stages that train nothing, on the 2-core CPU (docs/performance.md, docs/running.md).
-FIXED_SECONDS = {"online": 90.0, "latency": 120.0, "plot": 15.0, "report": 30.0}
-#: Rows of each ablation (benchmark/commands/ablation.py ``variants``; units: up to four sizes).
-ABLATION_ROWS = {"ablate-sync": 2, "ablate-gamma": 4, "ablate-units": 4}
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,10 @@ def configure_logging() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+#: The exit statuses of a command stopped by Ctrl-C and by SIGTERM (the shell's 128 + signal number).
+INTERRUPTED, TERMINATED = 130, 143
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the command is, so that it unwinds as Ctrl-C does (workers stopped,
     locks released, nothing half-written kept)."""
@@ -67,7 +71,7 @@ def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> i
     except Terminated:
         print("terminated (SIGTERM): everything finished so far is kept (every file is written atomically; worker "
               "processes were stopped); run the same command again to resume", file=sys.stderr)
-        return 143
+        return TERMINATED
     except USER_ERRORS as exc:
         if os.environ.get(DEBUG_VARIABLE) == "1":
             traceback.print_exc()
@@ -79,7 +83,7 @@ def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> i
     except KeyboardInterrupt:
         print("interrupted: everything finished so far is kept (every file is written atomically); run the same "
               "command again to resume", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     finally:
         if own:
             signal.signal(signal.SIGTERM, before)
