@@ -163,13 +163,14 @@ class Runner:
                        else None)
             if earlier is not None and foreign:
                 crosscheck.keep(ctx.out, earlier)  # a resumed run still compares with the same earlier results
+            before = {key: self._written(*key) for key in pending}  # what this run has to replace
             if world > 1:
                 barrier()  # every rank has seen the same pending pairs before any is written
             try:
                 self.execution = parallel.schedule(ctx, pending, jobs=ctx.cfg.jobs, threads=ctx.cfg.threads,
                                                    rank=rank, world=world, earlier=here, costs=anywhere)
             except KeyboardInterrupt:  # Ctrl-C, SIGTERM (datasets/common/cli.py): say what is kept, then stop
-                left = len(self.failed(pending))
+                left = len(self.failed(pending, before))
                 log.warning("stopped: %d of the %d pairs this run computes are done and kept, %d are not; run the "
                             "same command again to compute them", len(pending) - left, len(pending), left)
                 raise
@@ -177,7 +178,7 @@ class Runner:
                 barrier()
                 if rank != 0:
                     return {}
-            failed = self.failed(pending)
+            failed = self.failed(pending, before)
             if ctx.cfg.reread_evidence:
                 self.reread_evidence()
             texts = folder_summary.write(ctx, columns, execution=self.execution, failed=failed)
@@ -197,17 +198,30 @@ class Runner:
         finally:
             finish(started_group)
 
-    def failed(self, pending: list[tuple[int, int]]) -> dict[str, str]:
-        """The pending pairs that are not done now, each with why: this process's failures as they
-        were raised (``parallel.PAIR_FAILURES``), another rank's as such (its log says why)."""
+    def failed(self, pending: list[tuple[int, int]], before: dict[tuple[int, int], Any]) -> dict[str, str]:
+        """The pending pairs this run did not complete, each with why: this process's failures as
+        they were raised (``parallel.PAIR_FAILURES``), another rank's as such (its log says why).
+        A pair is completed by this run when it is done and its record is not the one that was
+        there before (``before``): a stale pair, or one under --force, is complete on disk before
+        it is recomputed, and must not count as computed when its recomputation failed."""
         said = (self.execution or {}).get("failed") or {}
         found = {}
         for index, seed in pending:
             plan = self.ctx.plans[index]
-            if not results.pair_state(self.ctx.pair_dir(plan, seed)).done:
+            if not results.pair_state(self.ctx.pair_dir(plan, seed)).done or \
+                    self._written(index, seed) == before[(index, seed)]:
                 key = f"{plan.name} seed {seed}"
                 found[key] = said.get(key, "failed on another torchrun rank (that rank's log says why)")
         return found
+
+    def _written(self, index: int, seed: int) -> tuple[int, int] | None:
+        """Which record a pair has on disk (its inode and modification time; None: none). A record
+        is replaced, never rewritten in place (``atomic_write``), so a new one differs."""
+        try:
+            info = results.record_path(self.ctx.pair_dir(self.ctx.plans[index], seed)).stat()
+        except FileNotFoundError:
+            return None
+        return info.st_ino, info.st_mtime_ns
 
     def _say_elsewhere(self, pairs: list[tuple[MethodPlan, int]]) -> None:
         """One warning for every kept pair computed on another kind of machine: which pairs, which

@@ -565,3 +565,40 @@ def test_one_failing_method_fails_its_rows_not_the_run(tmp_path, capsys, jobs):
     table = (folder / "table.md").read_text()
     assert "| Uniform" in table and "| Raises" not in table and "Failed, so no row: raises seed 0: " in table
     assert set(json.loads((folder / "metrics.json").read_text())["failed"]) == {"raises seed 0", "diverges seed 0"}
+
+
+FLAKY = '''
+import os
+
+from docs.examples.coarse_mean import CoarseMean
+
+
+class Flaky(CoarseMean):
+    name = "flaky"
+    display_name = "Flaky"
+
+    def on_step(self, step, steps):
+        if os.environ.get("FLAKY_FAILS"):
+            raise RuntimeError("the recomputation failed")
+'''
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_failed_recomputation_of_a_complete_pair_is_a_failure_not_done(tmp_path, capsys, monkeypatch, jobs):
+    """Found: a pair complete on disk but recomputed (--force, or stale under --refresh) whose
+    recomputation failed was counted as done, since its old files were still complete: the run
+    said nothing and exited 0, and a stopped run said such pairs were "done and kept"."""
+    from benchmark import results
+    from benchmark.__main__ import main
+
+    plugin = tmp_path / "flaky.py"
+    plugin.write_text(FLAKY)
+    args = ["-q", "run", "--dataset", "tiny", "--methods", f"{plugin}:Flaky", "uniform", "--seeds", "0",
+            "--steps", "2", "--jobs", jobs, "--results-dir", str(tmp_path / "r"), "--name", "f", "--unchecked"]
+    assert main(args) == 0
+    monkeypatch.setenv("FLAKY_FAILS", "1")  # the workers inherit it
+    assert main([*args, "--force"]) == 2
+    err = capsys.readouterr().err
+    assert "1 of 2 pair(s) failed: flaky seed 0: " in err and "the recomputation failed" in err
+    assert results.pair_state(tmp_path / "r" / "f" / "runs" / "flaky" / "seed0").done  # the old pair, untouched
+    assert set(json.loads((tmp_path / "r" / "f" / "metrics.json").read_text())["failed"]) == {"flaky seed 0"}
