@@ -132,6 +132,12 @@ class PairRecord:
             return None
 
     @classmethod
+    def found(cls, folder: Path) -> PairRecord | None:
+        """The record in the pair folder ``folder``, or None where there is no readable one
+        (``parsed``): for the readers that pass over a pair that is not done."""
+        return cls.parsed(read_json(folder / RECORD))
+
+    @classmethod
     def load(cls, path: Path) -> PairRecord:
         data = read_json(path)
         if data is None:

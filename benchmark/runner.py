@@ -234,7 +234,7 @@ class Runner:
         ours: set[str] = set()
         for plan, seed in pairs:
             seeds.setdefault(plan.name, []).append(seed)
-            record = PairRecord.parsed(results.read_json(results.record_path(self.ctx.pair_dir(plan, seed))))
+            record = PairRecord.found(self.ctx.pair_dir(plan, seed))
             platform = record.platform if record else {}
             differ = sorted(k for k in {*platform, *here} if platform.get(k) != here.get(k))
             theirs.add(", ".join(f"{k} {platform.get(k)}" for k in differ))
@@ -257,7 +257,7 @@ class Runner:
                 folder = self.ctx.pair_dir(plan, seed)
                 if plan.name in here or not results.pair_state(folder).done:
                     continue
-                record = PairRecord.parsed(results.read_json(results.record_path(folder)))
+                record = PairRecord.found(folder)
                 if record is None:  # a done pair's record that does not parse says nothing of time
                     continue
                 took = timed_here(record, machine)
