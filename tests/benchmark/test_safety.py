@@ -259,9 +259,9 @@ def test_a_report_to_out_writes_only_there(tmp_path, capsys):
 
     before = {p: (REPO / p).read_bytes() for p in ("README.md", "docs/results.md")}
     page = tmp_path / "mine-report.md"
-    assert main(["report", "--name", "default", "--out", str(page)]) == 0
-    assert page.is_file() and "## Table 1 and the extended suite" in page.read_text()
-    assert main(["report", "--name", "default"]) == 2  # the repository's page publishes every committed folder
+    assert main(["report", "--name", "real-clips", "--out", str(page)]) == 0  # a small folder: a quick page
+    assert page.is_file() and "## Real video: LiteEval streaming a clip" in page.read_text()
+    assert main(["report", "--name", "real-clips"]) == 2  # the repository's page publishes every committed folder
     assert "pass --out PAGE" in one_line(capsys)
     assert {p: (REPO / p).read_bytes() for p in before} == before
 
