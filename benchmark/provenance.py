@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -39,10 +40,10 @@ def invocation() -> str | None:
     ``reproduce`` runs (``running``), else this process's command line when it is ``python -m
     benchmark ...`` (None when the harness runs inside another program, e.g. the tests)."""
     if _RUNNING:
-        return " ".join(["python -m benchmark", *_RUNNING[-1]])
+        return "python -m benchmark " + shlex.join(_RUNNING[-1])
     if not sys.argv or not sys.argv[0].replace(os.sep, "/").endswith("benchmark/__main__.py"):
         return None
-    return " ".join(["python -m benchmark", *sys.argv[1:]])
+    return "python -m benchmark " + shlex.join(sys.argv[1:])  # quoted: it can be pasted into a shell
 
 
 def package_versions() -> dict[str, str | None]:

@@ -71,8 +71,19 @@ def _stale(folder: Path, pairs: int) -> list[Problem]:
     for label, seed, why in stale_pairs(folder):
         reasons.setdefault(why, []).append(f"{label} seed {seed}")
     return [Problem(folder.name, "stale", f"{len(found)} of {pairs} pairs ({_few(found)}) {why}; recompute them "
-                                          "with the folder's command and --force")
+                                          f"(and only them) with {_refresh_command(folder)}")
             for why, found in reasons.items()]
+
+
+def _refresh_command(folder: Path) -> str:
+    """The folder's recorded command with --refresh, which recomputes its stale pairs and keeps
+    the rest (--force would recompute every pair)."""
+    provenance = read_json(folder / layout.PROVENANCE)
+    recorded = provenance.get("command") if isinstance(provenance, dict) else None
+    if not isinstance(recorded, str) or not recorded:
+        return "the folder's command and --refresh"
+    words = [w for w in recorded.split(" ") if w != "--force"]
+    return f"`{' '.join(words + ([] if '--refresh' in words else ['--refresh']))}`"
 
 
 def _machines(name: str, per_seed: PerSeed) -> list[Problem]:

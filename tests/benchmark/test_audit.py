@@ -93,6 +93,29 @@ def test_a_pair_from_changed_code_is_stale(run):
     problems = check_folder(run)
     assert [p.kind for p in problems] == ["stale"]
     assert "1 of 2 pairs (uniform seed 1) changed since: methods/uniform.py" in problems[0].line()
+    line = problems[0].line()
+    assert "recompute them (and only them) with `python -m benchmark -q run --dataset " in line
+    assert line.endswith("--name clean --refresh`")
+    # The command the folder records, with --refresh (its stale pairs) rather than --force (every pair).
+    provenance = json.loads((run / "provenance.json").read_text())
+    provenance["command"] = "python -m benchmark tune --methods uniform --space '{\"dropout\": [0, 0.5]}' --force"
+    (run / "provenance.json").write_text(json.dumps(provenance))
+    assert check_folder(run)[0].line().endswith(
+        "with `python -m benchmark tune --methods uniform --space '{\"dropout\": [0, 0.5]}' --refresh`")
+
+
+def test_the_recorded_command_can_be_pasted_into_a_shell(monkeypatch):
+    """Found: provenance.json recorded the words joined by spaces, so a --space of JSON lost its quotes."""
+    import shlex
+    import sys
+
+    from benchmark import provenance
+
+    argv = ["tune", "--space", '{"explore": [0, 0.1]}', "--name", "my study"]
+    monkeypatch.setattr(sys, "argv", ["/x/benchmark/__main__.py", *argv])
+    assert shlex.split(provenance.invocation()) == ["python", "-m", "benchmark", *argv]
+    with provenance.running(argv):
+        assert shlex.split(provenance.invocation()) == ["python", "-m", "benchmark", *argv]
 
 
 def test_pairs_from_two_kinds_of_machine_in_one_table(run):
