@@ -91,12 +91,33 @@ def _with(cfg: RunConfig, record: settings.Record, origin: settings.Origin) -> R
 
 def _own(cfg: RunConfig, label: str, fingerprint: str, validation: dict[str, Any], root: Path,
          plans: list[MethodPlan]) -> RunConfig:
-    """The store's own record for this carve, after choosing the settings of the methods it lacks."""
+    """The store's own record for this carve, after choosing the settings of the methods it lacks
+    (and, under --refresh, choosing again where ``run`` chose them: its tune resumes, keeping its
+    current trials and computing its stale ones again, and the record takes what it chooses now)."""
     record = settings.find(root, fingerprint, validation)
+    path = record.path if record is not None else settings.path_for(root, label, fingerprint, validation)
     missing = [p for p in plans if record is None or p.name not in record.methods]
-    if missing or record is None:
-        record = choose(cfg, label, fingerprint, validation, root, record, [p.spec for p in missing],
-                        [p.name for p in missing])
+    again = (not missing and record is not None and cfg.refresh and record.chosen_by == (_tune_name(path),)
+             and launched_world() == 1)
+    if missing:
+        lacking, specs = [p.name for p in missing], [p.spec for p in missing]
+        if launched_world() > 1:
+            raise UsageError(f"{path}: no settings chosen on this store for {', '.join(lacking)}; choose them first "
+                             f"with `torchrun ... -m benchmark tune --dataset {cfg.dataset} --methods "
+                             f"{' '.join(specs)} --trials {settings.SELECTION_TRIALS} --name {_tune_name(path)}` "
+                             f"and add the choices to {path}, or pass --settings-from NAME to use another store's "
+                             "settings (marked)")
+        log.warning("%s: no settings chosen on this store (fingerprint %s) for %s; choosing them first on its "
+                    "validation part: %d trials of each, seed %s, the run's budget, into %s (the same selection for "
+                    "every method; --settings-from NAME uses another store's settings instead, marked)", path,
+                    fingerprint, ", ".join(lacking), settings.SELECTION_TRIALS,
+                    ", ".join(map(str, settings.SELECTION_SEEDS)), root / _tune_name(path))
+        record = choose(cfg, label, fingerprint, validation, root, record, specs)
+    elif again:
+        log.warning("--refresh: choosing the settings of %s on this store again into %s (its current trials are "
+                    "kept, stale ones computed again)", ", ".join(p.name for p in plans), root / _tune_name(path))
+        record = choose(cfg, label, fingerprint, validation, root, record, [p.spec for p in plans])
+    assert record is not None
     names = tuple(p.name for p in plans)
     origin = settings.Origin("own", store=record.store, record=str(record.path), chosen_by=record.chosen_by,
                              methods=names, effort=_effort(record, names))
@@ -109,28 +130,24 @@ def _effort(record: settings.Record, methods: tuple[str, ...]) -> str:
     return settings.effort_words({m: counts[m] for m in methods if m in counts})
 
 
+def _tune_name(path: Path) -> str:
+    """The folder of the selection ``run`` makes for the settings record at ``path``."""
+    return f"{path.name.removesuffix(settings.SUFFIX)}-tune"
+
+
 def choose(cfg: RunConfig, label: str, fingerprint: str, validation: dict[str, Any], root: Path,
-           record: settings.Record | None, specs: list[str], names: list[str]) -> settings.Record:
-    """Tune ``specs`` on the store's validation part and add their choices to its record."""
+           record: settings.Record | None, specs: list[str]) -> settings.Record:
+    """Tune ``specs`` on the store's validation part (into ``<record>-tune``) and put their choices
+    into its record."""
     from benchmark.commands.tune import tune
 
     path = record.path if record is not None else settings.path_for(root, label, fingerprint, validation)
-    name = f"{path.name.removesuffix(settings.SUFFIX)}-tune"
-    if launched_world() > 1:
-        raise UsageError(f"{path}: no settings chosen on this store for {', '.join(names)}; choose them first with "
-                         f"`torchrun ... -m benchmark tune --dataset {cfg.dataset} --methods {' '.join(specs)} "
-                         f"--trials {settings.SELECTION_TRIALS} --name {name}` and add the choices to "
-                         f"{path}, or pass --settings-from NAME to use another store's settings (marked)")
-    log.warning("%s: no settings chosen on this store (fingerprint %s) for %s; choosing them first on its validation "
-                "part: %d trials of each, seed %s, the run's budget, into %s (the same selection for every method; "
-                "--settings-from NAME uses another store's settings instead, marked)", path, fingerprint,
-                ", ".join(names), settings.SELECTION_TRIALS, ", ".join(map(str, settings.SELECTION_SEEDS)),
-                root / name)
+    name = _tune_name(path)
     tune_cfg = replace(cfg, methods=specs, named_choices=False, config_file=None, overrides=[],
                        seeds=list(settings.SELECTION_SEEDS), name=name, force=False, eval_split=None,
                        reread_evidence=False, settings_origin=None)
     result = tune(tune_cfg, trials=settings.SELECTION_TRIALS, tune_seed=0)
-    if result is None:  # not reached: torchrun was refused above
+    if result is None:  # not reached: torchrun was refused before (_own)
         raise RuntimeError("tune returned no choice on rank 0")
     methods = {**(record.methods if record is not None else {}), **result.best}
     chosen_by = tuple(dict.fromkeys([*(record.chosen_by if record is not None else ()), name]))

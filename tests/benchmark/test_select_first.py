@@ -79,6 +79,34 @@ def test_a_store_without_settings_has_them_chosen_first_then_found_by_its_finger
     assert set(seconds) == {"uniform", "lstm"} and all(s > 0 for s in seconds.values())
 
 
+def test_refresh_chooses_again_where_the_run_chose_recomputing_only_stale_trials(unseen, tmp_path, caplog):
+    """Found: `run --refresh` recomputed a table's stale pairs but kept a selection whose trials were
+    stale (the record was found, so its tune never ran): the settings rested on old code's trials."""
+    import logging
+
+    assert _run(unseen, tmp_path) == 0
+    pair = tmp_path / "unseen-tune" / "runs" / "uniform-trial1" / "seed0" / "record.json"
+    fresh = tmp_path / "unseen-tune" / "runs" / "uniform-trial0" / "seed0" / "record.json"
+    record = json.loads(pair.read_text())
+    record["code"]["files"]["methods/uniform.py"] = "0" * 16  # as if computed by other code
+    pair.write_text(json.dumps(record))
+    kept_before, settings_before = fresh.stat().st_mtime_ns, (tmp_path / "unseen.settings.json").read_text()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="benchmark.select_first"):
+        assert _run(unseen, tmp_path) == 0  # without --refresh: the record is used as it is
+    assert not caplog.records and json.loads(pair.read_text())["code"]["files"]["methods/uniform.py"] == "0" * 16
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="benchmark.select_first"):
+        assert _run(unseen, tmp_path, "--refresh") == 0
+    assert any(r.getMessage().startswith("--refresh: choosing the settings of uniform on this store again")
+               for r in caplog.records)
+    assert json.loads(pair.read_text())["code"]["files"]["methods/uniform.py"] != "0" * 16  # computed again
+    assert fresh.stat().st_mtime_ns == kept_before  # the current trials were kept
+    again = settings.read(tmp_path / "unseen.settings.json")
+    assert again is not None and again.chosen_by == ("unseen-tune",)
+    assert (tmp_path / "unseen.settings.json").read_text() == settings_before  # the same trials, the same choice
+
+
 def test_the_choice_does_not_depend_on_the_evaluation_split_even_with_two_workers(unseen, tmp_path, capsys):
     """The selection on the default path is a selection run: the evaluation split is out of its reach, in
     its workers too. A poisoned evaluation split (labels shuffled, frames NaN) changes nothing chosen."""
