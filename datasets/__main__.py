@@ -64,13 +64,16 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from datasets.common.errors import UsageError
-    from datasets.sources.synthetic import PAPER_BYTES_PER_VIDEO, matching_store, preset, synthesize
+    from datasets.sources.synthetic import PAPER_BYTES_PER_VIDEO, knobs, matching_store, preset, synthesize
 
     if args.seed < 0:  # NumPy's generators refuse it with a traceback
         raise UsageError(f"--seed {args.seed}: must be 0 or more")
     if args.num_videos is not None and args.num_videos < 2:
         raise UsageError(f"--num-videos {args.num_videos}: must be at least 2 (a train and a test video)")
-    cfg = preset(args.preset, num_videos=args.num_videos)
+    overrides = knobs(args.set or [])
+    if args.num_videos is not None and "num_videos" in overrides:
+        raise UsageError("--num-videos and --set num_videos=...: give the number of videos once")
+    cfg = preset(args.preset, **{"num_videos": args.num_videos, **overrides})
     if args.out.exists() and not args.overwrite and matching_store(args.out, cfg, args.seed):
         print(f"{args.out}: up to date (preset {args.preset}, seed {args.seed}); nothing to do")
         return 0
@@ -170,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="store directory to create")
     p.add_argument("--num-videos", type=int, help="override the preset's number of videos")
     p.add_argument("--name", help="dataset name (default: the preset name)")
+    p.add_argument("--set", nargs="+", metavar="KNOB=VALUE",
+                   help="override any of the generator's knobs (docs/synthetic.md), e.g. --set num_classes=24 "
+                        "coarse_dim=256 'action_evidence=[0.1, 0.3]'; the manifest records every knob")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store at --out")
     p.set_defaults(func=_cmd_synth)
 

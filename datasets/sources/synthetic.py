@@ -24,9 +24,9 @@ output does not depend on anything but the config and the seed.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import numpy as np
 
@@ -127,6 +127,41 @@ def preset(name: str, **overrides: Any) -> SynthConfig:
     if name not in PRESETS:
         raise UsageError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def knobs(settings: list[str]) -> dict[str, Any]:
+    """``KNOB=VALUE`` strings (``synth --set``) as ``preset`` overrides. A value is read as JSON
+    and kept as written (60 stays an int, as in a ``preset(...)`` call: the store's fingerprint
+    hashes the recorded knobs), a list becoming a pair; a knob the generator lacks, or a value of
+    the wrong kind, is one line naming it."""
+    kinds = get_type_hints(SynthConfig)  # int, float or tuple[float, float]
+    known = {f.name: getattr(PRESETS["default"], f.name) for f in fields(SynthConfig)}
+    out: dict[str, Any] = {}
+    for setting in settings:
+        key, sep, text = setting.partition("=")
+        if not sep or key not in known:
+            raise UsageError(f"--set {setting}: expected KNOB=VALUE with a knob of the generator: {', '.join(known)}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise UsageError(f"--set {setting}: {text!r} is not a number or a [low, high] pair") from None
+        kind, default = kinds[key], known[key]
+        if kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif kind is float:
+            ok = _number(value)
+        else:  # a (low, high) pair
+            ok = isinstance(value, list) and len(value) == 2 and all(_number(v) for v in value)
+            value = tuple(value) if ok else value
+        if not ok:
+            what = kind.__name__ if kind in (int, float) else "[low, high] pair"
+            raise UsageError(f"--set {setting}: {key} takes {what} values like {default!r}")
+        out[key] = value
+    return out
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass

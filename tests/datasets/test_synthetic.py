@@ -149,3 +149,41 @@ def test_cli_refuses_a_bad_seed_or_video_count_in_one_line(tmp_path, capsys, fla
     assert main(["synth", "--preset", "tiny", "--out", str(tmp_path / "s"), *flags]) == 2
     err = capsys.readouterr().err
     assert said in err and "Traceback" not in err and not (tmp_path / "s").exists()
+
+
+def test_cli_set_makes_the_store_the_python_call_makes(tmp_path):
+    """A store of another shape is one shell command (`synth --set`), the same store as
+    ``synthesize(preset(..., **knobs))``: the values kept as written (60, not 60.0), since the
+    fingerprint hashes the recorded knobs; the notes of results/unseen-b, -c and few-classes use it."""
+    from benchmark.stores import dataset_fingerprint
+    from datasets.__main__ import main
+
+    knobs = dict(num_classes=4, num_videos=40, mean_frames=18, action_evidence=(0.1, 0.3))
+    by_hand = synthesize(preset("tiny", **knobs), tmp_path / "hand", seed=3, name="mine", preset_name="tiny",
+                         show_progress=False)
+    assert main(["-q", "synth", "--preset", "tiny", "--seed", "3", "--name", "mine", "--out", str(tmp_path / "cli"),
+                 "--set", "num_classes=4", "num_videos=40", "mean_frames=18", "action_evidence=[0.1, 0.3]"]) == 0
+    cli = FeatureStore.open(tmp_path / "cli")
+    assert cli.manifest.provenance["params"]["mean_frames"] == 18 and cli.manifest.num_classes == 4
+    assert dataset_fingerprint(cli) == dataset_fingerprint(FeatureStore.open(by_hand))
+    assert np.array_equal(read_all(tmp_path / "cli")[1]["fine"], read_all(by_hand)[1]["fine"])
+
+
+@pytest.mark.parametrize("setting, said", [
+    ("num_class=4", "--set num_class=4: expected KNOB=VALUE with a knob of the generator: num_classes, "),
+    ("num_classes", "--set num_classes: expected KNOB=VALUE"),
+    ("num_classes=4.5", "--set num_classes=4.5: num_classes takes int values like 40"),
+    ("mean_frames=true", "--set mean_frames=true: mean_frames takes float values like "),
+    ("static_evidence=0.5", "--set static_evidence=0.5: static_evidence takes [low, high] pair values like (0.5, 0.8)"),
+    ("coarse_gain=high", "--set coarse_gain=high: 'high' is not a number or a [low, high] pair"),
+    ("num_classes=1", "num_classes must be at least 2"),
+])
+def test_cli_refuses_a_bad_knob_in_one_line(tmp_path, capsys, setting, said):
+    from datasets.__main__ import main
+
+    assert main(["synth", "--preset", "tiny", "--out", str(tmp_path / "s"), "--set", setting]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err and not (tmp_path / "s").exists()
+    assert main(["synth", "--preset", "tiny", "--out", str(tmp_path / "s"), "--num-videos", "30", "--set",
+                 "num_videos=40"]) == 2
+    assert "give the number of videos once" in capsys.readouterr().err
