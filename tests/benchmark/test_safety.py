@@ -602,3 +602,24 @@ def test_a_failed_recomputation_of_a_complete_pair_is_a_failure_not_done(tmp_pat
     assert "1 of 2 pair(s) failed: flaky seed 0: " in err and "the recomputation failed" in err
     assert results.pair_state(tmp_path / "r" / "f" / "runs" / "flaky" / "seed0").done  # the old pair, untouched
     assert set(json.loads((tmp_path / "r" / "f" / "metrics.json").read_text())["failed"]) == {"flaky seed 0"}
+
+
+def test_a_store_s_fingerprint_does_not_depend_on_where_its_extractor_s_weights_lay(tiny_store, tmp_path):
+    """Found: an extracted store records the path of its backbones' checkpoint (in the venv), and
+    the fingerprint hashed it: the same clips extracted with the same weights from another
+    checkout were another store, and no pair trained on the first was recognised on it."""
+    from benchmark.stores import dataset_fingerprint
+    from datasets.store.reader import FeatureStore
+
+    store = store_copy(tiny_store, tmp_path)
+
+    def weights(path: str, sha: str):
+        def edit(manifest):
+            manifest["streams"]["fine"]["provenance"] = {"kind": "extract", "weights": {
+                "random": False, "checkpoint": path, "sha256": sha}}
+        edit_manifest(store, edit)
+        return dataset_fingerprint(FeatureStore.open(store))
+
+    here = weights("/home/me/.venv/lib/python3.11/site-packages/lite2.pth", "ab" * 32)
+    assert weights("/tmp/clone/.venv/lib/python3.11/site-packages/lite2.pth", "ab" * 32) == here
+    assert weights("/home/me/.venv/lib/python3.11/site-packages/lite2.pth", "cd" * 32) != here  # other weights
