@@ -1,4 +1,4 @@
-"""``python -m benchmark reproduce``: every published number of a dataset, from the current code, stage by stage.
+"""``python -m benchmark reproduce``: every published number, from the current code, stage by stage.
 
 The stages are the suite's own commands, run in order in this process with the same options a
 user would type (so each validates its input and resumes pair by pair as it always does):
@@ -16,10 +16,16 @@ user would type (so each validates its input and resumes pair by pair as it alwa
 7. ``checks``: the runs the pages show beside the table (benchmark/commands/studies.py);
 8. ``latency``: measured time per video on this machine;
 9. ``plot``: the figures;
-10. ``report``: docs/results.md and the README's blocks (only for the repository's own results/).
+10. ``others``: the published runs beyond the main store's (benchmark/commands/studies.py
+    ``OTHERS``: the stores the shipped defaults were chosen across, the stores nobody tuned on,
+    the small-data studies, the real clips), each by its folder's own commands;
+11. ``report``: docs/results.md and the README's blocks (only for the repository's own results/).
 
-The studies and checks are the repository's: reproducing another dataset or results folder runs
-neither. A stage is skipped when it finished before with the same command, the same code (every Python
+The studies, checks and other runs are the repository's: reproducing another dataset or results
+folder runs none of them. Run it from the repository's root: the other runs' stores are made under
+``data/`` there, as their folders' notes say.
+
+A stage is skipped when it finished before with the same command, the same code (every Python
 file of the suite's packages) and the same inputs (the tuned config); the record of each stage
 (``results/<name>.reproduce.json``) says when it ran, how long it took and its digest. An
 interrupted stage is run again and resumes where its command stops (finished pairs are kept).
@@ -33,6 +39,7 @@ import copy
 import hashlib
 import json
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -44,7 +51,7 @@ from benchmark import provenance, store_settings
 from benchmark import results as layout
 from benchmark.code_fingerprint import suite_digest
 from benchmark.commands.defaults import REPRODUCE_STAGES
-from benchmark.commands.studies import CHECKS, STUDIES, Check, Study
+from benchmark.commands.studies import CHECKS, OTHERS, STUDIES, Check, Other, Study
 from benchmark.config import available_cores, environment_jobs
 from benchmark.eta import machine_here, pair_seconds
 from benchmark.protocol.splits import VALIDATION_FRACTION, VALIDATION_SEED
@@ -96,19 +103,28 @@ class Options:
     # results, none otherwise.
     studies: tuple[Study, ...] | None = None
     checks: tuple[Check, ...] | None = None
+    others: tuple[Other, ...] | None = None
 
 
 @dataclass(frozen=True)
 class Stage:
     key: str
-    argvs: tuple[list[str], ...]  # its commands, in order, each as `python -m benchmark ARGV`
+    argvs: tuple[list[str], ...]  # its commands, in order, each `python -m benchmark ARGV` (or a module first)
     inputs: tuple[Path, ...] = ()  # files the stage reads whose content decides its result
     folders: tuple[str, ...] = ()  # results folders it writes (for the time estimate)
     pairs: dict[str, int] = field(default_factory=dict)  # method -> pairs it trains (for the estimate)
 
     def command(self) -> str:
-        first = "python -m benchmark " + " ".join(self.argvs[0])
+        if not self.argvs:
+            return "(nothing to run)"
+        first = "python -m " + " ".join(_module_and_argv(self.argvs[0]))
         return first + (f" (and {len(self.argvs) - 1} more commands)" if len(self.argvs) > 1 else "")
+
+
+def _module_and_argv(argv: list[str]) -> list[str]:
+    """``argv`` with the module it is given to first: ``datasets ...``, ``benchmark ...``, or by
+    default the suite's ``benchmark``."""
+    return argv if argv and argv[0] in ("benchmark", "datasets") else ["benchmark", *argv]
 
 
 def _own_results(options: Options) -> bool:
@@ -127,6 +143,12 @@ def checks_of(options: Options) -> tuple[Check, ...]:
     if options.checks is not None:
         return options.checks
     return CHECKS if _own_results(options) else ()
+
+
+def others_of(options: Options) -> tuple[Other, ...]:
+    if options.others is not None:
+        return options.others
+    return OTHERS if _own_results(options) else ()
 
 
 def settings_path(options: Options, dataset: str | None = None) -> Path:
@@ -313,6 +335,11 @@ def plan(options: Options) -> list[Stage]:
         Stage("latency", (["latency", "--name", name, "--results-dir", str(root)],), (settings,)),
         Stage("plot", (["plot", "--name", name, "--results-dir", str(root)],), (settings,)),
     ]
+    others = others_of(options)
+    if others:
+        folders = tuple(f for o in others for f in o.folders)
+        argvs = tuple(a for o in others if not (o.creates and Path(o.creates).exists()) for a in o.argvs(compute))
+        stages.append(Stage("others", argvs, (), folders, _pairs(_held(root, folders))))
     if is_published_root(root):  # the page and README describe the repository's results/
         stages.append(Stage("report", (["report"],), (settings,)))
     wanted = set(options.stages or STAGES)
@@ -327,12 +354,32 @@ def _pairs(counts: Iterable[tuple[str, int]]) -> dict[str, int]:
     return dict(total)
 
 
+def _held(root: Path, folders: Iterable[str]) -> Iterable[tuple[str, int]]:
+    """(method, 1) for every pair the folders hold now (for the estimate of a stage that makes them again)."""
+    from benchmark.eta import method_of
+
+    for folder in folders:
+        for top, _, files in os.walk(root / folder):
+            if layout.RECORD in files and Path(top).name.startswith("seed"):
+                yield method_of(Path(top).parent.name), 1
+
+
 def _trains_points(method: str) -> bool:
     """Whether ``method``'s cost knob is read in training (each point a training of its own)."""
     from methods.registry import resolve_method
 
     knob = resolve_method(method).cost_knob
     return knob is not None and knob.at == "training"
+
+
+def _run(argv: list[str], runner: Callable[[list[str]], int]) -> int:
+    """A stage's command: ``runner`` for the suite's commands, the data layer's command line for its own."""
+    module, *rest = _module_and_argv(argv)
+    if module == "datasets":
+        from datasets.__main__ import main as datasets_main
+
+        return datasets_main(rest)
+    return runner(rest)
 
 
 def stage_digest(stage: Stage, code: str, done: dict[str, Any]) -> str:
@@ -439,7 +486,7 @@ def reproduce(options: Options, runner: Callable[[list[str]], int], *, dry_run: 
         for k, argv in enumerate(stage.argvs):
             if stage.key == "studies":  # each study starts from what the tune and the studies before it chose
                 write_settings(options, upto=k, dataset=studies_of(options)[k].dataset)
-            status = runner(argv)
+            status = _run(argv, runner)
             if status in STOPPED:
                 raise Stopped(status)
             if status != 0:

@@ -1,4 +1,4 @@
-"""``reproduce``: every published number of a dataset from the current code, stage by stage."""
+"""``reproduce``: every published number from the current code, stage by stage."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from benchmark.store_settings import SELECTION_TRIALS
 
 class Reproduce(SubCommand):
     name = "reproduce"
-    help = ("every published number of a dataset from the current code: tune -> table -> Tables 2-4 -> online -> "
-            "curves -> latency -> figures -> report, each stage resumed or skipped when up to date; prints its plan "
-            "and ETA first")
+    help = ("every published number from the current code: tune -> table -> Tables 2-4 -> online -> curves -> "
+            "latency -> figures -> the other published runs -> report, each stage resumed or skipped when up to "
+            "date; prints its plan and ETA first")
 
     def __init__(self, command_line: Callable[[list[str]], int]) -> None:
         # The stages are command lines of this package (``main``), given here rather than imported: the

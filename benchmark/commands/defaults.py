@@ -17,4 +17,4 @@ HORIZON_METHOD = "liteeval"
 
 #: The stages of ``python -m benchmark reproduce``, in order (benchmark/reproduce.py).
 REPRODUCE_STAGES = ("tune", "studies", "table", "ablate-sync", "ablate-gamma", "ablate-units", "online", "curves",
-                    "checks", "latency", "plot", "report")
+                    "checks", "latency", "plot", "others", "report")

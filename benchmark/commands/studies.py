@@ -12,6 +12,16 @@ every origin other than the main tune is a study here, with the keys it searches
 A *check* decides nothing: a run that a page shows beside the main table (the same rows in
 bfloat16, the RL variant on another store), rerun with the settings of its dataset.
 
+The *other* published runs (``OTHERS``) are not on the main store's path: the stores the shipped
+defaults were chosen across and that choice, the stores nobody tuned on (each run by the path for
+a user's own data, which chooses its settings first), the small-data studies, the real clips.
+Each is its folder's own commands, as its notes give them, run with ``--refresh`` (what is current
+is kept; ``run --refresh`` chooses a store's settings again where it chose them), after the
+stores they read are made (``python -m datasets ...``: a synthetic store is made again only
+where it is missing or other; ``creates`` names what a command makes, and it is skipped where
+that is there). ``NOT_REPRODUCED`` are the published folders no command on this machine can
+make, and why.
+
 The order is the order they run in, and it matters where a study reads what an earlier one chose
 (LiteEval-RL: the policy's path, then its usage weight, its baseline, its dropout).
 """
@@ -89,3 +99,91 @@ CHECKS: tuple[Check, ...] = (
     Check("small-liteeval-rl", ("uniform", "liteeval", "liteeval_rl"),
           "LiteEval against LiteEval-RL on the short videos of the `small` store", dataset="small"),
 )
+
+
+@dataclass(frozen=True)
+class Other:
+    """A published run beyond the main store's: its commands, each ``benchmark ...`` or ``datasets ...``
+    as ``python -m`` takes them, and the results folders they write."""
+
+    folders: tuple[str, ...]
+    commands: tuple[tuple[str, ...], ...]
+    creates: str | None = None  # a path the commands make: they are skipped where it is there
+
+    def argvs(self, compute: list[str]) -> list[list[str]]:
+        """The commands, with ``compute`` (--jobs, --device...) added to the benchmark runs that train."""
+        return [[*c, *compute] if c[0] == "benchmark" and c[1] in TRAINS else list(c) for c in self.commands]
+
+
+#: The benchmark commands that train pairs (and take --refresh and the compute options).
+TRAINS = ("run", "tune")
+_EXTENDED = ("--suite", "extended")
+_FLOOR = ("--methods", *(f"docs/examples/exploration_floor.py:{c}" for c in
+                         ("FrameGlimpseFloor", "FastForwardFloor", "LiteEvalRLFloor")),
+          "--config", "docs/examples/exploration-floor.json", "--no-presets", "--space",
+          '{"explore": [0, 0.05, 0.1, 0.2]}', "--trials", "4", "--seeds", "0", "1", "2")
+
+
+def _store(name: str, preset: str, seed: int, *knobs: str) -> tuple[str, ...]:
+    return ("datasets", "synth", "--preset", preset, "--seed", str(seed), "--name", name, "--out", f"data/{name}",
+            *(("--set", *knobs) if knobs else ()))
+
+
+def _own_path(store: str, *flags: str) -> tuple[str, ...]:
+    """A store's table by the path for a user's own data: its settings chosen first (benchmark/select_first.py)."""
+    return ("benchmark", "run", "--dataset", store, *_EXTENDED, *flags, "--refresh")
+
+
+OTHERS: tuple[Other, ...] = (
+    Other(("few-classes-tune",), (
+        _store("few-classes", "default", 23, "num_classes=12", "num_videos=420", "mean_frames=80", "std_frames=30",
+               "min_frames=30", "max_frames=160", "coarse_dim=512", "fine_dim=1536", "static_burst=6.0",
+               "action_burst=2.0"),
+        ("benchmark", "tune", "--dataset", "data/few-classes", *_EXTENDED, "--trials", "4", "--seeds", "0",
+         "--no-presets", "--name", "few-classes-tune", "--refresh"))),
+    Other(("small-tune",), (("benchmark", "tune", "--dataset", "small", *_EXTENDED, "--trials", "4", "--seeds", "0",
+                             "--no-presets", "--name", "small-tune", "--refresh"),)),
+    Other(("shipped-defaults",), (("benchmark", "transfer", "default-tune", "small-tune", "few-classes-tune",
+                                   "--force"),)),
+    Other(("unseen-a", "unseen-a-tune"), (_store("unseen-a", "small", 11, "num_videos=800"),
+                                          _own_path("data/unseen-a"))),
+    Other(("unseen-b", "unseen-b-tune"), (
+        _store("unseen-b", "default", 41, "num_classes=24", "num_videos=480", "mean_frames=60", "std_frames=20",
+               "min_frames=20", "max_frames=120", "coarse_dim=256", "fine_dim=1024"),
+        _own_path("data/unseen-b"))),
+    Other(("unseen-c", "unseen-c-tune"), (
+        _store("unseen-c", "default", 57, "num_classes=30", "num_videos=450", "mean_frames=70", "std_frames=25",
+               "min_frames=30", "max_frames=140", "coarse_dim=640", "fine_dim=1280", "static_burst=16.0",
+               "action_burst=5.0"),
+        _own_path("data/unseen-c"))),
+    Other(("unseen-b-hidden-study",), (("benchmark", "tune", "--dataset", "data/unseen-b", "--methods", "lstm",
+                                        "frameglimpse", "fastforward", "--config", "results/unseen-b.settings.json",
+                                        "--space", '{"hidden": [16, 32, 64, 128]}', "--trials", "4", "--seeds", "0",
+                                        "1", "2", "--name", "unseen-b-hidden-study", "--refresh"),)),
+    Other(("small-explore-study",), (("benchmark", "tune", "--dataset", "small", *_FLOOR, "--name",
+                                      "small-explore-study", "--refresh"),)),
+    Other(("few-classes-explore-study",), (("benchmark", "tune", "--dataset", "data/few-classes", *_FLOOR, "--name",
+                                            "few-classes-explore-study", "--refresh"),)),
+    Other((), (("datasets", "sample-clips", "--out", "data/real-clips"),
+               ("datasets", "extract", "--videos", "data/real-clips/videos", "--list", "data/real-clips/list.csv",
+                "--out", "data/real-clips/store", "--name", "real-clips", "--coarse-backbone",
+                "efficientnet_lite0@112", "--fine-backbone", "efficientnet_lite2@260")),
+          creates="data/real-clips/store"),
+    Other(("real-clips",), (
+        # The class defaults it was made with (its 3 validation videos are too few to choose on).
+        ("benchmark", "run", "--dataset", "data/real-clips/store", "--methods", "uniform", "liteeval",
+         "--val-fraction", "0.34", "--no-presets", "--refresh"),
+        ("benchmark", "stream", "data/real-clips/videos/bikes_test1.mp4", "--run", "results/real-clips", "--out",
+         "results/real-clips/stream-bikes.json", "--overwrite"))),
+    # Each part of the study in a results root of its own, so that no settings record is shared.
+    Other(("validation-size-study",), tuple(
+        _own_path(store, "--results-dir", f"results/validation-size-study/{root}", "--val-fraction", fraction,
+                  "--name", name)
+        for root, store, fraction, name in (("small-15", "small", "0.15", "small-val015"),
+                                            ("small-30", "small", "0.3", "small-val03"),
+                                            ("unseen-b-30", "data/unseen-b", "0.3", "unseen-b")))),
+)
+
+#: Published folders that no command on this machine makes, and why.
+NOT_REPRODUCED = {"default-xeon": "the main job's rows on another kind of machine (an Intel Xeon VM): run "
+                                  "`python -m benchmark run --name default-xeon` there"}

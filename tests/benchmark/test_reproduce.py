@@ -227,3 +227,42 @@ def test_a_stage_stopped_by_a_signal_stops_reproduce_with_its_status_not_as_a_fa
                               "--seeds", "0", "--steps", "2", "--jobs", "1", "--device", "cpu"])
     assert command.execute(args) == status
     assert "failed" not in capsys.readouterr().out
+
+
+def test_the_other_published_runs_make_their_stores_then_run_their_own_commands(tiny_store, tmp_path, capsys):
+    from benchmark.commands.studies import Other
+
+    root, made, kept = tmp_path / "results", tmp_path / "data" / "made", tmp_path / "data" / "kept"
+    kept.mkdir(parents=True)
+    others = (Other((), (("datasets", "synth", "--preset", "tiny", "--seed", "3", "--out", str(made)),)),
+              Other((), (("datasets", "sample-clips", "--out", str(kept)),), creates=str(kept)),  # there: skipped
+              Other(("tiny-x",), (("benchmark", "run", "--dataset", str(made), "--methods", "uniform", "--seeds", "0",
+                                   "--steps", "2", "--name", "tiny-x", "--results-dir", str(root), "--refresh"),)))
+    options = Options(dataset=str(tiny_store), results_dir=str(root), jobs=1, device="cpu", stages=["others"],
+                      others=others)
+    ran: list[list[str]] = []
+
+    def recording(argv: list[str]) -> int:
+        ran.append(argv)
+        return main(["-q", *argv])
+
+    assert [o["state"] for o in reproduce(options, recording)] == ["ran"]
+    assert "12. others" not in capsys.readouterr().out  # only the stage asked for
+    assert (made / "manifest.json").is_file() and not any(kept.iterdir())
+    assert ran == [["run", "--dataset", str(made), "--methods", "uniform", "--seeds", "0", "--steps", "2", "--name",
+                    "tiny-x", "--results-dir", str(root), "--refresh", "--device", "cpu", "--jobs", "1"]]
+    assert (root / "tiny-x" / "table.md").is_file()
+    ran.clear()
+    assert [o["state"] for o in reproduce(options, recording)] == ["skipped"] and ran == []
+
+
+def test_every_published_folder_is_made_by_a_stage_or_says_why_not():
+    """`reproduce` regenerates every number the repository publishes (its stages, then the other runs)."""
+    from benchmark.commands.studies import NOT_REPRODUCED
+    from benchmark.reproduce import plan
+    from datasets.common.gitinfo import REPO, tracked_folders
+
+    published = tracked_folders(REPO / "results")
+    assert published, "a git checkout is needed to see what is published"
+    made = {f for stage in plan(Options(results_dir=str(REPO / "results"))) for f in stage.folders}
+    assert published - made == set(NOT_REPRODUCED)
