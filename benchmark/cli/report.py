@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmark import results as results_layout
 from benchmark.cli.base import SubCommand
 from benchmark.cli.options import add_results_dir, existing_root
+from benchmark.results import is_published_root
 from datasets.common.errors import UsageError
 
 #: What ``report`` writes unless told otherwise: the repository's own published page and README.
@@ -77,7 +77,7 @@ def _refuse_foreign_publication(results: Path, *defaults: Path | None) -> None:
     scratch folder's (or with none). Naming --out and --readme is the deliberate way."""
     from datasets.common.gitinfo import REPO
 
-    if results_layout.is_published_root(results):
+    if is_published_root(results):
         return
     published = [REPO / DEFAULT_PAGE, REPO / DEFAULT_README]
     hit = [path for path in defaults if path is not None and path.resolve() in {p.resolve() for p in published}]
