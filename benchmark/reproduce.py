@@ -339,7 +339,8 @@ def plan(options: Options) -> list[Stage]:
     if others:
         folders = tuple(f for o in others for f in o.folders)
         argvs = tuple(a for o in others if not (o.creates and Path(o.creates).exists()) for a in o.argvs(compute))
-        stages.append(Stage("others", argvs, (), folders, _pairs(_held(root, folders))))
+        configs = tuple(dict.fromkeys(Path(a[i + 1]) for a in argvs for i in range(len(a) - 1) if a[i] == "--config"))
+        stages.append(Stage("others", argvs, configs, folders, _pairs(_held(root, folders))))
     if is_published_root(root):  # the page and README describe the repository's results/
         stages.append(Stage("report", (["report"],), (settings,)))
     wanted = set(options.stages or STAGES)

@@ -254,6 +254,15 @@ def test_the_other_published_runs_make_their_stores_then_run_their_own_commands(
     assert (root / "tiny-x" / "table.md").is_file()
     ran.clear()
     assert [o["state"] for o in reproduce(options, recording)] == ["skipped"] and ran == []
+    # The settings files its commands read are its inputs: edited, the stage runs again.
+    config = tmp_path / "uniform.json"
+    config.write_text(json.dumps({"uniform": {"dropout": 0.5}}))
+    others = (Other(("tiny-x",), ((*others[2].commands[0], "--config", str(config)),)),)
+    options = Options(**{**options.__dict__, "others": others})
+    assert [o["state"] for o in reproduce(options, recording)] == ["ran"]
+    assert [o["state"] for o in reproduce(options, recording)] == ["skipped"]
+    config.write_text(json.dumps({"uniform": {"dropout": 0.2}}))
+    assert [o["state"] for o in reproduce(options, recording)] == ["ran"]
 
 
 def test_every_published_folder_is_made_by_a_stage_or_says_why_not():
