@@ -40,6 +40,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -117,7 +118,7 @@ class Stage:
     def command(self) -> str:
         if not self.argvs:
             return "(nothing to run)"
-        first = "python -m " + " ".join(_module_and_argv(self.argvs[0]))
+        first = "python -m " + shlex.join(_module_and_argv(self.argvs[0]))  # quoted: it can be pasted
         return first + (f" (and {len(self.argvs) - 1} more commands)" if len(self.argvs) > 1 else "")
 
 
