@@ -39,7 +39,6 @@ import copy
 import hashlib
 import json
 import logging
-import os
 import shlex
 import time
 from collections import Counter
@@ -341,7 +340,7 @@ def plan(options: Options) -> list[Stage]:
         folders = tuple(f for o in others for f in o.folders)
         argvs = tuple(a for o in others if not (o.creates and Path(o.creates).exists()) for a in o.argvs(compute))
         configs = tuple(dict.fromkeys(Path(a[i + 1]) for a in argvs for i in range(len(a) - 1) if a[i] == "--config"))
-        stages.append(Stage("others", argvs, configs, folders, _pairs(_held(root, folders))))
+        stages.append(Stage("others", argvs, configs, folders, _held(root, folders)))
     if is_published_root(root):  # the page and README describe the repository's results/
         stages.append(Stage("report", (["report"],), (settings,)))
     wanted = set(options.stages or STAGES)
@@ -356,14 +355,13 @@ def _pairs(counts: Iterable[tuple[str, int]]) -> dict[str, int]:
     return dict(total)
 
 
-def _held(root: Path, folders: Iterable[str]) -> Iterable[tuple[str, int]]:
-    """(method, 1) for every pair the folders hold now (for the estimate of a stage that makes them again)."""
+def _held(root: Path, folders: Iterable[str]) -> dict[str, int]:
+    """Pairs per method that the folders hold now, nested results roots included (for the estimate
+    of a stage that makes them again)."""
     from benchmark.eta import method_of
 
-    for folder in folders:
-        for top, _, files in os.walk(root / folder):
-            if layout.RECORD in files and Path(top).name.startswith("seed"):
-                yield method_of(Path(top).parent.name), 1
+    return dict(Counter(method_of(record.parent.parent.name) for folder in folders
+                        for record in (root / folder).rglob(layout.RECORD) if record.parent.name.startswith("seed")))
 
 
 def _trains_points(method: str) -> bool:

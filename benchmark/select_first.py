@@ -112,11 +112,11 @@ def _own(cfg: RunConfig, label: str, fingerprint: str, validation: dict[str, Any
                     "every method; --settings-from NAME uses another store's settings instead, marked)", path,
                     fingerprint, ", ".join(lacking), settings.SELECTION_TRIALS,
                     ", ".join(map(str, settings.SELECTION_SEEDS)), root / _tune_name(path))
-        record = choose(cfg, label, fingerprint, validation, root, record, specs)
+        record = choose(cfg, path, label, fingerprint, validation, record, specs)
     elif again:
         log.warning("--refresh: choosing the settings of %s on this store again into %s (its current trials are "
                     "kept, stale ones computed again)", ", ".join(p.name for p in plans), root / _tune_name(path))
-        record = choose(cfg, label, fingerprint, validation, root, record, [p.spec for p in plans])
+        record = choose(cfg, path, label, fingerprint, validation, record, [p.spec for p in plans])
     assert record is not None
     names = tuple(p.name for p in plans)
     origin = settings.Origin("own", store=record.store, record=str(record.path), chosen_by=record.chosen_by,
@@ -135,13 +135,12 @@ def _tune_name(path: Path) -> str:
     return f"{path.name.removesuffix(settings.SUFFIX)}-tune"
 
 
-def choose(cfg: RunConfig, label: str, fingerprint: str, validation: dict[str, Any], root: Path,
+def choose(cfg: RunConfig, path: Path, label: str, fingerprint: str, validation: dict[str, Any],
            record: settings.Record | None, specs: list[str]) -> settings.Record:
     """Tune ``specs`` on the store's validation part (into ``<record>-tune``) and put their choices
-    into its record."""
+    into its record at ``path``."""
     from benchmark.commands.tune import tune
 
-    path = record.path if record is not None else settings.path_for(root, label, fingerprint, validation)
     name = _tune_name(path)
     tune_cfg = replace(cfg, methods=specs, named_choices=False, config_file=None, overrides=[],
                        seeds=list(settings.SELECTION_SEEDS), name=name, force=False, eval_split=None,
