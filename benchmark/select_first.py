@@ -21,7 +21,9 @@ Every selection on a new store starts from the shipped defaults (its first trial
 from each method's search space.
 
 Settings given by hand (``--config``, ``--no-presets``) are used as given, as before: that is
-what ``reproduce`` and the studies run with. Presets set by hand for a dataset's name (a paper's
+what ``reproduce`` and the studies run with. Where ``--config`` is a store's settings record
+(reproduce's stages), the run says where it was chosen and on how many selection trainings each
+method's settings rest, as ``--settings-from`` would (a method it does not cover: none). Presets set by hand for a dataset's name (a paper's
 settings for FCVID) still apply beneath the record; presets *chosen* on a store do not (the
 record holds the choices of the store they were chosen on; ``RunConfig.named_choices``).
 
@@ -55,26 +57,22 @@ def settle(cfg: RunConfig, settings_from: str | None = None) -> RunConfig:
     if settings_from is not None and given:
         raise UsageError("--settings-from: the settings are already given by "
                          f"{'--config' if cfg.config_file else '--no-presets'}; use one of them")
-    if given or cfg.selection:
+    if cfg.selection:
+        return cfg
+    record = settings.read(Path(cfg.config_file)) if cfg.config_file is not None else None
+    if given and (record is None or record.fingerprint is None):  # settings by hand: nothing to say of them
         return cfg
     store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
     fingerprint, label = dataset_fingerprint(store), dataset_label(cfg.dataset, store)
     validation = settings.carve(cfg.val_fraction, cfg.val_seed)
     root = Path(cfg.results_root)
     plans = plan_methods(replace(cfg, named_choices=False), store.manifest.name)
+    if given and record is not None:  # a store's settings record as --config (reproduce's stages): said as such
+        return replace(cfg, settings_origin=_origin(record, fingerprint, validation, plans).to_dict())
     if settings_from is not None:
         record = settings.named(root, settings_from)
-        kind = "own" if record.fingerprint == fingerprint and record.validation == validation else "other"
-        covered = tuple(p.name for p in plans if p.name in record.methods)
-        store_label = record.store
-        if kind == "other" and record.fingerprint == fingerprint:  # this store, another validation carve
-            carve = record.validation or {}
-            store_label = (f"{record.store}, validation part {carve.get('fraction', '?')} seed {carve.get('seed', '?')}"
-                           if carve else f"{record.store}, validation part not recorded")
-        origin = settings.Origin(kind, store=store_label, record=str(record.path), chosen_by=record.chosen_by,
-                                 methods=covered, uncovered=tuple(p.name for p in plans if p.name not in covered),
-                                 effort=_effort(record, covered))
-        if kind == "own" and origin.uncovered:  # its own record, partly: choose the rest as on the default path
+        origin = _origin(record, fingerprint, validation, plans)
+        if origin.kind == "own" and origin.uncovered:  # its own record, partly: choose the rest as on the default path
             return _own(cfg, label, fingerprint, validation, root, plans)
         return _with(cfg, record, origin)
     preset = (store.manifest.provenance or {}).get("preset")
@@ -83,6 +81,23 @@ def settle(cfg: RunConfig, settings_from: str | None = None) -> RunConfig:
         why = f"{preset} is a store for trying the harness out, too small to choose settings on ({videos} videos)"
         return replace(cfg, named_choices=False, settings_origin=settings.Origin("defaults", why=why).to_dict())
     return _own(cfg, label, fingerprint, validation, root, plans)
+
+
+def _origin(record: settings.Record, fingerprint: str, validation: dict[str, Any],
+            plans: list[MethodPlan]) -> settings.Origin:
+    """How a run on the store (``fingerprint``, its ``validation`` carve) of ``plans`` with the
+    settings of ``record`` is described: chosen here ("own") or on another store or carve ("other"),
+    and the selection trainings behind each method's settings (none for a method it does not cover)."""
+    kind = "own" if record.fingerprint == fingerprint and record.validation == validation else "other"
+    covered = tuple(p.name for p in plans if p.name in record.methods)
+    store_label = record.store
+    if kind == "other" and record.fingerprint == fingerprint:  # this store, another validation carve
+        carve = record.validation or {}
+        store_label = (f"{record.store}, validation part {carve.get('fraction', '?')} seed {carve.get('seed', '?')}"
+                       if carve else f"{record.store}, validation part not recorded")
+    return settings.Origin(kind, store=store_label, record=str(record.path), chosen_by=record.chosen_by,
+                           methods=covered, uncovered=tuple(p.name for p in plans if p.name not in covered),
+                           effort=_effort(record, tuple(p.name for p in plans)))
 
 
 def _with(cfg: RunConfig, record: settings.Record, origin: settings.Origin) -> RunConfig:
@@ -125,9 +140,10 @@ def _own(cfg: RunConfig, label: str, fingerprint: str, validation: dict[str, Any
 
 
 def _effort(record: settings.Record, methods: tuple[str, ...]) -> str:
-    """The selection trainings behind the settings of the run's ``methods``, in words."""
+    """The selection trainings behind the settings of the run's ``methods``, in words (none for a
+    method the record does not cover: it runs its defaults)."""
     counts = settings.effort(record)
-    return settings.effort_words({m: counts[m] for m in methods if m in counts})
+    return settings.effort_words({m: counts.get(m, 0) for m in methods})
 
 
 def _tune_name(path: Path) -> str:

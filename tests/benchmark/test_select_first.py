@@ -142,6 +142,25 @@ def test_settings_from_another_store_mark_every_row_they_cover(unseen, tmp_path)
     assert summary["lstm"]["settings_of"] == "(settings of default)"
 
 
+def test_a_settings_record_given_as_config_is_said_in_the_caption_with_its_effort(unseen, tmp_path):
+    """Reproduce's stages run with `--no-presets --config results/<store>.settings.json`: the table
+    says where those settings were chosen and on how many trainings, counting none for a method
+    the record does not cover (it runs its class defaults)."""
+    assert _run(unseen, tmp_path) == 0  # chooses Uniform's settings first: the store's own record
+    record = tmp_path / "unseen.settings.json"
+    assert _run(unseen, tmp_path, "--no-presets", "--config", str(record), "--name", "staged",
+                methods=("uniform", "lstm")) == 0
+    table = (tmp_path / "staged" / TABLE_MD).read_text()
+    assert "Settings: chosen on this store's validation part" in table
+    assert f"unequal selection trainings: uniform {settings.SELECTION_TRIALS}, lstm 0" in table
+    assert not (tmp_path / "unseen-tune" / "runs" / "lstm-trial0").exists()  # --config: nothing chosen
+    # A config file by hand (no store in it) is used as given, and nothing is said of it.
+    mine = tmp_path / "mine.json"
+    mine.write_text(json.dumps({"uniform": {"dropout": 0.0}}))
+    assert _run(unseen, tmp_path, "--config", str(mine), "--name", "by-hand") == 0
+    assert "Settings:" not in (tmp_path / "by-hand" / TABLE_MD).read_text()
+
+
 def test_bad_settings_from_is_one_line(unseen, tmp_path, capsys):
     assert _run(unseen, tmp_path, "--settings-from", "nosuch") == 2
     err = capsys.readouterr().err
