@@ -23,8 +23,9 @@ from each method's search space.
 Settings given by hand (``--config``, ``--no-presets``) are used as given, as before: that is
 what ``reproduce`` and the studies run with. Where ``--config`` is a store's settings record
 (reproduce's stages), the run says where it was chosen and on how many selection trainings each
-method's settings rest, as ``--settings-from`` would (a method it does not cover: none). Presets set by hand for a dataset's name (a paper's
-settings for FCVID) still apply beneath the record; presets *chosen* on a store do not (the
+method's settings rest, as ``--settings-from`` would (a method it does not cover: none).
+Presets set by hand for a dataset's name (a paper's settings for FCVID) still apply beneath the
+record; presets *chosen* on a store do not (the
 record holds the choices of the store they were chosen on; ``RunConfig.named_choices``).
 
 Choosing first rather than refusing, because the fair table is what a user came for: refusing
