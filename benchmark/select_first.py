@@ -25,8 +25,8 @@ what ``reproduce`` and the studies run with. Where ``--config`` is a store's set
 (reproduce's stages), the run says where it was chosen and on how many selection trainings each
 method's settings rest, as ``--settings-from`` would (a method it does not cover: none).
 Presets set by hand for a dataset's name (a paper's settings for FCVID) still apply beneath the
-record; presets *chosen* on a store do not (the
-record holds the choices of the store they were chosen on; ``RunConfig.named_choices``).
+record; presets *chosen* on a store do not (the record holds the choices of the store they were
+chosen on; ``RunConfig.named_choices``).
 
 Choosing first rather than refusing, because the fair table is what a user came for: refusing
 would hand them a second command to find and type, and the cheaper unfair path (another store's
@@ -134,10 +134,7 @@ def _own(cfg: RunConfig, label: str, fingerprint: str, validation: dict[str, Any
                     "kept, stale ones computed again)", ", ".join(p.name for p in plans), root / _tune_name(path))
         record = choose(cfg, path, label, fingerprint, validation, record, [p.spec for p in plans])
     assert record is not None
-    names = tuple(p.name for p in plans)
-    origin = settings.Origin("own", store=record.store, record=str(record.path), chosen_by=record.chosen_by,
-                             methods=names, effort=_effort(record, names))
-    return _with(cfg, record, origin)
+    return _with(cfg, record, _origin(record, fingerprint, validation, plans))
 
 
 def _effort(record: settings.Record, methods: tuple[str, ...]) -> str:
