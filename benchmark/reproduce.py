@@ -3,7 +3,8 @@
 The stages are the suite's own commands, run in order in this process with the same options a
 user would type (so each validates its input and resumes pair by pair as it always does):
 
-1. ``tune``: every method of both suites, the same trials each, scored on validation only;
+1. ``tune``: every method of both suites, scored on validation only, with the same selection
+   trainings each once the studies are counted (``evened_trials``);
 2. ``studies``: the repository's studies (benchmark/commands/studies.py), each a tune of some
    settings of one method on top of what the tune and the studies before it chose; the tune's
    choices with the studies' on top are the settings every later stage reads
@@ -234,6 +235,20 @@ def write_settings(options: Options, upto: int | None = None, dataset: str | Non
     return path
 
 
+def evened_trials(options: Options, methods: list[str]) -> dict[str, int]:
+    """Each method's trials in the main tune: ``options.trials`` plus what the most studied method's
+    studies on the main store train, less its own studies' trainings. A study chooses settings,
+    so its trainings count as selection (benchmark/store_settings.py ``effort``); this gives every
+    method the same count, tune and studies together, whatever its studies (with several tune
+    seeds, a method short of a whole trial gets one more)."""
+    studied = Counter[str]()
+    for study in studies_of(options):
+        if study.dataset == options.dataset:
+            studied[study.method] += study.pairs
+    most, seeds = max((studied[m] for m in methods), default=0), len(options.tune_seeds)
+    return {m: options.trials - (studied[m] - most) // seeds for m in methods}  # exact with one tune seed
+
+
 def run_name(options: Options) -> str:
     if options.name:
         return options.name
@@ -302,11 +317,14 @@ def plan(options: Options) -> list[Stage]:
         return ["--dataset", dataset, "--results-dir", str(root), "--no-presets", "--config",
                 str(settings_path(options, dataset))]
 
+    trials = evened_trials(options, methods)
+    most = max(trials.values())
     stages = [
-        Stage("tune", (["tune", *data, *listed, "--trials", str(options.trials), "--seeds",
+        Stage("tune", (["tune", *data, *listed, "--trials", str(most),
+                        *(f"{m}={n}" for m, n in trials.items() if n != most), "--seeds",
                         *map(str, options.tune_seeds), "--name", f"{name}-tune", "--no-presets", *budget,
                         *compute],),
-              folders=(f"{name}-tune",), pairs={m: options.trials * len(options.tune_seeds) for m in methods}),
+              folders=(f"{name}-tune",), pairs={m: n * len(options.tune_seeds) for m, n in trials.items()}),
     ]
     studies = studies_of(options)
     if studies:

@@ -38,10 +38,12 @@ SCSAMPLER_READINGS = Origin("default-scsampler-readings", ("reading",), scored_o
 FRAMEEXIT_ARCHITECTURE = Origin("default-frameexit-architectures", ("architecture",), scored_on="validation",
                                 date="2026-12-02")
 ARNET_READINGS = Origin("default-arnet-readings", ("reading",), scored_on="validation", date="2026-12-02")
-#: LiteEval-RL's usage weight lambda on top of that choice (issue 26), 4 trials on validation.
+
+# Retired on 2026-12-07 (benchmark/commands/studies.py says why): LiteEval-RL's usage weight, reward
+# baseline and dropout studies. No preset cites them and their folders are in git history only. The
+# names stay because methods/liteeval.py imports them: an import is code, so removing it would change
+# that file's fingerprint (benchmark/code_fingerprint.py) and make every LiteEval pair stale.
 RL_LAM_TUNE = Origin("default-liteeval-rl-lam-tune", ("lam",), scored_on="validation", date="2026-12-02")
-#: LiteEval-RL's reward baseline, moving average against a learned value (issue 26), 2 trials x 2 seeds on validation.
 RL_BASELINE_TUNE = Origin("default-liteeval-rl-baseline-tune", ("reward_baseline",), scored_on="validation",
                           date="2026-12-02")
-#: LiteEval-RL's dropout, decided on validation as LiteEval's was, 2 trials x 2 seeds.
 RL_DROPOUT_TUNE = Origin("default-liteeval-rl-dropout-tune", ("dropout",), scored_on="validation", date="2026-12-02")

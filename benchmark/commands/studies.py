@@ -3,11 +3,20 @@ carry, and the checks its pages show, as data that ``python -m benchmark reprodu
 
 A *study* decides some settings of one method on validation: the readings of a paper against
 its authors' code, how a policy gradient flows, where dropout sits. It is a ``tune`` over its
-``space``, run after the main tune and on top of its choices (and of the studies before it),
+``space`` (none: the method's own search space), run after the main tune and on top of its
+choices (and of the studies before it),
 so each study's trials start from the settings every later stage uses; what it chose is
 merged into those settings (benchmark/reproduce.py ``settings``). A preset's ``Origin``
 (methods/presets.py) names the study that chose a setting; tests/benchmark/test_reproduce.py checks that
 every origin other than the main tune is a study here, with the keys it searches.
+
+Every study's trainings are selection trainings of its method (benchmark/store_settings.py
+``effort``), and the main tune evens them out (benchmark/reproduce.py ``evened_trials``): each
+method of a table ends with the same count. So a study is kept only where its answer is carried:
+LiteEval-RL's usage weight, reward baseline and dropout studies confirmed what it already had
+(lambda 2 as in the paper, the moving average, the tune's dropout 0.5) at 12 trainings no other
+method could be matched with, and were retired on 2026-12-07 (their folders are in git history).
+On a store without a main tune (``small``) each method of its check gets a study of the same size.
 
 A *check* decides nothing: a run that a page shows beside the main table (the same rows in
 bfloat16, the RL variant on another store), rerun with the settings of its dataset.
@@ -23,7 +32,7 @@ that is there). ``NOT_REPRODUCED`` are the published folders no command on this 
 make, and why.
 
 The order is the order they run in, and it matters where a study reads what an earlier one chose
-(LiteEval-RL: the policy's path, then its usage weight, its baseline, its dropout).
+of the same method.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from typing import Any
 class Study:
     name: str  # results/<name>: the tuning record
     method: str
-    space: dict[str, list[Any]]  # each setting and the values its trials take
+    space: dict[str, list[Any]] | None  # each setting and the values its trials take; None: the method's own
     trials: int
     question: str
     seeds: tuple[int, ...] = (0,)
@@ -45,8 +54,9 @@ class Study:
 
     def argv(self) -> list[str]:
         """The ``tune`` command, less the data, settings and compute options reproduce adds."""
+        space = ["--space", json.dumps(self.space)] if self.space is not None else []
         return ["tune", "--methods", self.method, "--trials", str(self.trials), "--seeds", *map(str, self.seeds),
-                "--space", json.dumps(self.space), "--name", self.name]
+                *space, "--name", self.name]
 
     @property
     def pairs(self) -> int:
@@ -72,12 +82,6 @@ RL_POLICY: dict[str, list[Any]] = {"policy_through": ["gate", "network"], "entro
 STUDIES: tuple[Study, ...] = (
     Study("default-liteeval-rl-tune", "liteeval_rl", RL_POLICY, 6,
           "where LiteEval-RL's policy gradient flows, and its entropy bonus"),
-    Study("default-liteeval-rl-lam-tune", "liteeval_rl", {"lam": [2.0, 5.0, 10.0, 20.0]}, 4,
-          "LiteEval-RL's usage weight at that bonus"),
-    Study("default-liteeval-rl-baseline-tune", "liteeval_rl", {"reward_baseline": ["moving", "value"]}, 2,
-          "LiteEval-RL's reward baseline: a moving average or a learned value", seeds=(0, 1)),
-    Study("default-liteeval-rl-dropout-tune", "liteeval_rl", {"dropout": [0.2, 0.5]}, 2,
-          "LiteEval-RL's dropout", seeds=(0, 1)),
     Study("default-liteeval-dropout-tune", "liteeval",
           {"dropout": [0.5, 0.0], "dropout_at": ["everywhere", "classifier"]}, 4,
           "where LiteEval's dropout sits and how strong it is (the official code has none)"),
@@ -91,6 +95,11 @@ STUDIES: tuple[Study, ...] = (
           "AR-Net: its authors' code against the suite's first reading"),
     Study("small-liteeval-rl-tune", "liteeval_rl", RL_POLICY, 6,
           "LiteEval-RL's policy path and bonus on the short videos of the `small` store", dataset="small"),
+    # The small check's other rows, with as many selection trainings as LiteEval-RL's study above.
+    Study("small-uniform-tune", "uniform", None, 6, "Uniform's optimiser and dropout on the `small` store",
+          dataset="small"),
+    Study("small-liteeval-tune", "liteeval", None, 6, "LiteEval's optimiser and dropout on the `small` store",
+          dataset="small"),
 )
 
 CHECKS: tuple[Check, ...] = (

@@ -1,7 +1,9 @@
 """``python -m benchmark tune``: the same tuning effort for every method, on validation only.
 
 Each method declares what may be tuned (``VideoMethod.search_space``: setting -> candidate
-values). For every method, ``trials`` settings are tried: the first is the method's current
+values). For every method, ``trials`` settings are tried (``per_method`` may give some methods
+another count: reproduce evens out what a method's own studies add, so that every method ends with
+the same number of selection trainings): the first is the method's current
 one (its defaults, preset and config file), the others are drawn without replacement from
 the grid of its search space (seeded by ``--tune-seed`` and the method's name). Every trial
 trains under the run's budget on the training split minus the held-out validation part,
@@ -76,6 +78,27 @@ def check_trials(trials: int) -> None:
         raise UsageError(f"--trials {trials}: must be at least 1")
 
 
+def parse_trials(tokens: list[str]) -> tuple[int, dict[str, int]]:
+    """``--trials N [METHOD=N ...]``: the count for every method, then any method's own count."""
+    def count(text: str, given: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise UsageError(f"--trials {given}: not a count; give N, then METHOD=N for a method that takes "
+                             "another (e.g. --trials 10 liteeval=6)") from None
+        check_trials(n)
+        return n
+
+    first, *rest = tokens
+    per_method: dict[str, int] = {}
+    for token in rest:
+        method, sep, n = token.partition("=")
+        if not sep or not method:
+            raise UsageError(f"--trials {token}: give METHOD=N after the count (e.g. --trials 10 liteeval=6)")
+        per_method[method] = count(n, token)
+    return count(first, first), per_method
+
+
 def trial_settings(plan: MethodPlan, trials: int, tune_seed: int,
                    space: dict[str, tuple[Any, ...]] | None = None) -> list[dict[str, Any]]:
     """The plan's current setting, then ``trials - 1`` others drawn from its grid (the
@@ -108,9 +131,10 @@ class TuneResult:
     best: dict[str, dict[str, Any]]
 
 
-def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0,
-         space: dict[str, list[Any]] | None = None) -> TuneResult | None:
-    """Run the trials of every method of ``cfg``; write and return the chosen settings.
+def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, list[Any]] | None = None,
+         per_method: dict[str, int] | None = None) -> TuneResult | None:
+    """Run the trials of every method of ``cfg`` (``trials`` each, or a method's count in
+    ``per_method``); write and return the chosen settings.
 
     ``space`` replaces every method's declared search space (e.g. to compare readings of one
     method: ``--space '{"penalty": ["video", "batch"]}'``). Under torchrun every rank computes
@@ -122,10 +146,16 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0,
         if not isinstance(space, dict) or not space:
             raise UsageError("--space must be a JSON object of setting -> list of candidate values")
         searched = {key: tuple(values) if isinstance(values, list) else values for key, values in space.items()}
+    per_method = per_method or {}
+    unknown = sorted(set(per_method) - {b.name for b in bases})
+    if unknown:
+        raise UsageError(f"--trials {' '.join(f'{m}={per_method[m]}' for m in unknown)}: not among the methods tuned "
+                         f"({', '.join(b.name for b in bases)})")
+    counts = {base.name: per_method.get(base.name, trials) for base in bases}
     plans: list[MethodPlan] = []
     settings: dict[str, tuple[str, int, dict[str, Any]]] = {}
     for base in bases:
-        for k, setting in enumerate(trial_settings(base, trials, tune_seed, searched)):
+        for k, setting in enumerate(trial_settings(base, counts[base.name], tune_seed, searched)):
             label = f"{base.name}-trial{k}"
             settings[label] = (base.name, k, setting)
             shown = base.cls.shown_name()
@@ -149,7 +179,7 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0,
             atomic_write_json(config_path, config)
             atomic_write_json(ctx.out / results.TUNE_JSON, {
                 results.SCHEMA_KEY: results.SCHEMA_VERSION, "command": provenance.invocation(),
-                "trials_per_method": trials, "tune_seed": tune_seed, "seeds": cfg.seeds,
+                "trials_per_method": counts, "tune_seed": tune_seed, "seeds": cfg.seeds,
                 "search_spaces": {b.name: {k: list(v) for k, v in (searched or b.cls.search_space).items()}
                                   for b in bases},
                 "scored_on": "validation",  # every trial's record says so (trial_rows refuses any other)
@@ -159,12 +189,19 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0,
                 "trials": rows, "chosen": config,
             })
             table = tables.tune_markdown(rows) + (
-                f"\n\n{len(bases)} methods x {trials} trials, seeds {cfg.seeds}; chosen: {selection.RULE}. "
+                f"\n\n{_counted(counts)}, seeds {cfg.seeds}; chosen: {selection.RULE}. "
                 f"{folder_summary.caption(ctx, with_differences=False)}\n")
             atomic_write_text(ctx.out / results.TUNE_MD, table)
             return TuneResult(table=table, config_path=config_path, best=config)
     finally:
         finish(started)
+
+
+def _counted(counts: dict[str, int]) -> str:
+    """The trials per method, in words: "11 methods x 4 trials", or each method's count."""
+    if len(set(counts.values())) == 1:
+        return f"{len(counts)} methods x {next(iter(counts.values()))} trials"
+    return "trials: " + ", ".join(f"{method} {n}" for method, n in counts.items())
 
 
 def trial_rows(ctx: RunContext, settings: dict[str, tuple[str, int, dict[str, Any]]]) -> list[dict[str, Any]]:
