@@ -489,5 +489,5 @@ def test_methods_verbose_prints_where_each_preset_was_chosen(capsys):
     printed = capsys.readouterr().out
     assert "dropout, train.lr, train.weight_decay: chosen by results/default-tune on 2026-12-02, trials " \
            "scored on validation" in printed
-    assert "reward_baseline: chosen by results/default-liteeval-rl-baseline-tune on" in printed
+    assert "policy_through, entropy_weight: chosen by results/default-liteeval-rl-tune on" in printed
     assert "set by hand: the paper's section 3.1" in printed
