@@ -20,10 +20,14 @@ store's validation part only, and one setting per method is chosen by ``RULE``:
    not be one that collapsed somewhere (found: FastForward's best worst case memorised `small`).
 
 On one store the rule is that store's own selection rule. Every method gets the same effort: the
-same number of trials (``python -m benchmark tune --trials N --tune-seed 0 --no-presets``, so the
-candidates are the class defaults and the same draws from the method's search space) on every
-store. The tunes' records are read, never retrained; a tune scored on anything but validation, or
-whose candidates differ from another store's, is refused.
+same candidates on every store (``python -m benchmark tune --tune-seed 0 --no-presets``, so the
+candidates are the class defaults and the same draws from the method's search space, in the same
+order whatever the number drawn). Where one store's tune drew more trials of a method than
+another's (the default store's tune evens out its studies: benchmark/reproduce.py), the method's
+candidates are the trials every store holds, the first ones, and each store's verdicts on them are
+computed again among those alone from the trials' validation scores, as a tune of that many trials
+records them. The tunes' records are read, never retrained; a tune scored on anything but
+validation, or whose candidates differ from another store's, is refused.
 
 ``python -m benchmark transfer RUN RUN ...`` writes results/<name>/: ``transfer.json`` (the stores,
 the rule, every candidate's numbers on every store and its verdict), ``transfer.md`` (each
@@ -41,6 +45,7 @@ import pandas as pd
 
 from benchmark import provenance, tables
 from benchmark.config import as_config
+from benchmark.protocol import selection
 from benchmark.results import (
     PROVENANCE,
     SCHEMA_KEY,
@@ -49,6 +54,7 @@ from benchmark.results import (
     TRANSFER_MD,
     TUNE_JSON,
     TUNED_JSON,
+    load_scores,
     read_current,
     read_json,
 )
@@ -77,9 +83,27 @@ class StoreTrials:
     fingerprint: str | None
     validation_videos: int | None
     tune: dict[str, Any]  # the tune's tune.json
+    folder: Path | None = None  # where the trials' pairs are (for ``first``)
 
     def trials(self, method: str) -> list[dict[str, Any]]:
         return sorted((t for t in self.tune["trials"] if t["method"] == method), key=lambda t: t["trial"])
+
+    def first(self, method: str, n: int) -> list[dict[str, Any]]:
+        """The method's first ``n`` trials, with the verdicts a tune of ``n`` trials records: its
+        own where it drew ``n``, else computed again among those ``n`` from their pairs' scores."""
+        rows = self.trials(method)
+        if len(rows) == n:
+            return rows
+        if self.folder is None:
+            raise UsageError(f"{self.run}: its pairs are needed to compare its first {n} trials of {method}")
+        rows, counts, found = rows[:n], None, []
+        for row in rows:
+            _, labels, scores = load_scores(self.folder, f"{method}-trial{row['trial']}", self.tune["seeds"])
+            counts = selection.resample_counts(scores.shape[1]) if counts is None else counts
+            found.append(selection.candidate(row["trial"], scores, labels, row["gflops"], counts))
+        return [{**row, "validation_map_percent": 100 * v.map, "gap_to_best_percent": 100 * v.gap,
+                 "standard_error_percent": 100 * v.standard_error, "within_noise": v.within_noise,
+                 "chosen": v.chosen} for row, v in zip(rows, selection.choose(found).verdicts, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -121,7 +145,7 @@ def read_store(folder: Path) -> StoreTrials:
     validation = tune.get("validation") or {}
     return StoreTrials(run=folder.name, store=str(dataset.get("name") or folder.name),
                        fingerprint=dataset.get("fingerprint"), validation_videos=validation.get("num_videos"),
-                       tune=tune)
+                       tune=tune, folder=folder)
 
 
 def check_comparable(stores: list[StoreTrials]) -> list[str]:
@@ -137,7 +161,7 @@ def check_comparable(stores: list[StoreTrials]) -> list[str]:
         seen[key] = s.run
     first = stores[0]
     for s in stores[1:]:
-        for key in SHARED_BUDGET + ("trials_per_method", "tune_seed"):
+        for key in SHARED_BUDGET + ("tune_seed",):
             mine = s.tune.get(key, (s.tune.get("budget") or {}).get(key))
             theirs = first.tune.get(key, (first.tune.get("budget") or {}).get(key))
             if mine != theirs:
@@ -150,9 +174,10 @@ def check_comparable(stores: list[StoreTrials]) -> list[str]:
         raise UsageError("transfer: every store's tune must try the same methods; missing: "
                          + "; ".join(f"{run}: {', '.join(m)}" for run, m in missing.items()))
     for method in methods:
-        ours = [t["setting"] for t in first.trials(method)]
+        n = shared_trials(stores, method)
+        ours = [t["setting"] for t in first.trials(method)[:n]]
         for s in stores[1:]:
-            theirs = [t["setting"] for t in s.trials(method)]
+            theirs = [t["setting"] for t in s.trials(method)[:n]]
             if theirs != ours:
                 raise UsageError(f"{method}: {s.run} tried {theirs}, {first.run} {ours}; the rule compares the same "
                                  "candidates on every store: tune each with the same --trials and --tune-seed and "
@@ -160,9 +185,15 @@ def check_comparable(stores: list[StoreTrials]) -> list[str]:
     return methods
 
 
+def shared_trials(stores: list[StoreTrials], method: str) -> int:
+    """How many trials of ``method`` every store holds: its candidates are the first ones."""
+    return min(len(s.trials(method)) for s in stores)
+
+
 def standings(stores: list[StoreTrials], method: str) -> list[Standing]:
     """Every candidate of ``method`` across ``stores``, the chosen one marked (module docstring)."""
-    per_store = [s.trials(method) for s in stores]
+    n = shared_trials(stores, method)
+    per_store = [s.first(method, n) for s in stores]
     best_cost = [next(t for t in trials if t["gap_to_best_percent"] == 0.0)["gflops"] or 1.0 for trials in per_store]
     found = []
     for k, first in enumerate(per_store[0]):
@@ -229,8 +260,22 @@ def markdown(choice: Choice, shown: dict[str, str] | None = None) -> str:
             + "\n\nEvery candidate (validation mAP (%) on each store; `(out)`: not within one standard error of that "
             "store's best; relative cost: validation GFLOPs over each store's best candidate's, averaged):\n\n"
             + pd.DataFrame(every).to_markdown(index=False, disable_numparse=True)
-            + f"\n\nFrom {runs}: {len(choice.stores)} stores, {choice.stores[0].tune.get('trials_per_method')} "
-            f"trials of each method on each, seed(s) {choice.stores[0].tune.get('seeds')}. Chosen by {RULE}.\n")
+            + f"\n\nFrom {runs}: {len(choice.stores)} stores, {_candidates(choice)} of each method on each, seed(s) "
+            f"{choice.stores[0].tune.get('seeds')}. Chosen by {RULE}.\n")
+
+
+def _per_method(choice: Choice) -> int | dict[str, int]:
+    """The candidates of each method: one count where every method has as many."""
+    counts = {method: len(found) for method, found in choice.methods.items()}
+    return next(iter(counts.values())) if len(set(counts.values())) == 1 else counts
+
+
+def _candidates(choice: Choice) -> str:
+    """The candidates per method, in words: "4 trials", or each method's count where they differ."""
+    counts = _per_method(choice)
+    if isinstance(counts, int):
+        return f"{counts} trials"
+    return "the trials (" + ", ".join(f"{m} {n}" for m, n in counts.items()) + ")"
 
 
 def write(choice: Choice, out: Path, *, force: bool = False, shown: dict[str, str] | None = None) -> str:
@@ -248,7 +293,7 @@ def write(choice: Choice, out: Path, *, force: bool = False, shown: dict[str, st
         TUNES_KEY: tunes,
         "stores": [{"run": s.run, "name": s.store, "fingerprint": s.fingerprint,
                     "validation_videos": s.validation_videos, "budget": s.tune.get("budget")} for s in choice.stores],
-        "trials_per_method": choice.stores[0].tune.get("trials_per_method"),
+        "trials_per_method": _per_method(choice),
         "tune_seed": choice.stores[0].tune.get("tune_seed"), "seeds": choice.stores[0].tune.get("seeds"),
         "methods": {m: [s.to_dict() for s in found] for m, found in choice.methods.items()},
         "chosen": choice.config(),

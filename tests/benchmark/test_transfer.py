@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmark import results as layout
@@ -156,3 +157,33 @@ def test_a_new_store_starts_from_the_shipped_defaults_and_no_presets_from_the_cl
                                                                               if k != "train"}
         assert {k: asdict(plan.train)[k] for k in table.get("train", {})} == table.get("train", {})
         assert bare[method].hparams == {} and bare[method].train == bare[method].cls.train_defaults
+
+
+def test_a_store_that_drew_more_trials_is_compared_on_the_trials_every_store_holds(tmp_path):
+    """The default store's tune draws more trials of some methods (it evens out their studies,
+    benchmark/reproduce.py): the candidates are the first trials every store holds, and that
+    store's verdicts on them are computed again among those alone from their pairs' scores, not
+    read from a record whose best was a trial the other stores never drew."""
+    from benchmark.protocol import selection
+
+    rng = np.random.default_rng(0)
+    labels = np.eye(4)[rng.integers(0, 4, 48)]
+    quality = {0: 0.9, 1: 0.6, 2: 1.0}  # trial 2, drawn on store a only, is the best there
+    scores = {k: q * labels + (1 - q) * rng.random(labels.shape) for k, q in quality.items()}
+    a = fake_tune(tmp_path, "a-tune", "a", [(90.0, 100.0, 0.1, False), (80.0, 60.0, 0.1, False),
+                                            (99.0, 100.0, 0.0, True)])
+    for k, s in scores.items():
+        pair = layout.pair_dir(a, f"uniform-trial{k}", 0)
+        pair.mkdir(parents=True)
+        np.savez(pair / layout.SCORES, video_ids=np.arange(48), labels=labels, scores=s)
+    b = fake_tune(tmp_path, "b-tune", "b", [(70.0, 20.0, 0.0, True), (69.0, 12.0, 1.5, True)])
+    choice = transfer.choose([a, b])
+    assert [s.trial for s in choice.methods["uniform"]] == [0, 1]
+    counts = selection.resample_counts(48)
+    expected = selection.choose([selection.candidate(k, scores[k], labels, g, counts)
+                                 for k, g in ((0, 100.0), (1, 60.0))]).verdicts
+    first = transfer.read_store(a).first("uniform", 2)
+    assert [r["within_noise"] for r in first] == [v.within_noise for v in expected]
+    assert first[0]["gap_to_best_percent"] == 0.0 and first[0]["within_noise"]  # the best of the two, not out
+    assert [r["gap_to_best_percent"] for r in first] == [100 * v.gap for v in expected]
+    assert "From " in transfer.markdown(choice) and "2 trials of each method" in transfer.markdown(choice)
