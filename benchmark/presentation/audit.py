@@ -7,6 +7,9 @@ checked for what would make a table of it something no command produces from the
 * **machines**: pairs computed on more than one kind of machine (processor and device) in one table;
 * **selection on test**: a tuning record whose trials were scored on the evaluation split
   (benchmark/preset_origin.py);
+* **settings moved**: rows trained with settings that the settings record the folder ran with
+  (``--config results/<store>.settings.json``) no longer holds: a selection chose again since,
+  so the folder's own command now trains other rows;
 * **uncovered**: a pair done on disk that the folder's table does not show;
 * **unbacked**: a pair the table shows that is not complete on disk;
 * **stale curves**: online curves (online.json) read from models computed again after them, or
@@ -39,11 +42,12 @@ from benchmark.protocol import learned
 from benchmark.provenance import machine_kind
 from benchmark.record import PerSeed, summary_records, unbacked_pairs
 from benchmark.results import pair_state, read_json, remembering_pair_states
+from benchmark.store_settings import SUFFIX as SETTINGS_SUFFIX
 from datasets.common.errors import UsageError
 from datasets.common.progress import progress_bar
 
 #: The kinds of problem, in the order they are reported.
-KINDS = ("older schema", "stale", "machines", "selection on test", "selected after",
+KINDS = ("older schema", "stale", "machines", "selection on test", "selected after", "settings moved",
          "uncovered", "unbacked", "stale curves", "incomplete", "edited")
 
 
@@ -137,6 +141,46 @@ def _order(name: str, folder: Path, per_seed: PerSeed) -> list[Problem]:
         return []
     return [Problem(name, "selected after", f"rows computed before the selections their settings cite: {_few(early)}; "
                                             "recompute them with --force")]
+
+
+def _settings_moved(name: str, folder: Path, per_seed: PerSeed) -> list[Problem]:
+    """Rows whose pairs ran with a setting other than the one their settings record now holds
+    for their method (``settings moved`` in the module docstring). Only a settings record of the
+    results root counts (one a selection rewrites); a key a row varies on purpose, its method's
+    cost knob (a sweep's points) or a key a tune searches (its trials), is not compared, and an
+    ablation's keys are not in a record."""
+    from benchmark.eta import method_of
+    from methods.registry import available_methods
+
+    given = ((read_json(folder / layout.PROVENANCE) or {}).get("config") or {}).get("config_file")
+    record = read_json(folder.parent / Path(given).name) if given and given.endswith(SETTINGS_SUFFIX) else None
+    if not isinstance(record, dict):
+        return []
+    tune = read_json(folder / layout.TUNE_JSON)
+    searched = (tune.get("search_spaces") or {}) if isinstance(tune, dict) else {}  # a tune's trials vary them
+    known, moved = available_methods(), []
+    for label, seeds in per_seed.items():
+        method = method_of(label)
+        chosen = record.get(method)
+        if not isinstance(chosen, dict):
+            continue
+        knob = getattr(known.get(method), "cost_knob", None)
+        want = {**{k: v for k, v in chosen.items() if k != "train"},
+                **{f"train.{k}": v for k, v in (chosen.get("train") or {}).items()}}
+        for key in [getattr(knob, "name", None), *(searched.get(method) or {})]:
+            want.pop(key, None)
+        for seed in seeds:
+            config = read_json(layout.pair_dir(folder, label, seed) / layout.CONFIG) or {}
+            ran = {**(config.get("hparams") or {}), **{f"train.{k}": v for k, v in (config.get("train") or {}).items()}}
+            differ = [f"{key} {ran.get(key)!r}, now {value!r}" for key, value in want.items() if ran.get(key) != value]
+            if differ:
+                moved.append(f"{label} ({', '.join(differ)})")
+                break
+    if not moved:
+        return []
+    return [Problem(name, "settings moved", f"rows trained with settings {Path(given).name} no longer holds: "
+                                            f"{_few(moved)}; rerun the folder's command ({_refresh_command(folder)}: "
+                                            "it recomputes them)")]
 
 
 def _coverage(name: str, folder: Path, per_seed: PerSeed) -> list[Problem]:
@@ -279,7 +323,7 @@ def check_folder(folder: Path) -> list[Problem]:
         return [replace(p, root=str(folder.parent)) for p in older]
     pairs = sum(len(seeds) for seeds in per_seed.values())
     found = (_stale(folder, pairs) + _machines(name, per_seed) + _selection(name, folder)
-             + _order(name, folder, per_seed)
+             + _order(name, folder, per_seed) + _settings_moved(name, folder, per_seed)
              + _coverage(name, folder, per_seed) + _online(name, folder, per_seed) + _incomplete(name, folder)
              + _edited(name, folder, per_seed))
     return sorted((replace(p, root=str(folder.parent)) for p in found), key=lambda p: KINDS.index(p.kind))

@@ -276,6 +276,25 @@ def test_every_method_of_every_published_table_gets_the_same_number_of_selection
     assert settings.effort_words({"b": 2, "a": 4}) == "unequal selection trainings: a 4, b 2"
 
 
+def test_report_check_names_rows_whose_settings_record_chose_again_since(unseen, tmp_path):
+    """Found (2026-12-07): a new selection rewrote results/default.settings.json, and the folders
+    run with it (ablations, sweeps, checks) still passed --check with the rows of the old settings.
+    A row whose pairs ran with a setting the record no longer holds is named, until the folder's
+    command is rerun."""
+    from benchmark.presentation.audit import check_folder
+
+    assert _run(unseen, tmp_path) == 0
+    assert check_folder(tmp_path / "unseen") == []
+    path = tmp_path / "unseen.settings.json"
+    record = json.loads(path.read_text())
+    ran = record["uniform"]["train"]["lr"]
+    record["uniform"]["train"]["lr"] = ran * 10  # what a selection run again could choose
+    path.write_text(json.dumps(record))
+    problems = check_folder(tmp_path / "unseen")
+    assert [p.kind for p in problems] == ["settings moved"]
+    assert f"uniform (train.lr {ran!r}, now {ran * 10!r})" in problems[0].detail and "--refresh" in problems[0].detail
+
+
 def test_report_check_names_a_row_computed_before_the_selection_its_settings_cite(unseen, tmp_path):
     """Found (issue 44): a table's pairs can be older than the tune trials whose choice their
     settings record cites (a resumed run kept them). Each row's pairs must postdate every
