@@ -121,7 +121,7 @@ class ARNet(VideoMethod):
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE
     # Other datasets than the synthetic default start from the class defaults.
-    presets = {"default": Preset({"dropout": 0.5, "train": {"lr": 1e-3, "weight_decay": 1e-4}, "reading": "official"},
+    presets = {"default": Preset({"dropout": 0.5, "train": {"lr": 3e-3, "weight_decay": 1e-4}, "reading": "official"},
                                   (ARNET_TUNE, ARNET_READINGS))}
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:

@@ -66,7 +66,7 @@ class FastForward(VideoMethod):
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE
     # Other datasets than the synthetic default start from the class defaults.
-    presets = {"default": Preset({"dropout": 0.2, "train": {"lr": 1e-3, "weight_decay": 1e-4}}, (TABLE1_TUNE,))}
+    presets = {"default": Preset({"dropout": 0.5, "train": {"lr": 3e-3, "weight_decay": 0.0}}, (TABLE1_TUNE,))}
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
         super().__init__(num_classes, dims, **hparams)

@@ -122,7 +122,7 @@ class FrameExit(VideoMethod):
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE
     # Other datasets than the synthetic default start from the class defaults.
-    presets = {"default": Preset({"dropout": 0.5, "train": {"lr": 1e-3, "weight_decay": 1e-4},
+    presets = {"default": Preset({"dropout": 0.5, "train": {"lr": 1e-3, "weight_decay": 0.0},
                                   "architecture": "official"}, (EXTENDED_TUNE, FRAMEEXIT_ARCHITECTURE))}
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:

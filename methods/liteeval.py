@@ -504,7 +504,7 @@ class LiteEval(_LiteEvalNet):
     citation = "Wu et al.: LiteEval: A coarse-to-fine framework for resource efficient video recognition, NeurIPS 2019"
     row = 5
     presets = {**_LiteEvalNet.presets, "default": Preset(
-        {"dropout": 0.5, "dropout_at": "classifier", "train": {"lr": 1e-3, "weight_decay": 1e-4}, **DEFAULT_READINGS},
+        {"dropout": 0.5, "dropout_at": "classifier", "train": {"lr": 3e-3, "weight_decay": 1e-4}, **DEFAULT_READINGS},
         (TABLE1_TUNE, DROPOUT_TUNE), note="readings by rule: the official code's embeddings and batch penalty, "
         "the paper's annealing per step (DEFAULT_READINGS)")}
     cost_knob = CostKnob("gamma", (0.001, 0.01, 0.05, 0.1, 0.2), "training", "usage target gamma")

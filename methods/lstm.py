@@ -58,7 +58,7 @@ class LSTM(VideoMethod):
     # synthetic default keeps that match at LiteEval's default size (128).
     # Other datasets than the synthetic default start from the class defaults.
     presets = {"paper": Preset({"hidden": 2048, "train": {"lr": 1e-4}}, note="the paper's LSTM baseline (2048 units)"),
-               "default": Preset({"dropout": 0.5, "train": {"lr": 1e-3, "weight_decay": 1e-4}}, (TABLE1_TUNE,))}
+               "default": Preset({"dropout": 0.5, "train": {"lr": 3e-3, "weight_decay": 0.0}}, (TABLE1_TUNE,))}
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
         super().__init__(num_classes, dims, **hparams)

@@ -198,8 +198,8 @@ class OCSampler(VideoMethod):
     train_defaults = TrainConfig(lr=1e-3, weight_decay=1e-4)
     search_space = STANDARD_SEARCH_SPACE
     # Other datasets than the synthetic default start from the class defaults.
-    presets = {"default": Preset({"dropout": 0.2, "train": {"lr": 3e-4, "weight_decay": 0.0}, "reading": "suite",
-                                   "frames": 10}, (EXTENDED_TUNE, OCSAMPLER_READINGS))}
+    presets = {"default": Preset({"dropout": 0.2, "train": {"lr": 1e-3, "weight_decay": 1e-4}, "reading": "suite",
+                                   "frames": 6}, (EXTENDED_TUNE, OCSAMPLER_READINGS))}
 
     def __init__(self, num_classes: int, dims: dict[str, int], **hparams) -> None:
         super().__init__(num_classes, dims, **hparams)
