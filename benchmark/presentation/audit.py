@@ -146,13 +146,17 @@ def _order(name: str, folder: Path, per_seed: PerSeed) -> list[Problem]:
 def _settings_moved(name: str, folder: Path, per_seed: PerSeed) -> list[Problem]:
     """Rows whose pairs ran with a setting other than the one their settings record now holds
     for their method (``settings moved`` in the module docstring). Only a settings record of the
-    results root counts (one a selection rewrites); a key a row varies on purpose, its method's
-    cost knob (a sweep's points) or a key a tune searches (its trials), is not compared, and an
-    ablation's keys are not in a record."""
+    results root counts (one a selection rewrites): the one given as ``--config``, or, for a run
+    with the presets, its store's, which ``run`` there now trains with (benchmark/select_first.py).
+    A key a row varies on purpose, its method's cost knob (a sweep's points) or a key a tune
+    searches (its trials), is not compared, and an ablation's keys are not in a record."""
     from benchmark.eta import method_of
     from methods.registry import available_methods
 
-    given = ((read_json(folder / layout.PROVENANCE) or {}).get("config") or {}).get("config_file")
+    config = (read_json(folder / layout.PROVENANCE) or {}).get("config") or {}
+    given = config.get("config_file")
+    if not given and config.get("presets") and config.get("dataset"):  # `run` there now trains with the store's record
+        given = Path(str(config["dataset"])).name + SETTINGS_SUFFIX
     record = read_json(folder.parent / Path(given).name) if given and given.endswith(SETTINGS_SUFFIX) else None
     if not isinstance(record, dict):
         return []

@@ -293,6 +293,13 @@ def test_report_check_names_rows_whose_settings_record_chose_again_since(unseen,
     problems = check_folder(tmp_path / "unseen")
     assert [p.kind for p in problems] == ["settings moved"]
     assert f"uniform (train.lr {ran!r}, now {ran * 10!r})" in problems[0].detail and "--refresh" in problems[0].detail
+    # A run with the presets and no --config (a copy of the main job made before the store had a
+    # record): `run` there now trains with the store's record, so its rows are held to it too.
+    provenance = tmp_path / "unseen" / "provenance.json"
+    data = json.loads(provenance.read_text())
+    data["config"].update(config_file=None, presets=True, dataset=str(unseen))
+    provenance.write_text(json.dumps(data))
+    assert [p.kind for p in check_folder(tmp_path / "unseen")] == ["settings moved"]
 
 
 def test_report_check_names_a_row_computed_before_the_selection_its_settings_cite(unseen, tmp_path):
