@@ -337,6 +337,30 @@ def test_tune_writes_a_config_that_run_accepts(tiny_store, tmp_path, capsys, mon
     assert per_seed["liteeval"]["0"]["train"]["lr"] == tuned["liteeval"]["train"]["lr"]
 
 
+def test_a_method_can_take_its_own_number_of_trials_and_its_first_trials_do_not_move(tiny_store, tmp_path, capsys):
+    """reproduce evens out each method's studies with `tune --trials N METHOD=N`
+    (benchmark/reproduce.py ``evened_trials``): a method's trials are the first of the same draw
+    whatever their number, so a longer tune keeps the shorter one's trials; a count for a method
+    not tuned, or a malformed one, is one line (exit 2)."""
+    from benchmark.plans import plan_methods
+
+    common = ["--dataset", str(tiny_store), "--steps", "2", "--validations", "2", "--jobs", "1",
+              "--results-dir", str(tmp_path)]
+    assert main(["-q", "tune", "--methods", "uniform", "lstm", "--trials", "3", "lstm=1", *common]) == 0
+    record = json.loads((tmp_path / "tiny-tune" / "tune.json").read_text())
+    assert record["trials_per_method"] == {"uniform": 3, "lstm": 1}
+    assert sorted((t["method"], t["trial"]) for t in record["trials"]) == [("lstm", 0), ("uniform", 0),
+                                                                          ("uniform", 1), ("uniform", 2)]
+    assert "trials: uniform 3, lstm 1" in (tmp_path / "tiny-tune" / "tune.md").read_text()
+    (plan,) = plan_methods(RunConfig(methods=["uniform"]), "tiny")
+    assert trial_settings(plan, 6, tune_seed=0)[:3] == trial_settings(plan, 3, tune_seed=0)
+    capsys.readouterr()
+    assert main(["-q", "tune", "--methods", "uniform", "--trials", "3", "lstm=1", *common]) == 2
+    assert "--trials lstm=1: not among the methods tuned (uniform)" in capsys.readouterr().err
+    assert main(["-q", "tune", "--methods", "uniform", "--trials", "3", "uniform", *common]) == 2
+    assert "give METHOD=N after the count" in capsys.readouterr().err
+
+
 def test_trials_start_from_the_current_setting_and_do_not_repeat():
     from benchmark.plans import plan_methods
 
