@@ -157,7 +157,9 @@ def _settings_moved(name: str, folder: Path, per_seed: PerSeed) -> list[Problem]
     given = config.get("config_file")
     if not given and config.get("presets") and config.get("dataset"):  # `run` there now trains with the store's record
         given = Path(str(config["dataset"])).name + SETTINGS_SUFFIX
-    record = read_json(folder.parent / Path(given).name) if given and given.endswith(SETTINGS_SUFFIX) else None
+    if not isinstance(given, str) or not given.endswith(SETTINGS_SUFFIX):
+        return []
+    record = read_json(folder.parent / Path(given).name)
     if not isinstance(record, dict):
         return []
     tune = read_json(folder / layout.TUNE_JSON)
@@ -174,8 +176,8 @@ def _settings_moved(name: str, folder: Path, per_seed: PerSeed) -> list[Problem]
         for key in [getattr(knob, "name", None), *(searched.get(method) or {})]:
             want.pop(key, None)
         for seed in seeds:
-            config = read_json(layout.pair_dir(folder, label, seed) / layout.CONFIG) or {}
-            ran = {**(config.get("hparams") or {}), **{f"train.{k}": v for k, v in (config.get("train") or {}).items()}}
+            pair = read_json(layout.pair_dir(folder, label, seed) / layout.CONFIG) or {}
+            ran = {**(pair.get("hparams") or {}), **{f"train.{k}": v for k, v in (pair.get("train") or {}).items()}}
             differ = [f"{key} {ran.get(key)!r}, now {value!r}" for key, value in want.items() if ran.get(key) != value]
             if differ:
                 moved.append(f"{label} ({', '.join(differ)})")
