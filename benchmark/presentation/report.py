@@ -21,7 +21,7 @@ writes from the committed results.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from benchmark.record import summary_records, unbacked_pairs
 from benchmark.results import folder_lock, read_json, remembering_pair_states
 from datasets.common.atomic import atomic_write_text
 from datasets.common.errors import UsageError
-from datasets.common.gitinfo import tracked_folders
+from datasets.common.gitinfo import REPO, tracked_folders
 from datasets.common.progress import progress_bar
 from methods.registry import display_name
 
@@ -305,7 +305,18 @@ def withheld(results: Path, present: set[str]) -> dict[str, list[audit.Problem]]
     """The folders among ``present`` that ``report --check`` does not pass, with their problems:
     the page lists them and shows none of their numbers, and the README's blocks do not come
     from them (a table no command produces from the current code is not one to cite)."""
-    return {name: problems for name in sorted(present) if (problems := audit.check_folder(results / name))}
+    shown = _shown_root(results)
+    return {name: [replace(p, root=shown) for p in problems] for name in sorted(present)
+            if (problems := audit.check_folder(results / name))}
+
+
+def _shown_root(results: Path) -> str:
+    """How the page names the results root: relative to the repository when it is inside it, so
+    that the page is the same on every machine and in every clone."""
+    try:
+        return str(results.resolve().relative_to(REPO.resolve()))
+    except ValueError:
+        return str(results)
 
 
 def withheld_note(name: str, problems: list[audit.Problem]) -> str:

@@ -43,7 +43,7 @@ def test_a_store_without_settings_has_them_chosen_first_then_found_by_its_finger
     record = settings.read(tmp_path / "unseen.settings.json")
     assert record is not None and set(record.methods) == {"uniform"} and record.chosen_by == ("unseen-tune",)
     tune = json.loads((tmp_path / "unseen-tune" / TUNE_JSON).read_text())
-    assert tune["trials_per_method"] == settings.SELECTION_TRIALS and tune["scored_on"] == "validation"
+    assert tune["trials_per_method"] == {"uniform": settings.SELECTION_TRIALS} and tune["scored_on"] == "validation"
     assert record.methods["uniform"] == tune["chosen"]["uniform"]
     provenance = json.loads((tmp_path / "unseen" / "provenance.json").read_text())
     assert record.fingerprint == provenance["dataset"]["fingerprint"]
