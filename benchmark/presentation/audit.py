@@ -38,11 +38,12 @@ from pathlib import Path
 
 from benchmark import preset_origin
 from benchmark import results as layout
+from benchmark import store_settings as settings
 from benchmark.protocol import learned
+from benchmark.protocol.splits import VALIDATION_FRACTION, VALIDATION_SEED
 from benchmark.provenance import machine_kind
 from benchmark.record import PerSeed, summary_records, unbacked_pairs
 from benchmark.results import pair_state, read_json, remembering_pair_states
-from benchmark.store_settings import SUFFIX as SETTINGS_SUFFIX
 from datasets.common.errors import UsageError
 from datasets.common.progress import progress_bar
 
@@ -125,8 +126,6 @@ def _order(name: str, folder: Path, per_seed: PerSeed) -> list[Problem]:
     """Rows computed before the selections their settings cite had finished (issue 44): a row's
     pairs must all postdate every selection pair of its method in the runs its settings record
     names (``chosen_by``). Both times are the suite's UTC ISO stamps (provenance.now)."""
-    from benchmark import store_settings as settings
-
     origin = settings.origin_of(read_json(folder / layout.PROVENANCE) or {})
     if origin is None or not origin.chosen_by:
         return []
@@ -153,11 +152,15 @@ def _settings_moved(name: str, folder: Path, per_seed: PerSeed) -> list[Problem]
     from benchmark.eta import method_of
     from methods.registry import available_methods
 
-    config = (read_json(folder / layout.PROVENANCE) or {}).get("config") or {}
+    provenance = read_json(folder / layout.PROVENANCE) or {}
+    config = provenance.get("config") or {}
     given = config.get("config_file")
-    if not given and config.get("presets") and config.get("dataset"):  # `run` there now trains with the store's record
-        given = Path(str(config["dataset"])).name + SETTINGS_SUFFIX
-    if not isinstance(given, str) or not given.endswith(SETTINGS_SUFFIX):
+    fingerprint = (provenance.get("dataset") or {}).get("fingerprint")
+    if not given and config.get("presets") and fingerprint:  # `run` there now trains with the store's record,
+        found = settings.find(folder.parent, fingerprint, settings.carve(  # found as run finds it
+            config.get("val_fraction", VALIDATION_FRACTION), config.get("val_seed", VALIDATION_SEED)))
+        given = str(found.path) if found else None
+    if not isinstance(given, str) or not given.endswith(settings.SUFFIX):
         return []
     record = read_json(folder.parent / Path(given).name)
     if not isinstance(record, dict):
@@ -352,8 +355,6 @@ def unequal_effort(results: Path) -> list[str]:
     """One line per settings record under ``results`` whose methods' settings rest on unequal
     numbers of selection trainings (benchmark/store_settings.py ``effort``): a note, since the
     table's promise of the same tuning effort for every method does not hold for them."""
-    from benchmark import store_settings as settings
-
     lines = []
     for record in settings.records(results):
         counts = settings.effort(record)
