@@ -156,22 +156,21 @@ def _settings_moved(name: str, folder: Path, per_seed: PerSeed) -> list[Problem]
     config = provenance.get("config") or {}
     given = config.get("config_file")
     fingerprint = (provenance.get("dataset") or {}).get("fingerprint")
-    if not given and config.get("presets") and fingerprint:  # `run` there now trains with the store's record,
-        found = settings.find(folder.parent, fingerprint, settings.carve(  # found as run finds it
+    record: settings.Record | None = None
+    if isinstance(given, str) and given.endswith(settings.SUFFIX):
+        record = settings.read(folder.parent / Path(given).name)
+    elif not given and config.get("presets") and fingerprint:  # `run` there now trains with the store's record,
+        record = settings.find(folder.parent, fingerprint, settings.carve(  # found as run finds it
             config.get("val_fraction", VALIDATION_FRACTION), config.get("val_seed", VALIDATION_SEED)))
-        given = str(found.path) if found else None
-    if not isinstance(given, str) or not given.endswith(settings.SUFFIX):
-        return []
-    record = read_json(folder.parent / Path(given).name)
-    if not isinstance(record, dict):
+    if record is None:
         return []
     tune = read_json(folder / layout.TUNE_JSON)
     searched = (tune.get("search_spaces") or {}) if isinstance(tune, dict) else {}  # a tune's trials vary them
     known, moved = available_methods(), []
     for label, seeds in per_seed.items():
         method = method_of(label)
-        chosen = record.get(method)
-        if not isinstance(chosen, dict):
+        chosen = record.methods.get(method)
+        if chosen is None:
             continue
         knob = getattr(known.get(method), "cost_knob", None)
         want = {**{k: v for k, v in chosen.items() if k != "train"},
@@ -187,7 +186,7 @@ def _settings_moved(name: str, folder: Path, per_seed: PerSeed) -> list[Problem]
                 break
     if not moved:
         return []
-    return [Problem(name, "settings moved", f"rows trained with settings {Path(given).name} no longer holds: "
+    return [Problem(name, "settings moved", f"rows trained with settings {record.path.name} no longer holds: "
                                             f"{_few(moved)}; rerun the folder's command ({_refresh_command(folder)}: "
                                             "it recomputes them)")]
 
