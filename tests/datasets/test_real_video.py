@@ -172,6 +172,7 @@ def test_streaming_a_broken_video_is_one_line_naming_it(real_run, tmp_path, caps
     if contents is not None:
         broken.write_bytes(contents)
     assert benchmark_main(["stream", str(broken), "--run", str(run), "--compare", "none"]) == 2
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "Traceback" not in err and str(broken) in lines[0], err
+    assert out == "", out  # no heading of a stream that never started (it printed one before the error)
