@@ -61,8 +61,7 @@ CATALOGUE: tuple[tuple[str, str], ...] = (
     ("unseen-b-tune", "A store nobody tuned on (B): the selection run chose first"),
     ("unseen-c", "A store nobody tuned on (C): the path for your own data"),
     ("unseen-c-tune", "A store nobody tuned on (C): the selection run chose first"),
-    ("unseen-a", "A store of `small`'s shape (a shape the shipped defaults were chosen on), by the path for your own "
-                 "data"),
+    ("unseen-a", "A store of `small`'s shape (one the shipped defaults read), by the path for your own data"),
     ("unseen-a-tune", "A store of `small`'s shape: the selection run chose first"),
     # The shipped defaults (methods/shipped.py), chosen across the default store and these two.
     ("shipped-defaults", "The shipped defaults: one setting per method, chosen across three stores"),
