@@ -13,8 +13,10 @@
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 -d .whl ptflops==0.7.5
 #   run(command="bash tests/perf/device_check.sh", carry=[".whl"], timeout_s=590)
-# Rehearse the mechanics on a CPU first (minutes, no GPU):
-#   OUT=/tmp/device-out DEVICE=cpu DATASET=tiny bash tests/perf/device_check.sh
+# Rehearse the mechanics on a CPU first (minutes, no GPU; PYTHON: an environment with the suite's packages):
+#   OUT=/tmp/device-out DEVICE=cpu DATASET=tiny PYTHON=.venv/bin/python bash tests/perf/device_check.sh
+# While it runs, nvidia-smi samples the GPU's utilisation and memory once a second (gpu-usage.csv;
+# the mean and peaks are printed at the end), so the report can say whether the GPU was kept busy.
 set -euo pipefail
 : "${OUT:?set OUT to the folder the results go to}"
 DEVICE=${DEVICE:-cuda}
@@ -29,6 +31,13 @@ if ! "$PYTHON" -c "import ptflops" 2>/dev/null; then
 fi
 export PYTHONUNBUFFERED=1 LITEEVAL_PROGRESS=0
 results=$(mktemp -d)
+sampler=""
+if command -v nvidia-smi > /dev/null; then  # utilisation (%) and memory (MiB), once a second, until the end
+  nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,memory.total --format=csv,noheader,nounits -l 1 \
+    > "$OUT/gpu-usage.csv" 2>&1 &
+  sampler=$!
+  trap 'kill "$sampler" 2> /dev/null || true' EXIT
+fi
 {
   date -u
   git rev-parse HEAD 2>/dev/null || true
@@ -68,4 +77,11 @@ fi
 # Not the weights (the device tool brings back 16 MiB a file): tables, records, scores, provenance.
 tar czf "$OUT/results.tgz" --exclude='*.pt' -C "$results" .
 ls -l "$OUT/results.tgz"
+if [ -n "$sampler" ]; then
+  kill "$sampler" 2> /dev/null || true
+  awk -F', *' '$2 ~ /^[0-9]+$/ {n++; u += $2; if ($2 > mu) mu = $2; if ($3 > mm) mm = $3; total = $4}
+    END {if (n) printf "gpu samples=%d mean_util_percent=%.0f max_util_percent=%d max_memory_mib=%d of %d\n",
+                         n, u / n, mu, mm, total; else print "gpu: no samples"}' "$OUT/gpu-usage.csv" \
+    | tee -a "$OUT/times.txt"
+fi
 cat "$OUT/times.txt"
