@@ -52,12 +52,10 @@ class Stream(SubCommand):
         options = StreamOptions(method=args.method, seed=args.seed, compare=compare, store=args.store,
                                 weights=weights, device=args.device, realtime=args.realtime, top=args.top)
         run = args.run or str(Path("results") / args.name)
-        shown: list[bool] = []
 
-        def show(frame: dict) -> None:  # the heading once the inputs are checked and the first frame is in
-            if not shown:
+        def show(frame: dict) -> None:  # the heading with the first frame (0), once the inputs are checked
+            if frame["frame"] == 0:
                 print(header(args.video, args.method, run))
-                shown.append(True)
             print(describe_frame(frame), flush=True)
 
         record = stream_video(args.video, run, options, on_frame=show)
