@@ -165,6 +165,15 @@ OTHERS: tuple[Other, ...] = (
                "min_frames=30", "max_frames=140", "coarse_dim=640", "fine_dim=1280", "static_burst=16.0",
                "action_burst=5.0"),
         _own_path("data/unseen-c"))),
+    # The main store's shape and generator, another draw (its seed): does the main table survive it?
+    Other(("default-seed1", "default-seed1-tune"), (_store("default-seed1", "default", 1),
+                                                    _own_path("data/default-seed1"))),
+    # The default store's reading studies, repeated on that draw: does the path for your own data miss them?
+    Other(("default-seed1-readings",), (("benchmark", "tune", "--dataset", "data/default-seed1", "--methods",
+                                         "ocsampler", "scsampler", "--config", "results/default-seed1.settings.json",
+                                         "--space", '{"reading": ["official", "suite"], "frames": [6, 10]}',
+                                         "--trials", "4", "--seeds", "0", "1", "2", "--name",
+                                         "default-seed1-readings", "--refresh"),)),
     Other(("unseen-b-hidden-study",), (("benchmark", "tune", "--dataset", "data/unseen-b", "--methods", "lstm",
                                         "frameglimpse", "fastforward", "--config", "results/unseen-b.settings.json",
                                         "--space", '{"hidden": [16, 32, 64, 128]}', "--trials", "4", "--seeds", "0",

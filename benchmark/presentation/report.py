@@ -61,6 +61,9 @@ CATALOGUE: tuple[tuple[str, str], ...] = (
     ("unseen-b-tune", "A store nobody tuned on (B): the selection run chose first"),
     ("unseen-c", "A store nobody tuned on (C): the path for your own data"),
     ("unseen-c-tune", "A store nobody tuned on (C): the selection run chose first"),
+    ("default-seed1", "A second draw of the default store (data seed 1), by the path for your own data"),
+    ("default-seed1-tune", "A second draw of the default store: the selection run chose first"),
+    ("default-seed1-readings", "A second draw of the default store: the readings its selection does not search"),
     ("unseen-a", "A store of `small`'s shape (one the shipped defaults read), by the path for your own data"),
     ("unseen-a-tune", "A store of `small`'s shape: the selection run chose first"),
     # The shipped defaults (methods/shipped.py), chosen across the default store and these two.
