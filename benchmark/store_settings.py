@@ -191,8 +191,12 @@ class Origin:
         if self.kind == "own":
             beside = Path(self.record).parent
             by = f", by {', '.join(str(beside / f) for f in self.chosen_by)}" if self.chosen_by else ""
-            return (f"Settings: chosen on this store's validation part ({self.record}{by}; "
+            text = (f"Settings: chosen on this store's validation part ({self.record}{by}; "
                     f"{self.effort or 'the same selection for every method'}: benchmark/store_settings.py).")
+            if self.chosen_by == (f"{Path(self.record).name.removesuffix(SUFFIX)}-tune",):  # `run`'s selection alone
+                text += (" It searched each method's search space (a built-in method's optimiser and dropout); a "
+                         "setting outside it (a reading, an architecture) is the class default (docs/running.md).")
+            return text
         if self.kind == "other":
             effort = f"; {self.effort}" if self.effort else ""
             text = (f"Settings: chosen on another store, {self.store} ({self.record}{effort}), not on this one, on "
