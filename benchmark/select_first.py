@@ -112,26 +112,27 @@ def _own(cfg: RunConfig, label: str, fingerprint: str, validation: dict[str, Any
     current trials and computing its stale ones again, and the record takes what it chooses now)."""
     record = settings.find(root, fingerprint, validation)
     path = record.path if record is not None else settings.path_for(root, label, fingerprint, validation)
+    tune = settings.selection_folder(path)
     missing = [p for p in plans if record is None or p.name not in record.methods]
-    again = (not missing and record is not None and cfg.refresh and record.chosen_by == (_tune_name(path),)
+    again = (not missing and record is not None and cfg.refresh and record.chosen_by == (tune,)
              and launched_world() == 1)
     if missing:
         lacking, specs = [p.name for p in missing], [p.spec for p in missing]
         if launched_world() > 1:
             raise UsageError(f"{path}: no settings chosen on this store for {', '.join(lacking)}; choose them first "
                              f"with `torchrun ... -m benchmark tune --dataset {cfg.dataset} --methods "
-                             f"{' '.join(specs)} --trials {settings.SELECTION_TRIALS} --name {_tune_name(path)}` "
+                             f"{' '.join(specs)} --trials {settings.SELECTION_TRIALS} --name {tune}` "
                              f"and add the choices to {path}, or pass --settings-from NAME to use another store's "
                              "settings (marked)")
         log.warning("%s: no settings chosen on this store (fingerprint %s) for %s; choosing them first on its "
                     "validation part: %d trials of each, seed %s, the run's budget, into %s (the same selection for "
                     "every method; --settings-from NAME uses another store's settings instead, marked)", path,
                     fingerprint, ", ".join(lacking), settings.SELECTION_TRIALS,
-                    ", ".join(map(str, settings.SELECTION_SEEDS)), root / _tune_name(path))
+                    ", ".join(map(str, settings.SELECTION_SEEDS)), root / tune)
         record = choose(cfg, path, label, fingerprint, validation, record, specs)
     elif again:
         log.warning("--refresh: choosing the settings of %s on this store again into %s (its current trials are "
-                    "kept, stale ones computed again)", ", ".join(p.name for p in plans), root / _tune_name(path))
+                    "kept, stale ones computed again)", ", ".join(p.name for p in plans), root / tune)
         record = choose(cfg, path, label, fingerprint, validation, record, [p.spec for p in plans])
     assert record is not None
     return _with(cfg, record, _origin(record, fingerprint, validation, plans))
@@ -144,18 +145,13 @@ def _effort(record: settings.Record, methods: tuple[str, ...]) -> str:
     return settings.effort_words({m: counts.get(m, 0) for m in methods})
 
 
-def _tune_name(path: Path) -> str:
-    """The folder of the selection ``run`` makes for the settings record at ``path``."""
-    return f"{path.name.removesuffix(settings.SUFFIX)}-tune"
-
-
 def choose(cfg: RunConfig, path: Path, label: str, fingerprint: str, validation: dict[str, Any],
            record: settings.Record | None, specs: list[str]) -> settings.Record:
     """Tune ``specs`` on the store's validation part (into ``<record>-tune``) and put their choices
     into its record at ``path``."""
     from benchmark.commands.tune import tune
 
-    name = _tune_name(path)
+    name = settings.selection_folder(path)
     tune_cfg = replace(cfg, methods=specs, named_choices=False, config_file=None, overrides=[],
                        seeds=list(settings.SELECTION_SEEDS), name=name, force=False, eval_split=None,
                        reread_evidence=False, settings_origin=None)

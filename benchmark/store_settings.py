@@ -93,6 +93,12 @@ def find(root: Path, fingerprint: str, validation: dict[str, Any]) -> Record | N
     return next((r for r in records(root) if r.fingerprint == fingerprint and r.validation == validation), None)
 
 
+def selection_folder(path: Path) -> str:
+    """The results folder of the selection ``python -m benchmark run`` makes for the record at
+    ``path`` (benchmark/select_first.py): ``<record's name>-tune``."""
+    return f"{path.name.removesuffix(SUFFIX)}-tune"
+
+
 def named(root: Path, name: str) -> Record:
     """The record ``--settings-from`` names: results/<name>.settings.json, or a path to one."""
     path = Path(name) if name.endswith(SUFFIX) else root / f"{name}{SUFFIX}"
@@ -193,7 +199,7 @@ class Origin:
             by = f", by {', '.join(str(beside / f) for f in self.chosen_by)}" if self.chosen_by else ""
             text = (f"Settings: chosen on this store's validation part ({self.record}{by}; "
                     f"{self.effort or 'the same selection for every method'}: benchmark/store_settings.py).")
-            if self.chosen_by == (f"{Path(self.record).name.removesuffix(SUFFIX)}-tune",):  # `run`'s selection alone
+            if self.chosen_by == (selection_folder(Path(self.record)),):  # `run`'s selection alone
                 text += (" It searched each method's search space (a built-in method's optimiser and dropout); a "
                          "setting outside it (a reading, an architecture) is the class default (docs/running.md).")
             return text

@@ -78,6 +78,9 @@ class Check:
 
 
 RL_POLICY: dict[str, list[Any]] = {"policy_through": ["gate", "network"], "entropy_weight": [0.0, 0.001, 0.01]}
+#: OCSampler's readings and frame counts: its study on the default store, repeated on its second draw (both
+#: methods there: SCSampler's frames are searched too).
+OCSAMPLER_READINGS: dict[str, list[Any]] = {"reading": ["official", "suite"], "frames": [6, 10]}
 
 STUDIES: tuple[Study, ...] = (
     Study("default-liteeval-rl-tune", "liteeval_rl", RL_POLICY, 6,
@@ -85,7 +88,7 @@ STUDIES: tuple[Study, ...] = (
     Study("default-liteeval-dropout-tune", "liteeval",
           {"dropout": [0.5, 0.0], "dropout_at": ["everywhere", "classifier"]}, 4,
           "where LiteEval's dropout sits and how strong it is (the official code has none)"),
-    Study("default-ocsampler-readings", "ocsampler", {"reading": ["official", "suite"], "frames": [6, 10]}, 4,
+    Study("default-ocsampler-readings", "ocsampler", OCSAMPLER_READINGS, 4,
           "OCSampler: its authors' code against the suite's first reading, and its frame count"),
     Study("default-scsampler-readings", "scsampler", {"reading": ["official", "suite"]}, 2,
           "SCSampler: its authors' code against the suite's first reading"),
@@ -171,7 +174,7 @@ OTHERS: tuple[Other, ...] = (
     # The default store's reading studies, repeated on that draw: does the path for your own data miss them?
     Other(("default-seed1-readings",), (("benchmark", "tune", "--dataset", "data/default-seed1", "--methods",
                                          "ocsampler", "scsampler", "--config", "results/default-seed1.settings.json",
-                                         "--space", '{"reading": ["official", "suite"], "frames": [6, 10]}',
+                                         "--space", json.dumps(OCSAMPLER_READINGS),
                                          "--trials", "4", "--seeds", "0", "1", "2", "--name",
                                          "default-seed1-readings", "--refresh"),)),
     Other(("unseen-b-hidden-study",), (("benchmark", "tune", "--dataset", "data/unseen-b", "--methods", "lstm",
