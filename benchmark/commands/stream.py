@@ -1,9 +1,10 @@
 """``python -m benchmark stream VIDEO --run results/<run> --method liteeval``: a trained online
 method on a real video as it plays, with real conditional compute, beside Uniform.
 
-Everywhere else the suite evaluates methods on stored features. Here the video file is decoded
-at the store's frame rate one frame at a time (datasets/extraction/decode.py ``FrameReader``:
-each frame is handed on as soon as the video has played up to it), and for each frame the
+Everywhere else the suite evaluates methods on stored features. Here the video (a file, or a
+live source: standard input, a network stream, a capture device) is decoded at the store's frame
+rate one frame at a time (datasets/extraction/decode.py ``FrameReader``: each frame is handed on
+as soon as the video has played up to it), and for each frame the
 method's ``FrameStream`` (methods/base.py) asks for the features it needs: LiteEval always the
 coarse one (MobileNetV2 runs), the fine one (ResNet-101 runs) only where its gate fires. The
 backbones run when asked and are counted when they run, so the fine frames reported are the
@@ -12,7 +13,10 @@ frames ResNet-101 really ran on. Per frame it prints the decision and the runnin
 Then, in the same process, the same video through an offline method of the same run (Uniform
 by default): the whole video decoded, the fine backbone run on the distinct frames of its
 25-frame grid in one batch, its classifier; the meter of a one-video batch
-(datasets/loading/live.py) checks it read no frame whose feature was not computed.
+(datasets/loading/live.py) checks it read no frame whose feature was not computed. "The whole
+video" is what the live pass played: where it stopped early (``limit``, Ctrl-C) the file is
+decoded as far; a live source plays once, so its frames are kept from the live pass (about
+0.1-0.4 MB a frame) and the offline method's decoding is the live pass's.
 
 Both backbones are warmed up on one blank frame before anything is timed, as a live system
 holds them loaded and warm. Wall-clock times include decoding. They are this machine's
@@ -27,6 +31,7 @@ a synthetic store (its features come from no backbone), is refused with what to 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -40,7 +45,7 @@ from benchmark import pair, provenance, results
 from datasets.common.atomic import atomic_write_json
 from datasets.common.errors import UsageError
 from datasets.extraction.backbones import BackboneSpec
-from datasets.extraction.decode import FrameReader, VideoDecodeError, decode_at_fps
+from datasets.extraction.decode import FrameReader, Source, VideoDecodeError, decode_at_fps, open_source
 from datasets.extraction.features import Backbone, decode_short_side, frame_features, load_backbone
 from datasets.loading.device import resolve_device
 from datasets.loading.live import live_batch, sampled_positions, unread_by
@@ -60,6 +65,8 @@ class StreamOptions:
     device: str = "auto"
     realtime: bool = False  # wait for each frame's time in the video, as a live source would
     top: int = 3
+    input_format: str | None = None  # FFmpeg's name of a live source's format or device (v4l2, mpegts ...)
+    seconds: float | None = None  # stop after this much of the video; None: at its end (a live source: Ctrl-C)
 
 
 @dataclass
@@ -188,62 +195,80 @@ def _top(scores: torch.Tensor, classes: list[str], k: int) -> list[tuple[str, fl
     return [(classes[i], float(v)) for v, i in zip(values.tolist(), index.tolist())]
 
 
-def stream_live(video: Path, pair: TrainedPair, sources: CountingSources, fps: float, short_side: int,
-                classes: list[str], options: StreamOptions, on_frame: Callable[[dict[str, Any]], None]
-                ) -> dict[str, Any]:
-    """The online method on the video as it plays; per-frame records and the totals."""
+def stream_live(video: Source, pair: TrainedPair, sources: CountingSources, fps: float, short_side: int,
+                classes: list[str], options: StreamOptions, on_frame: Callable[[dict[str, Any]], None],
+                limit: int | None = None, kept: list[np.ndarray] | None = None) -> dict[str, Any]:
+    """The online method on the video as it plays; per-frame records and the totals, and how it
+    ended (``ended``: "end", "limit" or "interrupted": Ctrl-C ends it as the video's end would, since
+    a camera never ends); the frames go into ``kept`` where given."""
     stream = pair.model.start_stream()
     frames: list[dict[str, Any]] = []
     decode_seconds = method_seconds = 0.0
+    ended = "end"
     start = time.perf_counter()
-    with FrameReader(video, fps, short_side) as reader:
+    with FrameReader(video, fps, short_side, limit) as reader:
         iterator = iter(reader)
-        while True:
-            tick = time.perf_counter()
-            try:
-                at, frame = next(iterator)
-            except StopIteration:
-                break
-            decode_seconds += time.perf_counter() - tick
-            if options.realtime:  # a live source delivers frame k only once the video has played to it
-                time.sleep(max(0.0, start + at - time.perf_counter()))
-            arrived = time.perf_counter()
-            before = dict(sources.runs)
-            backbone_before = sum(sources.seconds.values())
-            scores = stream.step(sources.features(_pixels(frame, sources.device)))
-            done = time.perf_counter()
-            method_seconds += (done - arrived) - (sum(sources.seconds.values()) - backbone_before)
-            ran = [s for s in sources.runs if sources.runs[s] > before[s]]
-            record = {"frame": len(frames), "time_s": round(at, 3), "backbones": ran,
-                      "ms": round(1000 * (done - arrived), 1), "top": _top(scores, classes, options.top)}
-            frames.append(record)
-            on_frame(record)
+        try:
+            while True:
+                tick = time.perf_counter()
+                try:
+                    at, frame = next(iterator)
+                except StopIteration:
+                    ended = "limit" if len(frames) == limit and (reader.length or limit + 1) > limit else "end"
+                    break
+                decode_seconds += time.perf_counter() - tick
+                if options.realtime:  # a live source delivers frame k only once the video has played to it
+                    time.sleep(max(0.0, start + at - time.perf_counter()))
+                arrived = time.perf_counter()
+                before = dict(sources.runs)
+                backbone_before = sum(sources.seconds.values())
+                scores = stream.step(sources.features(_pixels(frame, sources.device)))
+                done = time.perf_counter()
+                method_seconds += (done - arrived) - (sum(sources.seconds.values()) - backbone_before)
+                ran = [s for s in sources.runs if sources.runs[s] > before[s]]
+                record = {"frame": len(frames), "time_s": round(at, 3), "backbones": ran,
+                          "ms": round(1000 * (done - arrived), 1), "top": _top(scores, classes, options.top)}
+                frames.append(record)
+                if kept is not None:
+                    kept.append(frame)
+                on_frame(record)
+        except KeyboardInterrupt:
+            ended = "interrupted"
     if not frames:
-        raise VideoDecodeError(f"{video}: no decodable frame")
+        why = "stopped before the first frame" if ended == "interrupted" else "no decodable frame"
+        raise VideoDecodeError(f"{video.name}: {why}")
     wall = time.perf_counter() - start
+    played = len(frames) / fps
     return {"method": pair.name, "seed": pair.seed, "frames": len(frames), "backbone_frames": dict(sources.runs),
             "wall_s": wall, "decode_s": decode_seconds, "backbone_s": dict(sources.seconds), "method_s": method_seconds,
-            "video_s": reader.duration, "top": frames[-1]["top"], "per_frame": frames}
+            "video_s": min(reader.duration, played) if reader.duration else played, "ended": ended,
+            "top": frames[-1]["top"], "per_frame": frames}
 
 
-def offline_on_video(video: Path, pair: TrainedPair, backbones: dict[str, Backbone], fps: float, short_side: int,
-                     classes: list[str], options: StreamOptions, device: torch.device) -> dict[str, Any]:
-    """An offline method on the whole video: decode it, run its streams' backbones on the
+def offline_on_video(video: Source, pair: TrainedPair, backbones: dict[str, Backbone], fps: float, short_side: int,
+                     classes: list[str], options: StreamOptions, device: torch.device, played: int,
+                     kept: list[np.ndarray] | None = None) -> dict[str, Any]:
+    """An offline method on the whole video the live pass ``played`` (its frames): decode it (a
+    live source's frames ``kept`` from the live pass instead), run its streams' backbones on the
     distinct frames of its evaluation grid, run it, and check it read nothing else."""
     model = pair.model
     sources = CountingSources({s: backbones[s] for s in model.streams}, device)
     start = time.perf_counter()
-    decoded = decode_at_fps(video, fps, short_side)
-    decode_seconds = time.perf_counter() - start
-    length = len(decoded.frames)
+    decode_seconds: float | None = None
+    if kept is not None:
+        video_frames = np.stack(kept)
+    else:
+        video_frames = decode_at_fps(video, fps, short_side, played).frames
+        decode_seconds = time.perf_counter() - start
+    length = len(video_frames)
     positions = sampled_positions(model.sampler(train=False), length)
-    pixels = torch.from_numpy(decoded.frames[positions.numpy()]).to(device).permute(0, 3, 1, 2)
+    pixels = torch.from_numpy(video_frames[positions.numpy()]).to(device).permute(0, 3, 1, 2)
     features = {}
     for stream in model.streams:
         values = torch.zeros(length, backbones[stream].spec.feature_dim, device=device)
         values[positions.to(device)] = sources.compute(stream, pixels)
         features[stream] = values
-    batch, meter = live_batch(features, length, model.sampler(train=False), video_id=video.name,
+    batch, meter = live_batch(features, length, model.sampler(train=False), video_id=Path(video.name).name,
                               reader=pair.name, device=device)
     with torch.no_grad():
         scores = model(batch).scores[0]
@@ -259,10 +284,15 @@ def offline_on_video(video: Path, pair: TrainedPair, backbones: dict[str, Backbo
 
 def stream_video(video: Path | str, run: Path | str, options: StreamOptions,
                  on_frame: Callable[[dict[str, Any]], None] = lambda record: None) -> dict[str, Any]:
-    """Stream ``video`` through ``options.method`` of ``run`` (then ``options.compare``); the record."""
-    given, video, run = str(video), Path(video), Path(run)
-    if not video.is_file():
-        raise FileNotFoundError(f"{video}: no such video file")
+    """Stream ``video`` (a file, or a live source: datasets/extraction/decode.py ``open_source``)
+    through ``options.method`` of ``run`` (then ``options.compare``); the record."""
+    given, run = str(video), Path(run)
+    if options.seconds is not None and not options.seconds > 0:
+        raise UsageError(f"--seconds {options.seconds}: must be a positive length of video, e.g. 30")
+    source = open_source(given, options.input_format)
+    if source.live and options.realtime:
+        raise UsageError(f"--realtime: {given} is a live source, which delivers each frame when it is played; the "
+                         "option paces a file as a camera would")
     if not run.is_dir():
         raise FileNotFoundError(f"--run {run}: no such results folder")
     device = resolve_device(options.device)
@@ -282,14 +312,16 @@ def stream_video(video: Path | str, run: Path | str, options: StreamOptions,
     for backbone in backbones.values():  # warm-up, untimed
         frame_features(backbone, blank, 1)
     classes = list(manifest.classes)
-    live = stream_live(video, pair, CountingSources(backbones, device), manifest.fps, short_side, classes, options,
-                       on_frame)
-    offline = (offline_on_video(video, other, backbones, manifest.fps, short_side, classes, options, device)
-               if other else None)
+    kept: list[np.ndarray] | None = [] if source.live and other else None  # a live source plays once
+    limit = None if options.seconds is None else max(1, math.floor(options.seconds * manifest.fps + 1e-6))
+    live = stream_live(source, pair, CountingSources(backbones, device), manifest.fps, short_side, classes, options,
+                       on_frame, limit, kept)
+    offline = (offline_on_video(source, other, backbones, manifest.fps, short_side, classes, options, device,
+                                live["frames"], kept) if other else None)
     environment = provenance.device_info(device)
     return {
         "written": provenance.now(), "command": provenance.invocation(), "video": given,
-        "video_resolved": str(video.resolve()),
+        "video_resolved": given if source.live else str(Path(given).resolve()), "live_source": source.live,
         "run": str(run), "store": str(store.path), "fps": manifest.fps, "realtime": options.realtime,
         "display": {p.name: p.model.shown_name() for p in (pair, other) if p},
         "gmacs_per_frame": {s: manifest.streams[s].gmacs_per_frame for s in needed},

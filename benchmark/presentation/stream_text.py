@@ -7,9 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+#: How a live pass that did not play to the video's end says so (its record's ``ended``).
+ENDINGS = {"limit": " (stopped at --seconds)", "interrupted": " (stopped by Ctrl-C)"}
+
 
 def header(video: str, method: str, run: str) -> str:
-    return (f"{video}: {method} from {run}, frame by frame as the video plays (time in the video, backbones run on "
+    shown = "standard input" if video == "-" else video
+    return (f"{shown}: {method} from {run}, frame by frame as the video plays (time in the video, backbones run on "
             "the frame, time spent on it, running top classes)")
 
 
@@ -33,15 +37,21 @@ def footer(record: dict[str, Any]) -> str:
     lines = [f"{record['display'][live['method']]} (live, seed {live['seed']}): {live['frames']} frames at "
              f"{record['fps']:g} fps; coarse backbone on {live['backbone_frames'].get('coarse', 0)}, fine backbone "
              f"on {fine} ({100 * fine / live['frames']:.0f}%), {cost(live['backbone_frames'])}; "
-             f"{live['wall_s']:.2f} s wall-clock (decode {live['decode_s']:.2f} s, "
-             + seconds(live["backbone_s"]) + f", method {live['method_s'] * 1000:.1f} ms); top: {live['top'][0][0]}"]
+             f"{live['wall_s']:.2f} s wall-clock ({'receive and decode' if record.get('live_source') else 'decode'} "
+             f"{live['decode_s']:.2f} s, "
+             + seconds(live["backbone_s"]) + f", method {live['method_s'] * 1000:.1f} ms); top: {live['top'][0][0]}"
+             + ENDINGS.get(live.get("ended", "end"), "")]
     other = record.get("offline")
     if other:
         fine_offline = other["backbone_frames"].get("fine", 0)
-        lines.append(f"{record['display'][other['method']]} (offline, seed {other['seed']}, after the whole video): "
-                     f"{other['frames']} frames decoded, fine backbone on the {fine_offline} "
-                     f"distinct frames of its {other['grid']}-frame grid, {cost(other['backbone_frames'])}; "
-                     f"{other['wall_s']:.2f} s wall-clock (decode {other['decode_s']:.2f} s, "
+        kept = other.get("decode_s") is None  # a live source's frames, kept from the live pass
+        whole = live.get("ended", "end") == "end" and not kept
+        lines.append(f"{record['display'][other['method']]} (offline, seed {other['seed']}, after the "
+                     f"{'whole video' if whole else 'live pass, on its frames'}): {other['frames']} frames "
+                     f"{'kept from the live pass (a live source plays once)' if kept else 'decoded'}, fine backbone "
+                     f"on the {fine_offline} distinct frames of its {other['grid']}-frame grid, "
+                     f"{cost(other['backbone_frames'])}; {other['wall_s']:.2f} s wall-clock ("
+                     + ("" if kept else f"decode {other['decode_s']:.2f} s, ")
                      + seconds(other["backbone_s"]) + f"); top: {other['top'][0][0]}")
     machine = record["machine"]
     def weights(b: dict[str, Any]) -> str:

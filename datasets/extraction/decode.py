@@ -16,11 +16,19 @@ ends early).
 ``FrameReader`` yields the frames one at a time, decoding only as far as the next target, so a
 consumer sees each frame as soon as the video has played up to it (``python -m benchmark
 stream``); ``decode_at_fps`` collects them all (the extractor). Both pick the same frames.
+
+A live source (``open_source``: standard input, a network stream's URL, a capture device) can be
+neither sought nor measured: ``FrameReader`` then decodes forward only, starts the clock at the
+first frame it decodes and reads until the source ends or ``limit`` frames are taken. The
+targets and the rule that picks a frame for each are the same, so a video piped in picks the
+frames its file does.
 """
 
 from __future__ import annotations
 
 import math
+import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +39,9 @@ import numpy as np
 from datasets.common.errors import UsageError, UserError
 
 SEEK_GAP_SECONDS = 1.0  # seek when the next target is further ahead than this
+#: What names a live source other than standard input ("-"): a URL's scheme (rtsp://, http://,
+#: udp://, srt://, ...) or FFmpeg's pipe:N; two letters at least, so that a Windows drive (C:) stays a path.
+URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 
 
 class VideoDecodeError(UserError, RuntimeError):
@@ -45,30 +56,62 @@ class DecodedVideo:
     seeks: int
 
 
+@dataclass(frozen=True)
+class Source:
+    """What ``av.open`` is given for a video, and whether it is live (``open_source``)."""
+
+    name: str  # as the user gave it
+    target: Any  # a path, a URL or a device for FFmpeg, or a binary file object (standard input)
+    live: bool
+    input_format: str | None = None
+
+
+def open_source(given: str | Path, input_format: str | None = None) -> Source:
+    """A video file, or a live source: ``-`` (standard input, e.g. piped from ``ffmpeg ... -f mpegts
+    -``), a URL (``rtsp://``, ``http://``, ``udp://`` ...) or, with ``input_format`` (FFmpeg's
+    name for it: ``v4l2``, ``avfoundation``, ``dshow``, ``lavfi``), a device. Anything else that is
+    not a file is refused with what a live source looks like."""
+    name = str(given)
+    if name == "-":
+        return Source(name, sys.stdin.buffer, True, input_format)
+    if Path(name).is_file():
+        return Source(name, name, False, input_format)
+    if URL.match(name) or input_format is not None:
+        return Source(name, name, True, input_format)
+    raise FileNotFoundError(f"{name}: no such video file (a live source is '-' for standard input, a URL such as "
+                            "rtsp://HOST/PATH, or a device with --input-format, e.g. v4l2 /dev/video0)")
+
+
 def _scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     scale = short_side / min(width, height)
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 class FrameReader:
-    """The frames of ``path`` at ``fps`` (see the module docstring), scaled to ``short_side``,
-    one at a time: iterating yields ``(seconds from the start, (H, W, 3) uint8 RGB)``.
+    """The frames of ``source`` (a path, or ``open_source``'s answer) at ``fps`` (see the module
+    docstring), scaled to ``short_side``, one at a time, the first ``limit`` of them where given:
+    iterating yields ``(seconds from the start, (H, W, 3) uint8 RGB)``.
 
     Open it as a context manager (or call ``close``); ``decoded`` and ``seeks`` count the
     work done so far."""
 
-    def __init__(self, path: Path | str, fps: float, short_side: int) -> None:
+    def __init__(self, source: Source | Path | str, fps: float, short_side: int, limit: int | None = None) -> None:
         import av
 
         if fps <= 0:
             raise UsageError(f"fps must be positive, got {fps}")
+        if limit is not None and limit < 1:
+            raise UsageError(f"a frame limit must be at least 1, got {limit}")
         self._av = av
-        self.path = Path(path)
+        if not isinstance(source, Source):
+            source = Source(str(source), str(source), False)
+        self.path, self.live = source.name, source.live
         self.fps, self.short_side = fps, short_side
         try:
-            self._container = av.open(str(path))
+            self._container = av.open(source.target, format=source.input_format)
         except (av.FFmpegError, OSError, ValueError) as exc:
-            raise self._error(f"cannot open: {exc} (is it a complete video file?)") from None
+            why = "is it a live source that is playing?" if source.live else "is it a complete video file?"
+            raise self._error(f"cannot open: {exc} ({why})") from None
         if not self._container.streams.video:
             self._container.close()
             raise self._error("no video stream")
@@ -82,8 +125,12 @@ class FrameReader:
             self.duration = self._container.duration / av.time_base
         else:
             self.duration = None
-        #: Frames the reader will yield (None when the container does not say how long it is).
-        self.count = max(1, math.floor(self.duration * fps + 1e-6)) if self.duration else None
+        if self.live:  # what a live source says of its start and length is not the stream's clock
+            self.start, self.duration = 0.0, None
+        #: The video's frames at ``fps`` (None: its length is unknown, a live source's always), and
+        #: the most the reader will yield (``limit`` where it is shorter; None: until the source ends).
+        self.length = max(1, math.floor(self.duration * fps + 1e-6)) if self.duration else None
+        self.count = self.length if limit is None else min(self.length or limit, limit)
         self.decoded = self.seeks = 0
         self._frames: Iterator[Any] | None = None
 
@@ -127,8 +174,14 @@ class FrameReader:
         seek_gap = SEEK_GAP_SECONDS
         size = None
         while self.count is None or yielded < self.count:
+            if self.live and self._frames is None:  # never sought: decode forward, the clock from the first frame
+                self._frames = self._container.decode(stream)
+                current = self._advance(yielded)
+                if current is None:
+                    return
+                self.start = current.time
             target = self.start + yielded / self.fps
-            if self._frames is None or (current is not None and target - current.time > seek_gap):
+            if not self.live and (self._frames is None or (current is not None and target - current.time > seek_gap)):
                 held = current.time if current is not None else None
                 self._container.seek(max(0, int(target / base)), stream=stream, backward=True, any_frame=False)
                 self.seeks += 1
@@ -151,10 +204,11 @@ class FrameReader:
             yielded += 1
 
 
-def decode_at_fps(path: Path | str, fps: float, short_side: int) -> DecodedVideo:
-    """Every frame of ``path`` at ``fps``, scaled to ``short_side`` (``FrameReader``'s frames)."""
-    with FrameReader(path, fps, short_side) as reader:
+def decode_at_fps(path: Source | Path | str, fps: float, short_side: int, limit: int | None = None) -> DecodedVideo:
+    """Every frame of ``path`` at ``fps`` (the first ``limit``), scaled to ``short_side``
+    (``FrameReader``'s frames)."""
+    with FrameReader(path, fps, short_side, limit) as reader:
         frames = [frame for _, frame in reader]
     if not frames:
-        raise VideoDecodeError(f"video {path}: no decodable frame")
+        raise VideoDecodeError(f"video {reader.path}: no decodable frame")
     return DecodedVideo(np.stack(frames), reader.duration, reader.decoded, reader.seeks)

@@ -176,3 +176,147 @@ def test_streaming_a_broken_video_is_one_line_naming_it(real_run, tmp_path, caps
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "Traceback" not in err and str(broken) in lines[0], err
     assert out == "", out  # no heading of a stream that never started (it printed one before the error)
+
+
+# A live source: what `ffmpeg -i CLIP -c copy -f mpegts -` pipes, read forward only.
+
+
+def _mpegts(clip: Path) -> bytes:
+    """``clip`` re-muxed, not re-encoded, as MPEG-TS (the same coded frames)."""
+    import io
+
+    import av
+
+    out_buffer = io.BytesIO()
+    with av.open(str(clip)) as source, av.open(out_buffer, "w", format="mpegts") as out:
+        video = source.streams.video[0]
+        copy = out.add_stream_from_template(video)
+        for packet in source.demux(video):
+            if packet.dts is not None:
+                packet.stream = copy
+                out.mux(packet)
+    return out_buffer.getvalue()
+
+
+class _Pipe:
+    """Standard input fed by a pipe: read forward, never sought."""
+
+    def __init__(self, data: bytes) -> None:
+        import io
+
+        self._data = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._data.read(size)
+
+    def seekable(self) -> bool:
+        return False
+
+
+def _decisions(record: dict) -> list[tuple]:
+    """Each frame's time, the backbones run on it and the running top classes."""
+    return [(f["time_s"], tuple(f["backbones"]), tuple(name for name, _ in f["top"]))
+            for f in record["live"]["per_frame"]]
+
+
+@pytest.mark.parametrize("name", CLIPS)
+def test_a_piped_stream_yields_its_files_frames(name):
+    """Read forward only, the clock from the first frame: the frames the file gives, and at most one
+    more (a partial last second: a live source's length is unknown ahead)."""
+    from datasets.extraction.decode import Source
+
+    with FrameReader(FOUND[name], 1.0, 128) as reader:
+        from_file = list(reader)
+    with FrameReader(Source("-", _Pipe(_mpegts(FOUND[name])), True), 1.0, 128) as reader:
+        piped = list(reader)
+        assert reader.seeks == 0 and reader.length is None
+    assert len(from_file) <= len(piped) <= len(from_file) + 1
+    for (t_file, file_frame), (t_piped, piped_frame) in zip(from_file, piped):
+        assert t_piped == pytest.approx(t_file, abs=1e-3) and np.array_equal(piped_frame, file_frame)
+    with FrameReader(Source("-", _Pipe(_mpegts(FOUND[name])), True), 1.0, 128, limit=2) as reader:
+        assert len(list(reader)) == 2
+
+
+@pytest.fixture(scope="module")
+def file_stream(real_run) -> dict:
+    videos, run = real_run
+    return stream_video(videos / "bikes_test1.mp4", run, StreamOptions())
+
+
+def test_streaming_standard_input_decides_as_on_the_file(real_run, file_stream, monkeypatch, capsys):
+    videos, run = real_run
+    monkeypatch.setattr("sys.stdin", type("Stdin", (), {"buffer": _Pipe(_mpegts(videos / "bikes_test1.mp4"))})())
+    out = run.parent / "piped.json"
+    assert benchmark_main(["stream", "-", "--run", str(run), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    record = json.loads(out.read_text())
+    assert record["live_source"] and record["live"]["ended"] == "end"
+    assert _decisions(record) == _decisions(file_stream)  # the same frames, gate decisions and classes
+    offline = record["offline"]  # Uniform on the frames kept from the live pass (a pipe plays once)
+    assert offline["decode_s"] is None and offline["frames"] == record["live"]["frames"]
+    assert [tuple(top) for top in offline["top"]] == file_stream["offline"]["top"]  # the same frames, scores
+    assert offline["backbone_frames"] == file_stream["offline"]["backbone_frames"]
+    assert "kept from the live pass" in printed
+
+
+def test_streaming_a_network_stream_stops_at_seconds(real_run, file_stream):
+    """An HTTP stream (as a camera's server would send it), cut at --seconds, with Uniform on the same frames."""
+    import http.server
+    import threading
+
+    videos, run = real_run
+    data = _mpegts(videos / "bikes_test1.mp4")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp2t")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/bikes.ts"
+        record = stream_video(url, run, StreamOptions(seconds=4))
+    finally:
+        server.shutdown()
+    assert record["video_resolved"] == url and record["live"]["ended"] == "limit"
+    assert _decisions(record) == _decisions(file_stream)[:4]
+    assert record["offline"]["frames"] == 4 and record["offline"]["decode_s"] is None
+
+
+def test_seconds_and_ctrl_c_end_a_file_early_and_uniform_sees_the_same_part(real_run, file_stream):
+    from benchmark.presentation.stream_text import footer
+
+    videos, run = real_run
+    clip = videos / "bikes_test1.mp4"
+    cut = stream_video(clip, run, StreamOptions(seconds=3.5))
+    assert cut["live"]["ended"] == "limit" and _decisions(cut) == _decisions(file_stream)[:3]
+    assert cut["offline"]["frames"] == 3 and cut["offline"]["decode_s"] is not None  # the file, decoded as far
+    assert "(stopped at --seconds)" in footer(cut) and "after the live pass, on its frames" in footer(cut)
+    whole = stream_video(clip, run, StreamOptions(seconds=60))  # longer than the video: it ended by itself
+    assert whole["live"]["ended"] == "end" and _decisions(whole) == _decisions(file_stream)
+
+    def interrupt(frame: dict) -> None:
+        if frame["frame"] == 1:
+            raise KeyboardInterrupt
+
+    stopped = stream_video(clip, run, StreamOptions(), on_frame=interrupt)
+    assert stopped["live"]["ended"] == "interrupted" and stopped["live"]["frames"] == 2
+    assert stopped["offline"]["frames"] == 2 and "(stopped by Ctrl-C)" in footer(stopped)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["-", "--realtime"], "--realtime: - is a live source"),
+    (["http://127.0.0.1:9/none.ts", "--compare", "none"], "video http://127.0.0.1:9/none.ts: cannot open"),
+    (["nosuch.mp4"], "nosuch.mp4: no such video file (a live source is '-'"),
+    (["-", "--seconds", "0"], "--seconds 0.0: must be a positive length"),
+])
+def test_a_live_source_that_cannot_be_streamed_is_one_line(real_run, capsys, args, says):
+    assert benchmark_main(["stream", *args, "--run", str(real_run[1])]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {says}") and len(err.strip().splitlines()) == 1, err
