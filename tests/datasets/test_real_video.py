@@ -259,6 +259,22 @@ def test_streaming_standard_input_decides_as_on_the_file(real_run, file_stream, 
     assert "kept from the live pass" in printed
 
 
+@pytest.mark.e2e
+def test_a_real_pipe_into_the_command_line(real_run, file_stream):
+    """The shell's pipe, not a stand-in: `... -f mpegts - | python -m benchmark stream - ...`."""
+    import subprocess
+    import sys
+
+    videos, run = real_run
+    out = run.parent / "pipe.json"
+    done = subprocess.run([sys.executable, "-m", "benchmark", "-q", "stream", "-", "--run", str(run), "--compare",
+                           "none", "--out", str(out)], input=_mpegts(videos / "bikes_test1.mp4"),
+                          capture_output=True, cwd=Path(__file__).resolve().parents[2], timeout=600)
+    assert done.returncode == 0, done.stderr.decode()
+    assert _decisions(json.loads(out.read_text())) == _decisions(file_stream)
+    assert done.stdout.decode().startswith("standard input: liteeval from")
+
+
 def test_streaming_a_network_stream_stops_at_seconds(real_run, file_stream):
     """An HTTP stream (as a camera's server would send it), cut at --seconds, with Uniform on the same frames."""
     import http.server
