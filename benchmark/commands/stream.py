@@ -43,6 +43,7 @@ import torch
 
 from benchmark import pair, provenance, results
 from datasets.common.atomic import atomic_write_json
+from datasets.common.cli import Terminated
 from datasets.common.errors import UsageError
 from datasets.extraction.backbones import BackboneSpec
 from datasets.extraction.decode import FrameReader, Source, VideoDecodeError, decode_at_fps, open_source
@@ -232,7 +233,9 @@ def stream_live(video: Source, pair: TrainedPair, sources: CountingSources, fps:
                 if kept is not None:
                     kept.append(frame)
                 on_frame(record)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
+            if isinstance(stop, Terminated):  # SIGTERM ends the command, as everywhere
+                raise
             ended = "interrupted"
     if not frames:
         why = "stopped before the first frame" if ended == "interrupted" else "no decodable frame"

@@ -15,6 +15,7 @@ import torch
 from benchmark.__main__ import main as benchmark_main
 from benchmark.commands.stream import StreamOptions, stream_video
 from datasets.__main__ import main as datasets_main
+from datasets.common.cli import Terminated
 from datasets.extraction.decode import FrameReader, decode_at_fps
 from datasets.sources.sample_clips import CLIPS, locate_clip
 from datasets.store.reader import FeatureStore
@@ -324,6 +325,12 @@ def test_seconds_and_ctrl_c_end_a_file_early_and_uniform_sees_the_same_part(real
     stopped = stream_video(clip, run, StreamOptions(), on_frame=interrupt)
     assert stopped["live"]["ended"] == "interrupted" and stopped["live"]["frames"] == 2
     assert stopped["offline"]["frames"] == 2 and "(stopped by Ctrl-C)" in footer(stopped)
+
+    def terminate(frame: dict) -> None:
+        raise Terminated
+
+    with pytest.raises(Terminated):  # SIGTERM stops the command, not only the pass
+        stream_video(clip, run, StreamOptions(), on_frame=terminate)
 
 
 @pytest.mark.parametrize("args, says", [
