@@ -73,6 +73,9 @@ def open_source(given: str | Path, input_format: str | None = None) -> Source:
     not a file is refused with what a live source looks like."""
     name = str(given)
     if name == "-":
+        if sys.stdin.isatty():  # nothing piped in: reading would wait for a video that never comes
+            raise UsageError("-: standard input is a terminal; pipe a video into it, e.g. `ffmpeg -i SOURCE -f "
+                             "mpegts - | python -m benchmark stream - ...`")
         return Source(name, sys.stdin.buffer, True, input_format)
     if Path(name).is_file():
         return Source(name, name, False, input_format)

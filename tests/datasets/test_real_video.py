@@ -214,6 +214,12 @@ class _Pipe:
         return False
 
 
+def _stdin(data: bytes) -> object:
+    """``sys.stdin`` fed by a pipe that carries ``data``."""
+    pipe = _Pipe(data)
+    return type("Stdin", (), {"buffer": pipe, "isatty": lambda self: False})()
+
+
 def _decisions(record: dict) -> list[tuple]:
     """Each frame's time, the backbones run on it and the running top classes."""
     return [(f["time_s"], tuple(f["backbones"]), tuple(name for name, _ in f["top"]))
@@ -246,7 +252,7 @@ def file_stream(real_run) -> dict:
 
 def test_streaming_standard_input_decides_as_on_the_file(real_run, file_stream, monkeypatch, capsys):
     videos, run = real_run
-    monkeypatch.setattr("sys.stdin", type("Stdin", (), {"buffer": _Pipe(_mpegts(videos / "bikes_test1.mp4"))})())
+    monkeypatch.setattr("sys.stdin", _stdin(_mpegts(videos / "bikes_test1.mp4")))
     out = run.parent / "piped.json"
     assert benchmark_main(["stream", "-", "--run", str(run), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -339,7 +345,14 @@ def test_seconds_and_ctrl_c_end_a_file_early_and_uniform_sees_the_same_part(real
     (["nosuch.mp4"], "nosuch.mp4: no such video file (a live source is '-'"),
     (["-", "--seconds", "0"], "--seconds 0.0: must be a positive length"),
 ])
-def test_a_live_source_that_cannot_be_streamed_is_one_line(real_run, capsys, args, says):
+def test_a_live_source_that_cannot_be_streamed_is_one_line(real_run, capsys, monkeypatch, args, says):
+    monkeypatch.setattr("sys.stdin", _stdin(b""))  # a pipe, not a terminal (test_standard_input_left_at_...)
     assert benchmark_main(["stream", *args, "--run", str(real_run[1])]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {says}") and len(err.strip().splitlines()) == 1, err
+
+
+def test_standard_input_left_at_a_terminal_is_refused_rather_than_waited_on(real_run, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", type("Terminal", (), {"isatty": lambda self: True})())
+    assert benchmark_main(["stream", "-", "--run", str(real_run[1])]) == 2
+    assert capsys.readouterr().err.startswith("error: -: standard input is a terminal; pipe a video into it")
