@@ -39,7 +39,9 @@ def footer(record: dict[str, Any]) -> str:
              f"on {fine} ({100 * fine / live['frames']:.0f}%), {cost(live['backbone_frames'])}; "
              f"{live['wall_s']:.2f} s wall-clock ({'receive and decode' if record.get('live_source') else 'decode'} "
              f"{live['decode_s']:.2f} s, "
-             + seconds(live["backbone_s"]) + f", method {live['method_s'] * 1000:.1f} ms); top: {live['top'][0][0]}"
+             + seconds(live["backbone_s"]) + f", method {live['method_s'] * 1000:.1f} ms); the slowest frame's work "
+             f"{max(f['ms'] for f in live['per_frame']):.1f} ms of the {1000 / record['fps']:.0f} ms between frames; "
+             f"top: {live['top'][0][0]}"
              + ENDINGS.get(live.get("ended", "end"), "")]
     other = record.get("offline")
     if other:

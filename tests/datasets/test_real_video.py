@@ -321,6 +321,8 @@ def test_seconds_and_ctrl_c_end_a_file_early_and_uniform_sees_the_same_part(real
     assert cut["live"]["ended"] == "limit" and _decisions(cut) == _decisions(file_stream)[:3]
     assert cut["offline"]["frames"] == 3 and cut["offline"]["decode_s"] is not None  # the file, decoded as far
     assert "(stopped at --seconds)" in footer(cut) and "after the live pass, on its frames" in footer(cut)
+    slowest = max(frame["ms"] for frame in cut["live"]["per_frame"])  # does the machine keep up with the video?
+    assert f"the slowest frame's work {slowest:.1f} ms of the 1000 ms between frames" in footer(cut)
     whole = stream_video(clip, run, StreamOptions(seconds=60))  # longer than the video: it ended by itself
     assert whole["live"]["ended"] == "end" and _decisions(whole) == _decisions(file_stream)
 
