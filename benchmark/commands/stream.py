@@ -205,18 +205,11 @@ def stream_live(video: Source, pair: TrainedPair, sources: CountingSources, fps:
     stream = pair.model.start_stream()
     frames: list[dict[str, Any]] = []
     decode_seconds = method_seconds = 0.0
-    ended = "end"
     start = time.perf_counter()
     with FrameReader(video, fps, short_side, limit) as reader:
-        iterator = iter(reader)
         try:
-            while True:
-                tick = time.perf_counter()
-                try:
-                    at, frame = next(iterator)
-                except StopIteration:
-                    ended = "limit" if len(frames) == limit and (reader.length or limit + 1) > limit else "end"
-                    break
+            tick = time.perf_counter()
+            for at, frame in reader:
                 decode_seconds += time.perf_counter() - tick
                 if options.realtime:  # a live source delivers frame k only once the video has played to it
                     time.sleep(max(0.0, start + at - time.perf_counter()))
@@ -233,6 +226,9 @@ def stream_live(video: Source, pair: TrainedPair, sources: CountingSources, fps:
                 if kept is not None:
                     kept.append(frame)
                 on_frame(record)
+                tick = time.perf_counter()
+            cut = limit is not None and len(frames) == limit and (reader.length is None or reader.length > limit)
+            ended = "limit" if cut else "end"
         except KeyboardInterrupt as stop:
             if isinstance(stop, Terminated):  # SIGTERM ends the command, as everywhere
                 raise
