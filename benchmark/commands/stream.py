@@ -31,6 +31,7 @@ a synthetic store (its features come from no backbone), is refused with what to 
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -54,6 +55,8 @@ from datasets.store.manifest import StreamSpec
 from datasets.store.reader import FeatureStore
 from methods.base import VideoMethod
 from methods.registry import resolve_method
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -312,6 +315,10 @@ def stream_video(video: Path | str, run: Path | str, options: StreamOptions,
         frame_features(backbone, blank, 1)
     classes = list(manifest.classes)
     kept: list[np.ndarray] | None = [] if source.live and other else None  # a live source plays once
+    if kept is not None and options.seconds is None:
+        log.warning("%s: %s runs after the live pass, on its frames, kept in memory until then (%g a second of video, "
+                    "short side %d pixels); --seconds bounds them, --compare none keeps none", given,
+                    other.name if other else "", manifest.fps, short_side)
     limit = None if options.seconds is None else max(1, math.floor(options.seconds * manifest.fps + 1e-6))
     live = stream_live(source, pair, CountingSources(backbones, device), manifest.fps, short_side, classes, options,
                        on_frame, limit, kept)

@@ -250,7 +250,7 @@ def file_stream(real_run) -> dict:
     return stream_video(videos / "bikes_test1.mp4", run, StreamOptions())
 
 
-def test_streaming_standard_input_decides_as_on_the_file(real_run, file_stream, monkeypatch, capsys):
+def test_streaming_standard_input_decides_as_on_the_file(real_run, file_stream, monkeypatch, capsys, caplog):
     videos, run = real_run
     monkeypatch.setattr("sys.stdin", _stdin(_mpegts(videos / "bikes_test1.mp4")))
     out = run.parent / "piped.json"
@@ -264,6 +264,7 @@ def test_streaming_standard_input_decides_as_on_the_file(real_run, file_stream, 
     assert [tuple(top) for top in offline["top"]] == file_stream["offline"]["top"]  # the same frames, scores
     assert offline["backbone_frames"] == file_stream["offline"]["backbone_frames"]
     assert "kept from the live pass" in printed
+    assert "kept in memory until then" in caplog.text and "--seconds bounds them" in caplog.text  # unbounded: said
 
 
 @pytest.mark.e2e
