@@ -293,8 +293,8 @@ def stream_video(video: Path | str, run: Path | str, options: StreamOptions,
         raise UsageError(f"--seconds {options.seconds}: must be a positive length of video, e.g. 30")
     source = open_source(given, options.input_format)
     if source.live and options.realtime:
-        raise UsageError(f"--realtime: {given} is a live source, which delivers each frame when it is played; the "
-                         "option paces a file as a camera would")
+        raise UsageError(f"--realtime: {source.shown} is a live source, which delivers each frame when it is played; "
+                         "the option paces a file as a camera would")
     if not run.is_dir():
         raise FileNotFoundError(f"--run {run}: no such results folder")
     device = resolve_device(options.device)
@@ -317,17 +317,18 @@ def stream_video(video: Path | str, run: Path | str, options: StreamOptions,
     kept: list[np.ndarray] | None = [] if source.live and other else None  # a live source plays once
     if kept is not None and options.seconds is None:
         log.warning("%s: %s runs after the live pass, on its frames, kept in memory until then (%g a second of video, "
-                    "short side %d pixels); --seconds bounds them, --compare none keeps none", given,
+                    "short side %d pixels); --seconds bounds them, --compare none keeps none", source.shown,
                     other.name if other else "", manifest.fps, short_side)
     limit = None if options.seconds is None else max(1, math.floor(options.seconds * manifest.fps + 1e-6))
     live = stream_live(source, pair, CountingSources(backbones, device), manifest.fps, short_side, classes, options,
                        on_frame, limit, kept)
     offline = (offline_on_video(source, other, backbones, manifest.fps, short_side, classes, options, device,
                                 live["frames"], kept) if other else None)
-    environment = provenance.device_info(device)
+    environment, command = provenance.device_info(device), provenance.invocation()
     return {
-        "written": provenance.now(), "command": provenance.invocation(), "video": given,
-        "video_resolved": given if source.live else str(Path(given).resolve()), "live_source": source.live,
+        "written": provenance.now(), "command": (command or "").replace(given, source.shown) or None,
+        "video": source.shown, "video_resolved": source.shown if source.live else str(Path(given).resolve()),
+        "live_source": source.live,
         "run": str(run), "store": str(store.path), "fps": manifest.fps, "realtime": options.realtime,
         "display": {p.name: p.model.shown_name() for p in (pair, other) if p},
         "gmacs_per_frame": {s: manifest.streams[s].gmacs_per_frame for s in needed},

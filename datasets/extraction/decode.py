@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -56,6 +57,18 @@ class DecodedVideo:
     seeks: int
 
 
+def redacted(name: str) -> str:
+    """``name`` as it may be printed and recorded: a URL's password (rtsp://user:PASSWORD@camera/...,
+    as IP cameras are addressed) replaced by ``***``."""
+    if not URL.match(name):
+        return name
+    parts = urlsplit(name)
+    if parts.password is None:
+        return name
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
 @dataclass(frozen=True)
 class Source:
     """What ``av.open`` is given for a video, and whether it is live (``open_source``)."""
@@ -64,6 +77,11 @@ class Source:
     target: Any  # a path, a URL or a device for FFmpeg, or a binary file object (standard input)
     live: bool
     input_format: str | None = None
+
+    @property
+    def shown(self) -> str:
+        """The name as messages and records give it (``redacted``)."""
+        return redacted(self.name)
 
 
 def open_source(given: str | Path, input_format: str | None = None) -> Source:
@@ -108,13 +126,13 @@ class FrameReader:
         self._av = av
         if not isinstance(source, Source):
             source = Source(str(source), str(source), False)
-        self.path, self.live = source.name, source.live
+        self.path, self.live = source.shown, source.live
         self.fps, self.short_side = fps, short_side
         try:
             self._container = av.open(source.target, format=source.input_format)
         except (av.FFmpegError, OSError, ValueError) as exc:
             why = "is it a live source that is playing?" if source.live else "is it a complete video file?"
-            raise self._error(f"cannot open: {exc} ({why})") from None
+            raise self._error(f"cannot open: {str(exc).replace(source.name, source.shown)} ({why})") from None
         if not self._container.streams.video:
             self._container.close()
             raise self._error("no video stream")

@@ -283,7 +283,7 @@ def test_a_real_pipe_into_the_command_line(real_run, file_stream):
     assert done.stdout.decode().startswith("standard input: liteeval from")
 
 
-def test_streaming_a_network_stream_stops_at_seconds(real_run, file_stream):
+def test_streaming_a_network_stream_stops_at_seconds(real_run, file_stream, monkeypatch):
     """An HTTP stream (as a camera's server would send it), cut at --seconds, with Uniform on the same frames."""
     import http.server
     import threading
@@ -304,11 +304,14 @@ def test_streaming_a_network_stream_stops_at_seconds(real_run, file_stream):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/bikes.ts"
+        url = f"http://viewer:secret@127.0.0.1:{server.server_address[1]}/bikes.ts"  # as IP cameras are addressed
+        monkeypatch.setattr("benchmark.provenance.invocation", lambda: f"python -m benchmark stream {url} --run x")
         record = stream_video(url, run, StreamOptions(seconds=4))
     finally:
         server.shutdown()
-    assert record["video_resolved"] == url and record["live"]["ended"] == "limit"
+    assert record["video_resolved"] == url.replace("secret", "***") and "secret" not in json.dumps(record)
+    assert record["command"] == f"python -m benchmark stream {url.replace('secret', '***')} --run x"
+    assert record["live"]["ended"] == "limit"
     assert _decisions(record) == _decisions(file_stream)[:4]
     assert record["offline"]["frames"] == 4 and record["offline"]["decode_s"] is None
 
@@ -344,7 +347,8 @@ def test_seconds_and_ctrl_c_end_a_file_early_and_uniform_sees_the_same_part(real
 
 @pytest.mark.parametrize("args, says", [
     (["-", "--realtime"], "--realtime: - is a live source"),
-    (["http://127.0.0.1:9/none.ts", "--compare", "none"], "video http://127.0.0.1:9/none.ts: cannot open"),
+    (["http://viewer:secret@127.0.0.1:9/none.ts", "--compare", "none"],
+     "video http://viewer:***@127.0.0.1:9/none.ts: cannot open"),
     (["nosuch.mp4"], "nosuch.mp4: no such video file (a live source is '-'"),
     (["-", "--seconds", "0"], "--seconds 0.0: must be a positive length"),
 ])
@@ -353,6 +357,7 @@ def test_a_live_source_that_cannot_be_streamed_is_one_line(real_run, capsys, mon
     assert benchmark_main(["stream", *args, "--run", str(real_run[1])]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {says}") and len(err.strip().splitlines()) == 1, err
+    assert "secret" not in err  # a camera's password is never printed
 
 
 def test_standard_input_left_at_a_terminal_is_refused_rather_than_waited_on(real_run, capsys, monkeypatch):
