@@ -203,8 +203,9 @@ def stream_live(video: Source, pair: TrainedPair, sources: CountingSources, fps:
                 classes: list[str], options: StreamOptions, on_frame: Callable[[dict[str, Any]], None],
                 limit: int | None = None, kept: list[np.ndarray] | None = None) -> dict[str, Any]:
     """The online method on the video as it plays; per-frame records and the totals, and how it
-    ended (``ended``: "end", "limit" or "interrupted": Ctrl-C ends it as the video's end would, since
-    a camera never ends); the frames go into ``kept`` where given."""
+    ended (``ended``: "end", "limit", "broke off" (a damaged tail, a live source gone quiet: why, in
+    ``broke_off``) or "interrupted": Ctrl-C ends it as the video's end would, since a camera never
+    ends); the frames go into ``kept`` where given."""
     stream = pair.model.start_stream()
     frames: list[dict[str, Any]] = []
     decode_seconds = method_seconds = 0.0
@@ -231,7 +232,7 @@ def stream_live(video: Source, pair: TrainedPair, sources: CountingSources, fps:
                 on_frame(record)
                 tick = time.perf_counter()
             cut = limit is not None and len(frames) == limit and (reader.length is None or reader.length > limit)
-            ended = "limit" if cut else "end"
+            ended = "broke off" if reader.broke_off else "limit" if cut else "end"
         except KeyboardInterrupt as stop:
             if isinstance(stop, Terminated):  # SIGTERM ends the command, as everywhere
                 raise
@@ -244,6 +245,7 @@ def stream_live(video: Source, pair: TrainedPair, sources: CountingSources, fps:
     return {"method": pair.name, "seed": pair.seed, "frames": len(frames), "backbone_frames": dict(sources.runs),
             "wall_s": wall, "decode_s": decode_seconds, "backbone_s": dict(sources.seconds), "method_s": method_seconds,
             "video_s": min(reader.duration, played) if reader.duration else played, "ended": ended,
+            "broke_off": reader.broke_off,
             "top": frames[-1]["top"], "per_frame": frames}
 
 

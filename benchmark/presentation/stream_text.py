@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 #: How a live pass that did not play to the video's end says so (its record's ``ended``).
-ENDINGS = {"limit": " (stopped at --seconds)", "interrupted": " (stopped by Ctrl-C)"}
+ENDINGS = {"limit": " (stopped at --seconds)", "interrupted": " (stopped by Ctrl-C)",
+           "broke off": " (the video broke off: {broke_off}; the frames before it are kept)"}
 
 
 def header(video: str, method: str, run: str) -> str:
@@ -42,7 +43,7 @@ def footer(record: dict[str, Any]) -> str:
              + seconds(live["backbone_s"]) + f", method {live['method_s'] * 1000:.1f} ms); the slowest frame's work "
              f"{max(f['ms'] for f in live['per_frame']):.1f} ms of the {1000 / record['fps']:.0f} ms between frames; "
              f"top: {live['top'][0][0]}"
-             + ENDINGS.get(live.get("ended", "end"), "")]
+             + ENDINGS.get(live.get("ended", "end"), "").format(broke_off=live.get("broke_off"))]
     other = record.get("offline")
     if other:
         fine_offline = other["backbone_frames"].get("fine", 0)

@@ -43,6 +43,9 @@ SEEK_GAP_SECONDS = 1.0  # seek when the next target is further ahead than this
 #: What names a live source other than standard input ("-"): a URL's scheme (rtsp://, http://,
 #: udp://, srt://, ...) or FFmpeg's pipe:N; two letters at least, so that a Windows drive (C:) stays a path.
 URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+#: How long a live URL or device may take to open, and to send the next packet, before it counts as
+#: gone (seconds): a camera that stops sending ends the pass instead of hanging it.
+LIVE_TIMEOUTS = (15.0, 10.0)
 
 
 class VideoDecodeError(UserError, RuntimeError):
@@ -126,13 +129,17 @@ class FrameReader:
         self._av = av
         if not isinstance(source, Source):
             source = Source(str(source), str(source), False)
-        self.path, self.live = source.shown, source.live
+        self.path, self.live, self._name = source.shown, source.live, source.name
         self.fps, self.short_side = fps, short_side
+        #: Why the video stopped before its end (a damaged tail; a live source that broke off), or None.
+        self.broke_off: str | None = None
+        timeout = LIVE_TIMEOUTS if source.live and isinstance(source.target, str) else None
         try:
-            self._container = av.open(source.target, format=source.input_format)
+            self._container = av.open(source.target, format=source.input_format, timeout=timeout)
         except (av.FFmpegError, OSError, ValueError) as exc:
             why = "is it a live source that is playing?" if source.live else "is it a complete video file?"
-            raise self._error(f"cannot open: {str(exc).replace(source.name, source.shown)} ({why})") from None
+            said = f"no answer in {LIVE_TIMEOUTS[0]:g} s" if isinstance(exc, av.ExitError) else str(exc)
+            raise self._error(f"cannot open: {said.replace(source.name, source.shown)} ({why})") from None
         if not self._container.streams.video:
             self._container.close()
             raise self._error("no video stream")
@@ -173,9 +180,11 @@ class FrameReader:
         try:
             frame = next(self._frames, None)
         except self._av.FFmpegError as exc:
+            said = f"no packet for {LIVE_TIMEOUTS[1]:g} s" if isinstance(exc, self._av.ExitError) else str(exc)
             if not yielded:
-                raise self._error(f"corrupt stream: {exc}") from None
-            return None  # a damaged tail: keep what was decoded before it
+                raise self._error(f"corrupt stream: {said}") from None
+            self.broke_off = said.replace(self._name, self.path)
+            return None  # a damaged tail, a source gone quiet: keep what was decoded before it
         if frame is not None:
             self.decoded += 1
             if frame.time is None:

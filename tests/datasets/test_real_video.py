@@ -6,6 +6,8 @@ LiteEval on it, and stream a clip through LiteEval with real conditional compute
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -283,20 +285,24 @@ def test_a_real_pipe_into_the_command_line(real_run, file_stream):
     assert done.stdout.decode().startswith("standard input: liteeval from")
 
 
-def test_streaming_a_network_stream_stops_at_seconds(real_run, file_stream, monkeypatch):
-    """An HTTP stream (as a camera's server would send it), cut at --seconds, with Uniform on the same frames."""
+@contextmanager
+def _serving(data: bytes, then_stall: bool = False) -> Iterator[str]:
+    """``data`` served over HTTP as a camera's server would send it (a stalled one: half of it, then
+    nothing more until the test is done); yields the port."""
     import http.server
     import threading
 
-    videos, run = real_run
-    data = _mpegts(videos / "bikes_test1.mp4")
+    done = threading.Event()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
             self.send_response(200)
             self.send_header("Content-Type", "video/mp2t")
             self.end_headers()
-            self.wfile.write(data)
+            self.wfile.write(data[: len(data) // 2] if then_stall else data)
+            self.wfile.flush()
+            if then_stall:
+                done.wait(60)
 
         def log_message(self, *args) -> None:
             pass
@@ -304,16 +310,39 @@ def test_streaming_a_network_stream_stops_at_seconds(real_run, file_stream, monk
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        url = f"http://viewer:secret@127.0.0.1:{server.server_address[1]}/bikes.ts"  # as IP cameras are addressed
+        yield str(server.server_address[1])
+    finally:
+        done.set()
+        server.shutdown()
+
+
+def test_streaming_a_network_stream_stops_at_seconds(real_run, file_stream, monkeypatch):
+    """An HTTP stream, cut at --seconds, with Uniform on the same frames."""
+    videos, run = real_run
+    with _serving(_mpegts(videos / "bikes_test1.mp4")) as port:
+        url = f"http://viewer:secret@127.0.0.1:{port}/bikes.ts"  # as IP cameras are addressed
         monkeypatch.setattr("benchmark.provenance.invocation", lambda: f"python -m benchmark stream {url} --run x")
         record = stream_video(url, run, StreamOptions(seconds=4))
-    finally:
-        server.shutdown()
     assert record["video_resolved"] == url.replace("secret", "***") and "secret" not in json.dumps(record)
     assert record["command"] == f"python -m benchmark stream {url.replace('secret', '***')} --run x"
     assert record["live"]["ended"] == "limit"
     assert _decisions(record) == _decisions(file_stream)[:4]
     assert record["offline"]["frames"] == 4 and record["offline"]["decode_s"] is None
+
+
+def test_a_network_stream_that_goes_quiet_ends_the_pass_and_says_so(real_run, file_stream, monkeypatch):
+    """A camera that stops sending: the pass ends after the read timeout, with what it had."""
+    from benchmark.presentation.stream_text import footer
+
+    monkeypatch.setattr("datasets.extraction.decode.LIVE_TIMEOUTS", (10.0, 1.0))
+    videos, run = real_run
+    with _serving(_mpegts(videos / "bikes_test1.mp4"), then_stall=True) as port:
+        record = stream_video(f"http://127.0.0.1:{port}/bikes.ts", run, StreamOptions())
+    live = record["live"]
+    assert live["ended"] == "broke off" and live["broke_off"] == "no packet for 1 s"
+    assert 2 <= live["frames"] < 10 and _decisions(record) == _decisions(file_stream)[: live["frames"]]
+    assert record["offline"]["frames"] == live["frames"]
+    assert "(the video broke off: no packet for 1 s; the frames before it are kept)" in footer(record)
 
 
 def test_seconds_and_ctrl_c_end_a_file_early_and_uniform_sees_the_same_part(real_run, file_stream):
@@ -364,3 +393,16 @@ def test_standard_input_left_at_a_terminal_is_refused_rather_than_waited_on(real
     monkeypatch.setattr("sys.stdin", type("Terminal", (), {"isatty": lambda self: True})())
     assert benchmark_main(["stream", "-", "--run", str(real_run[1])]) == 2
     assert capsys.readouterr().err.startswith("error: -: standard input is a terminal; pipe a video into it")
+
+
+def test_a_live_source_that_never_answers_is_one_line(real_run, capsys, monkeypatch):
+    import socket
+
+    monkeypatch.setattr("datasets.extraction.decode.LIVE_TIMEOUTS", (1.0, 1.0))
+    with socket.socket() as silent:  # takes the connection, never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/camera.ts"
+        assert benchmark_main(["stream", url, "--run", str(real_run[1]), "--compare", "none"]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: video {url}: cannot open: no answer in 1 s (is it a live "
+                                               "source that is playing?)")
