@@ -406,3 +406,11 @@ def test_a_live_source_that_never_answers_is_one_line(real_run, capsys, monkeypa
         assert benchmark_main(["stream", url, "--run", str(real_run[1]), "--compare", "none"]) == 2
     assert capsys.readouterr().err.strip() == (f"error: video {url}: cannot open: no answer in 1 s (is it a live "
                                                "source that is playing?)")
+
+
+def test_a_device_named_by_input_format_streams_live(real_run):
+    """FFmpeg's built-in test pattern (lavfi), opened as a camera would be: by a format's name."""
+    record = stream_video("testsrc=size=320x240:rate=25:duration=3", real_run[1],
+                          StreamOptions(input_format="lavfi", compare=None))
+    assert record["live_source"] and record["live"]["frames"] == 3 and record["live"]["ended"] == "end"
+    assert record["live"]["backbone_frames"]["coarse"] == 3
