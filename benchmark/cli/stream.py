@@ -47,7 +47,6 @@ class Stream(SubCommand):
     def execute(self, args: argparse.Namespace) -> int:
         from benchmark.commands.stream import StreamOptions, stream_video, write_record
         from benchmark.presentation.stream_text import describe_frame, footer, header
-        from datasets.extraction.decode import redacted
 
         if args.top < 1:
             raise UsageError(f"--top must be >= 1, got {args.top}")
@@ -63,7 +62,7 @@ class Stream(SubCommand):
 
         def show(frame: dict) -> None:  # the heading with the first frame (0), once the inputs are checked
             if frame["frame"] == 0:
-                print(header(redacted(args.video), args.method, run))
+                print(header(args.video, args.method, run))
             print(describe_frame(frame), flush=True)
 
         record = stream_video(args.video, run, options, on_frame=show)

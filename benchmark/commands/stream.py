@@ -328,7 +328,7 @@ def stream_video(video: Path | str, run: Path | str, options: StreamOptions,
                                 live["frames"], kept) if other else None)
     environment, command = provenance.device_info(device), provenance.invocation()
     return {
-        "written": provenance.now(), "command": (command or "").replace(given, source.shown) or None,
+        "written": provenance.now(), "command": command.replace(given, source.shown) if command else None,
         "video": source.shown, "video_resolved": source.shown if source.live else str(Path(given).resolve()),
         "live_source": source.live,
         "run": str(run), "store": str(store.path), "fps": manifest.fps, "realtime": options.realtime,

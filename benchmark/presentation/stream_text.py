@@ -7,13 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from datasets.extraction.decode import redacted
+
 #: How a live pass that did not play to the video's end says so (its record's ``ended``).
 ENDINGS = {"limit": " (stopped at --seconds)", "interrupted": " (stopped by Ctrl-C)",
            "broke off": " (the video broke off: {broke_off}; the frames before it are kept)"}
 
 
 def header(video: str, method: str, run: str) -> str:
-    shown = "standard input" if video == "-" else video
+    shown = "standard input" if video == "-" else redacted(video)  # a camera URL's password: never printed
     return (f"{shown}: {method} from {run}, frame by frame as the video plays (time in the video, backbones run on "
             "the frame, time spent on it, running top classes)")
 

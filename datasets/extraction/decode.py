@@ -137,9 +137,9 @@ class FrameReader:
         try:
             self._container = av.open(source.target, format=source.input_format, timeout=timeout)
         except (av.FFmpegError, OSError, ValueError) as exc:
+            said = self._said(exc, f"no answer in {LIVE_TIMEOUTS[0]:g} s")
             why = "is it a live source that is playing?" if source.live else "is it a complete video file?"
-            said = f"no answer in {LIVE_TIMEOUTS[0]:g} s" if isinstance(exc, av.ExitError) else str(exc)
-            raise self._error(f"cannot open: {said.replace(source.name, source.shown)} ({why})") from None
+            raise self._error(f"cannot open: {said} ({why})") from None
         if not self._container.streams.video:
             self._container.close()
             raise self._error("no video stream")
@@ -162,6 +162,11 @@ class FrameReader:
         self.decoded = self.seeks = 0
         self._frames: Iterator[Any] | None = None
 
+    def _said(self, exc: Exception, waited: str) -> str:
+        """What FFmpeg's ``exc`` says, with the URL's password hidden (``redacted``); a timeout of
+        ``LIVE_TIMEOUTS`` (FFmpeg's "Immediate exit requested") as ``waited``."""
+        return waited if isinstance(exc, self._av.ExitError) else str(exc).replace(self._name, self.path)
+
     def _error(self, why: str) -> VideoDecodeError:
         return VideoDecodeError(f"video {self.path}: {why}")
 
@@ -180,10 +185,10 @@ class FrameReader:
         try:
             frame = next(self._frames, None)
         except self._av.FFmpegError as exc:
-            said = f"no packet for {LIVE_TIMEOUTS[1]:g} s" if isinstance(exc, self._av.ExitError) else str(exc)
+            said = self._said(exc, f"no packet for {LIVE_TIMEOUTS[1]:g} s")
             if not yielded:
                 raise self._error(f"corrupt stream: {said}") from None
-            self.broke_off = said.replace(self._name, self.path)
+            self.broke_off = said
             return None  # a damaged tail, a source gone quiet: keep what was decoded before it
         if frame is not None:
             self.decoded += 1
@@ -195,7 +200,7 @@ class FrameReader:
         try:
             yield from self._targets()
         except self._av.FFmpegError as exc:
-            raise self._error(f"decoding failed: {exc}") from None
+            raise self._error(f"decoding failed: {self._said(exc, 'timed out')}") from None
 
     def _targets(self) -> Iterator[tuple[float, np.ndarray]]:
         base, stream = self._stream.time_base, self._stream

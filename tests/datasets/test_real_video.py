@@ -325,6 +325,8 @@ def test_streaming_a_network_stream_stops_at_seconds(real_run, file_stream, monk
         record = stream_video(url, run, StreamOptions(seconds=4))
     assert record["video_resolved"] == url.replace("secret", "***") and "secret" not in json.dumps(record)
     assert record["command"] == f"python -m benchmark stream {url.replace('secret', '***')} --run x"
+    from benchmark.presentation.stream_text import header
+    assert header(url, "liteeval", "x").startswith(url.replace("secret", "***"))  # the heading `stream` prints
     assert record["live"]["ended"] == "limit"
     assert _decisions(record) == _decisions(file_stream)[:4]
     assert record["offline"]["frames"] == 4 and record["offline"]["decode_s"] is None
