@@ -120,6 +120,10 @@ def is_published_root(root: Path) -> bool:
     return root.resolve() == (REPO / "results").resolve()
 
 
+#: What joins one store's several tunes into one RUN of ``transfer`` (its arguments and record).
+GROUP = "+"
+
+
 def run_folder(run: str | Path, results_dir: str | Path) -> Path:
     """A run named as every command names it: a folder's path, else its name (``--name``) under
     ``results_dir``. Whether it holds a run is the caller's to say."""

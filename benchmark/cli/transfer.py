@@ -20,7 +20,8 @@ class Transfer(SubCommand):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("tunes", nargs="+", metavar="RUN",
                             help="each store's tune (a name under --results-dir or a folder), tuned with the same "
-                                 "--trials, --tune-seed and --no-presets")
+                                 "--trials, --tune-seed and --no-presets; one store's several tunes (a study per "
+                                 f"method) joined by {results.GROUP!r}: a{results.GROUP}b")
         parser.add_argument("--name", default="shipped-defaults",
                             help="the folder written under --results-dir (default: shipped-defaults)")
         add_results_dir(parser)
@@ -31,14 +32,17 @@ class Transfer(SubCommand):
         from methods.registry import available_methods
 
         root = Path(args.results_dir)
-        folders = []
-        for run in args.tunes:
-            folder = results.run_folder(run, root)
-            if not folder.is_dir():
-                raise UsageError(f"{run}: no such tune under {root} (nor a folder); name each store's "
-                                 "`python -m benchmark tune` run")
-            folders.append(folder)
-        choice = transfer.choose(folders)
+        stores = []
+        for group in args.tunes:
+            folders = []
+            for run in group.split(results.GROUP):
+                folder = results.run_folder(run, root)
+                if not folder.is_dir():
+                    raise UsageError(f"{run}: no such tune under {root} (nor a folder); name each store's "
+                                     "`python -m benchmark tune` run")
+                folders.append(folder)
+            stores.append(folders)
+        choice = transfer.choose(stores)
         shown = {name: cls.shown_name() for name, cls in available_methods().items()}
         print(transfer.write(choice, root / args.name, force=args.force, shown=shown))
         print(f"chosen settings written to {root / args.name / results.TUNED_JSON}; methods/shipped.py ships them")

@@ -24,7 +24,8 @@ class Tune(SubCommand):
                                  f"is the method's current one (default {SELECTION_TRIALS})")
         parser.add_argument("--tune-seed", type=int, default=0, help="seed of the random draw of settings (default 0)")
         parser.add_argument("--space", help="a JSON object of setting -> candidate values that replaces the methods' "
-                                            "declared search spaces (keys: Hparams fields or train.<setting>)")
+                                            "declared search spaces (keys: Hparams fields or train.<setting>), or "
+                                            "an object of method -> such an object, one for each method tuned")
 
     def execute(self, args: argparse.Namespace) -> int:
         from benchmark.commands.tune import parse_trials, tune

@@ -38,8 +38,11 @@ of the same method.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
+
+from benchmark.results import GROUP
 
 
 @dataclass(frozen=True)
@@ -77,25 +80,42 @@ class Check:
                 "--name", self.name]
 
 
-RL_POLICY: dict[str, list[Any]] = {"policy_through": ["gate", "network"], "entropy_weight": [0.0, 0.001, 0.01]}
+#: Each method's design settings (a reading of its authors' code, an architecture, where a gradient or
+#: dropout goes) and the values its design study tries: every value, so a study's trials are its grid.
+DESIGN: dict[str, dict[str, list[Any]]] = {
+    "liteeval_rl": {"policy_through": ["gate", "network"], "entropy_weight": [0.0, 0.001, 0.01]},
+    "liteeval": {"dropout": [0.5, 0.0], "dropout_at": ["everywhere", "classifier"]},
+    "ocsampler": {"reading": ["official", "suite"], "frames": [6, 10]},
+    "scsampler": {"reading": ["official", "suite"]},
+    "frameexit": {"architecture": ["official", "linear"]},
+    "arnet": {"reading": ["official", "suite"]},
+}
+RL_POLICY = DESIGN["liteeval_rl"]
 #: OCSampler's readings and frame counts: its study on the default store, repeated on its second draw (both
 #: methods there: SCSampler's frames are searched too).
-OCSAMPLER_READINGS: dict[str, list[Any]] = {"reading": ["official", "suite"], "frames": [6, 10]}
+OCSAMPLER_READINGS = DESIGN["ocsampler"]
+
+
+def _design_study(name: str, method: str, question: str) -> Study:
+    return Study(name, method, DESIGN[method], grid_size(DESIGN[method]), question)
+
+
+def grid_size(space: dict[str, list[Any]]) -> int:
+    return math.prod(len(values) for values in space.values())
+
 
 STUDIES: tuple[Study, ...] = (
-    Study("default-liteeval-rl-tune", "liteeval_rl", RL_POLICY, 6,
-          "where LiteEval-RL's policy gradient flows, and its entropy bonus"),
-    Study("default-liteeval-dropout-tune", "liteeval",
-          {"dropout": [0.5, 0.0], "dropout_at": ["everywhere", "classifier"]}, 4,
-          "where LiteEval's dropout sits and how strong it is (the official code has none)"),
-    Study("default-ocsampler-readings", "ocsampler", OCSAMPLER_READINGS, 4,
-          "OCSampler: its authors' code against the suite's first reading, and its frame count"),
-    Study("default-scsampler-readings", "scsampler", {"reading": ["official", "suite"]}, 2,
-          "SCSampler: its authors' code against the suite's first reading"),
-    Study("default-frameexit-architectures", "frameexit", {"architecture": ["official", "linear"]}, 2,
-          "FrameExit's exit and pooling modules: the original's or linear ones"),
-    Study("default-arnet-readings", "arnet", {"reading": ["official", "suite"]}, 2,
-          "AR-Net: its authors' code against the suite's first reading"),
+    _design_study("default-liteeval-rl-tune", "liteeval_rl",
+                  "where LiteEval-RL's policy gradient flows, and its entropy bonus"),
+    _design_study("default-liteeval-dropout-tune", "liteeval",
+                  "where LiteEval's dropout sits and how strong it is (the official code has none)"),
+    _design_study("default-ocsampler-readings", "ocsampler",
+                  "OCSampler: its authors' code against the suite's first reading, and its frame count"),
+    _design_study("default-scsampler-readings", "scsampler",
+                  "SCSampler: its authors' code against the suite's first reading"),
+    _design_study("default-frameexit-architectures", "frameexit",
+                  "FrameExit's exit and pooling modules: the original's or linear ones"),
+    _design_study("default-arnet-readings", "arnet", "AR-Net: its authors' code against the suite's first reading"),
     Study("small-liteeval-rl-tune", "liteeval_rl", RL_POLICY, 6,
           "LiteEval-RL's policy path and bonus on the short videos of the `small` store", dataset="small"),
     # The small check's other rows, with as many selection trainings as LiteEval-RL's study above.
@@ -146,6 +166,16 @@ def _own_path(store: str, *flags: str) -> tuple[str, ...]:
     return ("benchmark", "run", "--dataset", store, *_EXTENDED, *flags, "--refresh")
 
 
+def _design_on(dataset: str, name: str) -> tuple[str, ...]:
+    """The default store's design studies on another store, in one tune on top of its tune's choices
+    (LiteEval's dropout at the default store's 0.5, so its study tries the same four candidates)."""
+    return ("benchmark", "tune", "--dataset", dataset, "--methods", *DESIGN, "--no-presets", "--config",
+            f"results/{name}-tune/tuned.json", "--set", "liteeval.dropout=0.5", "--space", json.dumps(DESIGN),
+            "--trials", str(max(map(grid_size, DESIGN.values()))),
+            *(f"{m}={grid_size(space)}" for m, space in DESIGN.items()), "--seeds", "0",
+            "--name", f"{name}-design-study", "--refresh")
+
+
 OTHERS: tuple[Other, ...] = (
     Other(("few-classes-tune",), (
         _store("few-classes", "default", 23, "num_classes=12", "num_videos=420", "mean_frames=80", "std_frames=30",
@@ -157,6 +187,13 @@ OTHERS: tuple[Other, ...] = (
                              "--no-presets", "--name", "small-tune", "--refresh"),)),
     Other(("shipped-defaults",), (("benchmark", "transfer", "default-tune", "small-tune", "few-classes-tune",
                                    "--force"),)),
+    # The design settings the shipped defaults carry: the default store's studies, repeated on the same two stores.
+    Other(("small-design-study",), (_design_on("small", "small"),)),
+    Other(("few-classes-design-study",), (_design_on("data/few-classes", "few-classes"),)),
+    Other(("shipped-design",), (("benchmark", "transfer",
+                                 GROUP.join(s.name for s in STUDIES if s.dataset == "default" and s.method in DESIGN),
+                                 "small-design-study", "few-classes-design-study", "--name", "shipped-design",
+                                 "--force"),)),
     Other(("unseen-a", "unseen-a-tune"), (_store("unseen-a", "small", 11, "num_videos=800"),
                                           _own_path("data/unseen-a"))),
     Other(("unseen-b", "unseen-b-tune"), (

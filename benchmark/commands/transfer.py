@@ -37,7 +37,8 @@ settings, a config file). methods/shipped.py repeats the choice (a test holds it
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from benchmark import provenance, tables
 from benchmark.config import as_config
 from benchmark.protocol import selection
 from benchmark.results import (
+    GROUP,
     PROVENANCE,
     SCHEMA_KEY,
     SCHEMA_VERSION,
@@ -78,12 +80,12 @@ SHARED_BUDGET = ("batch_size", "epochs", "min_steps", "patience", "steps", "vali
 class StoreTrials:
     """One store's tune, as its records hold it."""
 
-    run: str  # the tune's results folder name
+    run: str  # the tune's results folder name (several: joined by GROUP)
     store: str  # the store's name
     fingerprint: str | None
     validation_videos: int | None
-    tune: dict[str, Any]  # the tune's tune.json
-    folder: Path | None = None  # where the trials' pairs are (for ``first``)
+    tune: dict[str, Any]  # the tune's tune.json (several: their trials together)
+    folders: dict[str, Path] = field(default_factory=dict)  # method -> where its trials' pairs are (for ``first``)
 
     def trials(self, method: str) -> list[dict[str, Any]]:
         return sorted((t for t in self.tune["trials"] if t["method"] == method), key=lambda t: t["trial"])
@@ -94,11 +96,12 @@ class StoreTrials:
         rows = self.trials(method)
         if len(rows) == n:
             return rows
-        if self.folder is None:
+        folder = self.folders.get(method)
+        if folder is None:
             raise UsageError(f"{self.run}: its pairs are needed to compare its first {n} trials of {method}")
         rows, counts, found = rows[:n], None, []
         for row in rows:
-            _, labels, scores = load_scores(self.folder, f"{method}-trial{row['trial']}", self.tune["seeds"])
+            _, labels, scores = load_scores(folder, f"{method}-trial{row['trial']}", self.tune["seeds"])
             counts = selection.resample_counts(scores.shape[1]) if counts is None else counts
             found.append(selection.candidate(row["trial"], scores, labels, row["gflops"], counts))
         return [{**row, "validation_map_percent": 100 * v.map, "gap_to_best_percent": 100 * v.gap,
@@ -132,8 +135,32 @@ class Standing:
                 "chosen": self.chosen}
 
 
-def read_store(folder: Path) -> StoreTrials:
-    """A tune's folder (``python -m benchmark tune``), refused where it is not a tune scored on validation."""
+def read_store(tunes: Path | Sequence[Path]) -> StoreTrials:
+    """One store's tune (``python -m benchmark tune``), or its several tunes read as one (the default
+    store's design studies are one tune per method): refused where one is not a tune scored on
+    validation, where they tuned other stores, other rules or the same method twice."""
+    parts = [_read_tune(tunes)] if isinstance(tunes, Path) else [_read_tune(folder) for folder in tunes]
+    first, methods = parts[0], {}
+    for part in parts:
+        if part.fingerprint != first.fingerprint:
+            raise UsageError(f"{part.run} tuned {part.store}, {first.run} {first.store}: the tunes joined by "
+                             f"{GROUP!r} are one store's")
+        for key in ("seeds", "tune_seed", "budget", "validation"):
+            if part.tune.get(key) != first.tune.get(key):
+                raise UsageError(f"{part.run}: its {key} is not {first.run}'s; the tunes of one store joined by "
+                                 f"{GROUP!r} follow the same rules")
+        for method in dict.fromkeys(t["method"] for t in part.tune["trials"]):
+            if method in methods:
+                raise UsageError(f"{method} is tuned by both {methods[method].name} and {part.run}: name one tune "
+                                 "of each method per store")
+            methods[method] = part.folders[method]
+    if len(parts) == 1:
+        return first
+    return replace(first, run=GROUP.join(p.run for p in parts), folders=methods,
+                   tune={**first.tune, "trials": [t for p in parts for t in p.tune["trials"]]})
+
+
+def _read_tune(folder: Path) -> StoreTrials:
     tune = read_current(folder / TUNE_JSON)
     if not isinstance(tune, dict) or "trials" not in tune:
         raise UsageError(f"{folder}: no {TUNE_JSON}; name the folders of `python -m benchmark tune` runs, one per "
@@ -145,7 +172,7 @@ def read_store(folder: Path) -> StoreTrials:
     validation = tune.get("validation") or {}
     return StoreTrials(run=folder.name, store=str(dataset.get("name") or folder.name),
                        fingerprint=dataset.get("fingerprint"), validation_videos=validation.get("num_videos"),
-                       tune=tune, folder=folder)
+                       tune=tune, folders=dict.fromkeys((t["method"] for t in tune["trials"]), folder))
 
 
 def check_comparable(stores: list[StoreTrials]) -> list[str]:
@@ -227,7 +254,8 @@ class Choice:
         return {method: as_config(self.chosen(method).setting) for method in self.methods}
 
 
-def choose(folders: list[Path]) -> Choice:
+def choose(folders: Sequence[Path | Sequence[Path]]) -> Choice:
+    """The choice across stores, each one tune's folder or one store's several (``read_store``)."""
     stores = [read_store(folder) for folder in folders]
     methods = check_comparable(stores)
     return Choice(stores, {method: standings(stores, method) for method in methods})
@@ -254,7 +282,7 @@ def markdown(choice: Choice, shown: dict[str, str] | None = None) -> str:
                           "Learned everywhere": "yes" if s.learned else "no",
                           "Worst gap": f"{s.worst_gap:.1f}", "Relative cost": f"{s.relative_cost:.2f}",
                           "Chosen": "yes" if s.chosen else ""})
-    runs = ", ".join(f"results/{s.run}" for s in choice.stores)
+    runs = ", ".join(" + ".join(f"results/{run}" for run in s.run.split(GROUP)) for s in choice.stores)
     return ("Validation mAP (%) of each method's chosen setting on each store (the best candidate's in brackets):\n\n"
             + pd.DataFrame(summary).to_markdown(index=False, disable_numparse=True)
             + "\n\nEvery candidate (validation mAP (%) on each store; `(out)`: not within one standard error of that "

@@ -99,6 +99,24 @@ def parse_trials(tokens: list[str]) -> tuple[int, dict[str, int]]:
     return count(first, first), per_method
 
 
+def searched_spaces(space: dict[str, Any] | None, methods: list[str]) -> dict[str, dict[str, tuple[Any, ...]] | None]:
+    """Each method's searched space: ``space`` for every method (setting -> candidate values), or,
+    where every value of ``space`` is an object, each method's own (method -> its space: a design
+    study of several methods in one tune); None: the method's declared ``search_space``."""
+    if space is None:
+        return dict.fromkeys(methods)
+    if not isinstance(space, dict) or not space:
+        raise UsageError("--space must be a JSON object of setting -> list of candidate values (or method -> such "
+                         "an object)")
+    if not all(isinstance(v, dict) for v in space.values()):
+        shared = {key: tuple(values) if isinstance(values, list) else values for key, values in space.items()}
+        return dict.fromkeys(methods, shared)
+    if set(space) != set(methods):
+        raise UsageError(f"--space gives the spaces of {', '.join(sorted(space))}, but the methods tuned are "
+                         f"{', '.join(methods)}: give one space for each method tuned, or one for all of them")
+    return {m: {key: tuple(v) if isinstance(v, list) else v for key, v in space[m].items()} for m in methods}
+
+
 def trial_settings(plan: MethodPlan, trials: int, tune_seed: int,
                    space: dict[str, tuple[Any, ...]] | None = None) -> list[dict[str, Any]]:
     """The plan's current setting, then ``trials - 1`` others drawn from its grid (the
@@ -137,15 +155,12 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
     ``per_method``); write and return the chosen settings.
 
     ``space`` replaces every method's declared search space (e.g. to compare readings of one
-    method: ``--space '{"penalty": ["video", "batch"]}'``). Under torchrun every rank computes
+    method: ``--space '{"penalty": ["video", "batch"]}'``), or, keyed by method, each method's
+    (``searched_spaces``). Under torchrun every rank computes
     its share of the trials and rank 0 alone chooses and writes (the other ranks return None)."""
     store = FeatureStore.open(resolve_store(cfg.dataset, cfg.data_seed, show_progress=cfg.show_progress))
     bases = plan_methods(cfg, store.manifest.name)
-    searched: dict[str, tuple[Any, ...]] | None = None
-    if space is not None:
-        if not isinstance(space, dict) or not space:
-            raise UsageError("--space must be a JSON object of setting -> list of candidate values")
-        searched = {key: tuple(values) if isinstance(values, list) else values for key, values in space.items()}
+    spaces = searched_spaces(space, [b.name for b in bases])
     per_method = per_method or {}
     unknown = sorted(set(per_method) - {b.name for b in bases})
     if unknown:
@@ -155,7 +170,7 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
     plans: list[MethodPlan] = []
     settings: dict[str, tuple[str, int, dict[str, Any]]] = {}
     for base in bases:
-        for k, setting in enumerate(trial_settings(base, counts[base.name], tune_seed, searched)):
+        for k, setting in enumerate(trial_settings(base, counts[base.name], tune_seed, spaces[base.name])):
             label = f"{base.name}-trial{k}"
             settings[label] = (base.name, k, setting)
             shown = base.cls.shown_name()
@@ -180,7 +195,7 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
             atomic_write_json(ctx.out / results.TUNE_JSON, {
                 results.SCHEMA_KEY: results.SCHEMA_VERSION, "command": provenance.invocation(),
                 "trials_per_method": counts, "tune_seed": tune_seed, "seeds": cfg.seeds,
-                "search_spaces": {b.name: {k: list(v) for k, v in (searched or b.cls.search_space).items()}
+                "search_spaces": {b.name: {k: list(v) for k, v in (spaces[b.name] or b.cls.search_space).items()}
                                   for b in bases},
                 "scored_on": "validation",  # every trial's record says so (trial_rows refuses any other)
                 "selection": selection.RULE,

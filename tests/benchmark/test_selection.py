@@ -361,6 +361,27 @@ def test_a_method_can_take_its_own_number_of_trials_and_its_first_trials_do_not_
     assert "give METHOD=N after the count" in capsys.readouterr().err
 
 
+def test_a_design_study_of_several_methods_gives_each_its_own_space(tiny_store, tmp_path, capsys):
+    """``--space`` keyed by method searches each method's own settings in one tune (the shipped
+    design settings are chosen from such studies, results/shipped-design); a method left out, or
+    one not tuned, is one line (exit 2)."""
+    common = ["--dataset", str(tiny_store), "--steps", "2", "--validations", "2", "--jobs", "1",
+              "--results-dir", str(tmp_path)]
+    space = {"scsampler": {"reading": ["official", "suite"]}, "uniform": {"dropout": [0.5, 0.0]}}
+    assert main(["-q", "tune", "--methods", "uniform", "scsampler", "--trials", "2", "--space", json.dumps(space),
+                 *common]) == 0
+    record = json.loads((tmp_path / "tiny-tune" / "tune.json").read_text())
+    assert record["search_spaces"] == space
+    assert sorted((t["method"], json.dumps(t["setting"])) for t in record["trials"]) == [
+        ("scsampler", '{"reading": "official"}'), ("scsampler", '{"reading": "suite"}'),
+        ("uniform", '{"dropout": 0.0}'), ("uniform", '{"dropout": 0.5}')]
+    capsys.readouterr()
+    assert main(["-q", "tune", "--methods", "uniform", "lstm", "--trials", "2", "--space", json.dumps(space),
+                 *common]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "gives the spaces of scsampler, uniform" in err[0] and "uniform, lstm" in err[0]
+
+
 def test_trials_start_from_the_current_setting_and_do_not_repeat():
     from benchmark.plans import plan_methods
 

@@ -130,7 +130,8 @@ def test_the_shipped_defaults_repeat_the_committed_choice_made_on_three_stores_n
     folder = results / shipped.ORIGIN.record
     record = json.loads((folder / layout.TRANSFER_JSON).read_text())
     assert json.loads((folder / "tuned.json").read_text()) == shipped.SETTINGS
-    recomputed = transfer.choose([results / run for run in record[transfer.TUNES_KEY]])
+    recomputed = transfer.choose([[results / run for run in runs.split(layout.GROUP)]
+                                  for runs in record[transfer.TUNES_KEY]])
     assert recomputed.config() == shipped.SETTINGS
     assert len({s["fingerprint"] for s in record["stores"]}) >= 3
     builtin = {name for name, cls in available_methods().items() if cls.__module__.startswith("methods.")}
@@ -187,3 +188,24 @@ def test_a_store_that_drew_more_trials_is_compared_on_the_trials_every_store_hol
     assert first[0]["gap_to_best_percent"] == 0.0 and first[0]["within_noise"]  # the best of the two, not out
     assert [r["gap_to_best_percent"] for r in first] == [100 * v.gap for v in expected]
     assert "From " in transfer.markdown(choice) and "2 trials of each method" in transfer.markdown(choice)
+
+
+def test_one_stores_several_tunes_are_read_as_one(tmp_path, capsys):
+    """The default store's design studies are one tune per method: ``a+b`` names one store's
+    tunes, read as one; tunes of two stores, or of one method twice, are refused in one line."""
+    trials = [(90.0, 1.0, 0.0, True), (89.0, 1.0, 2.0, True), (70.0, 1.0, 1.0, False)]
+    for store in ("a", "b"):
+        for method in ("uniform", "lstm"):
+            fake_tune(tmp_path, f"{store}-{method}", store, trials, method=method)
+    assert main(["transfer", "a-uniform+a-lstm", "b-uniform+b-lstm", "--results-dir", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "shipped-defaults" / "transfer.json").read_text())
+    assert record[transfer.TUNES_KEY] == ["a-uniform+a-lstm", "b-uniform+b-lstm"]
+    assert set(record["chosen"]) == {"uniform", "lstm"}
+    assert "results/a-uniform + results/a-lstm" in (tmp_path / "shipped-defaults" / "transfer.md").read_text()
+    fake_tune(tmp_path, "a-uniform-again", "a", trials)
+    for runs, said in ((["a-uniform+b-lstm", "b-uniform+b-lstm"], "are one store's"),
+                       (["a-uniform+a-uniform-again", "b-uniform"], "is tuned by both")):
+        capsys.readouterr()
+        assert main(["transfer", *runs, "--results-dir", str(tmp_path), "--name", "other"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], err
