@@ -158,7 +158,7 @@ def choose(cfg: RunConfig, path: Path, label: str, fingerprint: str, validation:
     result = tune(tune_cfg, trials=settings.SELECTION_TRIALS, tune_seed=0)
     if result is None:  # not reached: torchrun was refused before (_own)
         raise RuntimeError("tune returned no choice on rank 0")
-    methods = {**(record.methods if record is not None else {}), **result.best}
+    methods = {**(record.methods if record is not None else {}), **result.ran}
     chosen_by = tuple(dict.fromkeys([*(record.chosen_by if record is not None else ()), name]))
     settings.write(path, store=label, fingerprint=fingerprint, methods=methods, chosen_by=chosen_by,
                    validation=validation)

@@ -200,8 +200,9 @@ class Origin:
             text = (f"Settings: chosen on this store's validation part ({self.record}{by}; "
                     f"{self.effort or 'the same selection for every method'}: benchmark/store_settings.py).")
             if self.chosen_by == (selection_folder(Path(self.record)),):  # `run`'s selection alone
-                text += (" It searched each method's search space (a built-in method's optimiser and dropout); a "
-                         "setting outside it (a reading, an architecture) is the class default (docs/running.md).")
+                text += (" It searched each method's search space (a built-in method's optimiser and dropout) from "
+                         "the shipped defaults, whose design settings (a reading, an architecture) were chosen across "
+                         "stores (methods/shipped.py).")
             return text
         if self.kind == "other":
             effort = f"; {self.effort}" if self.effort else ""

@@ -72,7 +72,8 @@ class Methods(SubCommand):
                 continue
             if shipped.settings(name):
                 print(f"{pad}  shipped defaults (any store without its own): {shipped.settings(name)}")
-                print(f"{pad}    {shipped.ORIGIN.describe()}")
+                for origin in shipped.origins(name):
+                    print(f"{pad}    {origin.describe()}")
             for dataset, preset in cls.presets.items():
                 print(f"{pad}  preset {dataset!r}: {preset_settings(preset)}")
                 for origin in preset.origins if isinstance(preset, Preset) else ():

@@ -146,7 +146,19 @@ def apply_setting(plan: MethodPlan, setting: dict[str, Any], label: str, display
 class TuneResult:
     table: str
     config_path: Path
-    best: dict[str, dict[str, Any]]
+    best: dict[str, dict[str, Any]]  # method -> the chosen trial's searched settings (tuned.json)
+    ran: dict[str, dict[str, Any]]  # method -> every setting the chosen trial ran with beyond the class defaults
+
+
+def given_settings(plan: MethodPlan, setting: dict[str, Any]) -> dict[str, Any]:
+    """A trial's ``setting`` with what its ``plan`` sets beyond the class defaults, as a config
+    file's table: a store's settings record must hold what its chosen trial ran with (a shipped
+    design setting too), since a table run from the record starts from the class defaults
+    (benchmark/plans.py)."""
+    defaults = plan.cls.train_defaults
+    train = {f"{TRAIN_PREFIX}{f.name}": getattr(plan.train, f.name) for f in fields(TrainConfig)
+             if getattr(plan.train, f.name) != getattr(defaults, f.name)}
+    return as_config({**plan.hparams, **train, **setting})
 
 
 def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, list[Any]] | None = None,
@@ -190,6 +202,9 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
             rows = trial_rows(ctx, settings)
             best = {row["method"]: row for row in rows if row["chosen"]}
             config = {method: as_config(row["setting"]) for method, row in best.items()}
+            by_label = {plan.label: plan for plan in plans}
+            ran = {method: given_settings(by_label[f"{method}-trial{row['trial']}"], row["setting"])
+                   for method, row in best.items()}
             config_path = ctx.out / results.TUNED_JSON
             atomic_write_json(config_path, config)
             atomic_write_json(ctx.out / results.TUNE_JSON, {
@@ -207,7 +222,7 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
                 f"\n\n{_counted(counts)}, seeds {cfg.seeds}; chosen: {selection.RULE}. "
                 f"{folder_summary.caption(ctx, with_differences=False)}\n")
             atomic_write_text(ctx.out / results.TUNE_MD, table)
-            return TuneResult(table=table, config_path=config_path, best=config)
+            return TuneResult(table=table, config_path=config_path, best=config, ran=ran)
     finally:
         finish(started)
 

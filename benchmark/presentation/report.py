@@ -63,13 +63,17 @@ CATALOGUE: tuple[tuple[str, str], ...] = (
     ("unseen-c-tune", "A store nobody tuned on (C): the selection run chose first"),
     ("default-seed1", "A second draw of the default store (data seed 1), by the path for your own data"),
     ("default-seed1-tune", "A second draw of the default store: the selection run chose first"),
-    ("default-seed1-readings", "A second draw of the default store: the readings its selection does not search"),
+    ("default-seed1-readings", "A second draw of the default store: the readings studied on its validation part"),
     ("unseen-a", "A store of `small`'s shape (one the shipped defaults read), by the path for your own data"),
     ("unseen-a-tune", "A store of `small`'s shape: the selection run chose first"),
     # The shipped defaults (methods/shipped.py), chosen across the default store and these two.
     ("shipped-defaults", "The shipped defaults: one setting per method, chosen across three stores"),
     ("small-tune", "The shipped defaults' second store: `small`'s selection trials"),
     ("few-classes-tune", "The shipped defaults' third store: `few-classes`' selection trials"),
+    # Their design settings: the default store's design studies, repeated on the same two stores.
+    ("shipped-design", "The shipped design settings (readings, architectures), chosen across the same three stores"),
+    ("small-design-study", "The shipped design settings' second store: the design studies on `small`"),
+    ("few-classes-design-study", "The shipped design settings' third store: the design studies on `few-classes`"),
 )
 MAIN_RUN = "default"
 ABLATIONS = ("sync", "gamma", "units")  # results/<main run>-ablate-<kind>/, set beside the paper's Tables 2-4

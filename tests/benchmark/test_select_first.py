@@ -51,7 +51,7 @@ def test_a_store_without_settings_has_them_chosen_first_then_found_by_its_finger
     table = (tmp_path / "unseen" / TABLE_MD).read_text()
     assert "Settings: chosen on this store's validation part" in table and "(settings of" not in table
     assert f"{settings.SELECTION_TRIALS} selection trainings each" in table  # the same effort, counted
-    assert "a setting outside it (a reading, an architecture) is the class default" in table  # not searched: said
+    assert "design settings (a reading, an architecture) were chosen across stores" in table  # not searched: said
     # Run again, with one more method: only that method is chosen; Uniform's choice is kept as it was.
     caplog.clear()
     trials_before = sorted(p.name for p in (tmp_path / "unseen-tune" / "runs").iterdir())

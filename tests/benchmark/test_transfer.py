@@ -152,8 +152,8 @@ def test_a_new_store_starts_from_the_shipped_defaults_and_no_presets_from_the_cl
 
     new = {p.name: p for p in plan_methods(RunConfig(suite="extended", named_choices=False), "someone-elses")}
     bare = {p.name: p for p in plan_methods(RunConfig(suite="extended", presets=False), "someone-elses")}
-    for method, table in shipped.SETTINGS.items():
-        plan = new[method]
+    for method in {*shipped.SETTINGS, *shipped.DESIGN}:
+        plan, table = new[method], shipped.settings(method)
         assert {k: plan.full_hparams()[k] for k in table if k != "train"} == {k: v for k, v in table.items()
                                                                               if k != "train"}
         assert {k: asdict(plan.train)[k] for k in table.get("train", {})} == table.get("train", {})
@@ -209,3 +209,43 @@ def test_one_stores_several_tunes_are_read_as_one(tmp_path, capsys):
         assert main(["transfer", *runs, "--results-dir", str(tmp_path), "--name", "other"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and said in err[0], err
+
+
+def test_the_shipped_design_settings_repeat_the_choice_made_on_the_same_three_stores():
+    """methods/shipped.py's design settings are what results/shipped-design chose, recomputed here
+    from the committed studies: the default store's design studies and the same studies on the two
+    other stores the optimiser's defaults were chosen on, every method that has design settings."""
+    from benchmark.commands.studies import DESIGN
+    from datasets.common.gitinfo import REPO
+    from methods import shipped
+
+    results = REPO / "results"
+    record = json.loads((results / shipped.DESIGN_ORIGIN.record / layout.TRANSFER_JSON).read_text())
+    assert json.loads((results / shipped.DESIGN_ORIGIN.record / "tuned.json").read_text()) == shipped.DESIGN
+    groups = [[results / run for run in runs.split(layout.GROUP)] for runs in record[transfer.TUNES_KEY]]
+    assert transfer.choose(groups).config() == shipped.DESIGN
+    assert set(shipped.DESIGN) == set(DESIGN)
+    for method, table in shipped.DESIGN.items():
+        assert set(table) == set(DESIGN[method]) and set(table) <= set(shipped.DESIGN_ORIGIN.keys), method
+    optimiser = json.loads((results / shipped.ORIGIN.record / layout.TRANSFER_JSON).read_text())
+    assert [s["fingerprint"] for s in record["stores"]] == [s["fingerprint"] for s in optimiser["stores"]]
+
+
+def test_a_stores_record_holds_the_design_settings_its_selection_ran_with():
+    """A new store's selection searches optimiser and dropout from the shipped defaults; its record
+    holds the shipped design settings beside the choice, since the table runs from the record alone."""
+    from benchmark.commands.tune import apply_setting, given_settings, trial_settings
+    from benchmark.config import as_config
+    from benchmark.plans import plan_methods
+    from methods import shipped
+
+    for method in shipped.DESIGN:
+        (plan,) = plan_methods(RunConfig(methods=[method], named_choices=False), "someone-elses")
+        setting = trial_settings(plan, 2, tune_seed=0)[1]
+        ran = given_settings(apply_setting(plan, setting, f"{method}-trial1", method), setting)
+        assert {k: ran[k] for k in shipped.DESIGN[method] if k not in setting} == {
+            k: v for k, v in shipped.DESIGN[method].items() if k not in setting}
+        chosen = as_config(setting)
+        assert {k: v for k, v in ran.items() if k in chosen and k != "train"} == {
+            k: v for k, v in chosen.items() if k != "train"}
+        assert chosen.get("train", {}).items() <= ran.get("train", {}).items()
