@@ -18,7 +18,8 @@ its row would not say so (issue 43). So the default path of ``run`` is the fair 
    stores: methods/shipped.py), said in the caption.
 
 Every selection on a new store starts from the shipped defaults (its first trial), the others drawn
-from each method's search space.
+from each method's search space; the shipped design settings (readings, architectures) hold for
+every trial, and the store's record keeps them beside the choice (``tune.given_settings``).
 
 Settings given by hand (``--config``, ``--no-presets``) are used as given, as before: that is
 what ``reproduce`` and the studies run with. Where ``--config`` is a store's settings record
