@@ -140,7 +140,8 @@ def read_store(tunes: Path | Sequence[Path]) -> StoreTrials:
     store's design studies are one tune per method): refused where one is not a tune scored on
     validation, where they tuned other stores, other rules or the same method twice."""
     parts = [_read_tune(tunes)] if isinstance(tunes, Path) else [_read_tune(folder) for folder in tunes]
-    first, methods = parts[0], {}
+    first = parts[0]
+    methods: dict[str, Path] = {}  # method -> the tune of this store that holds its trials
     for part in parts:
         if part.fingerprint != first.fingerprint:
             raise UsageError(f"{part.run} tuned {part.store}, {first.run} {first.store}: the tunes joined by "

@@ -232,7 +232,7 @@ def test_a_store_that_shares_a_name_does_not_inherit_its_choices_but_keeps_prese
     base = RunConfig(methods=["liteeval"])
     by_name = {p.name: p.full_hparams() for p in plan_methods(base, "default")}
     by_record = {p.name: p.full_hparams() for p in plan_methods(replace(base, named_choices=False), "default")}
-    assert by_name["liteeval"]["dropout_at"] == "classifier" != by_record["liteeval"]["dropout_at"]
+    assert by_name["liteeval"]["dropout"] == 0.5 != by_record["liteeval"]["dropout"]  # the shipped default's 0
     fcvid = {p.name: p.full_hparams() for p in plan_methods(replace(base, named_choices=False), "fcvid")}
     assert fcvid["liteeval"]["fine_hidden"] == 2048
 
