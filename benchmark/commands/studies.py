@@ -90,10 +90,6 @@ DESIGN: dict[str, dict[str, list[Any]]] = {
     "frameexit": {"architecture": ["official", "linear"]},
     "arnet": {"reading": ["official", "suite"]},
 }
-RL_POLICY = DESIGN["liteeval_rl"]
-#: OCSampler's readings and frame counts: its study on the default store, repeated on its second draw (both
-#: methods there: SCSampler's frames are searched too).
-OCSAMPLER_READINGS = DESIGN["ocsampler"]
 
 
 def _design_study(name: str, method: str, question: str) -> Study:
@@ -116,7 +112,7 @@ STUDIES: tuple[Study, ...] = (
     _design_study("default-frameexit-architectures", "frameexit",
                   "FrameExit's exit and pooling modules: the original's or linear ones"),
     _design_study("default-arnet-readings", "arnet", "AR-Net: its authors' code against the suite's first reading"),
-    Study("small-liteeval-rl-tune", "liteeval_rl", RL_POLICY, 6,
+    Study("small-liteeval-rl-tune", "liteeval_rl", DESIGN["liteeval_rl"], grid_size(DESIGN["liteeval_rl"]),
           "LiteEval-RL's policy path and bonus on the short videos of the `small` store", dataset="small"),
     # The small check's other rows, with as many selection trainings as LiteEval-RL's study above.
     Study("small-uniform-tune", "uniform", None, 6, "Uniform's optimiser and dropout on the `small` store",
@@ -211,7 +207,7 @@ OTHERS: tuple[Other, ...] = (
     # The default store's reading studies, repeated on that draw: does the path for your own data miss them?
     Other(("default-seed1-readings",), (("benchmark", "tune", "--dataset", "data/default-seed1", "--methods",
                                          "ocsampler", "scsampler", "--config", "results/default-seed1.settings.json",
-                                         "--space", json.dumps(OCSAMPLER_READINGS),
+                                         "--space", json.dumps(DESIGN["ocsampler"]),  # SCSampler's frames too
                                          "--trials", "4", "--seeds", "0", "1", "2", "--name",
                                          "default-seed1-readings", "--refresh"),)),
     Other(("unseen-b-hidden-study",), (("benchmark", "tune", "--dataset", "data/unseen-b", "--methods", "lstm",

@@ -108,13 +108,15 @@ def searched_spaces(space: dict[str, Any] | None, methods: list[str]) -> dict[st
     if not isinstance(space, dict) or not space:
         raise UsageError("--space must be a JSON object of setting -> list of candidate values (or method -> such "
                          "an object)")
+    def candidates(one: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+        return {key: tuple(values) if isinstance(values, list) else values for key, values in one.items()}
+
     if not all(isinstance(v, dict) for v in space.values()):
-        shared = {key: tuple(values) if isinstance(values, list) else values for key, values in space.items()}
-        return dict.fromkeys(methods, shared)
+        return dict.fromkeys(methods, candidates(space))
     if set(space) != set(methods):
         raise UsageError(f"--space gives the spaces of {', '.join(sorted(space))}, but the methods tuned are "
                          f"{', '.join(methods)}: give one space for each method tuned, or one for all of them")
-    return {m: {key: tuple(v) if isinstance(v, list) else v for key, v in space[m].items()} for m in methods}
+    return {m: candidates(space[m]) for m in methods}
 
 
 def trial_settings(plan: MethodPlan, trials: int, tune_seed: int,
@@ -146,7 +148,6 @@ def apply_setting(plan: MethodPlan, setting: dict[str, Any], label: str, display
 class TuneResult:
     table: str
     config_path: Path
-    best: dict[str, dict[str, Any]]  # method -> the chosen trial's searched settings (tuned.json)
     ran: dict[str, dict[str, Any]]  # method -> every setting the chosen trial ran with beyond the class defaults
 
 
@@ -222,7 +223,7 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
                 f"\n\n{_counted(counts)}, seeds {cfg.seeds}; chosen: {selection.RULE}. "
                 f"{folder_summary.caption(ctx, with_differences=False)}\n")
             atomic_write_text(ctx.out / results.TUNE_MD, table)
-            return TuneResult(table=table, config_path=config_path, best=config, ran=ran)
+            return TuneResult(table=table, config_path=config_path, ran=ran)
     finally:
         finish(started)
 
