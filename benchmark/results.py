@@ -126,8 +126,9 @@ GROUP = "+"
 
 def run_folder(run: str | Path, results_dir: str | Path) -> Path:
     """A run named as every command names it: a folder's path, else its name (``--name``) under
-    ``results_dir``. Whether it holds a run is the caller's to say."""
-    return Path(run) if Path(run).is_dir() else Path(results_dir) / str(run)
+    ``results_dir`` (a name has no folder separator: one that has is a path, named as given in the
+    caller's error where it does not exist). Whether it holds a run is the caller's to say."""
+    return Path(run) if Path(run).is_dir() or len(Path(run).parts) > 1 else Path(results_dir) / str(run)
 
 
 def pair_dir(out: Path, name: str, seed: int | str) -> Path:

@@ -300,6 +300,10 @@ def test_compare_prints_the_paired_difference_of_two_rows(tiny_store, tmp_path, 
     assert main(["compare", "bf16", "lstm", "lstm", "--against", "tiny", "--results-dir", str(tmp_path)]) == 0
     assert "LSTM (bf16) against" in capsys.readouterr().out
     assert main(["compare", str(out), "lstm", "lstm"]) == 2  # one folder, one row: nothing to compare
+    capsys.readouterr()
+    # A mistyped path is named as typed, not joined under --results-dir ("results/results/x").
+    assert main(["compare", "results/nosuch", "lstm", "uniform", "--results-dir", str(tmp_path)]) == 2
+    assert "error: results/nosuch: no results folder" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------- tuning
