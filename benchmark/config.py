@@ -110,6 +110,11 @@ class RunConfig:
     # Recompute only the pairs that are stale (their code changed since) or were computed with another
     # configuration; keep the rest (``--refresh``; what ``reproduce`` runs every stage with).
     refresh: bool = False
+    # Also recompute the done pairs whose trained weights are not here (``--restore-weights``): a fresh
+    # clone has every pair's record and scores but no model.pt (not committed to git), and ``online``,
+    # ``latency`` and ``stream`` load the weights. On the kind of machine that computed a pair it
+    # comes back bit for bit (the cross-machine check compares it with what was there).
+    restore_weights: bool = False
     show_progress: bool = True
     jobs: int | None = None  # worker processes for the pairs; None: one per core on a CPU (benchmark/parallel.py)
     threads: int | None = None  # threads per pair; None: benchmark/parallel.py's DEFAULT_THREADS

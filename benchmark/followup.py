@@ -112,6 +112,7 @@ def followup_config(given: dict[str, Any]) -> RunConfig:
     settings = {f.name: recorded[f.name] for f in fields(RunConfig) if f.name in recorded}
     settings.update({k: given[k] for k in OWN if k in given})
     settings.update(budget=Budget(**{k: v for k, v in recorded_budget.items() if k in BUDGET_FLAGS}),
-                    methods=methods or None, seeds=seeds, name=name, results_root=str(root), force=False, jobs=None,
+                    methods=methods or None, seeds=seeds, name=name, results_root=str(root), force=False,
+                    restore_weights=False, jobs=None,
                     threads=None, reread_evidence=False, selection=False, unchecked=False)
     return RunConfig(**settings)

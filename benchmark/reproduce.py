@@ -330,7 +330,10 @@ def plan(options: Options) -> list[Stage]:
     if studies:
         stages.append(Stage("studies", tuple([*s.argv(), *data_of(s.dataset), *budget, *compute] for s in studies),
                             (tuned,), tuple(s.name for s in studies), _pairs((s.method, s.pairs) for s in studies)))
-    stages.append(Stage("table", (["run", *data, *listed, *seeds, "--name", name, *chosen, *budget, *compute],),
+    # --restore-weights: the online and latency stages load the table's trained weights, which a
+    # fresh clone does not have (not committed to git).
+    stages.append(Stage("table", (["run", *data, *listed, *seeds, "--name", name, *chosen, *budget, "--restore-weights",
+                                   *compute],),
                         (settings,), (name,), {m: len(options.seeds) for m in methods}))
     if "liteeval" in methods:
         for kind in ("sync", "gamma", "units"):

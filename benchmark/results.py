@@ -388,7 +388,9 @@ def _short(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else repr(value)
 
 
-def load_weights(folder: Path, device: Any, recompute: str = "`python -m benchmark run ... --force`") -> dict[str, Any]:
+def load_weights(folder: Path, device: Any,
+                 recompute: str = "`python -m benchmark run ... --restore-weights` (the run's own flags)",
+                 ) -> dict[str, Any]:
     """A pair's saved weights (``model.pt``), loaded as plain tensors only (``weights_only``: a
     pickle payload in the file never runs); a file that is not a plain state dict is one line,
     and so are weights that were not kept (``NOT_KEPT``), with ``recompute``, the command that

@@ -105,6 +105,10 @@ class Runner:
                              "Re-run with --force (or --refresh) to replace it, or choose another --name")
         if ctx.cfg.force:
             return False
+        if ctx.cfg.restore_weights and not (folder / results.WEIGHTS).is_file():
+            log.info("%s seed %d: its trained weights are not here (not committed to git); computing it again "
+                     "(--restore-weights)", plan.name, seed)
+            return False
         if kind == "stale" and ctx.cfg.refresh:
             log.info("%s seed %d: STALE (%s); recomputing it (--refresh)", plan.name, seed, detail)
             return False

@@ -89,6 +89,11 @@ def run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = True
         add(p, "--refresh", action="store_true", help="recompute only the pairs that are stale (their code "
                                                               "changed since) or were computed with another "
                                                               "configuration; keep the others")
+        add(p, "--restore-weights", action="store_true",
+                       help="also recompute the done pairs whose trained weights (model.pt) are not here, as in a "
+                            "fresh clone (git keeps scores and records, not weights): `online`, `latency` and "
+                            "`stream` load them; on the kind of machine that computed a pair it comes back bit for "
+                            "bit")
         add(p, "--jobs", type=int, help="method/seed pairs computed at once in worker processes (default: "
                                                 "$LITEEVAL_JOBS where set, else one per CPU core, as memory "
                                                 "allows; on a GPU as many as its memory holds; under torchrun "
@@ -121,6 +126,7 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         config_file=args.config, presets=getattr(args, "presets", True), results_root=args.results_dir,
         train_split=args.train_split,
         eval_split=args.eval_split, force=args.force, refresh=getattr(args, "refresh", False),
+        restore_weights=getattr(args, "restore_weights", False),
         show_progress=not args.quiet,
         jobs=getattr(args, "jobs", None), threads=getattr(args, "threads", None),
         reread_evidence=getattr(args, "reread_evidence", False), precision=args.precision,

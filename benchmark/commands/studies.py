@@ -226,7 +226,7 @@ OTHERS: tuple[Other, ...] = (
     Other(("real-clips",), (
         # The class defaults it was made with (its 3 validation videos are too few to choose on).
         ("benchmark", "run", "--dataset", "data/real-clips/store", "--methods", "uniform", "liteeval",
-         "--val-fraction", "0.34", "--no-presets", "--refresh"),
+         "--val-fraction", "0.34", "--no-presets", "--refresh", "--restore-weights"),  # the stream loads them
         ("benchmark", "stream", "data/real-clips/videos/bikes_test1.mp4", "--run", "results/real-clips", "--out",
          "results/real-clips/stream-bikes.json", "--overwrite"))),
     # Each part of the study in a results root of its own, so that no settings record is shared.

@@ -416,8 +416,13 @@ def test_a_pair_is_done_without_its_weights_and_commands_that_need_them_say_how_
     assert main(online) == 2
     line = error_line(capsys)
     assert "trained weights are not here" in line and "--methods liteeval --seeds 0 --force" in line
-    assert run(tmp_path, "--methods", "liteeval", "--force") == 0
+    uniform = pair(tmp_path, "uniform") / "record.json"
+    kept = uniform.read_bytes()
+    scores = (folder / "scores.npz").read_bytes()
+    assert run(tmp_path, "--methods", "uniform", "liteeval", "--restore-weights") == 0  # only what lacks weights
     assert results.sha256_bytes((folder / "model.pt").read_bytes()) == recorded  # bit for bit, same machine
+    assert (folder / "scores.npz").read_bytes() == scores
+    assert uniform.read_bytes() == kept  # a pair that has its weights is kept
     (folder / "model.pt").write_bytes(b"not the weights")
     assert "model.pt does not match" in results.pair_state(folder).reason  # where present, it must match
 
