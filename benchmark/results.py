@@ -389,7 +389,7 @@ def _short(value: Any) -> str:
 
 
 def load_weights(folder: Path, device: Any,
-                 recompute: str = "`python -m benchmark run ... --restore-weights` (the run's own flags)",
+                 recompute: str = "`python -m benchmark run ... --force` (the run's own flags)",
                  ) -> dict[str, Any]:
     """A pair's saved weights (``model.pt``), loaded as plain tensors only (``weights_only``: a
     pickle payload in the file never runs); a file that is not a plain state dict is one line,
@@ -405,7 +405,8 @@ def load_weights(folder: Path, device: Any,
             f"{path}: the pair's trained weights are not here (results keep scores and records; weights are not "
             f"committed to git). Recompute the pair to get them back: {recompute}; on the kind of machine that "
             "computed it they come back bit for bit (their checksum is in its record), elsewhere its numbers are "
-            "recomputed too")
+            "recomputed too. `run ... --restore-weights` recomputes every done pair of the run whose weights are "
+            "missing, and only those")
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:

@@ -416,6 +416,7 @@ def test_a_pair_is_done_without_its_weights_and_commands_that_need_them_say_how_
     assert main(online) == 2
     line = error_line(capsys)
     assert "trained weights are not here" in line and "--methods liteeval --seeds 0 --force" in line
+    assert "--restore-weights` recomputes every done pair of the run whose weights are missing" in line
     uniform = pair(tmp_path, "uniform") / "record.json"
     kept = uniform.read_bytes()
     scores = (folder / "scores.npz").read_bytes()
