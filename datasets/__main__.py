@@ -132,7 +132,7 @@ def _cmd_sample_clips(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m datasets", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m datasets", description=__doc__.replace("``", "`"))
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True)
 

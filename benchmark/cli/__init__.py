@@ -33,7 +33,8 @@ COMMANDS: tuple[SubCommand, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__.split("\n\n")[0])
+    summary = __doc__.split("\n\n")[0].replace("``", "`")  # single quotes on a terminal
+    parser = argparse.ArgumentParser(prog="python -m benchmark", description=summary)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
