@@ -1,7 +1,9 @@
 """``python -m benchmark list-runs``: the results folders under a root, one line each, as a user asks of them.
 
 Which runs are here, on what data, with which methods and seeds, where their pairs were computed,
-and whether their tables can be cited (``report --check``'s verdict: benchmark/presentation/audit.py).
+how many of their pairs have their trained weights here (a clone has none: git keeps no weights,
+and ``online``, ``latency`` and ``stream`` load them), and whether their tables can be cited
+(``report --check``'s verdict: benchmark/presentation/audit.py).
 It reads the folders' summaries and provenance and writes nothing.
 """
 
@@ -17,7 +19,7 @@ from benchmark.presentation import audit
 from benchmark.provenance import machine_kind
 from benchmark.record import summary_records
 
-COLUMNS = ["Run", "Dataset", "Methods", "Seeds", "Pairs", "Computed on", "State"]
+COLUMNS = ["Run", "Dataset", "Methods", "Seeds", "Pairs", "Weights here", "Computed on", "State"]
 
 
 def _seeds(per_seed: dict[str, dict[str, Any]]) -> str:
@@ -26,7 +28,7 @@ def _seeds(per_seed: dict[str, dict[str, Any]]) -> str:
 
 
 def row(folder: Path) -> dict[str, str]:
-    """One folder's line: its dataset, methods, seeds, pairs, machines and state."""
+    """One folder's line: its dataset, methods, seeds, pairs, weights, machines and state."""
     provenance = layout.read_json(folder / layout.PROVENANCE)
     provenance = provenance if isinstance(provenance, dict) else {}
     per_seed = summary_records(folder)
@@ -43,7 +45,10 @@ def row(folder: Path) -> dict[str, str]:
         state += "; rows that did not learn"
     return {"Run": folder.name, "Dataset": f"{name} ({fingerprint})" if fingerprint else name,
             "Methods": str(len(per_seed)), "Seeds": _seeds(per_seed),
-            "Pairs": str(sum(len(s) for s in per_seed.values())), "Computed on": " | ".join(machines) or "—",
+            "Pairs": str(sum(len(s) for s in per_seed.values())),
+            "Weights here": str(sum((layout.pair_dir(folder, name, seed) / layout.WEIGHTS).is_file()
+                                    for name, seeds in per_seed.items() for seed in seeds)),
+            "Computed on": " | ".join(machines) or "—",
             "State": state}
 
 
@@ -60,5 +65,7 @@ def listing(root: Path) -> str:
     if rows.empty:
         return f"no results folders under {root}: `python -m benchmark run` writes one"
     return (rows.to_markdown(index=False, disable_numparse=True)
-            + f"\n\n{len(rows)} runs under {root}. State: `ok`, or what `python -m benchmark report --check` finds "
+            + f"\n\n{len(rows)} runs under {root}. Weights here: the pairs whose trained weights (model.pt) are on "
+            "this machine, which `online`, `latency` and `stream` load (git keeps none; `run ... --restore-weights` "
+            "recomputes the missing ones). State: `ok`, or what `python -m benchmark report --check` finds "
             "(benchmark/presentation/audit.py).")

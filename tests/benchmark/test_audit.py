@@ -199,7 +199,11 @@ def test_runs_lists_each_folder_with_its_state(run, capsys):
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if line.startswith("| run "))
     cells = [c.strip() for c in line.split("|")[1:-1]]
-    assert cells[1].startswith("tiny (") and cells[2:5] == ["1", "0 1", "2"] and cells[-1].startswith("ok")
+    assert cells[1].startswith("tiny (") and cells[2:6] == ["1", "0 1", "2", "2"] and cells[-1].startswith("ok")
+    (run / "runs" / "uniform" / "seed1" / "model.pt").unlink()  # as in a clone: git keeps no weights
+    assert main(["-q", "list-runs", "--results-dir", str(run.parent)]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| run "))
+    assert [c.strip() for c in line.split("|")[1:-1]][4:6] == ["2", "1"]
     _edit_summary(run, lambda per_seed: per_seed["uniform"]["1"]["code"]["files"].update(
         {"methods/uniform.py": "0" * 16}))
     assert main(["-q", "list-runs", "--results-dir", str(run.parent)]) == 0
