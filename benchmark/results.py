@@ -388,6 +388,11 @@ def _short(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else repr(value)
 
 
+def has_weights(folder: Path) -> bool:
+    """Whether the pair in ``folder`` has its trained weights here (``NOT_KEPT``: a clone has none)."""
+    return (folder / WEIGHTS).is_file()
+
+
 def load_weights(folder: Path, device: Any,
                  recompute: str = "`python -m benchmark run ... --force` (the run's own flags)",
                  ) -> dict[str, Any]:

@@ -105,7 +105,7 @@ class Runner:
                              "Re-run with --force (or --refresh) to replace it, or choose another --name")
         if ctx.cfg.force:
             return False
-        if ctx.cfg.restore_weights and not (folder / results.WEIGHTS).is_file():
+        if ctx.cfg.restore_weights and not results.has_weights(folder):
             log.info("%s seed %d: its trained weights are not here (not committed to git); computing it again "
                      "(--restore-weights)", plan.name, seed)
             return False

@@ -211,7 +211,7 @@ def without_weights(ctx: RunContext, points: list[Point]) -> list[tuple[MethodPl
 
     def weightless(plan: MethodPlan, seed: int) -> bool:
         folder = ctx.pair_dir(plan, seed)
-        return (folder / results.RECORD).is_file() and not (folder / results.WEIGHTS).is_file()
+        return (folder / results.RECORD).is_file() and not results.has_weights(folder)
 
     for point in points:
         for seed in ctx.cfg.seeds if point.at == "evaluation" else ():

@@ -46,8 +46,8 @@ def row(folder: Path) -> dict[str, str]:
     return {"Run": folder.name, "Dataset": f"{name} ({fingerprint})" if fingerprint else name,
             "Methods": str(len(per_seed)), "Seeds": _seeds(per_seed),
             "Pairs": str(sum(len(s) for s in per_seed.values())),
-            "Weights here": str(sum((layout.pair_dir(folder, name, seed) / layout.WEIGHTS).is_file()
-                                    for name, seeds in per_seed.items() for seed in seeds)),
+            "Weights here": str(sum(layout.has_weights(layout.pair_dir(folder, method, seed))
+                                    for method, seeds in per_seed.items() for seed in seeds)),
             "Computed on": " | ".join(machines) or "—",
             "State": state}
 
