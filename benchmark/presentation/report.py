@@ -21,6 +21,7 @@ writes from the committed results.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ import pandas as pd
 from benchmark import preset_origin, tables
 from benchmark import results as layout
 from benchmark.commands.studies import CHECKS, STUDIES
+from benchmark.config import available_cores
 from benchmark.presentation import audit, paper, stream_text, words
 from benchmark.protocol import learned
 from benchmark.record import summary_records, unbacked_pairs
@@ -499,16 +501,21 @@ def _build(results: Path, names: list[str] | None) -> Report:
 
 def in_short(results: Path, shown: set[str]) -> str:
     """README's "In short" paragraph: each comparison of ``IN_SHORT`` as ``compare`` computes it,
-    in the words of benchmark/presentation/words.py, with its cost ratio and what the paper reports."""
+    in the words of benchmark/presentation/words.py, with its cost ratio and what the paper reports.
+    The comparisons run in threads, as a table's bootstrap does (benchmark/folder_summary.py
+    ``resampled_maps``): numpy releases the GIL in almost all of it, and each is computed as alone."""
     from benchmark.presentation.compare import compare
 
+    asked = [(run, a, b) for run, a, b, _ in IN_SHORT if run in shown]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(asked), available_cores()))) as pool:
+        futures = {(run, a, b): pool.submit(compare, results / run, a, b) for run, a, b in asked}
     parts = []
     for run, a, b, reported in IN_SHORT:
         if run not in shown:
             parts.append(f"(`results/{run}` is not published: {a} against {b} is not stated)")
             continue
         try:
-            c = compare(results / run, a, b)
+            c = futures[run, a, b].result()
         except (UsageError, FileNotFoundError) as exc:  # a folder without these rows or pairs (a user's own run)
             parts.append(f"({a} against {b} in `results/{run}` is not stated: {exc})")
             continue
