@@ -18,6 +18,8 @@ from benchmark import results as layout
 from benchmark.presentation import audit
 from benchmark.provenance import machine_kind
 from benchmark.record import summary_records
+from benchmark.results import remembering_pair_states
+from datasets.common.progress import progress_bar
 
 COLUMNS = ["Run", "Dataset", "Methods", "Seeds", "Pairs", "Weights here", "Computed on", "State"]
 
@@ -53,10 +55,17 @@ def row(folder: Path) -> dict[str, str]:
 
 
 def frame(root: Path) -> pd.DataFrame:
-    """Every results folder under ``root`` (a folder with a summary or provenance), one row each."""
+    """Every results folder under ``root`` (a folder with a summary or provenance), one row each.
+    Each pair is checked once (its checksums and re-scored numbers, about 0.03 s a pair), although
+    the audit's checks of a folder ask about the same pairs several times."""
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()
                      and any((p / f).is_file() for f in (layout.SUMMARY, layout.PROVENANCE)))
-    return pd.DataFrame([row(folder) for folder in folders], columns=COLUMNS)
+    with remembering_pair_states(), progress_bar(total=len(folders), desc="list-runs", unit="folder") as bar:
+        rows = []
+        for folder in folders:
+            rows.append(row(folder))
+            bar.update(1)
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def listing(root: Path) -> str:

@@ -210,6 +210,26 @@ def test_runs_lists_each_folder_with_its_state(run, capsys):
     assert "| stale" in capsys.readouterr().out
 
 
+def test_list_runs_checks_each_pair_once(run, monkeypatch):
+    """Found: `list-runs` took 74 s on the committed results, twice `report --check`: its audit of
+    a folder asked about each pair several times and re-scored it each time."""
+    from collections import Counter
+
+    from benchmark import results
+    from benchmark.presentation.runs import frame
+
+    reads: Counter = Counter()
+    read = results._read_pair_state
+
+    def counted(folder):
+        reads[Path(folder).resolve()] += 1
+        return read(folder)
+
+    monkeypatch.setattr(results, "_read_pair_state", counted)
+    assert len(frame(run.parent)) == 1
+    assert len(reads) == 2 and set(reads.values()) == {1}, reads
+
+
 def test_the_printed_table_fits_a_terminal_and_the_caption_explains_its_columns(tiny_store, tmp_path, capsys):
     """Found (issue 46): `run` printed a 269-column table, and nothing said what "mAP interp." or
     "Evidence lift" are. The terminal gets the main columns and where the full table is; the
