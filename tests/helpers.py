@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -117,3 +119,19 @@ def blank_readme() -> str:
     pairs = ((report.HEADLINE_START, report.HEADLINE_END), (report.CURVES_START, report.CURVES_END),
              (report.STREAM_START, report.STREAM_END), (report.IN_SHORT_START, report.IN_SHORT_END))
     return "".join(f"{start}\n{end}\n" for start, end in pairs)
+
+
+def count_pair_reads(monkeypatch: Any) -> Counter:
+    """How often each pair folder's state is read (checksums and re-scored numbers) from now on,
+    by absolute path: a command that asks about a pair several times should read it once."""
+    from benchmark import results
+
+    reads: Counter = Counter()
+    read = results._read_pair_state
+
+    def counted(folder: Path) -> Any:
+        reads[Path(folder).resolve()] += 1
+        return read(folder)
+
+    monkeypatch.setattr(results, "_read_pair_state", counted)
+    return reads

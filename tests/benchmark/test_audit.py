@@ -213,19 +213,10 @@ def test_runs_lists_each_folder_with_its_state(run, capsys):
 def test_list_runs_checks_each_pair_once(run, monkeypatch):
     """Found: `list-runs` took 74 s on the committed results, twice `report --check`: its audit of
     a folder asked about each pair several times and re-scored it each time."""
-    from collections import Counter
-
-    from benchmark import results
     from benchmark.presentation.runs import frame
+    from tests.helpers import count_pair_reads
 
-    reads: Counter = Counter()
-    read = results._read_pair_state
-
-    def counted(folder):
-        reads[Path(folder).resolve()] += 1
-        return read(folder)
-
-    monkeypatch.setattr(results, "_read_pair_state", counted)
+    reads = count_pair_reads(monkeypatch)
     assert len(frame(run.parent)) == 1
     assert len(reads) == 2 and set(reads.values()) == {1}, reads
 

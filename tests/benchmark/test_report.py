@@ -16,18 +16,9 @@ def test_the_committed_results_page_and_headline_are_generated(monkeypatch):
     """The page, the README's blocks and every folder's table are what `report` writes now; and the
     build checks each pair once (found: `report` checked every pair twice, its audit then its
     tables, re-scoring each against its record: half of its 45 s on the committed folders)."""
-    from collections import Counter
+    from tests.helpers import count_pair_reads
 
-    from benchmark import results
-
-    reads: Counter = Counter()
-    read = results._read_pair_state
-
-    def counted(folder):
-        reads[Path(folder).resolve()] += 1
-        return read(folder)
-
-    monkeypatch.setattr(results, "_read_pair_state", counted)
+    reads = count_pair_reads(monkeypatch)
     built = report.build(REPO / "results")
     assert len(reads) > 100 and set(reads.values()) == {1}, "each pair is checked once"
     assert (REPO / "docs/results.md").read_text() == built.page, "run `python -m benchmark report`"
