@@ -11,7 +11,10 @@ its row would not say so (issue 43). So the default path of ``run`` is the fair 
    validation part, as ``python -m benchmark reproduce``'s tune does (``SELECTION_TRIALS``
    trials of each method's search space, seed 0, the run's budget, the cheapest within noise
    of the best), into results/<store>-tune, writes the record, then trains the table with it.
-   The tune resumes pair by pair like any run, and prints its plan and ETA as one;
+   The tune resumes pair by pair like any run, and prints its plan and ETA as one. Methods a
+   later run adds (a plug-in added to a table) get a selection of their own,
+   results/<store>-tune-<methods>, with as many trials as the record's methods rest on
+   selection trainings (``store_settings.matched_trials``: 10 on the default store);
 3. ``--settings-from NAME`` uses another store's record on purpose: the caption and every row
    it covers say whose settings they are;
 4. a try-out store (``tiny``) is too small to choose on: the shipped defaults (chosen across
@@ -109,32 +112,45 @@ def _with(cfg: RunConfig, record: settings.Record, origin: settings.Origin) -> R
 def _own(cfg: RunConfig, label: str, fingerprint: str, validation: dict[str, Any], root: Path,
          plans: list[MethodPlan]) -> RunConfig:
     """The store's own record for this carve, after choosing the settings of the methods it lacks
-    (and, under --refresh, choosing again where ``run`` chose them: its tune resumes, keeping its
-    current trials and computing its stale ones again, and the record takes what it chooses now)."""
+    (and, under --refresh, choosing again where ``run`` chose them: each of its selections resumes,
+    keeping its current trials and computing its stale ones again, and the record takes what it
+    chooses now)."""
     record = settings.find(root, fingerprint, validation)
     path = record.path if record is not None else settings.path_for(root, label, fingerprint, validation)
-    tune = settings.selection_folder(path)
     missing = [p for p in plans if record is None or p.name not in record.methods]
-    again = (not missing and record is not None and cfg.refresh and record.chosen_by == (tune,)
-             and launched_world() == 1)
     if missing:
         lacking, specs = [p.name for p in missing], [p.spec for p in missing]
+        # The store's first selection, or one of its own for what a later run adds (a plug-in): the
+        # earlier selections' folders and choices are never rewritten, and the added methods get the
+        # selection trainings the record's methods rest on.
+        tune = settings.selection_folder(path, tuple(lacking) if record is not None else ())
+        trials = settings.matched_trials(record)
         if launched_world() > 1:
             raise UsageError(f"{path}: no settings chosen on this store for {', '.join(lacking)}; choose them first "
                              f"with `torchrun ... -m benchmark tune --dataset {cfg.dataset} --methods "
-                             f"{' '.join(specs)} --trials {settings.SELECTION_TRIALS} --name {tune}` "
+                             f"{' '.join(specs)} --trials {trials} --name {tune}` "
                              f"and add the choices to {path}, or pass --settings-from NAME to use another store's "
                              "settings (marked)")
         log.warning("%s: no settings chosen on this store (fingerprint %s) for %s; choosing them first on its "
                     "validation part: %d trials of each, seed %s, the run's budget, into %s (the same selection for "
                     "every method; --settings-from NAME uses another store's settings instead, marked)", path,
-                    fingerprint, ", ".join(lacking), settings.SELECTION_TRIALS,
-                    ", ".join(map(str, settings.SELECTION_SEEDS)), root / tune)
-        record = choose(cfg, path, label, fingerprint, validation, record, specs)
-    elif again:
-        log.warning("--refresh: choosing the settings of %s on this store again into %s (its current trials are "
-                    "kept, stale ones computed again)", ", ".join(p.name for p in plans), root / tune)
-        record = choose(cfg, path, label, fingerprint, validation, record, [p.spec for p in plans])
+                    fingerprint, ", ".join(lacking), trials, ", ".join(map(str, settings.SELECTION_SEEDS)), root / tune)
+        record = choose(cfg, path, label, fingerprint, validation, record, specs, tune, trials)
+    elif (record is not None and cfg.refresh and settings.made_by_run(path, record.chosen_by)
+          and launched_world() == 1):
+        from benchmark.commands.tune import trials_of
+
+        named = {p.name: p.spec for p in plans}
+        for tune in record.chosen_by:
+            chosen = trials_of(root / tune)
+            if not chosen or not set(chosen) <= set(named):  # a selection of methods this run does not name
+                log.info("--refresh: %s is not chosen again (it chose %s; this run names %s)", root / tune,
+                         ", ".join(chosen) or "nothing it recorded", ", ".join(named))
+                continue
+            log.warning("--refresh: choosing the settings of %s on this store again into %s (its current trials are "
+                        "kept, stale ones computed again)", ", ".join(chosen), root / tune)
+            record = choose(cfg, path, label, fingerprint, validation, record, [named[m] for m in chosen], tune,
+                            max(chosen.values()))
     assert record is not None
     return _with(cfg, record, _origin(record, fingerprint, validation, plans))
 
@@ -147,16 +163,15 @@ def _effort(record: settings.Record, methods: tuple[str, ...]) -> str:
 
 
 def choose(cfg: RunConfig, path: Path, label: str, fingerprint: str, validation: dict[str, Any],
-           record: settings.Record | None, specs: list[str]) -> settings.Record:
-    """Tune ``specs`` on the store's validation part (into ``<record>-tune``) and put their choices
-    into its record at ``path``."""
+           record: settings.Record | None, specs: list[str], name: str, trials: int) -> settings.Record:
+    """Tune ``specs`` on the store's validation part (``trials`` each, into results folder ``name``)
+    and put their choices into its record at ``path``."""
     from benchmark.commands.tune import tune
 
-    name = settings.selection_folder(path)
     tune_cfg = replace(cfg, methods=specs, named_choices=False, config_file=None, overrides=[],
                        seeds=list(settings.SELECTION_SEEDS), name=name, force=False, eval_split=None,
                        reread_evidence=False, settings_origin=None)
-    result = tune(tune_cfg, trials=settings.SELECTION_TRIALS, tune_seed=0)
+    result = tune(tune_cfg, trials=trials, tune_seed=0)
     if result is None:  # not reached: torchrun was refused before (_own)
         raise RuntimeError("tune returned no choice on rank 0")
     methods = {**(record.methods if record is not None else {}), **result.ran}

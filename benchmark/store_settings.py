@@ -93,10 +93,29 @@ def find(root: Path, fingerprint: str, validation: dict[str, Any]) -> Record | N
     return next((r for r in records(root) if r.fingerprint == fingerprint and r.validation == validation), None)
 
 
-def selection_folder(path: Path) -> str:
-    """The results folder of the selection ``python -m benchmark run`` makes for the record at
-    ``path`` (benchmark/select_first.py): ``<record's name>-tune``."""
-    return f"{path.name.removesuffix(SUFFIX)}-tune"
+def selection_folder(path: Path, added: tuple[str, ...] = ()) -> str:
+    """The results folder of a selection ``python -m benchmark run`` makes for the record at
+    ``path`` (benchmark/select_first.py): ``<record's name>-tune`` for the store's first; a later
+    one, of the ``added`` methods the record lacks (a plug-in added to a table), its own
+    ``<record's name>-tune-<methods>``, so that no selection rewrites another's choices."""
+    first = f"{path.name.removesuffix(SUFFIX)}-tune"
+    return f"{first}-{'+'.join(added)}" if added else first
+
+
+def made_by_run(path: Path, chosen_by: tuple[str, ...]) -> bool:
+    """Whether every selection behind the record at ``path`` (its ``chosen_by``) is one that
+    ``python -m benchmark run`` made (``selection_folder``), not a study or ``reproduce``'s tune."""
+    first = selection_folder(path)
+    return bool(chosen_by) and all(f == first or f.startswith(f"{first}-") for f in chosen_by)
+
+
+def matched_trials(record: Record | None) -> int:
+    """The trials of each method a selection adds to ``record``: as many selection trainings as
+    the record's most-selected method rests on (``effort``; on the default store, 10 with its
+    design studies), and at least ``SELECTION_TRIALS``: a plug-in added to a table is chosen with
+    the same effort as its rows, never less."""
+    most = max(effort(record).values(), default=0) if record is not None else 0
+    return max(SELECTION_TRIALS, -(-most // len(SELECTION_SEEDS)))
 
 
 def named(root: Path, name: str) -> Record:
@@ -199,7 +218,7 @@ class Origin:
             by = f", by {', '.join(str(beside / f) for f in self.chosen_by)}" if self.chosen_by else ""
             text = (f"Settings: chosen on this store's validation part ({self.record}{by}; "
                     f"{self.effort or 'the same selection for every method'}: benchmark/store_settings.py).")
-            if self.chosen_by == (selection_folder(Path(self.record)),):  # `run`'s selection alone
+            if made_by_run(Path(self.record), self.chosen_by):  # `run`'s selections alone
                 text += (" It searched each method's search space (a built-in method's optimiser and dropout) from "
                          "the shipped defaults, whose design settings (a reading, an architecture) were chosen across "
                          "stores (methods/shipped.py).")

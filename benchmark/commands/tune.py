@@ -192,6 +192,12 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
     # A selection run: every trial, here, in workers or on ranks, is scored on validation (benchmark/context.py).
     cfg = replace(cfg, methods=None, name=cfg.name or f"{dataset}-tune", selection=True)
     ctx = RunContext.create(cfg, plans, store=store)  # the store opened once, for the plans and the run
+    earlier = sorted(trials_of(ctx.out))
+    dropped = sorted(set(earlier) - set(counts))
+    if dropped and not cfg.force:  # tuned.json and tune.md hold one tune's choices: these would be lost
+        raise UsageError(f"{ctx.out}: holds the choices of a tune of {', '.join(earlier)}; this tune of "
+                         f"{', '.join(counts)} would replace them and lose those of {', '.join(dropped)}. Name "
+                         "another folder (--name), tune those methods too, or pass --force to replace it")
     runner = Runner(cfg, context=ctx)
     rank, _, _, started = distributed_rank()
     try:
@@ -226,6 +232,14 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
             return TuneResult(table=table, config_path=config_path, ran=ran)
     finally:
         finish(started)
+
+
+def trials_of(folder: Path) -> dict[str, int]:
+    """The methods a tune folder chose settings for, with the trials of each (its tune.json; {}
+    where it has none)."""
+    data = results.read_json(folder / results.TUNE_JSON)
+    counts = data.get("trials_per_method") if isinstance(data, dict) else None
+    return {str(m): int(n) for m, n in counts.items()} if isinstance(counts, dict) else {}
 
 
 def _counted(counts: dict[str, int]) -> str:

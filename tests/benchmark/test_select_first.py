@@ -52,8 +52,11 @@ def test_a_store_without_settings_has_them_chosen_first_then_found_by_its_finger
     assert "Settings: chosen on this store's validation part" in table and "(settings of" not in table
     assert f"{settings.SELECTION_TRIALS} selection trainings each" in table  # the same effort, counted
     assert "design settings (a reading, an architecture) were chosen across stores" in table  # not searched: said
-    # Run again, with one more method: only that method is chosen; Uniform's choice is kept as it was.
+    # Run again, with one more method: only that method is chosen, in a selection of its own (found:
+    # it went into unseen-tune, whose tune.json, tuned.json and tune.md then held lstm's choice alone);
+    # Uniform's choice and its selection's folder are kept as they were.
     caplog.clear()
+    first = {f: (tmp_path / "unseen-tune" / f).read_bytes() for f in (TUNE_JSON, "tuned.json", "tune.md")}
     trials_before = sorted(p.name for p in (tmp_path / "unseen-tune" / "runs").iterdir())
     with caplog.at_level(logging.WARNING, logger="benchmark.select_first"):
         assert _run(unseen, tmp_path, methods=("uniform", "lstm")) == 0
@@ -62,8 +65,11 @@ def test_a_store_without_settings_has_them_chosen_first_then_found_by_its_finger
     again = settings.read(tmp_path / "unseen.settings.json")
     assert again is not None and set(again.methods) == {"uniform", "lstm"}
     assert again.methods["uniform"] == record.methods["uniform"]
-    trials_after = sorted(p.name for p in (tmp_path / "unseen-tune" / "runs").iterdir())
-    assert set(trials_before) < set(trials_after) and all(t.startswith(("uniform", "lstm")) for t in trials_after)
+    assert again.chosen_by == ("unseen-tune", "unseen-tune-lstm")
+    assert {f: (tmp_path / "unseen-tune" / f).read_bytes() for f in first} == first
+    assert sorted(p.name for p in (tmp_path / "unseen-tune" / "runs").iterdir()) == trials_before
+    assert settings.effort(again) == {"uniform": settings.SELECTION_TRIALS, "lstm": settings.SELECTION_TRIALS}
+    assert f"{settings.SELECTION_TRIALS} selection trainings each" in (tmp_path / "unseen" / TABLE_MD).read_text()
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="benchmark.select_first"):
         assert _run(unseen, tmp_path, methods=("uniform", "lstm")) == 0  # everything chosen: no selection
@@ -107,6 +113,59 @@ def test_refresh_chooses_again_where_the_run_chose_recomputing_only_stale_trials
     again = settings.read(tmp_path / "unseen.settings.json")
     assert again is not None and again.chosen_by == ("unseen-tune",)
     assert (tmp_path / "unseen.settings.json").read_text() == settings_before  # the same trials, the same choice
+
+
+def test_a_method_added_to_a_store_chosen_with_more_trainings_gets_as_many(unseen, tmp_path):
+    """Found: a plug-in added to the default store's table (10 selection trainings behind every
+    built-in method, its design studies included) was chosen with 4 trials, and into default-tune,
+    whose choices it replaced. An added method gets the trainings the record's methods rest on."""
+    root = tmp_path / "results"
+    assert main(["-q", "tune", "--dataset", str(unseen), "--methods", "uniform", "--trials", "6", *QUICK,
+                 "--results-dir", str(root), "--name", "mine-study"]) == 0
+    fingerprint = json.loads((root / "mine-study" / "provenance.json").read_text())["dataset"]["fingerprint"]
+    chosen = json.loads((root / "mine-study" / "tuned.json").read_text())
+    settings.write(root / "unseen.settings.json", store="unseen", fingerprint=fingerprint, methods=chosen,
+                   chosen_by=["mine-study"], validation=settings.carve(0.15, 0))
+    assert _run(unseen, root, methods=("uniform", "lstm")) == 0
+    record = settings.read(root / "unseen.settings.json")
+    assert record is not None and record.chosen_by == ("mine-study", "unseen-tune-lstm")
+    assert json.loads((root / "unseen-tune-lstm" / TUNE_JSON).read_text())["trials_per_method"] == {"lstm": 6}
+    assert settings.effort(record) == {"uniform": 6, "lstm": 6}
+    assert "6 selection trainings each" in (root / "unseen" / TABLE_MD).read_text()
+
+
+def test_refresh_chooses_again_in_each_of_runs_selections_and_only_those_it_names(unseen, tmp_path, caplog):
+    """With a method added in its own selection, --refresh chooses again in both; a run that names
+    only some methods leaves the selection of the others as it is (found: it retuned them into the
+    store's first selection folder, whose choices for the methods left out were lost)."""
+    import logging
+
+    assert _run(unseen, tmp_path, methods=("uniform",)) == 0
+    assert _run(unseen, tmp_path, methods=("uniform", "lstm")) == 0
+    kept = (tmp_path / "unseen-tune" / "tuned.json").read_bytes()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="benchmark.select_first"):
+        assert _run(unseen, tmp_path, "--refresh", methods=("lstm",)) == 0
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("--refresh: choosing the settings of lstm") and "unseen-tune-lstm" in m for m in said)
+    assert any(m.startswith("--refresh: ") and "unseen-tune is not chosen again" in m for m in said)
+    assert (tmp_path / "unseen-tune" / "tuned.json").read_bytes() == kept
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="benchmark.select_first"):
+        assert _run(unseen, tmp_path, "--refresh", methods=("uniform", "lstm")) == 0
+    assert sum(m.getMessage().startswith("--refresh: choosing") for m in caplog.records) == 2
+
+
+def test_a_tune_that_would_drop_another_tunes_choices_is_refused(unseen, tmp_path, capsys):
+    args = ["-q", "tune", "--dataset", str(unseen), "--trials", "1", *QUICK, "--results-dir", str(tmp_path),
+            "--name", "mine-tune"]
+    assert main([*args, "--methods", "uniform", "lstm"]) == 0
+    capsys.readouterr()
+    before = (tmp_path / "mine-tune" / "tuned.json").read_bytes()
+    assert main([*args, "--methods", "uniform"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lose those of lstm" in err[0] and "--name" in err[0]
+    assert (tmp_path / "mine-tune" / "tuned.json").read_bytes() == before
 
 
 def test_the_choice_does_not_depend_on_the_evaluation_split_even_with_two_workers(unseen, tmp_path, capsys):
