@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from benchmark.cli.base import SubCommand
 from benchmark.cli.options import config_from, print_table, run_options
@@ -19,5 +20,7 @@ class Ablate(SubCommand):
 
     def execute(self, args: argparse.Namespace) -> int:
         from benchmark.commands.ablation import ablate
+        from benchmark.select_first import settle
 
-        return print_table(ablate(args.kind, config_from(args)))
+        # The variants start from LiteEval's settings on this store, as `run` trains its row with.
+        return print_table(ablate(args.kind, settle(replace(config_from(args), methods=["liteeval"]))))

@@ -24,8 +24,11 @@ class Curves(SubCommand):
     def execute(self, args: argparse.Namespace) -> int:
         from benchmark.curves.sweep import curves
         from benchmark.presentation.curves import write
+        from benchmark.select_first import settle
 
-        folder = curves(config_from(args), keep=args.points)
+        # The store's own settings, as `run` trains its table with (chosen first where it has none),
+        # so that the sweep's points are the table's methods at their selected settings.
+        folder = curves(settle(config_from(args)), keep=args.points)
         if folder is None:  # a torchrun rank other than 0: rank 0 writes and prints
             return 0
         print(write(folder))

@@ -156,6 +156,38 @@ def test_refresh_chooses_again_in_each_of_runs_selections_and_only_those_it_name
     assert sum(m.getMessage().startswith("--refresh: choosing") for m in caplog.records) == 2
 
 
+def test_curves_and_ablations_on_a_store_read_its_settings_as_its_table_does(unseen, tmp_path, caplog):
+    """Found: on a store with its own settings record, `curves` and `ablate` trained every method
+    at the shipped defaults (and a plug-in at its class defaults), not at the settings the table was
+    trained with: the sweep did not reuse a single pair of the table, and its curves were not the
+    table's methods. They now settle the store's settings as `run` does."""
+    import logging
+
+    assert _run(unseen, tmp_path, methods=("uniform", "liteeval")) == 0
+    record = settings.read(tmp_path / "unseen.settings.json")
+    assert record is not None and set(record.methods) == {"uniform", "liteeval"}
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert main(["-q", "curves", "--dataset", str(unseen), "--methods", "uniform", "liteeval", *QUICK,
+                     "--results-dir", str(tmp_path), "--points", "2"]) == 0
+    assert any("pair(s) of results/unseen reused" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if "no settings chosen" in r.getMessage()]
+    for method, point, knob in (("uniform", "uniform", None), ("liteeval", "liteeval@gamma=0.2", "gamma")):
+        table = json.loads((tmp_path / "unseen" / "runs" / method / "seed0" / "config.json").read_text())
+        swept = json.loads((tmp_path / "unseen-curves" / "runs" / point / "seed0" / "config.json").read_text())
+        assert swept["train"] == table["train"]  # the optimiser the store's selection chose
+        assert {k: v for k, v in swept["hparams"].items() if k != knob} == {
+            k: v for k, v in table["hparams"].items() if k != knob}
+    # The ablations start from LiteEval's setting in the record (one no default has: told apart).
+    chosen = {**record.methods, "liteeval": {**record.methods["liteeval"], "train": {"lr": 0.0123}}}
+    settings.write(record.path, store=record.store, fingerprint=record.fingerprint, methods=chosen,
+                   chosen_by=record.chosen_by, validation=record.validation or {})
+    assert main(["-q", "ablate", "sync", "--dataset", str(unseen), *QUICK, "--results-dir", str(tmp_path)]) == 0
+    variant = json.loads((tmp_path / "unseen-ablate-sync" / "runs" / "liteeval-sync" / "seed0" / "config.json")
+                         .read_text())
+    assert variant["train"]["lr"] == 0.0123 and variant["hparams"]["sync"] is True
+
+
 def test_a_tune_that_would_drop_another_tunes_choices_is_refused(unseen, tmp_path, capsys):
     args = ["-q", "tune", "--dataset", str(unseen), "--trials", "1", *QUICK, "--results-dir", str(tmp_path),
             "--name", "mine-tune"]
