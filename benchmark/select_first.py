@@ -123,7 +123,11 @@ def _own(cfg: RunConfig, label: str, fingerprint: str, validation: dict[str, Any
         # The store's first selection, or one of its own for what a later run adds (a plug-in): the
         # earlier selections' folders and choices are never rewritten, and the added methods get the
         # selection trainings the record's methods rest on.
+        from benchmark.commands.tune import trials_of
+
         tune = settings.selection_folder(path, tuple(lacking) if record is not None else ())
+        if not set(trials_of(root / tune)) <= set(lacking):  # a tune of other methods there (`tune`'s default name)
+            tune = settings.selection_folder(path, tuple(lacking))
         trials = settings.matched_trials(record)
         if launched_world() > 1:
             raise UsageError(f"{path}: no settings chosen on this store for {', '.join(lacking)}; choose them first "

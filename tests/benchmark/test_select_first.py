@@ -188,6 +188,18 @@ def test_curves_and_ablations_on_a_store_read_its_settings_as_its_table_does(uns
     assert variant["train"]["lr"] == 0.0123 and variant["hparams"]["sync"] is True
 
 
+def test_a_first_selection_leaves_a_tune_of_other_methods_in_its_folder_alone(unseen, tmp_path):
+    """`tune --dataset STORE` names its folder <store>-tune, where a first selection goes: a user's own
+    tune of another method there is kept, and the selection takes a folder of its own."""
+    assert main(["-q", "tune", "--dataset", str(unseen), "--methods", "lstm", "--trials", "1", *QUICK,
+                 "--results-dir", str(tmp_path)]) == 0
+    own = (tmp_path / "unseen-tune" / "tuned.json").read_bytes()
+    assert _run(unseen, tmp_path) == 0
+    record = settings.read(tmp_path / "unseen.settings.json")
+    assert record is not None and record.chosen_by == ("unseen-tune-uniform",) and set(record.methods) == {"uniform"}
+    assert (tmp_path / "unseen-tune" / "tuned.json").read_bytes() == own
+
+
 def test_a_tune_that_would_drop_another_tunes_choices_is_refused(unseen, tmp_path, capsys):
     args = ["-q", "tune", "--dataset", str(unseen), "--trials", "1", *QUICK, "--results-dir", str(tmp_path),
             "--name", "mine-tune"]
