@@ -112,10 +112,10 @@ def made_by_run(path: Path, chosen_by: tuple[str, ...]) -> bool:
 def matched_trials(record: Record | None) -> int:
     """The trials of each method a selection adds to ``record``: as many selection trainings as
     the record's most-selected method rests on (``effort``; on the default store, 10 with its
-    design studies), and at least ``SELECTION_TRIALS``: a plug-in added to a table is chosen with
-    the same effort as its rows, never less."""
+    design studies), so that a plug-in added to a table is chosen with the same effort as its
+    rows; ``SELECTION_TRIALS`` where there is no record, or none of its selections is here."""
     most = max(effort(record).values(), default=0) if record is not None else 0
-    return max(SELECTION_TRIALS, -(-most // len(SELECTION_SEEDS)))
+    return -(-most // len(SELECTION_SEEDS)) if most else SELECTION_TRIALS
 
 
 def named(root: Path, name: str) -> Record:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,21 @@ def test_a_method_added_to_a_store_chosen_with_more_trainings_gets_as_many(unsee
     assert json.loads((root / "unseen-tune-lstm" / TUNE_JSON).read_text())["trials_per_method"] == {"lstm": 6}
     assert settings.effort(record) == {"uniform": 6, "lstm": 6}
     assert "6 selection trainings each" in (root / "unseen" / TABLE_MD).read_text()
+
+
+def test_an_added_method_gets_as_few_trainings_as_the_rest_too(unseen, tmp_path):
+    """The same effort both ways: on a record whose methods rest on 2 selection trainings, an added
+    method gets 2, not the 4 of a store's first selection; without a record (or any of its
+    selections here), 4."""
+    assert main(["-q", "tune", "--dataset", str(unseen), "--methods", "uniform", "--trials", "2", *QUICK,
+                 "--results-dir", str(tmp_path), "--name", "few"]) == 0
+    fingerprint = json.loads((tmp_path / "few" / "provenance.json").read_text())["dataset"]["fingerprint"]
+    settings.write(tmp_path / "unseen.settings.json", store="unseen", fingerprint=fingerprint,
+                   methods=json.loads((tmp_path / "few" / "tuned.json").read_text()), chosen_by=["few"],
+                   validation=settings.carve(0.15, 0))
+    record = settings.read(tmp_path / "unseen.settings.json")
+    assert settings.matched_trials(record) == 2 and settings.matched_trials(None) == settings.SELECTION_TRIALS
+    assert settings.matched_trials(replace(record, chosen_by=("gone",))) == settings.SELECTION_TRIALS
 
 
 def test_refresh_chooses_again_in_each_of_runs_selections_and_only_those_it_names(unseen, tmp_path, caplog):
