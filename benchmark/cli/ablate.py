@@ -6,7 +6,7 @@ import argparse
 from dataclasses import replace
 
 from benchmark.cli.base import SubCommand
-from benchmark.cli.options import config_from, print_table, run_options
+from benchmark.cli.options import add_settings_from, config_from, print_table, run_options
 from benchmark.commands.defaults import ABLATION_KINDS
 
 
@@ -17,10 +17,12 @@ class Ablate(SubCommand):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("kind", choices=ABLATION_KINDS, help="sync (Table 2), gamma (Table 3) or units (Table 4)")
         run_options(parser, methods=False)
+        add_settings_from(parser)
 
     def execute(self, args: argparse.Namespace) -> int:
         from benchmark.commands.ablation import ablate
         from benchmark.select_first import settle
 
         # The variants start from LiteEval's settings on this store, as `run` trains its row with.
-        return print_table(ablate(args.kind, settle(replace(config_from(args), methods=["liteeval"]))))
+        cfg = settle(replace(config_from(args), methods=["liteeval"]), args.settings_from)
+        return print_table(ablate(args.kind, cfg))

@@ -6,7 +6,7 @@ import argparse
 
 from benchmark import results
 from benchmark.cli.base import SubCommand
-from benchmark.cli.options import config_from, run_options
+from benchmark.cli.options import add_settings_from, config_from, run_options
 
 
 class Curves(SubCommand):
@@ -16,6 +16,7 @@ class Curves(SubCommand):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         run_options(parser, methods=True)
+        add_settings_from(parser)
         parser.add_argument("--points", type=int,
                             help="at most this many trainings per method with a training-time knob, evenly spread "
                                  "over its declared points (default: all of them); an evaluation-time knob is "
@@ -28,7 +29,7 @@ class Curves(SubCommand):
 
         # The store's own settings, as `run` trains its table with (chosen first where it has none),
         # so that the sweep's points are the table's methods at their selected settings.
-        folder = curves(settle(config_from(args)), keep=args.points)
+        folder = curves(settle(config_from(args), args.settings_from), keep=args.points)
         if folder is None:  # a torchrun rank other than 0: rank 0 writes and prints
             return 0
         print(write(folder))

@@ -116,6 +116,15 @@ def run_options(p: argparse.ArgumentParser, *, methods: bool, force: bool = True
         p.set_defaults(run_flags=tuple(a.dest for a in added))
 
 
+def add_settings_from(parser: argparse.ArgumentParser) -> None:
+    """``--settings-from``, for the commands that train with a store's settings (run, curves, ablate)."""
+    parser.add_argument("--settings-from", metavar="NAME",
+                        help="train with the settings chosen on another store (results/NAME.settings.json, or a "
+                             "path to one), marked in the caption and on every row they cover; by default a store "
+                             "is run with its own, chosen first on its validation part where it has none "
+                             "(benchmark/select_first.py)")
+
+
 def config_from(args: argparse.Namespace) -> RunConfig:
     budget = Budget(epochs=args.epochs, min_steps=args.min_steps, steps=args.steps, batch_size=args.batch_size,
                     validations=args.validations, patience=None if args.patience == 0 else args.patience)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from benchmark.cli.base import SubCommand
-from benchmark.cli.options import config_from, print_table, run_options
+from benchmark.cli.options import add_settings_from, config_from, print_table, run_options
 
 
 class Run(SubCommand):
@@ -14,11 +14,7 @@ class Run(SubCommand):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         run_options(parser, methods=True)
-        parser.add_argument("--settings-from", metavar="NAME",
-                            help="train with the settings chosen on another store (results/NAME.settings.json, or a "
-                                 "path to one), marked in the caption and on every row they cover; by default a store "
-                                 "is run with its own, chosen first on its validation part where it has none "
-                                 "(benchmark/select_first.py)")
+        add_settings_from(parser)
 
     def execute(self, args: argparse.Namespace) -> int:
         from benchmark.runner import run

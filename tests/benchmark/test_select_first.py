@@ -202,6 +202,18 @@ def test_curves_and_ablations_on_a_store_read_its_settings_as_its_table_does(uns
     variant = json.loads((tmp_path / "unseen-ablate-sync" / "runs" / "liteeval-sync" / "seed0" / "config.json")
                          .read_text())
     assert variant["train"]["lr"] == 0.0123 and variant["hparams"]["sync"] is True
+    # --settings-from, as `run` takes it: another store's record, for the sweep and the ablations too.
+    settings.write(tmp_path / "other.settings.json", store="other", fingerprint="0" * 16,
+                   methods={m: {"train": {"lr": 0.0456}} for m in ("uniform", "liteeval")}, chosen_by=[],
+                   validation=settings.carve(0.15, 0))
+    assert main(["-q", "ablate", "sync", "--dataset", str(unseen), *QUICK, "--results-dir", str(tmp_path),
+                 "--name", "from-other", "--settings-from", "other"]) == 0
+    variant = json.loads((tmp_path / "from-other" / "runs" / "liteeval-sync" / "seed0" / "config.json").read_text())
+    assert variant["train"]["lr"] == 0.0456
+    assert main(["-q", "curves", "--dataset", str(unseen), "--methods", "uniform", *QUICK, "--points", "2",
+                 "--results-dir", str(tmp_path), "--name", "swept", "--settings-from", "other"]) == 0
+    swept = json.loads((tmp_path / "swept-curves" / "runs" / "uniform" / "seed0" / "config.json").read_text())
+    assert swept["train"]["lr"] == 0.0456
 
 
 def test_a_first_selection_leaves_a_tune_of_other_methods_in_its_folder_alone(unseen, tmp_path):
