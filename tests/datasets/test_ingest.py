@@ -196,32 +196,36 @@ def test_features_too_narrow_for_the_declared_backbone_are_warned_and_captioned(
     assert "contradict the declaration for coarse (8-d features, mobilenet_v2 gives 1280-d)" in caption
 
 
-def test_a_backbone_the_suite_cannot_build_is_ingested_with_its_declared_cost(tmp_path):
+def test_a_backbone_the_suite_cannot_build_is_ingested_with_its_declared_cost(tmp_path, capsys):
     """Found (issue 46): `--fine-backbone clip_vit_b16@224` failed deep in torchvision, so features of
     CLIP, I3D or a lab's network could not be ingested with their cost. Now the cost is declared,
-    with where it comes from, kept in the manifest and said in the caption; the run charges it."""
+    with where it comes from, kept in the manifest and said in the caption; the run charges it.
+    (In this process: test_cli runs the command line as a subprocess.)"""
     from types import SimpleNamespace
 
     from benchmark.folder_summary import declared_costs
     from benchmark.measurement.costs import frame_costs
+    from datasets.__main__ import main as datasets_main
 
     csv, coarse, fine, _ = make_inputs(tmp_path)
-    base = [sys.executable, "-m", "datasets", "-q", "ingest", "--annotations", str(csv), "--format", "csv",
-            "--coarse", str(coarse), "--fine", str(fine), "--fine-backbone", "clip_vit_b16@224"]
-    undeclared = subprocess.run(base + ["--out", str(tmp_path / "a")], cwd=REPO, capture_output=True, text=True)
-    assert undeclared.returncode == 2 and "Traceback" not in undeclared.stderr
-    assert "clip_vit_b16@224: not a model the suite can build" in undeclared.stderr
-    assert "--fine-gmacs GMACS_PER_FRAME --cost-source" in undeclared.stderr
-    unsourced = subprocess.run(base + ["--out", str(tmp_path / "b"), "--fine-gmacs", "17.6"], cwd=REPO,
-                               capture_output=True, text=True)
-    assert unsourced.returncode == 2 and "--cost-source" in unsourced.stderr
-    counted = subprocess.run(base + ["--out", str(tmp_path / "c"), "--coarse-gmacs", "0.3", "--cost-source", "x"],
-                             cwd=REPO, capture_output=True, text=True)
-    assert counted.returncode == 2 and "--coarse-gmacs: mobilenet_v2 is a model the suite builds" in counted.stderr
+    base = ["-q", "ingest", "--annotations", str(csv), "--format", "csv", "--coarse", str(coarse), "--fine", str(fine),
+            "--fine-backbone", "clip_vit_b16@224"]
+
+    def ingested(*extra: str) -> tuple[int, str]:
+        code = datasets_main([*base, *extra])
+        return code, capsys.readouterr().err
+
+    code, err = ingested("--out", str(tmp_path / "a"))
+    assert code == 2 and "clip_vit_b16@224: not a model the suite can build" in err
+    assert "--fine-gmacs GMACS_PER_FRAME --cost-source" in err
+    code, err = ingested("--out", str(tmp_path / "b"), "--fine-gmacs", "17.6")
+    assert code == 2 and "--cost-source" in err
+    code, err = ingested("--out", str(tmp_path / "c"), "--coarse-gmacs", "0.3", "--cost-source", "x")
+    assert code == 2 and "--coarse-gmacs: mobilenet_v2 is a model the suite builds" in err
     assert not any((tmp_path / d).exists() for d in "abc")  # refused before anything was written
-    done = subprocess.run(base + ["--out", str(tmp_path / "store"), "--fine-gmacs", "17.6", "--cost-source",
-                                  "CLIP ViT-B/16 at 224, its paper's table"], cwd=REPO, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    code, err = ingested("--out", str(tmp_path / "store"), "--fine-gmacs", "17.6", "--cost-source",
+                         "CLIP ViT-B/16 at 224, its paper's table")
+    assert code == 0, err
     store = FeatureStore.open(tmp_path / "store")
     fine_spec = store.manifest.streams["fine"]
     assert fine_spec.gmacs_per_frame == 17.6 and fine_spec.backbone == "clip_vit_b16"
