@@ -115,6 +115,8 @@ def _own(cfg: RunConfig, label: str, fingerprint: str, validation: dict[str, Any
     (and, under --refresh, choosing again where ``run`` chose them: each of its selections resumes,
     keeping its current trials and computing its stale ones again, and the record takes what it
     chooses now)."""
+    from benchmark.commands.tune import trials_of
+
     record = settings.find(root, fingerprint, validation)
     path = record.path if record is not None else settings.path_for(root, label, fingerprint, validation)
     missing = [p for p in plans if record is None or p.name not in record.methods]
@@ -123,8 +125,6 @@ def _own(cfg: RunConfig, label: str, fingerprint: str, validation: dict[str, Any
         # The store's first selection, or one of its own for what a later run adds (a plug-in): the
         # earlier selections' folders and choices are never rewritten, and the added methods get the
         # selection trainings the record's methods rest on.
-        from benchmark.commands.tune import trials_of
-
         tune = settings.selection_folder(path, tuple(lacking) if record is not None else ())
         if not set(trials_of(root / tune)) <= set(lacking):  # a tune of other methods there (`tune`'s default name)
             tune = settings.selection_folder(path, tuple(lacking))
@@ -142,8 +142,6 @@ def _own(cfg: RunConfig, label: str, fingerprint: str, validation: dict[str, Any
         record = choose(cfg, path, label, fingerprint, validation, record, specs, tune, trials)
     elif (record is not None and cfg.refresh and settings.made_by_run(path, record.chosen_by)
           and launched_world() == 1):
-        from benchmark.commands.tune import trials_of
-
         named = {p.name: p.spec for p in plans}
         for tune in record.chosen_by:
             chosen = trials_of(root / tune)
