@@ -144,8 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotations", required=True, type=Path, nargs="+", metavar="FILE",
                    help=f"annotation file(s) of the format ({describe_formats()})")
     p.add_argument("--format", required=True, choices=sorted(READERS), help="annotation format")
-    p.add_argument("--coarse", required=True, type=Path, help="directory of coarse <video_id>.npy (T, D)")
-    p.add_argument("--fine", required=True, type=Path, help="directory of fine <video_id>.npy (T, D)")
+    p.add_argument("--coarse", required=True, type=Path,
+                   help="directory of coarse <video_id>.npy (T, D); ActivityNet: v_<id>.npy too")
+    p.add_argument("--fine", required=True, type=Path,
+                   help="directory of fine <video_id>.npy (T, D); ActivityNet: v_<id>.npy too")
     p.add_argument("--out", required=True, type=Path, help="store directory to create")
     p.add_argument("--fps", type=float, default=1.0, help="frames per second of the features (default 1)")
     p.add_argument("--name", help=NAME_HELP)

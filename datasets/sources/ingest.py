@@ -1,8 +1,9 @@
 """Ingest: build a feature store from per-video .npy files and an annotation file.
 
 Input layout (what most research code already has): one ``<video_id>.npy`` of shape (T, D)
-per video and per stream, in one directory per stream, and an annotation file in one of
-the formats of datasets/sources/annotations.py.
+per video and per stream, in one directory per stream (for ActivityNet, ``v_<id>.npy`` as its
+released features name them, too), and an annotation file in one of the formats of
+datasets/sources/annotations.py.
 
 Nothing is dropped silently. Every listed video without a feature file, every feature
 file nobody listed, every video whose coarse and fine frame counts differ (or whose file
@@ -108,10 +109,29 @@ def report_path(out: Path) -> Path:
     return out.with_name(out.name + ".ingest-report.json")
 
 
-def _npy_files(directory: Path, stream: str) -> dict[str, Path]:
+#: The prefix ActivityNet's video files and most of its released features carry before the YouTube id
+#: (``v_<id>.npy``), while the official JSON's keys do not; the extractor finds videos under both names.
+ACTIVITYNET_PREFIX = "v_"
+
+
+def _npy_files(directory: Path, stream: str, fmt: str, listed: set[str]) -> dict[str, Path]:
+    """A stream's feature files by video id. For ActivityNet, ``v_<id>.npy`` is the file of the listed
+    video ``<id>`` (as ``<id>.npy`` is); a directory holding both names of one video is refused, since
+    either could be the one meant."""
     if not directory.is_dir():
         raise IngestError(f"--{stream} {directory}: not a directory of <video_id>.npy files")
-    return {p.stem: p for p in directory.iterdir() if p.suffix == ".npy" and p.is_file()}
+    files = {p.stem: p for p in directory.iterdir() if p.suffix == ".npy" and p.is_file()}
+    if fmt != "activitynet":
+        return files
+    by_video: dict[str, Path] = {}
+    for stem, path in sorted(files.items()):
+        bare = stem[len(ACTIVITYNET_PREFIX):] if stem.startswith(ACTIVITYNET_PREFIX) else None
+        vid = bare if bare is not None and bare in listed and stem not in listed else stem
+        if vid in by_video:
+            raise IngestError(f"--{stream} {directory}: both {by_video[vid].name} and {path.name} are features of "
+                              f"video {vid!r}; keep one of them")
+        by_video[vid] = path
+    return by_video
 
 
 def _shape_of(path: Path) -> tuple[tuple[int, ...], np.dtype]:
@@ -196,10 +216,10 @@ def ingest(
     annotations: Annotations = read_annotations(annotations_path, fmt)
     paths = [annotations_path] if isinstance(annotations_path, (str, Path)) else list(annotations_path)
     dirs = {"coarse": Path(coarse_dir), "fine": Path(fine_dir)}
-    files = {s: _npy_files(d, s) for s, d in dirs.items()}
+    listed = {v.video_id for v in annotations.videos}
+    files = {s: _npy_files(d, s, fmt, listed) for s, d in dirs.items()}
     report = IngestReport(annotations.source, str(out), allow_missing, listed=len(annotations.videos))
 
-    listed = {v.video_id for v in annotations.videos}
     for vid in sorted((set(files["coarse"]) | set(files["fine"])) - listed):
         report.add("not_listed", vid, streams=[s for s in STREAMS if vid in files[s]])
 

@@ -96,6 +96,21 @@ def test_activitynet_ingest_keeps_testing_unlabelled_and_reports_missing_and_ext
     assert store.header.labels.tolist() == [[0, 1, 0], [1, 0, 1], [0, 0, 1], [0, 0, 0]]
 
 
+def test_activitynet_features_named_v_id_are_the_listed_videos(tmp_path):
+    """ActivityNet's released features are usually ``v_<id>.npy`` while the JSON's keys are bare ids;
+    the extractor finds ``v_<id>`` videos, and ingest finds their features the same way."""
+    lengths = {"abcDEF12345": 30, "xyz-_987654": 20, "val00000001": 12, "val00000002": 12, "tst00000001": 15}
+    coarse, fine = write_npy(tmp_path, {f"v_{vid}": n for vid, n in lengths.items()})
+    (coarse / "v_abcDEF12345.npy").rename(coarse / "abcDEF12345.npy")  # the two names mixed
+    out = tmp_path / "store"
+    report = ingest(activitynet_file(tmp_path), "activitynet", coarse, fine, out, show_progress=False)
+    assert report.kept == 5 and report.problem_count == 0
+    assert FeatureStore.open(out).header.video_ids.tolist()[0] == "abcDEF12345"
+    np.save(coarse / "v_abcDEF12345.npy", np.zeros((30, 8), np.float32))  # now both names of one video
+    with pytest.raises(IngestError, match="both abcDEF12345.npy and v_abcDEF12345.npy"):
+        ingest(activitynet_file(tmp_path), "activitynet", coarse, fine, tmp_path / "again", show_progress=False)
+
+
 @pytest.mark.parametrize("change, match", [
     (lambda db, tax: db["val00000001"]["annotations"].append(segment(0, 1, "Juggling")), "not leaves of the taxonomy"),
     (lambda db, tax: db["val00000001"].pop("subset"), "no 'subset'"),
