@@ -37,7 +37,7 @@ from benchmark.eta import machine_here, pair_seconds, timed_here
 from benchmark.plans import MethodPlan
 from benchmark.record import PairRecord
 from datasets.common.atomic import atomic_write_json
-from datasets.common.distributed import barrier, distributed_rank, finish, rank_device
+from datasets.common.distributed import barrier, distributed_rank, rank_device
 from datasets.common.errors import UsageError, UserError
 
 log = logging.getLogger(__name__)
@@ -124,16 +124,16 @@ class Runner:
         ranks (benchmark/parallel.py); rank 0 writes the table once all are done, and the
         other ranks return an empty dict. Where results were already here, the texts also
         hold "crosscheck": how the recomputed ones compare (benchmark/crosscheck.py)."""
-        rank, world, local_rank, started_group = distributed_rank()
+        rank, world, local_rank = distributed_rank()
         with self.ctx.guard():
             if rank != 0:
                 self._vet()
-                return self._run(columns, rank, world, local_rank, started_group)
+                return self._run(columns, rank, world, local_rank)
             # One writer per results folder, taken first: the plug-in check can take a while, and a
             # command that took the folder meanwhile would stop this run after it (issue 45).
             with self.locked():
                 self._vet()
-                return self._run(columns, rank, world, local_rank, started_group)
+                return self._run(columns, rank, world, local_rank)
 
     def _vet(self) -> None:
         """Plug-ins are checked before anything trains; one that fails stops the run here (or,
@@ -141,66 +141,62 @@ class Runner:
         self.ctx.unchecked = conformance.vet_plugins([p.cls for p in self.ctx.plans], self.ctx.store.path,
                                                      unchecked=self.ctx.cfg.unchecked)
 
-    def _run(self, columns: list[str] | None, rank: int, world: int, local_rank: int,
-             started_group: bool) -> dict[str, str]:
+    def _run(self, columns: list[str] | None, rank: int, world: int, local_rank: int) -> dict[str, str]:
         ctx = self.ctx
         if world > 1:
             ctx.use_device(rank_device(ctx.cfg.device, local_rank))
+        pending, elsewhere = [], []
+        # Nothing writes a pair before the barrier: each pair's files and numbers are checked
+        # once for the pending pairs and the earlier times alike, and every rank reads the same.
+        with results.remembering_pair_states():
+            for index, plan in enumerate(ctx.plans):
+                for seed in ctx.cfg.seeds:
+                    done, kind = self.verdict(plan, seed)
+                    if done:
+                        log.info("%s seed %d: done already (%s), kept", plan.name, seed, ctx.pair_dir(plan, seed))
+                    else:
+                        pending.append((index, seed))
+                        if kind == "elsewhere":
+                            elsewhere.append((plan, seed))
+            self._say_elsewhere(elsewhere)
+            here, anywhere = self.earlier_seconds()  # before the barrier: every rank orders the pairs alike
+        foreign = bool(elsewhere)
+        earlier = (crosscheck.load(ctx.out, replacing=foreign) if pending and rank == 0 and not ctx.selection
+                   else None)
+        if earlier is not None and foreign:
+            crosscheck.keep(ctx.out, earlier)  # a resumed run still compares with the same earlier results
+        before = {key: self._written(*key) for key in pending}  # what this run has to replace
+        if world > 1:
+            barrier()  # every rank has seen the same pending pairs before any is written
         try:
-            pending, elsewhere = [], []
-            # Nothing writes a pair before the barrier: each pair's files and numbers are checked
-            # once for the pending pairs and the earlier times alike, and every rank reads the same.
-            with results.remembering_pair_states():
-                for index, plan in enumerate(ctx.plans):
-                    for seed in ctx.cfg.seeds:
-                        done, kind = self.verdict(plan, seed)
-                        if done:
-                            log.info("%s seed %d: done already (%s), kept", plan.name, seed, ctx.pair_dir(plan, seed))
-                        else:
-                            pending.append((index, seed))
-                            if kind == "elsewhere":
-                                elsewhere.append((plan, seed))
-                self._say_elsewhere(elsewhere)
-                here, anywhere = self.earlier_seconds()  # before the barrier: every rank orders the pairs alike
-            foreign = bool(elsewhere)
-            earlier = (crosscheck.load(ctx.out, replacing=foreign) if pending and rank == 0 and not ctx.selection
-                       else None)
-            if earlier is not None and foreign:
-                crosscheck.keep(ctx.out, earlier)  # a resumed run still compares with the same earlier results
-            before = {key: self._written(*key) for key in pending}  # what this run has to replace
-            if world > 1:
-                barrier()  # every rank has seen the same pending pairs before any is written
-            try:
-                self.execution = parallel.schedule(ctx, pending, jobs=ctx.cfg.jobs, threads=ctx.cfg.threads,
-                                                   rank=rank, world=world, earlier=here, costs=anywhere)
-            except KeyboardInterrupt:  # Ctrl-C, SIGTERM (datasets/common/cli.py): say what is kept, then stop
-                left = len(self.failed(pending, before))
-                log.warning("stopped: %d of the %d pairs this run computes are done and kept, %d are not; run the "
-                            "same command again to compute them", len(pending) - left, len(pending), left)
-                raise
-            if world > 1:
-                barrier()
-                if rank != 0:
-                    return {}
-            failed = self.failed(pending, before)
-            if ctx.cfg.reread_evidence:
-                self.reread_evidence()
-            texts = folder_summary.write(ctx, columns, execution=self.execution, failed=failed)
-            if failed:
-                raise PairsFailedError(
-                    f"{len(failed)} of {len(pending)} pair(s) failed: "
-                    + "; ".join(f"{key}: {why}" for key, why in failed.items())
-                    + f". Every other pair is done and {ctx.out / results.TABLE_MD} shows them, the failed methods "
-                    "named in its marks; fix the method and run the same command again (done pairs are kept)")
-            if earlier is not None:
-                check = crosscheck.compare(earlier, json.loads((ctx.out / results.SUMMARY).read_text()),
-                                          ctx.fingerprint)
-                if foreign:
-                    atomic_write_json(ctx.out / results.CROSSCHECK, check)
-                texts["crosscheck"] = crosscheck.describe(check)
-            return texts
-        finally:
-            finish(started_group)
+            self.execution = parallel.schedule(ctx, pending, jobs=ctx.cfg.jobs, threads=ctx.cfg.threads,
+                                               rank=rank, world=world, earlier=here, costs=anywhere)
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM (datasets/common/cli.py): say what is kept, then stop
+            left = len(self.failed(pending, before))
+            log.warning("stopped: %d of the %d pairs this run computes are done and kept, %d are not; run the "
+                        "same command again to compute them", len(pending) - left, len(pending), left)
+            raise
+        if world > 1:
+            barrier()
+            if rank != 0:
+                return {}
+        failed = self.failed(pending, before)
+        if ctx.cfg.reread_evidence:
+            self.reread_evidence()
+        texts = folder_summary.write(ctx, columns, execution=self.execution, failed=failed)
+        if failed:
+            raise PairsFailedError(
+                f"{len(failed)} of {len(pending)} pair(s) failed: "
+                + "; ".join(f"{key}: {why}" for key, why in failed.items())
+                + f". Every other pair is done and {ctx.out / results.TABLE_MD} shows them, the failed methods "
+                "named in its marks; fix the method and run the same command again (done pairs are kept)")
+        if earlier is not None:
+            check = crosscheck.compare(earlier, json.loads((ctx.out / results.SUMMARY).read_text()),
+                                      ctx.fingerprint)
+            if foreign:
+                atomic_write_json(ctx.out / results.CROSSCHECK, check)
+            texts["crosscheck"] = crosscheck.describe(check)
+        return texts
 
     def failed(self, pending: list[tuple[int, int]], before: dict[tuple[int, int], Any]) -> dict[str, str]:
         """The pending pairs this run did not complete, each with why: this process's failures as

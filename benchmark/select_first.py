@@ -11,7 +11,8 @@ its row would not say so (issue 43). So the default path of ``run`` is the fair 
    validation part, as ``python -m benchmark reproduce``'s tune does (``SELECTION_TRIALS``
    trials of each method's search space, seed 0, the run's budget, the cheapest within noise
    of the best), into results/<store>-tune, writes the record, then trains the table with it.
-   The tune resumes pair by pair like any run, and prints its plan and ETA as one. Methods a
+   The tune resumes pair by pair like any run, and prints its plan and ETA as one; under torchrun
+   the ranks share its trials and rank 0 writes the record every rank reads. Methods a
    later run adds (a plug-in added to a table) get a selection of their own,
    results/<store>-tune-<methods>, with as many trials as the record's methods rest on
    selection trainings (``store_settings.matched_trials``: 10 on the default store);
@@ -48,7 +49,7 @@ from benchmark import store_settings as settings
 from benchmark.config import RunConfig
 from benchmark.plans import MethodPlan, plan_methods
 from benchmark.stores import dataset_fingerprint, dataset_label, resolve_store
-from datasets.common.distributed import launched_world
+from datasets.common.distributed import barrier
 from datasets.common.errors import UsageError
 from datasets.store.reader import FeatureStore
 
@@ -129,19 +130,12 @@ def _own(cfg: RunConfig, label: str, fingerprint: str, validation: dict[str, Any
         if not set(trials_of(root / tune)) <= set(lacking):  # a tune of other methods there (`tune`'s default name)
             tune = settings.selection_folder(path, tuple(lacking))
         trials = settings.matched_trials(record)
-        if launched_world() > 1:
-            raise UsageError(f"{path}: no settings chosen on this store for {', '.join(lacking)}; choose them first "
-                             f"with `torchrun ... -m benchmark tune --dataset {cfg.dataset} --methods "
-                             f"{' '.join(specs)} --trials {trials} --name {tune}` "
-                             f"and add the choices to {path}, or pass --settings-from NAME to use another store's "
-                             "settings (marked)")
         log.warning("%s: no settings chosen on this store (fingerprint %s) for %s; choosing them first on its "
                     "validation part: %d trials of each, seed %s, the run's budget, into %s (the same selection for "
                     "every method; --settings-from NAME uses another store's settings instead, marked)", path,
                     fingerprint, ", ".join(lacking), trials, ", ".join(map(str, settings.SELECTION_SEEDS)), root / tune)
         record = choose(cfg, path, label, fingerprint, validation, record, specs, tune, trials)
-    elif (record is not None and cfg.refresh and settings.made_by_run(path, record.chosen_by)
-          and launched_world() == 1):
+    elif record is not None and cfg.refresh and settings.made_by_run(path, record.chosen_by):
         named = {p.name: p.spec for p in plans}
         for tune in record.chosen_by:
             chosen = trials_of(root / tune)
@@ -167,19 +161,20 @@ def _effort(record: settings.Record, methods: tuple[str, ...]) -> str:
 def choose(cfg: RunConfig, path: Path, label: str, fingerprint: str, validation: dict[str, Any],
            record: settings.Record | None, specs: list[str], name: str, trials: int) -> settings.Record:
     """Tune ``specs`` on the store's validation part (``trials`` each, into results folder ``name``)
-    and put their choices into its record at ``path``."""
+    and put their choices into its record at ``path``. Under torchrun every rank trains its share of
+    the trials, rank 0 chooses and writes the record, and every rank then reads it."""
     from benchmark.commands.tune import tune
 
     tune_cfg = replace(cfg, methods=specs, named_choices=False, config_file=None, overrides=[],
                        seeds=list(settings.SELECTION_SEEDS), name=name, force=False, eval_split=None,
                        reread_evidence=False, settings_origin=None)
     result = tune(tune_cfg, trials=trials, tune_seed=0)
-    if result is None:  # not reached: torchrun was refused before (_own)
-        raise RuntimeError("tune returned no choice on rank 0")
-    methods = {**(record.methods if record is not None else {}), **result.ran}
-    chosen_by = tuple(dict.fromkeys([*(record.chosen_by if record is not None else ()), name]))
-    settings.write(path, store=label, fingerprint=fingerprint, methods=methods, chosen_by=chosen_by,
-                   validation=validation)
+    if result is not None:  # rank 0 (or the only process): the choice
+        methods = {**(record.methods if record is not None else {}), **result.ran}
+        chosen_by = tuple(dict.fromkeys([*(record.chosen_by if record is not None else ()), name]))
+        settings.write(path, store=label, fingerprint=fingerprint, methods=methods, chosen_by=chosen_by,
+                       validation=validation)
+    barrier()  # the other ranks read the record once rank 0 has written it
     found = settings.read(path)
     assert found is not None
     return found

@@ -37,7 +37,7 @@ from benchmark.protocol import learned, selection
 from benchmark.runner import Runner
 from benchmark.stores import dataset_label, resolve_store
 from datasets.common.atomic import atomic_write_json, atomic_write_text
-from datasets.common.distributed import distributed_rank, finish
+from datasets.common.distributed import distributed_rank
 from datasets.common.errors import UsageError
 from datasets.store.reader import FeatureStore
 from methods.base import TrainConfig, VideoMethod
@@ -199,39 +199,36 @@ def tune(cfg: RunConfig, *, trials: int, tune_seed: int = 0, space: dict[str, li
                          f"{', '.join(counts)} would replace them and lose those of {', '.join(dropped)}. Name "
                          "another folder (--name), tune those methods too, or pass --force to replace it")
     runner = Runner(cfg, context=ctx)
-    rank, _, _, started = distributed_rank()
-    try:
-        if rank != 0:  # this rank's share of the trials; rank 0 chooses once every rank is done
-            runner.run(columns=TRIAL_COLUMNS)
-            return None
-        with runner.locked():  # the trials and tune.md/tuned.json are written under one lock
-            runner.run(columns=TRIAL_COLUMNS)
-            rows = trial_rows(ctx, settings)
-            best = {row["method"]: row for row in rows if row["chosen"]}
-            config = {method: as_config(row["setting"]) for method, row in best.items()}
-            by_label = {plan.label: plan for plan in plans}
-            ran = {method: given_settings(by_label[f"{method}-trial{row['trial']}"], row["setting"])
-                   for method, row in best.items()}
-            config_path = ctx.out / results.TUNED_JSON
-            atomic_write_json(config_path, config)
-            atomic_write_json(ctx.out / results.TUNE_JSON, {
-                results.SCHEMA_KEY: results.SCHEMA_VERSION, "command": provenance.invocation(),
-                "trials_per_method": counts, "tune_seed": tune_seed, "seeds": cfg.seeds,
-                "search_spaces": {b.name: {k: list(v) for k, v in (spaces[b.name] or b.cls.search_space).items()}
-                                  for b in bases},
-                "scored_on": "validation",  # every trial's record says so (trial_rows refuses any other)
-                "selection": selection.RULE,
-                "validation": ctx.validation_record(ids=False),
-                "budget": ctx.cfg.budget.to_dict(len(ctx.held_out.train_rows)),
-                "trials": rows, "chosen": config,
-            })
-            table = tables.tune_markdown(rows) + (
-                f"\n\n{_counted(counts)}, seeds {cfg.seeds}; chosen: {selection.RULE}. "
-                f"{folder_summary.caption(ctx, with_differences=False)}\n")
-            atomic_write_text(ctx.out / results.TUNE_MD, table)
-            return TuneResult(table=table, config_path=config_path, ran=ran)
-    finally:
-        finish(started)
+    rank, _, _ = distributed_rank()
+    if rank != 0:  # this rank's share of the trials; rank 0 chooses once every rank is done
+        runner.run(columns=TRIAL_COLUMNS)
+        return None
+    with runner.locked():  # the trials and tune.md/tuned.json are written under one lock
+        runner.run(columns=TRIAL_COLUMNS)
+        rows = trial_rows(ctx, settings)
+        best = {row["method"]: row for row in rows if row["chosen"]}
+        config = {method: as_config(row["setting"]) for method, row in best.items()}
+        by_label = {plan.label: plan for plan in plans}
+        ran = {method: given_settings(by_label[f"{method}-trial{row['trial']}"], row["setting"])
+               for method, row in best.items()}
+        config_path = ctx.out / results.TUNED_JSON
+        atomic_write_json(config_path, config)
+        atomic_write_json(ctx.out / results.TUNE_JSON, {
+            results.SCHEMA_KEY: results.SCHEMA_VERSION, "command": provenance.invocation(),
+            "trials_per_method": counts, "tune_seed": tune_seed, "seeds": cfg.seeds,
+            "search_spaces": {b.name: {k: list(v) for k, v in (spaces[b.name] or b.cls.search_space).items()}
+                              for b in bases},
+            "scored_on": "validation",  # every trial's record says so (trial_rows refuses any other)
+            "selection": selection.RULE,
+            "validation": ctx.validation_record(ids=False),
+            "budget": ctx.cfg.budget.to_dict(len(ctx.held_out.train_rows)),
+            "trials": rows, "chosen": config,
+        })
+        table = tables.tune_markdown(rows) + (
+            f"\n\n{_counted(counts)}, seeds {cfg.seeds}; chosen: {selection.RULE}. "
+            f"{folder_summary.caption(ctx, with_differences=False)}\n")
+        atomic_write_text(ctx.out / results.TUNE_MD, table)
+        return TuneResult(table=table, config_path=config_path, ran=ran)
 
 
 def trials_of(folder: Path) -> dict[str, int]:

@@ -48,7 +48,7 @@ from benchmark.stores import dataset_label, resolve_store
 from benchmark.tables import BASELINE
 from benchmark.training import evaluate
 from datasets.common.atomic import atomic_write_bytes, atomic_write_json, file_sha256
-from datasets.common.distributed import barrier, distributed_rank, finish
+from datasets.common.distributed import barrier, distributed_rank
 from datasets.common.errors import UsageError
 from datasets.store.reader import FeatureStore
 from methods.base import VideoMethod, check_setting_types
@@ -327,29 +327,26 @@ def curves(cfg: RunConfig, *, keep: int | None = None) -> Path | None:
     sweep_cfg = replace(cfg, methods=None, name=run_name + results.CURVES_SUFFIX)
     ctx = RunContext.create(sweep_cfg, plans, store=store)
     runner = Runner(sweep_cfg, context=ctx)
-    rank, _, _, started = distributed_rank()
-    try:
-        if rank != 0:  # under torchrun: this rank's share of the trained points, once rank 0 has copied
-            barrier()
-            runner.run()
-            return None
-        with runner.locked():  # one writer for the whole sweep (rank 0 for all ranks): pairs, points, table
-            copied = reuse_run_pairs(ctx, ctx.out.parent / run_name, plans)
-            if copied:
-                log.info("%d pair(s) of results/%s reused (the methods at their own settings)", copied, run_name)
-            weightless = without_weights(ctx, points)
-            if weightless:  # found before anything trains, not after the last trained point (a fresh clone)
-                log.warning("%d trained pair(s) have evaluation-time points to evaluate and no weights here (not "
-                            "committed to git): trained again first: %s", len(weightless),
-                            ", ".join(f"{plan.name} seed {seed}" for plan, seed in weightless))
-                for plan, seed in weightless:
-                    results.start_pair(ctx.pair_dir(plan, seed))
-            barrier()  # every rank sees the copies before the ranks agree on the pairs left
-            runner.run()
-            write_points(ctx, points, base_plans, run_name, keep)
-        return ctx.out
-    finally:
-        finish(started)
+    rank, _, _ = distributed_rank()
+    if rank != 0:  # under torchrun: this rank's share of the trained points, once rank 0 has copied
+        barrier()
+        runner.run()
+        return None
+    with runner.locked():  # one writer for the whole sweep (rank 0 for all ranks): pairs, points, table
+        copied = reuse_run_pairs(ctx, ctx.out.parent / run_name, plans)
+        if copied:
+            log.info("%d pair(s) of results/%s reused (the methods at their own settings)", copied, run_name)
+        weightless = without_weights(ctx, points)
+        if weightless:  # found before anything trains, not after the last trained point (a fresh clone)
+            log.warning("%d trained pair(s) have evaluation-time points to evaluate and no weights here (not "
+                        "committed to git): trained again first: %s", len(weightless),
+                        ", ".join(f"{plan.name} seed {seed}" for plan, seed in weightless))
+            for plan, seed in weightless:
+                results.start_pair(ctx.pair_dir(plan, seed))
+        barrier()  # every rank sees the copies before the ranks agree on the pairs left
+        runner.run()
+        write_points(ctx, points, base_plans, run_name, keep)
+    return ctx.out
 
 
 def write_points(ctx: RunContext, points: list[Point], base_plans: list[MethodPlan], run_name: str,

@@ -1,12 +1,13 @@
 """torchrun support shared by the commands that split work over ranks (extract, benchmark run).
 
 Under ``torchrun`` every process gets RANK, WORLD_SIZE and LOCAL_RANK; these helpers start a
-gloo group (the ranks only meet at barriers, which may be hours or days apart), pick each
-rank's GPU, and tear the group down again only where they started it.
+gloo group (the ranks only meet at barriers, which may be hours or days apart) once per process
+and pick each rank's GPU.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -21,17 +22,21 @@ def launched_world() -> int:
     return int(world) if world.isdigit() and int(world) > 1 else 1
 
 
-def distributed_rank() -> tuple[int, int, int, bool]:
-    """(rank, world size, local rank, whether this call started the process group) under
-    torchrun; (0, 1, 0, False) for a single process."""
+def distributed_rank() -> tuple[int, int, int]:
+    """(rank, world size, local rank) under torchrun; (0, 1, 0) for a single process.
+
+    The gloo group is started at the first call and lives until the process ends: a command that
+    uses it twice (run's selection, then its table) keeps one group, since a group destroyed and
+    started again on torchrun's store can hang at its first barrier (seen: its keys repeat the
+    first group's)."""
     if launched_world() <= 1:
-        return 0, 1, 0, False
+        return 0, 1, 0
     import torch.distributed as dist
 
-    started = not dist.is_initialized()
-    if started:
+    if not dist.is_initialized():
         dist.init_process_group(backend="gloo", timeout=timedelta(days=7))
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), started
+        atexit.register(dist.destroy_process_group)
+    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def rank_device(asked: str, local_rank: int) -> torch.device:
@@ -52,11 +57,3 @@ def barrier() -> None:
 
     if dist.is_initialized():
         dist.barrier()
-
-
-def finish(started: bool) -> None:
-    """Destroy the process group if ``distributed_rank`` started it."""
-    if started:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()

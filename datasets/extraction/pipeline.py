@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from datasets.common.distributed import barrier, distributed_rank, finish, rank_device
+from datasets.common.distributed import barrier, distributed_rank, rank_device
 from datasets.common.errors import StoreError, UsageError
 from datasets.common.progress import progress_bar
 from datasets.extraction.backbones import PAPER_STREAMS, BackboneSpec
@@ -115,51 +115,48 @@ def extract(
         raise UsageError(f"--fps must be positive, got {cfg.fps}")
     if out.exists():
         raise FileExistsError(f"{out} already exists; refusing to overwrite it (choose another --out)")
-    local_rank, started_group = 0, False
+    local_rank = 0
     if rank is None or world is None:
-        rank, world, local_rank, started_group = distributed_rank()
-    try:
-        backbones = {**PAPER_STREAMS, **(backbones or {})}
-        annotations = read_annotations(annotation_paths, fmt)
-        found, extra = find_videos(annotations, videos_dir)
-        paths = [annotation_paths] if isinstance(annotation_paths, (str, Path)) else list(annotation_paths)
-        job = _job_record(cfg, fmt, paths, videos_dir, world, backbones, annotations)
-        owned = [{"index": rank + k * world, "id": v.video_id, "split": v.split, "labels": list(v.labels),
-                  "file": str(found[v.video_id]) if found[v.video_id] else None}
-                 for k, v in enumerate(annotations.videos[rank::world])]
-        folder = shard_dir(shards_root(out), rank, world)
-        folder.mkdir(parents=True, exist_ok=True)
-        shard = ShardWriter(folder, job, owned, list(backbones), cfg.flush_every)
-        skip = set(shard.state.done) | (set() if cfg.retry_failed else set(shard.state.failed))
-        todo = [(v["id"], Path(v["file"]) if v["file"] else None) for v in owned if v["id"] not in skip]
-        if skip:
-            log.info("rank %d: resuming, %d of %d videos already done or recorded as failed", rank, len(skip),
-                     len(owned))
-        device = rank_device(cfg.device, local_rank)
-        weights = {"coarse": cfg.coarse_weights, "fine": cfg.fine_weights}
-        models = {s: load_backbone(s, b, weights.get(s), device) for s, b in backbones.items()}
-        start = time.perf_counter()
-        frames = _extract_videos(todo, shard, models, cfg, device, videos_dir, f"extract (rank {rank}/{world})",
-                                 show_progress)
-        seconds = time.perf_counter() - start
-        stats = {
-            "rank": rank, "world": world, "device": str(device), "videos": len(owned),
-            "done": len(shard.state.done), "failed": len(shard.state.failed), "frames_this_run": frames,
-            "seconds_this_run": seconds, "frames_per_second": frames / max(seconds, 1e-9),
-            "per_backbone_frames_per_second": {s: m.frames / max(m.seconds, 1e-9) for s, m in models.items()},
-            "weights": {s: m.weights for s, m in models.items()},
-            "extra_files": extra if rank == 0 else [],  # video files under --videos that nobody listed
-        }
-        shard.complete(stats)
-        log.info("rank %d: %d frames in %.1f s (%.1f frames/s; %s); %d failed", rank, frames, seconds,
-                 stats["frames_per_second"], ", ".join(f"{s} {v:.1f} frames/s" for s, v in
-                                                       stats["per_backbone_frames_per_second"].items()),
-                 len(shard.state.failed))
-        if merge_when_done:
-            _merge_if_all_done(out, rank, world, name)
-        return stats
-    finally:
-        finish(started_group)
+        rank, world, local_rank = distributed_rank()
+    backbones = {**PAPER_STREAMS, **(backbones or {})}
+    annotations = read_annotations(annotation_paths, fmt)
+    found, extra = find_videos(annotations, videos_dir)
+    paths = [annotation_paths] if isinstance(annotation_paths, (str, Path)) else list(annotation_paths)
+    job = _job_record(cfg, fmt, paths, videos_dir, world, backbones, annotations)
+    owned = [{"index": rank + k * world, "id": v.video_id, "split": v.split, "labels": list(v.labels),
+              "file": str(found[v.video_id]) if found[v.video_id] else None}
+             for k, v in enumerate(annotations.videos[rank::world])]
+    folder = shard_dir(shards_root(out), rank, world)
+    folder.mkdir(parents=True, exist_ok=True)
+    shard = ShardWriter(folder, job, owned, list(backbones), cfg.flush_every)
+    skip = set(shard.state.done) | (set() if cfg.retry_failed else set(shard.state.failed))
+    todo = [(v["id"], Path(v["file"]) if v["file"] else None) for v in owned if v["id"] not in skip]
+    if skip:
+        log.info("rank %d: resuming, %d of %d videos already done or recorded as failed", rank, len(skip),
+                 len(owned))
+    device = rank_device(cfg.device, local_rank)
+    weights = {"coarse": cfg.coarse_weights, "fine": cfg.fine_weights}
+    models = {s: load_backbone(s, b, weights.get(s), device) for s, b in backbones.items()}
+    start = time.perf_counter()
+    frames = _extract_videos(todo, shard, models, cfg, device, videos_dir, f"extract (rank {rank}/{world})",
+                             show_progress)
+    seconds = time.perf_counter() - start
+    stats = {
+        "rank": rank, "world": world, "device": str(device), "videos": len(owned),
+        "done": len(shard.state.done), "failed": len(shard.state.failed), "frames_this_run": frames,
+        "seconds_this_run": seconds, "frames_per_second": frames / max(seconds, 1e-9),
+        "per_backbone_frames_per_second": {s: m.frames / max(m.seconds, 1e-9) for s, m in models.items()},
+        "weights": {s: m.weights for s, m in models.items()},
+        "extra_files": extra if rank == 0 else [],  # video files under --videos that nobody listed
+    }
+    shard.complete(stats)
+    log.info("rank %d: %d frames in %.1f s (%.1f frames/s; %s); %d failed", rank, frames, seconds,
+             stats["frames_per_second"], ", ".join(f"{s} {v:.1f} frames/s" for s, v in
+                                                   stats["per_backbone_frames_per_second"].items()),
+             len(shard.state.failed))
+    if merge_when_done:
+        _merge_if_all_done(out, rank, world, name)
+    return stats
 
 
 def _extract_videos(todo: list[tuple[str, Path | None]], shard: ShardWriter, models: dict[str, Backbone],

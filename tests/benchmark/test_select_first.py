@@ -4,6 +4,9 @@ benchmark/select_first.py, benchmark/store_settings.py)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -240,9 +243,10 @@ def test_a_tune_that_would_drop_another_tunes_choices_is_refused(unseen, tmp_pat
     assert (tmp_path / "mine-tune" / "tuned.json").read_bytes() == before
 
 
-def test_the_choice_does_not_depend_on_the_evaluation_split_even_with_two_workers(unseen, tmp_path, capsys):
+def test_the_choice_does_not_depend_on_the_evaluation_split_with_two_workers_or_two_ranks(unseen, tmp_path, capsys):
     """The selection on the default path is a selection run: the evaluation split is out of its reach, in
-    its workers too. A poisoned evaluation split (labels shuffled, frames NaN) changes nothing chosen."""
+    its workers and on torchrun's ranks too. A poisoned evaluation split (labels shuffled, frames NaN)
+    changes nothing chosen."""
     clean, dirty = tmp_path / "clean", tmp_path / "dirty"
     poisoned = poison_split(unseen, tmp_path / "store" / "unseen", "test")
     args = ["--methods", "uniform", "lstm", "--steps", "3", "--seeds", "0"]
@@ -261,6 +265,21 @@ def test_the_choice_does_not_depend_on_the_evaluation_split_even_with_two_worker
     poisoned_trials = json.loads((dirty / "unseen-tune" / TUNE_JSON).read_text())["trials"]
     key = "validation_map_percent"
     assert [t[key] for t in poisoned_trials] == [t[key] for t in chosen["trials"]]
+    # On two torchrun ranks (found: `run` refused there and sent the user to tune by hand): each rank
+    # trains its share of the trials, rank 0 writes the record, and the table stops at the poison.
+    ranks = tmp_path / "ranks"
+    env = {**os.environ, "LITEEVAL_PROGRESS": "0", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "benchmark",
+         "-q", "run", "--dataset", str(poisoned), *args[:-2], "--device", "cpu", "--results-dir", str(ranks)],
+        cwd=REPO, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode != 0 and "split 'test'): " in done.stderr and not (ranks / "unseen" / TABLE_MD).exists()
+    tuned = json.loads((ranks / "unseen-tune" / "provenance.json").read_text())
+    assert tuned["execution"]["world_size"] == 2 and tuned["execution"]["pairs_computed_here"] < 2 * 4
+    record = settings.read(ranks / "unseen.settings.json")
+    assert record is not None and record.methods == chosen["chosen"]
+    ranked_trials = json.loads((ranks / "unseen-tune" / TUNE_JSON).read_text())["trials"]
+    assert [t[key] for t in ranked_trials] == [t[key] for t in chosen["trials"]]
 
 
 def test_settings_from_another_store_mark_every_row_they_cover(unseen, tmp_path):
