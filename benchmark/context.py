@@ -167,6 +167,16 @@ class RunContext:
         """What each pair's numbers are computed on: the evaluation split, or "validation"."""
         return "validation" if self.eval_split is None else self.eval_split
 
+    @property
+    def unused_splits(self) -> dict[str, int]:
+        """The store's labelled splits a table neither trains nor evaluates on, with their sizes (a
+        ``val`` split of a user's store: selection is on the part carved from the training split,
+        the same for every store, so it would be left out without a word; the caption says so)."""
+        if self.eval_split is None:  # a selection run: the splits it leaves alone are the point
+            return {}
+        return {name: spec.num_videos for name, spec in self.store.manifest.splits.items()
+                if spec.labelled and name not in (self.train_split, self.eval_split)}
+
     def guard(self) -> Any:
         """While a selection run runs, only the training split may be loaded in this process
         (datasets/loading/guard.py); a run for the table is not restricted."""

@@ -151,7 +151,18 @@ def caption(ctx: RunContext, *, with_differences: bool, left_out: dict[str, str]
         f"{ctx.store.manifest.name}: trained on {ctx.train_split} minus a held-out validation part "
         f"({n_train} + {len(ctx.held_out.val_rows)} videos; selection on the held-out part only), "
         f"{evaluated}; {spread}. Budget: {ctx.cfg.budget.describe(n_train)}.{delta}{outside}{declared_costs(ctx)}"
+        f"{unused_words(ctx)}"
     )
+
+
+def unused_words(ctx: RunContext) -> str:
+    """The caption's sentence (and the run's warning) for labelled splits the table does not use."""
+    if not ctx.unused_splits:
+        return ""
+    named = ", ".join(f"{name} ({n} videos)" for name, n in ctx.unused_splits.items())
+    return (f" Not used: the store's labelled split{'s' if len(ctx.unused_splits) > 1 else ''} {named}; selection is "
+            f"on the part held out of {ctx.train_split}, as on every store (--eval-split NAME evaluates on another "
+            "split).")
 
 
 def declared_costs(ctx: RunContext) -> str:

@@ -145,6 +145,8 @@ class Runner:
         ctx = self.ctx
         if world > 1:
             ctx.use_device(rank_device(ctx.cfg.device, local_rank))
+        if rank == 0 and ctx.unused_splits:
+            log.warning("%s:%s", ctx.store.manifest.name, folder_summary.unused_words(ctx))
         pending, elsewhere = [], []
         # Nothing writes a pair before the barrier: each pair's files and numbers are checked
         # once for the pending pairs and the earlier times alike, and every rank reads the same.

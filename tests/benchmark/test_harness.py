@@ -278,3 +278,34 @@ def test_library_chatter_is_kept_out_of_the_log():
     configure_logging()
     assert not logging.getLogger("fontTools.subset").isEnabledFor(logging.INFO)
     assert logging.getLogger("fontTools.subset").isEnabledFor(logging.WARNING)
+
+
+def test_a_labelled_split_the_table_does_not_use_is_said_not_dropped(tmp_path, caplog):
+    """A user's store with train, val and test: the table trains on train (its validation part carved
+    from it, as on every store) and evaluates on test; found: the val split's videos were left out
+    without a word. The run warns and the caption names them."""
+    import logging
+
+    from datasets.sources.ingest import ingest
+
+    rng = np.random.default_rng(0)
+    lines = ["video_id,split,labels"]
+    for stream, dim in (("coarse", 6), ("fine", 10)):
+        (tmp_path / stream).mkdir()
+    for i in range(36):
+        split = "train" if i < 20 else "val" if i < 28 else "test"
+        lines.append(f"v{i},{split},c{i % 2}")
+        for stream, dim in (("coarse", 6), ("fine", 10)):
+            np.save(tmp_path / stream / f"v{i}.npy", rng.standard_normal((4, dim)).astype(np.float32))
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    ingest(tmp_path / "labels.csv", "csv", tmp_path / "coarse", tmp_path / "fine", tmp_path / "store",
+           show_progress=False)
+    args = ["-q", "run", "--dataset", str(tmp_path / "store"), "--methods", "uniform", "--steps", "2", "--seeds", "0",
+            "--no-presets", "--results-dir", str(tmp_path / "results")]
+    with caplog.at_level(logging.WARNING, logger="benchmark.runner"):
+        assert main(args) == 0
+    said = "Not used: the store's labelled split val (8 videos)"
+    assert any(said in r.getMessage() for r in caplog.records)
+    assert said in (tmp_path / "results" / "store" / "table.md").read_text()
+    assert main([*args, "--eval-split", "val", "--name", "on-val"]) == 0  # evaluated on val: test is the one left
+    assert "labelled split test (8 videos)" in (tmp_path / "results" / "on-val" / "table.md").read_text()
