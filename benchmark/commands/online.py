@@ -106,7 +106,9 @@ def evaluate_online(trained: TrainedModels, options: OnlineOptions) -> pd.DataFr
         raise UsageError(f"online budgets K must be integers >= 1, got {list(options.ks)}")
     online = [p for p in trained.plans if p.cls.online]
     if not online:
-        raise UsageError("none of the methods of this command runs online (online = True); nothing to sweep")
+        raise UsageError(f"none of the methods here ({', '.join(p.name for p in trained.plans)}) runs online "
+                         "(online = True): nothing to sweep; add an online method (liteeval, liteeval_rl) to the "
+                         "run, or name one with --methods")
     names = [p.name for p in online]
     pacer = (_plan(trained.plans, options.horizon_method, "--horizon-method") if options.horizon_method in names
              else None)
