@@ -11,6 +11,8 @@ then test what the harness cannot see during a run:
 * ``output``: evaluation scores are per-video probabilities, every counted module is declared;
 * ``unread_frames``: every frame the meter did not record is replaced by NaN and the scores
   must not change by a bit (this catches any read around the meter);
+* ``counted``: what the method computes on a video (torch's FLOP counter) is what its step counts
+  charge, so a module left out of ``cost_modules()`` cannot make its row cheaper;
 * ``online``: an online method shown the first k frames reads nothing after them;
 * ``causal``: an online method's reads and per-step predictions up to a step do not change when
   every later frame changes (a method that reads all of a video and then picks frames by what
@@ -179,6 +181,40 @@ def check_unread_frames(probe: Probe) -> None:
             "Read every feature through those accessors")
 
 
+#: Videos ``check_counted`` measures, one at a time (a batch of one has no padding to compute on).
+COUNTED_VIDEOS = 8
+#: How far a video's measured multiply-accumulates may exceed what its step counts charge: the
+#: counts of ptflops and of torch's counter differ by the odd bias or elementwise term (built-in
+#: methods: 0.3% over at most).
+COUNTED_TOLERANCE = 0.05
+
+
+def check_counted(probe: Probe) -> None:
+    """What a method computes is what its step counts charge: each of a few videos, evaluated alone,
+    under torch's FLOP counter (matrix products and convolutions), against ``step_counts`` x the
+    per-run cost of each of ``cost_modules()``. A module left out of ``cost_modules()``, or run more
+    often than counted, would make its row cheaper than it is; the meter sees only feature reads.
+    (Kernels the counter does not see, such as nn.LSTM's, are not checked here.)"""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from benchmark.measurement.costs import step_costs
+
+    method = probe.trained()
+    per_run = step_costs(method)
+    videos = probe.batches(probe.test, method, train=False, size=1, meter=probe.test.new_meter())
+    for _, batch in zip(range(COUNTED_VIDEOS), videos):
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            out = method(batch)
+        ran = counter.get_total_flops() / 2  # a multiply-accumulate is two FLOPs
+        charged = 1e9 * sum(float(runs.sum()) * per_run[name] for name, runs in out.step_counts.items())
+        if ran > charged * (1 + COUNTED_TOLERANCE) + 1:
+            raise Nonconformance(
+                f"evaluating one video, its forward ran {ran:,.0f} multiply-accumulates (torch's FLOP counter) but its "
+                f"step_counts x cost_modules() charge {charged:,.0f}: a module it runs is missing from cost_modules(), "
+                "or runs more often than step_counts says, so its row would be cheaper than it is. Declare every "
+                "module in cost_modules() and count each of its runs")
+
+
 def _offline(probe: Probe) -> None:
     if not probe.cls.online:
         raise Skipped("an offline method (online = False) may use the whole video")
@@ -331,6 +367,8 @@ CHECKS = (
     Check("output", check_output, True, "evaluation scores are per-video probabilities; counted modules declared",
           ("trains",)),
     Check("unread_frames", check_unread_frames, True, "frames the meter did not record are never used", ("output",)),
+    Check("counted", check_counted, True, "every multiply-accumulate it runs is charged by its step counts",
+          ("output",)),
     Check("online", check_online, True, "an online method reads only the frames that have arrived", ("output",)),
     Check("causal", check_causal, True, "an online method's reads and step scores ignore the frames still to come",
           ("output",)),

@@ -270,3 +270,14 @@ def test_a_plugin_trained_by_many_plans_is_checked_once(tiny_store, tmp_path, mo
     monkeypatch.setattr(conformance, "check_method", lambda c, store, fast: checked.append(c) or [])
     assert conformance.vet_plugins([cls, resolve_method("lstm"), cls], tiny_store, unchecked=False) == {}
     assert checked == [cls]
+
+
+def test_a_plugin_that_runs_more_than_it_charges_is_caught(tiny_store, tmp_path):
+    """The meter sees feature reads only: a module left out of the count would make a row cheaper
+    than it is. Found on a plug-in whose step counts said its classifier ran no time at all."""
+    text = PLUGIN.replace("ones = torch.ones(batch.size", "ones = torch.zeros(batch.size")
+    path = tmp_path / "uncounted.py"
+    path.write_text(text.replace("WIDTH", '"coarse"').replace("READ", 'batch.read("coarse")'))
+    findings = {f.check: f for f in check_method(resolve_method(f"{path}:Plugin"), tiny_store, fast=True)}
+    assert findings["output"].passed and not findings["counted"].passed
+    assert "charge 0: a module it runs is missing from cost_modules()" in findings["counted"].problem
