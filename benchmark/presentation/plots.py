@@ -145,6 +145,8 @@ def plot_online(results: Path, out_dir: Path) -> list[Path]:
     budgets = sorted(table.K.unique().tolist())
     ax.set_xlabel(GFLOPS_LABEL)
     ax.set_ylabel("Top-1 accuracy (%)")
+    if ax.get_ylim()[1] > 100:  # curves at or near 100%: no axis above what accuracy can reach
+        ax.set_ylim(top=100.5)
     ax.set_title(f"{results.name}: online recognition, budgets K = {budgets[0]}..{budgets[-1]} (seeds {seeds})",
                  fontsize=10)
     ax.grid(alpha=0.3)

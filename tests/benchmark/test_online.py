@@ -275,3 +275,18 @@ def test_follow_up_commands_read_the_run_from_its_folder(trained, tmp_path, caps
     assert "--steps 3:" in err and "budget.steps = 2" in err and "Leave --steps out" in err
     assert main(["-q", "online", *where, "--methods", "lstm"]) == 2
     assert "has no trained pairs of ['lstm']" in capsys.readouterr().err
+
+
+def test_an_online_plot_at_100_percent_has_no_axis_above_it(tmp_path, monkeypatch):
+    """Found on a small store of one's own where every curve read 100%: matplotlib's autoscale drew
+    the accuracy axis up to 105%."""
+    from benchmark.presentation import plots
+
+    rows = [{"method": m, "display_name": n, "K": k, "budget_unit": "frames", "seed": 0, "top1_percent": 100.0,
+             "mean_gflops": 8.0 * k, "mean_frames_seen": k, "mean_fine_frames": k, "videos": 16}
+            for m, n in (("liteeval", "LiteEval-K"), ("uniform_k", "Uniform-K")) for k in (1, 2, 3)]
+    pd.DataFrame(rows, columns=list(online_module.COLUMNS)).to_csv(tmp_path / "online.csv", index=False)
+    tops = []
+    monkeypatch.setattr(plots, "_save", lambda fig, out_dir, name: tops.append(fig.axes[0].get_ylim()[1]) or [])
+    plots.plot_online(tmp_path, tmp_path / "figures")
+    assert tops == [100.5]
