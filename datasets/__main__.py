@@ -140,14 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store", type=Path, help=f"store directory (holding {MANIFEST_FILE})")
     p.set_defaults(func=_cmd_validate)
 
-    p = sub.add_parser("ingest", help="build a store from <video_id>.npy files and an annotation file")
+    p = sub.add_parser("ingest", help="build a store from per-video features (.npy or HDF5) and an annotation file")
     p.add_argument("--annotations", required=True, type=Path, nargs="+", metavar="FILE",
                    help=f"annotation file(s) of the format ({describe_formats()})")
     p.add_argument("--format", required=True, choices=sorted(READERS), help="annotation format")
     p.add_argument("--coarse", required=True, type=Path,
-                   help="directory of coarse <video_id>.npy (T, D); ActivityNet: v_<id>.npy too")
+                   help="coarse features: a directory of <video_id>.npy (T, D), or an HDF5 file of one dataset a video")
     p.add_argument("--fine", required=True, type=Path,
-                   help="directory of fine <video_id>.npy (T, D); ActivityNet: v_<id>.npy too")
+                   help="fine features: a directory of <video_id>.npy (T, D), or an HDF5 file of one dataset a video")
     p.add_argument("--out", required=True, type=Path, help="store directory to create")
     p.add_argument("--fps", type=float, default=1.0, help="frames per second of the features (default 1)")
     p.add_argument("--name", help=NAME_HELP)

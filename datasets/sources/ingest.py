@@ -1,8 +1,9 @@
-"""Ingest: build a feature store from per-video .npy files and an annotation file.
+"""Ingest: build a feature store from per-video features and an annotation file.
 
-Input layout (what most research code already has): one ``<video_id>.npy`` of shape (T, D)
-per video and per stream, in one directory per stream (for ActivityNet, ``v_<id>.npy`` as its
-released features name them, too), and an annotation file in one of the formats of
+Input layout (what most research code already has): per stream, either one ``<video_id>.npy`` of
+shape (T, D) per video in one directory, or one HDF5 file with one (T, D) dataset per video (at
+the top level, or alone in a group, named by the video id); for ActivityNet, ``v_<id>`` as its
+released features name them, too. The annotation file is in one of the formats of
 datasets/sources/annotations.py.
 
 Nothing is dropped silently. Every listed video without a feature file, every feature
@@ -112,31 +113,90 @@ def report_path(out: Path) -> Path:
 #: The prefix ActivityNet's video files and most of its released features carry before the YouTube id
 #: (``v_<id>.npy``), while the official JSON's keys do not; the extractor finds videos under both names.
 ACTIVITYNET_PREFIX = "v_"
+#: File suffixes read as one HDF5 file of every video's features of a stream.
+HDF5_SUFFIXES = (".h5", ".hdf5")
 
 
-def _npy_files(directory: Path, stream: str, fmt: str, listed: set[str]) -> dict[str, Path]:
-    """A stream's feature files by video id. For ActivityNet, ``v_<id>.npy`` is the file of the listed
-    video ``<id>`` (as ``<id>.npy`` is); a directory holding both names of one video is refused, since
-    either could be the one meant."""
-    if not directory.is_dir():
-        raise IngestError(f"--{stream} {directory}: not a directory of <video_id>.npy files")
-    files = {p.stem: p for p in directory.iterdir() if p.suffix == ".npy" and p.is_file()}
+@dataclass(frozen=True)
+class Features:
+    """Where one video's features of one stream are: a ``.npy`` file, or a dataset of an HDF5 file."""
+
+    path: Path
+    key: str | None = None  # the HDF5 dataset's name; None: a .npy file
+
+    def __str__(self) -> str:
+        return str(self.path) if self.key is None else f"{self.path}:{self.key}"
+
+    @property
+    def name(self) -> str:
+        """As the source names it: the file's name in its directory, or the dataset's in its file."""
+        return self.path.name if self.key is None else self.key
+
+    def shape(self) -> tuple[tuple[int, ...], np.dtype]:
+        """Shape and dtype, from the header only (no frame is read)."""
+        if self.key is None:
+            array = np.load(self.path, mmap_mode="r", allow_pickle=False)
+            return tuple(array.shape), array.dtype
+        import h5py
+
+        with h5py.File(self.path, "r") as f:
+            return tuple(f[self.key].shape), f[self.key].dtype
+
+    def load(self) -> np.ndarray:
+        if self.key is None:
+            return np.load(self.path, allow_pickle=False)
+        import h5py
+
+        with h5py.File(self.path, "r") as f:
+            return np.asarray(f[self.key][()])
+
+
+def _hdf5_entries(path: Path, stream: str) -> dict[str, str]:
+    """An HDF5 file's videos: each top-level dataset is one (named by its video id), or each top-level
+    group holding exactly one dataset (as ActivityNet's released C3D features are laid out)."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise IngestError(f"--{stream} {path}: not a readable HDF5 file ({exc})") from exc
+    entries: dict[str, str] = {}
+    with f:
+        for name, item in f.items():
+            if isinstance(item, h5py.Dataset):
+                entries[name] = name
+                continue
+            inner = [k for k, v in item.items() if isinstance(v, h5py.Dataset)]
+            if len(inner) != 1:
+                raise IngestError(f"--{stream} {path}: group {name!r} holds {len(inner)} datasets ({inner[:5]}); "
+                                  "ingest reads one (T, D) dataset per video, at the top level or alone in a group "
+                                  "named by the video id. Write one file per stream with one dataset per video")
+            entries[name] = f"{name}/{inner[0]}"
+    return entries
+
+
+def _feature_files(source: Path, stream: str, fmt: str, listed: set[str]) -> dict[str, Features]:
+    """A stream's features by video id: a directory of ``<video_id>.npy`` files, or one HDF5 file (one
+    dataset per video). For ActivityNet, ``v_<id>`` is the listed video ``<id>`` (as ``<id>`` is); a
+    source holding both names of one video is refused, since either could be the one meant."""
+    if source.is_file() and source.suffix.lower() in HDF5_SUFFIXES:
+        found = {vid: Features(source, key) for vid, key in _hdf5_entries(source, stream).items()}
+    elif source.is_dir():
+        found = {p.stem: Features(p) for p in source.iterdir() if p.suffix == ".npy" and p.is_file()}
+    else:
+        raise IngestError(f"--{stream} {source}: neither a directory of <video_id>.npy files nor an HDF5 file "
+                          f"({', '.join(HDF5_SUFFIXES)}) of one dataset per video")
     if fmt != "activitynet":
-        return files
-    by_video: dict[str, Path] = {}
-    for stem, path in sorted(files.items()):
-        bare = stem[len(ACTIVITYNET_PREFIX):] if stem.startswith(ACTIVITYNET_PREFIX) else None
-        vid = bare if bare is not None and bare in listed and stem not in listed else stem
+        return found
+    by_video: dict[str, Features] = {}
+    for name, features in sorted(found.items()):
+        bare = name[len(ACTIVITYNET_PREFIX):] if name.startswith(ACTIVITYNET_PREFIX) else None
+        vid = bare if bare is not None and bare in listed and name not in listed else name
         if vid in by_video:
-            raise IngestError(f"--{stream} {directory}: both {by_video[vid].name} and {path.name} are features of "
+            raise IngestError(f"--{stream} {source}: both {by_video[vid].name} and {features.name} are features of "
                               f"video {vid!r}; keep one of them")
-        by_video[vid] = path
+        by_video[vid] = features
     return by_video
-
-
-def _shape_of(path: Path) -> tuple[tuple[int, ...], np.dtype]:
-    array = np.load(path, mmap_mode="r", allow_pickle=False)
-    return tuple(array.shape), array.dtype
 
 
 def _split_key(split: str) -> tuple[int, str]:
@@ -217,7 +277,7 @@ def ingest(
     paths = [annotations_path] if isinstance(annotations_path, (str, Path)) else list(annotations_path)
     dirs = {"coarse": Path(coarse_dir), "fine": Path(fine_dir)}
     listed = {v.video_id for v in annotations.videos}
-    files = {s: _npy_files(d, s, fmt, listed) for s, d in dirs.items()}
+    files = {s: _feature_files(d, s, fmt, listed) for s, d in dirs.items()}
     report = IngestReport(annotations.source, str(out), allow_missing, listed=len(annotations.videos))
 
     for vid in sorted((set(files["coarse"]) | set(files["fine"])) - listed):
@@ -274,7 +334,7 @@ def ingest(
     ) as writer:
         with progress_bar(total=len(kept), desc="ingest", unit="video", enable=show_progress) as bar:
             for row, video in enumerate(kept):
-                arrays = {s: np.load(files[s][video.video_id], allow_pickle=False) for s in STREAMS}
+                arrays = {s: files[s][video.video_id].load() for s in STREAMS}
                 try:
                     writer.write_video(row, arrays)
                 except StoreError as exc:
@@ -290,21 +350,23 @@ def ingest(
     return report
 
 
-def _feature_shapes(annotations: Annotations, files: dict[str, dict[str, Path]], dirs: dict[str, Path],
+def _feature_shapes(annotations: Annotations, files: dict[str, dict[str, Features]], dirs: dict[str, Path],
                     report: IngestReport, out: Path) -> tuple[dict[str, dict[str, tuple[int, ...]]], dict[str, int]]:
-    """Every listed video's (frames, dim) per stream, from .npy headers only (memory-mapped, no
-    data read), and each stream's dimension (the most common); every file that is missing,
+    """Every listed video's (frames, dim) per stream, from headers only (no frame read), and each
+    stream's dimension (the most common); every file that is missing,
     unreadable, of a wrong shape, or whose streams disagree on the frame count goes into ``report``."""
     shapes: dict[str, dict[str, tuple[int, ...]]] = {s: {} for s in STREAMS}
     for video in annotations.videos:
         for stream in STREAMS:
             path = files[stream].get(video.video_id)
             if path is None:
-                report.add(f"missing_{stream}", video.video_id, expected=str(dirs[stream] / f"{video.video_id}.npy"))
+                expected = (f"{dirs[stream]}:{video.video_id}" if dirs[stream].is_file() else
+                            str(dirs[stream] / f"{video.video_id}.npy"))
+                report.add(f"missing_{stream}", video.video_id, expected=expected)
                 continue
             try:
-                shape, dtype = _shape_of(path)
-            except (OSError, ValueError) as exc:
+                shape, dtype = path.shape()
+            except (OSError, ValueError, KeyError) as exc:
                 report.add("unreadable", video.video_id, file=str(path), error=str(exc))
                 continue
             if len(shape) != 2 or shape[0] == 0 or not np.issubdtype(dtype, np.floating):
@@ -373,7 +435,7 @@ def _stream_specs(backbones: dict[str, BackboneSpec], dims: dict[str, int], dirs
             gmacs_per_frame=cost.gmacs if cost else count_gmacs_per_frame(spec.name, spec.resolution),
             provenance={
                 "kind": "ingest",
-                "source_dir": str(dirs[stream].resolve()),
+                "source": str(dirs[stream].resolve()),
                 "backbone": f"{spec.name}@{spec.resolution} as declared to ingest (not verified from the files)",
                 "cost": (f"declared: {cost.gmacs:g} GMACs per frame ({cost.source}); not counted" if cost else
                          f"ptflops backend={COST_BACKEND} on torchvision {spec.name} at {spec.resolution}"),

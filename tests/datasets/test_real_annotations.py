@@ -111,6 +111,44 @@ def test_activitynet_features_named_v_id_are_the_listed_videos(tmp_path):
         ingest(activitynet_file(tmp_path), "activitynet", coarse, fine, tmp_path / "again", show_progress=False)
 
 
+def test_activitynet_features_in_one_hdf5_file_per_stream_give_the_same_store(tmp_path):
+    """Released ActivityNet features often come as one HDF5 file: a group per ``v_<id>`` holding one
+    dataset (the C3D release), or one dataset per id. Ingested from either, the store is the one the
+    .npy folders give, frame for frame."""
+    import h5py
+
+    lengths = {"abcDEF12345": 30, "xyz-_987654": 20, "val00000001": 12, "val00000002": 12, "tst00000001": 15}
+    coarse, fine = write_npy(tmp_path, lengths)
+    with h5py.File(tmp_path / "coarse.h5", "w") as f:
+        for vid in lengths:
+            f.create_group(f"v_{vid}").create_dataset("c3d_features", data=np.load(coarse / f"{vid}.npy"))
+    with h5py.File(tmp_path / "fine.hdf5", "w") as f:
+        for vid in [*lengths, "not_in_json"]:
+            f.create_dataset(vid, data=np.load(fine / f"{vid}.npy") if vid in lengths else np.zeros((3, 12)))
+    annotations = activitynet_file(tmp_path)
+    ingest(annotations, "activitynet", coarse, fine, tmp_path / "from-npy", show_progress=False)
+    with pytest.raises(IngestError, match="not_listed: 1"):
+        ingest(annotations, "activitynet", tmp_path / "coarse.h5", tmp_path / "fine.hdf5", tmp_path / "h5",
+               show_progress=False)
+    ingest(annotations, "activitynet", tmp_path / "coarse.h5", tmp_path / "fine.hdf5", tmp_path / "h5",
+           allow_missing=True, show_progress=False)
+    assert validate_store(tmp_path / "h5", show_progress=False) == []
+    a, b = FeatureStore.open(tmp_path / "from-npy"), FeatureStore.open(tmp_path / "h5")
+    assert a.header.video_ids.tolist() == b.header.video_ids.tolist()
+    for stream, dim in (("coarse", 8), ("fine", 12)):
+        x, y = (np.empty((a.manifest.num_frames, dim), np.float16) for _ in range(2))
+        a.read_frames(stream, np.arange(5), x)
+        b.read_frames(stream, np.arange(5), y)
+        np.testing.assert_array_equal(x, y)
+    with h5py.File(tmp_path / "two.h5", "w") as f:  # a group of two datasets: which one is meant?
+        f.create_group("v_abcDEF12345").create_dataset("a", data=np.zeros((3, 8)))
+        f["v_abcDEF12345"].create_dataset("b", data=np.zeros((3, 8)))
+    with pytest.raises(IngestError, match="group 'v_abcDEF12345' holds 2 datasets"):
+        ingest(annotations, "activitynet", tmp_path / "two.h5", fine, tmp_path / "two", show_progress=False)
+    with pytest.raises(IngestError, match="neither a directory of <video_id>.npy files nor an HDF5 file"):
+        ingest(annotations, "activitynet", annotations, fine, tmp_path / "json", show_progress=False)
+
+
 @pytest.mark.parametrize("change, match", [
     (lambda db, tax: db["val00000001"]["annotations"].append(segment(0, 1, "Juggling")), "not leaves of the taxonomy"),
     (lambda db, tax: db["val00000001"].pop("subset"), "no 'subset'"),
