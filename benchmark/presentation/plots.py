@@ -97,33 +97,57 @@ def _box_distance(box, point) -> float:
     return float(np.hypot(dx, dy))
 
 
+#: Where a label may go around its point (offset in points, alignment), nearest first: the eight
+#: directions at three distances, and straight above or below starting or ending at the point (for a
+#: point by the frame's edge, where a centred label would leave the frame).
+LABEL_OFFSETS = [(sx * r, sy * r, ha, va) for r in (6, 14, 24) for sx, sy, ha, va in (
+    (1, 0.6, "left", "bottom"), (-1, 0.6, "right", "bottom"), (0, 1.3, "center", "bottom"),
+    (0, -1.3, "center", "top"), (1, -1.6, "left", "top"), (-1, -1.6, "right", "top"),
+    (1.6, 0, "left", "center"), (-1.6, 0, "right", "center"), (0, 1.3, "left", "bottom"),
+    (0, -1.3, "left", "top"), (0, 1.3, "right", "bottom"), (0, -1.3, "right", "top"))]
+
+
 def _place_labels(ax, xs, ys, labels) -> None:
-    """Label points without overlaps: try right, left, above, below, then further out; a place
-    whose label would sit nearer another point than its own is refused (it would mislabel)."""
+    """Label points without overlaps: each label at the nearest place around its point that stays in
+    the frame, covers no point, overlaps no placed label and lies nearer its own point than any
+    other (else it would mislabel). Where none is (two points close together by the frame's edge),
+    the place in the frame that overlaps the placed labels least, nearest first, tied to its point
+    by a thin line: found, two labels printed on top of each other in the default table's figure."""
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
     placed: list[Any] = []  # the placed labels' bounding boxes
-    offsets = [(6, 4, "left", "bottom"), (-6, 4, "right", "bottom"), (0, 8, "center", "bottom"),
-               (0, -8, "center", "top"), (6, -10, "left", "top"), (-6, -10, "right", "top"),
-               (10, 16, "left", "bottom"), (-10, 16, "right", "bottom")]
     points = [ax.transData.transform((x, y)) for x, y in zip(xs, ys)]
     frame = ax.get_window_extent(renderer)
+
+    def overlap(box: Any) -> float:
+        return sum(max(0.0, min(box.x1, o.x1) - max(box.x0, o.x0)) * max(0.0, min(box.y1, o.y1) - max(box.y0, o.y0))
+                   for o in placed)
+
     for x, y, label in zip(xs, ys, labels):
-        for dx, dy, ha, va in offsets:
+        own_point = ax.transData.transform((x, y))
+        chosen, fallback = None, None  # fallback: (overlap, offset) of the least-overlapping place in the frame
+        for offset in LABEL_OFFSETS:
+            dx, dy, ha, va = offset
             text = ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
                                fontsize=9)
             box = text.get_window_extent(renderer).expanded(1.05, 1.1)
-            hits_point = any(box.contains(px, py) for px, py in points)
-            own = _box_distance(box, ax.transData.transform((x, y)))
-            nearer_other = any(_box_distance(box, p) < own - 1e-6 for p in points)
-            inside = frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)
-            if inside and not hits_point and not nearer_other and not any(box.overlaps(o) for o in placed):
-                placed.append(box)
-                break
             text.remove()
-        else:  # every place is taken: keep the first one
-            text = ax.annotate(label, (x, y), xytext=offsets[0][:2], textcoords="offset points", fontsize=9)
-            placed.append(text.get_window_extent(renderer))
+            inside = frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)
+            if not inside or any(box.contains(px, py) for px, py in points):
+                continue
+            covered = overlap(box) / max(box.width * box.height, 1e-9)  # the share of this label covered
+            own = _box_distance(box, own_point)
+            if covered == 0 and not any(_box_distance(box, p) < own - 1e-6 for p in points):
+                chosen = offset
+                break
+            if fallback is None or covered < fallback[0] - 0.05:  # nearer first, unless far less covered
+                fallback = (covered, offset)
+        dx, dy, ha, va = chosen or (fallback[1] if fallback is not None else LABEL_OFFSETS[0])
+        # A label not beside its own point is tied to it by a thin line, so that it cannot be read as another's.
+        line = None if chosen else {"arrowstyle": "-", "color": "0.45", "linewidth": 0.6, "shrinkA": 1, "shrinkB": 3}
+        text = ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, fontsize=9,
+                           arrowprops=line)
+        placed.append(text.get_window_extent(renderer).expanded(1.05, 1.1))
 
 
 def plot_online(results: Path, out_dir: Path) -> list[Path]:

@@ -290,3 +290,29 @@ def test_an_online_plot_at_100_percent_has_no_axis_above_it(tmp_path, monkeypatc
     monkeypatch.setattr(plots, "_save", lambda fig, out_dir, name: tops.append(fig.axes[0].get_ylim()[1]) or [])
     plots.plot_online(tmp_path, tmp_path / "figures")
     assert tops == [100.5]
+
+
+def test_the_tables_figure_prints_no_label_over_another_and_ties_a_displaced_one_to_its_point(monkeypatch):
+    """Found in the committed default figure: FrameExit's label printed over AR-Net's (two close
+    points by the frame's left edge, where no place beside FrameExit was free)."""
+    from benchmark.presentation import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, out_dir, name: figures.append(fig) or [])
+    plots.plot_offline(Path(__file__).resolve().parents[2] / "results" / "default", Path("unused"))
+    [fig] = figures
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in ax.texts if t.get_text()]
+    assert len(labels) == len(pd.read_csv(Path(__file__).resolve().parents[2] / "results/default/table.csv"))
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    overlapping = [(a.get_text(), b.get_text()) for i, (a, p) in enumerate(zip(labels, boxes))
+                   for b, q in zip(labels[i + 1:], boxes[i + 1:]) if p.overlaps(q)]
+    assert overlapping == []
+    frame = ax.get_window_extent(renderer)
+    assert all(frame.contains(b.x0, b.y0) and frame.contains(b.x1, b.y1) for b in boxes)
+    # A label is nearer its own point than any other's, or tied to its point by a line.
+    points = [ax.transData.transform(t.xy) for t in labels]
+    for text, box, own in zip(labels, boxes, points):
+        if text.arrow_patch is None:
+            assert all(plots._box_distance(box, own) <= plots._box_distance(box, p) + 1e-6 for p in points), text
