@@ -102,21 +102,24 @@ def compare(folder: Path | str, a: str, b: str, against: Path | str | None = Non
     if left.name == right.name and other.resolve() == folder.resolve():
         raise UsageError(f"{a!r} and {b!r} are the same row; name two different rows (or another folder with "
                          "--against)")
+    # Each row named with its folder where they come from two (--against).
+    named_b = right.name if other.resolve() == folder.resolve() else f"{other}: {right.name}"
     seeds = sorted(set(left.records) & set(right.records))
     if not seeds:
-        raise UsageError(f"{folder}: {left.name} (seeds {sorted(left.records)}) and {right.name} (seeds "
+        raise UsageError(f"{folder}: {left.name} (seeds {sorted(left.records)}) and {named_b} (seeds "
                          f"{sorted(right.records)}) share no seed")
-    split = {r.evaluated_on for row in (left, right) for s, r in row.records.items() if s in seeds}
-    if len(split) != 1:
-        raise UsageError(f"{folder}: {left.name} and {right.name} were scored on different splits ({sorted(split)})")
+    split_a, split_b = ({r.evaluated_on for s, r in row.records.items() if s in seeds} for row in (left, right))
+    if len(split_a | split_b) != 1:
+        raise UsageError(f"{folder}: {left.name} was scored on {', '.join(sorted(split_a))} and {named_b} on "
+                         f"{', '.join(sorted(split_b))}; a paired comparison needs the same videos")
     ids_a, labels, scores_a = results.load_scores(folder, left.name, seeds)
     ids_b, labels_b, scores_b = results.load_scores(other, right.name, seeds)
     if not (np.array_equal(ids_a, ids_b) and np.array_equal(labels, labels_b)):
-        raise UsageError(f"{folder}: {left.name} and {other}: {right.name} scored other videos (or other labels); a "
+        raise UsageError(f"{folder}: {left.name} and {named_b} scored other videos (or other labels); a "
                          "paired comparison needs the same videos of the same store")
     counts = bootstrap.resample_counts(bootstrap.resample_indices(len(ids_a)), len(ids_a))
     difference = bootstrap.paired_difference(scores_a, scores_b, labels, counts)
-    return Comparison(folder, left, right, seeds, split.pop(), len(ids_a),
+    return Comparison(folder, left, right, seeds, split_a.pop(), len(ids_a),
                       float(bootstrap.mean_ap(scores_a, labels).mean()),
                       float(bootstrap.mean_ap(scores_b, labels).mean()), difference)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import asdict
@@ -301,6 +302,24 @@ def test_compare_prints_the_paired_difference_of_two_rows(tiny_store, tmp_path, 
     assert "LSTM (bf16) against" in capsys.readouterr().out
     assert main(["compare", str(out), "lstm", "lstm"]) == 2  # one folder, one row: nothing to compare
     capsys.readouterr()
+    # Rows scored on other splits are named with their folders and splits (found: "liteeval and
+    # liteeval were scored on different splits", the same row name of two folders).
+    from benchmark.presentation import compare as compare_module
+
+    real_row = compare_module._folder_row
+
+    def on_validation(folder, asked):
+        row = real_row(folder, asked)
+        if Path(folder) != out:
+            return row
+        return dataclasses.replace(row, records={s: dataclasses.replace(r, evaluated_on="validation")
+                                                 for s, r in row.records.items()})
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compare_module, "_folder_row", on_validation)
+        assert main(["compare", str(tmp_path / "bf16"), "lstm", "lstm", "--against", str(out)]) == 2
+    assert (f"lstm was scored on test and {out}: lstm on validation; a paired comparison needs the same videos"
+            in capsys.readouterr().err)
     # A mistyped path is named as typed, not joined under --results-dir ("results/results/x").
     assert main(["compare", "results/nosuch", "lstm", "uniform", "--results-dir", str(tmp_path)]) == 2
     assert "error: results/nosuch: no results folder" in capsys.readouterr().err
