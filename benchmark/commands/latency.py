@@ -41,7 +41,7 @@ from benchmark.training import evaluate
 from datasets.common.atomic import atomic_write_json, atomic_write_text
 from datasets.common.errors import UsageError
 from datasets.common.progress import progress_bar
-from datasets.extraction.backbones import build_feature_extractor
+from datasets.extraction.backbones import build_feature_extractor, is_known
 from datasets.store.manifest import StreamSpec
 
 
@@ -102,6 +102,13 @@ def measure(ctx: RunContext, options: LatencyOptions) -> dict[str, Any]:
     if options.batch < 1 or options.repeats < 1 or options.warmup < 0:
         raise UsageError(f"--latency-batch and --repeats must be >= 1 and --warmup >= 0, got {asdict(options)}")
     device = ctx.device
+    for stream in ctx.streams:  # found: a backbone declared at ingest ended the command in torchvision's words
+        spec = ctx.store.manifest.streams[stream]
+        if not is_known(spec.backbone):
+            raise UsageError(f"the {stream} stream's backbone {spec.backbone}@{spec.resolution} was declared when its "
+                             "features were ingested, and the suite cannot build it to time it, so no time per video "
+                             "can be measured for this store (its GFLOPs, as declared, stand); time that backbone "
+                             "where it runs")
     streams = {s: backbone_latency(ctx.store.manifest.streams[s], device, options, ctx.cfg.show_progress)
                for s in ctx.streams}
     bank = ctx.bank(ctx.eval_split)

@@ -102,3 +102,29 @@ def test_a_folder_in_use_is_reported_before_the_store_is_loaded(measured, monkey
         for command in ("latency", "online"):
             assert main(["-q", command, "--name", measured.name, "--results-dir", str(measured.parent)]) == 2
             assert "is in use by" in capsys.readouterr().err
+
+
+def test_a_backbone_declared_at_ingest_is_said_not_timed(tmp_path, capsys):
+    """Found: on a store whose fine features came from a backbone the suite cannot build (its cost
+    declared at ingest), latency stopped with "torchvision.models has no model 'clip_vit_b16'"."""
+    import numpy as np
+
+    from datasets.sources.ingest import DeclaredCost, ingest, parse_backbone
+
+    rng = np.random.default_rng(0)
+    for stream, dim in (("coarse", 6), ("fine", 10)):
+        (tmp_path / stream).mkdir()
+        for i in range(24):
+            np.save(tmp_path / stream / f"v{i}.npy", rng.standard_normal((4, dim)).astype(np.float32))
+    (tmp_path / "labels.csv").write_text("video_id,split,labels\n" + "".join(
+        f"v{i},{'train' if i < 16 else 'test'},c{i % 2}\n" for i in range(24)))
+    ingest(tmp_path / "labels.csv", "csv", tmp_path / "coarse", tmp_path / "fine", tmp_path / "store",
+           backbones={"fine": parse_backbone("clip_vit_b16@224")},
+           declared={"fine": DeclaredCost(17.6, "a paper's table")}, show_progress=False)
+    args = ["--dataset", str(tmp_path / "store"), "--methods", "uniform", "--seeds", "0", "--results-dir",
+            str(tmp_path / "results")]
+    assert main(["-q", "run", *args, "--steps", "2", "--no-presets"]) == 0
+    capsys.readouterr()
+    assert main(["-q", "latency", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "clip_vit_b16@224 was declared when its features were ingested" in err
