@@ -157,10 +157,11 @@ def caption(ctx: RunContext, *, with_differences: bool, left_out: dict[str, str]
 
 def unused_words(ctx: RunContext) -> str:
     """The caption's sentence (and the run's warning) for labelled splits the table does not use."""
-    if not ctx.unused_splits:
+    unused = ctx.unused_splits
+    if not unused:
         return ""
-    named = ", ".join(f"{name} ({n} videos)" for name, n in ctx.unused_splits.items())
-    return (f" Not used: the store's labelled split{'s' if len(ctx.unused_splits) > 1 else ''} {named}; selection is "
+    named = ", ".join(f"{name} ({n} videos)" for name, n in unused.items())
+    return (f" Not used: the store's labelled split{'s' if len(unused) > 1 else ''} {named}; selection is "
             f"on the part held out of {ctx.train_split}, as on every store (--eval-split NAME evaluates on another "
             "split).")
 

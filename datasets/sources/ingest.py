@@ -20,6 +20,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,10 +120,12 @@ HDF5_SUFFIXES = (".h5", ".hdf5")
 
 @dataclass(frozen=True)
 class Features:
-    """Where one video's features of one stream are: a ``.npy`` file, or a dataset of an HDF5 file."""
+    """Where one video's features of one stream are: a ``.npy`` file, or a dataset of an HDF5 file
+    (opened once per stream for the whole ingest, not once per video)."""
 
     path: Path
     key: str | None = None  # the HDF5 dataset's name; None: a .npy file
+    file: Any = field(default=None, compare=False, repr=False)  # the open HDF5 file holding ``key``
 
     def __str__(self) -> str:
         return str(self.path) if self.key is None else f"{self.path}:{self.key}"
@@ -134,53 +137,45 @@ class Features:
 
     def shape(self) -> tuple[tuple[int, ...], np.dtype]:
         """Shape and dtype, from the header only (no frame is read)."""
-        if self.key is None:
-            array = np.load(self.path, mmap_mode="r", allow_pickle=False)
-            return tuple(array.shape), array.dtype
-        import h5py
-
-        with h5py.File(self.path, "r") as f:
-            return tuple(f[self.key].shape), f[self.key].dtype
+        array = np.load(self.path, mmap_mode="r", allow_pickle=False) if self.key is None else self.file[self.key]
+        return tuple(array.shape), array.dtype
 
     def load(self) -> np.ndarray:
         if self.key is None:
             return np.load(self.path, allow_pickle=False)
-        import h5py
-
-        with h5py.File(self.path, "r") as f:
-            return np.asarray(f[self.key][()])
+        return np.asarray(self.file[self.key][()])
 
 
-def _hdf5_entries(path: Path, stream: str) -> dict[str, str]:
+def _hdf5_entries(path: Path, stream: str, opened: ExitStack) -> dict[str, Features]:
     """An HDF5 file's videos: each top-level dataset is one (named by its video id), or each top-level
-    group holding exactly one dataset (as ActivityNet's released C3D features are laid out)."""
+    group holding exactly one dataset (as ActivityNet's released C3D features are laid out). The file
+    stays open until ``opened`` closes."""
     import h5py
 
     try:
-        f = h5py.File(path, "r")
+        f = opened.enter_context(h5py.File(path, "r"))
     except OSError as exc:
         raise IngestError(f"--{stream} {path}: not a readable HDF5 file ({exc})") from exc
-    entries: dict[str, str] = {}
-    with f:
-        for name, item in f.items():
-            if isinstance(item, h5py.Dataset):
-                entries[name] = name
-                continue
-            inner = [k for k, v in item.items() if isinstance(v, h5py.Dataset)]
-            if len(inner) != 1:
-                raise IngestError(f"--{stream} {path}: group {name!r} holds {len(inner)} datasets ({inner[:5]}); "
-                                  "ingest reads one (T, D) dataset per video, at the top level or alone in a group "
-                                  "named by the video id. Write one file per stream with one dataset per video")
-            entries[name] = f"{name}/{inner[0]}"
+    entries: dict[str, Features] = {}
+    for name, item in f.items():
+        if isinstance(item, h5py.Dataset):
+            entries[name] = Features(path, name, f)
+            continue
+        inner = [k for k, v in item.items() if isinstance(v, h5py.Dataset)]
+        if len(inner) != 1:
+            raise IngestError(f"--{stream} {path}: group {name!r} holds {len(inner)} datasets ({inner[:5]}); "
+                              "ingest reads one (T, D) dataset per video, at the top level or alone in a group "
+                              "named by the video id. Write one file per stream with one dataset per video")
+        entries[name] = Features(path, f"{name}/{inner[0]}", f)
     return entries
 
 
-def _feature_files(source: Path, stream: str, fmt: str, listed: set[str]) -> dict[str, Features]:
+def _feature_files(source: Path, stream: str, fmt: str, listed: set[str], opened: ExitStack) -> dict[str, Features]:
     """A stream's features by video id: a directory of ``<video_id>.npy`` files, or one HDF5 file (one
     dataset per video). For ActivityNet, ``v_<id>`` is the listed video ``<id>`` (as ``<id>`` is); a
     source holding both names of one video is refused, since either could be the one meant."""
     if source.is_file() and source.suffix.lower() in HDF5_SUFFIXES:
-        found = {vid: Features(source, key) for vid, key in _hdf5_entries(source, stream).items()}
+        found = _hdf5_entries(source, stream, opened)
     elif source.is_dir():
         found = {p.stem: Features(p) for p in source.iterdir() if p.suffix == ".npy" and p.is_file()}
     else:
@@ -277,77 +272,78 @@ def ingest(
     paths = [annotations_path] if isinstance(annotations_path, (str, Path)) else list(annotations_path)
     dirs = {"coarse": Path(coarse_dir), "fine": Path(fine_dir)}
     listed = {v.video_id for v in annotations.videos}
-    files = {s: _feature_files(d, s, fmt, listed) for s, d in dirs.items()}
-    report = IngestReport(annotations.source, str(out), allow_missing, listed=len(annotations.videos))
+    with ExitStack() as opened:  # the HDF5 sources, open for the whole ingest
+        files = {s: _feature_files(d, s, fmt, listed, opened) for s, d in dirs.items()}
+        report = IngestReport(annotations.source, str(out), allow_missing, listed=len(annotations.videos))
 
-    for vid in sorted((set(files["coarse"]) | set(files["fine"])) - listed):
-        report.add("not_listed", vid, streams=[s for s in STREAMS if vid in files[s]])
+        for vid in sorted((set(files["coarse"]) | set(files["fine"])) - listed):
+            report.add("not_listed", vid, streams=[s for s in STREAMS if vid in files[s]])
 
-    shapes, dims = _feature_shapes(annotations, files, dirs, report, out)
-    classes = annotations.class_names()
-    class_index = {c: i for i, c in enumerate(classes)}
-    labelled_splits = _check_labels(annotations, class_index, report)
-    excluded = report.excluded_ids()
-    kept = [v for v in annotations.videos if v.video_id not in excluded]
-    kept.sort(key=lambda v: _split_key(v.split))  # stable: annotation order within a split
-    report.kept = len(kept)
-    report.splits = dict(Counter(v.split for v in kept))
-    report.classes = len(classes)
-    atomic_write_json(report_path(out), report.to_dict())
-    if report.problem_count and not allow_missing:
-        raise IngestError(
-            f"ingest found {report.problem_count} problem(s) and wrote no store:\n{report.summary()}\n"
-            f"Full list: {report_path(out)}. Fix the inputs, or pass --allow-missing to leave these videos out."
-        )
-    if report.problem_count:
-        # The list itself is the report's (printed by the command line once, and in the JSON).
-        log.warning("leaving %d video(s) out (--allow-missing); the list: %s", len(excluded & listed),
-                    report_path(out))
-    if not kept:
-        raise IngestError(f"no video is left to ingest; see {report_path(out)}")
-
-    labels = np.zeros((len(kept), len(classes)), dtype=np.uint8)
-    for row, video in enumerate(kept):
-        labels[row, [class_index[n] for n in video.labels]] = 1
-    streams = _stream_specs(backbones, dims, dirs, declared)
-    nonfinite: list[str] = []
-    with StoreWriter(
-        out,
-        name=name or out.name,
-        classes=classes,
-        multi_label=any(len(v.labels) > 1 for v in kept),
-        fps=fps,
-        streams=streams,
-        video_ids=[v.video_id for v in kept],
-        splits=[v.split for v in kept],
-        labels=labels,
-        lengths=[shapes["coarse"][v.video_id][0] for v in kept],
-        labelled_splits={s: s in labelled_splits for s in report.splits},
-        provenance={
-            "kind": "ingest",
-            "annotations": [str(Path(p).resolve()) for p in paths],
-            "format": fmt,
-            "report": str(report_path(out).resolve()),
-            "left_out": len(excluded & listed),
-        },
-        overwrite=overwrite,
-    ) as writer:
-        with progress_bar(total=len(kept), desc="ingest", unit="video", enable=show_progress) as bar:
-            for row, video in enumerate(kept):
-                arrays = {s: files[s][video.video_id].load() for s in STREAMS}
-                try:
-                    writer.write_video(row, arrays)
-                except StoreError as exc:
-                    nonfinite.append(str(exc))
-                bar.update(1)
-        if nonfinite:
+        shapes, dims = _feature_shapes(annotations, files, dirs, report, out)
+        classes = annotations.class_names()
+        class_index = {c: i for i, c in enumerate(classes)}
+        labelled_splits = _check_labels(annotations, class_index, report)
+        excluded = report.excluded_ids()
+        kept = [v for v in annotations.videos if v.video_id not in excluded]
+        kept.sort(key=lambda v: _split_key(v.split))  # stable: annotation order within a split
+        report.kept = len(kept)
+        report.splits = dict(Counter(v.split for v in kept))
+        report.classes = len(classes)
+        atomic_write_json(report_path(out), report.to_dict())
+        if report.problem_count and not allow_missing:
             raise IngestError(
-                f"{len(nonfinite)} video(s) have features that cannot be stored; no store was written:\n  "
-                + "\n  ".join(nonfinite[:10])
-                + ("\n  ..." if len(nonfinite) > 10 else "")
-                + "\nFix or re-extract these files (or remove the videos from the annotations) and ingest again."
+                f"ingest found {report.problem_count} problem(s) and wrote no store:\n{report.summary()}\n"
+                f"Full list: {report_path(out)}. Fix the inputs, or pass --allow-missing to leave these videos out."
             )
-    return report
+        if report.problem_count:
+            # The list itself is the report's (printed by the command line once, and in the JSON).
+            log.warning("leaving %d video(s) out (--allow-missing); the list: %s", len(excluded & listed),
+                        report_path(out))
+        if not kept:
+            raise IngestError(f"no video is left to ingest; see {report_path(out)}")
+
+        labels = np.zeros((len(kept), len(classes)), dtype=np.uint8)
+        for row, video in enumerate(kept):
+            labels[row, [class_index[n] for n in video.labels]] = 1
+        streams = _stream_specs(backbones, dims, dirs, declared)
+        nonfinite: list[str] = []
+        with StoreWriter(
+            out,
+            name=name or out.name,
+            classes=classes,
+            multi_label=any(len(v.labels) > 1 for v in kept),
+            fps=fps,
+            streams=streams,
+            video_ids=[v.video_id for v in kept],
+            splits=[v.split for v in kept],
+            labels=labels,
+            lengths=[shapes["coarse"][v.video_id][0] for v in kept],
+            labelled_splits={s: s in labelled_splits for s in report.splits},
+            provenance={
+                "kind": "ingest",
+                "annotations": [str(Path(p).resolve()) for p in paths],
+                "format": fmt,
+                "report": str(report_path(out).resolve()),
+                "left_out": len(excluded & listed),
+            },
+            overwrite=overwrite,
+        ) as writer:
+            with progress_bar(total=len(kept), desc="ingest", unit="video", enable=show_progress) as bar:
+                for row, video in enumerate(kept):
+                    arrays = {s: files[s][video.video_id].load() for s in STREAMS}
+                    try:
+                        writer.write_video(row, arrays)
+                    except StoreError as exc:
+                        nonfinite.append(str(exc))
+                    bar.update(1)
+            if nonfinite:
+                raise IngestError(
+                    f"{len(nonfinite)} video(s) have features that cannot be stored; no store was written:\n  "
+                    + "\n  ".join(nonfinite[:10])
+                    + ("\n  ..." if len(nonfinite) > 10 else "")
+                    + "\nFix or re-extract these files (or remove the videos from the annotations) and ingest again."
+                )
+        return report
 
 
 def _feature_shapes(annotations: Annotations, files: dict[str, dict[str, Features]], dirs: dict[str, Path],
